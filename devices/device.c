@@ -1,0 +1,30 @@
+#include "device.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+int state_buf_put(struct state_buf *buf, const void *data, size_t len)
+{
+    if (buf->len + len > buf->cap) {
+        size_t cap = buf->cap ? buf->cap : 256;
+        uint8_t *p;
+
+        while (cap < buf->len + len)
+            cap *= 2;
+        p = realloc(buf->data, cap);
+        if (!p)
+            return -ENOMEM;
+        buf->data = p;
+        buf->cap = cap;
+    }
+    memcpy(buf->data + buf->len, data, len);
+    buf->len += len;
+    return 0;
+}
+
+void state_buf_free(struct state_buf *buf)
+{
+    free(buf->data);
+    memset(buf, 0, sizeof(*buf));
+}

@@ -1,0 +1,50 @@
+/* A device model: the address ranges it claims are registered on a bus, and the
+ * bus calls it through this ops table. save/load/pause/resume serve migration. */
+#ifndef VMM_DEVICES_DEVICE_H
+#define VMM_DEVICES_DEVICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct device;
+
+/* A growable byte buffer that save() appends a device's state to. */
+struct state_buf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+};
+
+int state_buf_put(struct state_buf *buf, const void *data, size_t len);
+void state_buf_free(struct state_buf *buf);
+
+struct device_ops {
+    /* offset is relative to the range's base; len is 1, 2, 4 or 8. */
+    void (*read)(struct device *dev, uint64_t offset, uint8_t *data, uint32_t len);
+    void (*write)(struct device *dev, uint64_t offset, const uint8_t *data, uint32_t len);
+    void (*reset)(struct device *dev);
+    int (*save)(struct device *dev, struct state_buf *out);
+    int (*load)(struct device *dev, const uint8_t *data, size_t len);
+    int (*pause)(struct device *dev);
+    int (*resume)(struct device *dev);
+};
+
+struct device {
+    const char *id; /* "serial0", "net0": the prefix of the device's log lines */
+    const struct device_ops *ops;
+};
+
+/* An interrupt line as the platform wires it; devices never see KVM. */
+struct irq_line {
+    void (*set)(void *opaque, uint32_t irq, int level);
+    void *opaque;
+    uint32_t irq;
+};
+
+static inline void irq_line_set(const struct irq_line *line, int level)
+{
+    if (line->set)
+        line->set(line->opaque, line->irq, level);
+}
+
+#endif

@@ -1,0 +1,49 @@
+/* Raw /dev/kvm ioctls for the VM as a whole. Every wrapper returns 0 (or a
+ * non-negative value) on success and -errno on failure, after logging the
+ * ioctl name and the cause. */
+#ifndef VMM_KVM_KVM_H
+#define VMM_KVM_KVM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct kvm_cpuid2;
+
+struct kvm {
+    int sys_fd;
+    int vm_fd;
+    int vcpu_mmap_size;
+    int max_vcpus;
+};
+
+/* Opens the device, checks the API version and creates an empty VM. */
+int kvm_open(struct kvm *kvm, const char *dev_path);
+void kvm_close(struct kvm *kvm);
+
+int kvm_check_extension(struct kvm *kvm, long cap);
+
+int kvm_set_user_memory_region(struct kvm *kvm, uint32_t slot, uint64_t gpa, uint64_t size,
+                               void *hva, uint32_t flags);
+
+/* TSS and identity-map pages (Intel needs them), IOAPIC+PIC+LAPICs, and the PIT. */
+int kvm_create_irqchip(struct kvm *kvm, uint64_t tss_addr, uint64_t identity_map_addr);
+
+int kvm_irq_line(struct kvm *kvm, uint32_t irq, int level);
+int kvm_irqfd(struct kvm *kvm, int fd, uint32_t gsi, bool assign);
+
+struct kvm_ioeventfd_spec {
+    uint64_t addr;
+    uint32_t len;
+    bool pio;
+    bool has_datamatch;
+    uint64_t datamatch;
+};
+int kvm_ioeventfd(struct kvm *kvm, const struct kvm_ioeventfd_spec *spec, int fd, bool assign);
+
+/* Returns a malloc'ed table the caller frees. */
+int kvm_get_supported_cpuid(struct kvm *kvm, struct kvm_cpuid2 **out);
+
+/* True when /dev/kvm is PVM, where guest kernel code is emulated. */
+bool kvm_host_is_pvm(void);
+
+#endif

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# boot.sh CPUS MEMORY: boots the real guest image with CPUS vCPUs and MEMORY of RAM
+# (e.g. 512M, 6G); the guest reports nproc and MemTotal, then reboots with
+# `reboot -f`, and vmm must exit 0. CTest runs it as boot_one_vcpu_512m,
+# boot_two_vcpus and boot_6g_across_hole.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cpus=${1:?usage: boot.sh CPUS MEMORY}
+memory=${2:?usage: boot.sh CPUS MEMORY}
+mem_gib=${memory%G}
+# L1 needs room for the guest plus its own few hundred MiB.
+if [ "$mem_gib" != "$memory" ]; then RIG_MEMORY=$((mem_gib + 3))G; fi
+ensure_guest_image
+run_in_rig_if_needed "$0" "$@"
+need_kvm
+. "$(dirname "$0")/guest.sh"
+
+log=$(mktemp)
+at_exit "rm -f '$log'"
+rc=0
+start=$SECONDS
+boot_guest "$log" "$GUEST_REPORT" --cpus "$cpus" --memory "$memory" || rc=$?
+echo "vmm ran for $((SECONDS - start)) s"
+[ "$rc" -eq 0 ] || { tail -n 30 "$log"; fail "vmm exited $rc, want 0 after the guest's reboot -f"; }
+check_booted "$log"
+check_eq "guest nproc" "$(guest_value "$log" NPROC)" "$cpus"
+check_mem_total "$log" "$(numfmt --from=iec "$memory")"
+grep -aq 'guest reset (reboot)' "$log" || fail "vmm did not report the guest's reset"
+pass "booted $cpus vCPU(s) with $memory, exit 0 after reboot"

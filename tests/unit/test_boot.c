@@ -1,0 +1,580 @@
+/* The Linux boot protocol on a synthetic bzImage: parsing, e820, zero page, initrd. */
+#include "../../common/util.h"
+#include "../../vmm/boot.h"
+#include "../../vmm/layout.h"
+
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define IMG_SIZE (64 * 1024)
+#define IMG_SETUP_SECTS 4
+#define IMG_SETUP_SIZE ((IMG_SETUP_SECTS + 1) * 512)
+#define IMG_VERSION 0x020f
+#define IMG_INITRD_ADDR_MAX 0x7fffffffU
+#define IMG_CMDLINE_SIZE 2047U
+#define IMG_INIT_SIZE (16U << 20)
+#define IMG_HDR_END 0x268 /* 0x202 + the jump byte 0x66 */
+
+static uint8_t img[IMG_SIZE];
+
+static void put16(uint8_t *p, size_t off, uint16_t v)
+{
+    p[off] = v & 0xff;
+    p[off + 1] = v >> 8;
+}
+
+static void put32(uint8_t *p, size_t off, uint32_t v)
+{
+    put16(p, off, v & 0xffff);
+    put16(p, off + 2, v >> 16);
+}
+
+static uint32_t get32(const uint8_t *p, size_t off)
+{
+    return p[off] | p[off + 1] << 8 | p[off + 2] << 16 | (uint32_t)p[off + 3] << 24;
+}
+
+static uint64_t get64(const uint8_t *p, size_t off)
+{
+    return get32(p, off) | (uint64_t)get32(p, off + 4) << 32;
+}
+
+static void make_image(void)
+{
+    memset(img, 0, sizeof(img));
+    img[0x1f1] = IMG_SETUP_SECTS;
+    put16(img, 0x1fe, 0xaa55);
+    img[0x200] = 0xeb;
+    img[0x201] = IMG_HDR_END - 0x202;
+    memcpy(img + 0x202, "HdrS", 4);
+    put16(img, 0x206, IMG_VERSION);
+    img[0x211] = 0x01; /* LOADED_HIGH */
+    put32(img, 0x22c, IMG_INITRD_ADDR_MAX);
+    put16(img, 0x236, 0x0001); /* XLF_KERNEL_64 */
+    put32(img, 0x238, IMG_CMDLINE_SIZE);
+    put32(img, 0x260, IMG_INIT_SIZE);
+    img[IMG_HDR_END + 4] = 0xab; /* past the header: must not be copied */
+    img[IMG_SETUP_SIZE] = 0x5a;  /* first byte of the protected-mode payload */
+}
+
+static void parse_ok(struct bzimage *bz)
+{
+    const char *why = NULL;
+
+    ck_assert_int_eq(bzimage_parse(img, sizeof(img), bz, &why), 0);
+}
+
+/* ---- bzimage_parse ---- */
+
+START_TEST(parse_fills_fields)
+{
+    struct bzimage bz;
+
+    parse_ok(&bz);
+    ck_assert_ptr_eq(bz.data, img);
+    ck_assert_uint_eq(bz.size, IMG_SIZE);
+    ck_assert_uint_eq(bz.version, IMG_VERSION);
+    ck_assert_uint_eq(bz.setup_size, IMG_SETUP_SIZE);
+    ck_assert_uint_eq(bz.kernel_offset, IMG_SETUP_SIZE);
+    ck_assert_uint_eq(bz.kernel_size, IMG_SIZE - IMG_SETUP_SIZE);
+    ck_assert_uint_eq(bz.data[bz.kernel_offset], 0x5a);
+    ck_assert_uint_eq(bz.initrd_addr_max, IMG_INITRD_ADDR_MAX);
+    ck_assert_uint_eq(bz.cmdline_size, IMG_CMDLINE_SIZE);
+    ck_assert_uint_eq(bz.init_size, IMG_INIT_SIZE);
+}
+END_TEST
+
+START_TEST(parse_zero_setup_sects_means_four)
+{
+    struct bzimage bz;
+
+    img[0x1f1] = 0;
+    parse_ok(&bz);
+    ck_assert_uint_eq(bz.setup_size, 5 * 512);
+}
+END_TEST
+
+START_TEST(parse_counts_setup_sects)
+{
+    struct bzimage bz;
+
+    img[0x1f1] = 30;
+    parse_ok(&bz);
+    ck_assert_uint_eq(bz.setup_size, 31 * 512);
+    ck_assert_uint_eq(bz.kernel_size, IMG_SIZE - 31 * 512);
+}
+END_TEST
+
+static void assert_rejected(const uint8_t *data, size_t size, int expected, const char *part)
+{
+    struct bzimage bz;
+    const char *why = NULL;
+
+    ck_assert_int_eq(bzimage_parse(data, size, &bz, &why), expected);
+    ck_assert_ptr_nonnull(why);
+    if (part)
+        ck_assert_msg(strstr(why, part), "reason '%s' does not mention '%s'", why, part);
+}
+
+START_TEST(parse_rejects_missing_magic)
+{
+    memcpy(img + 0x202, "HdrX", 4);
+    assert_rejected(img, sizeof(img), -ENOEXEC, NULL);
+}
+END_TEST
+
+START_TEST(parse_rejects_bad_boot_flag)
+{
+    put16(img, 0x1fe, 0x55aa);
+    assert_rejected(img, sizeof(img), -ENOEXEC, NULL);
+}
+END_TEST
+
+START_TEST(parse_rejects_protocol_2_11)
+{
+    put16(img, 0x206, 0x020b);
+    assert_rejected(img, sizeof(img), -ENOTSUP, "too old");
+}
+END_TEST
+
+START_TEST(parse_accepts_protocol_2_12)
+{
+    struct bzimage bz;
+
+    put16(img, 0x206, 0x020c);
+    parse_ok(&bz);
+    ck_assert_uint_eq(bz.version, 0x020c);
+}
+END_TEST
+
+START_TEST(parse_rejects_no_loaded_high)
+{
+    img[0x211] = 0x80;
+    assert_rejected(img, sizeof(img), -ENOEXEC, NULL);
+}
+END_TEST
+
+START_TEST(parse_rejects_no_64bit_entry)
+{
+    put16(img, 0x236, 0x0002);
+    assert_rejected(img, sizeof(img), -ENOTSUP, "64-bit");
+}
+END_TEST
+
+static uint8_t *short_copy;
+
+static void short_copy_free(void)
+{
+    free(short_copy);
+    short_copy = NULL;
+}
+
+/* An exact-size heap copy, so ASan catches any read past the end. */
+static void assert_short_rejected(size_t size)
+{
+    short_copy_free();
+    short_copy = malloc(size);
+    ck_assert_ptr_nonnull(short_copy);
+    memcpy(short_copy, img, size);
+    assert_rejected(short_copy, size, -ENOEXEC, NULL);
+}
+
+START_TEST(parse_rejects_too_short)
+{
+    assert_short_rejected(0x100);
+    assert_short_rejected(0x28f);
+    assert_short_rejected(1);
+}
+END_TEST
+
+START_TEST(parse_rejects_no_payload)
+{
+    assert_short_rejected(IMG_SETUP_SIZE);
+}
+END_TEST
+
+/* ---- boot_build_e820 ---- */
+
+static void mem_of_size(struct guest_memory *mem, uint64_t size)
+{
+    memset(mem, 0, sizeof(*mem));
+    mem->fd = -1;
+    mem->size = size;
+    mem->nregions = guest_memory_layout(size, mem->regions);
+}
+
+static void assert_e820(const struct boot_e820_entry *e, uint64_t addr, uint64_t end,
+                        uint32_t type)
+{
+    ck_assert_uint_eq(e->addr, addr);
+    ck_assert_uint_eq(e->size, end - addr);
+    ck_assert_uint_eq(e->type, type);
+}
+
+START_TEST(e820_for_512m)
+{
+    struct boot_e820_entry e[BOOT_E820_MAX];
+    struct guest_memory mem;
+
+    mem_of_size(&mem, 512 * MiB);
+    ck_assert_int_eq(boot_build_e820(&mem, e, BOOT_E820_MAX), 4);
+    assert_e820(&e[0], 0, 0x9fc00, E820_RAM);
+    assert_e820(&e[1], 0x9fc00, 0xa0000, E820_RESERVED);
+    assert_e820(&e[2], 0xf0000, 0x100000, E820_RESERVED);
+    assert_e820(&e[3], MiB, 512 * MiB, E820_RAM);
+}
+END_TEST
+
+START_TEST(e820_for_6g)
+{
+    struct boot_e820_entry e[BOOT_E820_MAX];
+    struct guest_memory mem;
+
+    mem_of_size(&mem, 6 * GiB);
+    ck_assert_int_eq(boot_build_e820(&mem, e, BOOT_E820_MAX), 5);
+    assert_e820(&e[0], 0, 0x9fc00, E820_RAM);
+    assert_e820(&e[1], 0x9fc00, 0xa0000, E820_RESERVED);
+    assert_e820(&e[2], 0xf0000, 0x100000, E820_RESERVED);
+    assert_e820(&e[3], MiB, 3 * GiB, E820_RAM);
+    assert_e820(&e[4], 4 * GiB, 7 * GiB, E820_RAM);
+}
+END_TEST
+
+START_TEST(e820_has_no_ram_in_hole)
+{
+    struct boot_e820_entry e[BOOT_E820_MAX];
+    struct guest_memory mem;
+    uint64_t ram = 0;
+    int n;
+
+    mem_of_size(&mem, 16 * GiB);
+    n = boot_build_e820(&mem, e, BOOT_E820_MAX);
+    for (int i = 0; i < n; i++) {
+        if (e[i].type != E820_RAM)
+            continue;
+        ck_assert_msg(e[i].addr + e[i].size <= LAYOUT_MMIO_HOLE_START ||
+                          e[i].addr >= LAYOUT_MMIO_HOLE_END,
+                      "RAM entry %d [%#llx, +%#llx) touches the hole", i,
+                      (unsigned long long)e[i].addr, (unsigned long long)e[i].size);
+        ram += e[i].size;
+    }
+    /* All RAM but the 1 KiB EBDA and the 0x9fc00-1 MiB legacy area is reported. */
+    ck_assert_uint_eq(ram, 16 * GiB - (MiB - 0x9fc00));
+}
+END_TEST
+
+START_TEST(e820_respects_max)
+{
+    struct boot_e820_entry e[3];
+    struct guest_memory mem;
+
+    mem_of_size(&mem, 6 * GiB);
+    ck_assert_int_eq(boot_build_e820(&mem, e, 3), 3);
+    assert_e820(&e[2], 0xf0000, 0x100000, E820_RESERVED);
+}
+END_TEST
+
+/* ---- boot_fill_zero_page ---- */
+
+static uint8_t zp[BOOT_ZERO_PAGE_SIZE];
+
+static void fill_zero_page(struct boot_e820_entry *e, uint64_t initrd_addr, uint64_t initrd_size,
+                           int *count)
+{
+    struct guest_memory mem;
+    struct bzimage bz;
+    struct boot_zero_page_args args = {
+        .cmdline_addr = LAYOUT_CMDLINE_ADDR,
+        .initrd_addr = initrd_addr,
+        .initrd_size = initrd_size,
+        .e820 = e,
+    };
+
+    mem_of_size(&mem, 6 * GiB);
+    args.e820_count = *count = boot_build_e820(&mem, e, BOOT_E820_MAX);
+    parse_ok(&bz);
+    memset(zp, 0xcc, sizeof(zp));
+    boot_fill_zero_page(zp, &bz, &args);
+}
+
+START_TEST(zero_page_copies_setup_header)
+{
+    struct boot_e820_entry e[BOOT_E820_MAX];
+    int count;
+
+    fill_zero_page(e, 0, 0, &count);
+    ck_assert_uint_eq(zp[0x1f1], IMG_SETUP_SECTS);
+    ck_assert_uint_eq(get32(zp, 0x1fe) & 0xffff, 0xaa55);
+    ck_assert_mem_eq(zp + 0x202, "HdrS", 4);
+    ck_assert_uint_eq(get32(zp, 0x206) & 0xffff, IMG_VERSION);
+    ck_assert_uint_eq(get32(zp, 0x22c), IMG_INITRD_ADDR_MAX);
+    ck_assert_uint_eq(get32(zp, 0x238), IMG_CMDLINE_SIZE);
+    ck_assert_uint_eq(get32(zp, 0x260), IMG_INIT_SIZE);
+}
+END_TEST
+
+START_TEST(zero_page_stops_at_header_end)
+{
+    struct boot_e820_entry e[BOOT_E820_MAX];
+    int count;
+
+    fill_zero_page(e, 0, 0, &count);
+    ck_assert_uint_eq(zp[IMG_HDR_END + 4], 0);
+    ck_assert_uint_eq(zp[0x1f0], 0); /* before the header: cleared */
+    ck_assert_uint_eq(zp[0], 0);
+    ck_assert_uint_eq(zp[BOOT_ZERO_PAGE_SIZE - 1], 0);
+}
+END_TEST
+
+START_TEST(zero_page_sets_loader_fields)
+{
+    struct boot_e820_entry e[BOOT_E820_MAX];
+    int count;
+
+    fill_zero_page(e, 0x1f000000, 0x123456, &count);
+    ck_assert_uint_eq(zp[0x210], 0xff);
+    ck_assert_uint_eq(zp[0x211] & 0x01, 0x01); /* LOADED_HIGH kept */
+    ck_assert_uint_eq(zp[0x211] & 0x80, 0x80); /* CAN_USE_HEAP */
+    ck_assert_uint_eq(get32(zp, 0x224) & 0xffff, 0xfe00);
+    ck_assert_uint_eq(get32(zp, 0x228), LAYOUT_CMDLINE_ADDR);
+    ck_assert_uint_eq(get32(zp, 0x218), 0x1f000000);
+    ck_assert_uint_eq(get32(zp, 0x21c), 0x123456);
+    ck_assert_uint_eq(get32(zp, 0x0c0), 0);
+    ck_assert_uint_eq(get32(zp, 0x0c4), 0);
+}
+END_TEST
+
+START_TEST(zero_page_splits_64bit_initrd)
+{
+    struct boot_e820_entry e[BOOT_E820_MAX];
+    int count;
+
+    fill_zero_page(e, 0x123456000ULL, 0x100001000ULL, &count);
+    ck_assert_uint_eq(get32(zp, 0x218), 0x23456000);
+    ck_assert_uint_eq(get32(zp, 0x0c0), 1);
+    ck_assert_uint_eq(get32(zp, 0x21c), 0x00001000);
+    ck_assert_uint_eq(get32(zp, 0x0c4), 1);
+}
+END_TEST
+
+START_TEST(zero_page_holds_e820)
+{
+    struct boot_e820_entry e[BOOT_E820_MAX];
+    int count;
+
+    fill_zero_page(e, 0, 0, &count);
+    ck_assert_int_eq(count, 5);
+    ck_assert_uint_eq(zp[0x1e8], 5);
+    ck_assert_mem_eq(zp + 0x2d0, e, 5 * 20);
+    /* 20-byte entries on the wire: addr, size, type */
+    ck_assert_uint_eq(get64(zp, 0x2d0 + 20), 0x9fc00);
+    ck_assert_uint_eq(get64(zp, 0x2d0 + 20 + 8), 0x400);
+    ck_assert_uint_eq(get32(zp, 0x2d0 + 20 + 16), E820_RESERVED);
+    ck_assert_uint_eq(get64(zp, 0x2d0 + 4 * 20), 4 * GiB);
+    ck_assert_uint_eq(get64(zp, 0x2d0 + 4 * 20 + 8), 3 * GiB);
+    ck_assert_uint_eq(get32(zp, 0x2d0 + 4 * 20 + 16), E820_RAM);
+    ck_assert_uint_eq(zp[0x2d0 + 5 * 20], 0);
+}
+END_TEST
+
+/* ---- boot_place_initrd ---- */
+
+START_TEST(initrd_at_top_of_low_memory_page_aligned)
+{
+    struct bzimage bz;
+    uint64_t addr = 0;
+
+    parse_ok(&bz);
+    ck_assert_int_eq(boot_place_initrd(&bz, 512 * MiB, 0x1234, &addr), 0);
+    ck_assert_uint_eq(addr, 512 * MiB - 0x2000);
+}
+END_TEST
+
+START_TEST(initrd_clamped_by_initrd_addr_max)
+{
+    struct bzimage bz;
+    uint64_t addr = 0;
+
+    parse_ok(&bz);
+    bz.initrd_addr_max = 0x0fffffff;
+    ck_assert_int_eq(boot_place_initrd(&bz, 512 * MiB, 0x1000, &addr), 0);
+    ck_assert_uint_eq(addr, 256 * MiB - 0x1000);
+}
+END_TEST
+
+START_TEST(initrd_may_end_exactly_at_kernel_end)
+{
+    struct bzimage bz;
+    uint64_t addr = 0;
+
+    parse_ok(&bz); /* kernel occupies [1 MiB, 17 MiB) */
+    ck_assert_int_eq(boot_place_initrd(&bz, 32 * MiB, 15 * MiB, &addr), 0);
+    ck_assert_uint_eq(addr, MiB + IMG_INIT_SIZE);
+}
+END_TEST
+
+START_TEST(initrd_overlapping_kernel_is_enospc)
+{
+    struct bzimage bz;
+    uint64_t addr = 0;
+
+    parse_ok(&bz);
+    ck_assert_int_eq(boot_place_initrd(&bz, 32 * MiB, 15 * MiB + 1, &addr), -ENOSPC);
+}
+END_TEST
+
+START_TEST(initrd_bigger_than_memory_is_enospc)
+{
+    struct bzimage bz;
+    uint64_t addr = 0;
+
+    parse_ok(&bz);
+    ck_assert_int_eq(boot_place_initrd(&bz, 512 * MiB, GiB, &addr), -ENOSPC);
+    ck_assert_int_eq(boot_place_initrd(&bz, 512 * MiB, UINT64_MAX, &addr), -ENOSPC);
+}
+END_TEST
+
+/* ---- boot_load into real guest memory ---- */
+
+static struct guest_memory lmem;
+
+static void load_setup(void)
+{
+    make_image();
+    ck_assert_int_eq(guest_memory_create(&lmem, GUEST_MEM_MIN_SIZE, false), 0);
+}
+
+static void load_teardown(void)
+{
+    guest_memory_destroy(&lmem);
+}
+
+static uint8_t *gpa(uint64_t addr, uint64_t len)
+{
+    uint8_t *p = guest_memory_ptr(&lmem, addr, len);
+
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+START_TEST(load_places_kernel_cmdline_and_zero_page)
+{
+    static const uint8_t initrd[4096] = {0x77};
+    struct boot_files f = {.kernel = img, .kernel_size = sizeof(img), .initrd = initrd,
+                           .initrd_size = sizeof(initrd), .cmdline = "console=ttyS0"};
+    uint8_t *zpage;
+
+    ck_assert_int_eq(boot_load(&lmem, &f), 0);
+    ck_assert_mem_eq(gpa(LAYOUT_HIMEM_START, IMG_SIZE - IMG_SETUP_SIZE), img + IMG_SETUP_SIZE,
+                     IMG_SIZE - IMG_SETUP_SIZE);
+    ck_assert_str_eq((char *)gpa(LAYOUT_CMDLINE_ADDR, 14), "console=ttyS0");
+    ck_assert_uint_eq(*gpa(GUEST_MEM_MIN_SIZE - 4096, 1), 0x77);
+    zpage = gpa(LAYOUT_ZERO_PAGE_ADDR, BOOT_ZERO_PAGE_SIZE);
+    ck_assert_uint_eq(get32(zpage, 0x228), LAYOUT_CMDLINE_ADDR);
+    ck_assert_uint_eq(get32(zpage, 0x218), GUEST_MEM_MIN_SIZE - 4096);
+    ck_assert_uint_eq(get32(zpage, 0x21c), 4096);
+    ck_assert_uint_eq(zpage[0x1e8], 4);
+    ck_assert_uint_eq(get64(gpa(LAYOUT_PML4_ADDR, 8), 0), LAYOUT_PDPT_ADDR | 0x3);
+}
+END_TEST
+
+/* cmdline_size counts the characters without the terminating NUL (boot.rst). */
+START_TEST(load_accepts_cmdline_of_cmdline_size_chars)
+{
+    static char cmdline[IMG_CMDLINE_SIZE + 1];
+    struct boot_files f = {.kernel = img, .kernel_size = sizeof(img), .cmdline = cmdline};
+
+    memset(cmdline, 'a', IMG_CMDLINE_SIZE);
+    cmdline[IMG_CMDLINE_SIZE] = '\0';
+    ck_assert_int_eq(boot_load(&lmem, &f), 0);
+    cmdline[IMG_CMDLINE_SIZE - 1] = '\0';
+    ck_assert_int_eq(boot_load(&lmem, &f), 0);
+}
+END_TEST
+
+START_TEST(load_rejects_cmdline_longer_than_cmdline_size)
+{
+    static char cmdline[IMG_CMDLINE_SIZE + 2];
+    struct boot_files f = {.kernel = img, .kernel_size = sizeof(img), .cmdline = cmdline};
+
+    memset(cmdline, 'a', IMG_CMDLINE_SIZE + 1);
+    cmdline[IMG_CMDLINE_SIZE + 1] = '\0';
+    ck_assert_int_eq(boot_load(&lmem, &f), -E2BIG);
+}
+END_TEST
+
+START_TEST(load_rejects_kernel_bigger_than_low_memory)
+{
+    struct boot_files f = {.kernel = img, .kernel_size = sizeof(img), .cmdline = ""};
+
+    put32(img, 0x260, GUEST_MEM_MIN_SIZE);
+    ck_assert_int_eq(boot_load(&lmem, &f), -ENOSPC);
+}
+END_TEST
+
+static Suite *boot_suite(void)
+{
+    Suite *s = suite_create("boot");
+    TCase *parse = tcase_create("bzimage_parse");
+    TCase *e820 = tcase_create("e820");
+    TCase *zpage = tcase_create("zero_page");
+    TCase *initrd = tcase_create("initrd");
+    TCase *load = tcase_create("boot_load");
+
+    tcase_add_checked_fixture(parse, make_image, short_copy_free);
+    tcase_add_test(parse, parse_fills_fields);
+    tcase_add_test(parse, parse_zero_setup_sects_means_four);
+    tcase_add_test(parse, parse_counts_setup_sects);
+    tcase_add_test(parse, parse_rejects_missing_magic);
+    tcase_add_test(parse, parse_rejects_bad_boot_flag);
+    tcase_add_test(parse, parse_rejects_protocol_2_11);
+    tcase_add_test(parse, parse_accepts_protocol_2_12);
+    tcase_add_test(parse, parse_rejects_no_loaded_high);
+    tcase_add_test(parse, parse_rejects_no_64bit_entry);
+    tcase_add_test(parse, parse_rejects_too_short);
+    tcase_add_test(parse, parse_rejects_no_payload);
+    suite_add_tcase(s, parse);
+
+    tcase_add_test(e820, e820_for_512m);
+    tcase_add_test(e820, e820_for_6g);
+    tcase_add_test(e820, e820_has_no_ram_in_hole);
+    tcase_add_test(e820, e820_respects_max);
+    suite_add_tcase(s, e820);
+
+    tcase_add_checked_fixture(zpage, make_image, NULL);
+    tcase_add_test(zpage, zero_page_copies_setup_header);
+    tcase_add_test(zpage, zero_page_stops_at_header_end);
+    tcase_add_test(zpage, zero_page_sets_loader_fields);
+    tcase_add_test(zpage, zero_page_splits_64bit_initrd);
+    tcase_add_test(zpage, zero_page_holds_e820);
+    suite_add_tcase(s, zpage);
+
+    tcase_add_checked_fixture(initrd, make_image, NULL);
+    tcase_add_test(initrd, initrd_at_top_of_low_memory_page_aligned);
+    tcase_add_test(initrd, initrd_clamped_by_initrd_addr_max);
+    tcase_add_test(initrd, initrd_may_end_exactly_at_kernel_end);
+    tcase_add_test(initrd, initrd_overlapping_kernel_is_enospc);
+    tcase_add_test(initrd, initrd_bigger_than_memory_is_enospc);
+    suite_add_tcase(s, initrd);
+
+    tcase_add_checked_fixture(load, load_setup, load_teardown);
+    tcase_add_test(load, load_places_kernel_cmdline_and_zero_page);
+    tcase_add_test(load, load_accepts_cmdline_of_cmdline_size_chars);
+    tcase_add_test(load, load_rejects_cmdline_longer_than_cmdline_size);
+    tcase_add_test(load, load_rejects_kernel_bigger_than_low_memory);
+    suite_add_tcase(s, load);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(boot_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

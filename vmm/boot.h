@@ -1,0 +1,75 @@
+/* The Linux x86 boot protocol for a bzImage, entered directly in 64-bit mode.
+ * The parsing and zero-page building are pure functions over buffers so they can
+ * be unit-tested on a synthetic header. */
+#ifndef VMM_BOOT_H
+#define VMM_BOOT_H
+
+#include "memory.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BOOT_ZERO_PAGE_SIZE 4096
+#define BOOT_E820_MAX 128
+#define BOOT_MIN_PROTOCOL 0x020c /* 2.12: the first with a 64-bit entry (XLF_KERNEL_64) */
+
+enum { E820_RAM = 1, E820_RESERVED = 2 };
+
+struct boot_e820_entry {
+    uint64_t addr;
+    uint64_t size;
+    uint32_t type;
+} __attribute__((packed));
+_Static_assert(sizeof(struct boot_e820_entry) == 20, "e820 entry is 20 bytes on the wire");
+
+struct bzimage {
+    const uint8_t *data;
+    size_t size;
+    uint16_t version;
+    size_t setup_size;    /* real-mode part, skipped: we enter at the 64-bit entry */
+    size_t kernel_offset; /* protected-mode payload in the file */
+    size_t kernel_size;
+    uint32_t initrd_addr_max;
+    uint32_t cmdline_size;
+    uint32_t init_size; /* memory the kernel needs from its load address on */
+};
+
+/* Validates the setup header; on failure returns -errno and sets *why. */
+int bzimage_parse(const uint8_t *data, size_t size, struct bzimage *bz, const char **why);
+
+/* The e820 map for the memory's regions; returns the entry count. */
+int boot_build_e820(const struct guest_memory *mem, struct boot_e820_entry *out, int max);
+
+/* Where the initrd goes: the top of low memory under initrd_addr_max, above the
+ * kernel. Returns 0 and the address, or -ENOSPC. */
+int boot_place_initrd(const struct bzimage *bz, uint64_t low_end, uint64_t initrd_size,
+                      uint64_t *addr);
+
+struct boot_zero_page_args {
+    uint64_t cmdline_addr;
+    uint64_t initrd_addr;
+    uint64_t initrd_size;
+    const struct boot_e820_entry *e820;
+    int e820_count;
+};
+
+void boot_fill_zero_page(uint8_t zp[BOOT_ZERO_PAGE_SIZE], const struct bzimage *bz,
+                         const struct boot_zero_page_args *args);
+
+struct boot_files {
+    const uint8_t *kernel;
+    size_t kernel_size;
+    const uint8_t *initrd; /* may be NULL */
+    size_t initrd_size;
+    const char *cmdline;
+};
+
+/* Writes kernel, initrd, command line, zero page, page tables and GDT into guest
+ * memory. Logs a one-line reason and returns -errno on failure. */
+int boot_load(struct guest_memory *mem, const struct boot_files *files);
+
+struct kvm_vcpu;
+/* Registers of the boot CPU at the 64-bit entry point. */
+int boot_setup_bsp(struct kvm_vcpu *vcpu);
+
+#endif

@@ -1,0 +1,35 @@
+/* The command line. Parsing is pure (no I/O besides the message buffer). */
+#ifndef VMM_OPTIONS_H
+#define VMM_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define VMM_DEFAULT_CMDLINE "console=ttyS0 reboot=k i8042.noaux i8042.nomux i8042.dumbkbd"
+#define VMM_DEFAULT_MEMORY (512ULL << 20)
+#define VMM_MAX_CPUS 254
+
+struct vmm_options {
+    const char *kernel;
+    const char *initrd;
+    const char *cmdline;
+    uint64_t memory;
+    unsigned cpus;
+    bool hugepages;
+    const char *user;
+    const char *group;
+    const char *kvm_device;
+    int verbosity; /* -1 quiet, 0 normal, 1+ debug */
+};
+
+enum options_result { OPTIONS_OK = 0, OPTIONS_EXIT_OK = 1, OPTIONS_ERROR = -1 };
+
+/* On OPTIONS_ERROR, err holds the one-line reason. OPTIONS_EXIT_OK: --help or
+ * --version was printed to `out`. */
+enum options_result options_parse(int argc, char **argv, struct vmm_options *opts, FILE *out,
+                                  char *err, size_t errlen);
+void options_usage(FILE *out);
+
+#endif

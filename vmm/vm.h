@@ -1,0 +1,71 @@
+/* The machine: KVM, memory, devices, vCPU threads and the event loop, set up
+ * in order and torn down in reverse. */
+#ifndef VMM_VM_H
+#define VMM_VM_H
+
+#include "console.h"
+#include "event_loop.h"
+#include "memory.h"
+#include "options.h"
+#include "../devices/bus.h"
+#include "../devices/i8042.h"
+#include "../devices/rtc.h"
+#include "../devices/serial.h"
+#include "../kvm/kvm.h"
+#include "../kvm/vcpu.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+enum vmm_exit_code {
+    VMM_EXIT_OK = 0,
+    VMM_EXIT_ERROR = 1,
+    VMM_EXIT_GUEST_CRASH = 2,
+};
+
+struct vm;
+
+struct vm_vcpu {
+    struct vm *vm;
+    struct kvm_vcpu kvm;
+    pthread_t thread;
+    bool started;
+};
+
+struct vm {
+    const struct vmm_options *opts;
+    struct kvm kvm;
+    struct guest_memory mem;
+    unsigned ncpus;
+    struct vm_vcpu *vcpus;
+    struct bus pio;
+    struct bus mmio;
+    struct serial serial;
+    struct i8042 i8042;
+    struct rtc rtc;
+    struct event_loop loop;
+    struct console console;
+    int signal_fd;
+    int stop_efd;
+
+    atomic_bool stopping;
+    pthread_mutex_t stop_lock;
+    int exit_code;
+    char exit_reason[256];
+};
+
+/* Builds the whole machine; on failure logs why and returns -errno with
+ * everything already built torn down. */
+int vm_create(struct vm *vm, const struct vmm_options *opts, const uint8_t *kernel,
+              size_t kernel_size, const uint8_t *initrd, size_t initrd_size);
+
+/* Starts the vCPUs and runs the event loop until the guest or a signal ends it. */
+int vm_run(struct vm *vm);
+
+/* Thread-safe; the first request decides the exit code and reason. */
+void vm_request_stop(struct vm *vm, int exit_code, const char *reason);
+
+void vm_destroy(struct vm *vm);
+
+#endif
