@@ -52,15 +52,20 @@ static void outq_push(struct i8042 *c, uint8_t byte)
     }
 }
 
-/* Keyboard bytes raise IRQ 1 (an ISA edge) when the guest enabled it. */
+/* A full output buffer raises IRQ 1 (an ISA edge) when the guest enabled it. */
+static void kbd_pulse_irq(struct i8042 *c)
+{
+    if (c->out_count && (c->ctr & CTR_KBD_INT)) {
+        irq_line_set(&c->kbd_irq, 1);
+        irq_line_set(&c->kbd_irq, 0);
+    }
+}
+
 static void kbd_reply(struct i8042 *c, const uint8_t *bytes, unsigned n)
 {
     for (unsigned i = 0; i < n; i++)
         outq_push(c, bytes[i]);
-    if (c->ctr & CTR_KBD_INT) {
-        irq_line_set(&c->kbd_irq, 1);
-        irq_line_set(&c->kbd_irq, 0);
-    }
+    kbd_pulse_irq(c);
 }
 
 static void kbd_command(struct i8042 *c, uint8_t cmd)
@@ -152,11 +157,14 @@ static void i8042_read(struct device *dev, uint64_t offset, uint8_t *data, uint3
     memset(data, 0xff, len);
     pthread_mutex_lock(&c->lock);
     if (is_cmd_port) {
-        data[0] = STATUS_SYS | STATUS_UNLOCKED | (c->pending_cmd ? STATUS_CMD : 0) | (c->out_count ? STATUS_OBF : 0);
+        data[0] = STATUS_SYS | STATUS_UNLOCKED | (c->pending_cmd ? STATUS_CMD : 0) |
+                  (c->out_count ? STATUS_OBF : 0);
     } else if (c->out_count) {
         data[0] = c->outq[c->out_head];
         c->out_head = (c->out_head + 1) % I8042_OUTQ_SIZE;
         c->out_count--;
+        /* Linux reads one byte per interrupt: the next queued byte needs its own. */
+        kbd_pulse_irq(c);
     } else {
         data[0] = 0;
     }

@@ -23,6 +23,9 @@
 #define HDR_INITRD_ADDR_MAX 0x22c
 #define HDR_XLOADFLAGS 0x236
 #define HDR_CMDLINE_SIZE 0x238
+#define HDR_KERNEL_ALIGNMENT 0x230
+#define HDR_RELOCATABLE 0x234
+#define HDR_PREF_ADDRESS 0x258
 #define HDR_INIT_SIZE 0x260
 #define HDR_END_MAX 0x290
 
@@ -97,6 +100,9 @@ int bzimage_parse(const uint8_t *data, size_t size, struct bzimage *bz, const ch
     bz->initrd_addr_max = get32(data, HDR_INITRD_ADDR_MAX);
     bz->cmdline_size = get32(data, HDR_CMDLINE_SIZE);
     bz->init_size = get32(data, HDR_INIT_SIZE);
+    bz->pref_address = get32(data, HDR_PREF_ADDRESS) | (uint64_t)get32(data, HDR_PREF_ADDRESS + 4)
+                                                           << 32;
+    bz->kernel_alignment = data[HDR_RELOCATABLE] ? get32(data, HDR_KERNEL_ALIGNMENT) : 0;
     return 0;
 }
 
@@ -124,11 +130,16 @@ int boot_build_e820(const struct guest_memory *mem, struct boot_e820_entry *out,
     return n;
 }
 
+/* The kernel decompresses itself to max(load address, pref_address), aligned up
+ * to kernel_alignment when relocatable, and needs init_size bytes from there. */
 static uint64_t boot_kernel_end(const struct bzimage *bz)
 {
-    uint64_t need = bz->init_size > bz->kernel_size ? bz->init_size : bz->kernel_size;
+    uint64_t run_at = bz->pref_address > LAYOUT_HIMEM_START ? bz->pref_address : LAYOUT_HIMEM_START;
+    uint64_t image_end = LAYOUT_HIMEM_START + bz->kernel_size;
 
-    return LAYOUT_HIMEM_START + need;
+    if (bz->kernel_alignment > 1)
+        run_at = ALIGN_UP(run_at, bz->kernel_alignment);
+    return run_at + bz->init_size > image_end ? run_at + bz->init_size : image_end;
 }
 
 int boot_place_initrd(const struct bzimage *bz, uint64_t low_end, uint64_t initrd_size,
@@ -198,11 +209,14 @@ static const uint64_t boot_gdt[] = {
 
 static int boot_check_fits(const struct bzimage *bz, uint64_t low_end, size_t cmdline_len)
 {
+    /* cmdline_size counts the characters without the terminating NUL. */
     size_t cmdline_max = bz->cmdline_size ? bz->cmdline_size : 255;
 
-    if (cmdline_len + 1 > cmdline_max || cmdline_len + 1 > LAYOUT_CMDLINE_MAX) {
+    if (cmdline_max > LAYOUT_CMDLINE_MAX - 1)
+        cmdline_max = LAYOUT_CMDLINE_MAX - 1;
+    if (cmdline_len > cmdline_max) {
         pr_err("kernel command line is %zu bytes, the kernel accepts at most %zu", cmdline_len,
-               cmdline_max - 1);
+               cmdline_max);
         return -E2BIG;
     }
     if (boot_kernel_end(bz) > low_end) {
@@ -231,18 +245,17 @@ int boot_load(struct guest_memory *mem, const struct boot_files *files)
     ret = boot_check_fits(&bz, guest_memory_low_end(mem), cmdline_len);
     if (ret)
         return ret;
-    memcpy(guest_memory_ptr(mem, LAYOUT_HIMEM_START, bz.kernel_size),
-           bz.data + bz.kernel_offset, bz.kernel_size);
+    memcpy(guest_memory_ptr(mem, LAYOUT_HIMEM_START, bz.kernel_size), bz.data + bz.kernel_offset,
+           bz.kernel_size);
     memcpy(guest_memory_ptr(mem, LAYOUT_CMDLINE_ADDR, cmdline_len + 1), files->cmdline,
            cmdline_len + 1);
     if (files->initrd) {
-        ret = boot_place_initrd(&bz, guest_memory_low_end(mem), files->initrd_size,
-                                &zpa.initrd_addr);
+        ret =
+            boot_place_initrd(&bz, guest_memory_low_end(mem), files->initrd_size, &zpa.initrd_addr);
         if (ret) {
             pr_err("initrd of %zu MiB does not fit in low memory above the kernel "
                    "(%llu MiB of low memory; give the guest more --memory)",
-                   files->initrd_size >> 20,
-                   (unsigned long long)(guest_memory_low_end(mem) >> 20));
+                   files->initrd_size >> 20, (unsigned long long)(guest_memory_low_end(mem) >> 20));
             return ret;
         }
         zpa.initrd_size = files->initrd_size;
@@ -261,8 +274,16 @@ int boot_load(struct guest_memory *mem, const struct boot_files *files)
 static struct kvm_segment boot_segment(uint16_t selector, uint8_t type, uint8_t l, uint8_t db)
 {
     return (struct kvm_segment){
-        .base = 0, .limit = 0xffffffff, .selector = selector, .type = type,
-        .present = 1, .dpl = 0, .db = db, .s = 1, .l = l, .g = 1,
+        .base = 0,
+        .limit = 0xffffffff,
+        .selector = selector,
+        .type = type,
+        .present = 1,
+        .dpl = 0,
+        .db = db,
+        .s = 1,
+        .l = l,
+        .g = 1,
     };
 }
 

@@ -31,7 +31,9 @@ struct bzimage {
     size_t kernel_size;
     uint32_t initrd_addr_max;
     uint32_t cmdline_size;
-    uint32_t init_size; /* memory the kernel needs from its load address on */
+    uint32_t init_size;        /* memory the kernel needs from where it runs on */
+    uint64_t pref_address;     /* where it decompresses itself to */
+    uint32_t kernel_alignment; /* 0 when not relocatable */
 };
 
 /* Validates the setup header; on failure returns -errno and sets *why. */

@@ -46,31 +46,30 @@ static const struct option long_options[] = {
 
 void options_usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: vmm --kernel BZIMAGE [OPTIONS]\n"
-            "Boot a Linux guest on KVM. The guest's serial console (ttyS0) is vmm's\n"
-            "stdout and stdin (raw mode on a terminal; Ctrl-A x quits).\n"
-            "\n"
-            "  -k, --kernel FILE      Linux bzImage to boot (boot protocol 2.12 or later)\n"
-            "  -i, --initrd FILE      initramfs loaded at the top of low memory\n"
-            "  -c, --cmdline STRING   kernel command line\n"
-            "                         (default: \"" VMM_DEFAULT_CMDLINE "\")\n"
-            "  -m, --memory SIZE      guest RAM, e.g. 512M, 1G, 16G (default 512M);\n"
-            "                         RAM above 3G is placed above 4G\n"
-            "  -n, --cpus N           number of vCPUs (default 1)\n"
-            "      --hugepages        back guest RAM with huge pages (reserved in\n"
-            "                         /proc/sys/vm/nr_hugepages beforehand)\n"
-            "      --user NAME|UID    run as this user once /dev/kvm is open\n"
-            "      --group NAME|GID   run as this group once /dev/kvm is open\n"
-            "      --kvm-device PATH  KVM device (default /dev/kvm)\n"
-            "  -q, --quiet            only print errors\n"
-            "  -v, --verbose          print debug messages\n"
-            "  -h, --help             show this help and exit\n"
-            "      --version          show the version and exit\n"
-            "\n"
-            "Exit status: 0 when the guest reboots (reboot -f) or vmm is stopped by\n"
-            "SIGTERM/SIGINT/Ctrl-A x; 1 on bad input or a set-up failure; 2 when the\n"
-            "guest crashes the vCPU (triple fault, KVM internal error).\n");
+    fprintf(out, "Usage: vmm --kernel BZIMAGE [OPTIONS]\n"
+                 "Boot a Linux guest on KVM. The guest's serial console (ttyS0) is vmm's\n"
+                 "stdout and stdin (raw mode on a terminal; Ctrl-A x quits).\n"
+                 "\n"
+                 "  -k, --kernel FILE      Linux bzImage to boot (boot protocol 2.12 or later)\n"
+                 "  -i, --initrd FILE      initramfs loaded at the top of low memory\n"
+                 "  -c, --cmdline STRING   kernel command line\n"
+                 "                         (default: \"" VMM_DEFAULT_CMDLINE "\")\n"
+                 "  -m, --memory SIZE      guest RAM, e.g. 512M, 1G, 16G (default 512M);\n"
+                 "                         RAM above 3G is placed above 4G\n"
+                 "  -n, --cpus N           number of vCPUs (default 1)\n"
+                 "      --hugepages        back guest RAM with huge pages (reserved in\n"
+                 "                         /proc/sys/vm/nr_hugepages beforehand)\n"
+                 "      --user NAME|UID    run as this user once /dev/kvm is open\n"
+                 "      --group NAME|GID   run as this group once /dev/kvm is open\n"
+                 "      --kvm-device PATH  KVM device (default /dev/kvm)\n"
+                 "  -q, --quiet            only print errors\n"
+                 "  -v, --verbose          print debug messages\n"
+                 "  -h, --help             show this help and exit\n"
+                 "      --version          show the version and exit\n"
+                 "\n"
+                 "Exit status: 0 when the guest reboots (reboot -f) or vmm is stopped by\n"
+                 "SIGTERM/SIGINT/Ctrl-A x; 1 on bad input or a set-up failure; 2 when the\n"
+                 "guest crashes the vCPU (triple fault, KVM internal error).\n");
 }
 
 static enum options_result opt_error(char *err, size_t errlen, const char *fmt, ...)
@@ -130,20 +129,45 @@ static enum options_result parse_one(int c, struct vmm_options *opts, FILE *out,
                                      size_t errlen)
 {
     switch (c) {
-    case OPT_KERNEL: opts->kernel = optarg; break;
-    case OPT_INITRD: opts->initrd = optarg; break;
-    case OPT_CMDLINE: opts->cmdline = optarg; break;
-    case OPT_MEMORY: return parse_memory(optarg, opts, err, errlen);
-    case OPT_CPUS: return parse_cpus(optarg, opts, err, errlen);
-    case OPT_HUGEPAGES: opts->hugepages = true; break;
-    case OPT_USER: opts->user = optarg; break;
-    case OPT_GROUP: opts->group = optarg; break;
-    case OPT_KVM_DEVICE: opts->kvm_device = optarg; break;
-    case OPT_QUIET: opts->verbosity = -1; break;
-    case OPT_VERBOSE: opts->verbosity++; break;
-    case OPT_HELP: options_usage(out); return OPTIONS_EXIT_OK;
-    case OPT_VERSION: fprintf(out, "vmm " VMM_VERSION "\n"); return OPTIONS_EXIT_OK;
-    default: return opt_error(err, errlen, "unknown or incomplete option (see --help)");
+    case OPT_KERNEL:
+        opts->kernel = optarg;
+        break;
+    case OPT_INITRD:
+        opts->initrd = optarg;
+        break;
+    case OPT_CMDLINE:
+        opts->cmdline = optarg;
+        break;
+    case OPT_MEMORY:
+        return parse_memory(optarg, opts, err, errlen);
+    case OPT_CPUS:
+        return parse_cpus(optarg, opts, err, errlen);
+    case OPT_HUGEPAGES:
+        opts->hugepages = true;
+        break;
+    case OPT_USER:
+        opts->user = optarg;
+        break;
+    case OPT_GROUP:
+        opts->group = optarg;
+        break;
+    case OPT_KVM_DEVICE:
+        opts->kvm_device = optarg;
+        break;
+    case OPT_QUIET:
+        opts->verbosity = -1;
+        break;
+    case OPT_VERBOSE:
+        opts->verbosity++;
+        break;
+    case OPT_HELP:
+        options_usage(out);
+        return OPTIONS_EXIT_OK;
+    case OPT_VERSION:
+        fprintf(out, "vmm " VMM_VERSION "\n");
+        return OPTIONS_EXIT_OK;
+    default:
+        return opt_error(err, errlen, "unknown or incomplete option (see --help)");
     }
     return OPTIONS_OK;
 }
@@ -158,6 +182,8 @@ enum options_result options_parse(int argc, char **argv, struct vmm_options *opt
     optind = 0; /* a full re-scan, so the parser can run more than once */
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":k:i:c:m:n:hqv", long_options, &idx)) != -1) {
+        if (c == '?' && optopt) /* a short option, maybe inside a cluster like -xq */
+            return opt_error(err, errlen, "unknown option '-%c' (see --help)", optopt);
         if (c == '?')
             return opt_error(err, errlen, "unknown option '%s' (see --help)", argv[optind - 1]);
         if (c == ':')

@@ -64,7 +64,7 @@ run_in_rig_if_needed() {
     script=$(cd "$(dirname "$script")" && pwd)/$(basename "$script")
     echo "rig: running $(basename "$script") inside the nested rig"
     exec "$VMM_REPO_ROOT/tests/rig/rig-run" --memory "${RIG_MEMORY:-3G}" \
-        --timeout "${RIG_TIMEOUT:-600}" ${RIG_APPEND:+--append "$RIG_APPEND"} -- "$script" "$@"
+        --timeout "${RIG_TIMEOUT:-600}" ${RIG_APPEND:+--append "$RIG_APPEND"} -- bash "$script" "$@"
 }
 
 # start_bg CMD...: runs CMD in the background; its PID is in BG_PID. Each runs in its

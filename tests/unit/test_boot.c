@@ -55,6 +55,7 @@ static void make_image(void)
     put16(img, 0x236, 0x0001); /* XLF_KERNEL_64 */
     put32(img, 0x238, IMG_CMDLINE_SIZE);
     put32(img, 0x260, IMG_INIT_SIZE);
+    put32(img, 0x258, 0x100000); /* pref_address: not relocatable, runs where it is loaded */
     img[IMG_HDR_END + 4] = 0xab; /* past the header: must not be copied */
     img[IMG_SETUP_SIZE] = 0x5a;  /* first byte of the protected-mode payload */
 }
@@ -205,8 +206,7 @@ static void mem_of_size(struct guest_memory *mem, uint64_t size)
     mem->nregions = guest_memory_layout(size, mem->regions);
 }
 
-static void assert_e820(const struct boot_e820_entry *e, uint64_t addr, uint64_t end,
-                        uint32_t type)
+static void assert_e820(const struct boot_e820_entry *e, uint64_t addr, uint64_t end, uint32_t type)
 {
     ck_assert_uint_eq(e->addr, addr);
     ck_assert_uint_eq(e->size, end - addr);
@@ -381,6 +381,17 @@ END_TEST
 
 /* ---- boot_place_initrd ---- */
 
+/* A relocatable kernel first moves itself up to its runtime start, align_up(max(load
+ * address, pref_address), kernel_alignment), and needs init_size from there (boot.rst,
+ * init_size; kernel commit be4ca6c53e66). */
+static void make_relocatable(uint32_t pref_address, uint32_t init_size)
+{
+    put32(img, 0x230, 2 << 20); /* kernel_alignment */
+    img[0x234] = 1;             /* relocatable_kernel */
+    put32(img, 0x258, pref_address);
+    put32(img, 0x260, init_size);
+}
+
 START_TEST(initrd_at_top_of_low_memory_page_aligned)
 {
     struct bzimage bz;
@@ -462,8 +473,11 @@ static uint8_t *gpa(uint64_t addr, uint64_t len)
 START_TEST(load_places_kernel_cmdline_and_zero_page)
 {
     static const uint8_t initrd[4096] = {0x77};
-    struct boot_files f = {.kernel = img, .kernel_size = sizeof(img), .initrd = initrd,
-                           .initrd_size = sizeof(initrd), .cmdline = "console=ttyS0"};
+    struct boot_files f = {.kernel = img,
+                           .kernel_size = sizeof(img),
+                           .initrd = initrd,
+                           .initrd_size = sizeof(initrd),
+                           .cmdline = "console=ttyS0"};
     uint8_t *zpage;
 
     ck_assert_int_eq(boot_load(&lmem, &f), 0);
@@ -505,12 +519,40 @@ START_TEST(load_rejects_cmdline_longer_than_cmdline_size)
 }
 END_TEST
 
+START_TEST(load_rejects_relocated_kernel_beyond_low_memory)
+{
+    struct boot_files f = {.kernel = img, .kernel_size = sizeof(img), .cmdline = ""};
+
+    make_relocatable(16 << 20, 18 << 20); /* needs [16 MiB, 34 MiB); the guest has 32 */
+    ck_assert_int_eq(boot_load(&lmem, &f), -ENOSPC);
+}
+END_TEST
+
 START_TEST(load_rejects_kernel_bigger_than_low_memory)
 {
     struct boot_files f = {.kernel = img, .kernel_size = sizeof(img), .cmdline = ""};
 
     put32(img, 0x260, GUEST_MEM_MIN_SIZE);
     ck_assert_int_eq(boot_load(&lmem, &f), -ENOSPC);
+}
+END_TEST
+
+START_TEST(initrd_avoids_relocated_kernel)
+{
+    const uint64_t start = 16 * MiB, end = 32 * MiB;
+    struct bzimage bz;
+    uint64_t addr = 0;
+    int ret;
+
+    make_relocatable(start, end - start);
+    parse_ok(&bz);
+    ret = boot_place_initrd(&bz, 80 * MiB, 56 * MiB, &addr);
+    if (ret == 0)
+        ck_assert_msg(addr >= end || addr + 56 * MiB <= start,
+                      "initrd [%#llx, +56 MiB) overlaps the kernel at [16 MiB, 32 MiB)",
+                      (unsigned long long)addr);
+    else
+        ck_assert_int_eq(ret, -ENOSPC);
 }
 END_TEST
 
@@ -557,6 +599,7 @@ static Suite *boot_suite(void)
     tcase_add_test(initrd, initrd_may_end_exactly_at_kernel_end);
     tcase_add_test(initrd, initrd_overlapping_kernel_is_enospc);
     tcase_add_test(initrd, initrd_bigger_than_memory_is_enospc);
+    tcase_add_test(initrd, initrd_avoids_relocated_kernel);
     suite_add_tcase(s, initrd);
 
     tcase_add_checked_fixture(load, load_setup, load_teardown);
@@ -564,6 +607,7 @@ static Suite *boot_suite(void)
     tcase_add_test(load, load_accepts_cmdline_of_cmdline_size_chars);
     tcase_add_test(load, load_rejects_cmdline_longer_than_cmdline_size);
     tcase_add_test(load, load_rejects_kernel_bigger_than_low_memory);
+    tcase_add_test(load, load_rejects_relocated_kernel_beyond_low_memory);
     suite_add_tcase(s, load);
     return s;
 }

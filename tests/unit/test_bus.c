@@ -183,7 +183,7 @@ START_TEST(straddling_access_is_unclaimed)
     ck_assert(!bus_write(&bus, 0x11f, v, 2));
     ck_assert_uint_eq(v[0], 0xff);
     ck_assert_int_eq(a.reads + b.reads + a.writes + b.writes, 0);
-    ck_assert(bus_read(&bus, 0x11c, v, 4));  /* the last four bytes fit */
+    ck_assert(bus_read(&bus, 0x11c, v, 4)); /* the last four bytes fit */
 }
 END_TEST
 

@@ -146,6 +146,22 @@ START_TEST(keyboard_reply_pulses_irq)
 }
 END_TEST
 
+/* Linux's i8042_interrupt() reads one byte per interrupt: a byte left queued behind
+ * the one just read must raise IRQ 1 again, as on a real 8042 (and QEMU's pckbd). */
+START_TEST(each_queued_keyboard_byte_interrupts)
+{
+    int before;
+
+    data_out(0xf2);
+    ck_assert_uint_eq(data_in(), 0xfa);
+    before = irqs.count;
+    ck_assert_uint_eq(data_in(), 0xab);
+    ck_assert_int_ge(irqs.count, before + 2);
+    ck_assert_int_eq(irqs.levels[before], 1);
+    ck_assert_int_eq(irqs.levels[irqs.count - 1], 0);
+}
+END_TEST
+
 START_TEST(keyboard_reply_without_kbd_int_is_silent)
 {
     cmd(0x60);
@@ -198,6 +214,7 @@ static Suite *i8042_suite(void)
     tcase_add_test(tc, self_test_answers_0x55);
     tcase_add_test(tc, keyboard_get_id_replies_ack_and_id);
     tcase_add_test(tc, keyboard_reply_pulses_irq);
+    tcase_add_test(tc, each_queued_keyboard_byte_interrupts);
     tcase_add_test(tc, keyboard_reply_without_kbd_int_is_silent);
     tcase_add_test(tc, keyboard_reset_replies_bat_ok);
     tcase_add_test(tc, empty_read_leaves_obf_clear);

@@ -111,9 +111,9 @@ static struct mp_counts walk(const uint8_t *t, unsigned ncpus)
         ck_assert_uint_le(p[0], 4);
         switch (p[0]) {
         case 0:
-            ck_assert_uint_eq(p[1], c.cpus);                        /* APIC id */
-            ck_assert_uint_eq(p[3] & 1, 1);                         /* enabled */
-            ck_assert_uint_eq(p[3] & 2, c.cpus == 0 ? 2 : 0);       /* BSP */
+            ck_assert_uint_eq(p[1], c.cpus);                  /* APIC id */
+            ck_assert_uint_eq(p[3] & 1, 1);                   /* enabled */
+            ck_assert_uint_eq(p[3] & 2, c.cpus == 0 ? 2 : 0); /* BSP */
             c.cpus++;
             break;
         case 1:
@@ -127,9 +127,9 @@ static struct mp_counts walk(const uint8_t *t, unsigned ncpus)
             c.ioapics++;
             break;
         case 3:
-            ck_assert_uint_eq(p[1], 0);      /* INT */
+            ck_assert_uint_eq(p[1], 0);         /* INT */
             ck_assert_uint_eq(p[5], c.intsrcs); /* source bus irq */
-            ck_assert_uint_eq(p[6], ncpus);  /* the IOAPIC */
+            ck_assert_uint_eq(p[6], ncpus);     /* the IOAPIC */
             ck_assert_uint_eq(p[7], c.intsrcs); /* pin */
             c.intsrcs++;
             break;

@@ -298,9 +298,8 @@ END_TEST
 START_TEST(help_prints_every_long_option)
 {
     static const char *const names[] = {
-        "--kernel", "--initrd",     "--cmdline", "--memory", "--cpus",
-        "--hugepages", "--user",    "--group",   "--kvm-device", "--quiet",
-        "--verbose", "--help",      "--version",
+        "--kernel", "--initrd",     "--cmdline", "--memory",  "--cpus", "--hugepages", "--user",
+        "--group",  "--kvm-device", "--quiet",   "--verbose", "--help", "--version",
     };
     struct vmm_options o;
 

@@ -9,8 +9,20 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { RBR = 0, THR = 0, DLL = 0, IER = 1, DLM = 1, IIR = 2, FCR = 2, LCR = 3, MCR = 4,
-       LSR = 5, MSR = 6, SCR = 7 };
+enum {
+    RBR = 0,
+    THR = 0,
+    DLL = 0,
+    IER = 1,
+    DLM = 1,
+    IIR = 2,
+    FCR = 2,
+    LCR = 3,
+    MCR = 4,
+    LSR = 5,
+    MSR = 6,
+    SCR = 7
+};
 
 #define IER_RDI 0x01
 #define IER_THRI 0x02
