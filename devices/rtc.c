@@ -4,9 +4,17 @@
 #include <string.h>
 
 enum {
-    RTC_SECONDS = 0x00, RTC_MINUTES = 0x02, RTC_HOURS = 0x04, RTC_WEEKDAY = 0x06,
-    RTC_DAY = 0x07, RTC_MONTH = 0x08, RTC_YEAR = 0x09,
-    RTC_REG_A = 0x0a, RTC_REG_B = 0x0b, RTC_REG_C = 0x0c, RTC_REG_D = 0x0d,
+    RTC_SECONDS = 0x00,
+    RTC_MINUTES = 0x02,
+    RTC_HOURS = 0x04,
+    RTC_WEEKDAY = 0x06,
+    RTC_DAY = 0x07,
+    RTC_MONTH = 0x08,
+    RTC_YEAR = 0x09,
+    RTC_REG_A = 0x0a,
+    RTC_REG_B = 0x0b,
+    RTC_REG_C = 0x0c,
+    RTC_REG_D = 0x0d,
     RTC_CENTURY = 0x32,
 };
 
@@ -35,22 +43,36 @@ static uint8_t rtc_clock_field(const struct rtc *rtc, uint8_t index)
 
     gmtime_r(&t, &tm);
     switch (index) {
-    case RTC_SECONDS: return rtc_encode(rtc, tm.tm_sec);
-    case RTC_MINUTES: return rtc_encode(rtc, tm.tm_min);
-    case RTC_HOURS: return rtc_encode(rtc, tm.tm_hour); /* 24-hour mode only */
-    case RTC_WEEKDAY: return rtc_encode(rtc, tm.tm_wday + 1);
-    case RTC_DAY: return rtc_encode(rtc, tm.tm_mday);
-    case RTC_MONTH: return rtc_encode(rtc, tm.tm_mon + 1);
-    case RTC_YEAR: return rtc_encode(rtc, tm.tm_year % 100);
-    default: return rtc_encode(rtc, (tm.tm_year + 1900) / 100); /* RTC_CENTURY */
+    case RTC_SECONDS:
+        return rtc_encode(rtc, tm.tm_sec);
+    case RTC_MINUTES:
+        return rtc_encode(rtc, tm.tm_min);
+    case RTC_HOURS:
+        return rtc_encode(rtc, tm.tm_hour); /* 24-hour mode only */
+    case RTC_WEEKDAY:
+        return rtc_encode(rtc, tm.tm_wday + 1);
+    case RTC_DAY:
+        return rtc_encode(rtc, tm.tm_mday);
+    case RTC_MONTH:
+        return rtc_encode(rtc, tm.tm_mon + 1);
+    case RTC_YEAR:
+        return rtc_encode(rtc, tm.tm_year % 100);
+    default:
+        return rtc_encode(rtc, (tm.tm_year + 1900) / 100); /* RTC_CENTURY */
     }
 }
 
 static uint8_t rtc_read_reg(struct rtc *rtc, uint8_t index)
 {
     switch (index) {
-    case RTC_SECONDS: case RTC_MINUTES: case RTC_HOURS: case RTC_WEEKDAY:
-    case RTC_DAY: case RTC_MONTH: case RTC_YEAR: case RTC_CENTURY:
+    case RTC_SECONDS:
+    case RTC_MINUTES:
+    case RTC_HOURS:
+    case RTC_WEEKDAY:
+    case RTC_DAY:
+    case RTC_MONTH:
+    case RTC_YEAR:
+    case RTC_CENTURY:
         return rtc_clock_field(rtc, index);
     case RTC_REG_C: /* no interrupt sources, so no flags */
         return 0;
@@ -68,10 +90,17 @@ static void rtc_write_reg(struct rtc *rtc, uint8_t index, uint8_t val)
     case RTC_REG_B:
         rtc->cmos[index] = (val & (REG_B_BINARY | REG_B_24H)) | REG_B_24H;
         break;
-    case RTC_REG_C: case RTC_REG_D: /* read-only */
+    case RTC_REG_C:
+    case RTC_REG_D: /* read-only */
         break;
-    case RTC_SECONDS: case RTC_MINUTES: case RTC_HOURS: case RTC_WEEKDAY:
-    case RTC_DAY: case RTC_MONTH: case RTC_YEAR: case RTC_CENTURY:
+    case RTC_SECONDS:
+    case RTC_MINUTES:
+    case RTC_HOURS:
+    case RTC_WEEKDAY:
+    case RTC_DAY:
+    case RTC_MONTH:
+    case RTC_YEAR:
+    case RTC_CENTURY:
         break; /* the guest cannot set the host's clock */
     default:
         rtc->cmos[index] = val;

@@ -6,8 +6,14 @@
 #include <string.h>
 
 enum {
-    UART_RBR_THR = 0, UART_IER = 1, UART_IIR_FCR = 2, UART_LCR = 3,
-    UART_MCR = 4, UART_LSR = 5, UART_MSR = 6, UART_SCR = 7,
+    UART_RBR_THR = 0,
+    UART_IER = 1,
+    UART_IIR_FCR = 2,
+    UART_LCR = 3,
+    UART_MCR = 4,
+    UART_LSR = 5,
+    UART_MSR = 6,
+    UART_SCR = 7,
 };
 
 #define IER_RDI 0x01
@@ -306,8 +312,17 @@ static int serial_save(struct device *dev, struct state_buf *out)
     int ret;
 
     pthread_mutex_lock(&s->lock);
-    st = (struct serial_state){s->dll, s->dlm, s->ier, s->fcr, s->lcr, s->mcr,
-                               s->lsr, s->msr, s->scr, s->thr_ipending, (uint32_t)s->rx_count};
+    st = (struct serial_state){s->dll,
+                               s->dlm,
+                               s->ier,
+                               s->fcr,
+                               s->lcr,
+                               s->mcr,
+                               s->lsr,
+                               s->msr,
+                               s->scr,
+                               s->thr_ipending,
+                               (uint32_t)s->rx_count};
     ret = state_buf_put(out, &st, sizeof(st));
     for (size_t i = 0; !ret && i < s->rx_count; i++)
         ret = state_buf_put(out, &s->rx_fifo[(s->rx_head + i) % SERIAL_RX_FIFO_SIZE], 1);

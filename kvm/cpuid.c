@@ -102,8 +102,7 @@ void kvm_cpuid_adjust(struct kvm_cpuid2 *cpuid, unsigned index, unsigned ncpus)
     }
 }
 
-int kvm_vcpu_setup_cpuid(struct kvm_vcpu *vcpu, const struct kvm_cpuid2 *supported,
-                         unsigned ncpus)
+int kvm_vcpu_setup_cpuid(struct kvm_vcpu *vcpu, const struct kvm_cpuid2 *supported, unsigned ncpus)
 {
     size_t size = sizeof(*supported) + supported->nent * sizeof(supported->entries[0]);
     struct kvm_cpuid2 *copy = malloc(size);

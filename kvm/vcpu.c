@@ -139,8 +139,7 @@ int kvm_vcpu_setup_msrs(struct kvm_vcpu *vcpu)
     if (ret < 0)
         return vcpu_ioctl(vcpu, KVM_SET_MSRS, &msrs, "KVM_SET_MSRS");
     if (ret != N) {
-        pr_err("kvm: vcpu%d: KVM_SET_MSRS refused MSR 0x%x", vcpu->index,
-               msrs.entries[ret].index);
+        pr_err("kvm: vcpu%d: KVM_SET_MSRS refused MSR 0x%x", vcpu->index, msrs.entries[ret].index);
         return -EINVAL;
     }
     return 0;

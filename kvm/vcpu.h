@@ -37,7 +37,6 @@ int kvm_vcpu_setup_lapic(struct kvm_vcpu *vcpu);
 void kvm_cpuid_adjust(struct kvm_cpuid2 *cpuid, unsigned index, unsigned ncpus);
 
 /* Applies kvm_cpuid_adjust() to a copy of `supported` and sets it on the vCPU. */
-int kvm_vcpu_setup_cpuid(struct kvm_vcpu *vcpu, const struct kvm_cpuid2 *supported,
-                         unsigned ncpus);
+int kvm_vcpu_setup_cpuid(struct kvm_vcpu *vcpu, const struct kvm_cpuid2 *supported, unsigned ncpus);
 
 #endif

@@ -17,8 +17,8 @@ int guest_memory_layout(uint64_t size, struct guest_region regions[GUEST_MEM_MAX
     regions[0] = (struct guest_region){.gpa = 0, .size = low, .fd_offset = 0};
     if (size == low)
         return 1;
-    regions[1] = (struct guest_region){
-        .gpa = LAYOUT_MMIO_HOLE_END, .size = size - low, .fd_offset = low};
+    regions[1] =
+        (struct guest_region){.gpa = LAYOUT_MMIO_HOLE_END, .size = size - low, .fd_offset = low};
     return 2;
 }
 

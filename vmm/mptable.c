@@ -11,7 +11,7 @@
 #define MP_CPU_ENABLED 0x01
 #define MP_CPU_BSP 0x02
 #define MP_CPU_SIGNATURE 0x600 /* family 6 */
-#define MP_CPU_FEATURES 0x201 /* FPU and APIC */
+#define MP_CPU_FEATURES 0x201  /* FPU and APIC */
 
 enum { MP_PROCESSOR = 0, MP_BUS = 1, MP_IOAPIC = 2, MP_INTSRC = 3, MP_LINTSRC = 4 };
 enum { MP_INT = 0, MP_NMI = 1, MP_EXTINT = 3 };
@@ -127,15 +127,22 @@ static uint8_t *mp_put_irqs(uint8_t *p, uint8_t ioapic_id)
 {
     for (int irq = 0; irq < MP_ISA_IRQS; irq++) {
         struct mpc_intsrc src = {
-            .type = MP_INTSRC, .irqtype = MP_INT, .srcbus = MP_ISA_BUS_ID,
-            .srcbusirq = (uint8_t)irq, .dstapic = ioapic_id, .dstirq = (uint8_t)irq,
+            .type = MP_INTSRC,
+            .irqtype = MP_INT,
+            .srcbus = MP_ISA_BUS_ID,
+            .srcbusirq = (uint8_t)irq,
+            .dstapic = ioapic_id,
+            .dstirq = (uint8_t)irq,
         };
         p = mp_put(p, &src, sizeof(src));
     }
     for (int lint = 0; lint < MP_LINT_ENTRIES; lint++) {
         struct mpc_intsrc src = {
-            .type = MP_LINTSRC, .irqtype = lint == 0 ? MP_EXTINT : MP_NMI,
-            .srcbus = MP_ISA_BUS_ID, .dstapic = 0xff, .dstirq = (uint8_t)lint,
+            .type = MP_LINTSRC,
+            .irqtype = lint == 0 ? MP_EXTINT : MP_NMI,
+            .srcbus = MP_ISA_BUS_ID,
+            .dstapic = 0xff,
+            .dstirq = (uint8_t)lint,
         };
         p = mp_put(p, &src, sizeof(src));
     }
@@ -144,14 +151,17 @@ static uint8_t *mp_put_irqs(uint8_t *p, uint8_t ioapic_id)
 
 size_t mptable_build(uint8_t *buf, uint64_t gpa, unsigned ncpus)
 {
-    struct mpf_intel mpf = {.signature = {'_', 'M', 'P', '_'}, .length = 1,
-                            .specification = MP_SPEC_REV};
-    struct mpc_table mpc = {.signature = {'P', 'C', 'M', 'P'}, .spec = MP_SPEC_REV,
+    struct mpf_intel mpf = {
+        .signature = {'_', 'M', 'P', '_'}, .length = 1, .specification = MP_SPEC_REV};
+    struct mpc_table mpc = {.signature = {'P', 'C', 'M', 'P'},
+                            .spec = MP_SPEC_REV,
                             .lapic = (uint32_t)LAYOUT_LAPIC_ADDR};
-    struct mpc_bus bus = {.type = MP_BUS, .busid = MP_ISA_BUS_ID,
-                          .bustype = {'I', 'S', 'A', ' ', ' ', ' '}};
-    struct mpc_ioapic ioapic = {.type = MP_IOAPIC, .apicid = (uint8_t)ncpus,
-                                .apicver = MP_IOAPIC_VERSION, .flags = 1,
+    struct mpc_bus bus = {
+        .type = MP_BUS, .busid = MP_ISA_BUS_ID, .bustype = {'I', 'S', 'A', ' ', ' ', ' '}};
+    struct mpc_ioapic ioapic = {.type = MP_IOAPIC,
+                                .apicid = (uint8_t)ncpus,
+                                .apicver = MP_IOAPIC_VERSION,
+                                .flags = 1,
                                 .apicaddr = (uint32_t)LAYOUT_IOAPIC_ADDR};
     uint8_t *table = buf + sizeof(mpf);
     uint8_t *p = table + sizeof(mpc);

@@ -81,8 +81,7 @@ int privs_drop(const struct privs_target *t)
     have_setpcap = capng_have_capability(CAPNG_EFFECTIVE, CAP_SETPCAP);
     capng_clear(CAPNG_SELECT_BOTH);
     if (t->change_id) {
-        ret = capng_change_id((int)t->uid, (int)t->gid,
-                              CAPNG_DROP_SUPP_GRP | CAPNG_CLEAR_BOUNDING);
+        ret = capng_change_id((int)t->uid, (int)t->gid, CAPNG_DROP_SUPP_GRP | CAPNG_CLEAR_BOUNDING);
         if (ret) {
             pr_err("cannot switch to uid %u gid %u (libcap-ng error %d)", (unsigned)t->uid,
                    (unsigned)t->gid, ret);

@@ -39,8 +39,8 @@ static enum vcpu_action handle_system_event(struct kvm_run *run, char *why, size
     }
 }
 
-enum vcpu_action vcpu_handle_exit(struct kvm_run *run, struct bus *pio, struct bus *mmio,
-                                  char *why, size_t why_len)
+enum vcpu_action vcpu_handle_exit(struct kvm_run *run, struct bus *pio, struct bus *mmio, char *why,
+                                  size_t why_len)
 {
     switch (run->exit_reason) {
     case KVM_EXIT_IO:

@@ -15,7 +15,7 @@ enum vcpu_action {
     VCPU_INTERNAL_ERROR, /* KVM could not go on (emulation failure, failed entry) */
 };
 
-enum vcpu_action vcpu_handle_exit(struct kvm_run *run, struct bus *pio, struct bus *mmio,
-                                  char *why, size_t why_len);
+enum vcpu_action vcpu_handle_exit(struct kvm_run *run, struct bus *pio, struct bus *mmio, char *why,
+                                  size_t why_len);
 
 #endif

@@ -67,8 +67,10 @@ static int vm_setup_boot(struct vm *vm, const uint8_t *kernel, size_t kernel_siz
                          const uint8_t *initrd, size_t initrd_size)
 {
     struct boot_files files = {
-        .kernel = kernel, .kernel_size = kernel_size,
-        .initrd = initrd, .initrd_size = initrd_size,
+        .kernel = kernel,
+        .kernel_size = kernel_size,
+        .initrd = initrd,
+        .initrd_size = initrd_size,
         .cmdline = vm->opts->cmdline,
     };
     uint8_t *mp = guest_memory_ptr(&vm->mem, LAYOUT_MPTABLE_ADDR, mptable_size(vm->ncpus));
@@ -245,8 +247,7 @@ int vm_create(struct vm *vm, const struct vmm_options *opts, const uint8_t *kern
     if (!ret)
         ret = vm_setup_signals(vm);
     if (!ret)
-        ret = console_init(&vm->console, STDIN_FILENO, &vm->serial, &vm->loop, vm_console_quit,
-                           vm);
+        ret = console_init(&vm->console, STDIN_FILENO, &vm->serial, &vm->loop, vm_console_quit, vm);
     if (ret)
         vm_destroy(vm);
     return ret;
