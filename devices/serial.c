@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 enum {
     UART_RBR_THR = 0,
@@ -141,12 +142,20 @@ static uint8_t rx_pop(struct serial *s)
     return c;
 }
 
+static void serial_output(struct serial *s, uint8_t c)
+{
+    while (write(s->out_fd, &c, 1) < 0) {
+        if (errno != EINTR || (s->tx_abort && s->tx_abort(s->tx_abort_opaque)))
+            return; /* a console that is gone or stalled loses the byte */
+    }
+}
+
 static void serial_transmit(struct serial *s, uint8_t c)
 {
     if (s->mcr & MCR_LOOP)
         rx_push(s, &c, 1);
     else if (s->out_fd >= 0)
-        (void)write_all(s->out_fd, &c, 1);
+        serial_output(s, c);
     s->thr_ipending = true;
     s->lsr |= LSR_THRE | LSR_TEMT;
 }

@@ -19,6 +19,10 @@ struct serial {
     pthread_mutex_t lock;
     struct irq_line irq;
     int out_fd; /* transmitted bytes go here; -1 drops them */
+    /* Asked when a blocked write to out_fd is interrupted: true gives the byte up,
+     * so a stalled stdout cannot keep a vCPU from stopping. NULL: keep trying. */
+    bool (*tx_abort)(void *opaque);
+    void *tx_abort_opaque;
     /* Called (without the lock) when the guest drained the receive FIFO. */
     void (*rx_space)(void *opaque);
     void *rx_space_opaque;

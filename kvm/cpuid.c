@@ -35,11 +35,12 @@ static void adjust_leaf1(struct kvm_cpuid_entry2 *e, unsigned index, unsigned nc
 static void adjust_leaf4(struct kvm_cpuid_entry2 *e, unsigned ncpus)
 {
     uint32_t level = (e->eax >> 5) & 7;
+    uint32_t cores = ncpus > 64 ? 64 : ncpus; /* EAX[31:26] holds at most 63 */
     uint32_t sharing = level >= 3 ? ncpus - 1 : 0;
 
     if ((e->eax & 0x1f) == 0) /* no more caches */
         return;
-    e->eax = (e->eax & 0x3fff) | ((sharing & 0xfff) << 14) | (((ncpus - 1) & 0x3f) << 26);
+    e->eax = (e->eax & 0x3fff) | ((sharing & 0xfff) << 14) | ((cores - 1) << 26);
 }
 
 static void adjust_extended_topology(struct kvm_cpuid_entry2 *e, unsigned index, unsigned ncpus)
@@ -102,15 +103,37 @@ void kvm_cpuid_adjust(struct kvm_cpuid2 *cpuid, unsigned index, unsigned ncpus)
     }
 }
 
+static const struct kvm_cpuid_entry2 *cpuid_find(const struct kvm_cpuid2 *c, uint32_t fn,
+                                                 uint32_t index)
+{
+    for (uint32_t i = 0; i < c->nent; i++)
+        if (c->entries[i].function == fn && c->entries[i].index == index)
+            return &c->entries[i];
+    return NULL;
+}
+
+/* Newer kernels return only subleaf 0 of leaf 0xb (they stopped reporting the
+ * host's topology): add the core level so kvm_cpuid_adjust() can describe ours. */
+void kvm_cpuid_add_core_level(struct kvm_cpuid2 *c)
+{
+    if (!cpuid_find(c, 0xb, 0) || cpuid_find(c, 0xb, 1))
+        return;
+    c->entries[c->nent++] = (struct kvm_cpuid_entry2){
+        .function = 0xb, .index = 1, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX};
+}
+
 int kvm_vcpu_setup_cpuid(struct kvm_vcpu *vcpu, const struct kvm_cpuid2 *supported, unsigned ncpus)
 {
     size_t size = sizeof(*supported) + supported->nent * sizeof(supported->entries[0]);
-    struct kvm_cpuid2 *copy = malloc(size);
+    struct kvm_cpuid2 *copy = malloc(size + sizeof(supported->entries[0]));
     int ret;
 
-    if (!copy)
+    if (!copy) {
+        pr_err("kvm: vcpu%d: out of memory for CPUID", vcpu->index);
         return -ENOMEM;
+    }
     memcpy(copy, supported, size);
+    kvm_cpuid_add_core_level(copy);
     kvm_cpuid_adjust(copy, vcpu->index, ncpus);
     ret = kvm_vcpu_set_cpuid(vcpu, copy);
     free(copy);

@@ -34,6 +34,11 @@ int kvm_open(struct kvm *kvm, const char *dev_path)
         return ret;
     }
     api = ioctl(kvm->sys_fd, KVM_GET_API_VERSION, 0);
+    if (api < 0) {
+        pr_err("%s is not a KVM device: %s", dev_path, strerror(errno));
+        ret = -ENOTTY;
+        goto err_close;
+    }
     if (api != KVM_EXPECTED_API) {
         pr_err("%s: KVM API version %d, expected %d", dev_path, api, KVM_EXPECTED_API);
         ret = -ENOTSUP;

@@ -36,6 +36,10 @@ int kvm_vcpu_setup_lapic(struct kvm_vcpu *vcpu);
  * topology of one socket with ncpus cores, one thread each. Pure: unit-tested. */
 void kvm_cpuid_adjust(struct kvm_cpuid2 *cpuid, unsigned index, unsigned ncpus);
 
+/* Adds leaf 0xb subleaf 1 when the kernel reported only subleaf 0; `cpuid` must
+ * have room for one more entry. */
+void kvm_cpuid_add_core_level(struct kvm_cpuid2 *cpuid);
+
 /* Applies kvm_cpuid_adjust() to a copy of `supported` and sets it on the vCPU. */
 int kvm_vcpu_setup_cpuid(struct kvm_vcpu *vcpu, const struct kvm_cpuid2 *supported, unsigned ncpus);
 

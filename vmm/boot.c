@@ -124,6 +124,9 @@ int boot_build_e820(const struct guest_memory *mem, struct boot_e820_entry *out,
     n = e820_add(out, n, max, LAYOUT_EBDA_START, 0xa0000, E820_RESERVED);
     n = e820_add(out, n, max, 0xf0000, LAYOUT_HIMEM_START, E820_RESERVED);
     n = e820_add(out, n, max, LAYOUT_HIMEM_START, low_end, E820_RAM);
+    /* KVM's identity-map and TSS pages sit in the hole: keep them from BARs. */
+    n = e820_add(out, n, max, LAYOUT_KVM_IDENTITY_MAP_ADDR, LAYOUT_KVM_TSS_ADDR + 3 * 4096,
+                 E820_RESERVED);
     for (int i = 1; i < mem->nregions; i++)
         n = e820_add(out, n, max, mem->regions[i].gpa, mem->regions[i].gpa + mem->regions[i].size,
                      E820_RAM);

@@ -13,43 +13,47 @@
 
 static void console_watch(struct console *con, bool on);
 
-/* Returns how many bytes of buf go to the guest; handles Ctrl-A x / Ctrl-A Ctrl-A. */
-static size_t console_filter(struct console *con, uint8_t *buf, size_t n)
+/* Copies input to out, handling Ctrl-A x (quit) and Ctrl-A Ctrl-A (a literal
+ * Ctrl-A); an escape pending from the previous read may add one byte, so out
+ * must hold n + 1 bytes. Returns the bytes for the guest. */
+static size_t console_filter(struct console *con, const uint8_t *in, size_t n, uint8_t *out)
 {
-    size_t out = 0;
+    size_t len = 0;
 
     for (size_t i = 0; i < n; i++) {
-        uint8_t c = buf[i];
+        uint8_t c = in[i];
 
         if (con->saw_escape) {
             con->saw_escape = false;
             if (c == 'x') {
                 con->quit(con->quit_opaque);
-                return out;
+                return len;
             }
             if (c != CONSOLE_ESCAPE)
-                buf[out++] = CONSOLE_ESCAPE;
+                out[len++] = CONSOLE_ESCAPE;
         } else if (c == CONSOLE_ESCAPE && con->is_tty) {
             con->saw_escape = true;
             continue;
         }
-        buf[out++] = c;
+        out[len++] = c;
     }
-    return out;
+    return len;
 }
 
 static void console_on_input(void *opaque, uint32_t events)
 {
     struct console *con = opaque;
-    uint8_t buf[256];
+    uint8_t buf[256], out[sizeof(buf) + 1];
     size_t space = serial_rx_space(con->serial);
     ssize_t n;
 
     (void)events;
-    if (space == 0) { /* resumes when the guest drains the FIFO */
+    /* Keep room for an escape byte still pending from the last read. */
+    if (space <= (con->saw_escape ? 1u : 0u)) { /* resumes when the guest drains the FIFO */
         console_watch(con, false);
         return;
     }
+    space -= con->saw_escape ? 1 : 0;
     n = read(con->in_fd, buf, space < sizeof(buf) ? space : sizeof(buf));
     if (n < 0 && (errno == EINTR || errno == EAGAIN))
         return;
@@ -58,7 +62,7 @@ static void console_on_input(void *opaque, uint32_t events)
         console_watch(con, false);
         return;
     }
-    serial_receive(con->serial, buf, console_filter(con, buf, (size_t)n));
+    serial_receive(con->serial, out, console_filter(con, buf, (size_t)n, out));
 }
 
 static void console_on_space(void *opaque, uint32_t events)
@@ -78,7 +82,9 @@ static void console_rx_space(void *opaque)
     struct console *con = opaque;
     uint64_t one = 1;
 
-    if (!con->watching && !con->eof && write(con->space_efd, &one, sizeof(one)) < 0)
+    /* Always signal: the main thread may be about to stop watching stdin, and
+     * reading its flags from here would race with it. Writes coalesce. */
+    if (write(con->space_efd, &one, sizeof(one)) < 0)
         return;
 }
 
@@ -88,6 +94,8 @@ static void console_watch(struct console *con, bool on)
         return;
     if (on && event_loop_add(con->loop, con->in_fd, EPOLLIN, console_on_input, con) == 0)
         con->watching = true;
+    else if (on) /* epoll refuses regular files such as </dev/null: no input then */
+        con->eof = true;
     else if (!on && event_loop_del(con->loop, con->in_fd) == 0)
         con->watching = false;
 }
@@ -115,10 +123,16 @@ int console_init(struct console *con, int in_fd, struct serial *serial, struct e
     con->quit = quit;
     con->quit_opaque = opaque;
     con->space_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (con->space_efd < 0)
-        return -errno;
+    if (con->space_efd < 0) {
+        int err = errno;
+
+        pr_err("console: eventfd: %s", strerror(err));
+        return -err;
+    }
     if (event_loop_add(loop, con->space_efd, EPOLLIN, console_on_space, con) < 0) {
+        pr_err("console: cannot watch its eventfd");
         close(con->space_efd);
+        con->space_efd = -1;
         return -EIO;
     }
     serial->rx_space = console_rx_space;
@@ -126,7 +140,6 @@ int console_init(struct console *con, int in_fd, struct serial *serial, struct e
     con->is_tty = isatty(in_fd);
     if (con->is_tty)
         console_set_raw(con);
-    /* epoll refuses regular files such as </dev/null redirections: no input then. */
     console_watch(con, true);
     return 0;
 }

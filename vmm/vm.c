@@ -41,6 +41,13 @@ static void vm_irq_set(void *opaque, uint32_t irq, int level)
     kvm_irq_line(&vm->kvm, irq, level);
 }
 
+static bool vm_is_stopping(void *opaque)
+{
+    struct vm *vm = opaque;
+
+    return atomic_load(&vm->stopping);
+}
+
 static void vm_reset_cpu(void *opaque)
 {
     vm_request_stop(opaque, VMM_EXIT_OK, "guest reset (reboot)");
@@ -107,8 +114,10 @@ static int vm_setup_vcpus(struct vm *vm)
     int ret;
 
     vm->vcpus = calloc(vm->ncpus, sizeof(*vm->vcpus));
-    if (!vm->vcpus)
+    if (!vm->vcpus) {
+        pr_err("out of memory for %u vCPUs", vm->ncpus);
         return -ENOMEM;
+    }
     for (unsigned i = 0; i < vm->ncpus; i++)
         vm->vcpus[i].kvm.fd = -1;
     ret = kvm_get_supported_cpuid(&vm->kvm, &cpuid);
@@ -136,6 +145,8 @@ static int vm_setup_devices(struct vm *vm)
         ret = bus_init(&vm->mmio, "mmio");
     if (!ret)
         ret = serial_init(&vm->serial, "serial0", &com1, STDOUT_FILENO);
+    vm->serial.tx_abort = vm_is_stopping;
+    vm->serial.tx_abort_opaque = vm;
     if (!ret)
         ret = i8042_init(&vm->i8042, &kbd, vm_reset_cpu, vm);
     if (!ret)
@@ -194,16 +205,25 @@ static int vm_setup_signals(struct vm *vm)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGUSR2);
+    sigaddset(&set, SIGALRM);
     sigaddset(&set, VCPU_KICK_SIGNAL);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     sigdelset(&set, VCPU_KICK_SIGNAL);
     vm->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (vm->signal_fd < 0 || vm->stop_efd < 0)
-        return -errno;
+    if (vm->signal_fd < 0 || vm->stop_efd < 0) {
+        int err = errno;
+
+        pr_err("cannot create the signalfd/eventfd of the event loop: %s", strerror(err));
+        return -err;
+    }
     if (event_loop_add(&vm->loop, vm->signal_fd, EPOLLIN, vm_on_signal, vm) ||
-        event_loop_add(&vm->loop, vm->stop_efd, EPOLLIN, vm_on_stop, vm))
+        event_loop_add(&vm->loop, vm->stop_efd, EPOLLIN, vm_on_stop, vm)) {
+        pr_err("cannot register signals with the event loop");
         return -EIO;
+    }
     return 0;
 }
 
@@ -242,8 +262,8 @@ int vm_create(struct vm *vm, const struct vmm_options *opts, const uint8_t *kern
         ret = vm_setup_vcpus(vm);
     if (!ret)
         ret = vm_setup_devices(vm);
-    if (!ret)
-        ret = event_loop_init(&vm->loop);
+    if (!ret && (ret = event_loop_init(&vm->loop)))
+        pr_err("cannot create the event loop: %s", strerror(-ret));
     if (!ret)
         ret = vm_setup_signals(vm);
     if (!ret)

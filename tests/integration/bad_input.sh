@@ -65,6 +65,8 @@ expect_error "kvm device missing" "cannot open /nonexistent/kvm: No such file" \
     $(vmm) --kvm-device /nonexistent/kvm
 expect_error "kvm not permitted" "cannot open /dev/kvm: Permission denied" \
     setpriv --reuid=nobody --regid=nogroup --clear-groups $(vmm)
+expect_error "not a kvm device" "/dev/null is not a KVM device" $(vmm) --kvm-device /dev/null
+expect_error "user id -1" "--user '-1': no such user" $(vmm) --user -1
 expect_error "unknown user" "--user 'no-such-user-here': no such user" \
     $(vmm) --user no-such-user-here
 if [ "$(awk '/^HugePages_Free:/{print $2}' /proc/meminfo)" = 0 ]; then

@@ -219,11 +219,13 @@ START_TEST(e820_for_512m)
     struct guest_memory mem;
 
     mem_of_size(&mem, 512 * MiB);
-    ck_assert_int_eq(boot_build_e820(&mem, e, BOOT_E820_MAX), 4);
+    ck_assert_int_eq(boot_build_e820(&mem, e, BOOT_E820_MAX), 5);
     assert_e820(&e[0], 0, 0x9fc00, E820_RAM);
     assert_e820(&e[1], 0x9fc00, 0xa0000, E820_RESERVED);
     assert_e820(&e[2], 0xf0000, 0x100000, E820_RESERVED);
     assert_e820(&e[3], MiB, 512 * MiB, E820_RAM);
+    assert_e820(&e[4], LAYOUT_KVM_IDENTITY_MAP_ADDR, LAYOUT_KVM_TSS_ADDR + 3 * 4096,
+                E820_RESERVED);
 }
 END_TEST
 
@@ -233,12 +235,14 @@ START_TEST(e820_for_6g)
     struct guest_memory mem;
 
     mem_of_size(&mem, 6 * GiB);
-    ck_assert_int_eq(boot_build_e820(&mem, e, BOOT_E820_MAX), 5);
+    ck_assert_int_eq(boot_build_e820(&mem, e, BOOT_E820_MAX), 6);
     assert_e820(&e[0], 0, 0x9fc00, E820_RAM);
     assert_e820(&e[1], 0x9fc00, 0xa0000, E820_RESERVED);
     assert_e820(&e[2], 0xf0000, 0x100000, E820_RESERVED);
     assert_e820(&e[3], MiB, 3 * GiB, E820_RAM);
-    assert_e820(&e[4], 4 * GiB, 7 * GiB, E820_RAM);
+    assert_e820(&e[4], LAYOUT_KVM_IDENTITY_MAP_ADDR, LAYOUT_KVM_TSS_ADDR + 3 * 4096,
+                E820_RESERVED);
+    assert_e820(&e[5], 4 * GiB, 7 * GiB, E820_RAM);
 }
 END_TEST
 
@@ -365,17 +369,17 @@ START_TEST(zero_page_holds_e820)
     int count;
 
     fill_zero_page(e, 0, 0, &count);
-    ck_assert_int_eq(count, 5);
-    ck_assert_uint_eq(zp[0x1e8], 5);
-    ck_assert_mem_eq(zp + 0x2d0, e, 5 * 20);
+    ck_assert_int_eq(count, 6);
+    ck_assert_uint_eq(zp[0x1e8], 6);
+    ck_assert_mem_eq(zp + 0x2d0, e, 6 * 20);
     /* 20-byte entries on the wire: addr, size, type */
     ck_assert_uint_eq(get64(zp, 0x2d0 + 20), 0x9fc00);
     ck_assert_uint_eq(get64(zp, 0x2d0 + 20 + 8), 0x400);
     ck_assert_uint_eq(get32(zp, 0x2d0 + 20 + 16), E820_RESERVED);
-    ck_assert_uint_eq(get64(zp, 0x2d0 + 4 * 20), 4 * GiB);
-    ck_assert_uint_eq(get64(zp, 0x2d0 + 4 * 20 + 8), 3 * GiB);
-    ck_assert_uint_eq(get32(zp, 0x2d0 + 4 * 20 + 16), E820_RAM);
-    ck_assert_uint_eq(zp[0x2d0 + 5 * 20], 0);
+    ck_assert_uint_eq(get64(zp, 0x2d0 + 5 * 20), 4 * GiB);
+    ck_assert_uint_eq(get64(zp, 0x2d0 + 5 * 20 + 8), 3 * GiB);
+    ck_assert_uint_eq(get32(zp, 0x2d0 + 5 * 20 + 16), E820_RAM);
+    ck_assert_uint_eq(zp[0x2d0 + 6 * 20], 0);
 }
 END_TEST
 
@@ -489,7 +493,7 @@ START_TEST(load_places_kernel_cmdline_and_zero_page)
     ck_assert_uint_eq(get32(zpage, 0x228), LAYOUT_CMDLINE_ADDR);
     ck_assert_uint_eq(get32(zpage, 0x218), GUEST_MEM_MIN_SIZE - 4096);
     ck_assert_uint_eq(get32(zpage, 0x21c), 4096);
-    ck_assert_uint_eq(zpage[0x1e8], 4);
+    ck_assert_uint_eq(zpage[0x1e8], 5);
     ck_assert_uint_eq(get64(gpa(LAYOUT_PML4_ADDR, 8), 0), LAYOUT_PDPT_ADDR | 0x3);
 }
 END_TEST

@@ -190,6 +190,43 @@ START_TEST(other_leaves_untouched)
 }
 END_TEST
 
+/* Newer kernels report only subleaf 0 of leaf 0xb: the core level is added. */
+START_TEST(core_level_added_when_missing)
+{
+    uint32_t n = 0;
+
+    for (uint32_t i = 0; i < cpuid->nent; i++) /* drop 0xb.1 and 0xb.2 */
+        if (!(cpuid->entries[i].function == 0xb && cpuid->entries[i].index > 0))
+            cpuid->entries[n++] = cpuid->entries[i];
+    cpuid->nent = n;
+    kvm_cpuid_add_core_level(cpuid);
+    ck_assert_uint_eq(cpuid->nent, n + 1);
+    kvm_cpuid_adjust(cpuid, 1, 2);
+    ck_assert_uint_eq(leaf(0xb, 1)->ebx, 2);
+    ck_assert_uint_eq(leaf(0xb, 1)->eax, 1);
+    ck_assert_uint_eq(leaf(0xb, 1)->ecx, 0x201);
+    ck_assert_uint_eq(leaf(0xb, 1)->edx, 1);
+    ck_assert_uint_eq(leaf(0xb, 1)->flags, KVM_CPUID_FLAG_SIGNIFCANT_INDEX);
+}
+END_TEST
+
+START_TEST(core_level_not_duplicated)
+{
+    uint32_t n = cpuid->nent;
+
+    kvm_cpuid_add_core_level(cpuid);
+    ck_assert_uint_eq(cpuid->nent, n);
+}
+END_TEST
+
+/* Leaf 4 EAX[31:26] has six bits: more than 64 vCPUs saturates instead of wrapping. */
+START_TEST(leaf4_core_count_saturates)
+{
+    kvm_cpuid_adjust(cpuid, 0, 65);
+    ck_assert_uint_eq(leaf(4, 0)->eax >> 26, 63);
+}
+END_TEST
+
 static Suite *cpuid_suite(void)
 {
     Suite *s = suite_create("cpuid");
@@ -210,6 +247,9 @@ static Suite *cpuid_suite(void)
     tcase_add_test(tc, amd_cmp_legacy_with_several_cpus);
     tcase_add_test(tc, amd_extended_apic_id);
     tcase_add_test(tc, other_leaves_untouched);
+    tcase_add_test(tc, core_level_added_when_missing);
+    tcase_add_test(tc, core_level_not_duplicated);
+    tcase_add_test(tc, leaf4_core_count_saturates);
     suite_add_tcase(s, tc);
     return s;
 }
