@@ -24,6 +24,9 @@ echo "vmm ran for $((SECONDS - start)) s"
 [ "$rc" -eq 0 ] || { tail -n 30 "$log"; fail "vmm exited $rc, want 0 after the guest's reboot -f"; }
 check_booted "$log"
 check_eq "guest nproc" "$(guest_value "$log" NPROC)" "$cpus"
+# CPUID describes one socket with one core per vCPU.
+check_eq "guest CPU packages" "$(guest_value "$log" PACKAGES)" 1
+check_eq "guest cores" "$(guest_value "$log" CORES)" "$cpus"
 check_mem_total "$log" "$(numfmt --from=iec "$memory")"
 grep -aq 'guest reset (reboot)' "$log" || fail "vmm did not report the guest's reset"
 pass "booted $cpus vCPU(s) with $memory, exit 0 after reboot"

@@ -46,4 +46,4 @@ check_mem_total() {
 
 # The guest command that reports what the boot tests check. It sits inside
 # vmm.run="..." on the kernel command line, so it cannot contain double quotes.
-GUEST_REPORT='echo NPROC=$(nproc); grep MemTotal /proc/meminfo'
+GUEST_REPORT='echo NPROC=$(nproc); grep MemTotal /proc/meminfo; echo PACKAGES=$(cat /sys/devices/system/cpu/cpu*/topology/physical_package_id | sort -u | wc -l); echo CORES=$(cat /sys/devices/system/cpu/cpu*/topology/core_id | sort -u | wc -l)'
