@@ -224,8 +224,7 @@ START_TEST(e820_for_512m)
     assert_e820(&e[1], 0x9fc00, 0xa0000, E820_RESERVED);
     assert_e820(&e[2], 0xf0000, 0x100000, E820_RESERVED);
     assert_e820(&e[3], MiB, 512 * MiB, E820_RAM);
-    assert_e820(&e[4], LAYOUT_KVM_IDENTITY_MAP_ADDR, LAYOUT_KVM_TSS_ADDR + 3 * 4096,
-                E820_RESERVED);
+    assert_e820(&e[4], LAYOUT_KVM_IDENTITY_MAP_ADDR, LAYOUT_KVM_TSS_ADDR + 3 * 4096, E820_RESERVED);
 }
 END_TEST
 
@@ -240,8 +239,7 @@ START_TEST(e820_for_6g)
     assert_e820(&e[1], 0x9fc00, 0xa0000, E820_RESERVED);
     assert_e820(&e[2], 0xf0000, 0x100000, E820_RESERVED);
     assert_e820(&e[3], MiB, 3 * GiB, E820_RAM);
-    assert_e820(&e[4], LAYOUT_KVM_IDENTITY_MAP_ADDR, LAYOUT_KVM_TSS_ADDR + 3 * 4096,
-                E820_RESERVED);
+    assert_e820(&e[4], LAYOUT_KVM_IDENTITY_MAP_ADDR, LAYOUT_KVM_TSS_ADDR + 3 * 4096, E820_RESERVED);
     assert_e820(&e[5], 4 * GiB, 7 * GiB, E820_RAM);
 }
 END_TEST
