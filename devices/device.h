@@ -41,6 +41,18 @@ struct irq_line {
     uint32_t irq;
 };
 
+/* Guest memory as devices see it: a host pointer to [gpa, gpa+len) or NULL when
+ * that range is not all RAM. Devices never see the memory map itself. */
+struct guest_mem_access {
+    void *(*ptr)(void *opaque, uint64_t gpa, uint64_t len);
+    void *opaque;
+};
+
+static inline void *guest_mem_ptr(const struct guest_mem_access *mem, uint64_t gpa, uint64_t len)
+{
+    return mem->ptr(mem->opaque, gpa, len);
+}
+
 static inline void irq_line_set(const struct irq_line *line, int level)
 {
     if (line->set)

@@ -20,6 +20,12 @@
 #define LAYOUT_MMIO_HOLE_END 0x100000000ULL
 #define LAYOUT_IOAPIC_ADDR 0xfec00000ULL
 #define LAYOUT_LAPIC_ADDR 0xfee00000ULL
+/* PCI BARs: a window below 4 GiB in the hole (clear of the IOAPIC, LAPIC and KVM
+ * pages), and one for 64-bit BARs from the first 1 GiB boundary above RAM. */
+#define LAYOUT_PCI_MEM32_START 0xc0000000ULL
+#define LAYOUT_PCI_MEM32_SIZE 0x3e000000ULL
+#define LAYOUT_PCI_MEM64_ALIGN 0x40000000ULL
+#define LAYOUT_PCI_MEM64_SIZE 0x1000000000ULL /* 64 GiB */
 /* Three pages KVM needs for the real-mode TSS on Intel, and its identity map page. */
 #define LAYOUT_KVM_IDENTITY_MAP_ADDR 0xfeffc000ULL
 #define LAYOUT_KVM_TSS_ADDR 0xfeffd000ULL

@@ -25,6 +25,7 @@ enum {
     OPT_GROUP,
     OPT_KVM_DEVICE,
     OPT_VERSION,
+    OPT_NET,
 };
 
 static const struct option long_options[] = {
@@ -37,6 +38,7 @@ static const struct option long_options[] = {
     {"user", required_argument, NULL, OPT_USER},
     {"group", required_argument, NULL, OPT_GROUP},
     {"kvm-device", required_argument, NULL, OPT_KVM_DEVICE},
+    {"net", required_argument, NULL, OPT_NET},
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
     {"help", no_argument, NULL, OPT_HELP},
@@ -61,6 +63,10 @@ void options_usage(FILE *out)
                  "                         /proc/sys/vm/nr_hugepages beforehand)\n"
                  "      --user NAME|UID    run as this user once /dev/kvm is open\n"
                  "      --group NAME|GID   run as this group once /dev/kvm is open\n"
+                 "      --net vhost-user,socket=PATH[,server][,queues=N][,mac=MAC][,mtu=N]\n"
+                 "            [,connect-timeout-ms=N][,reply-timeout-ms=N]\n"
+                 "                         a virtio-net NIC whose data path is a vhost-user\n"
+                 "                         backend; repeat for more NICs (at most 4)\n"
                  "      --kvm-device PATH  KVM device (default /dev/kvm)\n"
                  "  -q, --quiet            only print errors\n"
                  "  -v, --verbose          print debug messages\n"
@@ -116,6 +122,17 @@ static enum options_result parse_cpus(const char *arg, struct vmm_options *opts,
     return OPTIONS_OK;
 }
 
+static enum options_result parse_net(const char *arg, struct vmm_options *opts, char *err,
+                                     size_t errlen)
+{
+    if (opts->nnets == VMM_MAX_NETS)
+        return opt_error(err, errlen, "--net: at most %d NICs", VMM_MAX_NETS);
+    if (virtio_net_parse_options(arg, &opts->nets[opts->nnets], err, errlen))
+        return OPTIONS_ERROR;
+    opts->nnets++;
+    return OPTIONS_OK;
+}
+
 static void options_defaults(struct vmm_options *opts)
 {
     memset(opts, 0, sizeof(*opts));
@@ -151,6 +168,8 @@ static enum options_result parse_one(int c, struct vmm_options *opts, FILE *out,
     case OPT_GROUP:
         opts->group = optarg;
         break;
+    case OPT_NET:
+        return parse_net(optarg, opts, err, errlen);
     case OPT_KVM_DEVICE:
         opts->kvm_device = optarg;
         break;

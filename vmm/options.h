@@ -7,9 +7,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "../devices/virtio_net.h"
+
 #define VMM_DEFAULT_CMDLINE "console=ttyS0 reboot=k i8042.noaux i8042.nomux i8042.dumbkbd"
 #define VMM_DEFAULT_MEMORY (512ULL << 20)
 #define VMM_MAX_CPUS 254
+#define VMM_MAX_NETS 4
 
 struct vmm_options {
     const char *kernel;
@@ -22,6 +25,8 @@ struct vmm_options {
     const char *group;
     const char *kvm_device;
     int verbosity; /* -1 quiet, 0 normal, 1+ debug */
+    unsigned nnets;
+    struct virtio_net_options nets[VMM_MAX_NETS];
 };
 
 enum options_result { OPTIONS_OK = 0, OPTIONS_EXIT_OK = 1, OPTIONS_ERROR = -1 };

@@ -4,6 +4,7 @@
 #include "layout.h"
 #include "mptable.h"
 #include "vcpu_exit.h"
+#include "vm_net.h"
 #include "../common/log.h"
 
 #include <errno.h>
@@ -260,10 +261,12 @@ int vm_create(struct vm *vm, const struct vmm_options *opts, const uint8_t *kern
         ret = vm_setup_boot(vm, kernel, kernel_size, initrd, initrd_size);
     if (!ret)
         ret = vm_setup_vcpus(vm);
-    if (!ret)
-        ret = vm_setup_devices(vm);
     if (!ret && (ret = event_loop_init(&vm->loop)))
         pr_err("cannot create the event loop: %s", strerror(-ret));
+    if (!ret)
+        ret = vm_setup_devices(vm);
+    if (!ret)
+        ret = vm_setup_pci_devices(vm);
     if (!ret)
         ret = vm_setup_signals(vm);
     if (!ret)
@@ -321,6 +324,9 @@ static void *vcpu_thread(void *arg)
 
 static void vm_stop_vcpus(struct vm *vm)
 {
+    /* A vCPU may wait for the loop (a NIC starting): fail that wait first. */
+    if (vm->loop.epfd >= 0)
+        event_loop_close_calls(&vm->loop);
     for (unsigned i = 0; i < vm->ncpus; i++) {
         if (vm->vcpus[i].started) {
             vm->vcpus[i].kvm.run->immediate_exit = 1;
@@ -363,6 +369,7 @@ int vm_run(struct vm *vm)
         }
     }
     vm_stop_vcpus(vm);
+    vm_stop_pci_devices(vm);
     console_restore(&vm->console);
     if (vm->exit_code == VMM_EXIT_OK)
         pr_info("%s", vm->exit_reason);
@@ -381,8 +388,11 @@ void vm_destroy(struct vm *vm)
     if (vm->stop_efd >= 0)
         close(vm->stop_efd);
     vm->signal_fd = vm->stop_efd = -1;
+    vm_destroy_pci_devices(vm);
     if (vm->loop.epfd >= 0)
         event_loop_destroy(&vm->loop);
+    if (vm->routing.kvm)
+        kvm_irq_routing_destroy(&vm->routing);
     if (vm->i8042.cmd_dev.ops)
         i8042_destroy(&vm->i8042);
     if (vm->rtc.dev.ops)

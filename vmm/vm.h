@@ -9,7 +9,11 @@
 #include "options.h"
 #include "../devices/bus.h"
 #include "../devices/i8042.h"
+#include "../devices/pci.h"
 #include "../devices/rtc.h"
+#include "../devices/virtio_net.h"
+#include "../devices/virtio_pci.h"
+#include "../kvm/irq_routing.h"
 #include "../devices/serial.h"
 #include "../kvm/kvm.h"
 #include "../kvm/vcpu.h"
@@ -33,6 +37,13 @@ struct vm_vcpu {
     bool started;
 };
 
+struct vm_net {
+    char id[8];
+    struct virtio_net net;
+    struct virtio_pci vp;
+    bool net_ready, pci_ready, registered;
+};
+
 struct vm {
     const struct vmm_options *opts;
     struct kvm kvm;
@@ -44,6 +55,12 @@ struct vm {
     struct serial serial;
     struct i8042 i8042;
     struct rtc rtc;
+    struct pci pci;
+    bool pci_ready;
+    struct kvm_irq_routing_table routing;
+    struct virtio_platform platform;
+    struct guest_mem_access mem_access;
+    struct vm_net nets[VMM_MAX_NETS];
     struct event_loop loop;
     struct console console;
     int signal_fd;

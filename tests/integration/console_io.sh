@@ -19,6 +19,16 @@ timeout=${GUEST_TIMEOUT:-300}
 dir=$(mktemp -d)
 at_exit "rm -rf '$dir'"
 
+# start_bg_stdin FILE CMD...: start_bg with CMD's stdin from FILE. A `<` on start_bg
+# itself does not reach CMD: bash gives a background command of a non-interactive
+# shell /dev/null as stdin unless the `&` command line redirects it.
+start_bg_stdin() {
+    local file=$1
+    shift
+    # shellcheck disable=SC2016 # $0 and $@ expand in the inner sh
+    start_bg sh -c 'exec <"$0" && exec "$@"' "$file" "$@"
+}
+
 # --- 1. Input through a pipe ------------------------------------------------------
 # fd 3 keeps a writer open, so vmm does not see end of input before we write.
 mkfifo "$dir/in"
@@ -26,10 +36,12 @@ exec 3<>"$dir/in"
 log=$dir/pipe.log
 line='hello from the host 12345'
 start=$SECONDS
-start_bg timeout -k 5 "$timeout" "$VMM_BIN" --kernel "$GUEST_DIR/bzImage" \
+# The guest's read gives up after 60 s, so input that never arrives fails the GOT
+# check below instead of hanging until the timeout.
+start_bg_stdin "$dir/in" timeout -k 5 "$timeout" "$VMM_BIN" --kernel "$GUEST_DIR/bzImage" \
     --initrd "$GUEST_DIR/initramfs.cpio.gz" --memory 512M \
-    --cmdline "$GUEST_CMDLINE_BASE vmm.run=\"echo READY; read -r line; echo GOT=\$line\"" \
-    <"$dir/in" >"$log" 2>&1
+    --cmdline "$GUEST_CMDLINE_BASE vmm.run=\"echo READY; read -t 60 -r line; echo GOT=\$line\"" \
+    >"$log" 2>&1
 pid=$BG_PID
 wait_grep "$log" '^READY' "$timeout" || { tail -n 30 "$log"; fail "the guest never printed READY"; }
 echo "ok: guest ready after $((SECONDS - start)) s; writing '$line' to vmm's stdin"
@@ -75,8 +87,8 @@ tty_start() {
     mkdir "$RUN_DIR"
     # If the test dies, vmm (in script's session, not in our process group) goes too.
     at_exit "[ -s '$RUN_DIR/pid' ] && kill -KILL \$(cat '$RUN_DIR/pid') 2>/dev/null"
-    start_bg timeout -k 5 "$timeout" script -qfec "bash $dir/inner.sh" "$RUN_DIR/typescript" \
-        <"$dir/tty_in" >/dev/null 2>"$RUN_DIR/script.err"
+    start_bg_stdin "$dir/tty_in" timeout -k 5 "$timeout" \
+        script -qfec "bash $dir/inner.sh" "$RUN_DIR/typescript" >/dev/null 2>"$RUN_DIR/script.err"
 }
 
 # tty_finish NAME SCRIPT-PID: waits for the run, checks vmm's status and the settings.

@@ -1,0 +1,107 @@
+/* The virtio device model interface: a transport (virtio-pci) owns the common
+ * configuration, queues and interrupts, and calls the device model through
+ * virtio_device_ops. A device model knows nothing of PCI. */
+#ifndef VMM_DEVICES_VIRTIO_H
+#define VMM_DEVICES_VIRTIO_H
+
+#include "device.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define VIRTIO_F_RING_INDIRECT_DESC 28
+#define VIRTIO_F_RING_EVENT_IDX 29
+#define VIRTIO_F_VERSION_1 32
+
+#define VIRTIO_STATUS_ACKNOWLEDGE 0x01
+#define VIRTIO_STATUS_DRIVER 0x02
+#define VIRTIO_STATUS_DRIVER_OK 0x04
+#define VIRTIO_STATUS_FEATURES_OK 0x08
+#define VIRTIO_STATUS_NEEDS_RESET 0x40
+#define VIRTIO_STATUS_FAILED 0x80
+
+#define VIRTIO_MAX_QUEUES 17 /* 8 queue pairs and a control queue */
+#define VIRTIO_NO_VECTOR 0xffff
+
+struct virtio_queue {
+    uint16_t max_size;
+    uint16_t size;
+    bool enabled;
+    uint16_t msix_vector;
+    uint64_t desc, avail, used; /* guest-physical */
+    int kick_fd;                /* eventfd signalled by the guest's doorbell (a KVM ioeventfd) */
+    int call_fd;                /* eventfd that raises the queue's interrupt (a KVM irqfd) */
+};
+
+struct virtio_device;
+
+struct virtio_device_ops {
+    /* Features the device offers (the transport adds VIRTIO_F_VERSION_1). */
+    uint64_t (*features)(struct virtio_device *vdev);
+    /* The driver's accepted features; -EINVAL refuses them (FEATURES_OK stays clear). */
+    int (*set_features)(struct virtio_device *vdev, uint64_t acked);
+    void (*config_read)(struct virtio_device *vdev, uint32_t offset, uint8_t *data, uint32_t len);
+    void (*config_write)(struct virtio_device *vdev, uint32_t offset, const uint8_t *data,
+                         uint32_t len);
+    /* DRIVER_OK: start the enabled queues. Runs on the event-loop thread. */
+    int (*activate)(struct virtio_device *vdev);
+    /* Device reset by the driver (status 0), or before the guest reboots: stop
+     * the queues. Runs on the event-loop thread. */
+    void (*reset)(struct virtio_device *vdev);
+    /* Bytes of device-specific configuration. */
+    uint32_t config_size;
+};
+
+struct virtio_transport_ops {
+    /* Raises the configuration-change interrupt. */
+    void (*notify_config)(void *transport);
+};
+
+struct vhost_user_mem_region;
+
+/* What the platform (vmm/) does for virtio devices: KVM wiring, the event loop,
+ * and guest memory as the backend must map it. Devices never see KVM. */
+struct virtio_platform {
+    int (*ioeventfd)(void *opaque, uint64_t addr, uint32_t len, int fd, bool assign);
+    int (*irqfd)(void *opaque, int gsi, int fd, bool assign);
+    int (*msi_route_alloc)(void *opaque);
+    void (*msi_route_free)(void *opaque, int gsi);
+    int (*msi_route_set)(void *opaque, int gsi, uint64_t addr, uint32_t data);
+    int (*signal_msi)(void *opaque, uint64_t addr, uint32_t data);
+    /* Watches fd on the event loop (on=false stops); cb runs on the loop thread.
+     * Callable from any thread. */
+    int (*watch_fd)(void *opaque, int fd, void (*cb)(void *arg, uint32_t events), void *arg,
+                    bool on);
+    /* Runs fn(arg) on the event-loop thread and waits for its result: socket I/O
+     * never happens on a vCPU thread. */
+    int (*run_on_loop)(void *opaque, int (*fn)(void *arg), void *arg);
+    /* Guest RAM regions with the memfd and host address of each, for SET_MEM_TABLE. */
+    int (*mem_regions)(void *opaque, struct vhost_user_mem_region *regions, int max);
+    void *opaque;
+};
+
+struct virtio_device {
+    const char *id; /* "net0": the prefix of its log lines */
+    uint16_t device_id;
+    unsigned num_queues;
+    struct virtio_queue queues[VIRTIO_MAX_QUEUES];
+    uint64_t acked_features;
+    const struct virtio_device_ops *ops;
+    const struct guest_mem_access *mem;
+    const struct virtio_platform *platform;
+    const struct virtio_transport_ops *transport_ops;
+    void *transport;
+};
+
+static inline bool virtio_has_feature(const struct virtio_device *vdev, unsigned bit)
+{
+    return vdev->acked_features & (1ULL << bit);
+}
+
+static inline void virtio_notify_config(struct virtio_device *vdev)
+{
+    if (vdev->transport_ops)
+        vdev->transport_ops->notify_config(vdev->transport);
+}
+
+#endif

@@ -1,0 +1,570 @@
+#include "virtio_net.h"
+
+#include "../common/log.h"
+#include "../common/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#define VIRTIO_NET_OK 0
+#define VIRTIO_NET_ERR 1
+
+enum {
+    CTRL_RX = 0,
+    CTRL_MAC = 1,
+    CTRL_VLAN = 2,
+    CTRL_ANNOUNCE = 3,
+    CTRL_MQ = 4,
+};
+#define CTRL_MAC_TABLE_SET 0
+#define CTRL_MAC_ADDR_SET 1
+#define CTRL_RX_NOBCAST 5
+#define CTRL_MQ_VQ_PAIRS_SET 0
+#define CTRL_MAX_DATA 4096
+
+#define BIT(n) (1ULL << (n))
+
+/* Feature bits the backend implements on the data path, passed through when it
+ * offers them (QEMU's user_feature_bits). */
+static const uint64_t backend_feature_mask =
+    BIT(VIRTIO_NET_F_CSUM) | BIT(VIRTIO_NET_F_GUEST_CSUM) | BIT(VIRTIO_NET_F_GUEST_TSO4) |
+    BIT(VIRTIO_NET_F_GUEST_TSO6) | BIT(VIRTIO_NET_F_GUEST_ECN) | BIT(VIRTIO_NET_F_GUEST_UFO) |
+    BIT(VIRTIO_NET_F_HOST_TSO4) | BIT(VIRTIO_NET_F_HOST_TSO6) | BIT(VIRTIO_NET_F_HOST_ECN) |
+    BIT(VIRTIO_NET_F_HOST_UFO) | BIT(VIRTIO_NET_F_MRG_RXBUF) | BIT(VIRTIO_F_RING_INDIRECT_DESC) |
+    BIT(VIRTIO_F_RING_EVENT_IDX) | BIT(VIRTIO_F_VERSION_1);
+
+uint64_t virtio_net_offered_features(uint64_t backend, const struct virtio_net_options *opts)
+{
+    /* vmm itself provides the config space and the control queue. */
+    uint64_t f = (backend & backend_feature_mask) | BIT(VIRTIO_NET_F_MAC) |
+                 BIT(VIRTIO_NET_F_STATUS) | BIT(VIRTIO_NET_F_CTRL_VQ) | BIT(VIRTIO_NET_F_CTRL_RX) |
+                 BIT(VIRTIO_NET_F_CTRL_MAC_ADDR);
+
+    if (opts->queue_pairs > 1)
+        f |= BIT(VIRTIO_NET_F_MQ);
+    if (opts->mtu)
+        f |= BIT(VIRTIO_NET_F_MTU);
+    return f;
+}
+
+uint64_t virtio_net_backend_features(uint64_t acked, uint64_t backend)
+{
+    uint64_t f = acked & backend & backend_feature_mask;
+
+    if (backend & BIT(VHOST_USER_F_PROTOCOL_FEATURES))
+        f |= BIT(VHOST_USER_F_PROTOCOL_FEATURES);
+    return f;
+}
+
+static struct virtio_net *to_net(struct virtio_device *vdev)
+{
+    return (struct virtio_net *)((char *)vdev - offsetof(struct virtio_net, vdev));
+}
+
+static uint64_t net_features(struct virtio_device *vdev)
+{
+    struct virtio_net *net = to_net(vdev);
+
+    return virtio_net_offered_features(net->backend_features, &net->opts);
+}
+
+static int net_set_features(struct virtio_device *vdev, uint64_t acked)
+{
+    (void)vdev;
+    (void)acked;
+    return 0;
+}
+
+static void net_config_read(struct virtio_device *vdev, uint32_t offset, uint8_t *data,
+                            uint32_t len)
+{
+    struct virtio_net *net = to_net(vdev);
+
+    memset(data, 0, len);
+    pthread_mutex_lock(&net->lock);
+    if (offset < sizeof(net->config)) {
+        uint32_t n = len < sizeof(net->config) - offset ? len : sizeof(net->config) - offset;
+
+        memcpy(data, (uint8_t *)&net->config + offset, n);
+    }
+    pthread_mutex_unlock(&net->lock);
+}
+
+/* The MAC is writable through config space only without CTRL_MAC_ADDR (legacy
+ * drivers); the rest is read-only. */
+static void net_config_write(struct virtio_device *vdev, uint32_t offset, const uint8_t *data,
+                             uint32_t len)
+{
+    struct virtio_net *net = to_net(vdev);
+
+    if (virtio_has_feature(vdev, VIRTIO_NET_F_CTRL_MAC_ADDR) || offset >= 6 || len > 6 - offset)
+        return;
+    pthread_mutex_lock(&net->lock);
+    memcpy(net->config.mac + offset, data, len);
+    pthread_mutex_unlock(&net->lock);
+}
+
+static uint8_t ctrl_rx(uint32_t len, uint8_t cmd)
+{
+    /* vmm cannot filter the backend's traffic; the modes are accepted as QEMU does. */
+    return cmd <= CTRL_RX_NOBCAST && len == 1 ? VIRTIO_NET_OK : VIRTIO_NET_ERR;
+}
+
+static bool mac_table_valid(const uint8_t *data, uint32_t len)
+{
+    uint32_t off = 0;
+
+    for (int table = 0; table < 2; table++) {
+        uint32_t entries;
+
+        if (len - off < 4)
+            return false;
+        memcpy(&entries, data + off, 4);
+        off += 4;
+        if (entries > (len - off) / 6)
+            return false;
+        off += entries * 6;
+    }
+    return off == len;
+}
+
+static uint8_t ctrl_mac(struct virtio_net *net, const uint8_t *data, uint32_t len, uint8_t cmd)
+{
+    if (cmd == CTRL_MAC_ADDR_SET && len == 6 &&
+        virtio_has_feature(&net->vdev, VIRTIO_NET_F_CTRL_MAC_ADDR)) {
+        pthread_mutex_lock(&net->lock);
+        memcpy(net->config.mac, data, 6);
+        pthread_mutex_unlock(&net->lock);
+        return VIRTIO_NET_OK;
+    }
+    if (cmd == CTRL_MAC_TABLE_SET && mac_table_valid(data, len))
+        return VIRTIO_NET_OK;
+    return VIRTIO_NET_ERR;
+}
+
+static int net_enable_pairs(struct virtio_net *net, unsigned pairs);
+
+static uint8_t ctrl_mq(struct virtio_net *net, const uint8_t *data, uint32_t len, uint8_t cmd)
+{
+    uint16_t pairs;
+
+    if (cmd != CTRL_MQ_VQ_PAIRS_SET || len != 2 || !virtio_has_feature(&net->vdev, VIRTIO_NET_F_MQ))
+        return VIRTIO_NET_ERR;
+    memcpy(&pairs, data, 2);
+    if (pairs < 1 || pairs > net->opts.queue_pairs)
+        return VIRTIO_NET_ERR;
+    return net_enable_pairs(net, pairs) ? VIRTIO_NET_ERR : VIRTIO_NET_OK;
+}
+
+static uint8_t ctrl_dispatch(struct virtio_net *net, const uint8_t *cmd, uint32_t len)
+{
+    const uint8_t *data = cmd + 2;
+
+    if (len < 2)
+        return VIRTIO_NET_ERR;
+    switch (cmd[0]) {
+    case CTRL_RX:
+        return ctrl_rx(len - 2, cmd[1]);
+    case CTRL_MAC:
+        return ctrl_mac(net, data, len - 2, cmd[1]);
+    case CTRL_MQ:
+        return ctrl_mq(net, data, len - 2, cmd[1]);
+    default: /* VLAN filtering, announcements, offloads: not offered */
+        return VIRTIO_NET_ERR;
+    }
+}
+
+/* Handles one control command: header and data in the readable buffers, the
+ * one-byte ack in the writable one. */
+static void ctrl_handle_chain(struct virtio_net *net, const struct virtq_chain *chain)
+{
+    uint8_t cmd[CTRL_MAX_DATA];
+    uint32_t len = virtq_chain_read(chain, cmd, sizeof(cmd));
+    uint8_t ack = ctrl_dispatch(net, cmd, len);
+
+    if (ack != VIRTIO_NET_OK)
+        pr_debug("%s: control command class %u cmd %u refused", net->vdev.id, len ? cmd[0] : 0,
+                 len > 1 ? cmd[1] : 0);
+    virtq_push(&net->ctrl_vq, chain->head, virtq_chain_write(chain, &ack, 1));
+}
+
+static void ctrl_process(struct virtio_net *net)
+{
+    struct virtq_chain chain;
+    uint16_t old_used = net->ctrl_vq.used_idx;
+    int ret;
+
+    while ((ret = virtq_pop(&net->ctrl_vq, &chain)) > 0)
+        ctrl_handle_chain(net, &chain);
+    if (ret < 0)
+        pr_warn("%s: the guest's control queue is malformed; ignoring it", net->vdev.id);
+    if (net->ctrl_vq.used_idx != old_used && virtq_needs_interrupt(&net->ctrl_vq, old_used)) {
+        uint64_t one = 1;
+        int fd = net->vdev.queues[2 * net->opts.queue_pairs].call_fd;
+
+        if (fd >= 0 && write(fd, &one, sizeof(one)) < 0)
+            pr_debug("%s: control queue interrupt: %s", net->vdev.id, strerror(errno));
+    }
+}
+
+static void ctrl_on_kick(void *arg, uint32_t events)
+{
+    struct virtio_net *net = arg;
+    uint64_t v;
+    int fd = net->vdev.queues[2 * net->opts.queue_pairs].kick_fd;
+
+    (void)events;
+    if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        return;
+    pr_debug("%s: control queue kick (started %d)", net->vdev.id, net->started);
+    if (net->started)
+        ctrl_process(net);
+}
+
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+    unsigned v[6];
+    char tail;
+
+    if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) !=
+        6)
+        return -EINVAL;
+    for (int i = 0; i < 6; i++)
+        mac[i] = (uint8_t)v[i];
+    return (mac[0] & 1) ? -EINVAL : 0; /* a multicast address cannot be a NIC's */
+}
+
+static int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
+{
+    char *end;
+
+    if (*s < '0' || *s > '9')
+        return -EINVAL;
+    errno = 0;
+    *out = strtoul(s, &end, 10);
+    return (errno || *end || *out < min || *out > max) ? -EINVAL : 0;
+}
+
+static void net_option_defaults(struct virtio_net_options *o)
+{
+    static const uint8_t default_mac[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
+
+    memset(o, 0, sizeof(*o));
+    o->queue_pairs = 1;
+    memcpy(o->mac, default_mac, 6);
+    o->connect_timeout_ms = 30000;
+    o->reply_timeout_ms = 30000; /* DPDK maps and walks all of guest RAM in SET_MEM_TABLE */
+}
+
+static int net_parse_kv(struct virtio_net_options *o, const char *key, const char *val, char *err,
+                        size_t errlen)
+{
+    unsigned long n;
+
+    if (!strcmp(key, "socket") && val && *val && strlen(val) < sizeof(o->socket_path)) {
+        strcpy(o->socket_path, val);
+    } else if (!strcmp(key, "server") && !val) {
+        o->server = true;
+    } else if (!strcmp(key, "queues") && val && !parse_uint(val, 1, VIRTIO_NET_MAX_PAIRS, &n)) {
+        o->queue_pairs = (unsigned)n;
+    } else if (!strcmp(key, "mac") && val && !parse_mac(val, o->mac)) {
+    } else if (!strcmp(key, "mtu") && val && !parse_uint(val, 68, 65535, &n)) {
+        o->mtu = (uint16_t)n;
+    } else if (!strcmp(key, "connect-timeout-ms") && val && !parse_uint(val, 0, 3600000, &n)) {
+        o->connect_timeout_ms = (unsigned)n;
+    } else if (!strcmp(key, "reply-timeout-ms") && val && !parse_uint(val, 1, 600000, &n)) {
+        o->reply_timeout_ms = (unsigned)n;
+    } else {
+        snprintf(err, errlen, "--net: bad or unknown setting '%s%s%s'", key, val ? "=" : "",
+                 val ? val : "");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int virtio_net_parse_options(const char *arg, struct virtio_net_options *opts, char *err,
+                             size_t errlen)
+{
+    char buf[512], *save = NULL, *tok;
+    int ret = 0;
+
+    net_option_defaults(opts);
+    if (strlen(arg) >= sizeof(buf) || strncmp(arg, "vhost-user", 10) ||
+        (arg[10] && arg[10] != ',')) {
+        snprintf(err, errlen, "--net '%s': only vhost-user,socket=PATH[,...] is supported", arg);
+        return -EINVAL;
+    }
+    strcpy(buf, arg + (arg[10] ? 11 : 10));
+    for (tok = strtok_r(buf, ",", &save); tok && !ret; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+
+        if (eq)
+            *eq++ = '\0';
+        ret = net_parse_kv(opts, tok, eq, err, errlen);
+    }
+    if (!ret && !opts->socket_path[0]) {
+        snprintf(err, errlen, "--net '%s': socket=PATH is required", arg);
+        ret = -EINVAL;
+    }
+    return ret;
+}
+
+/* Which vhost-user protocol features vmm asks for. */
+#define NET_PROTOCOL_FEATURES                                                                      \
+    ((1ULL << VHOST_USER_PROTOCOL_F_MQ) | (1ULL << VHOST_USER_PROTOCOL_F_REPLY_ACK) |              \
+     (1ULL << VHOST_USER_PROTOCOL_F_MTU) | (1ULL << VHOST_USER_PROTOCOL_F_RARP))
+
+static unsigned ctrl_index(const struct virtio_net *net)
+{
+    return 2 * net->opts.queue_pairs;
+}
+
+static int net_enable_pairs(struct virtio_net *net, unsigned pairs)
+{
+    bool protocol = net->conn.features & (1ULL << VHOST_USER_F_PROTOCOL_FEATURES);
+    int ret = 0;
+
+    /* Without protocol features, rings run as soon as they are started. */
+    for (unsigned q = 0; protocol && !ret && q < ctrl_index(net); q++)
+        if (net->vdev.queues[q].enabled)
+            ret = vhost_user_set_vring_enable(&net->conn, q, q < 2 * pairs);
+    if (ret)
+        pr_err("%s: cannot switch to %u queue pairs: %s", net->vdev.id, pairs, strerror(-ret));
+    else
+        net->active_pairs = pairs;
+    return ret;
+}
+
+static uint64_t host_addr(struct virtio_net *net, uint64_t gpa, uint64_t len)
+{
+    return (uint64_t)(uintptr_t)guest_mem_ptr(net->vdev.mem, gpa, len);
+}
+
+/* One data queue's rings, base and eventfds to the backend. */
+static int start_vring(struct virtio_net *net, unsigned q)
+{
+    const struct virtio_queue *vq = &net->vdev.queues[q];
+    struct vhost_user_vring_addr addr = {
+        .index = q,
+        .desc_user_addr = host_addr(net, vq->desc, 16ULL * vq->size),
+        .avail_user_addr = host_addr(net, vq->avail, 6 + 2ULL * vq->size),
+        .used_user_addr = host_addr(net, vq->used, 6 + 8ULL * vq->size),
+    };
+    int ret;
+
+    if (!addr.desc_user_addr || !addr.avail_user_addr || !addr.used_user_addr) {
+        pr_err("%s: queue %u: rings outside guest RAM", net->vdev.id, q);
+        return -EINVAL;
+    }
+    ret = vhost_user_set_vring_num(&net->conn, q, vq->size);
+    if (!ret)
+        ret = vhost_user_set_vring_addr(&net->conn, &addr);
+    if (!ret)
+        ret = vhost_user_set_vring_base(&net->conn, q, 0);
+    if (!ret)
+        ret = vhost_user_set_vring_kick(&net->conn, q, vq->kick_fd);
+    if (!ret)
+        ret = vhost_user_set_vring_call(&net->conn, q, vq->call_fd);
+    return ret;
+}
+
+static int send_mem_table(struct virtio_net *net)
+{
+    struct vhost_user_mem_region regions[VHOST_USER_MAX_REGIONS];
+    const struct virtio_platform *p = net->vdev.platform;
+    int n = p->mem_regions(p->opaque, regions, VHOST_USER_MAX_REGIONS);
+
+    return n < 0 ? n : vhost_user_set_mem_table(&net->conn, regions, (unsigned)n);
+}
+
+static int start_ctrl_queue(struct virtio_net *net)
+{
+    const struct virtio_queue *vq = &net->vdev.queues[ctrl_index(net)];
+    const struct virtio_platform *p = net->vdev.platform;
+
+    net->ctrl_vq = (struct virtq){
+        .size = vq->size,
+        .desc_gpa = vq->desc,
+        .avail_gpa = vq->avail,
+        .used_gpa = vq->used,
+        .event_idx = virtio_has_feature(&net->vdev, VIRTIO_F_RING_EVENT_IDX),
+        .mem = net->vdev.mem,
+    };
+    pr_debug("%s: control queue %u: size %u enabled %d", net->vdev.id, ctrl_index(net), vq->size,
+             vq->enabled);
+    if (!vq->enabled)
+        return 0;
+    if (virtq_check_layout(&net->ctrl_vq)) {
+        pr_err("%s: control queue rings are invalid", net->vdev.id);
+        return -EINVAL;
+    }
+    return p->watch_fd(p->opaque, vq->kick_fd, ctrl_on_kick, net, true);
+}
+
+static int net_start_backend(struct virtio_net *net)
+{
+    uint64_t features =
+        virtio_net_backend_features(net->vdev.acked_features, net->backend_features);
+    int ret = vhost_user_set_features(&net->conn, features);
+
+    if (!ret && net->opts.mtu &&
+        (net->conn.protocol_features & (1ULL << VHOST_USER_PROTOCOL_F_MTU)))
+        ret = vhost_user_net_set_mtu(&net->conn, net->opts.mtu);
+    if (!ret)
+        ret = send_mem_table(net);
+    for (unsigned q = 0; !ret && q < ctrl_index(net); q++)
+        if (net->vdev.queues[q].enabled)
+            ret = start_vring(net, q);
+    if (!ret)
+        ret = net_enable_pairs(net, 1);
+    return ret;
+}
+
+static int net_activate(struct virtio_device *vdev)
+{
+    struct virtio_net *net = to_net(vdev);
+    int ret;
+
+    if (net->conn.broken) {
+        pr_err("%s: the vhost-user backend is gone", vdev->id);
+        return -EPIPE;
+    }
+    ret = net_start_backend(net);
+    if (!ret)
+        ret = start_ctrl_queue(net);
+    if (ret) {
+        pr_err("%s: starting the backend failed: %s", vdev->id, strerror(-ret));
+        return ret;
+    }
+    net->started = true;
+    pr_info("%s: started %u queue pair(s) on %s", vdev->id, net->opts.queue_pairs,
+            net->opts.socket_path);
+    return 0;
+}
+
+/* Stops every started ring (GET_VRING_BASE), as the spec asks on a device reset. */
+static void net_reset(struct virtio_device *vdev)
+{
+    struct virtio_net *net = to_net(vdev);
+    const struct virtio_platform *p = vdev->platform;
+
+    if (!net->started)
+        return;
+    net->started = false;
+    p->watch_fd(p->opaque, vdev->queues[ctrl_index(net)].kick_fd, NULL, NULL, false);
+    for (unsigned q = 0; !net->conn.broken && q < ctrl_index(net); q++) {
+        unsigned base;
+
+        if (vdev->queues[q].enabled && vhost_user_get_vring_base(&net->conn, q, &base) == 0)
+            pr_debug("%s: queue %u stopped at %u", vdev->id, q, base);
+    }
+}
+
+static const struct virtio_device_ops virtio_net_ops = {
+    .features = net_features,
+    .set_features = net_set_features,
+    .config_read = net_config_read,
+    .config_write = net_config_write,
+    .activate = net_activate,
+    .reset = net_reset,
+    .config_size = sizeof(struct virtio_net_config),
+};
+
+static int net_connect(struct virtio_net *net, int *fd)
+{
+    int listen_fd, ret;
+
+    if (!net->opts.server) {
+        pr_info("%s: connecting to vhost-user backend %s (waiting up to %u ms)", net->vdev.id,
+                net->opts.socket_path, net->opts.connect_timeout_ms);
+        return vhost_user_connect(net->opts.socket_path, net->opts.connect_timeout_ms, fd);
+    }
+    ret = vhost_user_listen(net->opts.socket_path, &listen_fd);
+    if (ret)
+        return ret;
+    pr_info("%s: waiting up to %u ms for a vhost-user backend on %s", net->vdev.id,
+            net->opts.connect_timeout_ms, net->opts.socket_path);
+    ret = vhost_user_accept(listen_fd, net->opts.connect_timeout_ms, fd);
+    close(listen_fd);
+    return ret;
+}
+
+static int net_handshake(struct virtio_net *net)
+{
+    int ret = vhost_user_negotiate(&net->conn, NET_PROTOCOL_FEATURES);
+
+    if (!ret)
+        ret = vhost_user_set_owner(&net->conn);
+    if (ret)
+        return ret;
+    net->backend_features = net->conn.features;
+    if (!(net->backend_features & (1ULL << VIRTIO_F_VERSION_1))) {
+        pr_err("%s: the backend does not offer VIRTIO_F_VERSION_1", net->vdev.id);
+        return -ENOTSUP;
+    }
+    if (net->opts.queue_pairs > 1 && net->conn.max_queues < net->opts.queue_pairs) {
+        pr_err("%s: queues=%u, but the backend offers %llu queue pair(s)", net->vdev.id,
+               net->opts.queue_pairs, (unsigned long long)net->conn.max_queues);
+        return -ENOTSUP;
+    }
+    return 0;
+}
+
+static void net_trace(void *opaque, const char *line)
+{
+    struct virtio_net *net = opaque;
+
+    pr_debug("%s: %s", net->vdev.id, line);
+}
+
+int virtio_net_init(struct virtio_net *net, const char *id, const struct virtio_net_options *opts,
+                    const struct virtio_platform *platform, const struct guest_mem_access *mem)
+{
+    int fd = -1, ret;
+
+    memset(net, 0, sizeof(*net));
+    net->opts = *opts;
+    net->vdev = (struct virtio_device){.id = id,
+                                       .device_id = VIRTIO_ID_NET,
+                                       .num_queues = 2 * opts->queue_pairs + 1,
+                                       .ops = &virtio_net_ops,
+                                       .mem = mem,
+                                       .platform = platform};
+    for (unsigned q = 0; q < net->vdev.num_queues; q++)
+        net->vdev.queues[q].max_size = 256;
+    net->conn.fd = -1;
+    pthread_mutex_init(&net->lock, NULL);
+    memcpy(net->config.mac, opts->mac, 6);
+    net->config.status = VIRTIO_NET_S_LINK_UP;
+    net->config.max_virtqueue_pairs = (uint16_t)opts->queue_pairs;
+    net->config.mtu = opts->mtu;
+    ret = net_connect(net, &fd);
+    if (ret) {
+        pr_err("%s: no vhost-user backend on %s: %s", id, opts->socket_path, strerror(-ret));
+        return ret;
+    }
+    vhost_user_conn_init(&net->conn, fd);
+    net->conn.timeout_ms = opts->reply_timeout_ms;
+    if (log_get_level() >= LOG_DEBUG) {
+        net->conn.trace = net_trace;
+        net->conn.trace_opaque = net;
+    }
+    ret = net_handshake(net);
+    if (ret) {
+        pr_err("%s: vhost-user handshake on %s failed: %s", id, opts->socket_path, strerror(-ret));
+        virtio_net_destroy(net);
+    }
+    return ret;
+}
+
+void virtio_net_destroy(struct virtio_net *net)
+{
+    if (net->conn.fd >= 0)
+        vhost_user_conn_close(&net->conn);
+    net->conn.fd = -1;
+    pthread_mutex_destroy(&net->lock);
+}

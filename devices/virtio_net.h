@@ -1,0 +1,84 @@
+/* virtio-net whose data queues live in a vhost-user backend. vmm keeps the
+ * configuration space and the control queue; packets never pass through vmm. */
+#ifndef VMM_DEVICES_VIRTIO_NET_H
+#define VMM_DEVICES_VIRTIO_NET_H
+
+#include "virtio.h"
+#include "virtqueue.h"
+#include "../vhost/vhost_user.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define VIRTIO_NET_F_CSUM 0
+#define VIRTIO_NET_F_GUEST_CSUM 1
+#define VIRTIO_NET_F_CTRL_GUEST_OFFLOADS 2
+#define VIRTIO_NET_F_MTU 3
+#define VIRTIO_NET_F_MAC 5
+#define VIRTIO_NET_F_GUEST_TSO4 7
+#define VIRTIO_NET_F_GUEST_TSO6 8
+#define VIRTIO_NET_F_GUEST_ECN 9
+#define VIRTIO_NET_F_GUEST_UFO 10
+#define VIRTIO_NET_F_HOST_TSO4 11
+#define VIRTIO_NET_F_HOST_TSO6 12
+#define VIRTIO_NET_F_HOST_ECN 13
+#define VIRTIO_NET_F_HOST_UFO 14
+#define VIRTIO_NET_F_MRG_RXBUF 15
+#define VIRTIO_NET_F_STATUS 16
+#define VIRTIO_NET_F_CTRL_VQ 17
+#define VIRTIO_NET_F_CTRL_RX 18
+#define VIRTIO_NET_F_CTRL_VLAN 19
+#define VIRTIO_NET_F_MQ 22
+#define VIRTIO_NET_F_CTRL_MAC_ADDR 23
+
+#define VIRTIO_NET_S_LINK_UP 1
+#define VIRTIO_NET_MAX_PAIRS 8
+#define VIRTIO_ID_NET 1
+
+struct virtio_net_config {
+    uint8_t mac[6];
+    uint16_t status;
+    uint16_t max_virtqueue_pairs;
+    uint16_t mtu;
+} __attribute__((packed));
+_Static_assert(sizeof(struct virtio_net_config) == 12, "virtio-net config is 12 bytes");
+
+struct virtio_net_options {
+    char socket_path[108];
+    bool server;
+    unsigned queue_pairs;
+    uint8_t mac[6];
+    uint16_t mtu; /* 0: not offered */
+    unsigned connect_timeout_ms;
+    unsigned reply_timeout_ms;
+};
+
+struct virtio_net {
+    struct virtio_device vdev;
+    struct virtio_net_options opts;
+    pthread_mutex_t lock; /* config space: read by vCPUs, changed by the loop */
+    struct virtio_net_config config;
+    struct vhost_user_conn conn;
+    uint64_t backend_features;
+    unsigned active_pairs;
+    bool started;
+    struct virtq ctrl_vq;
+};
+
+/* Connects to (or waits for) the backend and reads what it offers. Blocking,
+ * bounded by the options' timeouts; runs before the guest starts. */
+int virtio_net_init(struct virtio_net *net, const char *id, const struct virtio_net_options *opts,
+                    const struct virtio_platform *platform, const struct guest_mem_access *mem);
+void virtio_net_destroy(struct virtio_net *net);
+
+/* Parses "vhost-user,socket=PATH[,server][,queues=N][,mac=..][,mtu=N]
+ * [,connect-timeout-ms=N]"; on error returns -EINVAL with the reason in err. */
+int virtio_net_parse_options(const char *arg, struct virtio_net_options *opts, char *err,
+                             size_t errlen);
+
+/* Pure helpers, unit-tested. */
+uint64_t virtio_net_offered_features(uint64_t backend, const struct virtio_net_options *opts);
+uint64_t virtio_net_backend_features(uint64_t acked, uint64_t backend);
+
+#endif

@@ -1,0 +1,1622 @@
+/*
+ * The vhost-user frontend against a scripted fake back-end on a socketpair: byte layouts,
+ * fds passed, negotiation, REPLY_ACK, malformed replies, sockets and the back-end channel.
+ * Layouts are checked at literal offsets, not through the library's own structs.
+ */
+#include "../../vhost/vhost_user.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TIMEOUT_MS 200
+#define FL_REQ 0x1u      /* version 1 */
+#define FL_REQ_NEED 0x9u /* version 1 + NEED_REPLY */
+#define FL_REPLY 0x5u    /* version 1 + REPLY */
+#define PF(bit) (1ULL << VHOST_USER_PROTOCOL_F_##bit)
+#define F_PROTOCOL (1ULL << 30)
+
+struct raw {
+    uint32_t request, flags, size;
+    uint8_t payload[512];
+    int fds[8];
+    int nfds;
+};
+
+static struct vhost_user_conn conn;
+static int be = -1; /* the fake back-end's end of the vhost-user socket */
+static int bk = -1; /* the fake back-end's end of the backend-request channel */
+
+/* --- fake back-end plumbing ----------------------------------------------------------- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int read_part(int fd, void *buf, size_t len, struct raw *m, int timeout_ms)
+{
+    size_t got = 0;
+
+    while (got < len) {
+        union {
+            char b[CMSG_SPACE(sizeof(int) * 8)];
+            struct cmsghdr align;
+        } ctl;
+        struct iovec iov = {.iov_base = (char *)buf + got, .iov_len = len - got};
+        struct msghdr mh = {.msg_iov = &iov,
+                            .msg_iovlen = 1,
+                            .msg_control = ctl.b,
+                            .msg_controllen = sizeof(ctl.b)};
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        ssize_t n;
+
+        if (poll(&p, 1, timeout_ms) != 1)
+            return -1;
+        n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+        if (n <= 0)
+            return -1;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+            size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+            for (size_t i = 0; i < k && m->nfds < 8; i++)
+                memcpy(&m->fds[m->nfds++], CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+        }
+        got += (size_t)n;
+    }
+    return 0;
+}
+
+/* Reads one message as a back-end would; 0, or -1 on EOF, timeout or a bad size. */
+static int raw_recv(int fd, struct raw *m, int timeout_ms)
+{
+    uint8_t hdr[12];
+
+    memset(m, 0, sizeof(*m));
+    if (read_part(fd, hdr, sizeof(hdr), m, timeout_ms))
+        return -1;
+    memcpy(&m->request, hdr, 4);
+    memcpy(&m->flags, hdr + 4, 4);
+    memcpy(&m->size, hdr + 8, 4);
+    if (m->size > sizeof(m->payload))
+        return -1;
+    return read_part(fd, m->payload, m->size, m, timeout_ms);
+}
+
+static int raw_send(int fd, uint32_t request, uint32_t flags, uint32_t size, const void *payload,
+                    size_t len, const int *fds, int nfds)
+{
+    uint8_t buf[12 + 512];
+    union {
+        char b[CMSG_SPACE(sizeof(int) * 8)];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = {.iov_base = buf, .iov_len = 12 + len};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+
+    memcpy(buf, &request, 4);
+    memcpy(buf + 4, &flags, 4);
+    memcpy(buf + 8, &size, 4);
+    if (len)
+        memcpy(buf + 12, payload, len);
+    if (nfds) {
+        struct cmsghdr *cm;
+
+        memset(&ctl, 0, sizeof(ctl));
+        mh.msg_control = ctl.b;
+        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+        cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+        memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+    }
+    return sendmsg(fd, &mh, MSG_NOSIGNAL) == (ssize_t)(12 + len) ? 0 : -1;
+}
+
+static void be_read(struct raw *m)
+{
+    ck_assert_msg(raw_recv(be, m, 1000) == 0, "the back-end received no complete message");
+}
+
+static void be_close_fds(struct raw *m)
+{
+    for (int i = 0; i < m->nfds; i++)
+        close(m->fds[i]);
+    m->nfds = 0;
+}
+
+static void be_reply(uint32_t request, uint32_t flags, const void *payload, uint32_t size)
+{
+    ck_assert_int_eq(raw_send(be, request, flags, size, payload, size, NULL, 0), 0);
+}
+
+static void be_reply_u64(uint32_t request, uint64_t value)
+{
+    be_reply(request, FL_REPLY, &value, 8);
+}
+
+static void be_reply_state(uint32_t request, uint32_t index, uint32_t num)
+{
+    uint32_t p[2] = {index, num};
+
+    be_reply(request, FL_REPLY, p, 8);
+}
+
+static int pending(int fd)
+{
+    int n = -1;
+
+    ck_assert_int_eq(ioctl(fd, FIONREAD, &n), 0);
+    return n;
+}
+
+static uint64_t u64_at(const struct raw *m, size_t off)
+{
+    uint64_t v;
+
+    memcpy(&v, m->payload + off, 8);
+    return v;
+}
+
+static uint32_t u32_at(const struct raw *m, size_t off)
+{
+    uint32_t v;
+
+    memcpy(&v, m->payload + off, 4);
+    return v;
+}
+
+static void expect_header(const struct raw *m, uint32_t request, uint32_t flags, uint32_t size,
+                          int nfds)
+{
+    ck_assert_uint_eq(m->request, request);
+    ck_assert_uint_eq(m->flags, flags);
+    ck_assert_uint_eq(m->size, size);
+    ck_assert_int_eq(m->nfds, nfds);
+}
+
+static void same_file(int a, int b)
+{
+    struct stat sa, sb;
+
+    ck_assert_int_eq(fstat(a, &sa), 0);
+    ck_assert_int_eq(fstat(b, &sb), 0);
+    ck_assert_uint_eq(sa.st_ino, sb.st_ino);
+    ck_assert_uint_eq(sa.st_dev, sb.st_dev);
+}
+
+static int make_memfd(const char *name, size_t size, const char *magic)
+{
+    int fd = memfd_create(name, MFD_CLOEXEC);
+
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(ftruncate(fd, (off_t)size), 0);
+    ck_assert_int_eq(pwrite(fd, magic, strlen(magic), 0), (ssize_t)strlen(magic));
+    return fd;
+}
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+
+    ck_assert_ptr_nonnull(d);
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+/* stderr capture, to check what the library logs. */
+static FILE *capture_file;
+static int saved_stderr = -1;
+static char captured[8192];
+
+static void capture_start(void)
+{
+    fflush(stderr);
+    capture_file = tmpfile();
+    ck_assert_ptr_nonnull(capture_file);
+    saved_stderr = dup(2);
+    dup2(fileno(capture_file), 2);
+}
+
+static const char *capture_end(void)
+{
+    size_t n;
+
+    fflush(stderr);
+    dup2(saved_stderr, 2);
+    close(saved_stderr);
+    rewind(capture_file);
+    n = fread(captured, 1, sizeof(captured) - 1, capture_file);
+    captured[n] = 0;
+    fclose(capture_file);
+    return captured;
+}
+
+static void setup(void)
+{
+    int sv[2];
+
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    vhost_user_conn_init(&conn, sv[0]);
+    conn.timeout_ms = TIMEOUT_MS;
+    be = sv[1];
+}
+
+static void teardown(void)
+{
+    vhost_user_conn_close(&conn);
+    if (be >= 0)
+        close(be);
+    if (bk >= 0)
+        close(bk);
+    be = bk = -1;
+}
+
+/* After a protocol error: broken, and nothing more is sent. */
+static void expect_broken(void)
+{
+    ck_assert(conn.broken);
+    ck_assert_int_eq(vhost_user_set_owner(&conn), -EPIPE);
+}
+
+/* --- layouts -------------------------------------------------------------------------- */
+
+START_TEST(get_features_layout_and_reply)
+{
+    struct raw m;
+    uint64_t f = 0;
+
+    be_reply_u64(1, 0x1122334455667788ULL);
+    ck_assert_int_eq(vhost_user_get_features(&conn, &f), 0);
+    ck_assert_uint_eq(f, 0x1122334455667788ULL);
+    ck_assert_uint_eq(conn.features, 0x1122334455667788ULL);
+    be_read(&m);
+    expect_header(&m, 1, FL_REQ, 0, 0);
+    ck_assert_int_eq(pending(be), 0);
+}
+END_TEST
+
+START_TEST(set_features_adds_protocol_bit_and_refuses_unoffered)
+{
+    struct raw m;
+    uint64_t f;
+
+    be_reply_u64(1, (1ULL << 32) | F_PROTOCOL | (1ULL << 5));
+    ck_assert_int_eq(vhost_user_get_features(&conn, &f), 0);
+    ck_assert_int_eq(vhost_user_set_features(&conn, (1ULL << 32) | (1ULL << 5)), 0);
+    be_read(&m);
+    be_read(&m);
+    expect_header(&m, 2, FL_REQ, 8, 0);
+    ck_assert_uint_eq(u64_at(&m, 0), (1ULL << 32) | F_PROTOCOL | (1ULL << 5));
+    ck_assert_uint_eq(conn.acked_features, (1ULL << 32) | F_PROTOCOL | (1ULL << 5));
+    ck_assert_int_eq(vhost_user_set_features(&conn, 1ULL << 7), -EINVAL);
+    ck_assert_int_eq(pending(be), 0);
+    ck_assert(!conn.broken);
+}
+END_TEST
+
+START_TEST(set_mem_table_layout_and_fds)
+{
+    int lo = make_memfd("guest-lo", 0x8000, "LOWMEM");
+    int hi = make_memfd("guest-hi", 0x5000, "HIGHMEM");
+    struct vhost_user_mem_region r[2] = {
+        {0x0, 0x8000, 0x7f0000000000ULL, 0x0, lo},
+        {0x100000000ULL, 0x4000, 0x7f1000000000ULL, 0x1000, hi},
+    };
+    struct raw m;
+    char *p;
+
+    ck_assert_int_eq(vhost_user_set_mem_table(&conn, r, 2), 0);
+    be_read(&m);
+    expect_header(&m, 5, FL_REQ, 8 + 2 * 32, 2);
+    ck_assert_uint_eq(u32_at(&m, 0), 2);
+    ck_assert_uint_eq(u32_at(&m, 4), 0);
+    ck_assert_uint_eq(u64_at(&m, 8), 0x0);
+    ck_assert_uint_eq(u64_at(&m, 16), 0x8000);
+    ck_assert_uint_eq(u64_at(&m, 24), 0x7f0000000000ULL);
+    ck_assert_uint_eq(u64_at(&m, 32), 0x0);
+    ck_assert_uint_eq(u64_at(&m, 40), 0x100000000ULL);
+    ck_assert_uint_eq(u64_at(&m, 48), 0x4000);
+    ck_assert_uint_eq(u64_at(&m, 56), 0x7f1000000000ULL);
+    ck_assert_uint_eq(u64_at(&m, 64), 0x1000);
+    same_file(m.fds[0], lo);
+    same_file(m.fds[1], hi);
+    /* The back-end maps what it received and sees our memory. */
+    p = mmap(NULL, 0x5000, PROT_READ, MAP_SHARED, m.fds[1], 0);
+    ck_assert_ptr_ne(p, MAP_FAILED);
+    ck_assert_str_eq(p, "HIGHMEM");
+    munmap(p, 0x5000);
+    be_close_fds(&m);
+    close(lo);
+    close(hi);
+}
+END_TEST
+
+START_TEST(set_mem_table_rejects_bad_arguments_without_sending)
+{
+    struct vhost_user_mem_region r[9] = {{0}};
+
+    for (int i = 0; i < 9; i++)
+        r[i].fd = 0;
+    ck_assert_int_eq(vhost_user_set_mem_table(&conn, r, 9), -E2BIG);
+    r[1].fd = -1;
+    ck_assert_int_eq(vhost_user_set_mem_table(&conn, r, 2), -EBADF);
+    ck_assert_int_eq(pending(be), 0);
+    ck_assert(!conn.broken);
+}
+END_TEST
+
+START_TEST(set_vring_addr_layout)
+{
+    struct vhost_user_vring_addr a = {
+        .index = 1,
+        .flags = VHOST_USER_VRING_F_LOG,
+        .desc_user_addr = 0x7f0000001000ULL,
+        .used_user_addr = 0x7f0000002000ULL,
+        .avail_user_addr = 0x7f0000003000ULL,
+        .log_guest_addr = 0x4000,
+    };
+    struct raw m;
+
+    ck_assert_int_eq(vhost_user_set_vring_addr(&conn, &a), 0);
+    be_read(&m);
+    expect_header(&m, 9, FL_REQ, 40, 0);
+    ck_assert_uint_eq(u32_at(&m, 0), 1);
+    ck_assert_uint_eq(u32_at(&m, 4), 1);
+    ck_assert_uint_eq(u64_at(&m, 8), 0x7f0000001000ULL);
+    ck_assert_uint_eq(u64_at(&m, 16), 0x7f0000002000ULL);
+    ck_assert_uint_eq(u64_at(&m, 24), 0x7f0000003000ULL);
+    ck_assert_uint_eq(u64_at(&m, 32), 0x4000);
+}
+END_TEST
+
+START_TEST(vring_state_requests_layout)
+{
+    struct raw m;
+
+    conn.features = F_PROTOCOL;
+    conn.protocol_features = PF(CROSS_ENDIAN);
+    ck_assert_int_eq(vhost_user_set_vring_num(&conn, 0, 256), 0);
+    ck_assert_int_eq(vhost_user_set_vring_base(&conn, 1, 0x1234), 0);
+    ck_assert_int_eq(vhost_user_set_vring_enable(&conn, 1, true), 0);
+    ck_assert_int_eq(vhost_user_set_vring_endian(&conn, 2, true), 0);
+    be_read(&m);
+    expect_header(&m, 8, FL_REQ, 8, 0);
+    ck_assert_uint_eq(u32_at(&m, 0), 0);
+    ck_assert_uint_eq(u32_at(&m, 4), 256);
+    be_read(&m);
+    expect_header(&m, 10, FL_REQ, 8, 0);
+    ck_assert_uint_eq(u32_at(&m, 0), 1);
+    ck_assert_uint_eq(u32_at(&m, 4), 0x1234);
+    be_read(&m);
+    expect_header(&m, 18, FL_REQ, 8, 0);
+    ck_assert_uint_eq(u32_at(&m, 0), 1);
+    ck_assert_uint_eq(u32_at(&m, 4), 1);
+    be_read(&m);
+    expect_header(&m, 23, FL_REQ, 8, 0);
+    ck_assert_uint_eq(u32_at(&m, 0), 2);
+    ck_assert_uint_eq(u32_at(&m, 4), 1);
+}
+END_TEST
+
+START_TEST(get_vring_base_layout_and_reply)
+{
+    struct raw m;
+    unsigned base = 0;
+
+    be_reply_state(11, 1, 0x4321);
+    ck_assert_int_eq(vhost_user_get_vring_base(&conn, 1, &base), 0);
+    ck_assert_uint_eq(base, 0x4321);
+    be_read(&m);
+    expect_header(&m, 11, FL_REQ, 8, 0);
+    ck_assert_uint_eq(u32_at(&m, 0), 1);
+    ck_assert_uint_eq(u32_at(&m, 4), 0);
+}
+END_TEST
+
+START_TEST(vring_kick_call_err_fds_and_nofd)
+{
+    int efd = eventfd(0, EFD_CLOEXEC);
+    uint64_t v = 0x2a, got = 0;
+    struct raw m;
+
+    ck_assert_int_ge(efd, 0);
+    ck_assert_int_eq(vhost_user_set_vring_kick(&conn, 1, efd), 0);
+    ck_assert_int_eq(vhost_user_set_vring_call(&conn, 0, -1), 0);
+    ck_assert_int_eq(vhost_user_set_vring_err(&conn, 3, efd), 0);
+    ck_assert_int_eq(vhost_user_set_vring_kick(&conn, 256, efd), -EINVAL);
+    be_read(&m);
+    expect_header(&m, 12, FL_REQ, 8, 1);
+    ck_assert_uint_eq(u64_at(&m, 0), 1);
+    /* Writing through the received fd signals our eventfd: it is the same object. */
+    ck_assert_int_eq(write(m.fds[0], &v, 8), 8);
+    ck_assert_int_eq(read(efd, &got, 8), 8);
+    ck_assert_uint_eq(got, 0x2a);
+    be_close_fds(&m);
+    be_read(&m);
+    expect_header(&m, 13, FL_REQ, 8, 0);
+    ck_assert_uint_eq(u64_at(&m, 0), 0x100);
+    be_read(&m);
+    expect_header(&m, 14, FL_REQ, 8, 1);
+    ck_assert_uint_eq(u64_at(&m, 0), 3);
+    same_file(m.fds[0], efd);
+    be_close_fds(&m);
+    ck_assert_int_eq(pending(be), 0);
+    close(efd);
+}
+END_TEST
+
+START_TEST(set_log_base_accepts_0_8_16_byte_replies)
+{
+    static const uint8_t body[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    int log = make_memfd("dirty-log", 0x10000, "");
+    uint32_t sizes[3] = {0, 8, 16};
+    struct raw m;
+
+    conn.protocol_features = PF(LOG_SHMFD) | PF(REPLY_ACK);
+    /* All three replies queued at once: each call must read exactly its own. */
+    for (int i = 0; i < 3; i++)
+        be_reply(6, FL_REPLY, body, sizes[i]);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(vhost_user_set_log_base(&conn, log, 0x10000, 0x200), 0);
+        be_read(&m);
+        /* It has a reply of its own, so no NEED_REPLY even with REPLY_ACK. */
+        expect_header(&m, 6, FL_REQ, 16, 1);
+        ck_assert_uint_eq(u64_at(&m, 0), 0x10000);
+        ck_assert_uint_eq(u64_at(&m, 8), 0x200);
+        same_file(m.fds[0], log);
+        be_close_fds(&m);
+    }
+    ck_assert(!conn.broken);
+    ck_assert_int_eq(pending(conn.fd), 0);
+    close(log);
+}
+END_TEST
+
+START_TEST(set_log_base_rejects_24_byte_reply)
+{
+    uint8_t body[24] = {0};
+    int log = make_memfd("dirty-log", 0x1000, "");
+
+    conn.protocol_features = PF(LOG_SHMFD);
+    be_reply(6, FL_REPLY, body, 24);
+    ck_assert_int_eq(vhost_user_set_log_base(&conn, log, 0x1000, 0), -EPROTO);
+    expect_broken();
+    close(log);
+}
+END_TEST
+
+START_TEST(set_log_fd_layout)
+{
+    int efd = eventfd(0, EFD_CLOEXEC);
+    struct raw m;
+
+    ck_assert_int_eq(vhost_user_set_log_fd(&conn, efd), 0);
+    be_read(&m);
+    expect_header(&m, 7, FL_REQ, 0, 1);
+    same_file(m.fds[0], efd);
+    be_close_fds(&m);
+    close(efd);
+}
+END_TEST
+
+START_TEST(backend_channel_fd_reaches_the_backend)
+{
+    struct raw m;
+    char buf[8] = {0};
+    struct stat st;
+
+    ck_assert_int_eq(vhost_user_open_backend_channel(&conn), -ENOTSUP);
+    ck_assert_int_eq(pending(be), 0);
+    conn.protocol_features = PF(BACKEND_REQ);
+    ck_assert_int_eq(vhost_user_open_backend_channel(&conn), 0);
+    ck_assert_int_ge(conn.backend_fd, 0);
+    be_read(&m);
+    expect_header(&m, 21, FL_REQ, 0, 1);
+    ck_assert_int_eq(fstat(m.fds[0], &st), 0);
+    ck_assert(S_ISSOCK(st.st_mode));
+    ck_assert_int_eq(write(m.fds[0], "ping", 4), 4);
+    ck_assert_int_eq(read(conn.backend_fd, buf, sizeof(buf)), 4);
+    ck_assert_str_eq(buf, "ping");
+    be_close_fds(&m);
+}
+END_TEST
+
+START_TEST(rarp_mtu_status_layout)
+{
+    static const uint8_t mac[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
+    struct raw m;
+    uint8_t status = 0;
+
+    conn.protocol_features = PF(RARP) | PF(MTU) | PF(STATUS);
+    ck_assert_int_eq(vhost_user_send_rarp(&conn, mac), 0);
+    ck_assert_int_eq(vhost_user_net_set_mtu(&conn, 9000), 0);
+    ck_assert_int_eq(vhost_user_set_status(&conn, 0x0f), 0);
+    be_reply_u64(40, 0x07);
+    ck_assert_int_eq(vhost_user_get_status(&conn, &status), 0);
+    ck_assert_uint_eq(status, 0x07);
+    be_read(&m);
+    expect_header(&m, 19, FL_REQ, 8, 0);
+    ck_assert_mem_eq(m.payload, mac, 6);
+    ck_assert_uint_eq(m.payload[6], 0);
+    ck_assert_uint_eq(m.payload[7], 0);
+    be_read(&m);
+    expect_header(&m, 20, FL_REQ, 8, 0);
+    ck_assert_uint_eq(u64_at(&m, 0), 9000);
+    be_read(&m);
+    expect_header(&m, 39, FL_REQ, 8, 0);
+    ck_assert_uint_eq(u64_at(&m, 0), 0x0f);
+    be_read(&m);
+    expect_header(&m, 40, FL_REQ, 0, 0);
+}
+END_TEST
+
+START_TEST(get_status_rejects_value_over_8_bits)
+{
+    uint8_t status;
+
+    conn.protocol_features = PF(STATUS);
+    be_reply_u64(40, 0x1ff);
+    ck_assert_int_eq(vhost_user_get_status(&conn, &status), -EPROTO);
+    expect_broken();
+}
+END_TEST
+
+START_TEST(mem_slot_requests_layout)
+{
+    int fd = make_memfd("hotplug", 0x2000, "");
+    struct vhost_user_mem_region r = {0x200000000ULL, 0x2000, 0x7f2000000000ULL, 0x1000, fd};
+    uint64_t slots = 0;
+    struct raw m;
+
+    conn.protocol_features = PF(CONFIGURE_MEM_SLOTS);
+    be_reply_u64(36, 509);
+    ck_assert_int_eq(vhost_user_get_max_mem_slots(&conn, &slots), 0);
+    ck_assert_uint_eq(slots, 509);
+    ck_assert_int_eq(vhost_user_add_mem_reg(&conn, &r), 0);
+    ck_assert_int_eq(vhost_user_rem_mem_reg(&conn, &r), 0);
+    be_read(&m);
+    expect_header(&m, 36, FL_REQ, 0, 0);
+    for (int req = 37; req <= 38; req++) {
+        be_read(&m);
+        expect_header(&m, req, FL_REQ, 40, req == 37 ? 1 : 0);
+        ck_assert_uint_eq(u64_at(&m, 0), 0);
+        ck_assert_uint_eq(u64_at(&m, 8), 0x200000000ULL);
+        ck_assert_uint_eq(u64_at(&m, 16), 0x2000);
+        ck_assert_uint_eq(u64_at(&m, 24), 0x7f2000000000ULL);
+        ck_assert_uint_eq(u64_at(&m, 32), 0x1000);
+        if (req == 37)
+            same_file(m.fds[0], fd);
+        be_close_fds(&m);
+    }
+    close(fd);
+}
+END_TEST
+
+START_TEST(config_requests_layout)
+{
+    static const uint8_t mac[6] = {0x52, 0x54, 0x00, 0xab, 0xcd, 0xef};
+    uint8_t reply[18] = {0}, buf[6] = {0};
+    uint32_t six = 6;
+    struct raw m;
+
+    conn.protocol_features = PF(CONFIG);
+    memcpy(reply + 4, &six, 4);
+    memcpy(reply + 12, mac, 6);
+    be_reply(24, FL_REPLY, reply, sizeof(reply));
+    ck_assert_int_eq(vhost_user_get_config(&conn, 0, buf, 6, 0), 0);
+    ck_assert_mem_eq(buf, mac, 6);
+    ck_assert_int_eq(vhost_user_set_config(&conn, 4, "\xaa\xbb", 2, 1), 0);
+    be_read(&m);
+    expect_header(&m, 24, FL_REQ, 18, 0);
+    ck_assert_uint_eq(u32_at(&m, 0), 0);
+    ck_assert_uint_eq(u32_at(&m, 4), 6);
+    ck_assert_uint_eq(u32_at(&m, 8), 0);
+    be_read(&m);
+    expect_header(&m, 25, FL_REQ, 14, 0);
+    ck_assert_uint_eq(u32_at(&m, 0), 4);
+    ck_assert_uint_eq(u32_at(&m, 4), 2);
+    ck_assert_uint_eq(u32_at(&m, 8), 1);
+    ck_assert_uint_eq(m.payload[12], 0xaa);
+    ck_assert_uint_eq(m.payload[13], 0xbb);
+}
+END_TEST
+
+START_TEST(get_config_empty_reply_is_failure_not_break)
+{
+    uint8_t buf[4];
+
+    conn.protocol_features = PF(CONFIG);
+    be_reply(24, FL_REPLY, NULL, 0);
+    ck_assert_int_eq(vhost_user_get_config(&conn, 0, buf, 4, 0), -EIO);
+    ck_assert(!conn.broken);
+    ck_assert_int_eq(vhost_user_get_config(&conn, 0, buf, 257, 0), -E2BIG);
+}
+END_TEST
+
+START_TEST(iotlb_msg_layout_always_needs_reply)
+{
+    struct vhost_user_iotlb t = {0x1000, 0x2000, 0x7f3000000000ULL, 3, 2};
+    struct raw m;
+
+    ck_assert_int_eq(vhost_user_iotlb_msg(&conn, &t), -ENOTSUP);
+    conn.acked_features = 1ULL << 33;
+    be_reply_u64(22, 0);
+    ck_assert_int_eq(vhost_user_iotlb_msg(&conn, &t), 0);
+    be_read(&m);
+    expect_header(&m, 22, FL_REQ_NEED, 32, 0);
+    ck_assert_uint_eq(u64_at(&m, 0), 0x1000);
+    ck_assert_uint_eq(u64_at(&m, 8), 0x2000);
+    ck_assert_uint_eq(u64_at(&m, 16), 0x7f3000000000ULL);
+    ck_assert_uint_eq(m.payload[24], 3);
+    ck_assert_uint_eq(m.payload[25], 2);
+    for (int i = 26; i < 32; i++)
+        ck_assert_uint_eq(m.payload[i], 0);
+}
+END_TEST
+
+START_TEST(owner_and_reset_requests_layout)
+{
+    struct raw m;
+
+    ck_assert_int_eq(vhost_user_set_owner(&conn), 0);
+    ck_assert_int_eq(vhost_user_reset_owner(&conn), 0);
+    ck_assert_int_eq(vhost_user_reset_device(&conn), -ENOTSUP);
+    conn.protocol_features = PF(RESET_DEVICE);
+    ck_assert_int_eq(vhost_user_reset_device(&conn), 0);
+    be_read(&m);
+    expect_header(&m, 3, FL_REQ, 0, 0);
+    be_read(&m);
+    expect_header(&m, 4, FL_REQ, 0, 0);
+    be_read(&m);
+    expect_header(&m, 34, FL_REQ, 0, 0);
+    ck_assert_int_eq(pending(be), 0);
+}
+END_TEST
+
+/* --- negotiation and REPLY_ACK -------------------------------------------------------- */
+
+START_TEST(negotiate_without_protocol_features)
+{
+    struct raw m;
+
+    be_reply_u64(1, (1ULL << 32) | (1ULL << 5));
+    ck_assert_int_eq(vhost_user_negotiate(&conn, ~0ULL), 0);
+    ck_assert_uint_eq(conn.features, (1ULL << 32) | (1ULL << 5));
+    ck_assert_uint_eq(conn.protocol_features, 0);
+    ck_assert_uint_eq(conn.max_queues, 1);
+    be_read(&m);
+    expect_header(&m, 1, FL_REQ, 0, 0);
+    ck_assert_int_eq(pending(be), 0);
+    /* Nothing that needs the protocol-features extension may be sent now. */
+    ck_assert_int_eq(vhost_user_set_vring_enable(&conn, 0, true), -ENOTSUP);
+    ck_assert_int_eq(vhost_user_set_protocol_features(&conn, 0), -ENOTSUP);
+    ck_assert_int_eq(pending(be), 0);
+}
+END_TEST
+
+START_TEST(negotiate_with_protocol_features_and_mq)
+{
+    uint64_t offered = PF(MQ) | PF(LOG_SHMFD) | PF(RARP) | PF(PAGEFAULT);
+    struct raw m;
+
+    be_reply_u64(1, (1ULL << 32) | F_PROTOCOL);
+    be_reply_u64(15, offered);
+    be_reply_u64(17, 4);
+    ck_assert_int_eq(vhost_user_negotiate(&conn, PF(MQ) | PF(RARP) | PF(PAGEFAULT) | PF(REPLY_ACK)),
+                     0);
+    be_read(&m);
+    expect_header(&m, 1, FL_REQ, 0, 0);
+    be_read(&m);
+    expect_header(&m, 15, FL_REQ, 0, 0);
+    be_read(&m);
+    expect_header(&m, 16, FL_REQ, 8, 0);
+    /* PAGEFAULT is offered and wanted but this library cannot drive it. */
+    ck_assert_uint_eq(u64_at(&m, 0), PF(MQ) | PF(RARP));
+    be_read(&m);
+    expect_header(&m, 17, FL_REQ, 0, 0);
+    ck_assert_uint_eq(conn.backend_protocol_features, offered);
+    ck_assert_uint_eq(conn.protocol_features, PF(MQ) | PF(RARP));
+    ck_assert_uint_eq(conn.max_queues, 4);
+    /* Without REPLY_ACK a plain request goes without NEED_REPLY and returns at once. */
+    ck_assert_int_eq(vhost_user_set_owner(&conn), 0);
+    be_read(&m);
+    expect_header(&m, 3, FL_REQ, 0, 0);
+}
+END_TEST
+
+START_TEST(negotiate_with_reply_ack)
+{
+    struct raw m;
+    uint64_t f;
+
+    be_reply_u64(1, F_PROTOCOL);
+    be_reply_u64(15, PF(REPLY_ACK));
+    ck_assert_int_eq(vhost_user_negotiate(&conn, PF(REPLY_ACK) | PF(MQ)), 0);
+    ck_assert_uint_eq(conn.protocol_features, PF(REPLY_ACK));
+    ck_assert_uint_eq(conn.max_queues, 1);
+    be_read(&m);
+    be_read(&m);
+    be_read(&m);
+    /* REPLY_ACK takes effect after SET_PROTOCOL_FEATURES, not on it. */
+    expect_header(&m, 16, FL_REQ, 8, 0);
+    ck_assert_uint_eq(u64_at(&m, 0), PF(REPLY_ACK));
+    ck_assert_int_eq(pending(be), 0);
+    be_reply_u64(8, 0);
+    ck_assert_int_eq(vhost_user_set_vring_num(&conn, 0, 256), 0);
+    be_read(&m);
+    expect_header(&m, 8, FL_REQ_NEED, 8, 0);
+    /* A request with a reply of its own does not ask for an ack too. */
+    be_reply_u64(1, F_PROTOCOL);
+    ck_assert_int_eq(vhost_user_get_features(&conn, &f), 0);
+    be_read(&m);
+    expect_header(&m, 1, FL_REQ, 0, 0);
+    /* Even with REPLY_ACK already on, SET_PROTOCOL_FEATURES goes without NEED_REPLY. */
+    ck_assert_int_eq(vhost_user_set_protocol_features(&conn, PF(REPLY_ACK)), 0);
+    be_read(&m);
+    expect_header(&m, 16, FL_REQ, 8, 0);
+    ck_assert_int_eq(pending(conn.fd), 0);
+    ck_assert(!conn.broken);
+}
+END_TEST
+
+START_TEST(reply_ack_failure_returns_eio_and_keeps_connection)
+{
+    const char *log;
+    struct raw m;
+
+    conn.protocol_features = PF(REPLY_ACK);
+    be_reply_u64(8, 1);
+    capture_start();
+    ck_assert_int_eq(vhost_user_set_vring_num(&conn, 0, 3), -EIO);
+    log = capture_end();
+    ck_assert_ptr_nonnull(strstr(log, "SET_VRING_NUM failed: back-end replied 0x1"));
+    ck_assert(!conn.broken);
+    be_reply_u64(10, 0);
+    ck_assert_int_eq(vhost_user_set_vring_base(&conn, 0, 0), 0);
+    be_read(&m);
+    expect_header(&m, 8, FL_REQ_NEED, 8, 0);
+    be_read(&m);
+    expect_header(&m, 10, FL_REQ_NEED, 8, 0);
+}
+END_TEST
+
+START_TEST(reply_ack_with_wrong_size_breaks)
+{
+    uint32_t four = 0;
+
+    conn.protocol_features = PF(REPLY_ACK);
+    be_reply(8, FL_REPLY, &four, 4);
+    ck_assert_int_eq(vhost_user_set_vring_num(&conn, 0, 256), -EPROTO);
+    expect_broken();
+}
+END_TEST
+
+START_TEST(unnegotiated_requests_are_refused_without_sending)
+{
+    struct vhost_user_mem_region r = {0, 0x1000, 0, 0, 0};
+    struct vhost_user_iotlb t = {0};
+    uint64_t v;
+    uint8_t s, buf[4] = {0};
+    uint8_t mac[6] = {0};
+
+    conn.features = F_PROTOCOL; /* offered, but no protocol feature negotiated */
+    ck_assert_int_eq(vhost_user_get_queue_num(&conn, &v), -ENOTSUP);
+    ck_assert_int_eq(vhost_user_send_rarp(&conn, mac), -ENOTSUP);
+    ck_assert_int_eq(vhost_user_net_set_mtu(&conn, 1500), -ENOTSUP);
+    ck_assert_int_eq(vhost_user_set_log_base(&conn, 0, 0x1000, 0), -ENOTSUP);
+    ck_assert_int_eq(vhost_user_set_backend_req_fd(&conn, 0), -ENOTSUP);
+    ck_assert_int_eq(vhost_user_set_vring_endian(&conn, 0, false), -ENOTSUP);
+    ck_assert_int_eq(vhost_user_get_config(&conn, 0, buf, 4, 0), -ENOTSUP);
+    ck_assert_int_eq(vhost_user_set_config(&conn, 0, buf, 4, 0), -ENOTSUP);
+    ck_assert_int_eq(vhost_user_reset_device(&conn), -ENOTSUP);
+    ck_assert_int_eq(vhost_user_get_max_mem_slots(&conn, &v), -ENOTSUP);
+    ck_assert_int_eq(vhost_user_add_mem_reg(&conn, &r), -ENOTSUP);
+    ck_assert_int_eq(vhost_user_rem_mem_reg(&conn, &r), -ENOTSUP);
+    ck_assert_int_eq(vhost_user_get_status(&conn, &s), -ENOTSUP);
+    ck_assert_int_eq(vhost_user_set_status(&conn, 1), -ENOTSUP);
+    ck_assert_int_eq(vhost_user_iotlb_msg(&conn, &t), -ENOTSUP);
+    ck_assert_int_eq(pending(be), 0);
+    ck_assert(!conn.broken);
+}
+END_TEST
+
+START_TEST(set_protocol_features_refuses_unoffered_bits)
+{
+    conn.features = F_PROTOCOL;
+    conn.backend_protocol_features = PF(MQ);
+    ck_assert_int_eq(vhost_user_set_protocol_features(&conn, PF(MQ) | PF(REPLY_ACK)), -EINVAL);
+    ck_assert_int_eq(pending(be), 0);
+    ck_assert_uint_eq(conn.protocol_features, 0);
+}
+END_TEST
+
+START_TEST(get_queue_num_of_zero_is_a_protocol_error)
+{
+    uint64_t n;
+
+    conn.protocol_features = PF(MQ);
+    be_reply_u64(17, 0);
+    ck_assert_int_eq(vhost_user_get_queue_num(&conn, &n), -EPROTO);
+    expect_broken();
+}
+END_TEST
+
+/* --- malformed replies ---------------------------------------------------------------- */
+
+START_TEST(short_header_then_close)
+{
+    uint64_t f;
+
+    ck_assert_int_eq(write(be, "\x01\x00\x00\x00\x05", 5), 5);
+    ck_assert_int_eq(shutdown(be, SHUT_WR), 0);
+    ck_assert_int_eq(vhost_user_get_features(&conn, &f), -ECONNRESET);
+    expect_broken();
+}
+END_TEST
+
+START_TEST(short_header_then_silence_times_out)
+{
+    uint64_t f;
+
+    ck_assert_int_eq(write(be, "\x01\x00\x00\x00\x05", 5), 5);
+    ck_assert_int_eq(vhost_user_get_features(&conn, &f), -ETIMEDOUT);
+    expect_broken();
+}
+END_TEST
+
+START_TEST(wrong_request_type)
+{
+    const char *log;
+    struct raw m;
+    uint64_t f;
+
+    be_reply_u64(15, 0);
+    capture_start();
+    ck_assert_int_eq(vhost_user_get_features(&conn, &f), -EPROTO);
+    log = capture_end();
+    ck_assert_ptr_nonnull(
+        strstr(log, "vhost-user: GET_FEATURES reply has request type 15 (GET_PROTOCOL_FEATURES)"));
+    expect_broken();
+    /* The back-end is told at once: after the request it reads end-of-file. */
+    be_read(&m);
+    expect_header(&m, 1, FL_REQ, 0, 0);
+    ck_assert_int_eq(recv(be, &f, sizeof(f), MSG_DONTWAIT), 0);
+}
+END_TEST
+
+START_TEST(missing_reply_flag)
+{
+    uint64_t f, v = 3;
+
+    be_reply(1, FL_REQ, &v, 8);
+    ck_assert_int_eq(vhost_user_get_features(&conn, &f), -EPROTO);
+    expect_broken();
+}
+END_TEST
+
+START_TEST(wrong_version)
+{
+    uint64_t f, v = 3;
+
+    be_reply(1, 0x4 | 0x2, &v, 8);
+    ck_assert_int_eq(vhost_user_get_features(&conn, &f), -EPROTO);
+    expect_broken();
+}
+END_TEST
+
+START_TEST(oversized_size_fails_without_waiting_for_payload)
+{
+    int64_t t0;
+    uint64_t f;
+
+    ck_assert_int_eq(raw_send(be, 1, FL_REPLY, 4096, NULL, 0, NULL, 0), 0);
+    t0 = now_ms();
+    ck_assert_int_eq(vhost_user_get_features(&conn, &f), -EPROTO);
+    ck_assert_int_lt(now_ms() - t0, TIMEOUT_MS / 2);
+    expect_broken();
+}
+END_TEST
+
+START_TEST(wrong_payload_size_is_named)
+{
+    uint32_t four = 7;
+    unsigned base;
+    const char *log;
+
+    be_reply(11, FL_REPLY, &four, 4);
+    capture_start();
+    ck_assert_int_eq(vhost_user_get_vring_base(&conn, 0, &base), -EPROTO);
+    log = capture_end();
+    ck_assert_ptr_nonnull(strstr(log, "vhost-user: GET_VRING_BASE reply has size 4, expected 8"));
+    expect_broken();
+}
+END_TEST
+
+START_TEST(get_vring_base_reply_for_another_ring)
+{
+    unsigned base = 0;
+
+    be_reply_state(11, 5, 100);
+    ck_assert_int_eq(vhost_user_get_vring_base(&conn, 1, &base), -EPROTO);
+    ck_assert_uint_eq(base, 0);
+    expect_broken();
+}
+END_TEST
+
+START_TEST(fds_attached_to_reply_are_closed)
+{
+    int efd = eventfd(0, EFD_CLOEXEC);
+    uint64_t f, v = 3;
+    int before;
+
+    ck_assert_int_ge(efd, 0);
+    ck_assert_int_eq(raw_send(be, 1, FL_REPLY, 8, &v, 8, &efd, 1), 0);
+    before = count_fds();
+    ck_assert_int_eq(vhost_user_get_features(&conn, &f), -EPROTO);
+    ck_assert_int_eq(count_fds(), before);
+    expect_broken();
+    close(efd);
+}
+END_TEST
+
+START_TEST(peer_closes_mid_message)
+{
+    uint8_t half[4] = {1, 2, 3, 4};
+    uint64_t f;
+
+    ck_assert_int_eq(raw_send(be, 1, FL_REPLY, 8, half, 4, NULL, 0), 0);
+    ck_assert_int_eq(shutdown(be, SHUT_WR), 0);
+    ck_assert_int_eq(vhost_user_get_features(&conn, &f), -ECONNRESET);
+    expect_broken();
+}
+END_TEST
+
+START_TEST(peer_closes_before_replying)
+{
+    struct raw m;
+    uint64_t f;
+
+    ck_assert_int_eq(shutdown(be, SHUT_WR), 0);
+    ck_assert_int_eq(vhost_user_get_features(&conn, &f), -ECONNRESET);
+    be_read(&m); /* the request itself went out */
+    expect_header(&m, 1, FL_REQ, 0, 0);
+    expect_broken();
+}
+END_TEST
+
+START_TEST(peer_gone_before_request_no_sigpipe)
+{
+    close(be);
+    be = -1;
+    ck_assert_int_eq(vhost_user_set_owner(&conn), -EPIPE);
+    ck_assert(conn.broken);
+}
+END_TEST
+
+START_TEST(no_reply_within_timeout)
+{
+    int64_t t0 = now_ms(), dt;
+    uint64_t f;
+
+    ck_assert_int_eq(vhost_user_get_features(&conn, &f), -ETIMEDOUT);
+    dt = now_ms() - t0;
+    ck_assert_int_ge(dt, TIMEOUT_MS - 10);
+    ck_assert_int_lt(dt, 5 * TIMEOUT_MS);
+    expect_broken();
+}
+END_TEST
+
+START_TEST(broken_connection_returns_epipe_without_sending)
+{
+    uint64_t f;
+
+    conn.broken = true;
+    ck_assert_int_eq(vhost_user_get_features(&conn, &f), -EPIPE);
+    ck_assert_int_eq(vhost_user_set_vring_num(&conn, 0, 256), -EPIPE);
+    ck_assert_int_eq(pending(be), 0);
+}
+END_TEST
+
+/* --- trace ---------------------------------------------------------------------------- */
+
+static char trace_lines[8][512];
+static int ntrace;
+
+static void collect(void *opaque, const char *line)
+{
+    ck_assert_ptr_eq(opaque, &ntrace);
+    if (ntrace < 8)
+        snprintf(trace_lines[ntrace++], sizeof(trace_lines[0]), "%s", line);
+}
+
+START_TEST(trace_has_one_line_per_message)
+{
+    int efd = eventfd(0, EFD_CLOEXEC);
+    char want[128];
+    uint64_t f;
+    struct raw m;
+
+    ntrace = 0;
+    conn.trace = collect;
+    conn.trace_opaque = &ntrace;
+    be_reply_u64(1, 0x3);
+    ck_assert_int_eq(vhost_user_get_features(&conn, &f), 0);
+    ck_assert_int_eq(vhost_user_set_vring_kick(&conn, 1, efd), 0);
+    ck_assert_int_eq(ntrace, 3);
+    ck_assert_str_eq(trace_lines[0], "-> GET_FEATURES flags 0x1 size 0 fds 0");
+    ck_assert_str_eq(trace_lines[1], "<- GET_FEATURES flags 0x5 size 8 u64 0x3 fds 0");
+    snprintf(want, sizeof(want), "-> SET_VRING_KICK flags 0x1 size 8 u64 0x1 fds 1 [%d]", efd);
+    ck_assert_str_eq(trace_lines[2], want);
+    be_read(&m);
+    be_read(&m);
+    be_close_fds(&m);
+    close(efd);
+}
+END_TEST
+
+/* --- sockets -------------------------------------------------------------------------- */
+
+static char sock_dir[64], sock_path[96];
+
+static void sock_setup(void)
+{
+    snprintf(sock_dir, sizeof(sock_dir), "/tmp/vhost-test-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(sock_dir));
+    snprintf(sock_path, sizeof(sock_path), "%s/vhost.sock", sock_dir);
+}
+
+static void sock_teardown(void)
+{
+    unlink(sock_path);
+    rmdir(sock_dir);
+}
+
+START_TEST(connect_times_out_on_missing_path)
+{
+    int64_t t0 = now_ms();
+    const char *log;
+    int fd = -1;
+
+    capture_start();
+    ck_assert_int_eq(vhost_user_connect(sock_path, TIMEOUT_MS, &fd), -ETIMEDOUT);
+    log = capture_end();
+    ck_assert_int_ge(now_ms() - t0, TIMEOUT_MS - 10);
+    ck_assert_int_eq(fd, -1);
+    ck_assert_ptr_nonnull(strstr(log, sock_path));
+}
+END_TEST
+
+static void *late_listener(void *arg)
+{
+    int lfd = -1, fd = -1;
+
+    (void)arg;
+    usleep(150 * 1000);
+    if (vhost_user_listen(sock_path, &lfd) || vhost_user_accept(lfd, 2000, &fd)) {
+        close(lfd);
+        return NULL;
+    }
+    if (write(fd, "hello", 5) != 5)
+        fd = -1;
+    close(lfd);
+    return (void *)(intptr_t)fd;
+}
+
+START_TEST(connect_waits_for_a_late_backend)
+{
+    pthread_t t;
+    void *res;
+    char buf[8] = {0};
+    int fd = -1;
+
+    ck_assert_int_eq(pthread_create(&t, NULL, late_listener, NULL), 0);
+    ck_assert_int_eq(vhost_user_connect(sock_path, 2000, &fd), 0);
+    ck_assert_int_eq(pthread_join(t, &res), 0);
+    ck_assert_ptr_nonnull(res);
+    ck_assert_int_eq(read(fd, buf, sizeof(buf)), 5);
+    ck_assert_str_eq(buf, "hello");
+    close(fd);
+    close((int)(intptr_t)res);
+}
+END_TEST
+
+START_TEST(listen_refuses_a_regular_file)
+{
+    struct stat st;
+    int fd = open(sock_path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600), lfd = -1;
+
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_int_eq(vhost_user_listen(sock_path, &lfd), -EEXIST);
+    ck_assert_int_eq(lfd, -1);
+    ck_assert_int_eq(lstat(sock_path, &st), 0);
+    ck_assert(S_ISREG(st.st_mode));
+}
+END_TEST
+
+START_TEST(listen_replaces_a_stale_socket)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), lfd = -1, cfd = -1, afd = -1;
+    char c = 0;
+
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
+    ck_assert_int_eq(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    close(s); /* the file stays behind, nobody listens: stale */
+    ck_assert_int_eq(vhost_user_listen(sock_path, &lfd), 0);
+    ck_assert_int_eq(vhost_user_connect(sock_path, 500, &cfd), 0);
+    ck_assert_int_eq(vhost_user_accept(lfd, 500, &afd), 0);
+    ck_assert_int_eq(write(cfd, "x", 1), 1);
+    ck_assert_int_eq(read(afd, &c, 1), 1);
+    ck_assert_int_eq(c, 'x');
+    close(afd);
+    close(cfd);
+    close(lfd);
+}
+END_TEST
+
+START_TEST(listen_refuses_a_live_socket)
+{
+    int lfd = -1, lfd2 = -1;
+
+    ck_assert_int_eq(vhost_user_listen(sock_path, &lfd), 0);
+    ck_assert_int_eq(vhost_user_listen(sock_path, &lfd2), -EADDRINUSE);
+    ck_assert_int_eq(lfd2, -1);
+    close(lfd);
+}
+END_TEST
+
+START_TEST(accept_times_out)
+{
+    int64_t t0;
+    int lfd = -1, fd = -1;
+
+    ck_assert_int_eq(vhost_user_listen(sock_path, &lfd), 0);
+    t0 = now_ms();
+    ck_assert_int_eq(vhost_user_accept(lfd, 100, &fd), -ETIMEDOUT);
+    ck_assert_int_ge(now_ms() - t0, 90);
+    ck_assert_int_eq(fd, -1);
+    close(lfd);
+}
+END_TEST
+
+START_TEST(connect_rejects_an_overlong_path)
+{
+    char path[200];
+    int fd = -1;
+
+    memset(path, 'a', sizeof(path) - 1);
+    path[sizeof(path) - 1] = 0;
+    ck_assert_int_eq(vhost_user_connect(path, 10, &fd), -ENAMETOOLONG);
+}
+END_TEST
+
+/* --- backend-request channel ---------------------------------------------------------- */
+
+struct seen {
+    int config_changes;
+    int result;
+    unsigned index;
+    uint64_t size, offset;
+    int fd;
+    bool fd_matches;
+    int expect_fd_of;
+    struct vhost_user_iotlb iotlb;
+};
+
+static struct seen seen;
+
+static int on_config_change(void *opaque)
+{
+    struct seen *s = opaque;
+
+    s->config_changes++;
+    return s->result;
+}
+
+static int on_host_notifier(void *opaque, unsigned index, uint64_t size, uint64_t offset, int fd)
+{
+    struct seen *s = opaque;
+    struct stat a, b;
+
+    s->index = index;
+    s->size = size;
+    s->offset = offset;
+    s->fd = fd;
+    s->fd_matches = fd >= 0 && !fstat(fd, &a) && !fstat(s->expect_fd_of, &b) &&
+                    a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+    return s->result;
+}
+
+static int on_iotlb(void *opaque, const struct vhost_user_iotlb *msg)
+{
+    struct seen *s = opaque;
+
+    s->iotlb = *msg;
+    return s->result;
+}
+
+static const struct vhost_user_backend_ops ops = {
+    .config_change = on_config_change,
+    .vring_host_notifier = on_host_notifier,
+    .iotlb_msg = on_iotlb,
+};
+
+static void bk_setup(void)
+{
+    int sv[2];
+
+    setup();
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    conn.backend_fd = sv[0];
+    bk = sv[1];
+    conn.protocol_features =
+        PF(CONFIG) | PF(BACKEND_REQ) | PF(REPLY_ACK) | PF(HOST_NOTIFIER) | PF(BACKEND_SEND_FD);
+    memset(&seen, 0, sizeof(seen));
+    seen.fd = -2;
+}
+
+static void bk_expect_ack(uint32_t request, uint64_t value)
+{
+    struct raw m;
+
+    ck_assert_int_eq(raw_recv(bk, &m, 1000), 0);
+    expect_header(&m, request, FL_REPLY, 8, 0);
+    ck_assert_uint_eq(u64_at(&m, 0), value);
+}
+
+START_TEST(backend_config_change_with_need_reply_gets_ack)
+{
+    ck_assert_int_eq(raw_send(bk, 2, FL_REQ_NEED, 0, NULL, 0, NULL, 0), 0);
+    ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), 0);
+    ck_assert_int_eq(seen.config_changes, 1);
+    bk_expect_ack(2, 0);
+    ck_assert_int_eq(pending(bk), 0);
+}
+END_TEST
+
+START_TEST(backend_config_change_failure_acks_nonzero)
+{
+    const char *log;
+
+    seen.result = -EIO;
+    ck_assert_int_eq(raw_send(bk, 2, FL_REQ_NEED, 0, NULL, 0, NULL, 0), 0);
+    capture_start();
+    ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), -EIO);
+    log = capture_end();
+    ck_assert_ptr_nonnull(strstr(log, "vhost-user: BACKEND_CONFIG_CHANGE_MSG failed: "));
+    bk_expect_ack(2, 1);
+    ck_assert(!conn.broken);
+}
+END_TEST
+
+START_TEST(backend_config_change_without_need_reply_gets_no_reply)
+{
+    ck_assert_int_eq(raw_send(bk, 2, FL_REQ, 0, NULL, 0, NULL, 0), 0);
+    ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), 0);
+    ck_assert_int_eq(seen.config_changes, 1);
+    ck_assert_int_eq(pending(bk), 0);
+}
+END_TEST
+
+START_TEST(backend_host_notifier_passes_fd_then_closes_it)
+{
+    int mfd = make_memfd("notify", 4096, "");
+    uint64_t area[3] = {2, 4096, 0};
+    uint64_t nofd[3] = {2 | 0x100, 0, 0};
+
+    seen.expect_fd_of = mfd;
+    ck_assert_int_eq(raw_send(bk, 3, FL_REQ, 24, area, 24, &mfd, 1), 0);
+    ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), 0);
+    ck_assert_uint_eq(seen.index, 2);
+    ck_assert_uint_eq(seen.size, 4096);
+    ck_assert_uint_eq(seen.offset, 0);
+    ck_assert(seen.fd_matches);
+    ck_assert_int_eq(fcntl(seen.fd, F_GETFD), -1); /* closed once the callback returned */
+    ck_assert_int_eq(raw_send(bk, 3, FL_REQ, 24, nofd, 24, NULL, 0), 0);
+    ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), 0);
+    ck_assert_int_eq(seen.fd, -1);
+    close(mfd);
+}
+END_TEST
+
+START_TEST(backend_iotlb_msg_is_decoded)
+{
+    uint8_t p[32] = {0};
+    uint64_t iova = 0xfee00000ULL, size = 0x1000;
+
+    conn.acked_features = 1ULL << 33;
+    memcpy(p, &iova, 8);
+    memcpy(p + 8, &size, 8);
+    p[24] = 1; /* read */
+    p[25] = 1; /* miss */
+    ck_assert_int_eq(raw_send(bk, 1, FL_REQ_NEED, 32, p, 32, NULL, 0), 0);
+    ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), 0);
+    ck_assert_uint_eq(seen.iotlb.iova, 0xfee00000ULL);
+    ck_assert_uint_eq(seen.iotlb.size, 0x1000);
+    ck_assert_uint_eq(seen.iotlb.perm, 1);
+    ck_assert_uint_eq(seen.iotlb.type, 1);
+    bk_expect_ack(1, 0);
+}
+END_TEST
+
+START_TEST(backend_unknown_request_is_refused_and_stream_stays_in_sync)
+{
+    uint64_t junk = 0xdeadbeef;
+
+    ck_assert_int_eq(raw_send(bk, 99, FL_REQ_NEED, 8, &junk, 8, NULL, 0), 0);
+    ck_assert_int_eq(raw_send(bk, 2, FL_REQ_NEED, 0, NULL, 0, NULL, 0), 0);
+    ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), -ENOTSUP);
+    bk_expect_ack(99, 1);
+    ck_assert(!conn.broken);
+    ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), 0);
+    bk_expect_ack(2, 0);
+}
+END_TEST
+
+START_TEST(backend_request_for_unnegotiated_feature_is_refused)
+{
+    conn.protocol_features &= ~PF(CONFIG);
+    ck_assert_int_eq(raw_send(bk, 2, FL_REQ_NEED, 0, NULL, 0, NULL, 0), 0);
+    ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), -ENOTSUP);
+    ck_assert_int_eq(seen.config_changes, 0);
+    bk_expect_ack(2, 1);
+}
+END_TEST
+
+START_TEST(backend_request_with_bad_size_breaks)
+{
+    uint64_t junk = 1;
+
+    ck_assert_int_eq(raw_send(bk, 2, FL_REQ_NEED, 8, &junk, 8, NULL, 0), 0);
+    ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), -EPROTO);
+    ck_assert_int_eq(seen.config_changes, 0);
+    ck_assert(conn.broken);
+    ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), -EPIPE);
+}
+END_TEST
+
+START_TEST(backend_message_with_reply_flag_breaks)
+{
+    ck_assert_int_eq(raw_send(bk, 2, FL_REPLY, 0, NULL, 0, NULL, 0), 0);
+    ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), -EPROTO);
+    ck_assert_int_eq(seen.config_changes, 0);
+    ck_assert(conn.broken);
+}
+END_TEST
+
+START_TEST(backend_fd_without_send_fd_breaks_and_closes_it)
+{
+    int mfd = make_memfd("notify", 4096, "");
+    uint64_t area[3] = {0, 4096, 0};
+    int before;
+
+    conn.protocol_features &= ~PF(BACKEND_SEND_FD);
+    ck_assert_int_eq(raw_send(bk, 3, FL_REQ, 24, area, 24, &mfd, 1), 0);
+    before = count_fds();
+    ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), -EPROTO);
+    ck_assert_int_eq(count_fds(), before);
+    ck_assert_int_eq(seen.fd, -2); /* the callback never ran */
+    ck_assert(conn.broken);
+    close(mfd);
+}
+END_TEST
+
+/* --- a whole device start against a threaded back-end --------------------------------- */
+
+struct script {
+    int fd;
+    uint32_t requests[32];
+    uint32_t flags[32];
+    int n;
+    bool saw_guest_magic;
+    bool bad;
+};
+
+static void serve_mem_table(struct script *s, struct raw *m)
+{
+    uint64_t size;
+    char *p;
+
+    memcpy(&size, m->payload + 16, 8);
+    p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, m->fds[0], 0);
+    if (p == MAP_FAILED) {
+        s->bad = true;
+        return;
+    }
+    s->saw_guest_magic = !strcmp(p, "guest");
+    strcpy(p + 64, "backend"); /* visible to the frontend through the shared memfd */
+    munmap(p, size);
+}
+
+/* Answers like a well-behaved back-end until the frontend hangs up. */
+static void *backend_thread(void *arg)
+{
+    struct script *s = arg;
+    struct raw m;
+
+    while (raw_recv(s->fd, &m, 2000) == 0 && s->n < 32) {
+        s->requests[s->n] = m.request;
+        s->flags[s->n++] = m.flags;
+        if (m.request == 1)
+            raw_send(s->fd, 1, FL_REPLY, 8, &(uint64_t){F_PROTOCOL | (1ULL << 32)}, 8, NULL, 0);
+        else if (m.request == 15)
+            raw_send(s->fd, 15, FL_REPLY, 8, &(uint64_t){PF(MQ) | PF(REPLY_ACK)}, 8, NULL, 0);
+        else if (m.request == 17)
+            raw_send(s->fd, 17, FL_REPLY, 8, &(uint64_t){2}, 8, NULL, 0);
+        else if (m.request == 11)
+            raw_send(s->fd, 11, FL_REPLY, 8, (uint32_t[2]){u32_at(&m, 0), 77}, 8, NULL, 0);
+        if (m.request == 5 && m.nfds == 1)
+            serve_mem_table(s, &m);
+        if (m.flags & 0x8)
+            raw_send(s->fd, m.request, FL_REPLY, 8, &(uint64_t){0}, 8, NULL, 0);
+        for (int i = 0; i < m.nfds; i++)
+            close(m.fds[i]);
+    }
+    return NULL;
+}
+
+START_TEST(threaded_backend_full_device_start)
+{
+    static const uint32_t expected[] = {1, 15, 16, 17, 3, 2, 5, 8, 9, 10, 12, 13, 18, 11};
+    struct script s = {.fd = be};
+    int mem = make_memfd("guest", 0x10000, "guest");
+    int kick = eventfd(0, EFD_CLOEXEC), call = eventfd(0, EFD_CLOEXEC);
+    struct vhost_user_mem_region r = {0, 0x10000, 0x7f0000000000ULL, 0, mem};
+    struct vhost_user_vring_addr a = {0, 0, 0x1000, 0x2000, 0x3000, 0};
+    char back[8] = {0};
+    unsigned base = 0;
+    pthread_t t;
+
+    conn.timeout_ms = 2000;
+    ck_assert_int_eq(pthread_create(&t, NULL, backend_thread, &s), 0);
+    ck_assert_int_eq(vhost_user_negotiate(&conn, VHOST_USER_PROTOCOL_SUPPORTED), 0);
+    ck_assert_int_eq(vhost_user_set_owner(&conn), 0);
+    ck_assert_int_eq(vhost_user_set_features(&conn, 1ULL << 32), 0);
+    ck_assert_int_eq(vhost_user_set_mem_table(&conn, &r, 1), 0);
+    ck_assert_int_eq(vhost_user_set_vring_num(&conn, 0, 256), 0);
+    ck_assert_int_eq(vhost_user_set_vring_addr(&conn, &a), 0);
+    ck_assert_int_eq(vhost_user_set_vring_base(&conn, 0, 0), 0);
+    ck_assert_int_eq(vhost_user_set_vring_kick(&conn, 0, kick), 0);
+    ck_assert_int_eq(vhost_user_set_vring_call(&conn, 0, call), 0);
+    ck_assert_int_eq(vhost_user_set_vring_enable(&conn, 0, true), 0);
+    ck_assert_int_eq(vhost_user_get_vring_base(&conn, 0, &base), 0);
+    vhost_user_conn_close(&conn);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+
+    ck_assert_uint_eq(base, 77);
+    ck_assert_uint_eq(conn.max_queues, 2);
+    ck_assert(!s.bad);
+    ck_assert(s.saw_guest_magic);
+    ck_assert_int_eq(pread(mem, back, 7, 64), 7);
+    ck_assert_str_eq(back, "backend");
+    ck_assert_int_eq(s.n, (int)(sizeof(expected) / sizeof(expected[0])));
+    for (int i = 0; i < s.n; i++) {
+        ck_assert_uint_eq(s.requests[i], expected[i]);
+        /* Everything after SET_PROTOCOL_FEATURES without a reply of its own asks for an ack. */
+        ck_assert_uint_eq(s.flags[i], i >= 4 && expected[i] != 11 ? FL_REQ_NEED : FL_REQ);
+    }
+    close(mem);
+    close(kick);
+    close(call);
+}
+END_TEST
+
+static Suite *vhost_user_suite(void)
+{
+    Suite *s = suite_create("vhost_user");
+    TCase *layout = tcase_create("layout");
+    TCase *nego = tcase_create("negotiation");
+    TCase *bad = tcase_create("malformed");
+    TCase *sock = tcase_create("sockets");
+    TCase *back = tcase_create("backend_channel");
+
+    tcase_add_checked_fixture(layout, setup, teardown);
+    tcase_add_test(layout, get_features_layout_and_reply);
+    tcase_add_test(layout, set_features_adds_protocol_bit_and_refuses_unoffered);
+    tcase_add_test(layout, set_mem_table_layout_and_fds);
+    tcase_add_test(layout, set_mem_table_rejects_bad_arguments_without_sending);
+    tcase_add_test(layout, set_vring_addr_layout);
+    tcase_add_test(layout, vring_state_requests_layout);
+    tcase_add_test(layout, get_vring_base_layout_and_reply);
+    tcase_add_test(layout, vring_kick_call_err_fds_and_nofd);
+    tcase_add_test(layout, set_log_base_accepts_0_8_16_byte_replies);
+    tcase_add_test(layout, set_log_fd_layout);
+    tcase_add_test(layout, backend_channel_fd_reaches_the_backend);
+    tcase_add_test(layout, rarp_mtu_status_layout);
+    tcase_add_test(layout, mem_slot_requests_layout);
+    tcase_add_test(layout, config_requests_layout);
+    tcase_add_test(layout, get_config_empty_reply_is_failure_not_break);
+    tcase_add_test(layout, iotlb_msg_layout_always_needs_reply);
+    tcase_add_test(layout, owner_and_reset_requests_layout);
+    tcase_add_test(layout, trace_has_one_line_per_message);
+    suite_add_tcase(s, layout);
+
+    tcase_add_checked_fixture(nego, setup, teardown);
+    tcase_add_test(nego, negotiate_without_protocol_features);
+    tcase_add_test(nego, negotiate_with_protocol_features_and_mq);
+    tcase_add_test(nego, negotiate_with_reply_ack);
+    tcase_add_test(nego, reply_ack_failure_returns_eio_and_keeps_connection);
+    tcase_add_test(nego, unnegotiated_requests_are_refused_without_sending);
+    tcase_add_test(nego, set_protocol_features_refuses_unoffered_bits);
+    tcase_add_test(nego, threaded_backend_full_device_start);
+    suite_add_tcase(s, nego);
+
+    tcase_add_checked_fixture(bad, setup, teardown);
+    tcase_add_test(bad, short_header_then_close);
+    tcase_add_test(bad, short_header_then_silence_times_out);
+    tcase_add_test(bad, wrong_request_type);
+    tcase_add_test(bad, missing_reply_flag);
+    tcase_add_test(bad, wrong_version);
+    tcase_add_test(bad, oversized_size_fails_without_waiting_for_payload);
+    tcase_add_test(bad, wrong_payload_size_is_named);
+    tcase_add_test(bad, get_vring_base_reply_for_another_ring);
+    tcase_add_test(bad, fds_attached_to_reply_are_closed);
+    tcase_add_test(bad, peer_closes_mid_message);
+    tcase_add_test(bad, peer_closes_before_replying);
+    tcase_add_test(bad, peer_gone_before_request_no_sigpipe);
+    tcase_add_test(bad, no_reply_within_timeout);
+    tcase_add_test(bad, set_log_base_rejects_24_byte_reply);
+    tcase_add_test(bad, reply_ack_with_wrong_size_breaks);
+    tcase_add_test(bad, get_status_rejects_value_over_8_bits);
+    tcase_add_test(bad, get_queue_num_of_zero_is_a_protocol_error);
+    tcase_add_test(bad, broken_connection_returns_epipe_without_sending);
+    suite_add_tcase(s, bad);
+
+    tcase_add_checked_fixture(sock, sock_setup, sock_teardown);
+    tcase_add_test(sock, connect_times_out_on_missing_path);
+    tcase_add_test(sock, connect_waits_for_a_late_backend);
+    tcase_add_test(sock, listen_refuses_a_regular_file);
+    tcase_add_test(sock, listen_replaces_a_stale_socket);
+    tcase_add_test(sock, listen_refuses_a_live_socket);
+    tcase_add_test(sock, accept_times_out);
+    tcase_add_test(sock, connect_rejects_an_overlong_path);
+    suite_add_tcase(s, sock);
+
+    tcase_add_checked_fixture(back, bk_setup, teardown);
+    tcase_add_test(back, backend_config_change_with_need_reply_gets_ack);
+    tcase_add_test(back, backend_config_change_failure_acks_nonzero);
+    tcase_add_test(back, backend_config_change_without_need_reply_gets_no_reply);
+    tcase_add_test(back, backend_host_notifier_passes_fd_then_closes_it);
+    tcase_add_test(back, backend_iotlb_msg_is_decoded);
+    tcase_add_test(back, backend_unknown_request_is_refused_and_stream_stays_in_sync);
+    tcase_add_test(back, backend_request_for_unnegotiated_feature_is_refused);
+    tcase_add_test(back, backend_request_with_bad_size_breaks);
+    tcase_add_test(back, backend_message_with_reply_flag_breaks);
+    tcase_add_test(back, backend_fd_without_send_fd_breaks_and_closes_it);
+    suite_add_tcase(s, back);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(vhost_user_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

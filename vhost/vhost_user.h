@@ -1,0 +1,238 @@
+/*
+ * vhost-user frontend: the control protocol spoken to an external backend (DPDK testpmd, ...)
+ * over a Unix socket. Protocol only: plain data in, no KVM or device types.
+ *
+ * Every function returns 0 or a negative errno. A protocol error (malformed reply, timeout,
+ * closed socket) marks the connection broken; every later call returns -EPIPE without
+ * touching the socket, and the owner is expected to close and reconnect.
+ * A connection is not thread-safe: one caller (the event loop) at a time.
+ */
+#ifndef VMM_VHOST_VHOST_USER_H
+#define VMM_VHOST_VHOST_USER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Request numbers (front-end to back-end), from the vhost-user specification. */
+enum vhost_user_request {
+    VHOST_USER_GET_FEATURES = 1,
+    VHOST_USER_SET_FEATURES = 2,
+    VHOST_USER_SET_OWNER = 3,
+    VHOST_USER_RESET_OWNER = 4,
+    VHOST_USER_SET_MEM_TABLE = 5,
+    VHOST_USER_SET_LOG_BASE = 6,
+    VHOST_USER_SET_LOG_FD = 7,
+    VHOST_USER_SET_VRING_NUM = 8,
+    VHOST_USER_SET_VRING_ADDR = 9,
+    VHOST_USER_SET_VRING_BASE = 10,
+    VHOST_USER_GET_VRING_BASE = 11,
+    VHOST_USER_SET_VRING_KICK = 12,
+    VHOST_USER_SET_VRING_CALL = 13,
+    VHOST_USER_SET_VRING_ERR = 14,
+    VHOST_USER_GET_PROTOCOL_FEATURES = 15,
+    VHOST_USER_SET_PROTOCOL_FEATURES = 16,
+    VHOST_USER_GET_QUEUE_NUM = 17,
+    VHOST_USER_SET_VRING_ENABLE = 18,
+    VHOST_USER_SEND_RARP = 19,
+    VHOST_USER_NET_SET_MTU = 20,
+    VHOST_USER_SET_BACKEND_REQ_FD = 21,
+    VHOST_USER_IOTLB_MSG = 22,
+    VHOST_USER_SET_VRING_ENDIAN = 23,
+    VHOST_USER_GET_CONFIG = 24,
+    VHOST_USER_SET_CONFIG = 25,
+    VHOST_USER_RESET_DEVICE = 34,
+    VHOST_USER_GET_MAX_MEM_SLOTS = 36,
+    VHOST_USER_ADD_MEM_REG = 37,
+    VHOST_USER_REM_MEM_REG = 38,
+    VHOST_USER_SET_STATUS = 39,
+    VHOST_USER_GET_STATUS = 40,
+};
+
+/* Requests the back-end sends on the backend-request channel. */
+enum vhost_user_backend_request {
+    VHOST_USER_BACKEND_IOTLB_MSG = 1,
+    VHOST_USER_BACKEND_CONFIG_CHANGE_MSG = 2,
+    VHOST_USER_BACKEND_VRING_HOST_NOTIFIER_MSG = 3,
+};
+
+/* Header flags. */
+#define VHOST_USER_VERSION 0x1u
+#define VHOST_USER_VERSION_MASK 0x3u
+#define VHOST_USER_FLAG_REPLY (1u << 2)
+#define VHOST_USER_FLAG_NEED_REPLY (1u << 3)
+
+/* Virtio feature bits the protocol itself looks at. */
+#define VHOST_USER_F_PROTOCOL_FEATURES 30
+#define VHOST_USER_F_LOG_ALL 26
+#define VHOST_USER_F_IOMMU_PLATFORM 33
+
+/* Protocol feature bits (VHOST_USER_GET_PROTOCOL_FEATURES). */
+enum vhost_user_protocol_feature {
+    VHOST_USER_PROTOCOL_F_MQ = 0,
+    VHOST_USER_PROTOCOL_F_LOG_SHMFD = 1,
+    VHOST_USER_PROTOCOL_F_RARP = 2,
+    VHOST_USER_PROTOCOL_F_REPLY_ACK = 3,
+    VHOST_USER_PROTOCOL_F_MTU = 4,
+    VHOST_USER_PROTOCOL_F_BACKEND_REQ = 5,
+    VHOST_USER_PROTOCOL_F_CROSS_ENDIAN = 6,
+    VHOST_USER_PROTOCOL_F_CRYPTO_SESSION = 7,
+    VHOST_USER_PROTOCOL_F_PAGEFAULT = 8,
+    VHOST_USER_PROTOCOL_F_CONFIG = 9,
+    VHOST_USER_PROTOCOL_F_BACKEND_SEND_FD = 10,
+    VHOST_USER_PROTOCOL_F_HOST_NOTIFIER = 11,
+    VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD = 12,
+    VHOST_USER_PROTOCOL_F_RESET_DEVICE = 13,
+    VHOST_USER_PROTOCOL_F_INBAND_NOTIFICATIONS = 14,
+    VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS = 15,
+    VHOST_USER_PROTOCOL_F_STATUS = 16,
+};
+
+/* Protocol features this library can drive; negotiation never asks for others. */
+#define VHOST_USER_PROTOCOL_SUPPORTED                                                              \
+    ((1ULL << VHOST_USER_PROTOCOL_F_MQ) | (1ULL << VHOST_USER_PROTOCOL_F_LOG_SHMFD) |              \
+     (1ULL << VHOST_USER_PROTOCOL_F_RARP) | (1ULL << VHOST_USER_PROTOCOL_F_REPLY_ACK) |            \
+     (1ULL << VHOST_USER_PROTOCOL_F_MTU) | (1ULL << VHOST_USER_PROTOCOL_F_BACKEND_REQ) |           \
+     (1ULL << VHOST_USER_PROTOCOL_F_CROSS_ENDIAN) | (1ULL << VHOST_USER_PROTOCOL_F_CONFIG) |       \
+     (1ULL << VHOST_USER_PROTOCOL_F_BACKEND_SEND_FD) |                                             \
+     (1ULL << VHOST_USER_PROTOCOL_F_HOST_NOTIFIER) |                                               \
+     (1ULL << VHOST_USER_PROTOCOL_F_RESET_DEVICE) |                                                \
+     (1ULL << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) | (1ULL << VHOST_USER_PROTOCOL_F_STATUS))
+
+#define VHOST_USER_MAX_REGIONS 8
+#define VHOST_USER_MAX_FDS 8
+#define VHOST_USER_MAX_CONFIG_SIZE 256
+#define VHOST_USER_VRING_IDX_MASK 0xffu
+#define VHOST_USER_VRING_NOFD (1u << 8)
+#define VHOST_USER_VRING_F_LOG (1u << 0) /* vring address flag: log used-ring writes */
+#define VHOST_USER_DEFAULT_TIMEOUT_MS 10000
+
+struct vhost_user_conn {
+    int fd;         /* the vhost-user socket, owned */
+    int backend_fd; /* our end of the backend-request channel, owned, or -1 */
+    bool broken;
+    uint64_t features;                  /* offered by GET_FEATURES */
+    uint64_t acked_features;            /* last SET_FEATURES sent */
+    uint64_t backend_protocol_features; /* offered by GET_PROTOCOL_FEATURES */
+    uint64_t protocol_features;         /* negotiated by SET_PROTOCOL_FEATURES */
+    uint64_t max_queues;                /* GET_QUEUE_NUM, 1 without MQ */
+    unsigned timeout_ms;                /* bound on every wait for the peer */
+    /* Optional: called with one line per message in each direction. */
+    void (*trace)(void *opaque, const char *line);
+    void *trace_opaque;
+};
+
+/* Plain-data descriptions of what the requests carry. */
+struct vhost_user_mem_region {
+    uint64_t guest_phys_addr;
+    uint64_t memory_size;
+    uint64_t userspace_addr;
+    uint64_t mmap_offset;
+    int fd; /* borrowed: sent, never closed */
+};
+
+struct vhost_user_vring_addr {
+    uint32_t index;
+    uint32_t flags; /* VHOST_USER_VRING_F_LOG */
+    uint64_t desc_user_addr;
+    uint64_t used_user_addr;
+    uint64_t avail_user_addr;
+    uint64_t log_guest_addr;
+};
+
+struct vhost_user_iotlb {
+    uint64_t iova;
+    uint64_t size;
+    uint64_t uaddr;
+    uint8_t perm; /* 0 none, 1 read, 2 write, 3 read/write */
+    uint8_t type; /* 1 miss, 2 update, 3 invalidate, 4 access fail */
+};
+
+/*
+ * Callbacks for back-end initiated requests. Each returns 0 or -errno; a NULL callback
+ * refuses the request. fds handed to a callback are closed after it returns: dup() to keep.
+ */
+struct vhost_user_backend_ops {
+    int (*config_change)(void *opaque);
+    /* fd is -1 when the back-end removes the notifier (NOFD flag). */
+    int (*vring_host_notifier)(void *opaque, unsigned index, uint64_t size, uint64_t offset,
+                               int fd);
+    int (*iotlb_msg)(void *opaque, const struct vhost_user_iotlb *msg);
+};
+
+/* Sockets. All fds are CLOEXEC; *fd is set only on success. */
+int vhost_user_connect(const char *path, unsigned timeout_ms, int *fd);
+int vhost_user_listen(const char *path, int *listen_fd);
+int vhost_user_accept(int listen_fd, unsigned timeout_ms, int *fd);
+
+/* Takes ownership of fd; timeout VHOST_USER_DEFAULT_TIMEOUT_MS until changed. */
+void vhost_user_conn_init(struct vhost_user_conn *c, int fd);
+/* Closes both sockets; the struct can be initialised again for a reconnect. */
+void vhost_user_conn_close(struct vhost_user_conn *c);
+/* "GET_FEATURES", or "UNKNOWN" for a number the table does not know. */
+const char *vhost_user_request_name(uint32_t request);
+
+/*
+ * GET_FEATURES, then, if the back-end offers VHOST_USER_F_PROTOCOL_FEATURES:
+ * GET_PROTOCOL_FEATURES, SET_PROTOCOL_FEATURES(offered & wanted & SUPPORTED) and
+ * GET_QUEUE_NUM when MQ was negotiated. Results land in c.
+ */
+int vhost_user_negotiate(struct vhost_user_conn *c, uint64_t wanted_protocol_features);
+
+/*
+ * One function per request. With REPLY_ACK negotiated, requests without a reply of their
+ * own carry NEED_REPLY and wait for the ack; a non-zero ack returns -EIO. A request whose
+ * protocol feature was not negotiated returns -ENOTSUP without sending.
+ */
+int vhost_user_get_features(struct vhost_user_conn *c, uint64_t *features);
+/* Adds VHOST_USER_F_PROTOCOL_FEATURES itself when the back-end offered it. */
+int vhost_user_set_features(struct vhost_user_conn *c, uint64_t features);
+int vhost_user_get_protocol_features(struct vhost_user_conn *c, uint64_t *features);
+/* Never carries NEED_REPLY: REPLY_ACK takes effect from the next request. */
+int vhost_user_set_protocol_features(struct vhost_user_conn *c, uint64_t features);
+int vhost_user_set_owner(struct vhost_user_conn *c);
+int vhost_user_reset_owner(struct vhost_user_conn *c);
+int vhost_user_set_mem_table(struct vhost_user_conn *c, const struct vhost_user_mem_region *regions,
+                             unsigned nregions);
+/* Needs LOG_SHMFD. The reply body may be 0, 8 or 16 bytes; all are accepted. */
+int vhost_user_set_log_base(struct vhost_user_conn *c, int fd, uint64_t mmap_size,
+                            uint64_t mmap_offset);
+int vhost_user_set_log_fd(struct vhost_user_conn *c, int fd);
+int vhost_user_set_vring_num(struct vhost_user_conn *c, unsigned index, unsigned num);
+int vhost_user_set_vring_addr(struct vhost_user_conn *c, const struct vhost_user_vring_addr *addr);
+int vhost_user_set_vring_base(struct vhost_user_conn *c, unsigned index, unsigned base);
+int vhost_user_get_vring_base(struct vhost_user_conn *c, unsigned index, unsigned *base);
+/* fd < 0 sends the NOFD flag instead of a descriptor. */
+int vhost_user_set_vring_kick(struct vhost_user_conn *c, unsigned index, int fd);
+int vhost_user_set_vring_call(struct vhost_user_conn *c, unsigned index, int fd);
+int vhost_user_set_vring_err(struct vhost_user_conn *c, unsigned index, int fd);
+int vhost_user_get_queue_num(struct vhost_user_conn *c, uint64_t *num);
+int vhost_user_set_vring_enable(struct vhost_user_conn *c, unsigned index, bool enable);
+int vhost_user_send_rarp(struct vhost_user_conn *c, const uint8_t mac[6]);
+int vhost_user_net_set_mtu(struct vhost_user_conn *c, uint16_t mtu);
+int vhost_user_set_backend_req_fd(struct vhost_user_conn *c, int fd);
+/* socketpair + SET_BACKEND_REQ_FD; our end lands in c->backend_fd. */
+int vhost_user_open_backend_channel(struct vhost_user_conn *c);
+/* Needs VIRTIO_F_IOMMU_PLATFORM acked; always waits for the ack. */
+int vhost_user_iotlb_msg(struct vhost_user_conn *c, const struct vhost_user_iotlb *msg);
+int vhost_user_set_vring_endian(struct vhost_user_conn *c, unsigned index, bool big_endian);
+int vhost_user_get_config(struct vhost_user_conn *c, uint32_t offset, void *buf, uint32_t size,
+                          uint32_t flags);
+int vhost_user_set_config(struct vhost_user_conn *c, uint32_t offset, const void *buf,
+                          uint32_t size, uint32_t flags);
+int vhost_user_get_status(struct vhost_user_conn *c, uint8_t *status);
+int vhost_user_set_status(struct vhost_user_conn *c, uint8_t status);
+int vhost_user_reset_device(struct vhost_user_conn *c);
+int vhost_user_get_max_mem_slots(struct vhost_user_conn *c, uint64_t *slots);
+int vhost_user_add_mem_reg(struct vhost_user_conn *c, const struct vhost_user_mem_region *region);
+/* region->fd is ignored: the spec says no fd is sent. */
+int vhost_user_rem_mem_reg(struct vhost_user_conn *c, const struct vhost_user_mem_region *region);
+
+/*
+ * Reads and handles one message from c->backend_fd (call when it is readable), answering
+ * NEED_REPLY with 0 on success and 1 on failure. Returns 0, the callback's error, or
+ * -ENOTSUP for a refused request (connection still usable), or a protocol error (broken).
+ */
+int vhost_user_backend_req_handle(struct vhost_user_conn *c,
+                                  const struct vhost_user_backend_ops *ops, void *opaque);
+
+#endif

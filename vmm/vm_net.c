@@ -1,0 +1,200 @@
+/* The PCI bus and the vhost-user NICs, and the platform services virtio devices
+ * use: KVM doorbells and interrupts, the event loop, the guest memory map. */
+#include "vm_net.h"
+
+#include "layout.h"
+#include "../common/log.h"
+#include "../common/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+static int plat_ioeventfd(void *opaque, uint64_t addr, uint32_t len, int fd, bool assign)
+{
+    struct vm *vm = opaque;
+    struct kvm_ioeventfd_spec spec = {.addr = addr, .len = len};
+
+    return kvm_ioeventfd(&vm->kvm, &spec, fd, assign);
+}
+
+static int plat_irqfd(void *opaque, int gsi, int fd, bool assign)
+{
+    struct vm *vm = opaque;
+
+    return kvm_irqfd(&vm->kvm, fd, (uint32_t)gsi, assign);
+}
+
+static int plat_msi_route_alloc(void *opaque)
+{
+    struct vm *vm = opaque;
+
+    return kvm_msi_route_alloc(&vm->routing);
+}
+
+static void plat_msi_route_free(void *opaque, int gsi)
+{
+    struct vm *vm = opaque;
+
+    kvm_msi_route_free(&vm->routing, gsi);
+}
+
+static int plat_msi_route_set(void *opaque, int gsi, uint64_t addr, uint32_t data)
+{
+    struct vm *vm = opaque;
+
+    return kvm_msi_route_set(&vm->routing, gsi, addr, data);
+}
+
+static int plat_signal_msi(void *opaque, uint64_t addr, uint32_t data)
+{
+    struct vm *vm = opaque;
+
+    return kvm_signal_msi(&vm->kvm, addr, data);
+}
+
+static int plat_watch_fd(void *opaque, int fd, void (*cb)(void *, uint32_t), void *arg, bool on)
+{
+    struct vm *vm = opaque;
+
+    return on ? event_loop_add(&vm->loop, fd, EPOLLIN, cb, arg) : event_loop_del(&vm->loop, fd);
+}
+
+static int plat_run_on_loop(void *opaque, int (*fn)(void *), void *arg)
+{
+    struct vm *vm = opaque;
+
+    return event_loop_call(&vm->loop, fn, arg);
+}
+
+static int plat_mem_regions(void *opaque, struct vhost_user_mem_region *regions, int max)
+{
+    struct vm *vm = opaque;
+
+    if (vm->mem.nregions > max)
+        return -E2BIG;
+    for (int i = 0; i < vm->mem.nregions; i++) {
+        const struct guest_region *r = &vm->mem.regions[i];
+
+        regions[i] = (struct vhost_user_mem_region){
+            .guest_phys_addr = r->gpa,
+            .memory_size = r->size,
+            .userspace_addr = (uint64_t)(uintptr_t)r->hva,
+            .mmap_offset = r->fd_offset,
+            .fd = vm->mem.fd,
+        };
+    }
+    return vm->mem.nregions;
+}
+
+static void *mem_ptr(void *opaque, uint64_t gpa, uint64_t len)
+{
+    struct vm *vm = opaque;
+
+    return guest_memory_ptr(&vm->mem, gpa, len);
+}
+
+static void vm_platform_init(struct vm *vm)
+{
+    vm->platform = (struct virtio_platform){
+        .ioeventfd = plat_ioeventfd,
+        .irqfd = plat_irqfd,
+        .msi_route_alloc = plat_msi_route_alloc,
+        .msi_route_free = plat_msi_route_free,
+        .msi_route_set = plat_msi_route_set,
+        .signal_msi = plat_signal_msi,
+        .watch_fd = plat_watch_fd,
+        .run_on_loop = plat_run_on_loop,
+        .mem_regions = plat_mem_regions,
+        .opaque = vm,
+    };
+    vm->mem_access = (struct guest_mem_access){.ptr = mem_ptr, .opaque = vm};
+}
+
+static uint64_t ram_end(const struct vm *vm)
+{
+    const struct guest_region *last = &vm->mem.regions[vm->mem.nregions - 1];
+
+    return last->gpa + last->size;
+}
+
+static int vm_setup_pci(struct vm *vm)
+{
+    uint64_t mem64 = ALIGN_UP(ram_end(vm), LAYOUT_PCI_MEM64_ALIGN);
+    struct pci_layout layout = {
+        .mem32_base = LAYOUT_PCI_MEM32_START,
+        .mem32_size = LAYOUT_PCI_MEM32_SIZE,
+        .mem64_base = mem64 < LAYOUT_MMIO_HOLE_END ? LAYOUT_MMIO_HOLE_END : mem64,
+        .mem64_size = LAYOUT_PCI_MEM64_SIZE,
+    };
+    int ret = pci_init(&vm->pci, &vm->pio, &vm->mmio, &layout);
+
+    if (ret) {
+        pr_err("cannot create the PCI bus: %s", strerror(-ret));
+        return ret;
+    }
+    vm->pci_ready = true;
+    return 0;
+}
+
+static int vm_setup_net(struct vm *vm, unsigned i)
+{
+    struct vm_net *n = &vm->nets[i];
+    int ret;
+
+    snprintf(n->id, sizeof(n->id), "net%u", i);
+    ret = virtio_net_init(&n->net, n->id, &vm->opts->nets[i], &vm->platform, &vm->mem_access);
+    if (ret)
+        return ret;
+    n->net_ready = true;
+    ret = virtio_pci_init(&n->vp, &n->net.vdev, &vm->platform);
+    if (ret)
+        return ret;
+    n->pci_ready = true;
+    ret = pci_register(&vm->pci, &n->vp.pci, -1);
+    if (ret) {
+        pr_err("%s: cannot put it on the PCI bus: %s", n->id, strerror(-ret));
+        return ret;
+    }
+    n->registered = true;
+    return 0;
+}
+
+int vm_setup_pci_devices(struct vm *vm)
+{
+    int ret;
+
+    vm_platform_init(vm);
+    ret = kvm_irq_routing_init(&vm->routing, &vm->kvm);
+    if (!ret)
+        ret = vm_setup_pci(vm);
+    for (unsigned i = 0; !ret && i < vm->opts->nnets; i++)
+        ret = vm_setup_net(vm, i);
+    return ret;
+}
+
+void vm_stop_pci_devices(struct vm *vm)
+{
+    for (unsigned i = 0; i < VMM_MAX_NETS; i++)
+        if (vm->nets[i].pci_ready)
+            virtio_pci_reset(&vm->nets[i].vp);
+}
+
+void vm_destroy_pci_devices(struct vm *vm)
+{
+    for (unsigned i = 0; i < VMM_MAX_NETS; i++) {
+        struct vm_net *n = &vm->nets[i];
+
+        if (n->registered)
+            pci_unregister(&vm->pci, &n->vp.pci);
+        if (n->pci_ready)
+            virtio_pci_destroy(&n->vp);
+        if (n->net_ready)
+            virtio_net_destroy(&n->net);
+        n->registered = n->pci_ready = n->net_ready = false;
+    }
+    if (vm->pci_ready)
+        pci_destroy(&vm->pci);
+    vm->pci_ready = false;
+}

@@ -1,0 +1,14 @@
+/* PCI and the vhost-user NICs of a vm (see vm_net.c). */
+#ifndef VMM_VM_NET_H
+#define VMM_VM_NET_H
+
+#include "vm.h"
+
+/* The PCI bus, then one virtio-net PCI function per --net, each connected to its
+ * backend (blocking, bounded by the option's timeout). Needs the event loop. */
+int vm_setup_pci_devices(struct vm *vm);
+/* Stops the NICs' backends (GET_VRING_BASE): on the loop thread, vCPUs stopped. */
+void vm_stop_pci_devices(struct vm *vm);
+void vm_destroy_pci_devices(struct vm *vm);
+
+#endif
