@@ -1,6 +1,7 @@
 #include "rtc.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 enum {
@@ -62,27 +63,26 @@ static uint8_t rtc_clock_field(const struct rtc *rtc, uint8_t index)
     }
 }
 
+static bool rtc_is_clock_field(uint8_t index)
+{
+    return index == RTC_SECONDS || index == RTC_MINUTES || index == RTC_HOURS ||
+           index == RTC_WEEKDAY || index == RTC_DAY || index == RTC_MONTH || index == RTC_YEAR ||
+           index == RTC_CENTURY;
+}
+
 static uint8_t rtc_read_reg(struct rtc *rtc, uint8_t index)
 {
-    switch (index) {
-    case RTC_SECONDS:
-    case RTC_MINUTES:
-    case RTC_HOURS:
-    case RTC_WEEKDAY:
-    case RTC_DAY:
-    case RTC_MONTH:
-    case RTC_YEAR:
-    case RTC_CENTURY:
+    if (rtc_is_clock_field(index))
         return rtc_clock_field(rtc, index);
-    case RTC_REG_C: /* no interrupt sources, so no flags */
+    if (index == RTC_REG_C) /* no interrupt sources, so no flags */
         return 0;
-    default:
-        return rtc->cmos[index];
-    }
+    return rtc->cmos[index];
 }
 
 static void rtc_write_reg(struct rtc *rtc, uint8_t index, uint8_t val)
 {
+    if (rtc_is_clock_field(index))
+        return; /* the guest cannot set the host's clock */
     switch (index) {
     case RTC_REG_A:
         rtc->cmos[index] = val & 0x7f; /* UIP is read-only */
@@ -93,15 +93,6 @@ static void rtc_write_reg(struct rtc *rtc, uint8_t index, uint8_t val)
     case RTC_REG_C:
     case RTC_REG_D: /* read-only */
         break;
-    case RTC_SECONDS:
-    case RTC_MINUTES:
-    case RTC_HOURS:
-    case RTC_WEEKDAY:
-    case RTC_DAY:
-    case RTC_MONTH:
-    case RTC_YEAR:
-    case RTC_CENTURY:
-        break; /* the guest cannot set the host's clock */
     default:
         rtc->cmos[index] = val;
         break;

@@ -192,7 +192,7 @@ static void ctrl_handle_chain(struct virtio_net *net, const struct virtq_chain *
     virtq_push(&net->ctrl_vq, chain->head, virtq_chain_write(chain, &ack, 1));
 }
 
-static void ctrl_process(struct virtio_net *net)
+void virtio_net_ctrl_process(struct virtio_net *net)
 {
     struct virtq_chain chain;
     uint16_t old_used = net->ctrl_vq.used_idx;
@@ -222,19 +222,29 @@ static void ctrl_on_kick(void *arg, uint32_t events)
         return;
     pr_debug("%s: control queue kick (started %d)", net->vdev.id, net->started);
     if (net->started)
-        ctrl_process(net);
+        virtio_net_ctrl_process(net);
 }
 
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)(c | 0x20);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Exactly six pairs of hex digits separated by colons. */
 static int parse_mac(const char *s, uint8_t mac[6])
 {
-    unsigned v[6];
-    char tail;
-
-    if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) !=
-        6)
+    if (strlen(s) != 17)
         return -EINVAL;
-    for (int i = 0; i < 6; i++)
-        mac[i] = (uint8_t)v[i];
+    for (int i = 0; i < 6; i++) {
+        int hi = hex_digit(s[3 * i]), lo = hex_digit(s[3 * i + 1]);
+
+        if (hi < 0 || lo < 0 || (i < 5 && s[3 * i + 2] != ':'))
+            return -EINVAL;
+        mac[i] = (uint8_t)(hi << 4 | lo);
+    }
     return (mac[0] & 1) ? -EINVAL : 0; /* a multicast address cannot be a NIC's */
 }
 
@@ -293,8 +303,11 @@ int virtio_net_parse_options(const char *arg, struct virtio_net_options *opts, c
     int ret = 0;
 
     net_option_defaults(opts);
-    if (strlen(arg) >= sizeof(buf) || strncmp(arg, "vhost-user", 10) ||
-        (arg[10] && arg[10] != ',')) {
+    if (strlen(arg) >= sizeof(buf)) {
+        snprintf(err, errlen, "--net: argument too long (at most %zu bytes)", sizeof(buf) - 1);
+        return -EINVAL;
+    }
+    if (strncmp(arg, "vhost-user", 10) || (arg[10] && arg[10] != ',')) {
         snprintf(err, errlen, "--net '%s': only vhost-user,socket=PATH[,...] is supported", arg);
         return -EINVAL;
     }
@@ -521,11 +534,9 @@ static void net_trace(void *opaque, const char *line)
     pr_debug("%s: %s", net->vdev.id, line);
 }
 
-int virtio_net_init(struct virtio_net *net, const char *id, const struct virtio_net_options *opts,
-                    const struct virtio_platform *platform, const struct guest_mem_access *mem)
+void virtio_net_setup(struct virtio_net *net, const char *id, const struct virtio_net_options *opts,
+                      const struct virtio_platform *platform, const struct guest_mem_access *mem)
 {
-    int fd = -1, ret;
-
     memset(net, 0, sizeof(*net));
     net->opts = *opts;
     net->vdev = (struct virtio_device){.id = id,
@@ -542,9 +553,18 @@ int virtio_net_init(struct virtio_net *net, const char *id, const struct virtio_
     net->config.status = VIRTIO_NET_S_LINK_UP;
     net->config.max_virtqueue_pairs = (uint16_t)opts->queue_pairs;
     net->config.mtu = opts->mtu;
+}
+
+int virtio_net_init(struct virtio_net *net, const char *id, const struct virtio_net_options *opts,
+                    const struct virtio_platform *platform, const struct guest_mem_access *mem)
+{
+    int fd = -1, ret;
+
+    virtio_net_setup(net, id, opts, platform, mem);
     ret = net_connect(net, &fd);
     if (ret) {
         pr_err("%s: no vhost-user backend on %s: %s", id, opts->socket_path, strerror(-ret));
+        pthread_mutex_destroy(&net->lock);
         return ret;
     }
     vhost_user_conn_init(&net->conn, fd);

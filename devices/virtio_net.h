@@ -72,6 +72,12 @@ int virtio_net_init(struct virtio_net *net, const char *id, const struct virtio_
                     const struct virtio_platform *platform, const struct guest_mem_access *mem);
 void virtio_net_destroy(struct virtio_net *net);
 
+/* The device without its backend (virtio_net_init's first half; for tests). */
+void virtio_net_setup(struct virtio_net *net, const char *id, const struct virtio_net_options *opts,
+                      const struct virtio_platform *platform, const struct guest_mem_access *mem);
+/* Handles every command waiting on the control queue (on its kick). */
+void virtio_net_ctrl_process(struct virtio_net *net);
+
 /* Parses "vhost-user,socket=PATH[,server][,queues=N][,mac=..][,mtu=N]
  * [,connect-timeout-ms=N]"; on error returns -EINVAL with the reason in err. */
 int virtio_net_parse_options(const char *arg, struct virtio_net_options *opts, char *err,

@@ -149,19 +149,29 @@ static void detach_call(struct virtio_pci *vp, unsigned q)
     vp->queue_irqfd[q] = vp->queue_watched[q] = false;
 }
 
-static int set_doorbells(struct virtio_pci *vp, uint64_t base, bool assign)
+static int set_doorbell(struct virtio_pci *vp, uint64_t base, unsigned q, bool assign)
 {
     const struct virtio_platform *p = vp->platform;
-    int ret = 0;
 
+    return p->ioeventfd(p->opaque, base + q * VIRTIO_PCI_NOTIFY_MULTIPLIER, 2,
+                        vp->vdev->queues[q].kick_fd, assign);
+}
+
+/* All queues' doorbells at base, or none: a failed assign undoes the earlier ones. */
+static int set_doorbells(struct virtio_pci *vp, uint64_t base, bool assign)
+{
+    if (base == PCI_BAR_UNMAPPED)
+        return assign ? -EINVAL : 0;
     for (unsigned q = 0; q < vp->vdev->num_queues; q++) {
-        uint64_t addr = base + q * VIRTIO_PCI_NOTIFY_MULTIPLIER;
-        int r = p->ioeventfd(p->opaque, addr, 2, vp->vdev->queues[q].kick_fd, assign);
+        int ret = set_doorbell(vp, base, q, assign);
 
-        if (r && assign)
-            ret = r;
+        if (ret && assign) {
+            while (q--)
+                set_doorbell(vp, base, q, false);
+            return ret;
+        }
     }
-    return ret;
+    return 0;
 }
 
 /* Doorbells and interrupts of every queue, for a device going live. */
@@ -174,10 +184,8 @@ static int wire(struct virtio_pci *vp)
         return -EINVAL;
     }
     ret = set_doorbells(vp, vp->notify_base, true);
-    if (ret) {
-        set_doorbells(vp, vp->notify_base, false);
+    if (ret)
         return ret;
-    }
     for (unsigned q = 0; q < vp->vdev->num_queues; q++)
         attach_call(vp, q);
     vp->wired = true;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the guest images used by the integration tests, from Debian packages only:
 #   bzImage               Debian's kernel (the vmlinuz of the linux-image-amd64 kernel)
-#   initramfs.cpio.gz     L2 test guest: busybox + virtio modules, /init = guest-init
+#   initramfs.cpio.gz     L2 test guest: busybox + virtio modules, /init = guest-init,
+#                         pktgen.ko (not loaded at boot) and /bin/vmm-pktgen
 #   rig-initramfs.cpio.gz L1 rig: busybox + kvm/kvm-amd/9p modules, /init = rig-init
 # Usage: guest-images/build.sh [OUTDIR]   (default: <repo>/build/guest)
 # Downloaded .deb files are cached in ${VMM_CACHE_DIR:-$HOME/.cache/vmm-guest}.
@@ -39,7 +40,8 @@ fi
 
 # Up to date: every output newer than every input.
 outputs=("$out/bzImage" "$out/initramfs.cpio.gz" "$out/rig-initramfs.cpio.gz")
-inputs=("$deb" "$(readlink -f "$busybox")" "${BASH_SOURCE[0]}" "$here/guest-init" "$here/rig-init")
+inputs=("$deb" "$(readlink -f "$busybox")" "${BASH_SOURCE[0]}" "$here/guest-init" "$here/rig-init"
+        "$here/vmm-pktgen")
 uptodate() {
     local o i
     for o in "${outputs[@]}"; do
@@ -83,7 +85,9 @@ mkcpio() {
 
 mkroot "$work/l2" "$here/guest-init" \
     virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci \
-    failover net_failover virtio_net
+    failover net_failover virtio_net pktgen
+# Traffic generator for the NIC tests: pktgen.ko stays in /lib/modules until used.
+install -m 0755 "$here/vmm-pktgen" "$work/l2/bin/vmm-pktgen"
 mkroot "$work/rig" "$here/rig-init" \
     irqbypass kvm ccp kvm-amd virtio_ring virtio virtio_pci_modern_dev \
     virtio_pci_legacy_dev virtio_pci 9pnet 9pnet_virtio netfs fscache 9p

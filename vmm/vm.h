@@ -38,7 +38,7 @@ struct vm_vcpu {
 };
 
 struct vm_net {
-    char id[8];
+    char id[16];
     struct virtio_net net;
     struct virtio_pci vp;
     bool net_ready, pci_ready, registered;

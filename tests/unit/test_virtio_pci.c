@@ -1,0 +1,1474 @@
+/* The virtio-pci modern transport driven as a guest driver drives it, through
+ * the MMIO bus at the BARs the PCI registry placed, with a fake platform that
+ * keeps KVM's view (live ioeventfds, irqfds, watched fds) and a fake device model
+ * that counts its calls. No KVM, no event loop: run_on_loop runs fn in place. */
+#include "../../devices/bus.h"
+#include "../../devices/virtio_pci.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define NQ 3
+#define NVEC (NQ + 1)
+#define CONFIG_VECTOR NQ
+#define QMAX 256
+#define GSI_BASE 24
+#define CFG_SIZE 8
+#define DEV_FEATURES ((1ULL << 0) | (1ULL << 5) | (1ULL << VIRTIO_F_RING_EVENT_IDX) | (1ULL << 40))
+#define VERSION_1 (1ULL << VIRTIO_F_VERSION_1)
+
+#define MEM32_BASE 0xc0000000ULL
+#define MEM32_SIZE 0x3e000000ULL
+#define MEM64_BASE 0x200000000ULL
+#define MEM64_SIZE 0x400000000ULL
+
+/* Offsets in BAR4 and in the common configuration (virtio 1.2, 4.1.4.3). */
+#define COMMON_DFSELECT 0x00
+#define COMMON_DF 0x04
+#define COMMON_GFSELECT 0x08
+#define COMMON_GF 0x0c
+#define COMMON_MSIX 0x10
+#define COMMON_NUMQ 0x12
+#define COMMON_STATUS 0x14
+#define COMMON_CFGGENERATION 0x15
+#define COMMON_Q_SELECT 0x16
+#define COMMON_Q_SIZE 0x18
+#define COMMON_Q_MSIX 0x1a
+#define COMMON_Q_ENABLE 0x1c
+#define COMMON_Q_NOFF 0x1e
+#define COMMON_Q_DESCLO 0x20
+#define COMMON_Q_DESCHI 0x24
+#define COMMON_Q_AVAILLO 0x28
+#define COMMON_Q_AVAILHI 0x2c
+#define COMMON_Q_USEDLO 0x30
+#define COMMON_Q_USEDHI 0x34
+#define ISR 0x1000
+#define DEVCFG 0x2000
+#define NOTIFY 0x3000
+#define PBA 0x800
+
+#define S_ACK VIRTIO_STATUS_ACKNOWLEDGE
+#define S_DRIVER VIRTIO_STATUS_DRIVER
+#define S_FEATURES_OK VIRTIO_STATUS_FEATURES_OK
+#define S_DRIVER_OK VIRTIO_STATUS_DRIVER_OK
+#define S_LIVE (S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK)
+
+/* ---- the fake platform: KVM's state as it would be ---- */
+
+#define MAX_LIVE 64
+
+struct fake_platform {
+    struct {
+        uint64_t addr;
+        uint32_t len;
+        int fd;
+    } ioev[MAX_LIVE];
+    int nioev, ioev_assigns, ioev_bad;
+    uint64_t ioev_fail_addr; /* an assign there fails, as when KVM runs out of slots */
+    struct {
+        int gsi, fd;
+    } irqfd[MAX_LIVE];
+    int nirqfd, irqfd_assigns, irqfd_bad;
+    struct {
+        int fd;
+        void (*cb)(void *arg, uint32_t events);
+        void *arg;
+    } watch[MAX_LIVE];
+    int nwatch, watch_bad;
+    int next_gsi, allocs, alloc_fail_at;
+    int freed[32], nfreed;
+    uint64_t route_addr[32];
+    uint32_t route_data[32];
+    int route_sets;
+    struct {
+        uint64_t addr;
+        uint32_t data;
+    } msis[64];
+    int nmsis;
+    int loop_calls;
+};
+
+static struct fake_platform fp;
+
+static int plat_ioeventfd(void *opaque, uint64_t addr, uint32_t len, int fd, bool assign)
+{
+    struct fake_platform *p = opaque;
+
+    if (assign && addr == p->ioev_fail_addr)
+        return -ENOSPC;
+    for (int i = 0; i < p->nioev; i++) {
+        if (p->ioev[i].addr != addr)
+            continue;
+        if (assign || p->ioev[i].len != len || p->ioev[i].fd != fd)
+            break;
+        p->ioev[i] = p->ioev[--p->nioev];
+        return 0;
+    }
+    if (!assign || p->nioev == MAX_LIVE) {
+        p->ioev_bad++; /* KVM: -ENOENT for a deassign it does not know */
+        return -ENOENT;
+    }
+    for (int i = 0; i < p->nioev; i++)
+        if (p->ioev[i].addr == addr) {
+            p->ioev_bad++;
+            return -EEXIST;
+        }
+    p->ioev[p->nioev].addr = addr;
+    p->ioev[p->nioev].len = len;
+    p->ioev[p->nioev].fd = fd;
+    p->nioev++;
+    p->ioev_assigns++;
+    return 0;
+}
+
+static int plat_irqfd(void *opaque, int gsi, int fd, bool assign)
+{
+    struct fake_platform *p = opaque;
+
+    for (int i = 0; i < p->nirqfd; i++) {
+        if (p->irqfd[i].fd != fd)
+            continue;
+        if (assign || p->irqfd[i].gsi != gsi) {
+            p->irqfd_bad++; /* KVM: -EBUSY, one eventfd drives one irqfd */
+            return -EBUSY;
+        }
+        p->irqfd[i] = p->irqfd[--p->nirqfd];
+        return 0;
+    }
+    if (!assign || p->nirqfd == MAX_LIVE) {
+        p->irqfd_bad++;
+        return -ENOENT;
+    }
+    p->irqfd[p->nirqfd].gsi = gsi;
+    p->irqfd[p->nirqfd].fd = fd;
+    p->nirqfd++;
+    p->irqfd_assigns++;
+    return 0;
+}
+
+static int plat_msi_route_alloc(void *opaque)
+{
+    struct fake_platform *p = opaque;
+
+    if (p->allocs++ == p->alloc_fail_at)
+        return -ENOSPC;
+    return p->next_gsi++;
+}
+
+static void plat_msi_route_free(void *opaque, int gsi)
+{
+    struct fake_platform *p = opaque;
+
+    ck_assert_int_lt(p->nfreed, 32);
+    p->freed[p->nfreed++] = gsi;
+}
+
+static int plat_msi_route_set(void *opaque, int gsi, uint64_t addr, uint32_t data)
+{
+    struct fake_platform *p = opaque;
+
+    ck_assert_int_ge(gsi, GSI_BASE);
+    ck_assert_int_lt(gsi, GSI_BASE + 32);
+    p->route_addr[gsi - GSI_BASE] = addr;
+    p->route_data[gsi - GSI_BASE] = data;
+    p->route_sets++;
+    return 0;
+}
+
+static int plat_signal_msi(void *opaque, uint64_t addr, uint32_t data)
+{
+    struct fake_platform *p = opaque;
+
+    if (p->nmsis < 64) {
+        p->msis[p->nmsis].addr = addr;
+        p->msis[p->nmsis].data = data;
+    }
+    p->nmsis++;
+    return 0;
+}
+
+static int plat_watch_fd(void *opaque, int fd, void (*cb)(void *arg, uint32_t events), void *arg,
+                         bool on)
+{
+    struct fake_platform *p = opaque;
+
+    for (int i = 0; i < p->nwatch; i++) {
+        if (p->watch[i].fd != fd)
+            continue;
+        if (on) {
+            p->watch_bad++;
+            return -EEXIST;
+        }
+        p->watch[i] = p->watch[--p->nwatch];
+        return 0;
+    }
+    if (!on || p->nwatch == MAX_LIVE) {
+        p->watch_bad++;
+        return -ENOENT;
+    }
+    p->watch[p->nwatch].fd = fd;
+    p->watch[p->nwatch].cb = cb;
+    p->watch[p->nwatch].arg = arg;
+    p->nwatch++;
+    return 0;
+}
+
+static int plat_run_on_loop(void *opaque, int (*fn)(void *arg), void *arg)
+{
+    struct fake_platform *p = opaque;
+
+    p->loop_calls++;
+    return fn(arg);
+}
+
+static int plat_mem_regions(void *opaque, struct vhost_user_mem_region *regions, int max)
+{
+    (void)opaque, (void)regions, (void)max;
+    return 0;
+}
+
+static const struct virtio_platform platform = {
+    .ioeventfd = plat_ioeventfd,
+    .irqfd = plat_irqfd,
+    .msi_route_alloc = plat_msi_route_alloc,
+    .msi_route_free = plat_msi_route_free,
+    .msi_route_set = plat_msi_route_set,
+    .signal_msi = plat_signal_msi,
+    .watch_fd = plat_watch_fd,
+    .run_on_loop = plat_run_on_loop,
+    .mem_regions = plat_mem_regions,
+    .opaque = &fp,
+};
+
+static bool ioev_live(uint64_t addr, int fd)
+{
+    for (int i = 0; i < fp.nioev; i++)
+        if (fp.ioev[i].addr == addr && fp.ioev[i].fd == fd && fp.ioev[i].len == 2)
+            return true;
+    return false;
+}
+
+static bool irqfd_live(int gsi, int fd)
+{
+    for (int i = 0; i < fp.nirqfd; i++)
+        if (fp.irqfd[i].gsi == gsi && fp.irqfd[i].fd == fd)
+            return true;
+    return false;
+}
+
+static int watch_index(int fd)
+{
+    for (int i = 0; i < fp.nwatch; i++)
+        if (fp.watch[i].fd == fd)
+            return i;
+    return -1;
+}
+
+/* ---- the fake device model ---- */
+
+struct fake_dev {
+    struct virtio_device vdev;
+    uint8_t config[CFG_SIZE];
+    int activates, resets, set_features_calls, activate_ret, set_features_ret;
+    uint64_t last_acked;
+    int cfg_reads, cfg_writes;
+    uint32_t last_cfg_off, last_cfg_len;
+    uint8_t last_written;
+};
+
+static struct fake_dev *to_fake(struct virtio_device *vdev)
+{
+    return (struct fake_dev *)vdev;
+}
+
+static uint64_t dev_features(struct virtio_device *vdev)
+{
+    (void)vdev;
+    return DEV_FEATURES;
+}
+
+static int dev_set_features(struct virtio_device *vdev, uint64_t acked)
+{
+    struct fake_dev *d = to_fake(vdev);
+
+    d->set_features_calls++;
+    d->last_acked = acked;
+    return d->set_features_ret;
+}
+
+static void dev_config_read(struct virtio_device *vdev, uint32_t offset, uint8_t *data,
+                            uint32_t len)
+{
+    struct fake_dev *d = to_fake(vdev);
+
+    ck_assert_uint_le(offset + len, CFG_SIZE);
+    d->cfg_reads++;
+    d->last_cfg_off = offset;
+    d->last_cfg_len = len;
+    memcpy(data, d->config + offset, len);
+}
+
+static void dev_config_write(struct virtio_device *vdev, uint32_t offset, const uint8_t *data,
+                             uint32_t len)
+{
+    struct fake_dev *d = to_fake(vdev);
+
+    ck_assert_uint_le(offset + len, CFG_SIZE);
+    d->cfg_writes++;
+    d->last_cfg_off = offset;
+    d->last_cfg_len = len;
+    d->last_written = data[0];
+}
+
+static int dev_activate(struct virtio_device *vdev)
+{
+    struct fake_dev *d = to_fake(vdev);
+
+    d->activates++;
+    return d->activate_ret;
+}
+
+static void dev_reset(struct virtio_device *vdev)
+{
+    to_fake(vdev)->resets++;
+}
+
+static const struct virtio_device_ops dev_ops = {
+    .features = dev_features,
+    .set_features = dev_set_features,
+    .config_read = dev_config_read,
+    .config_write = dev_config_write,
+    .activate = dev_activate,
+    .reset = dev_reset,
+    .config_size = CFG_SIZE,
+};
+
+static void fake_dev_init(struct fake_dev *d, unsigned nq)
+{
+    memset(d, 0, sizeof(*d));
+    d->vdev.id = "net0";
+    d->vdev.device_id = 1;
+    d->vdev.num_queues = nq;
+    d->vdev.ops = &dev_ops;
+    for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
+        d->vdev.queues[q].max_size = QMAX;
+    for (unsigned i = 0; i < CFG_SIZE; i++)
+        d->config[i] = (uint8_t)(0x10 + i);
+}
+
+/* ---- the fixture: a registered function with memory decode on ---- */
+
+static struct bus pio, mmio;
+static struct pci host;
+static struct virtio_pci vp;
+static struct fake_dev dev;
+static uint64_t bar4, bar1;
+static unsigned msix_cap;
+
+static unsigned find_cap(uint8_t id)
+{
+    for (unsigned off = pci_config_read(&vp.pci, PCI_CAPABILITY_LIST, 1); off;
+         off = pci_config_read(&vp.pci, off + 1, 1))
+        if (pci_config_read(&vp.pci, off, 1) == id)
+            return off;
+    return 0;
+}
+
+static void setup(void)
+{
+    const struct pci_layout layout = {MEM32_BASE, MEM32_SIZE, MEM64_BASE, MEM64_SIZE};
+
+    memset(&fp, 0, sizeof(fp));
+    fp.next_gsi = GSI_BASE;
+    fp.alloc_fail_at = -1;
+    fake_dev_init(&dev, NQ);
+    ck_assert_int_eq(bus_init(&pio, "pio"), 0);
+    ck_assert_int_eq(bus_init(&mmio, "mmio"), 0);
+    ck_assert_int_eq(pci_init(&host, &pio, &mmio, &layout), 0);
+    ck_assert_int_eq(virtio_pci_init(&vp, &dev.vdev, &platform), 0);
+    ck_assert_int_eq(pci_register(&host, &vp.pci, -1), 0);
+    pci_config_write(&vp.pci, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+    bar4 = pci_bar_address(&vp.pci, VIRTIO_PCI_CAPS_BAR);
+    bar1 = pci_bar_address(&vp.pci, VIRTIO_PCI_MSIX_BAR);
+    msix_cap = find_cap(PCI_CAP_ID_MSIX);
+    ck_assert_uint_ge(msix_cap, PCI_CAP_START);
+}
+
+static void teardown(void)
+{
+    pci_destroy(&host);
+    virtio_pci_destroy(&vp);
+    bus_destroy(&mmio);
+    bus_destroy(&pio);
+}
+
+/* ---- the guest's accesses ---- */
+
+static uint64_t rd(uint64_t off, uint32_t len)
+{
+    uint8_t b[8] = {0};
+    uint64_t v = 0;
+
+    ck_assert(bus_read(&mmio, bar4 + off, b, len));
+    memcpy(&v, b, len);
+    return v;
+}
+
+static void wr(uint64_t off, uint32_t len, uint64_t v)
+{
+    uint8_t b[8];
+
+    memcpy(b, &v, 8);
+    ck_assert(bus_write(&mmio, bar4 + off, b, len));
+}
+
+static uint64_t mrd(uint64_t off, uint32_t len)
+{
+    uint8_t b[8] = {0};
+    uint64_t v = 0;
+
+    ck_assert(bus_read(&mmio, bar1 + off, b, len));
+    memcpy(&v, b, len);
+    return v;
+}
+
+static void mwr(uint64_t off, uint32_t len, uint64_t v)
+{
+    uint8_t b[8];
+
+    memcpy(b, &v, 8);
+    ck_assert(bus_write(&mmio, bar1 + off, b, len));
+}
+
+static uint8_t status(void)
+{
+    return (uint8_t)rd(COMMON_STATUS, 1);
+}
+
+static void set_status(uint8_t s)
+{
+    wr(COMMON_STATUS, 1, s);
+}
+
+static void driver_features(uint64_t f)
+{
+    wr(COMMON_GFSELECT, 4, 0);
+    wr(COMMON_GF, 4, (uint32_t)f);
+    wr(COMMON_GFSELECT, 4, 1);
+    wr(COMMON_GF, 4, (uint32_t)(f >> 32));
+}
+
+static uint64_t desc_gpa(unsigned q)
+{
+    return 0x100000000ULL + 0x10000ULL * q;
+}
+
+static void setup_queue(unsigned q, uint16_t size, uint16_t vector)
+{
+    wr(COMMON_Q_SELECT, 2, q);
+    wr(COMMON_Q_SIZE, 2, size);
+    wr(COMMON_Q_MSIX, 2, vector);
+    wr(COMMON_Q_DESCLO, 4, (uint32_t)desc_gpa(q));
+    wr(COMMON_Q_DESCHI, 4, (uint32_t)(desc_gpa(q) >> 32));
+    wr(COMMON_Q_AVAILLO, 4, (uint32_t)desc_gpa(q) + 0x1000);
+    wr(COMMON_Q_AVAILHI, 4, 1);
+    wr(COMMON_Q_USEDLO, 4, (uint32_t)desc_gpa(q) + 0x2000);
+    wr(COMMON_Q_USEDHI, 4, 1);
+    wr(COMMON_Q_ENABLE, 2, 1);
+}
+
+static uint64_t vec_addr(unsigned v)
+{
+    return 0xfee00000ULL + ((uint64_t)v << 12);
+}
+
+static uint32_t vec_data(unsigned v)
+{
+    return 0x4020 + v;
+}
+
+static void mask_vector(unsigned v, bool masked)
+{
+    mwr(16ULL * v + 12, 4, masked);
+}
+
+/* What Linux does for one vector: address, data, then the mask. */
+static void program_vector(unsigned v, bool masked)
+{
+    mwr(16ULL * v, 4, (uint32_t)vec_addr(v));
+    mwr(16ULL * v + 4, 4, 0);
+    mwr(16ULL * v + 8, 4, vec_data(v));
+    mask_vector(v, masked);
+}
+
+static void msix_control(uint16_t ctrl)
+{
+    pci_config_write(&vp.pci, msix_cap + 2, 2, ctrl);
+}
+
+static uint64_t pba(void)
+{
+    return mrd(PBA, 8);
+}
+
+/* virtio_pci's probe: features, queues q -> vector q, config -> vector NQ, MSI-X
+ * on with the vectors in `unmasked` unmasked, then DRIVER_OK. */
+static void bring_up(unsigned unmasked)
+{
+    set_status(S_ACK);
+    set_status(S_ACK | S_DRIVER);
+    driver_features(DEV_FEATURES | VERSION_1);
+    set_status(S_ACK | S_DRIVER | S_FEATURES_OK);
+    ck_assert_uint_eq(status(), S_ACK | S_DRIVER | S_FEATURES_OK);
+    wr(COMMON_MSIX, 2, CONFIG_VECTOR);
+    for (unsigned q = 0; q < NQ; q++)
+        setup_queue(q, 64, (uint16_t)q);
+    for (unsigned v = 0; v < NVEC; v++)
+        program_vector(v, !(unmasked & (1u << v)));
+    msix_control(MSIX_CTRL_ENABLE);
+    set_status(S_LIVE);
+}
+
+static int kick_fd(unsigned q)
+{
+    return dev.vdev.queues[q].kick_fd;
+}
+
+static int call_fd(unsigned q)
+{
+    return dev.vdev.queues[q].call_fd;
+}
+
+static uint64_t eventfd_take(int fd)
+{
+    uint64_t v = 0;
+
+    if (read(fd, &v, sizeof(v)) != sizeof(v))
+        return 0;
+    return v;
+}
+
+static void eventfd_put(int fd)
+{
+    uint64_t one = 1;
+
+    ck_assert_int_eq(write(fd, &one, sizeof(one)), sizeof(one));
+}
+
+static void assert_no_bad_calls(void)
+{
+    ck_assert_int_eq(fp.ioev_bad, 0);
+    ck_assert_int_eq(fp.irqfd_bad, 0);
+    ck_assert_int_eq(fp.watch_bad, 0);
+}
+
+static void assert_nothing_wired(void)
+{
+    ck_assert_int_eq(fp.nioev, 0);
+    ck_assert_int_eq(fp.nirqfd, 0);
+    ck_assert_int_eq(fp.nwatch, 0);
+}
+
+/* ---- the PCI function ---- */
+
+START_TEST(pci_identity_and_bars)
+{
+    ck_assert_uint_eq(pci_config_read(&vp.pci, PCI_VENDOR_ID, 2), 0x1af4);
+    ck_assert_uint_eq(pci_config_read(&vp.pci, PCI_DEVICE_ID, 2), 0x1041);
+    ck_assert_uint_eq(pci_config_read(&vp.pci, PCI_SUBSYSTEM_VENDOR_ID, 2), 0x1af4);
+    ck_assert_uint_eq(pci_config_read(&vp.pci, PCI_SUBSYSTEM_ID, 2), 0x1100);
+    ck_assert_uint_eq(pci_config_read(&vp.pci, PCI_REVISION_ID, 1), 1);
+    ck_assert_uint_eq(pci_config_read(&vp.pci, PCI_REVISION_ID, 4) >> 8, 0x020000);
+    /* BAR4: 64-bit prefetchable, above 4 GiB; BAR1: 32-bit, in the hole. */
+    ck_assert_uint_eq(pci_config_read(&vp.pci, PCI_BASE_ADDRESS_0 + 16, 4) & 0xf,
+                      PCI_BASE_ADDRESS_MEM_TYPE_64 | PCI_BASE_ADDRESS_MEM_PREFETCH);
+    ck_assert_uint_ge(bar4, MEM64_BASE);
+    ck_assert_uint_eq(bar4 % VIRTIO_PCI_CAPS_BAR_SIZE, 0);
+    ck_assert_uint_eq(pci_config_read(&vp.pci, PCI_BASE_ADDRESS_0 + 4, 4) & 0xf, 0);
+    ck_assert_uint_ge(bar1, MEM32_BASE);
+    ck_assert_uint_lt(bar1, MEM32_BASE + MEM32_SIZE);
+    /* Both decode only while memory decode is on. */
+    pci_config_write(&vp.pci, PCI_COMMAND, 2, 0);
+    {
+        uint8_t b[4];
+
+        ck_assert(!bus_read(&mmio, bar4 + COMMON_NUMQ, b, 2));
+        ck_assert(!bus_read(&mmio, bar1, b, 4));
+    }
+    pci_config_write(&vp.pci, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+    ck_assert_uint_eq(rd(COMMON_NUMQ, 2), NQ);
+}
+END_TEST
+
+START_TEST(capability_list)
+{
+    bool seen[5] = {false};
+    int ncaps = 0;
+
+    for (unsigned off = pci_config_read(&vp.pci, PCI_CAPABILITY_LIST, 1); off;
+         off = pci_config_read(&vp.pci, off + 1, 1)) {
+        uint8_t id = (uint8_t)pci_config_read(&vp.pci, off, 1);
+
+        ck_assert_int_lt(++ncaps, 16);
+        ck_assert_uint_ge(off, PCI_CAP_START);
+        ck_assert_uint_eq(off % 4, 0);
+        if (id == PCI_CAP_ID_MSIX) {
+            ck_assert_uint_eq(off, msix_cap);
+            ck_assert_uint_eq(pci_config_read(&vp.pci, off + 2, 2) & MSIX_CTRL_TABLE_SIZE,
+                              NVEC - 1);
+            ck_assert_uint_eq(pci_config_read(&vp.pci, off + 4, 4), 0 | VIRTIO_PCI_MSIX_BAR);
+            ck_assert_uint_eq(pci_config_read(&vp.pci, off + 8, 4), PBA | VIRTIO_PCI_MSIX_BAR);
+            continue;
+        }
+        ck_assert_uint_eq(id, PCI_CAP_ID_VNDR);
+        {
+            uint8_t type = (uint8_t)pci_config_read(&vp.pci, off + 3, 1);
+            uint32_t cap_len = pci_config_read(&vp.pci, off + 2, 1);
+            uint32_t offset = pci_config_read(&vp.pci, off + 8, 4);
+            uint32_t length = pci_config_read(&vp.pci, off + 12, 4);
+
+            ck_assert_uint_ge(type, 1);
+            ck_assert_uint_le(type, 4);
+            ck_assert_msg(!seen[type], "cfg_type %u twice", type);
+            seen[type] = true;
+            ck_assert_uint_eq(pci_config_read(&vp.pci, off + 4, 1), VIRTIO_PCI_CAPS_BAR);
+            switch (type) {
+            case 1: /* common */
+                ck_assert_uint_eq(cap_len, 16);
+                ck_assert_uint_eq(offset, 0);
+                ck_assert_uint_eq(length, 0x38);
+                break;
+            case 2: /* notify */
+                ck_assert_uint_eq(cap_len, 20);
+                ck_assert_uint_eq(offset, NOTIFY);
+                ck_assert_uint_eq(length, 4 * NQ);
+                ck_assert_uint_eq(pci_config_read(&vp.pci, off + 16, 4), 4);
+                break;
+            case 3: /* ISR */
+                ck_assert_uint_eq(cap_len, 16);
+                ck_assert_uint_eq(offset, ISR);
+                ck_assert_uint_ge(length, 1);
+                break;
+            case 4: /* device */
+                ck_assert_uint_eq(cap_len, 16);
+                ck_assert_uint_eq(offset, DEVCFG);
+                ck_assert_uint_eq(length, CFG_SIZE);
+                break;
+            }
+        }
+    }
+    ck_assert_int_eq(ncaps, 5);
+    ck_assert(seen[1] && seen[2] && seen[3] && seen[4]);
+    ck_assert_uint_ne(pci_config_read(&vp.pci, PCI_STATUS, 2) & PCI_STATUS_CAP_LIST, 0);
+}
+END_TEST
+
+/* ---- common configuration ---- */
+
+START_TEST(device_feature_windows)
+{
+    ck_assert_uint_eq(rd(COMMON_DFSELECT, 4), 0);
+    ck_assert_uint_eq(rd(COMMON_DF, 4), (uint32_t)DEV_FEATURES);
+    wr(COMMON_DFSELECT, 4, 1);
+    ck_assert_uint_eq(rd(COMMON_DFSELECT, 4), 1);
+    ck_assert_uint_eq(rd(COMMON_DF, 4), (uint32_t)((DEV_FEATURES | VERSION_1) >> 32));
+    ck_assert_uint_eq(rd(COMMON_DF, 4) & 1, 1); /* VERSION_1 is bit 32 */
+    wr(COMMON_DFSELECT, 4, 2);
+    ck_assert_uint_eq(rd(COMMON_DF, 4), 0);
+    wr(COMMON_DFSELECT, 4, 0xffffffff);
+    ck_assert_uint_eq(rd(COMMON_DF, 4), 0);
+    /* The feature window is read-only. */
+    wr(COMMON_DFSELECT, 4, 0);
+    wr(COMMON_DF, 4, 0);
+    ck_assert_uint_eq(rd(COMMON_DF, 4), (uint32_t)DEV_FEATURES);
+}
+END_TEST
+
+START_TEST(driver_feature_windows)
+{
+    driver_features(0x21 | VERSION_1);
+    wr(COMMON_GFSELECT, 4, 0);
+    ck_assert_uint_eq(rd(COMMON_GF, 4), 0x21);
+    wr(COMMON_GFSELECT, 4, 1);
+    ck_assert_uint_eq(rd(COMMON_GFSELECT, 4), 1);
+    ck_assert_uint_eq(rd(COMMON_GF, 4), 1);
+    wr(COMMON_GFSELECT, 4, 2);
+    wr(COMMON_GF, 4, 0xffffffff);
+    ck_assert_uint_eq(rd(COMMON_GF, 4), 0);
+    wr(COMMON_GFSELECT, 4, 0);
+    ck_assert_uint_eq(rd(COMMON_GF, 4), 0x21);
+    /* Frozen once FEATURES_OK is accepted. */
+    set_status(S_ACK | S_DRIVER | S_FEATURES_OK);
+    ck_assert_uint_eq(status() & S_FEATURES_OK, S_FEATURES_OK);
+    wr(COMMON_GF, 4, 0x1);
+    ck_assert_uint_eq(rd(COMMON_GF, 4), 0x21);
+    ck_assert_uint_eq(dev.vdev.acked_features, 0x21 | VERSION_1);
+}
+END_TEST
+
+START_TEST(num_queues_and_queue_select)
+{
+    ck_assert_uint_eq(rd(COMMON_NUMQ, 2), NQ);
+    wr(COMMON_NUMQ, 2, 7); /* read-only */
+    ck_assert_uint_eq(rd(COMMON_NUMQ, 2), NQ);
+    for (unsigned q = 0; q < NQ; q++) {
+        wr(COMMON_Q_SELECT, 2, q);
+        ck_assert_uint_eq(rd(COMMON_Q_SELECT, 2), q);
+        ck_assert_uint_eq(rd(COMMON_Q_SIZE, 2), QMAX);
+        ck_assert_uint_eq(rd(COMMON_Q_MSIX, 2), VIRTIO_NO_VECTOR);
+        ck_assert_uint_eq(rd(COMMON_Q_ENABLE, 2), 0);
+        ck_assert_uint_eq(rd(COMMON_Q_NOFF, 2), q);
+    }
+    /* A queue that does not exist reads as size 0 and ignores writes. */
+    for (unsigned q = NQ; q <= 0xffff; q += 0xffff - NQ) {
+        wr(COMMON_Q_SELECT, 2, q);
+        ck_assert_uint_eq(rd(COMMON_Q_SELECT, 2), q);
+        ck_assert_uint_eq(rd(COMMON_Q_SIZE, 2), 0);
+        wr(COMMON_Q_SIZE, 2, 16);
+        wr(COMMON_Q_MSIX, 2, 0);
+        wr(COMMON_Q_DESCLO, 4, 0x1000);
+        wr(COMMON_Q_ENABLE, 2, 1);
+        ck_assert_uint_eq(rd(COMMON_Q_SIZE, 2), 0);
+        ck_assert_uint_eq(rd(COMMON_Q_ENABLE, 2), 0);
+        ck_assert_uint_eq(rd(COMMON_Q_DESCLO, 8), 0);
+    }
+    ck_assert_uint_eq(dev.vdev.queues[NQ].size, 0);
+    ck_assert(!dev.vdev.queues[NQ].enabled);
+}
+END_TEST
+
+START_TEST(queue_size_power_of_two_up_to_max)
+{
+    static const struct {
+        uint16_t write, expect;
+    } steps[] = {{128, 128}, {100, 128}, {512, 128},    {0, 128}, {1, 1},
+                 {256, 256}, {3, 256},   {0x8000, 256}, {64, 64}};
+
+    wr(COMMON_Q_SELECT, 2, 1);
+    for (unsigned i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        wr(COMMON_Q_SIZE, 2, steps[i].write);
+        ck_assert_msg(rd(COMMON_Q_SIZE, 2) == steps[i].expect, "size %u: reads %u, expected %u",
+                      steps[i].write, (unsigned)rd(COMMON_Q_SIZE, 2), steps[i].expect);
+        ck_assert_uint_eq(dev.vdev.queues[1].size, steps[i].expect);
+    }
+    ck_assert_uint_eq(dev.vdev.queues[0].size, QMAX);
+}
+END_TEST
+
+START_TEST(vectors_validated)
+{
+    wr(COMMON_Q_SELECT, 2, 2);
+    wr(COMMON_Q_MSIX, 2, 0);
+    ck_assert_uint_eq(rd(COMMON_Q_MSIX, 2), 0);
+    wr(COMMON_Q_MSIX, 2, NVEC - 1);
+    ck_assert_uint_eq(rd(COMMON_Q_MSIX, 2), NVEC - 1);
+    ck_assert_uint_eq(dev.vdev.queues[2].msix_vector, NVEC - 1);
+    wr(COMMON_Q_MSIX, 2, NVEC);
+    ck_assert_uint_eq(rd(COMMON_Q_MSIX, 2), VIRTIO_NO_VECTOR);
+    wr(COMMON_Q_MSIX, 2, 1);
+    wr(COMMON_Q_MSIX, 2, 0x8000);
+    ck_assert_uint_eq(rd(COMMON_Q_MSIX, 2), VIRTIO_NO_VECTOR);
+
+    ck_assert_uint_eq(rd(COMMON_MSIX, 2), VIRTIO_NO_VECTOR);
+    wr(COMMON_MSIX, 2, CONFIG_VECTOR);
+    ck_assert_uint_eq(rd(COMMON_MSIX, 2), CONFIG_VECTOR);
+    wr(COMMON_MSIX, 2, NVEC);
+    ck_assert_uint_eq(rd(COMMON_MSIX, 2), VIRTIO_NO_VECTOR);
+}
+END_TEST
+
+START_TEST(queue_addresses_in_halves)
+{
+    wr(COMMON_Q_SELECT, 2, 2);
+    wr(COMMON_Q_DESCHI, 4, 0x1);
+    wr(COMMON_Q_DESCLO, 4, 0x12345000);
+    wr(COMMON_Q_AVAILLO, 4, 0x22220000);
+    wr(COMMON_Q_AVAILHI, 4, 0x2);
+    wr(COMMON_Q_USEDLO, 4, 0x33330000);
+    wr(COMMON_Q_USEDHI, 4, 0x3);
+    ck_assert_uint_eq(rd(COMMON_Q_DESCLO, 8), 0x112345000ULL);
+    ck_assert_uint_eq(rd(COMMON_Q_DESCLO, 4), 0x12345000);
+    ck_assert_uint_eq(rd(COMMON_Q_DESCHI, 4), 1);
+    ck_assert_uint_eq(rd(COMMON_Q_AVAILLO, 8), 0x222220000ULL);
+    ck_assert_uint_eq(rd(COMMON_Q_USEDLO, 8), 0x333330000ULL);
+    ck_assert_uint_eq(dev.vdev.queues[2].desc, 0x112345000ULL);
+    ck_assert_uint_eq(dev.vdev.queues[2].avail, 0x222220000ULL);
+    ck_assert_uint_eq(dev.vdev.queues[2].used, 0x333330000ULL);
+    /* A new low half keeps the high one. */
+    wr(COMMON_Q_DESCLO, 4, 0x5000);
+    ck_assert_uint_eq(dev.vdev.queues[2].desc, 0x100005000ULL);
+    /* Fields are written whole: other widths are dropped. */
+    wr(COMMON_Q_DESCLO, 2, 0x7777);
+    wr(COMMON_Q_DESCLO, 8, 0x4444444444444444ULL);
+    wr(COMMON_Q_SIZE, 4, 16);
+    wr(COMMON_Q_SELECT, 4, 0);
+    ck_assert_uint_eq(dev.vdev.queues[2].desc, 0x100005000ULL);
+    ck_assert_uint_eq(rd(COMMON_Q_SIZE, 2), QMAX);
+    ck_assert_uint_eq(rd(COMMON_Q_SELECT, 2), 2);
+    ck_assert_uint_eq(dev.vdev.queues[0].desc, 0);
+}
+END_TEST
+
+START_TEST(enabled_queue_is_frozen_but_its_vector_is_not)
+{
+    wr(COMMON_Q_SELECT, 2, 0);
+    wr(COMMON_Q_SIZE, 2, 64);
+    wr(COMMON_Q_DESCLO, 4, 0x4000);
+    wr(COMMON_Q_ENABLE, 2, 1);
+    ck_assert_uint_eq(rd(COMMON_Q_ENABLE, 2), 1);
+    ck_assert(dev.vdev.queues[0].enabled);
+    wr(COMMON_Q_SIZE, 2, 32);
+    wr(COMMON_Q_DESCLO, 4, 0x8000);
+    wr(COMMON_Q_ENABLE, 2, 0);
+    ck_assert_uint_eq(rd(COMMON_Q_SIZE, 2), 64);
+    ck_assert_uint_eq(rd(COMMON_Q_DESCLO, 4), 0x4000);
+    ck_assert_uint_eq(rd(COMMON_Q_ENABLE, 2), 1);
+    wr(COMMON_Q_MSIX, 2, 1);
+    ck_assert_uint_eq(rd(COMMON_Q_MSIX, 2), 1);
+}
+END_TEST
+
+/* ---- feature negotiation ---- */
+
+START_TEST(features_ok_needs_version_1)
+{
+    set_status(S_ACK | S_DRIVER);
+    driver_features(0x21);
+    set_status(S_ACK | S_DRIVER | S_FEATURES_OK);
+    ck_assert_uint_eq(status(), S_ACK | S_DRIVER);
+    ck_assert_int_eq(dev.set_features_calls, 0);
+}
+END_TEST
+
+START_TEST(features_ok_refuses_unoffered_bits)
+{
+    set_status(S_ACK | S_DRIVER);
+    driver_features(0x21 | (1ULL << 1) | VERSION_1);
+    set_status(S_ACK | S_DRIVER | S_FEATURES_OK);
+    ck_assert_uint_eq(status(), S_ACK | S_DRIVER);
+    driver_features(0x21 | (1ULL << 41) | VERSION_1);
+    set_status(S_ACK | S_DRIVER | S_FEATURES_OK);
+    ck_assert_uint_eq(status(), S_ACK | S_DRIVER);
+    ck_assert_int_eq(dev.set_features_calls, 0);
+    /* The same set without the extra bit is fine. */
+    driver_features(0x21 | (1ULL << 40) | VERSION_1);
+    set_status(S_ACK | S_DRIVER | S_FEATURES_OK);
+    ck_assert_uint_eq(status(), S_ACK | S_DRIVER | S_FEATURES_OK);
+}
+END_TEST
+
+START_TEST(features_ok_refused_by_the_model)
+{
+    dev.set_features_ret = -EINVAL;
+    set_status(S_ACK | S_DRIVER);
+    driver_features(0x1 | VERSION_1);
+    set_status(S_ACK | S_DRIVER | S_FEATURES_OK);
+    ck_assert_uint_eq(status(), S_ACK | S_DRIVER);
+    ck_assert_int_eq(dev.set_features_calls, 1);
+    ck_assert_uint_eq(dev.last_acked, 0x1 | VERSION_1);
+}
+END_TEST
+
+START_TEST(features_ok_accepted)
+{
+    set_status(S_ACK | S_DRIVER);
+    driver_features(DEV_FEATURES | VERSION_1);
+    set_status(S_ACK | S_DRIVER | S_FEATURES_OK);
+    ck_assert_uint_eq(status(), S_ACK | S_DRIVER | S_FEATURES_OK);
+    ck_assert_int_eq(dev.set_features_calls, 1);
+    ck_assert_uint_eq(dev.last_acked, DEV_FEATURES | VERSION_1);
+    ck_assert_uint_eq(dev.vdev.acked_features, DEV_FEATURES | VERSION_1);
+    /* Rewriting the status does not negotiate again. */
+    set_status(S_ACK | S_DRIVER | S_FEATURES_OK);
+    ck_assert_int_eq(dev.set_features_calls, 1);
+}
+END_TEST
+
+/* ---- DRIVER_OK and the wiring ---- */
+
+START_TEST(driver_ok_activates_and_wires)
+{
+    bring_up(0xb); /* vectors 0, 1 and the config vector unmasked; 2 masked */
+    ck_assert_uint_eq(status(), S_LIVE);
+    ck_assert_int_eq(dev.activates, 1);
+    ck_assert_int_ge(fp.loop_calls, 1);
+    ck_assert_int_eq(fp.nioev, NQ);
+    for (unsigned q = 0; q < NQ; q++)
+        ck_assert_msg(ioev_live(bar4 + NOTIFY + 4 * q, kick_fd(q)), "queue %u doorbell", q);
+    ck_assert_int_eq(fp.nirqfd, 2);
+    ck_assert(irqfd_live(GSI_BASE + 0, call_fd(0)));
+    ck_assert(irqfd_live(GSI_BASE + 1, call_fd(1)));
+    ck_assert_int_eq(fp.nwatch, 1);
+    ck_assert_int_ge(watch_index(call_fd(2)), 0);
+    /* Every vector's route carries what the guest programmed. */
+    for (unsigned v = 0; v < NVEC; v++) {
+        ck_assert_uint_eq(vp.vectors[v].gsi, GSI_BASE + v);
+        ck_assert_uint_eq(fp.route_addr[v], vec_addr(v));
+        ck_assert_uint_eq(fp.route_data[v], vec_data(v));
+    }
+    /* DRIVER_OK again starts nothing twice. */
+    set_status(S_LIVE);
+    ck_assert_int_eq(dev.activates, 1);
+    ck_assert_int_eq(fp.ioev_assigns, NQ);
+    ck_assert_int_eq(fp.irqfd_assigns, 2);
+    assert_no_bad_calls();
+}
+END_TEST
+
+START_TEST(driver_ok_without_features_ok_starts_nothing)
+{
+    set_status(S_ACK | S_DRIVER);
+    set_status(S_ACK | S_DRIVER | S_DRIVER_OK);
+    ck_assert_int_eq(dev.activates, 0);
+    assert_nothing_wired();
+    ck_assert_int_eq(fp.ioev_assigns, 0);
+}
+END_TEST
+
+START_TEST(activate_failure_needs_reset)
+{
+    uint8_t gen;
+
+    dev.activate_ret = -EIO;
+    gen = (uint8_t)rd(COMMON_CFGGENERATION, 1);
+    bring_up(0xb);
+    ck_assert_int_eq(dev.activates, 1);
+    ck_assert_uint_eq(status(), S_LIVE | VIRTIO_STATUS_NEEDS_RESET);
+    assert_nothing_wired();
+    assert_no_bad_calls();
+    /* The guest is told through the config vector. */
+    ck_assert_int_eq(fp.nmsis, 1);
+    ck_assert_uint_eq(fp.msis[0].addr, vec_addr(CONFIG_VECTOR));
+    ck_assert_uint_eq(fp.msis[0].data, vec_data(CONFIG_VECTOR));
+    ck_assert_uint_eq(rd(COMMON_CFGGENERATION, 1), (uint8_t)(gen + 1));
+    ck_assert_uint_eq(rd(ISR, 1), 0x2);
+    /* NEEDS_RESET sticks until the reset; a model that never started is not reset. */
+    set_status(S_LIVE);
+    ck_assert_uint_eq(status() & VIRTIO_STATUS_NEEDS_RESET, VIRTIO_STATUS_NEEDS_RESET);
+    set_status(0);
+    ck_assert_uint_eq(status(), 0);
+    ck_assert_int_eq(dev.resets, 0);
+}
+END_TEST
+
+START_TEST(doorbell_failure_needs_reset_and_undoes_only_its_own)
+{
+    fp.ioev_fail_addr = bar4 + NOTIFY + 4;
+    bring_up(0xb);
+    ck_assert_int_eq(dev.activates, 0);
+    ck_assert_uint_eq(status(), S_LIVE | VIRTIO_STATUS_NEEDS_RESET);
+    assert_nothing_wired();
+    set_status(0);
+    ck_assert_int_eq(dev.resets, 0);
+    assert_nothing_wired();
+    ck_assert_int_eq(fp.irqfd_bad, 0);
+    ck_assert_int_eq(fp.watch_bad, 0);
+    /* Only the doorbells that were assigned are deassigned. */
+    ck_assert_msg(fp.ioev_bad == 0, "%d deassigns of doorbells never assigned", fp.ioev_bad);
+}
+END_TEST
+
+START_TEST(status_bits_cleared_without_a_reset)
+{
+    /* The spec forbids it; a guest doing it must not start the model twice nor
+     * leave anything wired past the reset. */
+    bring_up(0xb);
+    set_status(S_ACK);
+    set_status(S_LIVE);
+    ck_assert_int_eq(dev.activates, 1);
+    set_status(0);
+    ck_assert_int_eq(dev.resets, 1);
+    assert_nothing_wired();
+}
+END_TEST
+
+START_TEST(driver_ok_with_the_bar_unmapped_needs_reset)
+{
+    const uint8_t live = S_LIVE;
+
+    set_status(S_ACK | S_DRIVER);
+    driver_features(DEV_FEATURES | VERSION_1);
+    set_status(S_ACK | S_DRIVER | S_FEATURES_OK);
+    pci_config_write(&vp.pci, PCI_COMMAND, 2, 0);
+    /* The write cannot come through the bus now; send it to the BAR's device. */
+    vp.caps_dev.ops->write(&vp.caps_dev, COMMON_STATUS, &live, 1);
+    ck_assert_int_eq(dev.activates, 0);
+    ck_assert_uint_eq(vp.status, S_LIVE | VIRTIO_STATUS_NEEDS_RESET);
+    assert_nothing_wired();
+    assert_no_bad_calls();
+}
+END_TEST
+
+START_TEST(unmasking_switches_a_queue_from_watch_to_irqfd)
+{
+    bring_up(0xb);
+    mask_vector(2, false);
+    ck_assert_int_eq(watch_index(call_fd(2)), -1);
+    ck_assert(irqfd_live(GSI_BASE + 2, call_fd(2)));
+    ck_assert_int_eq(fp.nirqfd, 3);
+    ck_assert_int_eq(fp.nwatch, 0);
+    /* Masking goes back. */
+    mask_vector(0, true);
+    ck_assert(!irqfd_live(GSI_BASE + 0, call_fd(0)));
+    ck_assert_int_ge(watch_index(call_fd(0)), 0);
+    ck_assert_int_eq(fp.nirqfd, 2);
+    /* The function mask and disabling MSI-X mask every vector. */
+    msix_control(MSIX_CTRL_ENABLE | MSIX_CTRL_MASKALL);
+    ck_assert_int_eq(fp.nirqfd, 0);
+    ck_assert_int_eq(fp.nwatch, NQ);
+    msix_control(MSIX_CTRL_ENABLE);
+    ck_assert_int_eq(fp.nirqfd, 2);
+    ck_assert(irqfd_live(GSI_BASE + 1, call_fd(1)));
+    ck_assert(irqfd_live(GSI_BASE + 2, call_fd(2)));
+    ck_assert_int_eq(fp.nwatch, 1);
+    msix_control(0);
+    ck_assert_int_eq(fp.nirqfd, 0);
+    ck_assert_int_eq(fp.nwatch, NQ);
+    assert_no_bad_calls();
+}
+END_TEST
+
+START_TEST(masked_call_pends_and_unmask_delivers)
+{
+    int w;
+
+    bring_up(0xb);
+    w = watch_index(call_fd(2));
+    ck_assert_int_ge(w, 0);
+    /* Nothing in the eventfd: nothing pends. */
+    fp.watch[w].cb(fp.watch[w].arg, 1);
+    ck_assert_uint_eq(pba(), 0);
+    /* The backend signals the masked queue. */
+    eventfd_put(call_fd(2));
+    fp.watch[w].cb(fp.watch[w].arg, 1);
+    ck_assert_uint_eq(pba(), 1u << 2);
+    ck_assert_uint_eq(eventfd_take(call_fd(2)), 0); /* consumed */
+    ck_assert_int_eq(fp.nmsis, 0);
+    mask_vector(2, false);
+    ck_assert_int_eq(fp.nmsis, 1);
+    ck_assert_uint_eq(fp.msis[0].addr, vec_addr(2));
+    ck_assert_uint_eq(fp.msis[0].data, vec_data(2));
+    ck_assert_uint_eq(pba(), 0);
+}
+END_TEST
+
+START_TEST(queue_vector_change_while_live)
+{
+    bring_up(0xb);
+    wr(COMMON_Q_SELECT, 2, 0);
+    wr(COMMON_Q_MSIX, 2, 2); /* masked */
+    ck_assert(!irqfd_live(GSI_BASE + 0, call_fd(0)));
+    ck_assert_int_ge(watch_index(call_fd(0)), 0);
+    wr(COMMON_Q_MSIX, 2, 1); /* unmasked, shared with queue 1 */
+    ck_assert_int_eq(watch_index(call_fd(0)), -1);
+    ck_assert(irqfd_live(GSI_BASE + 1, call_fd(0)));
+    ck_assert(irqfd_live(GSI_BASE + 1, call_fd(1)));
+    wr(COMMON_Q_MSIX, 2, VIRTIO_NO_VECTOR);
+    ck_assert_uint_eq(rd(COMMON_Q_MSIX, 2), VIRTIO_NO_VECTOR);
+    ck_assert_int_eq(watch_index(call_fd(0)), -1);
+    ck_assert_int_eq(fp.nirqfd, 1);
+    assert_no_bad_calls();
+}
+END_TEST
+
+static void assert_reset_state(void)
+{
+    ck_assert_uint_eq(status(), 0);
+    ck_assert_uint_eq(dev.vdev.acked_features, 0);
+    ck_assert_uint_eq(rd(COMMON_MSIX, 2), VIRTIO_NO_VECTOR);
+    ck_assert_uint_eq(rd(COMMON_Q_SELECT, 2), 0);
+    wr(COMMON_GFSELECT, 4, 0);
+    ck_assert_uint_eq(rd(COMMON_GF, 4), 0);
+    for (unsigned q = 0; q < NQ; q++) {
+        wr(COMMON_Q_SELECT, 2, q);
+        ck_assert_uint_eq(rd(COMMON_Q_SIZE, 2), QMAX);
+        ck_assert_uint_eq(rd(COMMON_Q_MSIX, 2), VIRTIO_NO_VECTOR);
+        ck_assert_uint_eq(rd(COMMON_Q_ENABLE, 2), 0);
+        ck_assert_uint_eq(rd(COMMON_Q_DESCLO, 8), 0);
+        ck_assert_uint_eq(rd(COMMON_Q_AVAILLO, 8), 0);
+        ck_assert_uint_eq(rd(COMMON_Q_USEDLO, 8), 0);
+        /* Stale doorbells and interrupts are gone. */
+        ck_assert_uint_eq(eventfd_take(kick_fd(q)), 0);
+        ck_assert_uint_eq(eventfd_take(call_fd(q)), 0);
+    }
+}
+
+START_TEST(status_zero_resets_and_unwires)
+{
+    uint8_t gen;
+
+    bring_up(0xb);
+    eventfd_put(kick_fd(1));
+    eventfd_put(call_fd(2));
+    virtio_notify_config(&dev.vdev);
+    gen = (uint8_t)rd(COMMON_CFGGENERATION, 1);
+    set_status(0);
+    ck_assert_int_eq(dev.resets, 1);
+    ck_assert_uint_eq(rd(ISR, 1), 0);
+    assert_nothing_wired();
+    assert_no_bad_calls();
+    ck_assert_uint_eq(rd(COMMON_CFGGENERATION, 1), (uint8_t)(gen + 1));
+    assert_reset_state();
+    ck_assert(msix_enabled(&vp.msix)); /* MSI-X is PCI state, not virtio state */
+    /* A second reset does not stop the model again. */
+    set_status(0);
+    ck_assert_int_eq(dev.resets, 1);
+    /* And the device comes up again. */
+    bring_up(0xf);
+    ck_assert_int_eq(dev.activates, 2);
+    ck_assert_int_eq(fp.nioev, NQ);
+    ck_assert_int_eq(fp.nirqfd, NQ);
+    assert_no_bad_calls();
+}
+END_TEST
+
+START_TEST(platform_reset_stops_a_live_device)
+{
+    bring_up(0xb);
+    virtio_pci_reset(&vp);
+    ck_assert_int_eq(dev.resets, 1);
+    assert_nothing_wired();
+    assert_no_bad_calls();
+    assert_reset_state();
+}
+END_TEST
+
+START_TEST(reset_with_the_bar_unmapped_deassigns_nothing_twice)
+{
+    bring_up(0xb);
+    pci_config_write(&vp.pci, PCI_COMMAND, 2, 0);
+    ck_assert_int_eq(fp.nioev, 0); /* the doorbells left with the BAR */
+    assert_no_bad_calls();
+    virtio_pci_reset(&vp);
+    ck_assert_int_eq(dev.resets, 1);
+    assert_nothing_wired();
+    ck_assert_int_eq(fp.irqfd_bad, 0);
+    ck_assert_int_eq(fp.watch_bad, 0);
+    /* Nothing was assigned at the unmapped base: no deassign may be sent there. */
+    ck_assert_msg(fp.ioev_bad == 0, "%d ioeventfd deassigns at the unmapped BAR base", fp.ioev_bad);
+}
+END_TEST
+
+START_TEST(bar_move_moves_the_doorbells)
+{
+    uint64_t new_base = bar4 + 0x100000;
+
+    bring_up(0xb);
+    pci_config_write(&vp.pci, PCI_COMMAND, 2, 0);
+    ck_assert_int_eq(fp.nioev, 0);
+    pci_config_write(&vp.pci, PCI_BASE_ADDRESS_0 + 16, 4, (uint32_t)new_base);
+    pci_config_write(&vp.pci, PCI_BASE_ADDRESS_0 + 20, 4, (uint32_t)(new_base >> 32));
+    pci_config_write(&vp.pci, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+    ck_assert_uint_eq(pci_bar_address(&vp.pci, VIRTIO_PCI_CAPS_BAR), new_base);
+    bar4 = new_base;
+    ck_assert_int_eq(fp.nioev, NQ);
+    for (unsigned q = 0; q < NQ; q++)
+        ck_assert(ioev_live(new_base + NOTIFY + 4 * q, kick_fd(q)));
+    ck_assert_uint_eq(status(), S_LIVE);
+    ck_assert_int_eq(fp.nirqfd, 2); /* interrupts do not depend on the BAR */
+    set_status(0);
+    assert_nothing_wired();
+    ck_assert_int_eq(fp.irqfd_bad, 0);
+    ck_assert_int_eq(fp.watch_bad, 0);
+    /* The old doorbells left with the unmap: none may be deassigned again at
+     * the unmapped base (KVM answers ENOENT and vmm logs an error per queue). */
+    ck_assert_msg(fp.ioev_bad == 0, "%d ioeventfd deassigns at the unmapped BAR base", fp.ioev_bad);
+}
+END_TEST
+
+/* ---- ISR, config changes, device config, doorbells ---- */
+
+START_TEST(isr_read_clears)
+{
+    ck_assert_uint_eq(rd(ISR, 1), 0);
+    virtio_notify_config(&dev.vdev);
+    ck_assert_uint_eq(rd(ISR, 1), 0x2);
+    ck_assert_uint_eq(rd(ISR, 1), 0);
+    virtio_notify_config(&dev.vdev);
+    ck_assert_uint_eq(rd(ISR, 4), 0x2);
+    ck_assert_uint_eq(rd(ISR, 4), 0);
+}
+END_TEST
+
+START_TEST(config_change_signals_an_unmasked_vector)
+{
+    uint8_t gen;
+
+    bring_up(0xb);
+    gen = (uint8_t)rd(COMMON_CFGGENERATION, 1);
+    ck_assert_ptr_eq(dev.vdev.transport, &vp);
+    dev.vdev.transport_ops->notify_config(dev.vdev.transport);
+    ck_assert_uint_eq(rd(COMMON_CFGGENERATION, 1), (uint8_t)(gen + 1));
+    ck_assert_int_eq(fp.nmsis, 1);
+    ck_assert_uint_eq(fp.msis[0].addr, vec_addr(CONFIG_VECTOR));
+    ck_assert_uint_eq(fp.msis[0].data, vec_data(CONFIG_VECTOR));
+    ck_assert_uint_eq(pba(), 0);
+}
+END_TEST
+
+START_TEST(config_change_pends_on_a_masked_vector)
+{
+    uint8_t gen;
+
+    bring_up(0x3);
+    gen = (uint8_t)rd(COMMON_CFGGENERATION, 1);
+    virtio_notify_config(&dev.vdev);
+    ck_assert_uint_eq(rd(COMMON_CFGGENERATION, 1), (uint8_t)(gen + 1));
+    ck_assert_int_eq(fp.nmsis, 0);
+    ck_assert_uint_eq(pba(), 1u << CONFIG_VECTOR);
+    mask_vector(CONFIG_VECTOR, false);
+    ck_assert_int_eq(fp.nmsis, 1);
+    ck_assert_uint_eq(fp.msis[0].data, vec_data(CONFIG_VECTOR));
+    ck_assert_uint_eq(pba(), 0);
+}
+END_TEST
+
+START_TEST(config_change_without_a_vector)
+{
+    bring_up(0xf);
+    wr(COMMON_MSIX, 2, VIRTIO_NO_VECTOR);
+    virtio_notify_config(&dev.vdev);
+    ck_assert_int_eq(fp.nmsis, 0);
+    ck_assert_uint_eq(pba(), 0);
+    ck_assert_uint_eq(rd(ISR, 1), 0x2);
+}
+END_TEST
+
+START_TEST(device_config_reaches_the_model)
+{
+    ck_assert_uint_eq(rd(DEVCFG + 2, 2), 0x1312);
+    ck_assert_uint_eq(dev.last_cfg_off, 2);
+    ck_assert_uint_eq(dev.last_cfg_len, 2);
+    ck_assert_uint_eq(rd(DEVCFG, 8), 0x1716151413121110ULL);
+    ck_assert_uint_eq(rd(DEVCFG + 7, 1), 0x17);
+    ck_assert_uint_eq(dev.last_cfg_off, 7);
+    ck_assert_int_eq(dev.cfg_reads, 3);
+    /* Past the model's config: zeros, and the model is not asked. */
+    ck_assert_uint_eq(rd(DEVCFG + CFG_SIZE, 1), 0);
+    ck_assert_uint_eq(rd(DEVCFG + 6, 4), 0);
+    ck_assert_uint_eq(rd(DEVCFG + 0x100, 4), 0);
+    ck_assert_int_eq(dev.cfg_reads, 3);
+    wr(DEVCFG + 1, 1, 0xaa);
+    ck_assert_int_eq(dev.cfg_writes, 1);
+    ck_assert_uint_eq(dev.last_cfg_off, 1);
+    ck_assert_uint_eq(dev.last_cfg_len, 1);
+    ck_assert_uint_eq(dev.last_written, 0xaa);
+    wr(DEVCFG + CFG_SIZE, 1, 0xbb);
+    wr(DEVCFG + 6, 4, 0xbb);
+    ck_assert_int_eq(dev.cfg_writes, 1);
+}
+END_TEST
+
+START_TEST(doorbell_writes_kick_the_queue)
+{
+    wr(NOTIFY + 4, 2, 1);
+    ck_assert_uint_eq(eventfd_take(kick_fd(1)), 1);
+    ck_assert_uint_eq(eventfd_take(kick_fd(0)), 0);
+    wr(NOTIFY + 4 * (NQ - 1), 4, 0);
+    ck_assert_uint_eq(eventfd_take(kick_fd(NQ - 1)), 1);
+    wr(NOTIFY + 4 * NQ, 2, 1); /* no such queue */
+    wr(NOTIFY + 0x400, 2, 1);
+    for (unsigned q = 0; q < NQ; q++)
+        ck_assert_uint_eq(eventfd_take(kick_fd(q)), 0);
+    ck_assert_uint_eq(rd(NOTIFY, 2), 0);
+}
+END_TEST
+
+/* ---- hostile guests ---- */
+
+static void junk_everywhere(void)
+{
+    static const uint32_t lens[] = {1, 2, 4, 8};
+
+    for (unsigned l = 0; l < 4; l++) {
+        for (uint64_t off = 0; off + lens[l] <= VIRTIO_PCI_CAPS_BAR_SIZE; off++) {
+            wr(off, lens[l], UINT64_MAX);
+            rd(off, lens[l]);
+        }
+        for (uint64_t off = 0; off + lens[l] <= 0x1000; off++) {
+            mwr(off, lens[l], UINT64_MAX);
+            mrd(off, lens[l]);
+        }
+    }
+}
+
+START_TEST(junk_in_both_bars_while_idle)
+{
+    junk_everywhere();
+    ck_assert_int_eq(dev.activates, 0); /* all-ones features are never acceptable */
+    assert_no_bad_calls();
+    set_status(0);
+    assert_nothing_wired();
+    bring_up(0xf);
+    ck_assert_int_eq(dev.activates, 1);
+    ck_assert_int_eq(fp.nioev, NQ);
+    ck_assert_int_eq(fp.nirqfd, NQ);
+}
+END_TEST
+
+START_TEST(junk_in_both_bars_while_live)
+{
+    bring_up(0xb);
+    junk_everywhere();
+    assert_no_bad_calls();
+    set_status(0);
+    ck_assert_int_eq(dev.resets, 1);
+    assert_nothing_wired();
+    assert_no_bad_calls();
+}
+END_TEST
+
+/* ---- creation and destruction ---- */
+
+static int open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+
+    ck_assert_ptr_nonnull(d);
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+START_TEST(init_rejects_too_many_queues)
+{
+    static struct virtio_pci vp2;
+    static struct fake_dev dev2;
+    int allocs = fp.allocs;
+
+    fake_dev_init(&dev2, VIRTIO_MAX_QUEUES + 1);
+    ck_assert_int_eq(virtio_pci_init(&vp2, &dev2.vdev, &platform), -EINVAL);
+    ck_assert_int_eq(fp.allocs, allocs);
+    ck_assert_int_eq(dev2.vdev.queues[0].kick_fd, -1);
+}
+END_TEST
+
+START_TEST(init_failure_releases_what_it_took)
+{
+    static struct virtio_pci vp2;
+    static struct fake_dev dev2;
+    int fds = open_fds();
+    int first_gsi = fp.next_gsi;
+
+    fake_dev_init(&dev2, NQ);
+    fp.alloc_fail_at = fp.allocs + 2; /* the third route */
+    ck_assert_int_eq(virtio_pci_init(&vp2, &dev2.vdev, &platform), -ENOSPC);
+    ck_assert_int_eq(fp.nfreed, 2);
+    ck_assert_int_eq(fp.freed[0], first_gsi);
+    ck_assert_int_eq(fp.freed[1], first_gsi + 1);
+    for (unsigned q = 0; q < NQ; q++) {
+        ck_assert_int_eq(dev2.vdev.queues[q].kick_fd, -1);
+        ck_assert_int_eq(dev2.vdev.queues[q].call_fd, -1);
+    }
+    ck_assert_int_eq(open_fds(), fds);
+}
+END_TEST
+
+START_TEST(destroy_releases_routes_and_eventfds)
+{
+    static struct virtio_pci vp2;
+    static struct fake_dev dev2;
+    int fds = open_fds();
+    int first_gsi = fp.next_gsi;
+
+    fake_dev_init(&dev2, 1);
+    ck_assert_int_eq(virtio_pci_init(&vp2, &dev2.vdev, &platform), 0);
+    ck_assert_int_eq(open_fds(), fds + 2);
+    ck_assert_uint_eq(pci_config_read(&vp2.pci, PCI_DEVICE_ID, 2), 0x1041);
+    virtio_pci_destroy(&vp2);
+    ck_assert_int_eq(fp.nfreed, 2);
+    ck_assert_int_eq(fp.freed[0], first_gsi);
+    ck_assert_int_eq(fp.freed[1], first_gsi + 1);
+    ck_assert_int_eq(open_fds(), fds);
+}
+END_TEST
+
+static Suite *virtio_pci_suite(void)
+{
+    Suite *s = suite_create("virtio_pci");
+    TCase *pci = tcase_create("pci");
+    TCase *common = tcase_create("common");
+    TCase *features = tcase_create("features");
+    TCase *live = tcase_create("live");
+    TCase *irq = tcase_create("notifications");
+    TCase *hostile = tcase_create("hostile");
+    TCase *life = tcase_create("lifetime");
+
+    tcase_add_checked_fixture(pci, setup, teardown);
+    tcase_add_test(pci, pci_identity_and_bars);
+    tcase_add_test(pci, capability_list);
+    suite_add_tcase(s, pci);
+
+    tcase_add_checked_fixture(common, setup, teardown);
+    tcase_add_test(common, device_feature_windows);
+    tcase_add_test(common, driver_feature_windows);
+    tcase_add_test(common, num_queues_and_queue_select);
+    tcase_add_test(common, queue_size_power_of_two_up_to_max);
+    tcase_add_test(common, vectors_validated);
+    tcase_add_test(common, queue_addresses_in_halves);
+    tcase_add_test(common, enabled_queue_is_frozen_but_its_vector_is_not);
+    suite_add_tcase(s, common);
+
+    tcase_add_checked_fixture(features, setup, teardown);
+    tcase_add_test(features, features_ok_needs_version_1);
+    tcase_add_test(features, features_ok_refuses_unoffered_bits);
+    tcase_add_test(features, features_ok_refused_by_the_model);
+    tcase_add_test(features, features_ok_accepted);
+    suite_add_tcase(s, features);
+
+    tcase_add_checked_fixture(live, setup, teardown);
+    tcase_add_test(live, driver_ok_activates_and_wires);
+    tcase_add_test(live, driver_ok_without_features_ok_starts_nothing);
+    tcase_add_test(live, activate_failure_needs_reset);
+    tcase_add_test(live, driver_ok_with_the_bar_unmapped_needs_reset);
+    tcase_add_test(live, doorbell_failure_needs_reset_and_undoes_only_its_own);
+    tcase_add_test(live, status_bits_cleared_without_a_reset);
+    tcase_add_test(live, unmasking_switches_a_queue_from_watch_to_irqfd);
+    tcase_add_test(live, masked_call_pends_and_unmask_delivers);
+    tcase_add_test(live, queue_vector_change_while_live);
+    tcase_add_test(live, status_zero_resets_and_unwires);
+    tcase_add_test(live, platform_reset_stops_a_live_device);
+    tcase_add_test(live, reset_with_the_bar_unmapped_deassigns_nothing_twice);
+    tcase_add_test(live, bar_move_moves_the_doorbells);
+    suite_add_tcase(s, live);
+
+    tcase_add_checked_fixture(irq, setup, teardown);
+    tcase_add_test(irq, isr_read_clears);
+    tcase_add_test(irq, config_change_signals_an_unmasked_vector);
+    tcase_add_test(irq, config_change_pends_on_a_masked_vector);
+    tcase_add_test(irq, config_change_without_a_vector);
+    tcase_add_test(irq, device_config_reaches_the_model);
+    tcase_add_test(irq, doorbell_writes_kick_the_queue);
+    suite_add_tcase(s, irq);
+
+    tcase_add_checked_fixture(hostile, setup, teardown);
+    tcase_add_test(hostile, junk_in_both_bars_while_idle);
+    tcase_add_test(hostile, junk_in_both_bars_while_live);
+    tcase_set_timeout(hostile, 60);
+    suite_add_tcase(s, hostile);
+
+    tcase_add_checked_fixture(life, setup, teardown);
+    tcase_add_test(life, init_rejects_too_many_queues);
+    tcase_add_test(life, init_failure_releases_what_it_took);
+    tcase_add_test(life, destroy_releases_routes_and_eventfds);
+    suite_add_tcase(s, life);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(virtio_pci_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
