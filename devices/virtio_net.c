@@ -561,9 +561,8 @@ int virtio_net_init(struct virtio_net *net, const char *id, const struct virtio_
     int fd = -1, ret;
 
     virtio_net_setup(net, id, opts, platform, mem);
-    ret = net_connect(net, &fd);
+    ret = net_connect(net, &fd); /* the vhost-user library says why it failed */
     if (ret) {
-        pr_err("%s: no vhost-user backend on %s: %s", id, opts->socket_path, strerror(-ret));
         pthread_mutex_destroy(&net->lock);
         return ret;
     }

@@ -65,6 +65,13 @@ expect_error "kvm device missing" "cannot open /nonexistent/kvm: No such file" \
     $(vmm) --kvm-device /nonexistent/kvm
 expect_error "kvm not permitted" "cannot open /dev/kvm: Permission denied" \
     setpriv --reuid=nobody --regid=nogroup --clear-groups $(vmm)
+expect_error "bad --net setting" "--net: bad or unknown setting 'queues=0'" \
+    $(vmm) --net vhost-user,socket=/tmp/x.sock,queues=0
+expect_error "--net without a socket" "socket=PATH is required" $(vmm) --net vhost-user
+expect_error "no backend on the socket" "no back-end listening on $tmp/none.sock after 300 ms" \
+    $(vmm) --net "vhost-user,socket=$tmp/none.sock,connect-timeout-ms=300"
+expect_error "a regular file as the server socket" "$tmp/garbage.*not a socket" \
+    $(vmm) --net "vhost-user,socket=$tmp/garbage,server,connect-timeout-ms=300"
 expect_error "not a kvm device" "/dev/null is not a KVM device" $(vmm) --kvm-device /dev/null
 expect_error "user id -1" "--user '-1': no such user" $(vmm) --user -1
 expect_error "unknown user" "--user 'no-such-user-here': no such user" \
