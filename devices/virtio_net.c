@@ -180,11 +180,25 @@ static uint8_t ctrl_dispatch(struct virtio_net *net, const uint8_t *cmd, uint32_
 
 /* Handles one control command: header and data in the readable buffers, the
  * one-byte ack in the writable one. */
+/* Readable bytes in a chain: a command longer than vmm's buffer is refused whole. */
+static uint64_t chain_readable(const struct virtq_chain *c)
+{
+    uint64_t n = 0;
+
+    for (unsigned i = 0; i < c->count; i++)
+        if (!c->bufs[i].writable)
+            n += c->bufs[i].len;
+    return n;
+}
+
+/* Handles one control command: header and data in the readable buffers, the
+ * one-byte ack in the writable one. */
 static void ctrl_handle_chain(struct virtio_net *net, const struct virtq_chain *chain)
 {
     uint8_t cmd[CTRL_MAX_DATA];
     uint32_t len = virtq_chain_read(chain, cmd, sizeof(cmd));
-    uint8_t ack = ctrl_dispatch(net, cmd, len);
+    uint8_t ack =
+        chain_readable(chain) > sizeof(cmd) ? VIRTIO_NET_ERR : ctrl_dispatch(net, cmd, len);
 
     if (ack != VIRTIO_NET_OK)
         pr_debug("%s: control command class %u cmd %u refused", net->vdev.id, len ? cmd[0] : 0,

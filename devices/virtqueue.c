@@ -164,7 +164,7 @@ uint32_t virtq_chain_read(const struct virtq_chain *c, void *out, uint32_t len)
     for (unsigned i = 0; i < c->count && done < len; i++) {
         uint32_t n = c->bufs[i].len;
 
-        if (c->bufs[i].writable)
+        if (c->bufs[i].writable || !n)
             continue;
         if (n > len - done)
             n = len - done;
@@ -181,7 +181,7 @@ uint32_t virtq_chain_write(const struct virtq_chain *c, const void *data, uint32
     for (unsigned i = 0; i < c->count && done < len; i++) {
         uint32_t n = c->bufs[i].len;
 
-        if (!c->bufs[i].writable)
+        if (!c->bufs[i].writable || !n)
             continue;
         if (n > len - done)
             n = len - done;

@@ -4,7 +4,8 @@
 # testpmd (txonly, 2 queues) sends on both. After 3 s of traffic the guest's
 # /sys/class/net/eth0/queues must list rx-0 rx-1 (and tx-0 tx-1), and its
 # /proc/interrupts lines virtio*-input.0 and virtio*-input.1 must both have counted
-# interrupts; vmm must exit 0 after the guest's reboot.
+# interrupts; vmm (-v) must have enabled rings 2 and 3 (pair 1) on the MQ command, and
+# exit 0 after the guest's reboot.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/testpmd.sh"
@@ -30,6 +31,9 @@ stop_testpmd
 grep -aE '^vmm: (net0|debug: net0: (control|-> SET_VRING_ENABLE))' "$log" || true
 grep -a 'virtio' "$log" | grep -av '^vmm' || true
 check_net_guest_done "$log" "$rc"
+# The guest's MQ command (VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET 2) made vmm enable rings 2, 3.
+check_ge "SET_VRING_ENABLE of ring 3 (pair 1) to 1 sent by vmm" \
+    "$(grep -acE 'net0: -> SET_VRING_ENABLE .*index 3 num 1 ' "$log")" 1
 check_eq "guest eth0 queues" "$(guest_value "$log" QUEUES)" "rx-0 rx-1 tx-0 tx-1"
 check_ge "packets the guest received in 3 s" "$(guest_value "$log" RX)" 1000
 irq0=$(grep -a -m1 '^IRQ-virtio[0-9]*-input\.0=' "$log" | cut -d= -f2 | tr -d '\r')
