@@ -17,7 +17,7 @@ run_in_rig_if_needed "$0" "$@"
 need_kvm
 . "$(dirname "$0")/guest.sh"
 
-sock=/tmp/vmm-net-rx.sock
+sock=/tmp/vmm-net-rx-$$.sock
 log=$(mktemp)
 at_exit "rm -f '$log'"
 # Inside vmm.run="...": no double quotes. The PCI address is that of eth0's device.

@@ -13,12 +13,13 @@ run_in_rig_if_needed "$0" "$@"
 need_kvm
 . "$(dirname "$0")/guest.sh"
 
-sock=/tmp/vmm-net-server.sock
+sock=/tmp/vmm-net-server-$$.sock
 log=$(mktemp)
 at_exit "rm -f '$log' '$sock'"
 rm -f "$sock"
 start_testpmd txonly "$sock" 1 client=1
 rc=0
+# shellcheck disable=SC2016 # $(...) runs in the guest
 boot_net_guest "$log" 'ip link set eth0 up && sleep 3 && echo RX=$(cat /sys/class/net/eth0/statistics/rx_packets)' \
     --net "vhost-user,socket=$sock,server,connect-timeout-ms=$((TESTPMD_START_TIMEOUT * 1000))" || rc=$?
 stop_testpmd

@@ -15,7 +15,7 @@ run_in_rig_if_needed "$0" "$@"
 need_kvm
 . "$(dirname "$0")/guest.sh"
 
-sock=/tmp/vmm-net-mq.sock
+sock=/tmp/vmm-net-mq-$$.sock
 log=$(mktemp)
 at_exit "rm -f '$log'"
 # IRQ-<name>=<count on CPU0 + CPU1> for each virtio interrupt line (2 vCPUs).
@@ -31,13 +31,13 @@ stop_testpmd
 grep -aE '^vmm: (net0|debug: net0: (control|-> SET_VRING_ENABLE))' "$log" || true
 grep -a 'virtio' "$log" | grep -av '^vmm' || true
 check_net_guest_done "$log" "$rc"
-# The guest's MQ command (VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET 2) made vmm enable rings 2, 3.
-check_ge "SET_VRING_ENABLE of ring 3 (pair 1) to 1 sent by vmm" \
-    "$(grep -acE 'net0: -> SET_VRING_ENABLE .*index 3 num 1 ' "$log")" 1
 check_eq "guest eth0 queues" "$(guest_value "$log" QUEUES)" "rx-0 rx-1 tx-0 tx-1"
 check_ge "packets the guest received in 3 s" "$(guest_value "$log" RX)" 1000
 irq0=$(grep -a -m1 '^IRQ-virtio[0-9]*-input\.0=' "$log" | cut -d= -f2 | tr -d '\r')
 irq1=$(grep -a -m1 '^IRQ-virtio[0-9]*-input\.1=' "$log" | cut -d= -f2 | tr -d '\r')
 check_ge "interrupts on virtio-input.0 (rx queue pair 0)" "$irq0" 1
 check_ge "interrupts on virtio-input.1 (rx queue pair 1)" "$irq1" 1
+# The guest's MQ command (VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET 2) made vmm enable rings 2, 3.
+check_ge "SET_VRING_ENABLE of ring 3 (pair 1) to 1 sent by vmm" \
+    "$(grep -acE 'net0: -> SET_VRING_ENABLE .*index 3 num 1 ' "$log")" 1
 pass "the guest runs 2 queue pairs and both receive testpmd's traffic"

@@ -14,7 +14,7 @@ need_kvm
 . "$(dirname "$0")/guest.sh"
 
 count=20000
-sock=/tmp/vmm-net-tx.sock
+sock=/tmp/vmm-net-tx-$$.sock
 log=$(mktemp)
 at_exit "rm -f '$log'"
 start_testpmd rxonly "$sock" 1

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Helpers for the NIC tests: DPDK's testpmd as the vhost-user backend of the guest's
-# virtio-net NIC (sourced after lib.sh, and after guest.sh for boot_net_guest).
+# virtio-net NIC (sourced after lib.sh; boot_net_guest also needs guest.sh).
 # A test goes:
 #   need_testpmd                        # SKIP (77) or, under CI, FAIL without testpmd
 #   start_testpmd txonly /tmp/x.sock 1  # waits for its socket
