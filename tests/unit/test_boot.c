@@ -3,6 +3,8 @@
 #include "../../vmm/boot.h"
 #include "../../vmm/layout.h"
 
+#include "check_main.h"
+
 #include <check.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -614,13 +616,4 @@ static Suite *boot_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(boot_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(boot_suite)

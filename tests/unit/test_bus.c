@@ -1,6 +1,8 @@
 /* Range registration and dispatch on a bus. */
 #include "../../devices/bus.h"
 
+#include "check_main.h"
+
 #include <check.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -240,13 +242,4 @@ static Suite *bus_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(bus_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(bus_suite)

@@ -1,6 +1,8 @@
 /* kvm_cpuid_adjust(): APIC ids and a one-socket, n-core topology in every topology leaf. */
 #include "../../kvm/vcpu.h"
 
+#include "check_main.h"
+
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,13 +256,4 @@ static Suite *cpuid_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(cpuid_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(cpuid_suite)

@@ -1,6 +1,8 @@
 /* The epoll loop over pipes: dispatch, removal, and removal from inside a handler. */
 #include "../../vmm/event_loop.h"
 
+#include "check_main.h"
+
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -203,13 +205,4 @@ static Suite *event_loop_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(event_loop_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(event_loop_suite)

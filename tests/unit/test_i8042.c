@@ -1,6 +1,8 @@
 /* The PS/2 controller: the reset line, the command byte and keyboard replies. */
 #include "../../devices/i8042.h"
 
+#include "check_main.h"
+
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,13 +225,4 @@ static Suite *i8042_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(i8042_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(i8042_suite)

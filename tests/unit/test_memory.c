@@ -3,6 +3,8 @@
 #include "../../vmm/layout.h"
 #include "../../vmm/memory.h"
 
+#include "check_main.h"
+
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,13 +210,4 @@ static Suite *memory_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(memory_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(memory_suite)

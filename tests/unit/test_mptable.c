@@ -2,6 +2,8 @@
 #include "../../vmm/layout.h"
 #include "../../vmm/mptable.h"
 
+#include "check_main.h"
+
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,13 +207,4 @@ static Suite *mptable_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(mptable_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(mptable_suite)

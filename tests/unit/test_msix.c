@@ -3,6 +3,8 @@
  * the BAR, interrupts through msix_notify. */
 #include "../../devices/msix.h"
 
+#include "check_main.h"
+
 #include <check.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -571,13 +573,4 @@ static Suite *msix_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(msix_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(msix_suite)

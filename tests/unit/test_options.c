@@ -2,6 +2,8 @@
 #include "../../common/util.h"
 #include "../../vmm/options.h"
 
+#include "check_main.h"
+
 #include <check.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -378,13 +380,4 @@ static Suite *options_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(options_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(options_suite)

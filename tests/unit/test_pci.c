@@ -3,6 +3,8 @@
  * and BARs appearing on the MMIO bus only while memory decode is on. */
 #include "../../devices/pci.h"
 
+#include "check_main.h"
+
 #include <check.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -876,13 +878,4 @@ static Suite *pci_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(pci_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(pci_suite)

@@ -1,6 +1,8 @@
 /* CMOS RTC: the guest reads the host clock in BCD or binary, UIP never sticks. */
 #include "../../devices/rtc.h"
 
+#include "check_main.h"
+
 #include <check.h>
 #include <stdlib.h>
 
@@ -102,12 +104,10 @@ START_TEST(test_save_load)
 }
 END_TEST
 
-int main(void)
+static Suite *rtc_suite(void)
 {
     Suite *s = suite_create("rtc");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_time_in_bcd);
     tcase_add_test(tc, test_time_in_binary);
@@ -115,9 +115,7 @@ int main(void)
     tcase_add_test(tc, test_cmos_ram_and_nmi_bit);
     tcase_add_test(tc, test_save_load);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
 }
+
+CHECK_MAIN(rtc_suite)

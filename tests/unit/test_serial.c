@@ -1,6 +1,8 @@
 /* The 16550A model driven through its register interface, as the Linux 8250 driver does. */
 #include "../../devices/serial.h"
 
+#include "check_main.h"
+
 #include <check.h>
 #include <errno.h>
 #include <stdbool.h>
@@ -445,13 +447,4 @@ static Suite *serial_suite(void)
     return su;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(serial_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(serial_suite)

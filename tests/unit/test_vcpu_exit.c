@@ -1,6 +1,8 @@
 /* vcpu_handle_exit() on made-up kvm_run pages: I/O dispatch and every way a run ends. */
 #include "../../vmm/vcpu_exit.h"
 
+#include "check_main.h"
+
 #include <check.h>
 #include <stdalign.h>
 #include <stdlib.h>
@@ -300,13 +302,4 @@ static Suite *vcpu_exit_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(vcpu_exit_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(vcpu_exit_suite)

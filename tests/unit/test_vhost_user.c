@@ -5,6 +5,8 @@
  */
 #include "../../vhost/vhost_user.h"
 
+#include "check_main.h"
+
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
@@ -1610,13 +1612,4 @@ static Suite *vhost_user_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(vhost_user_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(vhost_user_suite)

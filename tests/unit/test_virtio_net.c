@@ -4,6 +4,8 @@
  * on a device set up without a backend. */
 #include "../../devices/virtio_net.h"
 
+#include "check_main.h"
+
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
@@ -1357,13 +1359,4 @@ static Suite *virtio_net_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(virtio_net_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(virtio_net_suite)

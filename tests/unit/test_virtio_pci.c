@@ -5,6 +5,8 @@
 #include "../../devices/bus.h"
 #include "../../devices/virtio_pci.h"
 
+#include "check_main.h"
+
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
@@ -1462,13 +1464,4 @@ static Suite *virtio_pci_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(virtio_pci_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(virtio_pci_suite)

@@ -4,6 +4,8 @@
  * touch memory outside guest RAM. */
 #include "../../devices/virtqueue.h"
 
+#include "check_main.h"
+
 #include <check.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -725,13 +727,4 @@ static Suite *virtqueue_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(virtqueue_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(virtqueue_suite)

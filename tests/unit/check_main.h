@@ -1,0 +1,25 @@
+/* The main() every unit suite shares: run one suite, exit non-zero on any failure. */
+#ifndef VMM_TESTS_CHECK_MAIN_H
+#define VMM_TESTS_CHECK_MAIN_H
+
+#include <check.h>
+#include <stdlib.h>
+
+static inline int check_run_suite(Suite *suite)
+{
+    SRunner *sr = srunner_create(suite);
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+#define CHECK_MAIN(suite_fn)                                                                       \
+    int main(void)                                                                                 \
+    {                                                                                              \
+        return check_run_suite(suite_fn());                                                        \
+    }
+
+#endif
