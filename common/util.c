@@ -97,19 +97,3 @@ err_close:
     close(fd);
     return ret;
 }
-
-int write_all(int fd, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        p += n;
-        len -= n;
-    }
-    return 0;
-}

@@ -20,7 +20,4 @@ int parse_size(const char *s, uint64_t *out);
 /* Reads a whole file into a malloc'ed buffer; returns 0 or -errno. */
 int read_file(const char *path, uint8_t **data, size_t *size);
 
-/* write() that retries on EINTR and short writes; returns 0 or -errno. */
-int write_all(int fd, const void *buf, size_t len);
-
 #endif

@@ -1,7 +1,5 @@
 #include "serial.h"
 
-#include "../common/util.h"
-
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>

@@ -60,6 +60,11 @@ uint64_t virtio_net_backend_features(uint64_t acked, uint64_t backend)
     return f;
 }
 
+static unsigned ctrl_index(const struct virtio_net *net)
+{
+    return 2 * net->opts.queue_pairs;
+}
+
 static struct virtio_net *to_net(struct virtio_device *vdev)
 {
     return (struct virtio_net *)((char *)vdev - offsetof(struct virtio_net, vdev));
@@ -218,7 +223,7 @@ void virtio_net_ctrl_process(struct virtio_net *net)
         pr_warn("%s: the guest's control queue is malformed; ignoring it", net->vdev.id);
     if (net->ctrl_vq.used_idx != old_used && virtq_needs_interrupt(&net->ctrl_vq, old_used)) {
         uint64_t one = 1;
-        int fd = net->vdev.queues[2 * net->opts.queue_pairs].call_fd;
+        int fd = net->vdev.queues[ctrl_index(net)].call_fd;
 
         if (fd >= 0 && write(fd, &one, sizeof(one)) < 0)
             pr_debug("%s: control queue interrupt: %s", net->vdev.id, strerror(errno));
@@ -229,12 +234,11 @@ static void ctrl_on_kick(void *arg, uint32_t events)
 {
     struct virtio_net *net = arg;
     uint64_t v;
-    int fd = net->vdev.queues[2 * net->opts.queue_pairs].kick_fd;
+    int fd = net->vdev.queues[ctrl_index(net)].kick_fd;
 
     (void)events;
     if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
         return;
-    pr_debug("%s: control queue kick (started %d)", net->vdev.id, net->started);
     if (net->started)
         virtio_net_ctrl_process(net);
 }
@@ -344,11 +348,6 @@ int virtio_net_parse_options(const char *arg, struct virtio_net_options *opts, c
 #define NET_PROTOCOL_FEATURES                                                                      \
     ((1ULL << VHOST_USER_PROTOCOL_F_MQ) | (1ULL << VHOST_USER_PROTOCOL_F_REPLY_ACK) |              \
      (1ULL << VHOST_USER_PROTOCOL_F_MTU) | (1ULL << VHOST_USER_PROTOCOL_F_RARP))
-
-static unsigned ctrl_index(const struct virtio_net *net)
-{
-    return 2 * net->opts.queue_pairs;
-}
 
 static int net_enable_pairs(struct virtio_net *net, unsigned pairs)
 {
