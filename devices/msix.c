@@ -93,6 +93,18 @@ int msix_notify(struct msix *m, unsigned vector)
     return 0;
 }
 
+void msix_reset(struct msix *m)
+{
+    pthread_mutex_lock(&m->lock);
+    m->enabled = m->fmask = false;
+    memset(m->table, 0, msix_table_bytes(m));
+    memset(m->pba, 0, msix_pba_bytes(m));
+    for (unsigned v = 0; v < m->nvectors; v++)
+        m->table[v * ENTRY_WORDS + ENTRY_CTRL] = MSIX_ENTRY_CTRL_MASKBIT;
+    msix_update_all(m, false);
+    pthread_mutex_unlock(&m->lock);
+}
+
 bool msix_enabled(struct msix *m)
 {
     bool on;

@@ -69,6 +69,9 @@ void msix_destroy(struct msix *m);
  * vector the table does not have. */
 int msix_notify(struct msix *m, unsigned vector);
 
+/* A platform reset: MSI-X off, every entry zero and masked, nothing pending. */
+void msix_reset(struct msix *m);
+
 bool msix_enabled(struct msix *m);
 bool msix_vector_masked(struct msix *m, unsigned vector);
 

@@ -390,6 +390,7 @@ int pci_register(struct pci *pci, struct pci_device *dev, int slot)
         dev->host = pci;
         dev->slot = slot;
         pci->slots[slot] = dev;
+        memcpy(dev->config_reset, dev->config, sizeof(dev->config));
     }
     pthread_mutex_unlock(&dev->lock);
 out:
@@ -409,6 +410,22 @@ void pci_unregister(struct pci *pci, struct pci_device *dev)
         pthread_mutex_unlock(&dev->lock);
     }
     pthread_mutex_unlock(&pci->lock);
+}
+
+void pci_device_reset(struct pci_device *dev)
+{
+    pthread_mutex_lock(&dev->lock);
+    memcpy(dev->config, dev->config_reset, sizeof(dev->config));
+    pci_update_mappings(dev);
+    pthread_mutex_unlock(&dev->lock);
+}
+
+void pci_reset(struct pci *pci)
+{
+    pthread_mutex_lock(&pci->lock);
+    pci->config_addr = 0;
+    pthread_mutex_unlock(&pci->lock);
+    pci_device_reset(&pci->host_bridge);
 }
 
 /* The function the latch addresses: bus 0, function 0 only. */
@@ -499,6 +516,7 @@ static int pci_init_host_bridge(struct pci *pci)
     pci->host_bridge.host = pci;
     pci->host_bridge.slot = 0;
     pci->slots[0] = &pci->host_bridge;
+    memcpy(pci->host_bridge.config_reset, pci->host_bridge.config, PCI_CONFIG_SPACE_SIZE);
     return 0;
 }
 

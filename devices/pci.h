@@ -112,8 +112,9 @@ struct pci_device {
     int slot;         /* -1 until registered */
 
     uint8_t config[PCI_CONFIG_SPACE_SIZE];
-    uint8_t wmask[PCI_CONFIG_SPACE_SIZE];   /* bits the guest may write */
-    uint8_t w1cmask[PCI_CONFIG_SPACE_SIZE]; /* bits a guest 1 clears (status errors) */
+    uint8_t config_reset[PCI_CONFIG_SPACE_SIZE]; /* as registered: what a reset restores */
+    uint8_t wmask[PCI_CONFIG_SPACE_SIZE];        /* bits the guest may write */
+    uint8_t w1cmask[PCI_CONFIG_SPACE_SIZE];      /* bits a guest 1 clears (status errors) */
     struct pci_bar bars[PCI_NUM_BARS];
     uint16_t cap_last, cap_end; /* last capability in the list; first free byte */
     struct pci_config_hook hooks[PCI_MAX_CONFIG_HOOKS];
@@ -196,6 +197,13 @@ int pci_add_config_hook(struct pci_device *dev, uint16_t start, uint16_t len,
  * BARs. Memory decode starts off, so nothing is mapped yet. -EBUSY, -ENOSPC. */
 int pci_register(struct pci *pci, struct pci_device *dev, int slot);
 void pci_unregister(struct pci *pci, struct pci_device *dev);
+
+/* A platform reset: config space back to what pci_register left (BARs at their
+ * placed addresses, decode off, so nothing mapped). Capability owners reset their
+ * own state (msix_reset). */
+void pci_device_reset(struct pci_device *dev);
+/* The host bridge and the 0xCF8 latch; each device is reset by its owner. */
+void pci_reset(struct pci *pci);
 
 /* The guest's view of config space: len 1, 2 or 4 within the 256 bytes (else
  * reads all ones and writes are dropped); writes honour the masks, remap BARs

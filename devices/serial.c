@@ -300,10 +300,15 @@ static void serial_reset_locked(struct serial *s)
 static void serial_reset(struct device *dev)
 {
     struct serial *s = to_serial(dev);
+    bool dropped_input;
 
     pthread_mutex_lock(&s->lock);
+    dropped_input = s->rx_count > 0;
     serial_reset_locked(s);
     pthread_mutex_unlock(&s->lock);
+    /* The console stops reading while the FIFO is full: let it go on. */
+    if (dropped_input && s->rx_space)
+        s->rx_space(s->rx_space_opaque);
 }
 
 /* The register file, then the pending receive bytes in order. */

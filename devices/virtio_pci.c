@@ -692,6 +692,9 @@ void virtio_pci_reset(struct virtio_pci *vp)
     pthread_mutex_lock(&vp->lock);
     device_reset(vp);
     pthread_mutex_unlock(&vp->lock);
+    /* Outside vp->lock: MSI-X calls back into us with its own lock held. */
+    msix_reset(&vp->msix);
+    pci_device_reset(&vp->pci);
 }
 
 void virtio_pci_destroy(struct virtio_pci *vp)

@@ -69,7 +69,8 @@ int virtio_pci_init(struct virtio_pci *vp, struct virtio_device *vdev,
                     const struct virtio_platform *platform);
 void virtio_pci_destroy(struct virtio_pci *vp);
 
-/* Stops an active device (guest reboot): the model's reset, then the wiring. */
+/* A platform reset (guest reboot, vmm exit): the model's reset, the wiring, then
+ * MSI-X and config space as at power-on. */
 void virtio_pci_reset(struct virtio_pci *vp);
 
 #endif

@@ -21,6 +21,16 @@ static int kvm_ioctl_err(const char *name)
     return -err;
 }
 
+int kvm_create_vm(struct kvm *kvm)
+{
+    if (kvm->vm_fd >= 0)
+        close(kvm->vm_fd);
+    kvm->vm_fd = ioctl(kvm->sys_fd, KVM_CREATE_VM, 0);
+    if (kvm->vm_fd < 0)
+        return kvm_ioctl_err("KVM_CREATE_VM");
+    return 0;
+}
+
 int kvm_open(struct kvm *kvm, const char *dev_path)
 {
     int ret, api;
@@ -54,11 +64,9 @@ int kvm_open(struct kvm *kvm, const char *dev_path)
         kvm->max_vcpus = ioctl(kvm->sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
     if (kvm->max_vcpus <= 0)
         kvm->max_vcpus = 4; /* the API's documented floor */
-    kvm->vm_fd = ioctl(kvm->sys_fd, KVM_CREATE_VM, 0);
-    if (kvm->vm_fd < 0) {
-        ret = kvm_ioctl_err("KVM_CREATE_VM");
+    ret = kvm_create_vm(kvm);
+    if (ret)
         goto err_close;
-    }
     return 0;
 
 err_close:

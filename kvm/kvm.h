@@ -20,6 +20,10 @@ struct kvm {
 int kvm_open(struct kvm *kvm, const char *dev_path);
 void kvm_close(struct kvm *kvm);
 
+/* Replaces the VM with an empty one (a guest reboot starts from scratch): every
+ * vCPU, memory slot, irqchip, route, irqfd and ioeventfd of the old VM is gone. */
+int kvm_create_vm(struct kvm *kvm);
+
 int kvm_check_extension(struct kvm *kvm, long cap);
 
 int kvm_set_user_memory_region(struct kvm *kvm, uint32_t slot, uint64_t gpa, uint64_t size,

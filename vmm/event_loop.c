@@ -204,6 +204,13 @@ int event_loop_call(struct event_loop *loop, int (*fn)(void *arg), void *arg)
     return call.ret;
 }
 
+void event_loop_open_calls(struct event_loop *loop)
+{
+    pthread_mutex_lock(&loop->lock);
+    loop->calls_closed = false;
+    pthread_mutex_unlock(&loop->lock);
+}
+
 void event_loop_close_calls(struct event_loop *loop)
 {
     pthread_mutex_lock(&loop->lock);

@@ -41,5 +41,7 @@ int event_loop_call(struct event_loop *loop, int (*fn)(void *arg), void *arg);
 /* Fails every waiting and future call: for shutdown, before joining threads that
  * may be waiting in event_loop_call. */
 void event_loop_close_calls(struct event_loop *loop);
+/* Accepts calls again (the vCPUs restart after a guest reboot). */
+void event_loop_open_calls(struct event_loop *loop);
 
 #endif

@@ -5,6 +5,7 @@
 #include "../common/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -115,6 +116,15 @@ err_close:
     mem->fd = -1;
     mem->base = NULL;
     return ret;
+}
+
+int guest_memory_clear(struct guest_memory *mem)
+{
+    if (fallocate(mem->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)mem->size) == 0)
+        return 0;
+    pr_warn("guest memory: cannot free its pages (%s); zeroing them instead", strerror(errno));
+    memset(mem->base, 0, mem->size);
+    return 0;
 }
 
 void guest_memory_destroy(struct guest_memory *mem)

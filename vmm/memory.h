@@ -34,6 +34,10 @@ int guest_memory_layout(uint64_t size, struct guest_region regions[GUEST_MEM_MAX
 int guest_memory_create(struct guest_memory *mem, uint64_t size, bool hugepages);
 void guest_memory_destroy(struct guest_memory *mem);
 
+/* Gives every page back to the host (a reboot starts from zeroed RAM); every
+ * mapping of the memfd, the backend's included, then reads zeros. */
+int guest_memory_clear(struct guest_memory *mem);
+
 /* Host pointer to [gpa, gpa+len), or NULL when it is not all inside one region. */
 void *guest_memory_ptr(const struct guest_memory *mem, uint64_t gpa, uint64_t len);
 

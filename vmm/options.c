@@ -26,6 +26,7 @@ enum {
     OPT_KVM_DEVICE,
     OPT_VERSION,
     OPT_NET,
+    OPT_ON_REBOOT,
 };
 
 static const struct option long_options[] = {
@@ -39,6 +40,7 @@ static const struct option long_options[] = {
     {"group", required_argument, NULL, OPT_GROUP},
     {"kvm-device", required_argument, NULL, OPT_KVM_DEVICE},
     {"net", required_argument, NULL, OPT_NET},
+    {"on-reboot", required_argument, NULL, OPT_ON_REBOOT},
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
     {"help", no_argument, NULL, OPT_HELP},
@@ -67,15 +69,20 @@ void options_usage(FILE *out)
                  "            [,connect-timeout-ms=N][,reply-timeout-ms=N]\n"
                  "                         a virtio-net NIC whose data path is a vhost-user\n"
                  "                         backend; repeat for more NICs (at most 4)\n"
+                 "      --on-reboot exit|restart\n"
+                 "                         what a guest reboot does: vmm exits 0 (default),\n"
+                 "                         or the guest boots again from zeroed RAM with its\n"
+                 "                         devices reset (NICs stay connected)\n"
                  "      --kvm-device PATH  KVM device (default /dev/kvm)\n"
                  "  -q, --quiet            only print errors\n"
                  "  -v, --verbose          print debug messages\n"
                  "  -h, --help             show this help and exit\n"
                  "      --version          show the version and exit\n"
                  "\n"
-                 "Exit status: 0 when the guest reboots (reboot -f) or vmm is stopped by\n"
-                 "SIGTERM/SIGINT/Ctrl-A x; 1 on bad input or a set-up failure; 2 when the\n"
-                 "guest crashes the vCPU (triple fault, KVM internal error).\n");
+                 "Exit status: 0 when the guest reboots (reboot -f; unless --on-reboot\n"
+                 "restart) or vmm is stopped by SIGTERM/SIGINT/Ctrl-A x; 1 on bad input or\n"
+                 "a set-up failure; 2 when the guest crashes the vCPU (triple fault, KVM\n"
+                 "internal error).\n");
 }
 
 static enum options_result opt_error(char *err, size_t errlen, const char *fmt, ...)
@@ -133,6 +140,18 @@ static enum options_result parse_net(const char *arg, struct vmm_options *opts, 
     return OPTIONS_OK;
 }
 
+static enum options_result parse_on_reboot(const char *arg, struct vmm_options *opts, char *err,
+                                           size_t errlen)
+{
+    if (!strcmp(arg, "exit"))
+        opts->on_reboot = VMM_ON_REBOOT_EXIT;
+    else if (!strcmp(arg, "restart"))
+        opts->on_reboot = VMM_ON_REBOOT_RESTART;
+    else
+        return opt_error(err, errlen, "--on-reboot '%s': must be exit or restart", arg);
+    return OPTIONS_OK;
+}
+
 static void options_defaults(struct vmm_options *opts)
 {
     memset(opts, 0, sizeof(*opts));
@@ -170,6 +189,8 @@ static enum options_result parse_one(int c, struct vmm_options *opts, FILE *out,
         break;
     case OPT_NET:
         return parse_net(optarg, opts, err, errlen);
+    case OPT_ON_REBOOT:
+        return parse_on_reboot(optarg, opts, err, errlen);
     case OPT_KVM_DEVICE:
         opts->kvm_device = optarg;
         break;

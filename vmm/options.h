@@ -14,6 +14,9 @@
 #define VMM_MAX_CPUS 254
 #define VMM_MAX_NETS 4
 
+/* What a guest reboot (i8042 reset, KVM reset event) does. */
+enum vmm_on_reboot { VMM_ON_REBOOT_EXIT = 0, VMM_ON_REBOOT_RESTART };
+
 struct vmm_options {
     const char *kernel;
     const char *initrd;
@@ -25,6 +28,7 @@ struct vmm_options {
     const char *group;
     const char *kvm_device;
     int verbosity; /* -1 quiet, 0 normal, 1+ debug */
+    enum vmm_on_reboot on_reboot;
     unsigned nnets;
     struct virtio_net_options nets[VMM_MAX_NETS];
 };

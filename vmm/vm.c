@@ -49,9 +49,24 @@ static bool vm_is_stopping(void *opaque)
     return atomic_load(&vm->stopping);
 }
 
+/* From a vCPU thread: the guest asked for a reset. The loop thread does the
+ * reboot once every vCPU has left KVM_RUN. */
+static void vm_request_reset(struct vm *vm)
+{
+    uint64_t one = 1;
+
+    if (vm->opts->on_reboot == VMM_ON_REBOOT_EXIT) {
+        vm_request_stop(vm, VMM_EXIT_OK, "guest reset (reboot)");
+        return;
+    }
+    atomic_store(&vm->reset_requested, true);
+    if (write(vm->stop_efd, &one, sizeof(one)) < 0)
+        pr_debug("stop eventfd: %s", strerror(errno));
+}
+
 static void vm_reset_cpu(void *opaque)
 {
-    vm_request_stop(opaque, VMM_EXIT_OK, "guest reset (reboot)");
+    vm_request_reset(opaque);
 }
 
 static void vm_console_quit(void *opaque)
@@ -59,9 +74,9 @@ static void vm_console_quit(void *opaque)
     vm_request_stop(opaque, VMM_EXIT_OK, "quit from the console (Ctrl-A x)");
 }
 
-static int vm_setup_memory(struct vm *vm)
+static int vm_map_memory(struct vm *vm)
 {
-    int ret = guest_memory_create(&vm->mem, vm->opts->memory, vm->opts->hugepages);
+    int ret = 0;
 
     for (int i = 0; !ret && i < vm->mem.nregions; i++) {
         const struct guest_region *r = &vm->mem.regions[i];
@@ -69,6 +84,48 @@ static int vm_setup_memory(struct vm *vm)
         ret = kvm_set_user_memory_region(&vm->kvm, (uint32_t)i, r->gpa, r->size, r->hva, 0);
     }
     return ret;
+}
+
+static int vm_setup_memory(struct vm *vm)
+{
+    int ret = guest_memory_create(&vm->mem, vm->opts->memory, vm->opts->hugepages);
+
+    return ret ? ret : vm_map_memory(vm);
+}
+
+static int vm_load_guest(struct vm *vm, const struct boot_files *files)
+{
+    uint8_t *mp = guest_memory_ptr(&vm->mem, LAYOUT_MPTABLE_ADDR, mptable_size(vm->ncpus));
+    int ret = boot_load(&vm->mem, files);
+
+    if (ret)
+        return ret;
+    mptable_build(mp, LAYOUT_MPTABLE_ADDR, vm->ncpus);
+    return 0;
+}
+
+static void *memdup_or_null(const void *data, size_t size)
+{
+    void *copy = size ? malloc(size) : NULL;
+
+    if (copy)
+        memcpy(copy, data, size);
+    return copy;
+}
+
+/* A guest that may reboot needs its kernel and initrd again: keep copies. */
+static int vm_keep_boot_files(struct vm *vm, const struct boot_files *files)
+{
+    if (vm->opts->on_reboot != VMM_ON_REBOOT_RESTART)
+        return 0;
+    vm->boot = *files;
+    vm->boot.kernel = vm->kernel_copy = memdup_or_null(files->kernel, files->kernel_size);
+    vm->boot.initrd = vm->initrd_copy = memdup_or_null(files->initrd, files->initrd_size);
+    if (!vm->kernel_copy || (files->initrd_size && !vm->initrd_copy)) {
+        pr_err("out of memory keeping the kernel and initrd for guest reboots");
+        return -ENOMEM;
+    }
+    return 0;
 }
 
 static int vm_setup_boot(struct vm *vm, const uint8_t *kernel, size_t kernel_size,
@@ -81,13 +138,9 @@ static int vm_setup_boot(struct vm *vm, const uint8_t *kernel, size_t kernel_siz
         .initrd_size = initrd_size,
         .cmdline = vm->opts->cmdline,
     };
-    uint8_t *mp = guest_memory_ptr(&vm->mem, LAYOUT_MPTABLE_ADDR, mptable_size(vm->ncpus));
-    int ret = boot_load(&vm->mem, &files);
+    int ret = vm_load_guest(vm, &files);
 
-    if (ret)
-        return ret;
-    mptable_build(mp, LAYOUT_MPTABLE_ADDR, vm->ncpus);
-    return 0;
+    return ret ? ret : vm_keep_boot_files(vm, &files);
 }
 
 static int vm_setup_vcpu(struct vm *vm, unsigned i, const struct kvm_cpuid2 *cpuid)
@@ -109,11 +162,27 @@ static int vm_setup_vcpu(struct vm *vm, unsigned i, const struct kvm_cpuid2 *cpu
     return ret;
 }
 
-static int vm_setup_vcpus(struct vm *vm)
+static int vm_create_vcpus(struct vm *vm)
 {
     struct kvm_cpuid2 *cpuid;
-    int ret;
+    int ret = kvm_get_supported_cpuid(&vm->kvm, &cpuid);
 
+    if (ret)
+        return ret;
+    for (unsigned i = 0; !ret && i < vm->ncpus; i++)
+        ret = vm_setup_vcpu(vm, i, cpuid);
+    free(cpuid);
+    return ret;
+}
+
+static void vm_destroy_vcpus(struct vm *vm)
+{
+    for (unsigned i = 0; vm->vcpus && i < vm->ncpus; i++)
+        kvm_vcpu_destroy(&vm->vcpus[i].kvm);
+}
+
+static int vm_setup_vcpus(struct vm *vm)
+{
     vm->vcpus = calloc(vm->ncpus, sizeof(*vm->vcpus));
     if (!vm->vcpus) {
         pr_err("out of memory for %u vCPUs", vm->ncpus);
@@ -121,13 +190,7 @@ static int vm_setup_vcpus(struct vm *vm)
     }
     for (unsigned i = 0; i < vm->ncpus; i++)
         vm->vcpus[i].kvm.fd = -1;
-    ret = kvm_get_supported_cpuid(&vm->kvm, &cpuid);
-    if (ret)
-        return ret;
-    for (unsigned i = 0; !ret && i < vm->ncpus; i++)
-        ret = vm_setup_vcpu(vm, i, cpuid);
-    free(cpuid);
-    return ret;
+    return vm_create_vcpus(vm);
 }
 
 static time_t rtc_host_time(void)
@@ -298,7 +361,7 @@ static void *vcpu_thread(void *arg)
     sigemptyset(&kick);
     sigaddset(&kick, VCPU_KICK_SIGNAL);
     pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
-    while (!atomic_load(&vm->stopping)) {
+    while (!atomic_load(&vm->stopping) && !atomic_load(&vm->reset_requested)) {
         enum vcpu_action action;
         int ret = kvm_vcpu_run(&v->kvm);
 
@@ -313,7 +376,7 @@ static void *vcpu_thread(void *arg)
         }
         action = vcpu_handle_exit(v->kvm.run, &vm->pio, &vm->mmio, why, sizeof(why));
         if (action == VCPU_GUEST_RESET) {
-            vm_request_stop(vm, VMM_EXIT_OK, "guest reset (reboot)");
+            vm_request_reset(vm);
         } else if (action != VCPU_CONTINUE) {
             vcpu_report_crash(v, why);
             break;
@@ -355,6 +418,55 @@ static int vm_start_vcpus(struct vm *vm)
     return 0;
 }
 
+static void vm_reset_devices(struct vm *vm)
+{
+    struct device *legacy[] = {&vm->serial.dev, &vm->i8042.cmd_dev, &vm->rtc.dev};
+
+    for (size_t i = 0; i < sizeof(legacy) / sizeof(legacy[0]); i++)
+        if (legacy[i]->ops->reset)
+            legacy[i]->ops->reset(legacy[i]);
+    vm_reset_pci_devices(vm);
+}
+
+/* A fresh KVM VM on the same memory: no vCPU, LAPIC, irqchip, PIT or kvmclock
+ * state of the last boot survives, which an in-place reset would have to undo. */
+static int vm_rebuild_kvm(struct vm *vm)
+{
+    int ret;
+
+    vm_destroy_vcpus(vm);
+    ret = kvm_create_vm(&vm->kvm);
+    if (!ret)
+        ret = kvm_create_irqchip(&vm->kvm, LAYOUT_KVM_TSS_ADDR, LAYOUT_KVM_IDENTITY_MAP_ADDR);
+    if (!ret)
+        ret = vm_map_memory(vm);
+    if (!ret)
+        ret = vm_create_vcpus(vm);
+    return ret;
+}
+
+/* Devices first (the NICs stop their rings and unhook from the old VM), then
+ * zeroed RAM with the kernel loaded again, then the new VM. */
+static int vm_reboot(struct vm *vm)
+{
+    int ret;
+
+    vm->reboots++;
+    pr_info("guest reset (reboot %u): restarting it", vm->reboots);
+    vm_stop_vcpus(vm);
+    vm_reset_devices(vm);
+    ret = guest_memory_clear(&vm->mem);
+    if (!ret)
+        ret = vm_load_guest(vm, &vm->boot);
+    if (!ret)
+        ret = vm_rebuild_kvm(vm);
+    if (ret)
+        return ret;
+    event_loop_open_calls(&vm->loop);
+    atomic_store(&vm->reset_requested, false);
+    return vm_start_vcpus(vm);
+}
+
 int vm_run(struct vm *vm)
 {
     int ret = vm_start_vcpus(vm);
@@ -367,6 +479,8 @@ int vm_run(struct vm *vm)
             pr_err("event loop failed: %s", strerror(-ret));
             vm_request_stop(vm, VMM_EXIT_ERROR, "event loop failed");
         }
+        if (atomic_load(&vm->reset_requested) && !atomic_load(&vm->stopping) && vm_reboot(vm))
+            vm_request_stop(vm, VMM_EXIT_ERROR, "the guest's reboot failed");
     }
     vm_stop_vcpus(vm);
     vm_stop_pci_devices(vm);
@@ -403,9 +517,10 @@ void vm_destroy(struct vm *vm)
         bus_destroy(&vm->pio);
     if (vm->mmio.name)
         bus_destroy(&vm->mmio);
-    for (unsigned i = 0; vm->vcpus && i < vm->ncpus; i++)
-        kvm_vcpu_destroy(&vm->vcpus[i].kvm);
+    vm_destroy_vcpus(vm);
     free(vm->vcpus);
+    free(vm->kernel_copy);
+    free(vm->initrd_copy);
     vm->vcpus = NULL;
     guest_memory_destroy(&vm->mem);
     kvm_close(&vm->kvm);

@@ -3,6 +3,7 @@
 #ifndef VMM_VM_H
 #define VMM_VM_H
 
+#include "boot.h"
 #include "console.h"
 #include "event_loop.h"
 #include "memory.h"
@@ -66,7 +67,12 @@ struct vm {
     int signal_fd;
     int stop_efd;
 
+    struct boot_files boot; /* kept for reboots (--on-reboot restart) */
+    uint8_t *kernel_copy, *initrd_copy;
+    unsigned reboots;
+
     atomic_bool stopping;
+    atomic_bool reset_requested;
     pthread_mutex_t stop_lock;
     int exit_code;
     char exit_reason[256];

@@ -181,6 +181,13 @@ void vm_stop_pci_devices(struct vm *vm)
             virtio_pci_reset(&vm->nets[i].vp);
 }
 
+void vm_reset_pci_devices(struct vm *vm)
+{
+    vm_stop_pci_devices(vm);
+    if (vm->pci_ready)
+        pci_reset(&vm->pci);
+}
+
 void vm_destroy_pci_devices(struct vm *vm)
 {
     for (unsigned i = 0; i < VMM_MAX_NETS; i++) {

@@ -9,6 +9,8 @@
 int vm_setup_pci_devices(struct vm *vm);
 /* Stops the NICs' backends (GET_VRING_BASE): on the loop thread, vCPUs stopped. */
 void vm_stop_pci_devices(struct vm *vm);
+/* A platform reset (guest reboot): the NICs stopped, PCI config as at power-on. */
+void vm_reset_pci_devices(struct vm *vm);
 void vm_destroy_pci_devices(struct vm *vm);
 
 #endif

@@ -786,6 +786,38 @@ END_TEST
 
 /* ---- migration ---- */
 
+/* A guest reboot: decode off, BARs back where the registry put them, the host
+ * bridge and the latch as at power-on. */
+START_TEST(reset_restores_power_on_config)
+{
+    uint64_t bar0;
+
+    register_td();
+    bar0 = pci_bar_address(&td.pci, 0);
+    conf1_write(1, PCI_BASE_ADDRESS_0, 4, 0xd0000000);
+    conf1_write(1, PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+    conf1_write(1, PCI_INTERRUPT_LINE, 1, 11);
+    conf1_write(0, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+    ck_assert(mmio_claims(0xd0000000));
+
+    pci_device_reset(&td.pci);
+    pci_reset(&pci);
+    ck_assert(!mmio_claims(0xd0000000));
+    ck_assert(!mmio_claims(bar0));
+    ck_assert_uint_eq(cfg(PCI_COMMAND, 2), 0);
+    ck_assert_uint_eq(cfg(PCI_INTERRUPT_LINE, 1), 0);
+    ck_assert_uint_eq(pci_bar_address(&td.pci, 0), bar0);
+    ck_assert_uint_eq(in(PCI_CONFIG_ADDR_PORT, 4), 0);
+    ck_assert_uint_eq(conf1_read(0, PCI_VENDOR_ID, 2), PCI_HOST_BRIDGE_VENDOR);
+    ck_assert_uint_eq(conf1_read(0, PCI_REVISION_ID, 4) >> 8, PCI_CLASS_BRIDGE_HOST);
+    ck_assert_uint_eq(conf1_read(0, PCI_COMMAND, 2), 0);
+    ck_assert_uint_eq(conf1_read(1, PCI_VENDOR_ID, 2),
+                      td.pci.config[PCI_VENDOR_ID] | td.pci.config[PCI_VENDOR_ID + 1] << 8);
+    conf1_write(1, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+    ck_assert(mmio_claims(bar0));
+}
+END_TEST
+
 START_TEST(save_load_round_trip)
 {
     struct state_buf st = {0};
@@ -870,6 +902,7 @@ static Suite *pci_suite(void)
     tcase_add_test(bus, sizing_with_decode_on_unmaps_then_restores);
     tcase_add_test(bus, overlapping_bars_do_not_map);
     tcase_add_test(bus, unregister_unmaps);
+    tcase_add_test(bus, reset_restores_power_on_config);
     suite_add_tcase(s, bus);
 
     tcase_add_checked_fixture(state, setup, teardown);

@@ -1129,6 +1129,24 @@ START_TEST(status_zero_resets_and_unwires)
 }
 END_TEST
 
+/* After a platform reset the function is as at power-on: decode off (nothing on the
+ * bus), its BARs where the registry placed them, MSI-X off with every entry masked. */
+static void assert_pci_power_on_state(void)
+{
+    uint8_t b[4];
+
+    ck_assert_uint_eq(pci_config_read(&vp.pci, PCI_COMMAND, 2), 0);
+    ck_assert(!bus_read(&mmio, bar4, b, sizeof(b)));
+    ck_assert(!bus_read(&mmio, bar1, b, sizeof(b)));
+    ck_assert_uint_eq(pci_config_read(&vp.pci, msix_cap + 2, 2) & MSIX_CTRL_ENABLE, 0);
+    ck_assert(!msix_enabled(&vp.msix));
+    pci_config_write(&vp.pci, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+    ck_assert_uint_eq(pci_bar_address(&vp.pci, VIRTIO_PCI_CAPS_BAR), bar4);
+    ck_assert_uint_eq(pci_bar_address(&vp.pci, VIRTIO_PCI_MSIX_BAR), bar1);
+    for (unsigned v = 0; v < NVEC; v++)
+        ck_assert(msix_vector_masked(&vp.msix, v));
+}
+
 START_TEST(platform_reset_stops_a_live_device)
 {
     bring_up(0xb);
@@ -1136,6 +1154,7 @@ START_TEST(platform_reset_stops_a_live_device)
     ck_assert_int_eq(dev.resets, 1);
     assert_nothing_wired();
     assert_no_bad_calls();
+    assert_pci_power_on_state();
     assert_reset_state();
 }
 END_TEST
