@@ -26,6 +26,7 @@ enum {
     OPT_KVM_DEVICE,
     OPT_VERSION,
     OPT_NET,
+    OPT_VHOST_TRACE,
 };
 
 static const struct option long_options[] = {
@@ -39,6 +40,7 @@ static const struct option long_options[] = {
     {"group", required_argument, NULL, OPT_GROUP},
     {"kvm-device", required_argument, NULL, OPT_KVM_DEVICE},
     {"net", required_argument, NULL, OPT_NET},
+    {"vhost-trace", required_argument, NULL, OPT_VHOST_TRACE},
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
     {"help", no_argument, NULL, OPT_HELP},
@@ -67,6 +69,9 @@ void options_usage(FILE *out)
                  "            [,connect-timeout-ms=N][,reply-timeout-ms=N]\n"
                  "                         a virtio-net NIC whose data path is a vhost-user\n"
                  "                         backend; repeat for more NICs (at most 4)\n"
+                 "      --vhost-trace FILE|-\n"
+                 "                         write one line per vhost-user message of every NIC\n"
+                 "                         to FILE (created or truncated; - is stderr)\n"
                  "      --kvm-device PATH  KVM device (default /dev/kvm)\n"
                  "  -q, --quiet            only print errors\n"
                  "  -v, --verbose          print debug messages\n"
@@ -170,6 +175,11 @@ static enum options_result parse_one(int c, struct vmm_options *opts, FILE *out,
         break;
     case OPT_NET:
         return parse_net(optarg, opts, err, errlen);
+    case OPT_VHOST_TRACE:
+        if (!*optarg)
+            return opt_error(err, errlen, "--vhost-trace: needs a file name, or - for stderr");
+        opts->vhost_trace = optarg;
+        break;
     case OPT_KVM_DEVICE:
         opts->kvm_device = optarg;
         break;

@@ -24,7 +24,8 @@ struct vmm_options {
     const char *user;
     const char *group;
     const char *kvm_device;
-    int verbosity; /* -1 quiet, 0 normal, 1+ debug */
+    int verbosity;           /* -1 quiet, 0 normal, 1+ debug */
+    const char *vhost_trace; /* --vhost-trace FILE, "-" for stderr, or NULL */
     unsigned nnets;
     struct virtio_net_options nets[VMM_MAX_NETS];
 };
