@@ -77,6 +77,9 @@ struct virtio_platform {
     int (*run_on_loop)(void *opaque, int (*fn)(void *arg), void *arg);
     /* Guest RAM regions with the memfd and host address of each, for SET_MEM_TABLE. */
     int (*mem_regions)(void *opaque, struct vhost_user_mem_region *regions, int max);
+    /* Optional (--vhost-trace): one vhost-user trace line of device id, stamped with its
+     * CLOCK_MONOTONIC time in us. Without it the lines are debug messages. */
+    void (*vhost_trace)(void *opaque, const char *id, int64_t time_us, const char *line);
     void *opaque;
 };
 

@@ -540,11 +540,15 @@ static int net_handshake(struct virtio_net *net)
     return 0;
 }
 
-static void net_trace(void *opaque, const char *line)
+static void net_trace(void *opaque, int64_t time_us, const char *line)
 {
     struct virtio_net *net = opaque;
+    const struct virtio_platform *p = net->vdev.platform;
 
-    pr_debug("%s: %s", net->vdev.id, line);
+    if (p->vhost_trace)
+        p->vhost_trace(p->opaque, net->vdev.id, time_us, line);
+    else
+        pr_debug("%s: %s", net->vdev.id, line);
 }
 
 void virtio_net_setup(struct virtio_net *net, const char *id, const struct virtio_net_options *opts,
@@ -581,7 +585,7 @@ int virtio_net_init(struct virtio_net *net, const char *id, const struct virtio_
     }
     vhost_user_conn_init(&net->conn, fd);
     net->conn.timeout_ms = opts->reply_timeout_ms;
-    if (log_get_level() >= LOG_DEBUG) {
+    if (platform->vhost_trace || log_get_level() >= LOG_DEBUG) {
         net->conn.trace = net_trace;
         net->conn.trace_opaque = net;
     }

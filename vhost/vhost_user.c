@@ -525,13 +525,14 @@ int vhost_user_backend_req_handle(struct vhost_user_conn *c,
     struct vu_msg m;
     int fds[VHOST_USER_MAX_FDS];
     unsigned nfds;
+    int64_t recv_us;
     int r, result;
 
     if (c->broken)
         return -EPIPE;
     if (c->backend_fd < 0)
         return -EBADF;
-    r = vu_backend_recv(c, &m, fds, &nfds);
+    r = vu_backend_recv(c, &m, fds, &nfds, &recv_us);
     if (r)
         return r;
     result = dispatch(c, ops, opaque, &m, nfds ? fds[0] : -1);
@@ -539,7 +540,7 @@ int vhost_user_backend_req_handle(struct vhost_user_conn *c,
     if (result && result != -ENOTSUP)
         pr_warn("vhost-user: %s failed: %s", vu_backend_req_name(m.hdr.request), strerror(-result));
     if (m.hdr.flags & VHOST_USER_FLAG_NEED_REPLY) {
-        r = vu_backend_ack(c, &m, result ? 1 : 0);
+        r = vu_backend_ack(c, &m, result ? 1 : 0, recv_us);
         if (r)
             return r;
     }

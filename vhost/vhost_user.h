@@ -116,8 +116,9 @@ struct vhost_user_conn {
     uint64_t protocol_features;         /* negotiated by SET_PROTOCOL_FEATURES */
     uint64_t max_queues;                /* GET_QUEUE_NUM, 1 without MQ */
     unsigned timeout_ms;                /* bound on every wait for the peer */
-    /* Optional: called with one line per message in each direction. */
-    void (*trace)(void *opaque, const char *line);
+    /* Optional: called with one decoded line per message, both directions and both
+     * channels (format in README.md), and the message's CLOCK_MONOTONIC time in us. */
+    void (*trace)(void *opaque, int64_t time_us, const char *line);
     void *trace_opaque;
 };
 

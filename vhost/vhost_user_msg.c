@@ -4,6 +4,7 @@
  * is trusted; anything malformed marks the connection broken.
  */
 #include "vhost_user_msg.h"
+#include "vhost_user_trace.h"
 
 #include "../common/log.h"
 #include "../common/util.h"
@@ -12,7 +13,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -97,6 +97,9 @@ static const char *const proto_names[] = {
     "INBAND_NOTIFICATIONS",
     "CONFIGURE_MEM_SLOTS",
     "STATUS",
+    "XEN_MMAP",
+    "SHARED_OBJECT",
+    "DEVICE_STATE",
 };
 
 const struct vu_req_info *vu_req_info(uint32_t request)
@@ -125,12 +128,17 @@ const char *vu_proto_name(unsigned bit)
     return bit < ARRAY_SIZE(proto_names) ? proto_names[bit] : "UNKNOWN";
 }
 
-int64_t vu_now_ms(void)
+int64_t vu_now_us(void)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t vu_now_ms(void)
+{
+    return vu_now_us() / 1000;
 }
 
 int vu_wait_fd(int fd, short events, int64_t deadline)
@@ -194,8 +202,7 @@ int vu_check_gate(const struct vhost_user_conn *c, const struct vu_req_info *ri)
     }
 }
 
-/* Payload size a layout implies for this message; false if the message cannot be valid. */
-static bool layout_size(enum vu_layout l, const struct vu_msg *m, uint32_t *size)
+bool vu_layout_size(enum vu_layout l, const struct vu_msg *m, uint32_t *size)
 {
     static const uint8_t fixed[] = {
         [VU_L_NONE] = 0,     [VU_L_U64] = 8,  [VU_L_STATE] = 8,  [VU_L_ADDR] = 40,
@@ -234,115 +241,6 @@ static unsigned expected_fds(const struct vu_req_info *ri, const struct vu_msg *
     default:
         return 0;
     }
-}
-
-/* --- trace ---------------------------------------------------------------------------- */
-
-struct sbuf {
-    char *p;
-    size_t cap, len;
-};
-
-static void __attribute__((format(printf, 2, 3))) sb_add(struct sbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (b->len + 1 >= b->cap)
-        return;
-    va_start(ap, fmt);
-    n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        b->len = b->len + (size_t)n < b->cap ? b->len + (size_t)n : b->cap - 1;
-}
-
-static void decode_hex(struct sbuf *b, const struct vu_msg *m)
-{
-    const uint8_t *p = (const uint8_t *)&m->payload;
-    uint32_t n = m->hdr.size < 16 ? m->hdr.size : 16;
-
-    if (!m->hdr.size)
-        return;
-    sb_add(b, " payload");
-    for (uint32_t i = 0; i < n && i < VU_MAX_PAYLOAD; i++)
-        sb_add(b, " %02x", p[i]);
-    if (m->hdr.size > n)
-        sb_add(b, " ...");
-}
-
-static void decode(struct sbuf *b, enum vu_layout l, const struct vu_msg *m)
-{
-    const union vu_payload *p = &m->payload;
-    uint32_t size;
-
-    if (m->hdr.size > VU_MAX_PAYLOAD || !layout_size(l, m, &size) || size != m->hdr.size) {
-        decode_hex(b, m);
-        return;
-    }
-    switch (l) {
-    case VU_L_U64:
-        sb_add(b, " u64 0x%" PRIx64, p->u64);
-        break;
-    case VU_L_STATE:
-        sb_add(b, " index %u num %u", p->state.index, p->state.num);
-        break;
-    case VU_L_ADDR:
-        sb_add(b,
-               " index %u flags 0x%x desc 0x%" PRIx64 " used 0x%" PRIx64 " avail 0x%" PRIx64
-               " log 0x%" PRIx64,
-               p->addr.index, p->addr.flags, p->addr.desc, p->addr.used, p->addr.avail,
-               p->addr.log);
-        break;
-    case VU_L_MEMORY:
-        sb_add(b, " nregions %u", p->memory.nregions);
-        for (uint32_t i = 0; i < p->memory.nregions; i++)
-            sb_add(b, " [gpa 0x%" PRIx64 " size 0x%" PRIx64 "]",
-                   p->memory.regions[i].guest_phys_addr, p->memory.regions[i].memory_size);
-        break;
-    case VU_L_MEM_REG:
-        sb_add(b, " gpa 0x%" PRIx64 " size 0x%" PRIx64 " uaddr 0x%" PRIx64 " offset 0x%" PRIx64,
-               p->mem_reg.region.guest_phys_addr, p->mem_reg.region.memory_size,
-               p->mem_reg.region.userspace_addr, p->mem_reg.region.mmap_offset);
-        break;
-    case VU_L_LOG:
-        sb_add(b, " mmap_size 0x%" PRIx64 " mmap_offset 0x%" PRIx64, p->log.mmap_size,
-               p->log.mmap_offset);
-        break;
-    case VU_L_IOTLB:
-        sb_add(b, " iova 0x%" PRIx64 " size 0x%" PRIx64 " uaddr 0x%" PRIx64 " perm %u type %u",
-               p->iotlb.iova, p->iotlb.size, p->iotlb.uaddr, p->iotlb.perm, p->iotlb.type);
-        break;
-    case VU_L_CONFIG:
-        sb_add(b, " offset %u size %u flags 0x%x", p->config.offset, p->config.size,
-               p->config.flags);
-        break;
-    case VU_L_AREA:
-        sb_add(b, " u64 0x%" PRIx64 " size 0x%" PRIx64 " offset 0x%" PRIx64, p->area.u64,
-               p->area.size, p->area.offset);
-        break;
-    default:
-        break;
-    }
-}
-
-static void trace(const struct vhost_user_conn *c, const char *dir, const char *name,
-                  enum vu_layout l, const struct vu_msg *m, const int *fds, unsigned nfds)
-{
-    char line[512];
-    struct sbuf b = {.p = line, .cap = sizeof(line)};
-
-    if (!c->trace)
-        return;
-    line[0] = 0;
-    sb_add(&b, "%s %s flags 0x%x size %u", dir, name, m->hdr.flags, m->hdr.size);
-    decode(&b, l, m);
-    sb_add(&b, " fds %u", nfds);
-    for (unsigned i = 0; i < nfds; i++)
-        sb_add(&b, "%s%d", i ? "," : " [", fds[i]);
-    if (nfds)
-        sb_add(&b, "]");
-    c->trace(c->trace_opaque, line);
 }
 
 /* --- socket I/O ----------------------------------------------------------------------- */
@@ -531,7 +429,7 @@ static int check_request(const struct vu_req_info *ri, const struct vu_msg *m, c
 {
     uint32_t size;
 
-    if (!layout_size(ri->layout, m, &size) || size != m->hdr.size) {
+    if (!vu_layout_size(ri->layout, m, &size) || size != m->hdr.size) {
         pr_err("vhost-user: %s request has size %u, expected %u", ri->name, m->hdr.size, size);
         return -EINVAL;
     }
@@ -596,36 +494,25 @@ static int check_reply(const struct vu_req_info *ri, const struct vu_msg *req,
     return check_reply_size(ri, req, rep->hdr.size, ack);
 }
 
-static enum vu_layout reply_layout(const struct vu_req_info *ri, bool ack, uint32_t size)
-{
-    if (ack)
-        return VU_L_U64;
-    switch (ri->reply) {
-    case VU_R_STATE:
-        return VU_L_STATE;
-    case VU_R_LOG:
-        return size == 16 ? VU_L_LOG : size == 8 ? VU_L_U64 : VU_L_NONE;
-    case VU_R_CONFIG:
-        return size ? VU_L_CONFIG : VU_L_NONE;
-    default:
-        return VU_L_U64;
-    }
-}
-
+/* sent_us: when the request went out, for the trace's latency. */
 static int recv_reply(struct vhost_user_conn *c, const struct vu_req_info *ri,
-                      const struct vu_msg *req, struct vu_msg *rep, bool ack)
+                      const struct vu_msg *req, struct vu_msg *rep, bool ack, int64_t sent_us)
 {
     char what[64];
     int fds[VHOST_USER_MAX_FDS];
     unsigned nfds;
+    int64_t now;
     int r;
 
     snprintf(what, sizeof(what), "%s reply", ri->name);
     r = recv_msg(c, c->fd, what, rep, fds, &nfds);
     if (r)
         return r;
-    trace(c, "<-", vhost_user_request_name(rep->hdr.request), reply_layout(ri, ack, rep->hdr.size),
-          rep, fds, nfds);
+    now = vu_now_us();
+    vu_trace(c,
+             &(struct vu_trace_msg){
+                 .msg = rep, .nfds = nfds, .req = req, .ack = ack, .latency_us = now - sent_us},
+             now);
     r = check_reply(ri, req, rep, nfds, ack);
     vu_close_fds(fds, nfds);
     return r;
@@ -636,6 +523,7 @@ int vu_call(struct vhost_user_conn *c, struct vu_msg *msg, const int *fds, unsig
 {
     const struct vu_req_info *ri = vu_req_info(msg->hdr.request);
     struct vu_msg local;
+    int64_t sent_us;
     bool ack;
     int r;
 
@@ -650,7 +538,8 @@ int vu_call(struct vhost_user_conn *c, struct vu_msg *msg, const int *fds, unsig
         return r;
     ack = wants_ack(c, ri);
     msg->hdr.flags = VHOST_USER_VERSION | (ack ? VHOST_USER_FLAG_NEED_REPLY : 0);
-    trace(c, "->", ri->name, ri->layout, msg, fds, nfds);
+    sent_us = vu_now_us();
+    vu_trace(c, &(struct vu_trace_msg){.outgoing = true, .msg = msg, .nfds = nfds}, sent_us);
     r = send_all(c->fd, msg, sizeof(msg->hdr) + msg->hdr.size, fds, nfds,
                  vu_now_ms() + c->timeout_ms);
     if (r) {
@@ -661,7 +550,7 @@ int vu_call(struct vhost_user_conn *c, struct vu_msg *msg, const int *fds, unsig
     if (!ack && !has_reply(ri))
         return 0;
     reply = reply ? reply : &local;
-    r = recv_reply(c, ri, msg, reply, ack);
+    r = recv_reply(c, ri, msg, reply, ack, sent_us);
     if (r) {
         vu_break(c);
         return r;
@@ -693,7 +582,7 @@ static int check_backend_req(const struct vhost_user_conn *c, const struct vu_re
     }
     if (!ri) /* unknown: refused by the caller; its size was bounded when read */
         return 0;
-    if (!layout_size(ri->layout, m, &size) || size != m->hdr.size) {
+    if (!vu_layout_size(ri->layout, m, &size) || size != m->hdr.size) {
         pr_err("vhost-user: %s has size %u, expected %u", name, m->hdr.size, size);
         return -EPROTO;
     }
@@ -708,7 +597,8 @@ static int check_backend_req(const struct vhost_user_conn *c, const struct vu_re
     return 0;
 }
 
-int vu_backend_recv(struct vhost_user_conn *c, struct vu_msg *msg, int *fds, unsigned *nfds)
+int vu_backend_recv(struct vhost_user_conn *c, struct vu_msg *msg, int *fds, unsigned *nfds,
+                    int64_t *recv_us)
 {
     const struct vu_req_info *ri;
     int r;
@@ -718,9 +608,10 @@ int vu_backend_recv(struct vhost_user_conn *c, struct vu_msg *msg, int *fds, uns
         vu_break(c);
         return r;
     }
+    *recv_us = vu_now_us();
+    vu_trace(c, &(struct vu_trace_msg){.backend_channel = true, .msg = msg, .nfds = *nfds},
+             *recv_us);
     ri = vu_backend_req_info(msg->hdr.request);
-    trace(c, "<= backend-req", ri ? ri->name : "UNKNOWN", ri ? ri->layout : VU_L_NONE, msg, fds,
-          *nfds);
     r = check_backend_req(c, ri, msg, *nfds);
     if (r) {
         vu_close_fds(fds, *nfds);
@@ -730,7 +621,8 @@ int vu_backend_recv(struct vhost_user_conn *c, struct vu_msg *msg, int *fds, uns
     return r;
 }
 
-int vu_backend_ack(struct vhost_user_conn *c, const struct vu_msg *req, uint64_t result)
+int vu_backend_ack(struct vhost_user_conn *c, const struct vu_msg *req, uint64_t result,
+                   int64_t recv_us)
 {
     const struct vu_req_info *ri = vu_backend_req_info(req->hdr.request);
     const char *name = ri ? ri->name : "UNKNOWN";
@@ -740,9 +632,17 @@ int vu_backend_ack(struct vhost_user_conn *c, const struct vu_msg *req, uint64_t
                 .size = sizeof(uint64_t)},
         .payload.u64 = result,
     };
+    int64_t now = vu_now_us();
     int r;
 
-    trace(c, "=> backend-req", name, VU_L_U64, &m, NULL, 0);
+    vu_trace(c,
+             &(struct vu_trace_msg){.outgoing = true,
+                                    .backend_channel = true,
+                                    .msg = &m,
+                                    .req = req,
+                                    .ack = true,
+                                    .latency_us = now - recv_us},
+             now);
     r = send_all(c->backend_fd, &m, sizeof(m.hdr) + m.hdr.size, NULL, 0,
                  vu_now_ms() + c->timeout_ms);
     if (r) {

@@ -7,6 +7,7 @@
 
 #include "vhost_user.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -167,6 +168,9 @@ const char *vu_proto_name(unsigned bit);
 int vu_check_gate(const struct vhost_user_conn *c, const struct vu_req_info *ri);
 
 int64_t vu_now_ms(void);
+int64_t vu_now_us(void);
+/* Payload size a layout implies for this message; false if the message cannot be valid. */
+bool vu_layout_size(enum vu_layout l, const struct vu_msg *m, uint32_t *size);
 /* poll() for events until the CLOCK_MONOTONIC deadline: 0, -ETIMEDOUT or -errno. */
 int vu_wait_fd(int fd, short events, int64_t deadline);
 
@@ -174,9 +178,12 @@ int vu_wait_fd(int fd, short events, int64_t deadline);
  * (may be NULL). Marks the connection broken on any protocol error. */
 int vu_call(struct vhost_user_conn *c, struct vu_msg *msg, const int *fds, unsigned nfds,
             struct vu_msg *reply);
-/* The backend-request channel: one message in, validated; fds returned to the caller. */
-int vu_backend_recv(struct vhost_user_conn *c, struct vu_msg *msg, int *fds, unsigned *nfds);
-int vu_backend_ack(struct vhost_user_conn *c, const struct vu_msg *req, uint64_t result);
+/* The backend-request channel: one message in, validated; fds returned to the caller, and
+ * when it arrived (CLOCK_MONOTONIC us), which vu_backend_ack takes for the trace's latency. */
+int vu_backend_recv(struct vhost_user_conn *c, struct vu_msg *msg, int *fds, unsigned *nfds,
+                    int64_t *recv_us);
+int vu_backend_ack(struct vhost_user_conn *c, const struct vu_msg *req, uint64_t result,
+                   int64_t recv_us);
 void vu_break(struct vhost_user_conn *c);
 void vu_close_fds(int *fds, unsigned nfds);
 

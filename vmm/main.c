@@ -42,6 +42,8 @@ static void set_log_level(int verbosity)
 
 int main(int argc, char **argv)
 {
+    int64_t start_us = trace_file_now_us(); /* time 0 of the --vhost-trace lines */
+    struct trace_file trace = {0};
     struct vmm_options opts;
     struct privs_target privs;
     uint8_t *kernel = NULL, *initrd = NULL;
@@ -66,9 +68,10 @@ int main(int argc, char **argv)
     if (load_file("kernel", opts.kernel, &kernel, &kernel_size) ||
         check_kernel(opts.kernel, kernel, kernel_size) ||
         (opts.initrd && load_file("initrd", opts.initrd, &initrd, &initrd_size)) ||
-        privs_resolve(opts.user, opts.group, &privs))
+        privs_resolve(opts.user, opts.group, &privs) ||
+        (opts.vhost_trace && trace_file_open(&trace, opts.vhost_trace, start_us)))
         goto out;
-    if (vm_create(&vm, &opts, kernel, kernel_size, initrd, initrd_size))
+    if (vm_create(&vm, &opts, trace.f ? &trace : NULL, kernel, kernel_size, initrd, initrd_size))
         goto out;
     /* The guest image is in guest memory now; free it before the guest runs. */
     free(kernel);
@@ -78,6 +81,7 @@ int main(int argc, char **argv)
         status = vm_run(&vm);
     vm_destroy(&vm);
 out:
+    trace_file_close(&trace);
     free(kernel);
     free(initrd);
     return status;

@@ -27,6 +27,7 @@ enum {
     OPT_VERSION,
     OPT_NET,
     OPT_ON_REBOOT,
+    OPT_VHOST_TRACE,
 };
 
 static const struct option long_options[] = {
@@ -41,6 +42,7 @@ static const struct option long_options[] = {
     {"kvm-device", required_argument, NULL, OPT_KVM_DEVICE},
     {"net", required_argument, NULL, OPT_NET},
     {"on-reboot", required_argument, NULL, OPT_ON_REBOOT},
+    {"vhost-trace", required_argument, NULL, OPT_VHOST_TRACE},
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
     {"help", no_argument, NULL, OPT_HELP},
@@ -73,6 +75,9 @@ void options_usage(FILE *out)
                  "                         what a guest reboot does: vmm exits 0 (default),\n"
                  "                         or the guest boots again from zeroed RAM with its\n"
                  "                         devices reset (NICs stay connected)\n"
+                 "      --vhost-trace FILE|-\n"
+                 "                         write one line per vhost-user message of every NIC\n"
+                 "                         to FILE (created or truncated; - is stderr)\n"
                  "      --kvm-device PATH  KVM device (default /dev/kvm)\n"
                  "  -q, --quiet            only print errors\n"
                  "  -v, --verbose          print debug messages\n"
@@ -191,6 +196,11 @@ static enum options_result parse_one(int c, struct vmm_options *opts, FILE *out,
         return parse_net(optarg, opts, err, errlen);
     case OPT_ON_REBOOT:
         return parse_on_reboot(optarg, opts, err, errlen);
+    case OPT_VHOST_TRACE:
+        if (!*optarg)
+            return opt_error(err, errlen, "--vhost-trace: needs a file name, or - for stderr");
+        opts->vhost_trace = optarg;
+        break;
     case OPT_KVM_DEVICE:
         opts->kvm_device = optarg;
         break;

@@ -29,6 +29,7 @@ struct vmm_options {
     const char *kvm_device;
     int verbosity; /* -1 quiet, 0 normal, 1+ debug */
     enum vmm_on_reboot on_reboot;
+    const char *vhost_trace; /* --vhost-trace FILE, "-" for stderr, or NULL */
     unsigned nnets;
     struct virtio_net_options nets[VMM_MAX_NETS];
 };

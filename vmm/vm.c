@@ -304,13 +304,14 @@ static int vm_setup_kvm(struct vm *vm)
     return kvm_create_irqchip(&vm->kvm, LAYOUT_KVM_TSS_ADDR, LAYOUT_KVM_IDENTITY_MAP_ADDR);
 }
 
-int vm_create(struct vm *vm, const struct vmm_options *opts, const uint8_t *kernel,
-              size_t kernel_size, const uint8_t *initrd, size_t initrd_size)
+int vm_create(struct vm *vm, const struct vmm_options *opts, struct trace_file *vhost_trace,
+              const uint8_t *kernel, size_t kernel_size, const uint8_t *initrd, size_t initrd_size)
 {
     int ret;
 
     memset(vm, 0, sizeof(*vm));
     vm->opts = opts;
+    vm->vhost_trace = vhost_trace;
     vm->ncpus = opts->cpus;
     vm->signal_fd = vm->stop_efd = vm->console.space_efd = -1;
     vm->kvm.sys_fd = vm->kvm.vm_fd = vm->mem.fd = -1;

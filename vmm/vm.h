@@ -8,6 +8,7 @@
 #include "event_loop.h"
 #include "memory.h"
 #include "options.h"
+#include "trace_file.h"
 #include "../devices/bus.h"
 #include "../devices/i8042.h"
 #include "../devices/pci.h"
@@ -47,6 +48,7 @@ struct vm_net {
 
 struct vm {
     const struct vmm_options *opts;
+    struct trace_file *vhost_trace; /* borrowed; NULL without --vhost-trace */
     struct kvm kvm;
     struct guest_memory mem;
     unsigned ncpus;
@@ -79,9 +81,9 @@ struct vm {
 };
 
 /* Builds the whole machine; on failure logs why and returns -errno with
- * everything already built torn down. */
-int vm_create(struct vm *vm, const struct vmm_options *opts, const uint8_t *kernel,
-              size_t kernel_size, const uint8_t *initrd, size_t initrd_size);
+ * everything already built torn down. vhost_trace (may be NULL) must outlive vm. */
+int vm_create(struct vm *vm, const struct vmm_options *opts, struct trace_file *vhost_trace,
+              const uint8_t *kernel, size_t kernel_size, const uint8_t *initrd, size_t initrd_size);
 
 /* Starts the vCPUs and runs the event loop until the guest or a signal ends it. */
 int vm_run(struct vm *vm);

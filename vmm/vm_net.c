@@ -95,6 +95,13 @@ static void *mem_ptr(void *opaque, uint64_t gpa, uint64_t len)
     return guest_memory_ptr(&vm->mem, gpa, len);
 }
 
+static void plat_vhost_trace(void *opaque, const char *id, int64_t time_us, const char *line)
+{
+    struct vm *vm = opaque;
+
+    trace_file_write(vm->vhost_trace, id, time_us, line);
+}
+
 static void vm_platform_init(struct vm *vm)
 {
     vm->platform = (struct virtio_platform){
@@ -107,6 +114,7 @@ static void vm_platform_init(struct vm *vm)
         .watch_fd = plat_watch_fd,
         .run_on_loop = plat_run_on_loop,
         .mem_regions = plat_mem_regions,
+        .vhost_trace = vm->vhost_trace ? plat_vhost_trace : NULL,
         .opaque = vm,
     };
     vm->mem_access = (struct guest_mem_access){.ptr = mem_ptr, .opaque = vm};

@@ -72,6 +72,11 @@ expect_error "no backend on the socket" "no back-end listening on $tmp/none.sock
     $(vmm) --net "vhost-user,socket=$tmp/none.sock,connect-timeout-ms=300"
 expect_error "a regular file as the server socket" "$tmp/garbage.*not a socket" \
     $(vmm) --net "vhost-user,socket=$tmp/garbage,server,connect-timeout-ms=300"
+expect_error "--vhost-trace in a missing directory" \
+    "cannot open the --vhost-trace file '/nonexistent/trace.log': No such file" \
+    $(vmm) --vhost-trace /nonexistent/trace.log
+expect_error "--vhost-trace with an empty name" "--vhost-trace: needs a file name" \
+    $(vmm) --vhost-trace ""
 expect_error "not a kvm device" "/dev/null is not a KVM device" $(vmm) --kvm-device /dev/null
 expect_error "user id -1" "--user '-1': no such user" $(vmm) --user -1
 expect_error "unknown user" "--user 'no-such-user-here': no such user" \

@@ -52,7 +52,7 @@ read -r id1 id2 _ <<<"$(boot_values BOOT_ID)"
 echo "ok: two boots, boot_id $id1 then $id2"
 grep -aq 'guest reset (reboot 1): restarting it' "$log" || fail "vmm did not report the reboot"
 # Between the first and the second start of the rings, the reset stopped both.
-stopped=$(awk '/net0: started/ {s++} s == 1 && /net0: <- GET_VRING_BASE .*index [01] / {n++}
+stopped=$(awk '/net0: started/ {s++} s == 1 && /net0: <- GET_VRING_BASE .*index=[01] / {n++}
                END {print n + 0}' "$log")
 check_eq "GET_VRING_BASE replies between the first and second start" "$stopped" 2
 read -r rx1 rx2 _ <<<"$(boot_values RX)"

@@ -41,7 +41,7 @@ echo "guest's virtio-net PCI device: $(guest_value "$log" PCI)"
 check_eq "phase 2: eth0 devices left after the unbind" "$(guest_value "$log" UNBOUND_ETH0)" 0
 # -v traces the vhost-user messages: between the first and the second start, the
 # reset stopped both rings (the backend answered GET_VRING_BASE for rings 0 and 1).
-stopped=$(awk '/net0: started/ {s++} s == 1 && /net0: <- GET_VRING_BASE .*index [01] / {n++}
+stopped=$(awk '/net0: started/ {s++} s == 1 && /net0: <- GET_VRING_BASE .*index=[01] / {n++}
                END {print n + 0}' "$log")
 check_eq "phase 2: GET_VRING_BASE replies between the two starts" "$stopped" 2
 check_eq "phase 2: times vmm started the rings" "$(grep -ac 'net0: started' "$log")" 2

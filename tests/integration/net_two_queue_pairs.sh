@@ -39,5 +39,5 @@ check_ge "interrupts on virtio-input.0 (rx queue pair 0)" "$irq0" 1
 check_ge "interrupts on virtio-input.1 (rx queue pair 1)" "$irq1" 1
 # The guest's MQ command (VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET 2) made vmm enable rings 2, 3.
 check_ge "SET_VRING_ENABLE of ring 3 (pair 1) to 1 sent by vmm" \
-    "$(grep -acE 'net0: -> SET_VRING_ENABLE .*index 3 num 1 ' "$log")" 1
+    "$(grep -acE 'net0: -> SET_VRING_ENABLE .*index=3 enable=1 ' "$log")" 1
 pass "the guest runs 2 queue pairs and both receive testpmd's traffic"

@@ -132,6 +132,20 @@ START_TEST(defaults_with_only_kernel)
     ck_assert_ptr_null(o.group);
     ck_assert(!o.hugepages);
     ck_assert_int_eq(o.verbosity, 0);
+    ck_assert_ptr_null(o.vhost_trace);
+}
+END_TEST
+
+START_TEST(vhost_trace_takes_a_file_or_dash)
+{
+    struct vmm_options o;
+
+    ck_assert_int_eq(PARSE(&o, "-k", "k", "--vhost-trace", "/tmp/t.log"), OPTIONS_OK);
+    ck_assert_str_eq(o.vhost_trace, "/tmp/t.log");
+    ck_assert_int_eq(PARSE(&o, "-k", "k", "--vhost-trace", "-"), OPTIONS_OK);
+    ck_assert_str_eq(o.vhost_trace, "-");
+    assert_error(PARSE(&o, "-k", "k", "--vhost-trace", ""), "--vhost-trace", "file name");
+    assert_error(PARSE(&o, "-k", "k", "--vhost-trace"), "--vhost-trace", "needs a value");
 }
 END_TEST
 
@@ -300,8 +314,9 @@ END_TEST
 START_TEST(help_prints_every_long_option)
 {
     static const char *const names[] = {
-        "--kernel", "--initrd",     "--cmdline", "--memory",  "--cpus", "--hugepages", "--user",
-        "--group",  "--kvm-device", "--quiet",   "--verbose", "--help", "--version",
+        "--kernel",    "--initrd", "--cmdline", "--memory",     "--cpus",
+        "--hugepages", "--user",   "--group",   "--kvm-device", "--quiet",
+        "--verbose",   "--help",   "--version", "--net",        "--vhost-trace",
     };
     struct vmm_options o;
 
@@ -374,6 +389,7 @@ static Suite *options_suite(void)
     tcase_add_test(parse, missing_kernel_rejected);
     tcase_add_test(parse, stray_argument_rejected);
     tcase_add_test(parse, help_prints_every_long_option);
+    tcase_add_test(parse, vhost_trace_takes_a_file_or_dash);
     tcase_add_test(parse, version_prints_name);
     tcase_add_test(parse, parse_repeatable_in_one_process);
     suite_add_tcase(s, parse);

@@ -1041,40 +1041,103 @@ START_TEST(broken_connection_returns_epipe_without_sending)
 }
 END_TEST
 
+/* Answers GET_VRING_BASE for ring 1 with base 5, 30 ms after the request arrives. */
+static void *late_vring_base(void *arg)
+{
+    struct raw m;
+
+    (void)arg;
+    if (raw_recv(be, &m, 2000) == 0) {
+        usleep(30000);
+        raw_send(be, 11, FL_REPLY, 8, (uint32_t[2]){1, 5}, 8, NULL, 0);
+    }
+    return NULL;
+}
+
 /* --- trace ---------------------------------------------------------------------------- */
 
-static char trace_lines[8][512];
-static int ntrace;
+#define MAX_TRACE 64
 
-static void collect(void *opaque, const char *line)
+static struct {
+    char lines[MAX_TRACE][1024];
+    int64_t times[MAX_TRACE];
+    int n;
+} tr;
+
+static void collect(void *opaque, int64_t time_us, const char *line)
 {
-    ck_assert_ptr_eq(opaque, &ntrace);
-    if (ntrace < 8)
-        snprintf(trace_lines[ntrace++], sizeof(trace_lines[0]), "%s", line);
+    ck_assert_ptr_eq(opaque, &tr);
+    if (tr.n < MAX_TRACE) {
+        snprintf(tr.lines[tr.n], sizeof(tr.lines[0]), "%s", line);
+        tr.times[tr.n++] = time_us;
+    }
+}
+
+static void trace_on(void)
+{
+    memset(&tr, 0, sizeof(tr));
+    conn.trace = collect;
+    conn.trace_opaque = &tr;
+}
+
+/* A reply line is "<prefix>NNNus" with NNN the latency; returns it. */
+static long long expect_reply_line(int i, const char *prefix)
+{
+    const char *l = tr.lines[i];
+    char *end;
+    long long us;
+
+    ck_assert_msg(!strncmp(l, prefix, strlen(prefix)), "line %d: '%s', want '%s...'", i, l, prefix);
+    us = strtoll(l + strlen(prefix), &end, 10);
+    ck_assert_msg(end != l + strlen(prefix) && !strcmp(end, "us"), "line %d: bad latency: '%s'", i,
+                  l);
+    ck_assert_int_ge(us, 0);
+    return us;
 }
 
 START_TEST(trace_has_one_line_per_message)
 {
     int efd = eventfd(0, EFD_CLOEXEC);
-    char want[128];
+    int64_t t0 = now_ms() * 1000;
     uint64_t f;
     struct raw m;
 
-    ntrace = 0;
-    conn.trace = collect;
-    conn.trace_opaque = &ntrace;
+    trace_on();
     be_reply_u64(1, 0x3);
     ck_assert_int_eq(vhost_user_get_features(&conn, &f), 0);
     ck_assert_int_eq(vhost_user_set_vring_kick(&conn, 1, efd), 0);
-    ck_assert_int_eq(ntrace, 3);
-    ck_assert_str_eq(trace_lines[0], "-> GET_FEATURES flags 0x1 size 0 fds 0");
-    ck_assert_str_eq(trace_lines[1], "<- GET_FEATURES flags 0x5 size 8 u64 0x3 fds 0");
-    snprintf(want, sizeof(want), "-> SET_VRING_KICK flags 0x1 size 8 u64 0x1 fds 1 [%d]", efd);
-    ck_assert_str_eq(trace_lines[2], want);
+    ck_assert_int_eq(tr.n, 3);
+    ck_assert_str_eq(tr.lines[0], "-> GET_FEATURES flags=v1 size=0 fds=0");
+    expect_reply_line(1, "<- GET_FEATURES flags=v1|REPLY size=8 features=0x3(CSUM|GUEST_CSUM) "
+                         "fds=0 reply_to=GET_FEATURES latency=");
+    ck_assert_str_eq(tr.lines[2], "-> SET_VRING_KICK flags=v1 size=8 index=1 fds=1");
+    /* CLOCK_MONOTONIC microseconds, in order. */
+    ck_assert_int_ge(tr.times[0], t0 - 1000);
+    ck_assert_int_le(tr.times[2], now_ms() * 1000 + 1000);
+    ck_assert_int_le(tr.times[0], tr.times[1]);
+    ck_assert_int_le(tr.times[1], tr.times[2]);
     be_read(&m);
     be_read(&m);
     be_close_fds(&m);
     close(efd);
+}
+END_TEST
+
+START_TEST(trace_reply_latency_is_the_wait)
+{
+    unsigned base;
+    pthread_t t;
+
+    trace_on();
+    ck_assert_int_eq(pthread_create(&t, NULL, late_vring_base, NULL), 0);
+    ck_assert_int_eq(vhost_user_get_vring_base(&conn, 1, &base), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    ck_assert_int_eq(tr.n, 2);
+    ck_assert_str_eq(tr.lines[0], "-> GET_VRING_BASE flags=v1 size=8 index=1 fds=0");
+    ck_assert_int_ge(expect_reply_line(1, "<- GET_VRING_BASE flags=v1|REPLY size=8 index=1 "
+                                          "base=5 fds=0 reply_to=GET_VRING_BASE latency="),
+                     20000);
+    ck_assert_int_ge(tr.times[1] - tr.times[0], 20000);
 }
 END_TEST
 
@@ -1299,6 +1362,19 @@ START_TEST(backend_config_change_with_need_reply_gets_ack)
 }
 END_TEST
 
+START_TEST(backend_request_and_ack_are_traced)
+{
+    trace_on();
+    ck_assert_int_eq(raw_send(bk, 2, FL_REQ_NEED, 0, NULL, 0, NULL, 0), 0);
+    ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), 0);
+    bk_expect_ack(2, 0);
+    ck_assert_int_eq(tr.n, 2);
+    ck_assert_str_eq(tr.lines[0], "<- BACKEND_CONFIG_CHANGE_MSG flags=v1|NEED_REPLY size=0 fds=0");
+    expect_reply_line(1, "-> BACKEND_CONFIG_CHANGE_MSG flags=v1|REPLY size=8 ack=0 fds=0 "
+                         "reply_to=BACKEND_CONFIG_CHANGE_MSG latency=");
+}
+END_TEST
+
 START_TEST(backend_config_change_failure_acks_nonzero)
 {
     const char *log;
@@ -1480,20 +1556,16 @@ static void *backend_thread(void *arg)
     return NULL;
 }
 
-START_TEST(threaded_backend_full_device_start)
+/* What a device start and stop sends, one ring, against backend_thread. */
+static void device_start_and_stop(struct script *s, int mem, unsigned *base)
 {
-    static const uint32_t expected[] = {1, 15, 16, 17, 3, 2, 5, 8, 9, 10, 12, 13, 18, 11};
-    struct script s = {.fd = be};
-    int mem = make_memfd("guest", 0x10000, "guest");
     int kick = eventfd(0, EFD_CLOEXEC), call = eventfd(0, EFD_CLOEXEC);
     struct vhost_user_mem_region r = {0, 0x10000, 0x7f0000000000ULL, 0, mem};
     struct vhost_user_vring_addr a = {0, 0, 0x1000, 0x2000, 0x3000, 0};
-    char back[8] = {0};
-    unsigned base = 0;
     pthread_t t;
 
     conn.timeout_ms = 2000;
-    ck_assert_int_eq(pthread_create(&t, NULL, backend_thread, &s), 0);
+    ck_assert_int_eq(pthread_create(&t, NULL, backend_thread, s), 0);
     ck_assert_int_eq(vhost_user_negotiate(&conn, VHOST_USER_PROTOCOL_SUPPORTED), 0);
     ck_assert_int_eq(vhost_user_set_owner(&conn), 0);
     ck_assert_int_eq(vhost_user_set_features(&conn, 1ULL << 32), 0);
@@ -1504,10 +1576,22 @@ START_TEST(threaded_backend_full_device_start)
     ck_assert_int_eq(vhost_user_set_vring_kick(&conn, 0, kick), 0);
     ck_assert_int_eq(vhost_user_set_vring_call(&conn, 0, call), 0);
     ck_assert_int_eq(vhost_user_set_vring_enable(&conn, 0, true), 0);
-    ck_assert_int_eq(vhost_user_get_vring_base(&conn, 0, &base), 0);
+    ck_assert_int_eq(vhost_user_get_vring_base(&conn, 0, base), 0);
     vhost_user_conn_close(&conn);
     ck_assert_int_eq(pthread_join(t, NULL), 0);
+    close(kick);
+    close(call);
+}
 
+START_TEST(threaded_backend_full_device_start)
+{
+    static const uint32_t expected[] = {1, 15, 16, 17, 3, 2, 5, 8, 9, 10, 12, 13, 18, 11};
+    struct script s = {.fd = be};
+    int mem = make_memfd("guest", 0x10000, "guest");
+    char back[8] = {0};
+    unsigned base = 0;
+
+    device_start_and_stop(&s, mem, &base);
     ck_assert_uint_eq(base, 77);
     ck_assert_uint_eq(conn.max_queues, 2);
     ck_assert(!s.bad);
@@ -1521,8 +1605,71 @@ START_TEST(threaded_backend_full_device_start)
         ck_assert_uint_eq(s.flags[i], i >= 4 && expected[i] != 11 ? FL_REQ_NEED : FL_REQ);
     }
     close(mem);
-    close(kick);
-    close(call);
+}
+END_TEST
+
+/* The same start traced: every message in order, each reply naming its request. */
+START_TEST(threaded_backend_device_start_traced)
+{
+    static const char *const expected[] = {
+        "-> GET_FEATURES",
+        "<- GET_FEATURES",
+        "-> GET_PROTOCOL_FEATURES",
+        "<- GET_PROTOCOL_FEATURES",
+        "-> SET_PROTOCOL_FEATURES",
+        "-> GET_QUEUE_NUM",
+        "<- GET_QUEUE_NUM",
+        "-> SET_OWNER",
+        "<- SET_OWNER",
+        "-> SET_FEATURES",
+        "<- SET_FEATURES",
+        "-> SET_MEM_TABLE",
+        "<- SET_MEM_TABLE",
+        "-> SET_VRING_NUM",
+        "<- SET_VRING_NUM",
+        "-> SET_VRING_ADDR",
+        "<- SET_VRING_ADDR",
+        "-> SET_VRING_BASE",
+        "<- SET_VRING_BASE",
+        "-> SET_VRING_KICK",
+        "<- SET_VRING_KICK",
+        "-> SET_VRING_CALL",
+        "<- SET_VRING_CALL",
+        "-> SET_VRING_ENABLE",
+        "<- SET_VRING_ENABLE",
+        "-> GET_VRING_BASE",
+        "<- GET_VRING_BASE",
+    };
+    struct script s = {.fd = be};
+    int mem = make_memfd("guest", 0x10000, "guest");
+    unsigned base = 0;
+
+    trace_on();
+    device_start_and_stop(&s, mem, &base);
+    close(mem);
+    ck_assert_int_eq(tr.n, (int)(sizeof(expected) / sizeof(expected[0])));
+    for (int i = 0; i < tr.n; i++) {
+        char name[64], reply_to[80];
+        const char *sp;
+
+        sp = strchr(tr.lines[i] + 3, ' ');
+        ck_assert_ptr_nonnull(sp);
+        snprintf(name, sizeof(name), "%.*s", (int)(sp - tr.lines[i]), tr.lines[i]);
+        ck_assert_msg(!strcmp(name, expected[i]), "line %d is '%s', want '%s ...'", i, tr.lines[i],
+                      expected[i]);
+        snprintf(reply_to, sizeof(reply_to), " reply_to=%s latency=", expected[i] + 3);
+        ck_assert_msg((tr.lines[i][0] == '<') == (strstr(tr.lines[i], reply_to) != NULL),
+                      "line %d: '%s'", i, tr.lines[i]);
+        if (i)
+            ck_assert_int_le(tr.times[i - 1], tr.times[i]);
+    }
+    expect_reply_line(1, "<- GET_FEATURES flags=v1|REPLY size=8 "
+                         "features=0x140000000(PROTOCOL_FEATURES|VERSION_1) fds=0 "
+                         "reply_to=GET_FEATURES latency=");
+    ck_assert_str_eq(tr.lines[11], "-> SET_MEM_TABLE flags=v1|NEED_REPLY size=40 nregions=1 "
+                                   "{gpa=0x0 size=0x10000 uaddr=0x7f0000000000 offset=0x0} fds=1");
+    expect_reply_line(26, "<- GET_VRING_BASE flags=v1|REPLY size=8 index=0 base=77 fds=0 "
+                          "reply_to=GET_VRING_BASE latency=");
 }
 END_TEST
 
@@ -1554,6 +1701,7 @@ static Suite *vhost_user_suite(void)
     tcase_add_test(layout, iotlb_msg_layout_always_needs_reply);
     tcase_add_test(layout, owner_and_reset_requests_layout);
     tcase_add_test(layout, trace_has_one_line_per_message);
+    tcase_add_test(layout, trace_reply_latency_is_the_wait);
     suite_add_tcase(s, layout);
 
     tcase_add_checked_fixture(nego, setup, teardown);
@@ -1564,6 +1712,7 @@ static Suite *vhost_user_suite(void)
     tcase_add_test(nego, unnegotiated_requests_are_refused_without_sending);
     tcase_add_test(nego, set_protocol_features_refuses_unoffered_bits);
     tcase_add_test(nego, threaded_backend_full_device_start);
+    tcase_add_test(nego, threaded_backend_device_start_traced);
     suite_add_tcase(s, nego);
 
     tcase_add_checked_fixture(bad, setup, teardown);
@@ -1599,6 +1748,7 @@ static Suite *vhost_user_suite(void)
 
     tcase_add_checked_fixture(back, bk_setup, teardown);
     tcase_add_test(back, backend_config_change_with_need_reply_gets_ack);
+    tcase_add_test(back, backend_request_and_ack_are_traced);
     tcase_add_test(back, backend_config_change_failure_acks_nonzero);
     tcase_add_test(back, backend_config_change_without_need_reply_gets_no_reply);
     tcase_add_test(back, backend_host_notifier_passes_fd_then_closes_it);
