@@ -311,12 +311,27 @@ START_TEST(stray_argument_rejected)
 }
 END_TEST
 
+START_TEST(on_reboot_values)
+{
+    struct vmm_options o;
+
+    ck_assert_int_eq(PARSE(&o, "-k", "k"), OPTIONS_OK);
+    ck_assert_int_eq(o.on_reboot, VMM_ON_REBOOT_EXIT);
+    ck_assert_int_eq(PARSE(&o, "-k", "k", "--on-reboot", "restart"), OPTIONS_OK);
+    ck_assert_int_eq(o.on_reboot, VMM_ON_REBOOT_RESTART);
+    ck_assert_int_eq(PARSE(&o, "-k", "k", "--on-reboot=exit"), OPTIONS_OK);
+    ck_assert_int_eq(o.on_reboot, VMM_ON_REBOOT_EXIT);
+    assert_error(PARSE(&o, "-k", "k", "--on-reboot", "reset"), "--on-reboot 'reset'",
+                 "exit or restart");
+}
+END_TEST
+
 START_TEST(help_prints_every_long_option)
 {
     static const char *const names[] = {
-        "--kernel",    "--initrd", "--cmdline", "--memory",     "--cpus",
-        "--hugepages", "--user",   "--group",   "--kvm-device", "--quiet",
-        "--verbose",   "--help",   "--version", "--net",        "--vhost-trace",
+        "--kernel",  "--initrd", "--cmdline",     "--memory",    "--cpus",    "--hugepages",
+        "--user",    "--group",  "--kvm-device",  "--quiet",     "--verbose", "--help",
+        "--version", "--net",    "--vhost-trace", "--on-reboot",
     };
     struct vmm_options o;
 
@@ -363,6 +378,7 @@ static Suite *options_suite(void)
     TCase *parse = tcase_create("options_parse");
 
     tcase_add_test(size, size_accepts_suffixes);
+    tcase_add_test(size, on_reboot_values);
     tcase_add_test(size, size_accepts_ib_and_b_forms);
     tcase_add_test(size, size_plain_number_is_bytes);
     tcase_add_test(size, size_rejects_malformed);
