@@ -1,8 +1,10 @@
 #include "options.h"
 
 #include "memory.h"
+#include "../devices/debug_exit.h"
 #include "../common/util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -26,6 +28,8 @@ enum {
     OPT_KVM_DEVICE,
     OPT_VERSION,
     OPT_NET,
+    OPT_DEBUG_EXIT,
+    OPT_TIMEOUT,
 };
 
 static const struct option long_options[] = {
@@ -39,6 +43,8 @@ static const struct option long_options[] = {
     {"group", required_argument, NULL, OPT_GROUP},
     {"kvm-device", required_argument, NULL, OPT_KVM_DEVICE},
     {"net", required_argument, NULL, OPT_NET},
+    {"debug-exit", optional_argument, NULL, OPT_DEBUG_EXIT},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
     {"help", no_argument, NULL, OPT_HELP},
@@ -67,6 +73,12 @@ void options_usage(FILE *out)
                  "            [,connect-timeout-ms=N][,reply-timeout-ms=N]\n"
                  "                         a virtio-net NIC whose data path is a vhost-user\n"
                  "                         backend; repeat for more NICs (at most 4)\n"
+                 "      --debug-exit[=PORT]\n"
+                 "                         QEMU's isa-debug-exit on ports PORT to PORT+3\n"
+                 "                         (default 0xf4): the guest writing V there ends vmm\n"
+                 "                         with status (V << 1) | 1, truncated to 8 bits\n"
+                 "      --timeout SECONDS  stop a guest still running after SECONDS, print\n"
+                 "                         its last console lines on stderr, exit 124\n"
                  "      --kvm-device PATH  KVM device (default /dev/kvm)\n"
                  "  -q, --quiet            only print errors\n"
                  "  -v, --verbose          print debug messages\n"
@@ -75,7 +87,8 @@ void options_usage(FILE *out)
                  "\n"
                  "Exit status: 0 when the guest reboots (reboot -f) or vmm is stopped by\n"
                  "SIGTERM/SIGINT/Ctrl-A x; 1 on bad input or a set-up failure; 2 when the\n"
-                 "guest crashes the vCPU (triple fault, KVM internal error).\n");
+                 "guest crashes the vCPU (triple fault, KVM internal error); 124 when\n"
+                 "--timeout expires; with --debug-exit, the odd status the guest chose.\n");
 }
 
 static enum options_result opt_error(char *err, size_t errlen, const char *fmt, ...)
@@ -133,6 +146,50 @@ static enum options_result parse_net(const char *arg, struct vmm_options *opts, 
     return OPTIONS_OK;
 }
 
+/* "0xNN" hex or decimal; the 4 ports from there must exist. */
+static enum options_result parse_debug_exit(const char *arg, struct vmm_options *opts, char *err,
+                                            size_t errlen)
+{
+    const char *digits = arg;
+    int base = 10;
+    unsigned long port;
+    char *end;
+
+    opts->debug_exit = true;
+    opts->debug_exit_port = DEBUG_EXIT_DEFAULT_PORT;
+    if (!arg)
+        return OPTIONS_OK;
+    if (arg[0] == '0' && (arg[1] == 'x' || arg[1] == 'X')) {
+        digits = arg + 2;
+        base = 16;
+    }
+    errno = 0;
+    port = strtoul(digits, &end, base);
+    if (!isxdigit((unsigned char)digits[0]) || errno || *end ||
+        port > 0x10000 - DEBUG_EXIT_NR_PORTS)
+        return opt_error(err, errlen,
+                         "--debug-exit '%s': must be a port from 0 to 0x%x (0xNN or decimal)", arg,
+                         0x10000 - DEBUG_EXIT_NR_PORTS);
+    opts->debug_exit_port = (uint16_t)port;
+    return OPTIONS_OK;
+}
+
+static enum options_result parse_timeout(const char *arg, struct vmm_options *opts, char *err,
+                                         size_t errlen)
+{
+    unsigned long n;
+    char *end;
+
+    errno = 0;
+    n = strtoul(arg, &end, 10);
+    if (!isdigit((unsigned char)arg[0]) || errno || *end || n < 1 || n > VMM_MAX_TIMEOUT)
+        return opt_error(err, errlen,
+                         "--timeout '%s': must be a whole number of seconds from 1 to %u", arg,
+                         VMM_MAX_TIMEOUT);
+    opts->timeout = (unsigned)n;
+    return OPTIONS_OK;
+}
+
 static void options_defaults(struct vmm_options *opts)
 {
     memset(opts, 0, sizeof(*opts));
@@ -170,6 +227,10 @@ static enum options_result parse_one(int c, struct vmm_options *opts, FILE *out,
         break;
     case OPT_NET:
         return parse_net(optarg, opts, err, errlen);
+    case OPT_DEBUG_EXIT:
+        return parse_debug_exit(optarg, opts, err, errlen);
+    case OPT_TIMEOUT:
+        return parse_timeout(optarg, opts, err, errlen);
     case OPT_KVM_DEVICE:
         opts->kvm_device = optarg;
         break;
