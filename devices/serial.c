@@ -1,5 +1,7 @@
 #include "serial.h"
 
+#include "../common/tail.h"
+
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
@@ -150,10 +152,14 @@ static void serial_output(struct serial *s, uint8_t c)
 
 static void serial_transmit(struct serial *s, uint8_t c)
 {
-    if (s->mcr & MCR_LOOP)
+    if (s->mcr & MCR_LOOP) {
         rx_push(s, &c, 1);
-    else if (s->out_fd >= 0)
-        serial_output(s, c);
+    } else {
+        if (s->tx_tail)
+            tail_append(s->tx_tail, &c, 1);
+        if (s->out_fd >= 0)
+            serial_output(s, c);
+    }
     s->thr_ipending = true;
     s->lsr |= LSR_THRE | LSR_TEMT;
 }

@@ -14,6 +14,8 @@
 #define SERIAL_NR_PORTS 8
 #define SERIAL_RX_FIFO_SIZE 1024
 
+struct tail;
+
 struct serial {
     struct device dev;
     pthread_mutex_t lock;
@@ -23,6 +25,8 @@ struct serial {
      * so a stalled stdout cannot keep a vCPU from stopping. NULL: keep trying. */
     bool (*tx_abort)(void *opaque);
     void *tx_abort_opaque;
+    /* When set, transmitted bytes are also kept here (under the lock). */
+    struct tail *tx_tail;
     /* Called (without the lock) when the guest drained the receive FIFO. */
     void (*rx_space)(void *opaque);
     void *rx_space_opaque;

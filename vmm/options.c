@@ -1,8 +1,10 @@
 #include "options.h"
 
 #include "memory.h"
+#include "../devices/debug_exit.h"
 #include "../common/util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -28,6 +30,8 @@ enum {
     OPT_NET,
     OPT_ON_REBOOT,
     OPT_VHOST_TRACE,
+    OPT_DEBUG_EXIT,
+    OPT_TIMEOUT,
 };
 
 static const struct option long_options[] = {
@@ -43,6 +47,8 @@ static const struct option long_options[] = {
     {"net", required_argument, NULL, OPT_NET},
     {"on-reboot", required_argument, NULL, OPT_ON_REBOOT},
     {"vhost-trace", required_argument, NULL, OPT_VHOST_TRACE},
+    {"debug-exit", optional_argument, NULL, OPT_DEBUG_EXIT},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
     {"help", no_argument, NULL, OPT_HELP},
@@ -78,6 +84,12 @@ void options_usage(FILE *out)
                  "      --vhost-trace FILE|-\n"
                  "                         write one line per vhost-user message of every NIC\n"
                  "                         to FILE (created or truncated; - is stderr)\n"
+                 "      --debug-exit[=PORT]\n"
+                 "                         QEMU's isa-debug-exit on ports PORT to PORT+3\n"
+                 "                         (default 0xf4): the guest writing V there ends vmm\n"
+                 "                         with status (V << 1) | 1, truncated to 8 bits\n"
+                 "      --timeout SECONDS  stop a guest still running after SECONDS, print\n"
+                 "                         its last console lines on stderr, exit 124\n"
                  "      --kvm-device PATH  KVM device (default /dev/kvm)\n"
                  "  -q, --quiet            only print errors\n"
                  "  -v, --verbose          print debug messages\n"
@@ -87,7 +99,8 @@ void options_usage(FILE *out)
                  "Exit status: 0 when the guest reboots (reboot -f; unless --on-reboot\n"
                  "restart) or vmm is stopped by SIGTERM/SIGINT/Ctrl-A x; 1 on bad input or\n"
                  "a set-up failure; 2 when the guest crashes the vCPU (triple fault, KVM\n"
-                 "internal error).\n");
+                 "internal error); 124 when --timeout expires; with --debug-exit, the odd\n"
+                 "status the guest chose.\n");
 }
 
 static enum options_result opt_error(char *err, size_t errlen, const char *fmt, ...)
@@ -154,97 +167,142 @@ static enum options_result parse_on_reboot(const char *arg, struct vmm_options *
         opts->on_reboot = VMM_ON_REBOOT_RESTART;
     else
         return opt_error(err, errlen, "--on-reboot '%s': must be exit or restart", arg);
-    return OPTIONS_OK;
-}
+    /* "0xNN" hex or decimal; the 4 ports from there must exist. */
+    static enum options_result parse_debug_exit(const char *arg, struct vmm_options *opts,
+                                                char *err, size_t errlen)
+    {
+        const char *digits = arg;
+        int base = 10;
+        unsigned long port;
+        char *end;
 
-static void options_defaults(struct vmm_options *opts)
-{
-    memset(opts, 0, sizeof(*opts));
-    opts->cmdline = VMM_DEFAULT_CMDLINE;
-    opts->memory = VMM_DEFAULT_MEMORY;
-    opts->cpus = 1;
-    opts->kvm_device = "/dev/kvm";
-}
-
-static enum options_result parse_one(int c, struct vmm_options *opts, FILE *out, char *err,
-                                     size_t errlen)
-{
-    switch (c) {
-    case OPT_KERNEL:
-        opts->kernel = optarg;
-        break;
-    case OPT_INITRD:
-        opts->initrd = optarg;
-        break;
-    case OPT_CMDLINE:
-        opts->cmdline = optarg;
-        break;
-    case OPT_MEMORY:
-        return parse_memory(optarg, opts, err, errlen);
-    case OPT_CPUS:
-        return parse_cpus(optarg, opts, err, errlen);
-    case OPT_HUGEPAGES:
-        opts->hugepages = true;
-        break;
-    case OPT_USER:
-        opts->user = optarg;
-        break;
-    case OPT_GROUP:
-        opts->group = optarg;
-        break;
-    case OPT_NET:
-        return parse_net(optarg, opts, err, errlen);
-    case OPT_ON_REBOOT:
-        return parse_on_reboot(optarg, opts, err, errlen);
-    case OPT_VHOST_TRACE:
-        if (!*optarg)
-            return opt_error(err, errlen, "--vhost-trace: needs a file name, or - for stderr");
-        opts->vhost_trace = optarg;
-        break;
-    case OPT_KVM_DEVICE:
-        opts->kvm_device = optarg;
-        break;
-    case OPT_QUIET:
-        opts->verbosity = -1;
-        break;
-    case OPT_VERBOSE:
-        opts->verbosity++;
-        break;
-    case OPT_HELP:
-        options_usage(out);
-        return OPTIONS_EXIT_OK;
-    case OPT_VERSION:
-        fprintf(out, "vmm " VMM_VERSION "\n");
-        return OPTIONS_EXIT_OK;
-    default:
-        return opt_error(err, errlen, "unknown or incomplete option (see --help)");
+        opts->debug_exit = true;
+        opts->debug_exit_port = DEBUG_EXIT_DEFAULT_PORT;
+        if (!arg)
+            return OPTIONS_OK;
+        if (arg[0] == '0' && (arg[1] == 'x' || arg[1] == 'X')) {
+            digits = arg + 2;
+            base = 16;
+        }
+        errno = 0;
+        port = strtoul(digits, &end, base);
+        if (!isxdigit((unsigned char)digits[0]) || errno || *end ||
+            port > 0x10000 - DEBUG_EXIT_NR_PORTS)
+            return opt_error(err, errlen,
+                             "--debug-exit '%s': must be a port from 0 to 0x%x (0xNN or decimal)",
+                             arg, 0x10000 - DEBUG_EXIT_NR_PORTS);
+        opts->debug_exit_port = (uint16_t)port;
+        return OPTIONS_OK;
     }
-    return OPTIONS_OK;
-}
 
-enum options_result options_parse(int argc, char **argv, struct vmm_options *opts, FILE *out,
-                                  char *err, size_t errlen)
-{
-    enum options_result res;
-    int c, idx;
+    static enum options_result parse_timeout(const char *arg, struct vmm_options *opts, char *err,
+                                             size_t errlen)
+    {
+        unsigned long n;
+        char *end;
 
-    options_defaults(opts);
-    optind = 0; /* a full re-scan, so the parser can run more than once */
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":k:i:c:m:n:hqv", long_options, &idx)) != -1) {
-        if (c == '?' && optopt) /* a short option, maybe inside a cluster like -xq */
-            return opt_error(err, errlen, "unknown option '-%c' (see --help)", optopt);
-        if (c == '?')
-            return opt_error(err, errlen, "unknown option '%s' (see --help)", argv[optind - 1]);
-        if (c == ':')
-            return opt_error(err, errlen, "option '%s' needs a value", argv[optind - 1]);
-        res = parse_one(c, opts, out, err, errlen);
-        if (res != OPTIONS_OK)
-            return res;
+        errno = 0;
+        n = strtoul(arg, &end, 10);
+        if (!isdigit((unsigned char)arg[0]) || errno || *end || n < 1 || n > VMM_MAX_TIMEOUT)
+            return opt_error(err, errlen,
+                             "--timeout '%s': must be a whole number of seconds from 1 to %u", arg,
+                             VMM_MAX_TIMEOUT);
+        opts->timeout = (unsigned)n;
+        return OPTIONS_OK;
     }
-    if (optind < argc)
-        return opt_error(err, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
-    if (!opts->kernel)
-        return opt_error(err, errlen, "--kernel is required (see --help)");
-    return OPTIONS_OK;
-}
+
+    static void options_defaults(struct vmm_options * opts)
+    {
+        memset(opts, 0, sizeof(*opts));
+        opts->cmdline = VMM_DEFAULT_CMDLINE;
+        opts->memory = VMM_DEFAULT_MEMORY;
+        opts->cpus = 1;
+        opts->kvm_device = "/dev/kvm";
+    }
+
+    static enum options_result parse_one(int c, struct vmm_options *opts, FILE *out, char *err,
+                                         size_t errlen)
+    {
+        switch (c) {
+        case OPT_KERNEL:
+            opts->kernel = optarg;
+            break;
+        case OPT_INITRD:
+            opts->initrd = optarg;
+            break;
+        case OPT_CMDLINE:
+            opts->cmdline = optarg;
+            break;
+        case OPT_MEMORY:
+            return parse_memory(optarg, opts, err, errlen);
+        case OPT_CPUS:
+            return parse_cpus(optarg, opts, err, errlen);
+        case OPT_HUGEPAGES:
+            opts->hugepages = true;
+            break;
+        case OPT_USER:
+            opts->user = optarg;
+            break;
+        case OPT_GROUP:
+            opts->group = optarg;
+            break;
+        case OPT_NET:
+            return parse_net(optarg, opts, err, errlen);
+        case OPT_ON_REBOOT:
+            return parse_on_reboot(optarg, opts, err, errlen);
+        case OPT_VHOST_TRACE:
+            if (!*optarg)
+                return opt_error(err, errlen, "--vhost-trace: needs a file name, or - for stderr");
+            opts->vhost_trace = optarg;
+            break;
+        case OPT_DEBUG_EXIT:
+            return parse_debug_exit(optarg, opts, err, errlen);
+        case OPT_TIMEOUT:
+            return parse_timeout(optarg, opts, err, errlen);
+        case OPT_KVM_DEVICE:
+            opts->kvm_device = optarg;
+            break;
+        case OPT_QUIET:
+            opts->verbosity = -1;
+            break;
+        case OPT_VERBOSE:
+            opts->verbosity++;
+            break;
+        case OPT_HELP:
+            options_usage(out);
+            return OPTIONS_EXIT_OK;
+        case OPT_VERSION:
+            fprintf(out, "vmm " VMM_VERSION "\n");
+            return OPTIONS_EXIT_OK;
+        default:
+            return opt_error(err, errlen, "unknown or incomplete option (see --help)");
+        }
+        return OPTIONS_OK;
+    }
+
+    enum options_result options_parse(int argc, char **argv, struct vmm_options *opts, FILE *out,
+                                      char *err, size_t errlen)
+    {
+        enum options_result res;
+        int c, idx;
+
+        options_defaults(opts);
+        optind = 0; /* a full re-scan, so the parser can run more than once */
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, ":k:i:c:m:n:hqv", long_options, &idx)) != -1) {
+            if (c == '?' && optopt) /* a short option, maybe inside a cluster like -xq */
+                return opt_error(err, errlen, "unknown option '-%c' (see --help)", optopt);
+            if (c == '?')
+                return opt_error(err, errlen, "unknown option '%s' (see --help)", argv[optind - 1]);
+            if (c == ':')
+                return opt_error(err, errlen, "option '%s' needs a value", argv[optind - 1]);
+            res = parse_one(c, opts, out, err, errlen);
+            if (res != OPTIONS_OK)
+                return res;
+        }
+        if (optind < argc)
+            return opt_error(err, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
+        if (!opts->kernel)
+            return opt_error(err, errlen, "--kernel is required (see --help)");
+        return OPTIONS_OK;
+    }

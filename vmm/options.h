@@ -13,6 +13,7 @@
 #define VMM_DEFAULT_MEMORY (512ULL << 20)
 #define VMM_MAX_CPUS 254
 #define VMM_MAX_NETS 4
+#define VMM_MAX_TIMEOUT 2147483647U /* seconds: INT_MAX, what every time_t holds */
 
 /* What a guest reboot (i8042 reset, KVM reset event) does. */
 enum vmm_on_reboot { VMM_ON_REBOOT_EXIT = 0, VMM_ON_REBOOT_RESTART };
@@ -32,6 +33,9 @@ struct vmm_options {
     const char *vhost_trace; /* --vhost-trace FILE, "-" for stderr, or NULL */
     unsigned nnets;
     struct virtio_net_options nets[VMM_MAX_NETS];
+    bool debug_exit;          /* --debug-exit: the guest may set vmm's exit status */
+    uint16_t debug_exit_port; /* its first port */
+    unsigned timeout;         /* --timeout in seconds; 0: none */
 };
 
 enum options_result { OPTIONS_OK = 0, OPTIONS_EXIT_OK = 1, OPTIONS_ERROR = -1 };

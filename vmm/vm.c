@@ -15,10 +15,12 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #define VCPU_KICK_SIGNAL SIGUSR1
+#define VM_TIMEOUT_LINES 20 /* the guest's console lines shown when --timeout expires */
 
 void vm_request_stop(struct vm *vm, int exit_code, const char *reason)
 {
@@ -291,6 +293,89 @@ static int vm_setup_signals(struct vm *vm)
     return 0;
 }
 
+static void vm_debug_exit(void *opaque, uint32_t value, int status)
+{
+    char reason[128];
+
+    snprintf(reason, sizeof(reason), "the guest wrote 0x%x to the debug-exit port: exit status %d",
+             value, status);
+    vm_request_stop(opaque, status, reason);
+}
+
+/* After the PCI devices, so an overlap with any of them is reported here. */
+static int vm_setup_debug_exit(struct vm *vm)
+{
+    unsigned port = vm->opts->debug_exit_port;
+    int ret;
+
+    if (!vm->opts->debug_exit)
+        return 0;
+    debug_exit_init(&vm->debug_exit, vm_debug_exit, vm);
+    ret = bus_register(&vm->pio, port, DEBUG_EXIT_NR_PORTS, &vm->debug_exit.dev);
+    if (ret)
+        pr_err("--debug-exit: cannot claim ports 0x%x-0x%x: %s", port,
+               port + DEBUG_EXIT_NR_PORTS - 1,
+               ret == -EEXIST ? "another device has some of them" : strerror(-ret));
+    return ret;
+}
+
+static void vm_on_timeout(void *opaque, uint32_t events)
+{
+    struct vm *vm = opaque;
+    uint64_t expirations;
+    char reason[96];
+
+    (void)events;
+    if (read(vm->timer_fd, &expirations, sizeof(expirations)) != sizeof(expirations))
+        return;
+    snprintf(reason, sizeof(reason),
+             "timeout after %u s; the guest's last lines:", vm->opts->timeout);
+    vm_request_stop(vm, VMM_EXIT_TIMEOUT, reason);
+}
+
+/* The time limit runs from the end of set-up, i.e. from the guest's start. */
+static int vm_setup_timeout(struct vm *vm)
+{
+    struct itimerspec its = {.it_value.tv_sec = (time_t)vm->opts->timeout};
+    int err;
+
+    if (!vm->opts->timeout)
+        return 0;
+    tail_init(&vm->console_tail);
+    vm->serial.tx_tail = &vm->console_tail;
+    vm->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (vm->timer_fd < 0 || timerfd_settime(vm->timer_fd, 0, &its, NULL)) {
+        err = errno;
+        pr_err("--timeout: cannot set up a timerfd: %s", strerror(err));
+        return -err;
+    }
+    err = event_loop_add(&vm->loop, vm->timer_fd, EPOLLIN, vm_on_timeout, vm);
+    if (err)
+        pr_err("--timeout: cannot add the timerfd to the event loop: %s", strerror(-err));
+    return err;
+}
+
+/* The framing lines make the guest's words distinguishable from vmm's. */
+static void vm_print_console_tail(struct vm *vm)
+{
+    char text[TAIL_SIZE + 2], *line = text, *nl;
+
+    if (!tail_last_lines(&vm->console_tail, VM_TIMEOUT_LINES, text, sizeof(text))) {
+        fprintf(stderr, "vmm: | (the guest wrote nothing on its console)\n");
+        return;
+    }
+    for (; (nl = strchr(line, '\n')); line = nl + 1) {
+        *nl = '\0';
+        fprintf(stderr, "vmm: | %s\n", line);
+    }
+}
+
+/* Any status other than vmm's own was chosen by the guest (--debug-exit). */
+static bool vm_exit_is_error(int code)
+{
+    return code == VMM_EXIT_ERROR || code == VMM_EXIT_GUEST_CRASH || code == VMM_EXIT_TIMEOUT;
+}
+
 static int vm_setup_kvm(struct vm *vm)
 {
     int ret = kvm_open(&vm->kvm, vm->opts->kvm_device);
@@ -314,6 +399,7 @@ int vm_create(struct vm *vm, const struct vmm_options *opts, struct trace_file *
     vm->vhost_trace = vhost_trace;
     vm->ncpus = opts->cpus;
     vm->signal_fd = vm->stop_efd = vm->console.space_efd = -1;
+    vm->timer_fd = -1;
     vm->kvm.sys_fd = vm->kvm.vm_fd = vm->mem.fd = -1;
     vm->loop.epfd = -1;
     pthread_mutex_init(&vm->stop_lock, NULL);
@@ -335,6 +421,10 @@ int vm_create(struct vm *vm, const struct vmm_options *opts, struct trace_file *
         ret = vm_setup_signals(vm);
     if (!ret)
         ret = console_init(&vm->console, STDIN_FILENO, &vm->serial, &vm->loop, vm_console_quit, vm);
+    if (!ret)
+        ret = vm_setup_debug_exit(vm);
+    if (!ret)
+        ret = vm_setup_timeout(vm);
     if (ret)
         vm_destroy(vm);
     return ret;
@@ -486,10 +576,12 @@ int vm_run(struct vm *vm)
     vm_stop_vcpus(vm);
     vm_stop_pci_devices(vm);
     console_restore(&vm->console);
-    if (vm->exit_code == VMM_EXIT_OK)
-        pr_info("%s", vm->exit_reason);
-    else
+    if (vm_exit_is_error(vm->exit_code))
         pr_err("%s", vm->exit_reason);
+    else
+        pr_info("%s", vm->exit_reason);
+    if (vm->exit_code == VMM_EXIT_TIMEOUT)
+        vm_print_console_tail(vm);
     return vm->exit_code;
 }
 
@@ -503,6 +595,9 @@ void vm_destroy(struct vm *vm)
     if (vm->stop_efd >= 0)
         close(vm->stop_efd);
     vm->signal_fd = vm->stop_efd = -1;
+    if (vm->timer_fd >= 0)
+        close(vm->timer_fd);
+    vm->timer_fd = -1;
     vm_destroy_pci_devices(vm);
     if (vm->loop.epfd >= 0)
         event_loop_destroy(&vm->loop);

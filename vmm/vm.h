@@ -9,7 +9,9 @@
 #include "memory.h"
 #include "options.h"
 #include "trace_file.h"
+#include "../common/tail.h"
 #include "../devices/bus.h"
+#include "../devices/debug_exit.h"
 #include "../devices/i8042.h"
 #include "../devices/pci.h"
 #include "../devices/rtc.h"
@@ -28,7 +30,11 @@ enum vmm_exit_code {
     VMM_EXIT_OK = 0,
     VMM_EXIT_ERROR = 1,
     VMM_EXIT_GUEST_CRASH = 2,
+    VMM_EXIT_TIMEOUT = 124, /* --timeout expired; coreutils timeout(1) uses it too */
 };
+
+/* Debug-exit statuses are odd: an even status is always vmm's own. */
+_Static_assert(VMM_EXIT_TIMEOUT % 2 == 0, "--timeout's status must not be a debug-exit one");
 
 struct vm;
 
@@ -68,6 +74,9 @@ struct vm {
     struct console console;
     int signal_fd;
     int stop_efd;
+    struct debug_exit debug_exit; /* with --debug-exit */
+    int timer_fd;                 /* with --timeout */
+    struct tail console_tail;     /* with --timeout: the guest's last console output */
 
     struct boot_files boot; /* kept for reboots (--on-reboot restart) */
     uint8_t *kernel_copy, *initrd_copy;

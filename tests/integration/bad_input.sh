@@ -56,6 +56,13 @@ expect_error "memory 0" "--memory '0': at least" $(vmm) --memory 0
 expect_error "memory beyond the host" "more than this host has" $(vmm) --memory 64T
 expect_error "cpus 0" "--cpus '0': must be a number from 1" $(vmm) --cpus 0
 expect_error "cpus 255" "--cpus '255': must be a number from 1 to 254" $(vmm) --cpus 255
+expect_error "timeout 0" "--timeout '0': must be a whole number of seconds from 1" \
+    $(vmm) --timeout 0
+expect_error "timeout 1.5" "--timeout '1.5': must be a whole number" $(vmm) --timeout 1.5
+expect_error "debug-exit port too high" "--debug-exit '0xfffd': must be a port from 0 to 0xfffc" \
+    $(vmm) --debug-exit=0xfffd
+expect_error "debug-exit on the UART" "--debug-exit: cannot claim ports 0x3f8-0x3fb: another device" \
+    $(vmm) --debug-exit=0x3f8
 expect_error "unknown option" "unknown option '--frobnicate'" $(vmm) --frobnicate
 expect_error "missing value" "option '--memory' needs a value" $(vmm) --memory
 expect_error "no kernel" "--kernel is required" "$VMM_BIN"

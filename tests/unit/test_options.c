@@ -133,6 +133,8 @@ START_TEST(defaults_with_only_kernel)
     ck_assert(!o.hugepages);
     ck_assert_int_eq(o.verbosity, 0);
     ck_assert_ptr_null(o.vhost_trace);
+    ck_assert(!o.debug_exit);
+    ck_assert_uint_eq(o.timeout, 0);
 }
 END_TEST
 
@@ -262,6 +264,104 @@ START_TEST(cpus_not_a_number_rejected)
 }
 END_TEST
 
+START_TEST(debug_exit_defaults_to_port_0xf4)
+{
+    struct vmm_options o;
+
+    ck_assert_int_eq(PARSE(&o, "-k", "k", "--debug-exit"), OPTIONS_OK);
+    ck_assert(o.debug_exit);
+    ck_assert_uint_eq(o.debug_exit_port, 0xf4);
+}
+END_TEST
+
+START_TEST(debug_exit_port_hex_or_decimal)
+{
+    struct vmm_options o;
+
+    ck_assert_int_eq(PARSE(&o, "-k", "k", "--debug-exit=0x501"), OPTIONS_OK);
+    ck_assert(o.debug_exit);
+    ck_assert_uint_eq(o.debug_exit_port, 0x501);
+    ck_assert_int_eq(PARSE(&o, "-k", "k", "--debug-exit=0XF4"), OPTIONS_OK);
+    ck_assert_uint_eq(o.debug_exit_port, 0xf4);
+    ck_assert_int_eq(PARSE(&o, "-k", "k", "--debug-exit=244"), OPTIONS_OK);
+    ck_assert_uint_eq(o.debug_exit_port, 244);
+    ck_assert_int_eq(PARSE(&o, "-k", "k", "--debug-exit=0"), OPTIONS_OK);
+    ck_assert_uint_eq(o.debug_exit_port, 0);
+    /* The last port whose 4-port range still fits. */
+    ck_assert_int_eq(PARSE(&o, "-k", "k", "--debug-exit=0xfffc"), OPTIONS_OK);
+    ck_assert_uint_eq(o.debug_exit_port, 0xfffc);
+}
+END_TEST
+
+START_TEST(debug_exit_bad_port_rejected)
+{
+    static const char *const bad[] = {
+        "--debug-exit=0xfffd", "--debug-exit=65536", "--debug-exit=0x",
+        "--debug-exit=",       "--debug-exit=-1",    "--debug-exit=+4",
+        "--debug-exit=f4",     "--debug-exit=0xf4z", "--debug-exit= 4",
+        "--debug-exit=0x-4",   "--debug-exit=1e3",   "--debug-exit=99999999999999999999",
+    };
+    struct vmm_options o;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *value = strchr(bad[i], '=') + 1;
+        char quoted[64];
+
+        snprintf(quoted, sizeof(quoted), "'%s'", value);
+        assert_error(PARSE(&o, "-k", "k", (char *)bad[i]), "--debug-exit", quoted);
+        ck_assert_msg(strstr(err, "0 to 0xfffc"), "error '%s' gives no range", err);
+    }
+}
+END_TEST
+
+/* An optional argument is only taken with '=': a separate word is a stray argument. */
+START_TEST(debug_exit_port_needs_equals)
+{
+    struct vmm_options o;
+
+    assert_error(PARSE(&o, "-k", "k", "--debug-exit", "0x501"), "unexpected argument", "0x501");
+}
+END_TEST
+
+START_TEST(timeout_stored_in_seconds)
+{
+    struct vmm_options o;
+
+    ck_assert_int_eq(PARSE(&o, "-k", "k", "--timeout", "20"), OPTIONS_OK);
+    ck_assert_uint_eq(o.timeout, 20);
+    ck_assert_int_eq(PARSE(&o, "-k", "k", "--timeout=1"), OPTIONS_OK);
+    ck_assert_uint_eq(o.timeout, 1);
+    ck_assert_int_eq(PARSE(&o, "-k", "k", "--timeout", "2147483647"), OPTIONS_OK);
+    ck_assert_uint_eq(o.timeout, VMM_MAX_TIMEOUT);
+}
+END_TEST
+
+START_TEST(timeout_bad_value_rejected)
+{
+    static const char *const bad[] = {"0",
+                                      "-5",
+                                      "+5",
+                                      "1.5",
+                                      "20s",
+                                      "0x10",
+                                      "abc",
+                                      "",
+                                      " 20",
+                                      "2147483648",
+                                      "99999999999999999999"};
+    struct vmm_options o;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char quoted[64];
+
+        snprintf(quoted, sizeof(quoted), "'%s'", bad[i]);
+        assert_error(PARSE(&o, "-k", "k", "--timeout", (char *)bad[i]), "--timeout", quoted);
+        ck_assert_msg(strstr(err, "seconds from 1 to"), "error '%s' gives no range", err);
+    }
+    assert_error(PARSE(&o, "-k", "k", "--timeout"), "--timeout", "needs a value");
+}
+END_TEST
+
 START_TEST(unknown_long_option_named)
 {
     struct vmm_options o;
@@ -329,9 +429,9 @@ END_TEST
 START_TEST(help_prints_every_long_option)
 {
     static const char *const names[] = {
-        "--kernel",  "--initrd", "--cmdline",     "--memory",    "--cpus",    "--hugepages",
-        "--user",    "--group",  "--kvm-device",  "--quiet",     "--verbose", "--help",
-        "--version", "--net",    "--vhost-trace", "--on-reboot",
+        "--kernel",  "--initrd", "--cmdline",     "--memory",    "--cpus",       "--hugepages",
+        "--user",    "--group",  "--kvm-device",  "--quiet",     "--verbose",    "--help",
+        "--version", "--net",    "--vhost-trace", "--on-reboot", "--debug-exit", "--timeout",
     };
     struct vmm_options o;
 
@@ -398,6 +498,12 @@ static Suite *options_suite(void)
     tcase_add_test(parse, cpus_zero_rejected);
     tcase_add_test(parse, cpus_255_rejected);
     tcase_add_test(parse, cpus_not_a_number_rejected);
+    tcase_add_test(parse, debug_exit_defaults_to_port_0xf4);
+    tcase_add_test(parse, debug_exit_port_hex_or_decimal);
+    tcase_add_test(parse, debug_exit_bad_port_rejected);
+    tcase_add_test(parse, debug_exit_port_needs_equals);
+    tcase_add_test(parse, timeout_stored_in_seconds);
+    tcase_add_test(parse, timeout_bad_value_rejected);
     tcase_add_test(parse, unknown_long_option_named);
     tcase_add_test(parse, unknown_short_option_named);
     tcase_add_test(parse, unknown_option_inside_cluster_named);

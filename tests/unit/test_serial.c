@@ -1,4 +1,5 @@
 /* The 16550A model driven through its register interface, as the Linux 8250 driver does. */
+#include "../../common/tail.h"
 #include "../../devices/serial.h"
 
 #include "check_main.h"
@@ -293,6 +294,25 @@ START_TEST(loopback_thr_comes_back_on_rbr)
 }
 END_TEST
 
+/* What the guest transmits is kept for --timeout's report; loopback bytes are not. */
+START_TEST(tx_tail_keeps_transmitted_bytes_only)
+{
+    static struct tail tail;
+    char lines[64];
+
+    tail_init(&tail);
+    s.tx_tail = &tail;
+    for (const char *p = "up\r\n"; *p; p++)
+        wr(THR, (uint8_t)*p);
+    wr(MCR, 0x10);
+    wr(THR, 'L');
+    wr(MCR, 0x00);
+    wr(THR, 'z');
+    ck_assert_uint_eq(tail_last_lines(&tail, 5, lines, sizeof(lines)), 2);
+    ck_assert_str_eq(lines, "up\nz\n");
+}
+END_TEST
+
 START_TEST(fcr_enable_shows_in_iir)
 {
     wr(FCR, 0x01);
@@ -427,6 +447,7 @@ static Suite *serial_suite(void)
     tcase_add_test(regs, scratch_round_trips);
     tcase_add_test(regs, loopback_reflects_modem_lines);
     tcase_add_test(regs, loopback_thr_comes_back_on_rbr);
+    tcase_add_test(regs, tx_tail_keeps_transmitted_bytes_only);
     tcase_add_test(regs, fcr_enable_shows_in_iir);
     tcase_add_test(regs, fcr_clear_rcvr_empties_fifo);
     tcase_add_test(regs, wide_read_returns_register_in_low_byte);
