@@ -167,142 +167,145 @@ static enum options_result parse_on_reboot(const char *arg, struct vmm_options *
         opts->on_reboot = VMM_ON_REBOOT_RESTART;
     else
         return opt_error(err, errlen, "--on-reboot '%s': must be exit or restart", arg);
-    /* "0xNN" hex or decimal; the 4 ports from there must exist. */
-    static enum options_result parse_debug_exit(const char *arg, struct vmm_options *opts,
-                                                char *err, size_t errlen)
-    {
-        const char *digits = arg;
-        int base = 10;
-        unsigned long port;
-        char *end;
+    return OPTIONS_OK;
+}
 
-        opts->debug_exit = true;
-        opts->debug_exit_port = DEBUG_EXIT_DEFAULT_PORT;
-        if (!arg)
-            return OPTIONS_OK;
-        if (arg[0] == '0' && (arg[1] == 'x' || arg[1] == 'X')) {
-            digits = arg + 2;
-            base = 16;
-        }
-        errno = 0;
-        port = strtoul(digits, &end, base);
-        if (!isxdigit((unsigned char)digits[0]) || errno || *end ||
-            port > 0x10000 - DEBUG_EXIT_NR_PORTS)
-            return opt_error(err, errlen,
-                             "--debug-exit '%s': must be a port from 0 to 0x%x (0xNN or decimal)",
-                             arg, 0x10000 - DEBUG_EXIT_NR_PORTS);
-        opts->debug_exit_port = (uint16_t)port;
+/* "0xNN" hex or decimal; the 4 ports from there must exist. */
+static enum options_result parse_debug_exit(const char *arg, struct vmm_options *opts, char *err,
+                                            size_t errlen)
+{
+    const char *digits = arg;
+    int base = 10;
+    unsigned long port;
+    char *end;
+
+    opts->debug_exit = true;
+    opts->debug_exit_port = DEBUG_EXIT_DEFAULT_PORT;
+    if (!arg)
         return OPTIONS_OK;
+    if (arg[0] == '0' && (arg[1] == 'x' || arg[1] == 'X')) {
+        digits = arg + 2;
+        base = 16;
     }
+    errno = 0;
+    port = strtoul(digits, &end, base);
+    if (!isxdigit((unsigned char)digits[0]) || errno || *end ||
+        port > 0x10000 - DEBUG_EXIT_NR_PORTS)
+        return opt_error(err, errlen,
+                         "--debug-exit '%s': must be a port from 0 to 0x%x (0xNN or decimal)", arg,
+                         0x10000 - DEBUG_EXIT_NR_PORTS);
+    opts->debug_exit_port = (uint16_t)port;
+    return OPTIONS_OK;
+}
 
-    static enum options_result parse_timeout(const char *arg, struct vmm_options *opts, char *err,
-                                             size_t errlen)
-    {
-        unsigned long n;
-        char *end;
-
-        errno = 0;
-        n = strtoul(arg, &end, 10);
-        if (!isdigit((unsigned char)arg[0]) || errno || *end || n < 1 || n > VMM_MAX_TIMEOUT)
-            return opt_error(err, errlen,
-                             "--timeout '%s': must be a whole number of seconds from 1 to %u", arg,
-                             VMM_MAX_TIMEOUT);
-        opts->timeout = (unsigned)n;
-        return OPTIONS_OK;
-    }
-
-    static void options_defaults(struct vmm_options * opts)
-    {
-        memset(opts, 0, sizeof(*opts));
-        opts->cmdline = VMM_DEFAULT_CMDLINE;
-        opts->memory = VMM_DEFAULT_MEMORY;
-        opts->cpus = 1;
-        opts->kvm_device = "/dev/kvm";
-    }
-
-    static enum options_result parse_one(int c, struct vmm_options *opts, FILE *out, char *err,
+static enum options_result parse_timeout(const char *arg, struct vmm_options *opts, char *err,
                                          size_t errlen)
-    {
-        switch (c) {
-        case OPT_KERNEL:
-            opts->kernel = optarg;
-            break;
-        case OPT_INITRD:
-            opts->initrd = optarg;
-            break;
-        case OPT_CMDLINE:
-            opts->cmdline = optarg;
-            break;
-        case OPT_MEMORY:
-            return parse_memory(optarg, opts, err, errlen);
-        case OPT_CPUS:
-            return parse_cpus(optarg, opts, err, errlen);
-        case OPT_HUGEPAGES:
-            opts->hugepages = true;
-            break;
-        case OPT_USER:
-            opts->user = optarg;
-            break;
-        case OPT_GROUP:
-            opts->group = optarg;
-            break;
-        case OPT_NET:
-            return parse_net(optarg, opts, err, errlen);
-        case OPT_ON_REBOOT:
-            return parse_on_reboot(optarg, opts, err, errlen);
-        case OPT_VHOST_TRACE:
-            if (!*optarg)
-                return opt_error(err, errlen, "--vhost-trace: needs a file name, or - for stderr");
-            opts->vhost_trace = optarg;
-            break;
-        case OPT_DEBUG_EXIT:
-            return parse_debug_exit(optarg, opts, err, errlen);
-        case OPT_TIMEOUT:
-            return parse_timeout(optarg, opts, err, errlen);
-        case OPT_KVM_DEVICE:
-            opts->kvm_device = optarg;
-            break;
-        case OPT_QUIET:
-            opts->verbosity = -1;
-            break;
-        case OPT_VERBOSE:
-            opts->verbosity++;
-            break;
-        case OPT_HELP:
-            options_usage(out);
-            return OPTIONS_EXIT_OK;
-        case OPT_VERSION:
-            fprintf(out, "vmm " VMM_VERSION "\n");
-            return OPTIONS_EXIT_OK;
-        default:
-            return opt_error(err, errlen, "unknown or incomplete option (see --help)");
-        }
-        return OPTIONS_OK;
-    }
+{
+    unsigned long n;
+    char *end;
 
-    enum options_result options_parse(int argc, char **argv, struct vmm_options *opts, FILE *out,
-                                      char *err, size_t errlen)
-    {
-        enum options_result res;
-        int c, idx;
+    errno = 0;
+    n = strtoul(arg, &end, 10);
+    if (!isdigit((unsigned char)arg[0]) || errno || *end || n < 1 || n > VMM_MAX_TIMEOUT)
+        return opt_error(err, errlen,
+                         "--timeout '%s': must be a whole number of seconds from 1 to %u", arg,
+                         VMM_MAX_TIMEOUT);
+    opts->timeout = (unsigned)n;
+    return OPTIONS_OK;
+}
 
-        options_defaults(opts);
-        optind = 0; /* a full re-scan, so the parser can run more than once */
-        opterr = 0;
-        while ((c = getopt_long(argc, argv, ":k:i:c:m:n:hqv", long_options, &idx)) != -1) {
-            if (c == '?' && optopt) /* a short option, maybe inside a cluster like -xq */
-                return opt_error(err, errlen, "unknown option '-%c' (see --help)", optopt);
-            if (c == '?')
-                return opt_error(err, errlen, "unknown option '%s' (see --help)", argv[optind - 1]);
-            if (c == ':')
-                return opt_error(err, errlen, "option '%s' needs a value", argv[optind - 1]);
-            res = parse_one(c, opts, out, err, errlen);
-            if (res != OPTIONS_OK)
-                return res;
-        }
-        if (optind < argc)
-            return opt_error(err, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
-        if (!opts->kernel)
-            return opt_error(err, errlen, "--kernel is required (see --help)");
-        return OPTIONS_OK;
+static void options_defaults(struct vmm_options *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    opts->cmdline = VMM_DEFAULT_CMDLINE;
+    opts->memory = VMM_DEFAULT_MEMORY;
+    opts->cpus = 1;
+    opts->kvm_device = "/dev/kvm";
+}
+
+static enum options_result parse_one(int c, struct vmm_options *opts, FILE *out, char *err,
+                                     size_t errlen)
+{
+    switch (c) {
+    case OPT_KERNEL:
+        opts->kernel = optarg;
+        break;
+    case OPT_INITRD:
+        opts->initrd = optarg;
+        break;
+    case OPT_CMDLINE:
+        opts->cmdline = optarg;
+        break;
+    case OPT_MEMORY:
+        return parse_memory(optarg, opts, err, errlen);
+    case OPT_CPUS:
+        return parse_cpus(optarg, opts, err, errlen);
+    case OPT_HUGEPAGES:
+        opts->hugepages = true;
+        break;
+    case OPT_USER:
+        opts->user = optarg;
+        break;
+    case OPT_GROUP:
+        opts->group = optarg;
+        break;
+    case OPT_NET:
+        return parse_net(optarg, opts, err, errlen);
+    case OPT_ON_REBOOT:
+        return parse_on_reboot(optarg, opts, err, errlen);
+    case OPT_VHOST_TRACE:
+        if (!*optarg)
+            return opt_error(err, errlen, "--vhost-trace: needs a file name, or - for stderr");
+        opts->vhost_trace = optarg;
+        break;
+    case OPT_DEBUG_EXIT:
+        return parse_debug_exit(optarg, opts, err, errlen);
+    case OPT_TIMEOUT:
+        return parse_timeout(optarg, opts, err, errlen);
+    case OPT_KVM_DEVICE:
+        opts->kvm_device = optarg;
+        break;
+    case OPT_QUIET:
+        opts->verbosity = -1;
+        break;
+    case OPT_VERBOSE:
+        opts->verbosity++;
+        break;
+    case OPT_HELP:
+        options_usage(out);
+        return OPTIONS_EXIT_OK;
+    case OPT_VERSION:
+        fprintf(out, "vmm " VMM_VERSION "\n");
+        return OPTIONS_EXIT_OK;
+    default:
+        return opt_error(err, errlen, "unknown or incomplete option (see --help)");
     }
+    return OPTIONS_OK;
+}
+
+enum options_result options_parse(int argc, char **argv, struct vmm_options *opts, FILE *out,
+                                  char *err, size_t errlen)
+{
+    enum options_result res;
+    int c, idx;
+
+    options_defaults(opts);
+    optind = 0; /* a full re-scan, so the parser can run more than once */
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":k:i:c:m:n:hqv", long_options, &idx)) != -1) {
+        if (c == '?' && optopt) /* a short option, maybe inside a cluster like -xq */
+            return opt_error(err, errlen, "unknown option '-%c' (see --help)", optopt);
+        if (c == '?')
+            return opt_error(err, errlen, "unknown option '%s' (see --help)", argv[optind - 1]);
+        if (c == ':')
+            return opt_error(err, errlen, "option '%s' needs a value", argv[optind - 1]);
+        res = parse_one(c, opts, out, err, errlen);
+        if (res != OPTIONS_OK)
+            return res;
+    }
+    if (optind < argc)
+        return opt_error(err, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
+    if (!opts->kernel)
+        return opt_error(err, errlen, "--kernel is required (see --help)");
+    return OPTIONS_OK;
+}
