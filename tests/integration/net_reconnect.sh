@@ -12,6 +12,7 @@ set -euo pipefail
 . "$(dirname "$0")/testpmd.sh"
 need_testpmd
 ensure_guest_image
+export RIG_TIMEOUT=${RIG_TIMEOUT:-880} # ten restarts of testpmd under TCG take long
 run_in_rig_if_needed "$0" "$@"
 need_kvm
 . "$(dirname "$0")/guest.sh"
