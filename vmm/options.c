@@ -74,7 +74,7 @@ void options_usage(FILE *out)
                  "      --user NAME|UID    run as this user once /dev/kvm is open\n"
                  "      --group NAME|GID   run as this group once /dev/kvm is open\n"
                  "      --net vhost-user,socket=PATH[,server][,queues=N][,mac=MAC][,mtu=N]\n"
-                 "            [,connect-timeout-ms=N][,reply-timeout-ms=N]\n"
+                 "            [,connect-timeout-ms=N][,reply-timeout-ms=N][,reconnect-ms=N]\n"
                  "                         a virtio-net NIC whose data path is a vhost-user\n"
                  "                         backend; repeat for more NICs (at most 4)\n"
                  "      --on-reboot exit|restart\n"
