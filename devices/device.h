@@ -3,20 +3,12 @@
 #ifndef VMM_DEVICES_DEVICE_H
 #define VMM_DEVICES_DEVICE_H
 
+#include "../common/state_buf.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
 struct device;
-
-/* A growable byte buffer that save() appends a device's state to. */
-struct state_buf {
-    uint8_t *data;
-    size_t len;
-    size_t cap;
-};
-
-int state_buf_put(struct state_buf *buf, const void *data, size_t len);
-void state_buf_free(struct state_buf *buf);
 
 struct device_ops {
     /* offset is relative to the range's base; len is 1, 2, 4 or 8. */
