@@ -39,16 +39,17 @@ last_stat() { grep -a '^STAT rx=' "$log" | tail -n 1 | tr -d '\r' | sed 's/STAT 
 wait_stat() {
     local end=$((SECONDS + $1)) rx carrier
     while :; do
-        kill -0 "$vmm" 2>/dev/null || { tail -n 30 "$log"; fail "vmm exited"; }
+        kill -0 "$vmm" 2>/dev/null || { tail -n 30 "$log"; show_testpmd; fail "vmm exited"; }
         read -r rx carrier <<<"$(last_stat)"
         if [ -n "${rx:-}" ] && eval "$2"; then
             STAT_RX=$rx
             return 0
         fi
-        [ "$SECONDS" -lt "$end" ] || { tail -n 30 "$log"; fail "waited $1 s for: $2 (rx=$rx carrier=$carrier)"; }
+        [ "$SECONDS" -lt "$end" ] || { tail -n 30 "$log"; show_testpmd; fail "waited $1 s for: $2 (rx=$rx carrier=$carrier)"; }
         sleep 0.5
     done
 }
+show_testpmd() { [ -z "${TESTPMD_LOG:-}" ] || { echo "--- testpmd:"; tail -n 20 "$TESTPMD_LOG"; }; }
 vmm_fds() { ls "/proc/$vmm/fd" | wc -l; }
 vmm_rss_kb() { awk '$1 == "VmRSS:" {print $2}' "/proc/$vmm/status"; }
 
