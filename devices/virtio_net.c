@@ -353,7 +353,8 @@ int virtio_net_parse_options(const char *arg, struct virtio_net_options *opts, c
 /* Which vhost-user protocol features vmm asks for. */
 #define NET_PROTOCOL_FEATURES                                                                      \
     ((1ULL << VHOST_USER_PROTOCOL_F_MQ) | (1ULL << VHOST_USER_PROTOCOL_F_REPLY_ACK) |              \
-     (1ULL << VHOST_USER_PROTOCOL_F_MTU) | (1ULL << VHOST_USER_PROTOCOL_F_RARP))
+     (1ULL << VHOST_USER_PROTOCOL_F_MTU) | (1ULL << VHOST_USER_PROTOCOL_F_RARP) |                  \
+     (1ULL << VHOST_USER_PROTOCOL_F_LOG_SHMFD))
 
 static void net_lost_backend(struct virtio_net *net, const char *why);
 
@@ -393,22 +394,38 @@ static uint64_t host_addr(struct virtio_net *net, uint64_t gpa, uint64_t len)
     return (uint64_t)(uintptr_t)guest_mem_ptr(net->vdev.mem, gpa, len);
 }
 
-/* One data queue's rings, base and eventfds to the backend. */
-static int start_vring(struct virtio_net *net, unsigned q)
+/* A ring's addresses in vmm's mapping; while migrating, the backend also logs its
+ * used-ring writes (by guest-physical address) in the dirty log. */
+static int vring_addr(struct virtio_net *net, unsigned q, struct vhost_user_vring_addr *addr)
 {
     const struct virtio_queue *vq = &net->vdev.queues[q];
-    struct vhost_user_vring_addr addr = {
+
+    *addr = (struct vhost_user_vring_addr){
         .index = q,
         .desc_user_addr = host_addr(net, vq->desc, 16ULL * vq->size),
         .avail_user_addr = host_addr(net, vq->avail, 6 + 2ULL * vq->size),
         .used_user_addr = host_addr(net, vq->used, 6 + 8ULL * vq->size),
     };
-    int ret;
-
-    if (!addr.desc_user_addr || !addr.avail_user_addr || !addr.used_user_addr) {
+    if (net->logging) {
+        addr->flags = VHOST_USER_VRING_F_LOG;
+        addr->log_guest_addr = vq->used;
+    }
+    if (!addr->desc_user_addr || !addr->avail_user_addr || !addr->used_user_addr) {
         pr_err("%s: queue %u: rings outside guest RAM", net->vdev.id, q);
         return -EINVAL;
     }
+    return 0;
+}
+
+/* One data queue's rings, base and eventfds to the backend. */
+static int start_vring(struct virtio_net *net, unsigned q)
+{
+    const struct virtio_queue *vq = &net->vdev.queues[q];
+    struct vhost_user_vring_addr addr;
+    int ret = vring_addr(net, q, &addr);
+
+    if (ret)
+        return ret;
     ret = vhost_user_set_vring_num(&net->conn, q, vq->size);
     if (!ret)
         ret = vhost_user_set_vring_addr(&net->conn, &addr);
@@ -454,11 +471,17 @@ static int start_ctrl_queue(struct virtio_net *net)
     return p->watch_fd(p->opaque, vq->kick_fd, ctrl_on_kick, net, true);
 }
 
+static uint64_t net_backend_features(const struct virtio_net *net)
+{
+    uint64_t f = virtio_net_backend_features(net->vdev.acked_features, net->conn.features);
+
+    return net->logging ? f | (1ULL << VHOST_USER_F_LOG_ALL) : f;
+}
+
 /* Features, MTU, memory table, then each enabled ring from its ring_base. */
 static int net_start_backend(struct virtio_net *net)
 {
-    uint64_t features = virtio_net_backend_features(net->vdev.acked_features, net->conn.features);
-    int ret = vhost_user_set_features(&net->conn, features);
+    int ret = vhost_user_set_features(&net->conn, net_backend_features(net));
 
     if (!ret && net->opts.mtu &&
         (net->conn.protocol_features & (1ULL << VHOST_USER_PROTOCOL_F_MTU)))
@@ -524,6 +547,90 @@ static void net_reset(struct virtio_device *vdev)
     }
     if (net->connected && net->conn.broken)
         net_lost_backend(net, "it failed during GET_VRING_BASE");
+}
+
+/* ---- dirty logging, for migration ---- */
+
+int virtio_net_log_check(const struct virtio_net *net, char *why, size_t len)
+{
+    if (!net->connected)
+        snprintf(why, len, "%s: no vhost-user backend is connected", net->vdev.id);
+    else if (!(net->conn.protocol_features & (1ULL << VHOST_USER_PROTOCOL_F_LOG_SHMFD)))
+        snprintf(why, len, "%s: the backend does not offer LOG_SHMFD (a shared dirty log)",
+                 net->vdev.id);
+    else if (!(net->conn.features & (1ULL << VHOST_USER_F_LOG_ALL)))
+        snprintf(why, len, "%s: the backend does not offer VHOST_F_LOG_ALL (dirty logging)",
+                 net->vdev.id);
+    else
+        return 0;
+    return -ENOTSUP;
+}
+
+/* Without REPLY_ACK nothing confirms a request: a GET_FEATURES round trip does,
+ * since the backend handles messages in order. */
+static int net_barrier(struct virtio_net *net)
+{
+    uint64_t features;
+
+    if (net->conn.protocol_features & (1ULL << VHOST_USER_PROTOCOL_F_REPLY_ACK))
+        return 0;
+    return vhost_user_get_features(&net->conn, &features);
+}
+
+/* SET_FEATURES and every started ring's address, with or without logging. */
+static int net_set_logging(struct virtio_net *net, bool on)
+{
+    int ret;
+
+    net->logging = on;
+    ret = vhost_user_set_features(&net->conn, net_backend_features(net));
+    for (unsigned q = 0; !ret && net->started && q < ctrl_index(net); q++) {
+        struct vhost_user_vring_addr addr;
+
+        if (!net->vdev.queues[q].enabled)
+            continue;
+        ret = vring_addr(net, q, &addr);
+        if (!ret)
+            ret = vhost_user_set_vring_addr(&net->conn, &addr);
+    }
+    return ret ? ret : net_barrier(net);
+}
+
+int virtio_net_log_start(struct virtio_net *net, int log_fd, uint64_t log_size)
+{
+    char why[160];
+    int ret = virtio_net_log_check(net, why, sizeof(why));
+
+    if (ret) {
+        pr_err("%s", why);
+        return ret;
+    }
+    ret = vhost_user_set_log_base(&net->conn, log_fd, log_size, 0);
+    if (!ret)
+        ret = net_set_logging(net, true);
+    if (ret) {
+        pr_err("%s: the backend did not start dirty logging: %s", net->vdev.id, strerror(-ret));
+        net->logging = false;
+        if (net->conn.broken)
+            net_lost_backend(net, "it failed while dirty logging started");
+    }
+    return ret;
+}
+
+int virtio_net_log_stop(struct virtio_net *net)
+{
+    int ret;
+
+    if (!net->logging)
+        return 0;
+    if (!net->connected) {
+        net->logging = false;
+        return 0;
+    }
+    ret = net_set_logging(net, false);
+    if (ret && net->conn.broken)
+        net_lost_backend(net, "it failed while dirty logging stopped");
+    return ret;
 }
 
 static const struct virtio_device_ops virtio_net_ops = {

@@ -66,9 +66,10 @@ struct virtio_net {
     bool started;   /* the guest's DRIVER_OK: the rings run whenever a backend is there */
     bool connected; /* a backend is attached: requests go to conn */
     bool conn_watched;
-    int listen_fd;                         /* server: kept for the next backend */
-    int retry_fd;                          /* client: timerfd pacing reconnects */
-    int link_efd;                          /* link changes, announced from the event loop */
+    bool logging;  /* migrating: the backend logs its writes (LOG_ALL, ring log addresses) */
+    int listen_fd; /* server: kept for the next backend */
+    int retry_fd;  /* client: timerfd pacing reconnects */
+    int link_efd;  /* link changes, announced from the event loop */
     uint16_t ring_base[VIRTIO_MAX_QUEUES]; /* where each ring (re)starts */
     unsigned reconnects;
     struct virtq ctrl_vq;
@@ -88,6 +89,15 @@ void virtio_net_setup(struct virtio_net *net, const char *id, const struct virti
                       const struct virtio_platform *platform, const struct guest_mem_access *mem);
 /* Handles every command waiting on the control queue (on its kick). */
 void virtio_net_ctrl_process(struct virtio_net *net);
+
+/* Migration's dirty logging (on the loop thread). check: 0, or -ENOTSUP with the
+ * reason (no backend, no LOG_SHMFD, no VHOST_F_LOG_ALL). start: SET_LOG_BASE with
+ * the shared log, SET_FEATURES with LOG_ALL, each started ring's address with its
+ * used-ring log address, confirmed (REPLY_ACK or a GET_FEATURES round trip).
+ * stop: SET_FEATURES without LOG_ALL and the rings' addresses without logging. */
+int virtio_net_log_check(const struct virtio_net *net, char *why, size_t len);
+int virtio_net_log_start(struct virtio_net *net, int log_fd, uint64_t log_size);
+int virtio_net_log_stop(struct virtio_net *net);
 
 /* Parses "vhost-user,socket=PATH[,server][,queues=N][,mac=..][,mtu=N]
  * [,connect-timeout-ms=N]"; on error returns -EINVAL with the reason in err. */
