@@ -65,8 +65,8 @@ int main(int argc, char **argv)
     if (kvm_host_is_pvm())
         pr_warn("this host's KVM is PVM (kvm_pvm): guest kernel code is emulated, so a Linux "
                 "guest will not boot at usable speed here; use the nested rig (tests/rig)");
-    if (load_file("kernel", opts.kernel, &kernel, &kernel_size) ||
-        check_kernel(opts.kernel, kernel, kernel_size) ||
+    if ((opts.kernel && (load_file("kernel", opts.kernel, &kernel, &kernel_size) ||
+                         check_kernel(opts.kernel, kernel, kernel_size))) ||
         (opts.initrd && load_file("initrd", opts.initrd, &initrd, &initrd_size)) ||
         privs_resolve(opts.user, opts.group, &privs) ||
         (opts.vhost_trace && trace_file_open(&trace, opts.vhost_trace, start_us)))

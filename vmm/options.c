@@ -32,6 +32,8 @@ enum {
     OPT_VHOST_TRACE,
     OPT_DEBUG_EXIT,
     OPT_TIMEOUT,
+    OPT_INCOMING,
+    OPT_RESTORE,
 };
 
 static const struct option long_options[] = {
@@ -49,6 +51,8 @@ static const struct option long_options[] = {
     {"vhost-trace", required_argument, NULL, OPT_VHOST_TRACE},
     {"debug-exit", optional_argument, NULL, OPT_DEBUG_EXIT},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"incoming", required_argument, NULL, OPT_INCOMING},
+    {"restore", required_argument, NULL, OPT_RESTORE},
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
     {"help", no_argument, NULL, OPT_HELP},
@@ -90,6 +94,10 @@ void options_usage(FILE *out)
                  "                         with status (V << 1) | 1, truncated to 8 bits\n"
                  "      --timeout SECONDS  stop a guest still running after SECONDS, print\n"
                  "                         its last console lines on stderr, exit 124\n"
+                 "      --incoming unix:PATH|tcp:HOST:PORT\n"
+                 "                         receive a migrating guest there instead of booting\n"
+                 "                         a kernel (same --memory, --cpus, --net as the source)\n"
+                 "      --restore DIR      start from a snapshot written by vmmctl snapshot DIR\n"
                  "      --kvm-device PATH  KVM device (default /dev/kvm)\n"
                  "  -q, --quiet            only print errors\n"
                  "  -v, --verbose          print debug messages\n"
@@ -260,6 +268,15 @@ static enum options_result parse_one(int c, struct vmm_options *opts, FILE *out,
         break;
     case OPT_DEBUG_EXIT:
         return parse_debug_exit(optarg, opts, err, errlen);
+    case OPT_INCOMING:
+        if (strncmp(optarg, "unix:", 5) && strncmp(optarg, "tcp:", 4))
+            return opt_error(err, errlen, "--incoming '%s': use unix:PATH or tcp:HOST:PORT",
+                             optarg);
+        opts->incoming = optarg;
+        break;
+    case OPT_RESTORE:
+        opts->restore = optarg;
+        break;
     case OPT_TIMEOUT:
         return parse_timeout(optarg, opts, err, errlen);
     case OPT_KVM_DEVICE:
@@ -305,7 +322,12 @@ enum options_result options_parse(int argc, char **argv, struct vmm_options *opt
     }
     if (optind < argc)
         return opt_error(err, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
-    if (!opts->kernel)
+    if (opts->incoming && opts->restore)
+        return opt_error(err, errlen, "--incoming and --restore exclude each other");
+    if (!opts->kernel && !opts->incoming && !opts->restore)
         return opt_error(err, errlen, "--kernel is required (see --help)");
+    if (opts->kernel && (opts->incoming || opts->restore))
+        return opt_error(err, errlen, "--kernel cannot go with %s: the guest comes from there",
+                         opts->incoming ? "--incoming" : "--restore");
     return OPTIONS_OK;
 }

@@ -36,6 +36,8 @@ struct vmm_options {
     bool debug_exit;          /* --debug-exit: the guest may set vmm's exit status */
     uint16_t debug_exit_port; /* its first port */
     unsigned timeout;         /* --timeout in seconds; 0: none */
+    const char *incoming;     /* --incoming URI: a migration brings the guest */
+    const char *restore;      /* --restore DIR: a snapshot brings the guest */
 };
 
 enum options_result { OPTIONS_OK = 0, OPTIONS_EXIT_OK = 1, OPTIONS_ERROR = -1 };

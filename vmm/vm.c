@@ -158,8 +158,9 @@ static int vm_setup_vcpu(struct vm *vm, unsigned i, const struct kvm_cpuid2 *cpu
         ret = kvm_vcpu_setup_msrs(&v->kvm);
     if (!ret)
         ret = kvm_vcpu_setup_lapic(&v->kvm);
-    /* Application processors wait for INIT/SIPI from the boot CPU. */
-    if (!ret && i == 0)
+    /* Application processors wait for INIT/SIPI from the boot CPU. A migrated or
+     * restored guest brings its own registers. */
+    if (!ret && i == 0 && !vm->opts->incoming && !vm->opts->restore)
         ret = boot_setup_bsp(&v->kvm);
     return ret;
 }
@@ -408,7 +409,7 @@ int vm_create(struct vm *vm, const struct vmm_options *opts, struct trace_file *
     if (!ret)
         ret = vm_setup_memory(vm);
     if (!ret)
-        ret = vm_setup_boot(vm, kernel, kernel_size, initrd, initrd_size);
+        ret = kernel ? vm_setup_boot(vm, kernel, kernel_size, initrd, initrd_size) : 0;
     if (!ret)
         ret = vm_setup_vcpus(vm);
     if (!ret && (ret = event_loop_init(&vm->loop)))
