@@ -63,6 +63,8 @@ struct virtio_net {
     uint64_t backend_features;
     unsigned active_pairs;
     bool started;
+    uint32_t rings_started; /* data queues handed to the backend, one bit each */
+    bool ctrl_watched;      /* the control queue's kick fd is on the event loop */
     struct virtq ctrl_vq;
 };
 
