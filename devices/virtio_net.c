@@ -366,7 +366,7 @@ static int net_send_enable(struct virtio_net *net)
 
     /* Without protocol features, rings run as soon as they are started. */
     for (unsigned q = 0; protocol && !ret && q < ctrl_index(net); q++)
-        if (net->vdev.queues[q].enabled)
+        if (net->rings_started & (1u << q))
             ret = vhost_user_set_vring_enable(&net->conn, q, q < 2 * net->active_pairs);
     return ret;
 }
@@ -426,6 +426,7 @@ static int start_vring(struct virtio_net *net, unsigned q)
 
     if (ret)
         return ret;
+    net->rings_started |= 1u << q; /* from the first message on, it needs a stop */
     ret = vhost_user_set_vring_num(&net->conn, q, vq->size);
     if (!ret)
         ret = vhost_user_set_vring_addr(&net->conn, &addr);
@@ -451,6 +452,7 @@ static int start_ctrl_queue(struct virtio_net *net)
 {
     const struct virtio_queue *vq = &net->vdev.queues[ctrl_index(net)];
     const struct virtio_platform *p = net->vdev.platform;
+    int ret;
 
     net->ctrl_vq = (struct virtq){
         .size = vq->size,
@@ -468,7 +470,9 @@ static int start_ctrl_queue(struct virtio_net *net)
         pr_err("%s: control queue rings are invalid", net->vdev.id);
         return -EINVAL;
     }
-    return p->watch_fd(p->opaque, vq->kick_fd, ctrl_on_kick, net, true);
+    ret = p->watch_fd(p->opaque, vq->kick_fd, ctrl_on_kick, net, true);
+    net->ctrl_watched = ret == 0;
+    return ret;
 }
 
 static uint64_t net_backend_features(const struct virtio_net *net)
@@ -496,6 +500,20 @@ static int net_start_backend(struct virtio_net *net)
     return ret;
 }
 
+/* GET_VRING_BASE on every ring the backend was given, as the spec asks before they are
+ * set up again: a ring the guest enabled after DRIVER_OK was never started. */
+static void net_stop_rings(struct virtio_net *net)
+{
+    for (unsigned q = 0; !net->conn.broken && q < ctrl_index(net); q++) {
+        unsigned base;
+
+        if ((net->rings_started & (1u << q)) &&
+            vhost_user_get_vring_base(&net->conn, q, &base) == 0)
+            pr_debug("%s: queue %u stopped at %u", net->vdev.id, q, base);
+    }
+    net->rings_started = 0;
+}
+
 static int net_activate(struct virtio_device *vdev)
 {
     struct virtio_net *net = to_net(vdev);
@@ -515,6 +533,7 @@ static int net_activate(struct virtio_device *vdev)
         ret = start_ctrl_queue(net);
     if (ret) {
         pr_err("%s: starting the backend failed: %s", vdev->id, strerror(-ret));
+        net_stop_rings(net); /* the backend must not run rings the guest will reuse */
         return ret;
     }
     net->started = true;
@@ -529,7 +548,7 @@ static int net_activate(struct virtio_device *vdev)
     return 0;
 }
 
-/* Stops every started ring (GET_VRING_BASE), as the spec asks on a device reset. */
+/* Device reset: the control queue off the loop, every started ring stopped. */
 static void net_reset(struct virtio_device *vdev)
 {
     struct virtio_net *net = to_net(vdev);
@@ -538,13 +557,13 @@ static void net_reset(struct virtio_device *vdev)
     if (!net->started)
         return;
     net->started = false;
-    p->watch_fd(p->opaque, vdev->queues[ctrl_index(net)].kick_fd, NULL, NULL, false);
-    for (unsigned q = 0; net->connected && !net->conn.broken && q < ctrl_index(net); q++) {
-        unsigned base;
-
-        if (vdev->queues[q].enabled && vhost_user_get_vring_base(&net->conn, q, &base) == 0)
-            pr_debug("%s: queue %u stopped at %u", vdev->id, q, base);
-    }
+    /* Only a control queue enabled at DRIVER_OK was put on the loop. */
+    if (net->ctrl_watched)
+        p->watch_fd(p->opaque, vdev->queues[ctrl_index(net)].kick_fd, NULL, NULL, false);
+    net->ctrl_watched = false;
+    if (net->connected)
+        net_stop_rings(net);
+    net->rings_started = 0;
     if (net->connected && net->conn.broken)
         net_lost_backend(net, "it failed during GET_VRING_BASE");
 }
@@ -584,10 +603,10 @@ static int net_set_logging(struct virtio_net *net, bool on)
 
     net->logging = on;
     ret = vhost_user_set_features(&net->conn, net_backend_features(net));
-    for (unsigned q = 0; !ret && net->started && q < ctrl_index(net); q++) {
+    for (unsigned q = 0; !ret && q < ctrl_index(net); q++) {
         struct vhost_user_vring_addr addr;
 
-        if (!net->vdev.queues[q].enabled)
+        if (!(net->rings_started & (1u << q)))
             continue;
         ret = vring_addr(net, q, &addr);
         if (!ret)
@@ -802,6 +821,7 @@ static void net_close_conn(struct virtio_net *net)
         vhost_user_conn_close(&net->conn);
     net->conn.fd = -1;
     net->connected = false;
+    net->rings_started = 0; /* the next backend starts with none */
 }
 
 static void net_lost_backend(struct virtio_net *net, const char *why)

@@ -72,6 +72,8 @@ struct virtio_net {
     int link_efd;  /* link changes, announced from the event loop */
     uint16_t ring_base[VIRTIO_MAX_QUEUES]; /* where each ring (re)starts */
     unsigned reconnects;
+    uint32_t rings_started; /* data queues handed to the current backend, one bit each */
+    bool ctrl_watched;      /* the control queue's kick fd is on the event loop */
     struct virtq ctrl_vq;
 };
 

@@ -281,20 +281,22 @@ static bool device_activate(struct virtio_pci *vp)
 /* Returns true when the guest must be told (config interrupt) of NEEDS_RESET. */
 static bool write_status(struct virtio_pci *vp, uint8_t val)
 {
-    uint8_t old = vp->status;
+    /* Bits stay set until a reset (a driver must not clear them): a cleared and set
+     * again DRIVER_OK would wire a live device twice, FEATURES_OK renegotiate under it. */
+    uint8_t old = vp->status, status = val | old;
 
     if (val == 0) {
         device_reset(vp);
         return false;
     }
-    if ((val & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_FEATURES_OK)) {
+    if ((status & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_FEATURES_OK)) {
         vp->vdev->acked_features = vp->driver_features;
         if (!features_acceptable(vp))
-            val &= ~VIRTIO_STATUS_FEATURES_OK;
+            status &= ~VIRTIO_STATUS_FEATURES_OK;
     }
-    vp->status = val | (old & VIRTIO_STATUS_NEEDS_RESET);
-    if ((val & VIRTIO_STATUS_DRIVER_OK) && !(old & VIRTIO_STATUS_DRIVER_OK) &&
-        (vp->status & VIRTIO_STATUS_FEATURES_OK) && !device_activate(vp)) {
+    vp->status = status;
+    if ((status & VIRTIO_STATUS_DRIVER_OK) && !(old & VIRTIO_STATUS_DRIVER_OK) &&
+        (status & VIRTIO_STATUS_FEATURES_OK) && !device_activate(vp)) {
         vp->status |= VIRTIO_STATUS_NEEDS_RESET;
         return true;
     }

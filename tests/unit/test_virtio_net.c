@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define BIT(n) (1ULL << (n))
@@ -1008,8 +1009,7 @@ START_TEST(ctrl_mq_on_a_broken_backend_applies_later)
     cq_net.conn.features = BIT(VHOST_USER_F_PROTOCOL_FEATURES) | BIT(VIRTIO_F_VERSION_1);
     cq_net.conn.broken = true;
     cq_net.connected = true;
-    for (unsigned q = 0; q < CQ_INDEX; q++)
-        cq_net.vdev.queues[q].enabled = true;
+    cq_net.rings_started = (1u << CQ_INDEX) - 1; /* every data ring handed to the backend */
     cq_net.active_pairs = 1;
     ck_assert_uint_eq(ctrl(CLASS_MQ, MQ_VQ_PAIRS_SET, &pairs, 2), ACK_OK);
     ck_assert_uint_eq(cq_net.active_pairs, 2);
@@ -1030,8 +1030,7 @@ START_TEST(ctrl_mq_without_protocol_features_sends_nothing)
     uint16_t pairs = 2;
 
     cq_net.conn.features = BIT(VIRTIO_F_VERSION_1);
-    for (unsigned q = 0; q < CQ_INDEX; q++)
-        cq_net.vdev.queues[q].enabled = true;
+    cq_net.rings_started = (1u << CQ_INDEX) - 1; /* every data ring handed to the backend */
     cq_net.active_pairs = 1;
     ck_assert_uint_eq(ctrl(CLASS_MQ, MQ_VQ_PAIRS_SET, &pairs, 2), ACK_OK);
     ck_assert_uint_eq(cq_net.active_pairs, 2);
@@ -1298,6 +1297,195 @@ START_TEST(ctrl_empty_queue)
 }
 END_TEST
 
+/* ---- start and stop against a back-end (found by fuzz_guest) ----
+ * The model activated and reset as the transport does, its vhost-user connection a
+ * socketpair whose far end collects the requests; GET_VRING_BASE replies are queued
+ * before the reset asks for them. Without protocol features nothing else is answered. */
+
+#define LC_PAIRS 2
+#define LC_CTRL (2 * LC_PAIRS)
+
+static struct virtio_net lc_net;
+static struct virtio_platform lc_platform;
+static int lc_backend = -1;
+static int lc_watches, lc_unwatches, lc_bad_unwatches, lc_watched_fd;
+
+static int lc_watch_fd(void *opaque, int fd, void (*cb)(void *arg, uint32_t events), void *arg,
+                       bool on)
+{
+    (void)opaque, (void)cb, (void)arg;
+    if (on) {
+        lc_watches++;
+        lc_watched_fd = fd;
+    } else if (fd == lc_watched_fd) {
+        lc_unwatches++;
+        lc_watched_fd = -1;
+    } else {
+        lc_bad_unwatches++; /* the event loop would say -ENOENT */
+    }
+    return 0;
+}
+
+static int lc_mem_regions(void *opaque, struct vhost_user_mem_region *regions, int max)
+{
+    (void)opaque, (void)regions, (void)max;
+    return 0;
+}
+
+static void lc_setup(void)
+{
+    char e[128];
+    int sv[2];
+
+    cq_fm.buf = calloc(1, CQ_MEM_SIZE);
+    ck_assert_ptr_nonnull(cq_fm.buf);
+    cq_fm.base = CQ_MEM_BASE;
+    cq_fm.size = CQ_MEM_SIZE;
+    cq_mem = (struct guest_mem_access){.ptr = cq_mem_ptr, .opaque = &cq_fm};
+    lc_platform = (struct virtio_platform){.watch_fd = lc_watch_fd, .mem_regions = lc_mem_regions};
+    lc_watches = lc_unwatches = lc_bad_unwatches = 0;
+    lc_watched_fd = -1;
+    ck_assert_int_eq(
+        virtio_net_parse_options("vhost-user,socket=/x,queues=2", &cq_opts, e, sizeof(e)), 0);
+    virtio_net_setup(&lc_net, "net0", &cq_opts, &lc_platform, &cq_mem);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    vhost_user_conn_init(&lc_net.conn, sv[0]);
+    lc_net.conn.features = BIT(VIRTIO_F_VERSION_1);
+    lc_net.conn.timeout_ms = 200;
+    lc_net.backend_features = lc_net.conn.features;
+    lc_net.connected = true; /* what virtio_net_init leaves after its handshake */
+    lc_net.vdev.acked_features = BIT(VIRTIO_F_VERSION_1);
+    lc_backend = sv[1];
+    for (unsigned q = 0; q < lc_net.vdev.num_queues; q++) {
+        lc_net.vdev.queues[q].kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        lc_net.vdev.queues[q].call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    }
+}
+
+static void lc_teardown(void)
+{
+    for (unsigned q = 0; q < lc_net.vdev.num_queues; q++) {
+        close(lc_net.vdev.queues[q].kick_fd);
+        close(lc_net.vdev.queues[q].call_fd);
+    }
+    virtio_net_destroy(&lc_net);
+    close(lc_backend);
+    free(cq_fm.buf);
+    cq_fm.buf = NULL;
+}
+
+/* Queue q's rings in guest RAM, as a driver sets them up; enabled or not. */
+static void lc_queue(unsigned q, bool enabled)
+{
+    struct virtio_queue *vq = &lc_net.vdev.queues[q];
+    uint64_t base = CQ_MEM_BASE + 0x1000 * q;
+
+    vq->size = CQ_QSIZE;
+    vq->desc = base;
+    vq->avail = base + 0x400;
+    vq->used = base + 0x800;
+    vq->enabled = enabled;
+}
+
+static void lc_queue_vring_base_reply(uint32_t index)
+{
+    uint32_t m[5] = {VHOST_USER_GET_VRING_BASE, 0x5, 8, index, 0};
+
+    ck_assert_int_eq(send(lc_backend, m, sizeof(m), 0), (ssize_t)sizeof(m));
+}
+
+/* Reads what the front-end sent; returns how many GET_VRING_BASE, their rings in a mask. */
+static int lc_vring_base_requests(uint32_t *rings)
+{
+    static uint8_t buf[65536];
+    ssize_t n = 0, got;
+    int count = 0;
+
+    /* A read stops where fds were attached (kick, call): read until nothing is left. */
+    while ((got = recv(lc_backend, buf + n, sizeof(buf) - (size_t)n, MSG_DONTWAIT)) > 0)
+        n += got;
+
+    *rings = 0;
+    for (ssize_t off = 0; n > 0 && off + 12 <= n;) {
+        uint32_t hdr[3], index;
+
+        memcpy(hdr, buf + off, 12);
+        if (hdr[0] == VHOST_USER_GET_VRING_BASE) {
+            memcpy(&index, buf + off + 12, 4);
+            *rings |= 1u << index;
+            count++;
+        }
+        off += 12 + hdr[2];
+    }
+    return count;
+}
+
+/* The guest enabled the control queue and a data ring only after DRIVER_OK: the reset
+ * unwatches nothing it did not watch and stops only the rings it started. */
+START_TEST(reset_stops_only_what_activate_started)
+{
+    uint32_t rings;
+
+    lc_queue(0, true);
+    lc_queue(1, true);
+    lc_queue(2, false);
+    lc_queue(LC_CTRL, false);
+    ck_assert_int_eq(lc_net.vdev.ops->activate(&lc_net.vdev), 0);
+    ck_assert_int_eq(lc_vring_base_requests(&rings), 0);
+    ck_assert_int_eq(lc_watches, 0);
+    lc_net.vdev.queues[2].enabled = true;
+    lc_net.vdev.queues[LC_CTRL].enabled = true;
+    lc_queue_vring_base_reply(0);
+    lc_queue_vring_base_reply(1);
+    lc_net.vdev.ops->reset(&lc_net.vdev);
+    ck_assert_int_eq(lc_bad_unwatches, 0);
+    ck_assert_int_eq(lc_vring_base_requests(&rings), 2);
+    ck_assert_uint_eq(rings, 0x3);
+    ck_assert(!lc_net.conn.broken);
+}
+END_TEST
+
+/* A control queue the guest laid out badly fails the start after the data rings were
+ * given to the backend: they are stopped, not left running on memory the guest reuses. */
+START_TEST(failed_activate_stops_the_rings_it_started)
+{
+    uint32_t rings;
+
+    lc_queue(0, true);
+    lc_queue(1, true);
+    lc_queue(LC_CTRL, true);
+    lc_net.vdev.queues[LC_CTRL].desc += 8; /* descriptors must be 16-byte aligned */
+    lc_queue_vring_base_reply(0);
+    lc_queue_vring_base_reply(1);
+    ck_assert_int_eq(lc_net.vdev.ops->activate(&lc_net.vdev), -EINVAL);
+    ck_assert(!lc_net.started);
+    ck_assert_int_eq(lc_vring_base_requests(&rings), 2);
+    ck_assert_uint_eq(rings, 0x3);
+    ck_assert_int_eq(lc_watches, 0);
+    ck_assert(!lc_net.conn.broken);
+}
+END_TEST
+
+/* The usual case still works: the control queue is watched, then unwatched. */
+START_TEST(reset_unwatches_the_control_queue_it_watched)
+{
+    uint32_t rings;
+
+    lc_queue(0, true);
+    lc_queue(1, true);
+    lc_queue(LC_CTRL, true);
+    ck_assert_int_eq(lc_net.vdev.ops->activate(&lc_net.vdev), 0);
+    ck_assert_int_eq(lc_watches, 1);
+    ck_assert_int_eq(lc_watched_fd, lc_net.vdev.queues[LC_CTRL].kick_fd);
+    lc_queue_vring_base_reply(0);
+    lc_queue_vring_base_reply(1);
+    lc_net.vdev.ops->reset(&lc_net.vdev);
+    ck_assert_int_eq(lc_unwatches, 1);
+    ck_assert_int_eq(lc_bad_unwatches, 0);
+    ck_assert_int_eq(lc_vring_base_requests(&rings), 2);
+}
+END_TEST
+
 static Suite *virtio_net_suite(void)
 {
     Suite *s = suite_create("virtio_net");
@@ -1305,6 +1493,7 @@ static Suite *virtio_net_suite(void)
     TCase *offered = tcase_create("offered");
     TCase *backend = tcase_create("backend");
     TCase *ctrlq = tcase_create("ctrl_queue");
+    TCase *lifecycle = tcase_create("lifecycle");
 
     tcase_add_test(options, defaults);
     tcase_add_test(options, every_key);
@@ -1361,6 +1550,12 @@ static Suite *virtio_net_suite(void)
     tcase_add_test(ctrlq, ctrl_malformed_chain_alone);
     tcase_add_test(ctrlq, ctrl_empty_queue);
     suite_add_tcase(s, ctrlq);
+
+    tcase_add_checked_fixture(lifecycle, lc_setup, lc_teardown);
+    tcase_add_test(lifecycle, reset_stops_only_what_activate_started);
+    tcase_add_test(lifecycle, failed_activate_stops_the_rings_it_started);
+    tcase_add_test(lifecycle, reset_unwatches_the_control_queue_it_watched);
+    suite_add_tcase(s, lifecycle);
     return s;
 }
 

@@ -977,12 +977,21 @@ END_TEST
 
 START_TEST(status_bits_cleared_without_a_reset)
 {
-    /* The spec forbids it; a guest doing it must not start the model twice nor
-     * leave anything wired past the reset. */
+    /* The spec forbids it; a guest doing it must not start the model twice, wire
+     * the live device again (found by fuzz_guest: KVM refused the second ioeventfd
+     * and the unwind tore down the live doorbells) nor leave anything wired past
+     * the reset. The bits stay set until the reset. */
     bring_up(0xb);
     set_status(S_ACK);
+    ck_assert_uint_eq(status(), S_LIVE);
     set_status(S_LIVE);
+    ck_assert_uint_eq(status(), S_LIVE);
     ck_assert_int_eq(dev.activates, 1);
+    ck_assert_int_eq(fp.ioev_assigns, NQ);
+    for (unsigned q = 0; q < NQ; q++)
+        ck_assert_msg(ioev_live(bar4 + NOTIFY + 4 * q, kick_fd(q)), "queue %u doorbell", q);
+    ck_assert(irqfd_live(GSI_BASE + 0, call_fd(0)));
+    assert_no_bad_calls();
     set_status(0);
     ck_assert_int_eq(dev.resets, 1);
     assert_nothing_wired();
