@@ -142,8 +142,8 @@ static int nets_log(void *arg, bool on)
 
     for (unsigned i = 0; i < vm->opts->nnets; i++) {
         struct virtio_net *net = &vm->nets[i].net;
-        int err = on ? virtio_net_log_start(net, r->log.fd, r->log.mmap_size)
-                     : virtio_net_log_stop(net);
+        int err =
+            on ? virtio_net_log_start(net, r->log.fd, r->log.mmap_size) : virtio_net_log_stop(net);
 
         if (err && !ret)
             ret = err;
@@ -269,8 +269,8 @@ static int send_dirty(struct mig_run *r, bool skip_zero)
 
         for (uint64_t pg = 0; pg <= d->npages; pg++) {
             bool dirty = pg < d->npages && (d->bits[pg / 64] & (1ULL << (pg % 64)));
-            bool zero = dirty && page_is_zero(guest_memory_ptr(&r->vm->mem, d->gpa + pg * 4096,
-                                                               4096));
+            bool zero =
+                dirty && page_is_zero(guest_memory_ptr(&r->vm->mem, d->gpa + pg * 4096, 4096));
             bool extend = dirty && run_len && zero == run_zero &&
                           run_len < MIG_MAX_PAGES_PER_RECORD && run_start + run_len == pg;
             int ret = 0;
@@ -720,8 +720,7 @@ static int in_device(struct mig_in *in, const struct mig_rec *rec, struct state_
     }
     ret = d->ops->load(d, b->data, b->len);
     if (ret)
-        snprintf(in->why, sizeof(in->why), "device '%s' refused its state: %s", id,
-                 strerror(-ret));
+        snprintf(in->why, sizeof(in->why), "device '%s' refused its state: %s", id, strerror(-ret));
     return ret;
 }
 
@@ -859,7 +858,8 @@ int migration_incoming(struct vm *vm, const char *uri)
     if (!strncmp(uri, "unix:", 5))
         unlink(uri + 5);
     if (ret) {
-        pr_err("--incoming %s: %s", uri, ret == -ECANCELED ? "stopped by a signal" : strerror(-ret));
+        pr_err("--incoming %s: %s", uri,
+               ret == -ECANCELED ? "stopped by a signal" : strerror(-ret));
         return ret;
     }
     ret = in_stream(&in);

@@ -14,8 +14,8 @@
 #define MIG_REPLY_MAGIC "VMMMIGOK"
 #define MIG_VERSION 1
 #define MIG_MAX_NETS 4
-#define MIG_MAX_PAGES_PER_RECORD 256    /* 1 MiB of RAM per record */
-#define MIG_MAX_BLOB (16u << 20)        /* a device's or vCPU's state */
+#define MIG_MAX_PAGES_PER_RECORD 256 /* 1 MiB of RAM per record */
+#define MIG_MAX_BLOB (16u << 20)     /* a device's or vCPU's state */
 #define MIG_MAX_ID 63
 
 /* What both ends must agree on before any page moves. */
