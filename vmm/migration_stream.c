@@ -18,8 +18,11 @@ int mig_write(int fd, const void *buf, size_t len)
     const uint8_t *p = buf;
 
     while (len) {
-        ssize_t n = write(fd, p, len);
+        /* MSG_NOSIGNAL: a vanished peer is an error, not a SIGPIPE (files: write). */
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
 
+        if (n < 0 && errno == ENOTSOCK)
+            n = write(fd, p, len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -100,8 +103,15 @@ int mig_header_check(const struct mig_header *got, const struct mig_header *mine
 
 static bool pages_in_ram(const struct guest_memory *mem, uint64_t gpa, uint64_t pages)
 {
-    return pages && pages <= MIG_MAX_PAGES_PER_RECORD && !(gpa & 4095) &&
-           guest_memory_ptr(mem, gpa, pages * 4096) != NULL;
+    if (!pages || pages > MIG_MAX_PAGES_PER_RECORD || (gpa & 4095))
+        return false;
+    for (int i = 0; i < mem->nregions; i++) {
+        const struct guest_region *r = &mem->regions[i];
+
+        if (gpa >= r->gpa && gpa - r->gpa <= r->size && pages * 4096 <= r->size - (gpa - r->gpa))
+            return true;
+    }
+    return false;
 }
 
 int mig_rec_check(const struct mig_rec *r, const struct guest_memory *mem, char *why, size_t len)
