@@ -37,12 +37,22 @@ struct irq_line {
  * that range is not all RAM. Devices never see the memory map itself. */
 struct guest_mem_access {
     void *(*ptr)(void *opaque, uint64_t gpa, uint64_t len);
+    /* Optional: told of each write vmm itself makes into guest RAM (a host pointer
+     * from ptr), which neither KVM's nor a backend's dirty log sees. */
+    void (*written)(void *opaque, const void *hva, uint64_t len);
     void *opaque;
 };
 
 static inline void *guest_mem_ptr(const struct guest_mem_access *mem, uint64_t gpa, uint64_t len)
 {
     return mem->ptr(mem->opaque, gpa, len);
+}
+
+static inline void guest_mem_written(const struct guest_mem_access *mem, const void *hva,
+                                     uint64_t len)
+{
+    if (mem && mem->written)
+        mem->written(mem->opaque, hva, len);
 }
 
 static inline void irq_line_set(const struct irq_line *line, int level)

@@ -52,6 +52,10 @@ void migration_destroy(struct migration *m)
 {
     if (m->thread_started) {
         atomic_store(&m->cancel, true);
+        pthread_mutex_lock(&m->lock);
+        if (m->fd >= 0)
+            shutdown(m->fd, SHUT_RDWR);
+        pthread_mutex_unlock(&m->lock);
         pthread_join(m->thread, NULL);
         m->thread_started = false;
     }
@@ -131,6 +135,8 @@ static uint64_t harvest(struct mig_run *r)
         return UINT64_MAX;
     if (r->vhost_logging && !r->ignore_backend_log)
         vhost_log_harvest(&r->log, &r->dirty);
+    if (r->vm->vmm_log.words)
+        vhost_log_harvest(&r->vm->vmm_log, &r->dirty);
     return dirty_map_count(&r->dirty);
 }
 
@@ -191,6 +197,10 @@ static int start_tracking(struct mig_run *r)
     if (ret)
         return run_fail(r, ret, "%s", "KVM refused dirty logging on the RAM slots");
     r->kvm_logging = true;
+    if (!vm->vmm_log.words && vhost_log_create(&vm->vmm_log, ram_end(vm)))
+        return run_fail(r, -ENOMEM, "%s", "out of memory for vmm's own dirty log");
+    memset(vm->vmm_log.words, 0, vm->vmm_log.nwords * 8);
+    atomic_store(&vm->vmm_log_on, true);
     if (!vm->opts->nnets)
         return 0;
     ret = vhost_log_create(&r->log, ram_end(vm));
@@ -208,6 +218,7 @@ static void stop_tracking(struct mig_run *r)
 {
     struct vm *vm = r->vm;
 
+    atomic_store(&vm->vmm_log_on, false);
     if (r->vhost_logging)
         event_loop_call(&vm->loop, nets_log_off, r);
     r->vhost_logging = false;

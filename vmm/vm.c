@@ -377,6 +377,18 @@ static bool vm_exit_is_error(int code)
     return code == VMM_EXIT_ERROR || code == VMM_EXIT_GUEST_CRASH || code == VMM_EXIT_TIMEOUT;
 }
 
+/* What migration and snapshots save, by id: the migration code knows no device. */
+static void vm_list_devices(struct vm *vm)
+{
+    struct device *legacy[] = {&vm->serial.dev, &vm->i8042.cmd_dev, &vm->rtc.dev};
+
+    vm->ndevices = 0;
+    for (size_t i = 0; i < sizeof(legacy) / sizeof(legacy[0]); i++)
+        vm->devices[vm->ndevices++] = legacy[i];
+    for (unsigned i = 0; i < vm->opts->nnets; i++)
+        vm->devices[vm->ndevices++] = &vm->nets[i].vp.caps_dev;
+}
+
 static int vm_setup_kvm(struct vm *vm)
 {
     int ret = kvm_open(&vm->kvm, vm->opts->kvm_device);
@@ -401,6 +413,8 @@ int vm_create(struct vm *vm, const struct vmm_options *opts, struct trace_file *
     vm->ncpus = opts->cpus;
     vm->signal_fd = vm->stop_efd = vm->console.space_efd = -1;
     vm->timer_fd = -1;
+    vm->vmm_log.fd = -1;
+    migration_init(&vm->mig);
     vm->kvm.sys_fd = vm->kvm.vm_fd = vm->mem.fd = -1;
     vm->loop.epfd = -1;
     pthread_mutex_init(&vm->stop_lock, NULL);
@@ -426,6 +440,8 @@ int vm_create(struct vm *vm, const struct vmm_options *opts, struct trace_file *
         ret = vm_setup_debug_exit(vm);
     if (!ret)
         ret = vm_setup_timeout(vm);
+    if (!ret)
+        vm_list_devices(vm);
     if (ret)
         vm_destroy(vm);
     return ret;
@@ -559,9 +575,23 @@ static int vm_reboot(struct vm *vm)
     return vm_start_vcpus(vm);
 }
 
+/* A migrated or restored guest arrives before its vCPUs first run. */
+static int vm_receive_guest(struct vm *vm)
+{
+    if (vm->opts->incoming)
+        return migration_incoming(vm, vm->opts->incoming);
+    if (vm->opts->restore)
+        return snapshot_restore(vm, vm->opts->restore);
+    return 0;
+}
+
 int vm_run(struct vm *vm)
 {
-    int ret = vm_start_vcpus(vm);
+    int ret = vm_receive_guest(vm);
+
+    if (ret)
+        return VMM_EXIT_ERROR;
+    ret = vm_start_vcpus(vm);
 
     if (ret)
         vm_request_stop(vm, VMM_EXIT_ERROR, "vCPU threads could not start");
@@ -589,7 +619,8 @@ int vm_run(struct vm *vm)
 void vm_destroy(struct vm *vm)
 {
     if (vm->vcpus)
-        vm_stop_vcpus(vm);
+        vm_stop_vcpus(vm); /* also fails a migration thread's calls into the loop */
+    migration_destroy(&vm->mig);
     console_destroy(&vm->console);
     if (vm->signal_fd >= 0)
         close(vm->signal_fd);
@@ -620,6 +651,7 @@ void vm_destroy(struct vm *vm)
     free(vm->initrd_copy);
     vm->vcpus = NULL;
     guest_memory_destroy(&vm->mem);
+    vhost_log_destroy(&vm->vmm_log);
     kvm_close(&vm->kvm);
     pthread_mutex_destroy(&vm->stop_lock);
 }

@@ -5,6 +5,8 @@
 
 #include "boot.h"
 #include "console.h"
+#include "dirty.h"
+#include "migration.h"
 #include "event_loop.h"
 #include "memory.h"
 #include "options.h"
@@ -81,6 +83,14 @@ struct vm {
     struct boot_files boot; /* kept for reboots (--on-reboot restart) */
     uint8_t *kernel_copy, *initrd_copy;
     unsigned reboots;
+
+    /* Migration: the devices it saves by id, and vmm's own writes into guest RAM. */
+    struct migration mig;
+    struct device *devices[8 + VMM_MAX_NETS];
+    unsigned ndevices;
+    struct vhost_log vmm_log;
+    atomic_bool vmm_log_on;
+    bool kvm_manual_protect, kvm_manual_protect_tried;
 
     atomic_bool stopping;
     atomic_bool reset_requested;
