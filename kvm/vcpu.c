@@ -24,6 +24,7 @@ int kvm_vcpu_create(struct kvm *kvm, int index, struct kvm_vcpu *vcpu)
 {
     int ret;
 
+    vcpu->kvm = kvm;
     vcpu->index = index;
     vcpu->fd = ioctl(kvm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
     if (vcpu->fd < 0) {

@@ -386,21 +386,26 @@ static int send_blob(struct mig_run *r, uint32_t type, uint64_t a, struct state_
     return ret;
 }
 
-/* VM state first: the destination loads the irqchip before the LAPICs. */
+/* vCPUs first, then the VM: the destination loads them in stream order, and the
+ * IOAPIC rebuilds its EOI tracking from the LAPICs; the clock is read last. */
 static int send_machine_state(struct mig_run *r)
 {
     struct vm *vm = r->vm;
     struct state_buf b = {0};
-    int ret = kvm_vm_state_save(&vm->kvm, &b);
+    int ret = 0;
 
-    if (!ret)
-        ret = send_blob(r, MIG_REC_VM, 0, &b, NULL);
     for (unsigned i = 0; !ret && i < vm->ncpus; i++) {
         b.len = 0;
         ret = kvm_vcpu_state_save(&vm->vcpus[i].kvm, &b);
         if (!ret)
             ret = send_blob(r, MIG_REC_VCPU, i, &b, NULL);
     }
+    if (!ret) {
+        b.len = 0;
+        ret = kvm_vm_state_save(&vm->kvm, &b);
+    }
+    if (!ret)
+        ret = send_blob(r, MIG_REC_VM, 0, &b, NULL);
     for (unsigned i = 0; !ret && i < vm->ndevices; i++) {
         struct device *d = vm->devices[i];
 
@@ -535,7 +540,7 @@ static void *migration_thread(void *arg)
                     vm->mig.params.verify ? MIG_F_VERIFY : 0);
     ret = mig_connect(vm->mig.params.uri, &r.fd);
     if (ret)
-        run_fail(&r, ret, "cannot connect to %s", vm->mig.params.uri);
+        run_fail(&r, ret, "cannot connect to %.200s", vm->mig.params.uri);
     pthread_mutex_lock(&vm->mig.lock);
     vm->mig.fd = r.fd;
     pthread_mutex_unlock(&vm->mig.lock);
