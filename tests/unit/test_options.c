@@ -426,12 +426,30 @@ START_TEST(on_reboot_values)
 }
 END_TEST
 
+START_TEST(incoming_and_restore)
+{
+    struct vmm_options o;
+
+    ck_assert_int_eq(PARSE(&o, "--incoming", "unix:/tmp/m.sock"), OPTIONS_OK);
+    ck_assert_str_eq(o.incoming, "unix:/tmp/m.sock");
+    ck_assert_ptr_null(o.kernel);
+    ck_assert_int_eq(PARSE(&o, "--incoming", "tcp:10.0.0.1:4444"), OPTIONS_OK);
+    ck_assert_int_eq(PARSE(&o, "--restore", "/tmp/snap"), OPTIONS_OK);
+    ck_assert_str_eq(o.restore, "/tmp/snap");
+    assert_error(PARSE(&o, "--incoming", "udp:x"), "--incoming 'udp:x'", "unix:PATH");
+    assert_error(PARSE(&o, "--incoming", "unix:a", "--restore", "b"), "--incoming", "exclude");
+    assert_error(PARSE(&o, "-k", "k", "--restore", "b"), "--kernel", "--restore");
+    assert_error(PARSE(&o, "--memory", "1G"), "--kernel", "required");
+}
+END_TEST
+
 START_TEST(help_prints_every_long_option)
 {
     static const char *const names[] = {
-        "--kernel",  "--initrd", "--cmdline",     "--memory",    "--cpus",       "--hugepages",
-        "--user",    "--group",  "--kvm-device",  "--quiet",     "--verbose",    "--help",
-        "--version", "--net",    "--vhost-trace", "--on-reboot", "--debug-exit", "--timeout",
+        "--kernel",    "--initrd",     "--cmdline", "--memory",     "--cpus",
+        "--hugepages", "--user",       "--group",   "--kvm-device", "--quiet",
+        "--verbose",   "--help",       "--version", "--net",        "--vhost-trace",
+        "--on-reboot", "--debug-exit", "--timeout", "--incoming",   "--restore",
     };
     struct vmm_options o;
 
@@ -479,6 +497,7 @@ static Suite *options_suite(void)
 
     tcase_add_test(size, size_accepts_suffixes);
     tcase_add_test(size, on_reboot_values);
+    tcase_add_test(size, incoming_and_restore);
     tcase_add_test(size, size_accepts_ib_and_b_forms);
     tcase_add_test(size, size_plain_number_is_bytes);
     tcase_add_test(size, size_rejects_malformed);
