@@ -29,10 +29,12 @@
 #define VIRTIO_NET_F_CTRL_VQ 17
 #define VIRTIO_NET_F_CTRL_RX 18
 #define VIRTIO_NET_F_CTRL_VLAN 19
+#define VIRTIO_NET_F_GUEST_ANNOUNCE 21
 #define VIRTIO_NET_F_MQ 22
 #define VIRTIO_NET_F_CTRL_MAC_ADDR 23
 
 #define VIRTIO_NET_S_LINK_UP 1
+#define VIRTIO_NET_S_ANNOUNCE 2
 #define VIRTIO_NET_MAX_PAIRS 8
 #define VIRTIO_ID_NET 1
 
@@ -75,6 +77,8 @@ struct virtio_net {
     uint32_t rings_started; /* data queues handed to the current backend, one bit each */
     bool ctrl_watched;      /* the control queue's kick fd is on the event loop */
     struct virtq ctrl_vq;
+    bool stopped;        /* migration: rings halted at ring_base, control queue unwatched */
+    bool loaded_started; /* migration: the loaded NIC was started; start_loaded runs it */
 };
 
 /* Connects to (or waits for) the backend and reads what it offers. Blocking,
