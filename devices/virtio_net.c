@@ -393,22 +393,32 @@ static uint64_t host_addr(struct virtio_net *net, uint64_t gpa, uint64_t len)
     return (uint64_t)(uintptr_t)guest_mem_ptr(net->vdev.mem, gpa, len);
 }
 
-/* One data queue's rings, base and eventfds to the backend. */
-static int start_vring(struct virtio_net *net, unsigned q)
+/* A data queue's rings as the backend maps them; -EINVAL outside guest RAM. */
+static int vring_addr(struct virtio_net *net, unsigned q, struct vhost_user_vring_addr *addr)
 {
     const struct virtio_queue *vq = &net->vdev.queues[q];
-    struct vhost_user_vring_addr addr = {
+
+    *addr = (struct vhost_user_vring_addr){
         .index = q,
         .desc_user_addr = host_addr(net, vq->desc, 16ULL * vq->size),
         .avail_user_addr = host_addr(net, vq->avail, 6 + 2ULL * vq->size),
         .used_user_addr = host_addr(net, vq->used, 6 + 8ULL * vq->size),
     };
-    int ret;
+    if (addr->desc_user_addr && addr->avail_user_addr && addr->used_user_addr)
+        return 0;
+    pr_err("%s: queue %u: rings outside guest RAM", net->vdev.id, q);
+    return -EINVAL;
+}
 
-    if (!addr.desc_user_addr || !addr.avail_user_addr || !addr.used_user_addr) {
-        pr_err("%s: queue %u: rings outside guest RAM", net->vdev.id, q);
-        return -EINVAL;
-    }
+/* One data queue's rings, base and eventfds to the backend. */
+static int start_vring(struct virtio_net *net, unsigned q)
+{
+    const struct virtio_queue *vq = &net->vdev.queues[q];
+    struct vhost_user_vring_addr addr;
+    int ret = vring_addr(net, q, &addr);
+
+    if (ret)
+        return ret;
     ret = vhost_user_set_vring_num(&net->conn, q, vq->size);
     if (!ret)
         ret = vhost_user_set_vring_addr(&net->conn, &addr);
@@ -481,7 +491,11 @@ static int net_activate(struct virtio_device *vdev)
 
     memset(net->ring_base, 0, sizeof(net->ring_base));
     net->active_pairs = 1;
-    if (net->connected) {
+    /* Checked with the backend away too: bad rings fail DRIVER_OK, not every reconnect. */
+    for (unsigned q = 0; !ret && q < ctrl_index(net); q++)
+        if (vdev->queues[q].enabled)
+            ret = vring_addr(net, q, &(struct vhost_user_vring_addr){0});
+    if (!ret && net->connected) {
         ret = net_start_backend(net);
         /* A backend that died meanwhile gets the rings when it is back. */
         lost = ret && net->conn.broken;
