@@ -537,7 +537,11 @@ static int net_activate(struct virtio_device *vdev)
 
     memset(net->ring_base, 0, sizeof(net->ring_base));
     net->active_pairs = 1;
-    if (net->connected) {
+    /* Checked with the backend away too: bad rings fail DRIVER_OK, not every reconnect. */
+    for (unsigned q = 0; !ret && q < ctrl_index(net); q++)
+        if (vdev->queues[q].enabled)
+            ret = vring_addr(net, q, &(struct vhost_user_vring_addr){0});
+    if (!ret && net->connected) {
         ret = net_start_backend(net);
         /* A backend that died meanwhile gets the rings when it is back. */
         lost = ret && net->conn.broken;

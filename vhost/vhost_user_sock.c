@@ -45,35 +45,51 @@ static bool connect_retryable(int err)
     return err == ENOENT || err == ECONNREFUSED || err == EAGAIN;
 }
 
+/* Non-blocking: a back-end whose listen queue is full (stopped, wedged, not accepting)
+ * gives -EAGAIN instead of blocking the caller, the event loop on a reconnect. The
+ * connected socket is made blocking again: its I/O waits with poll() deadlines. */
+static int connect_once(const struct sockaddr_un *sa, int *fd)
+{
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), err;
+
+    if (s < 0)
+        return -errno;
+    while (connect(s, (const struct sockaddr *)sa, sizeof(*sa)) < 0) {
+        err = errno;
+        if (err == EINTR)
+            continue;
+        close(s);
+        return -err;
+    }
+    if (fcntl(s, F_SETFL, 0) < 0) {
+        err = errno;
+        close(s);
+        return -err;
+    }
+    *fd = s;
+    return 0;
+}
+
 int vhost_user_connect(const char *path, unsigned timeout_ms, int *fd)
 {
     int64_t deadline = vu_now_ms() + timeout_ms, left;
     struct sockaddr_un sa;
-    int s, err, r = make_addr(path, &sa);
+    int r = make_addr(path, &sa);
 
     if (r)
         return r;
-    s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (s < 0)
-        return -errno;
     for (;;) {
-        if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-            *fd = s;
+        r = connect_once(&sa, fd);
+        if (!r)
             return 0;
-        }
-        err = errno;
-        if (err == EINTR)
-            continue;
-        if (!connect_retryable(err)) {
-            pr_err("vhost-user: cannot connect to %s: %s", path, strerror(err));
-            close(s);
-            return -err;
+        if (!connect_retryable(-r)) {
+            pr_err("vhost-user: cannot connect to %s: %s", path, strerror(-r));
+            return r;
         }
         left = deadline - vu_now_ms();
         if (left <= 0) {
             pr_err("vhost-user: no back-end listening on %s after %u ms (%s)", path, timeout_ms,
-                   strerror(err));
-            close(s);
+                   strerror(-r));
             return -ETIMEDOUT;
         }
         sleep_ms(left < CONNECT_RETRY_MS ? left : CONNECT_RETRY_MS);
@@ -83,22 +99,9 @@ int vhost_user_connect(const char *path, unsigned timeout_ms, int *fd)
 int vhost_user_try_connect(const char *path, int *fd)
 {
     struct sockaddr_un sa;
-    int s, err, r = make_addr(path, &sa);
+    int r = make_addr(path, &sa);
 
-    if (r)
-        return r;
-    s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (s < 0)
-        return -errno;
-    while (connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        err = errno;
-        if (err == EINTR)
-            continue;
-        close(s);
-        return -err;
-    }
-    *fd = s;
-    return 0;
+    return r ? r : connect_once(&sa, fd);
 }
 
 int vhost_user_try_accept(int listen_fd, int *fd)

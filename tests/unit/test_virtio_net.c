@@ -171,6 +171,26 @@ START_TEST(bad_numbers)
 }
 END_TEST
 
+START_TEST(reconnect_ms_option)
+{
+    ck_assert_int_eq(parse("vhost-user,socket=/s"), 0);
+    ck_assert_uint_eq(opts.reconnect_ms, 1000);
+    ck_assert_int_eq(parse("vhost-user,socket=/s,reconnect-ms=1"), 0);
+    ck_assert_uint_eq(opts.reconnect_ms, 1);
+    ck_assert_int_eq(parse("vhost-user,socket=/s,reconnect-ms=250,server"), 0);
+    ck_assert_uint_eq(opts.reconnect_ms, 250);
+    ck_assert_int_eq(parse("vhost-user,socket=/s,reconnect-ms=3600000"), 0);
+    ck_assert_uint_eq(opts.reconnect_ms, 3600000);
+    expect_error("vhost-user,socket=/s,reconnect-ms=0", "'reconnect-ms=0'");
+    expect_error("vhost-user,socket=/s,reconnect-ms=3600001", "'reconnect-ms=3600001'");
+    expect_error("vhost-user,socket=/s,reconnect-ms=-1", "'reconnect-ms=-1'");
+    expect_error("vhost-user,socket=/s,reconnect-ms=1s", "'reconnect-ms=1s'");
+    expect_error("vhost-user,socket=/s,reconnect-ms=", "'reconnect-ms='");
+    expect_error("vhost-user,socket=/s,reconnect-ms", "'reconnect-ms'");
+    expect_error("vhost-user,socket=/s,reconnect-ms=18446744073709551617", "reconnect-ms=");
+}
+END_TEST
+
 START_TEST(bad_socket)
 {
     char arg[300];
@@ -342,6 +362,51 @@ START_TEST(backend_never_gets_vmm_bits)
                           (BIT(VIRTIO_NET_F_CTRL_VQ) | BIT(VIRTIO_NET_F_MQ) |
                            BIT(VIRTIO_NET_F_MAC) | BIT(VIRTIO_NET_F_STATUS)),
                       0);
+}
+END_TEST
+
+/* ---- a new backend against what the guest uses ---- */
+
+START_TEST(missing_feature_none)
+{
+    ck_assert_int_eq(virtio_net_missing_feature(0, 0), -1);
+    ck_assert_int_eq(virtio_net_missing_feature(DATA_PATH_BITS, DATA_PATH_BITS), -1);
+    ck_assert_int_eq(virtio_net_missing_feature(BIT(VIRTIO_NET_F_CSUM), ~0ULL), -1);
+    /* Offering more than the guest uses is fine. */
+    ck_assert_int_eq(virtio_net_missing_feature(BIT(VIRTIO_F_VERSION_1), DATA_PATH_BITS), -1);
+}
+END_TEST
+
+START_TEST(missing_feature_lowest_bit)
+{
+    const uint64_t in_use = BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_NET_F_MRG_RXBUF) |
+                            BIT(VIRTIO_NET_F_HOST_TSO4) | BIT(VIRTIO_F_RING_EVENT_IDX);
+
+    ck_assert_int_eq(virtio_net_missing_feature(in_use, 0), VIRTIO_NET_F_HOST_TSO4);
+    ck_assert_int_eq(virtio_net_missing_feature(in_use, BIT(VIRTIO_NET_F_HOST_TSO4)),
+                     VIRTIO_NET_F_MRG_RXBUF);
+    ck_assert_int_eq(virtio_net_missing_feature(in_use, in_use & ~BIT(VIRTIO_F_VERSION_1)),
+                     VIRTIO_F_VERSION_1);
+    ck_assert_int_eq(virtio_net_missing_feature(DATA_PATH_BITS, 0), VIRTIO_NET_F_CSUM);
+}
+END_TEST
+
+/* Only what the backend implements counts: vmm's own bits (config space, control
+ * queue, MQ, MTU) and the vhost-user protocol bit never make a backend unfit. */
+START_TEST(missing_feature_only_data_path_bits)
+{
+    for (unsigned bit = 0; bit < 64; bit++) {
+        int want = (DATA_PATH_BITS & BIT(bit)) ? (int)bit : -1;
+
+        ck_assert_msg(virtio_net_missing_feature(BIT(bit), 0) == want,
+                      "bit %u in use, not offered: %d, expected %d", bit,
+                      virtio_net_missing_feature(BIT(bit), 0), want);
+    }
+    ck_assert_int_eq(virtio_net_missing_feature(VMM_BITS | BIT(VIRTIO_NET_F_MQ) |
+                                                    BIT(VIRTIO_NET_F_MTU) |
+                                                    BIT(VHOST_USER_F_PROTOCOL_FEATURES),
+                                                0),
+                     -1);
 }
 END_TEST
 
@@ -2134,6 +2199,7 @@ START_TEST(reset_unwatches_the_control_queue_it_watched)
         tcase_add_test(options, bad_mac);
         tcase_add_test(options, mac_takes_hex_digits_only);
         tcase_add_test(options, bad_numbers);
+        tcase_add_test(options, reconnect_ms_option);
         tcase_add_test(options, bad_socket);
         tcase_add_test(options, bad_backend_type);
         tcase_add_test(options, too_long);
@@ -2150,6 +2216,9 @@ START_TEST(reset_unwatches_the_control_queue_it_watched)
         tcase_add_test(backend, backend_gets_acked_data_path_bits_it_offered);
         tcase_add_test(backend, backend_gets_protocol_features_when_it_offered_them);
         tcase_add_test(backend, backend_never_gets_vmm_bits);
+        tcase_add_test(backend, missing_feature_none);
+        tcase_add_test(backend, missing_feature_lowest_bit);
+        tcase_add_test(backend, missing_feature_only_data_path_bits);
         suite_add_tcase(s, backend);
 
         tcase_add_checked_fixture(ctrlq, cq_setup, cq_teardown);
