@@ -32,6 +32,7 @@ enum {
     OPT_VHOST_TRACE,
     OPT_DEBUG_EXIT,
     OPT_TIMEOUT,
+    OPT_API_SOCKET,
 };
 
 static const struct option long_options[] = {
@@ -49,6 +50,7 @@ static const struct option long_options[] = {
     {"vhost-trace", required_argument, NULL, OPT_VHOST_TRACE},
     {"debug-exit", optional_argument, NULL, OPT_DEBUG_EXIT},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"api-socket", required_argument, NULL, OPT_API_SOCKET},
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
     {"help", no_argument, NULL, OPT_HELP},
@@ -90,6 +92,8 @@ void options_usage(FILE *out)
                  "                         with status (V << 1) | 1, truncated to 8 bits\n"
                  "      --timeout SECONDS  stop a guest still running after SECONDS, print\n"
                  "                         its last console lines on stderr, exit 124\n"
+                 "      --api-socket PATH  a control socket at PATH (JSON lines: status, pause,\n"
+                 "                         resume, shutdown, migrate, ...; see vmmctl)\n"
                  "      --kvm-device PATH  KVM device (default /dev/kvm)\n"
                  "  -q, --quiet            only print errors\n"
                  "  -v, --verbose          print debug messages\n"
@@ -214,6 +218,21 @@ static enum options_result parse_timeout(const char *arg, struct vmm_options *op
     return OPTIONS_OK;
 }
 
+/* sun_path holds 108 bytes with the terminating NUL. */
+#define OPTIONS_MAX_SOCKET_PATH 107
+
+static enum options_result parse_api_socket(const char *arg, struct vmm_options *opts, char *err,
+                                            size_t errlen)
+{
+    size_t len = strlen(arg);
+
+    if (len == 0 || len > OPTIONS_MAX_SOCKET_PATH)
+        return opt_error(err, errlen, "--api-socket '%s': the path must be 1 to %d bytes long", arg,
+                         OPTIONS_MAX_SOCKET_PATH);
+    opts->api_socket = arg;
+    return OPTIONS_OK;
+}
+
 static void options_defaults(struct vmm_options *opts)
 {
     memset(opts, 0, sizeof(*opts));
@@ -262,6 +281,8 @@ static enum options_result parse_one(int c, struct vmm_options *opts, FILE *out,
         return parse_debug_exit(optarg, opts, err, errlen);
     case OPT_TIMEOUT:
         return parse_timeout(optarg, opts, err, errlen);
+    case OPT_API_SOCKET:
+        return parse_api_socket(optarg, opts, err, errlen);
     case OPT_KVM_DEVICE:
         opts->kvm_device = optarg;
         break;

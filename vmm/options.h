@@ -36,6 +36,7 @@ struct vmm_options {
     bool debug_exit;          /* --debug-exit: the guest may set vmm's exit status */
     uint16_t debug_exit_port; /* its first port */
     unsigned timeout;         /* --timeout in seconds; 0: none */
+    const char *api_socket;   /* --api-socket PATH: the control socket, or NULL */
 };
 
 enum options_result { OPTIONS_OK = 0, OPTIONS_EXIT_OK = 1, OPTIONS_ERROR = -1 };
