@@ -1,4 +1,5 @@
 /* vmm: boot a Linux guest on KVM. Fatal exits live here and nowhere else. */
+#include "api.h"
 #include "boot.h"
 #include "options.h"
 #include "privs.h"
@@ -49,6 +50,7 @@ int main(int argc, char **argv)
     uint8_t *kernel = NULL, *initrd = NULL;
     size_t kernel_size = 0, initrd_size = 0;
     char err[256];
+    struct api api = {.listen_fd = -1};
     struct vm vm;
     int status = VMM_EXIT_ERROR;
 
@@ -77,8 +79,11 @@ int main(int argc, char **argv)
     free(kernel);
     free(initrd);
     kernel = initrd = NULL;
-    if (privs_drop(&privs) == 0)
+    /* Bound before the privileges go, like a vhost-user server socket. */
+    if ((!opts.api_socket || api_init(&api, opts.api_socket, &vm, &vm.loop) == 0) &&
+        privs_drop(&privs) == 0)
         status = vm_run(&vm);
+    api_destroy(&api);
     vm_destroy(&vm);
 out:
     trace_file_close(&trace);

@@ -34,6 +34,7 @@ enum {
     OPT_TIMEOUT,
     OPT_INCOMING,
     OPT_RESTORE,
+    OPT_API_SOCKET,
 };
 
 static const struct option long_options[] = {
@@ -53,6 +54,7 @@ static const struct option long_options[] = {
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"incoming", required_argument, NULL, OPT_INCOMING},
     {"restore", required_argument, NULL, OPT_RESTORE},
+    {"api-socket", required_argument, NULL, OPT_API_SOCKET},
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
     {"help", no_argument, NULL, OPT_HELP},
@@ -98,6 +100,8 @@ void options_usage(FILE *out)
                  "                         receive a migrating guest there instead of booting\n"
                  "                         a kernel (same --memory, --cpus, --net as the source)\n"
                  "      --restore DIR      start from a snapshot written by vmmctl snapshot DIR\n"
+                 "      --api-socket PATH  a control socket at PATH (JSON lines: status, pause,\n"
+                 "                         resume, shutdown, migrate, ...; see vmmctl)\n"
                  "      --kvm-device PATH  KVM device (default /dev/kvm)\n"
                  "  -q, --quiet            only print errors\n"
                  "  -v, --verbose          print debug messages\n"
@@ -222,6 +226,21 @@ static enum options_result parse_timeout(const char *arg, struct vmm_options *op
     return OPTIONS_OK;
 }
 
+/* sun_path holds 108 bytes with the terminating NUL. */
+#define OPTIONS_MAX_SOCKET_PATH 107
+
+static enum options_result parse_api_socket(const char *arg, struct vmm_options *opts, char *err,
+                                            size_t errlen)
+{
+    size_t len = strlen(arg);
+
+    if (len == 0 || len > OPTIONS_MAX_SOCKET_PATH)
+        return opt_error(err, errlen, "--api-socket '%s': the path must be 1 to %d bytes long", arg,
+                         OPTIONS_MAX_SOCKET_PATH);
+    opts->api_socket = arg;
+    return OPTIONS_OK;
+}
+
 static void options_defaults(struct vmm_options *opts)
 {
     memset(opts, 0, sizeof(*opts));
@@ -279,6 +298,8 @@ static enum options_result parse_one(int c, struct vmm_options *opts, FILE *out,
         break;
     case OPT_TIMEOUT:
         return parse_timeout(optarg, opts, err, errlen);
+    case OPT_API_SOCKET:
+        return parse_api_socket(optarg, opts, err, errlen);
     case OPT_KVM_DEVICE:
         opts->kvm_device = optarg;
         break;

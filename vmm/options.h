@@ -38,6 +38,7 @@ struct vmm_options {
     unsigned timeout;         /* --timeout in seconds; 0: none */
     const char *incoming;     /* --incoming URI: a migration brings the guest */
     const char *restore;      /* --restore DIR: a snapshot brings the guest */
+    const char *api_socket;   /* --api-socket PATH: the control socket, or NULL */
 };
 
 enum options_result { OPTIONS_OK = 0, OPTIONS_EXIT_OK = 1, OPTIONS_ERROR = -1 };

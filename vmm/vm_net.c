@@ -235,3 +235,20 @@ void vm_destroy_pci_devices(struct vm *vm)
         pci_destroy(&vm->pci);
     vm->pci_ready = false;
 }
+
+void vm_net_status(struct vm *vm, unsigned i, struct vm_net_status *st)
+{
+    struct vm_net *n = &vm->nets[i];
+
+    *st = (struct vm_net_status){
+        .id = n->id,
+        .socket = vm->opts->nets[i].socket_path,
+        .queue_pairs = vm->opts->nets[i].queue_pairs,
+    };
+    if (!n->net_ready)
+        return;
+    st->connected = n->net.connected;
+    pthread_mutex_lock(&n->net.lock);
+    st->link_up = n->net.config.status & VIRTIO_NET_S_LINK_UP;
+    pthread_mutex_unlock(&n->net.lock);
+}

@@ -135,6 +135,7 @@ START_TEST(defaults_with_only_kernel)
     ck_assert_ptr_null(o.vhost_trace);
     ck_assert(!o.debug_exit);
     ck_assert_uint_eq(o.timeout, 0);
+    ck_assert_ptr_null(o.api_socket);
 }
 END_TEST
 
@@ -362,6 +363,31 @@ START_TEST(timeout_bad_value_rejected)
 }
 END_TEST
 
+START_TEST(api_socket_stored)
+{
+    struct vmm_options o;
+
+    ck_assert_int_eq(PARSE(&o, "-k", "k", "--api-socket", "/tmp/vm.api"), OPTIONS_OK);
+    ck_assert_str_eq(o.api_socket, "/tmp/vm.api");
+}
+END_TEST
+
+START_TEST(api_socket_bad_path_rejected)
+{
+    char longest[108], too_long[109];
+    struct vmm_options o;
+
+    memset(longest, 'a', sizeof(longest) - 1);
+    longest[sizeof(longest) - 1] = '\0';
+    memset(too_long, 'a', sizeof(too_long) - 1);
+    too_long[sizeof(too_long) - 1] = '\0';
+    ck_assert_int_eq(PARSE(&o, "-k", "k", "--api-socket", longest), OPTIONS_OK);
+    assert_error(PARSE(&o, "-k", "k", "--api-socket", too_long), "--api-socket", "1 to 107 bytes");
+    assert_error(PARSE(&o, "-k", "k", "--api-socket", ""), "--api-socket", "1 to 107 bytes");
+    assert_error(PARSE(&o, "-k", "k", "--api-socket"), "--api-socket", "needs a value");
+}
+END_TEST
+
 START_TEST(unknown_long_option_named)
 {
     struct vmm_options o;
@@ -446,10 +472,10 @@ END_TEST
 START_TEST(help_prints_every_long_option)
 {
     static const char *const names[] = {
-        "--kernel",    "--initrd",     "--cmdline", "--memory",     "--cpus",
-        "--hugepages", "--user",       "--group",   "--kvm-device", "--quiet",
-        "--verbose",   "--help",       "--version", "--net",        "--vhost-trace",
-        "--on-reboot", "--debug-exit", "--timeout", "--incoming",   "--restore",
+        "--kernel",   "--initrd",  "--cmdline",     "--memory",    "--cpus",       "--hugepages",
+        "--user",     "--group",   "--kvm-device",  "--quiet",     "--verbose",    "--help",
+        "--version",  "--net",     "--vhost-trace", "--on-reboot", "--debug-exit", "--timeout",
+        "--incoming", "--restore", "--api-socket",
     };
     struct vmm_options o;
 
@@ -523,6 +549,8 @@ static Suite *options_suite(void)
     tcase_add_test(parse, debug_exit_port_needs_equals);
     tcase_add_test(parse, timeout_stored_in_seconds);
     tcase_add_test(parse, timeout_bad_value_rejected);
+    tcase_add_test(parse, api_socket_stored);
+    tcase_add_test(parse, api_socket_bad_path_rejected);
     tcase_add_test(parse, unknown_long_option_named);
     tcase_add_test(parse, unknown_short_option_named);
     tcase_add_test(parse, unknown_option_inside_cluster_named);

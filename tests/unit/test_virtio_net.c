@@ -1548,11 +1548,14 @@ START_TEST(reset_unwatches_the_control_queue_it_watched)
     ck_assert_int_eq(lc_unwatches, 1);
     ck_assert_int_eq(lc_bad_unwatches, 0);
     ck_assert_int_eq(lc_vring_base_requests(&rings), 2);
-    /* ---- migration ----
-     * The control-queue device again, now with its four data rings in the fake guest
-     * memory and a scripted vhost-user backend on a socketpair: vmm's requests are
-     * read back from the backend's end, and replies (GET_VRING_BASE) are queued
-     * there before the call that waits for them. */
+}
+END_TEST
+
+/* ---- migration ----
+ * The control-queue device again, now with its four data rings in the fake guest
+ * memory and a scripted vhost-user backend on a socketpair: vmm's requests are
+ * read back from the backend's end, and replies (GET_VRING_BASE) are queued
+ * there before the call that waits for them. */
 
 #define MG_RINGS CQ_INDEX
 #define MG_RING_MEM (CQ_MEM_BASE + 0x10000)
@@ -1562,714 +1565,709 @@ START_TEST(reset_unwatches_the_control_queue_it_watched)
 #define MG_ACKED (CQ_FEATURES | BIT(VIRTIO_NET_F_MRG_RXBUF))
 #define PF_RARP (1ULL << VHOST_USER_PROTOCOL_F_RARP)
 
-    struct be_msg {
-        uint32_t request, flags, size;
-        uint8_t payload[512];
-        int nfds;
-    };
+struct be_msg {
+    uint32_t request, flags, size;
+    uint8_t payload[512];
+    int nfds;
+};
 
-    static int mg_be = -1; /* the backend's end of the socket */
-    static int mg_memfd = -1;
-    static struct {
-        int fd;
-        void (*cb)(void *arg, uint32_t events);
-        void *arg;
-    } mg_watch[16];
-    static int mg_nwatch, mg_watch_bad;
+static int mg_be = -1; /* the backend's end of the socket */
+static int mg_memfd = -1;
+static struct {
+    int fd;
+    void (*cb)(void *arg, uint32_t events);
+    void *arg;
+} mg_watch[16];
+static int mg_nwatch, mg_watch_bad;
 
-    static int mg_watch_fd(void *opaque, int fd, void (*cb)(void *arg, uint32_t events), void *arg,
-                           bool on)
-    {
-        (void)opaque;
-        for (int i = 0; i < mg_nwatch; i++) {
-            if (mg_watch[i].fd != fd)
-                continue;
-            if (on) {
-                mg_watch_bad++;
-                return -EEXIST;
-            }
-            mg_watch[i] = mg_watch[--mg_nwatch];
-            return 0;
-        }
-        if (!on || mg_nwatch == 16) {
+static int mg_watch_fd(void *opaque, int fd, void (*cb)(void *arg, uint32_t events), void *arg,
+                       bool on)
+{
+    (void)opaque;
+    for (int i = 0; i < mg_nwatch; i++) {
+        if (mg_watch[i].fd != fd)
+            continue;
+        if (on) {
             mg_watch_bad++;
-            return -ENOENT;
+            return -EEXIST;
         }
-        mg_watch[mg_nwatch].fd = fd;
-        mg_watch[mg_nwatch].cb = cb;
-        mg_watch[mg_nwatch].arg = arg;
-        mg_nwatch++;
+        mg_watch[i] = mg_watch[--mg_nwatch];
         return 0;
     }
+    if (!on || mg_nwatch == 16) {
+        mg_watch_bad++;
+        return -ENOENT;
+    }
+    mg_watch[mg_nwatch].fd = fd;
+    mg_watch[mg_nwatch].cb = cb;
+    mg_watch[mg_nwatch].arg = arg;
+    mg_nwatch++;
+    return 0;
+}
 
-    static bool mg_watched(int fd)
-    {
-        for (int i = 0; i < mg_nwatch; i++)
-            if (mg_watch[i].fd == fd)
-                return true;
+static bool mg_watched(int fd)
+{
+    for (int i = 0; i < mg_nwatch; i++)
+        if (mg_watch[i].fd == fd)
+            return true;
+    return false;
+}
+
+static int mg_mem_regions(void *opaque, struct vhost_user_mem_region *regions, int max)
+{
+    (void)opaque;
+    ck_assert_int_ge(max, 1);
+    regions[0] = (struct vhost_user_mem_region){.guest_phys_addr = CQ_MEM_BASE,
+                                                .memory_size = CQ_MEM_SIZE,
+                                                .userspace_addr = (uintptr_t)cq_fm.buf,
+                                                .fd = mg_memfd};
+    return 1;
+}
+
+/* One message as the backend reads it; false when none is waiting. */
+static bool be_recv(struct be_msg *m)
+{
+    union {
+        char b[CMSG_SPACE(sizeof(int) * 8)];
+        struct cmsghdr align;
+    } ctl;
+    uint8_t hdr[12];
+    struct iovec iov = {.iov_base = hdr, .iov_len = sizeof(hdr)};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof(ctl.b)};
+    ssize_t n = recvmsg(mg_be, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+    memset(m, 0, sizeof(*m));
+    if (n <= 0)
         return false;
-    }
+    ck_assert_int_eq(n, sizeof(hdr));
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+        size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 
-    static int mg_mem_regions(void *opaque, struct vhost_user_mem_region *regions, int max)
-    {
-        (void)opaque;
-        ck_assert_int_ge(max, 1);
-        regions[0] = (struct vhost_user_mem_region){.guest_phys_addr = CQ_MEM_BASE,
-                                                    .memory_size = CQ_MEM_SIZE,
-                                                    .userspace_addr = (uintptr_t)cq_fm.buf,
-                                                    .fd = mg_memfd};
-        return 1;
-    }
+        for (size_t i = 0; i < k; i++) {
+            int fd;
 
-    /* One message as the backend reads it; false when none is waiting. */
-    static bool be_recv(struct be_msg * m)
-    {
-        union {
-            char b[CMSG_SPACE(sizeof(int) * 8)];
-            struct cmsghdr align;
-        } ctl;
-        uint8_t hdr[12];
-        struct iovec iov = {.iov_base = hdr, .iov_len = sizeof(hdr)};
-        struct msghdr mh = {.msg_iov = &iov,
-                            .msg_iovlen = 1,
-                            .msg_control = ctl.b,
-                            .msg_controllen = sizeof(ctl.b)};
-        ssize_t n = recvmsg(mg_be, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-
-        memset(m, 0, sizeof(*m));
-        if (n <= 0)
-            return false;
-        ck_assert_int_eq(n, sizeof(hdr));
-        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-            size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-
-            for (size_t i = 0; i < k; i++) {
-                int fd;
-
-                memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-                close(fd);
-                m->nfds++;
-            }
+            memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+            close(fd);
+            m->nfds++;
         }
-        memcpy(&m->request, hdr, 4);
-        memcpy(&m->flags, hdr + 4, 4);
-        memcpy(&m->size, hdr + 8, 4);
-        ck_assert_uint_le(m->size, sizeof(m->payload));
-        if (m->size)
-            ck_assert_int_eq(recv(mg_be, m->payload, m->size, MSG_DONTWAIT), (ssize_t)m->size);
-        return true;
     }
+    memcpy(&m->request, hdr, 4);
+    memcpy(&m->flags, hdr + 4, 4);
+    memcpy(&m->size, hdr + 8, 4);
+    ck_assert_uint_le(m->size, sizeof(m->payload));
+    if (m->size)
+        ck_assert_int_eq(recv(mg_be, m->payload, m->size, MSG_DONTWAIT), (ssize_t)m->size);
+    return true;
+}
 
-    static uint32_t msg_u32(const struct be_msg *m, unsigned off)
+static uint32_t msg_u32(const struct be_msg *m, unsigned off)
+{
+    uint32_t v;
+
+    memcpy(&v, m->payload + off, 4);
+    return v;
+}
+
+static void be_reply_base(unsigned index, unsigned base)
+{
+    uint8_t msg[20];
+    uint32_t hdr[3] = {VHOST_USER_GET_VRING_BASE, 0x5 /* version 1, reply */, 8};
+    uint32_t state[2] = {index, base};
+
+    memcpy(msg, hdr, 12);
+    memcpy(msg + 12, state, 8);
+    ck_assert_int_eq(write(mg_be, msg, sizeof(msg)), (ssize_t)sizeof(msg));
+}
+
+/* What vmm sent since the last look. */
+struct be_log {
+    struct be_msg m[64];
+    int n;
+};
+
+static void be_collect(struct be_log *log)
+{
+    static struct be_msg extra;
+
+    log->n = 0;
+    while (log->n < 64 && be_recv(&log->m[log->n]))
+        log->n++;
+    ck_assert_msg(!be_recv(&extra), "more than 64 messages");
+}
+
+static int be_count(const struct be_log *log, uint32_t request)
+{
+    int n = 0;
+
+    for (int i = 0; i < log->n; i++)
+        n += log->m[i].request == request;
+    return n;
+}
+
+/* The base SET_VRING_BASE gave ring q, or -1. */
+static int be_base(const struct be_log *log, unsigned q)
+{
+    for (int i = 0; i < log->n; i++)
+        if (log->m[i].request == VHOST_USER_SET_VRING_BASE && msg_u32(&log->m[i], 0) == q)
+            return (int)msg_u32(&log->m[i], 4);
+    return -1;
+}
+
+/* Each data ring started once, from bases[q]: NUM, ADDR, BASE, KICK and CALL with
+ * their fds, and the enables for the active pairs. */
+static void expect_rings_started(const struct be_log *log, const uint16_t *bases,
+                                 unsigned active_pairs)
+{
+    ck_assert_int_eq(be_count(log, VHOST_USER_SET_FEATURES), 1);
+    ck_assert_int_eq(be_count(log, VHOST_USER_SET_MEM_TABLE), 1);
+    ck_assert_int_eq(be_count(log, VHOST_USER_SET_VRING_NUM), MG_RINGS);
+    ck_assert_int_eq(be_count(log, VHOST_USER_SET_VRING_ADDR), MG_RINGS);
+    ck_assert_int_eq(be_count(log, VHOST_USER_SET_VRING_KICK), MG_RINGS);
+    ck_assert_int_eq(be_count(log, VHOST_USER_SET_VRING_CALL), MG_RINGS);
+    ck_assert_int_eq(be_count(log, VHOST_USER_SET_VRING_BASE), MG_RINGS);
+    for (unsigned q = 0; q < MG_RINGS; q++)
+        ck_assert_msg(be_base(log, q) == bases[q], "ring %u started at %d, expected %u", q,
+                      be_base(log, q), bases[q]);
+    ck_assert_int_eq(be_count(log, VHOST_USER_SET_VRING_ENABLE), MG_RINGS);
+    for (int i = 0; i < log->n; i++)
+        if (log->m[i].request == VHOST_USER_SET_VRING_ENABLE)
+            ck_assert_uint_eq(msg_u32(&log->m[i], 4), msg_u32(&log->m[i], 0) < 2 * active_pairs);
+    ck_assert_int_eq(be_count(log, VHOST_USER_GET_VRING_BASE), 0);
+}
+
+static uint64_t efd_take(int fd)
+{
+    uint64_t v = 0;
+
+    if (read(fd, &v, sizeof(v)) != sizeof(v))
+        return 0;
+    return v;
+}
+
+/* A fresh backend connection for cq_net, as virtio_net_init leaves it. */
+static void mg_connect(uint64_t protocol_features)
+{
+    int sv[2];
+
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    vhost_user_conn_init(&cq_net.conn, sv[0]);
+    cq_net.conn.timeout_ms = 500;
+    cq_net.conn.features = MG_BACKEND;
+    cq_net.conn.protocol_features = protocol_features;
+    cq_net.backend_features = MG_BACKEND;
+    cq_net.connected = true;
+    cq_net.link_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    ck_assert_int_ge(cq_net.link_efd, 0);
+    ck_assert_int_eq(mg_watch_fd(NULL, cq_net.link_efd, NULL, NULL, true), 0); /* as vmm does */
+    mg_be = sv[1];
+}
+
+/* The guest set up every ring and started the NIC (DRIVER_OK). */
+static void mg_setup(void)
+{
+    struct be_log log;
+
+    cq_setup();
+    mg_nwatch = mg_watch_bad = 0;
+    cq_platform.watch_fd = mg_watch_fd;
+    cq_platform.mem_regions = mg_mem_regions;
+    mg_memfd = eventfd(0, EFD_CLOEXEC); /* any fd: the fake backend only counts it */
+    for (unsigned q = 0; q < MG_RINGS; q++) {
+        struct virtio_queue *vq = &cq_net.vdev.queues[q];
+
+        vq->size = MG_QSIZE;
+        vq->desc = MG_RING_MEM + 0x1000ULL * q;
+        vq->avail = vq->desc + 0x100;
+        vq->used = vq->desc + 0x200;
+        vq->enabled = true;
+        vq->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    }
+    cq_net.vdev.queues[CQ_INDEX].kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    cq_net.started = false;
+    cq_net.vdev.acked_features = MG_ACKED;
+    mg_connect(0);
+    ck_assert_int_eq(cq_net.vdev.ops->activate(&cq_net.vdev), 0);
+    ck_assert(cq_net.started);
+    ck_assert(mg_watched(cq_net.vdev.queues[CQ_INDEX].kick_fd));
+    be_collect(&log);
+    ck_assert_int_eq(be_count(&log, VHOST_USER_SET_VRING_BASE), MG_RINGS);
+}
+
+static void mg_teardown(void)
+{
+    for (unsigned q = 0; q <= CQ_INDEX; q++) {
+        close(cq_net.vdev.queues[q].kick_fd);
+        cq_net.vdev.queues[q].kick_fd = -1;
+    }
+    if (mg_be >= 0)
+        close(mg_be);
+    close(mg_memfd);
+    mg_be = mg_memfd = -1;
+    ck_assert_int_eq(mg_watch_bad, 0);
+    cq_teardown(); /* closes the connection and link_efd */
+}
+
+static void mg_set_used_idx(unsigned q, uint16_t idx)
+{
+    cq_put16(cq_net.vdev.queues[q].used + 2, idx);
+}
+
+static void mg_stop_at(const uint16_t *bases)
+{
+    for (unsigned q = 0; q < MG_RINGS; q++)
+        be_reply_base(q, bases[q]);
+    ck_assert_int_eq(cq_net.vdev.ops->stop(&cq_net.vdev), 0);
+}
+
+static struct state_buf mg_blob;
+
+static void mg_save(void)
+{
+    state_buf_free(&mg_blob);
+    ck_assert_int_eq(cq_net.vdev.ops->save(&cq_net.vdev, &mg_blob), 0);
+}
+
+/* The destination: a new NIC on the same guest memory with the queues the transport
+ * restored, its own backend; the source NIC is gone. */
+static void mg_new_destination(const char *net_arg, uint64_t protocol_features)
+{
+    struct virtio_queue queues[VIRTIO_MAX_QUEUES];
+    char e[128];
+
+    memcpy(queues, cq_net.vdev.queues, sizeof(queues));
+    close(mg_be);
+    mg_be = -1;
+    for (unsigned q = 0; q < cq_net.vdev.num_queues; q++)
+        cq_net.vdev.queues[q].call_fd = cq_net.vdev.queues[q].kick_fd = -1;
+    virtio_net_destroy(&cq_net);
+    ck_assert_int_eq(virtio_net_parse_options(net_arg, &cq_opts, e, sizeof(e)), 0);
+    virtio_net_setup(&cq_net, "net0", &cq_opts, &cq_platform, &cq_mem);
+    memcpy(cq_net.vdev.queues, queues, sizeof(queues));
+    mg_connect(protocol_features);
+}
+
+static int mg_load(size_t len)
+{
+    return cq_net.vdev.ops->load(&cq_net.vdev, mg_blob.data, len);
+}
+
+/* stderr capture, to check what a refusal says. */
+static char mg_err[4096];
+
+static int mg_load_logged(size_t len)
+{
+    FILE *f = tmpfile();
+    int saved = dup(2), ret;
+    size_t n;
+
+    ck_assert_ptr_nonnull(f);
+    fflush(stderr);
+    dup2(fileno(f), 2);
+    ret = mg_load(len);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(f);
+    n = fread(mg_err, 1, sizeof(mg_err) - 1, f);
+    mg_err[n] = '\0';
+    fclose(f);
+    return ret;
+}
+
+START_TEST(mig_stop_reads_each_ring_base_once)
+{
+    static const uint16_t bases[MG_RINGS] = {100, 200, 65535, 7};
+    struct be_log log;
+    struct state_buf early = {0};
+
+    /* The rings run: their bases are not known yet. */
+    ck_assert_int_eq(cq_net.vdev.ops->save(&cq_net.vdev, &early), -EBUSY);
+    mg_stop_at(bases);
+    be_collect(&log);
+    ck_assert_int_eq(log.n, MG_RINGS);
+    for (unsigned q = 0; q < MG_RINGS; q++) {
+        ck_assert_uint_eq(log.m[q].request, VHOST_USER_GET_VRING_BASE);
+        ck_assert_uint_eq(msg_u32(&log.m[q], 0), q);
+        ck_assert_uint_eq(cq_net.ring_base[q], bases[q]);
+    }
+    ck_assert(cq_net.started); /* logically started */
+    ck_assert(cq_net.stopped);
+    ck_assert(!mg_watched(cq_net.vdev.queues[CQ_INDEX].kick_fd));
+    /* A second stop asks nothing. */
+    ck_assert_int_eq(cq_net.vdev.ops->stop(&cq_net.vdev), 0);
+    be_collect(&log);
+    ck_assert_int_eq(log.n, 0);
+    ck_assert_int_eq(cq_net.vdev.ops->save(&cq_net.vdev, &early), 0);
+    state_buf_free(&early);
+}
+END_TEST
+
+START_TEST(mig_stop_skips_rings_the_guest_did_not_enable)
+{
+    static const uint16_t bases[MG_RINGS] = {1, 2, 3, 4};
+    struct be_log log;
+
+    /* As if the guest had not enabled ring 3 at DRIVER_OK: vmm never started it. */
+    cq_net.vdev.queues[3].enabled = false;
+    cq_net.rings_started &= ~(1u << 3);
+    cq_net.ring_base[3] = 0;
+    for (unsigned q = 0; q < 3; q++)
+        be_reply_base(q, bases[q]);
+    ck_assert_int_eq(cq_net.vdev.ops->stop(&cq_net.vdev), 0);
+    be_collect(&log);
+    ck_assert_int_eq(be_count(&log, VHOST_USER_GET_VRING_BASE), 3);
+    ck_assert_uint_eq(cq_net.ring_base[2], 3);
+    ck_assert_uint_eq(cq_net.ring_base[3], 0);
+}
+END_TEST
+
+/* A backend that died cannot answer: each ring stops at its used index. */
+START_TEST(mig_stop_with_a_dead_backend_takes_the_used_indexes)
+{
+    static const uint16_t used[MG_RINGS] = {11, 22, 33, 44};
+
+    for (unsigned q = 0; q < MG_RINGS; q++)
+        mg_set_used_idx(q, used[q]);
+    close(mg_be);
+    mg_be = -1;
+    ck_assert_int_eq(cq_net.vdev.ops->stop(&cq_net.vdev), 0);
+    for (unsigned q = 0; q < MG_RINGS; q++)
+        ck_assert_uint_eq(cq_net.ring_base[q], used[q]);
+    ck_assert(!cq_net.connected);
+    ck_assert(cq_net.stopped);
+    ck_assert_uint_eq(cq_net.config.status & VIRTIO_NET_S_LINK_UP, 0);
+    ck_assert_uint_eq(efd_take(cq_net.link_efd), 1);
+}
+END_TEST
+
+START_TEST(mig_restart_runs_the_rings_from_their_bases)
+{
+    static const uint16_t bases[MG_RINGS] = {5, 6, 7, 8};
+    const uint8_t on = 1;
+    struct be_log log;
+
+    mg_stop_at(bases);
+    be_collect(&log);
+    /* A command the guest queued while vmm was not watching. */
+    cq_queue(CLASS_RX, RX_PROMISC, &on, 1, LAYOUT_SPLIT);
+    ck_assert_int_eq(cq_net.vdev.ops->restart(&cq_net.vdev), 0);
+    be_collect(&log);
+    expect_rings_started(&log, bases, 1);
+    ck_assert(!cq_net.stopped);
+    ck_assert(mg_watched(cq_net.vdev.queues[CQ_INDEX].kick_fd));
+    for (unsigned q = 0; q < MG_RINGS; q++)
+        ck_assert_uint_eq(efd_take(cq_net.vdev.queues[q].kick_fd), 1);
+    ck_assert_uint_eq(cq_used_idx(), 1);
+    ck_assert_uint_eq(cq_calls(), 1);
+    /* Restarting a running NIC sends nothing. */
+    ck_assert_int_eq(cq_net.vdev.ops->restart(&cq_net.vdev), 0);
+    be_collect(&log);
+    ck_assert_int_eq(log.n, 0);
+}
+END_TEST
+
+START_TEST(mig_reset_of_a_stopped_nic_sends_nothing)
+{
+    static const uint16_t bases[MG_RINGS] = {5, 6, 7, 8};
+    struct be_log log;
+
+    mg_stop_at(bases);
+    be_collect(&log);
+    cq_net.vdev.ops->reset(&cq_net.vdev);
+    ck_assert(!cq_net.started);
+    ck_assert(!cq_net.stopped);
+    be_collect(&log);
+    ck_assert_int_eq(log.n, 0);
+}
+END_TEST
+
+/* Source: two commands handled (a new MAC, two pairs), the rings stopped. */
+static void mg_busy_source(const uint16_t *bases)
+{
+    static const uint8_t mac[6] = {0x02, 0x12, 0x34, 0x56, 0x78, 0x9a};
+    uint16_t pairs = 2;
+    struct be_log log;
+
+    ck_assert_uint_eq(ctrl(CLASS_MAC, MAC_ADDR_SET, mac, 6), ACK_OK);
+    ck_assert_uint_eq(ctrl(CLASS_MQ, MQ_VQ_PAIRS_SET, &pairs, 2), ACK_OK);
+    ck_assert_uint_eq(cq_calls(), 2);
+    mg_stop_at(bases);
+    be_collect(&log);
+    mg_save();
+}
+
+START_TEST(mig_round_trip_starts_where_the_source_stopped)
+{
+    static const uint16_t bases[MG_RINGS] = {300, 301, 65534, 2};
+    uint8_t before[sizeof(struct virtio_net_config)], after[sizeof(before)];
+    const uint8_t on = 1;
+    struct be_log log;
+
+    mg_busy_source(bases);
+    cq_net.vdev.ops->config_read(&cq_net.vdev, 0, before, sizeof(before));
+    mg_new_destination("vhost-user,socket=/x,queues=2", 0);
+    ck_assert_int_eq(mg_load(mg_blob.len), 0);
+    /* Loaded, not started. */
+    ck_assert(!cq_net.started);
+    be_collect(&log);
+    ck_assert_int_eq(log.n, 0);
+    ck_assert(!mg_watched(cq_net.vdev.queues[CQ_INDEX].kick_fd));
+    cq_net.vdev.ops->config_read(&cq_net.vdev, 0, after, sizeof(after));
+    ck_assert_mem_eq(before, after, sizeof(before));
+    ck_assert_uint_eq(cq_net.vdev.acked_features, MG_ACKED);
+    ck_assert_uint_eq(cq_net.active_pairs, 2);
+
+    ck_assert_int_eq(cq_net.vdev.ops->start_loaded(&cq_net.vdev), 0);
+    ck_assert(cq_net.started);
+    be_collect(&log);
+    expect_rings_started(&log, bases, 2);
+    ck_assert_int_eq(be_count(&log, VHOST_USER_SEND_RARP), 0);
+    ck_assert(mg_watched(cq_net.vdev.queues[CQ_INDEX].kick_fd));
+    for (unsigned q = 0; q < MG_RINGS; q++)
+        ck_assert_uint_eq(efd_take(cq_net.vdev.queues[q].kick_fd), 1);
+    /* No GUEST_ANNOUNCE, link as before: the guest is not told anything. */
+    ck_assert_uint_eq(cq_net.config.status, VIRTIO_NET_S_LINK_UP);
+    ck_assert_uint_eq(efd_take(cq_net.link_efd), 0);
+    /* The control queue goes on from the third command. */
+    ck_assert_uint_eq(ctrl(CLASS_RX, RX_PROMISC, &on, 1), ACK_OK);
+    ck_assert_uint_eq(cq_used_idx(), 3);
+    ck_assert_uint_eq(cq_net.ctrl_vq.last_avail, 3);
+    ck_assert_uint_eq(ctrl(CLASS_ANNOUNCE, 0, NULL, 0), ACK_ERR); /* not negotiated */
+    /* And a later save carries the same bases again. */
+    mg_stop_at(bases);
+    be_collect(&log);
     {
-        uint32_t v;
+        struct state_buf again = {0};
 
-        memcpy(&v, m->payload + off, 4);
-        return v;
+        ck_assert_int_eq(cq_net.vdev.ops->save(&cq_net.vdev, &again), 0);
+        ck_assert_uint_eq(again.len, mg_blob.len);
+        ck_assert_mem_eq(again.data + again.len - 2 * MG_RINGS,
+                         mg_blob.data + mg_blob.len - 2 * MG_RINGS, 2 * MG_RINGS);
+        ck_assert_uint_eq(again.data[32], 1); /* started */
+        state_buf_free(&again);
     }
+    state_buf_free(&mg_blob);
+}
+END_TEST
 
-    static void be_reply_base(unsigned index, unsigned base)
+START_TEST(mig_announce_with_guest_announce_and_rarp)
+{
+    static const uint16_t bases[MG_RINGS] = {1, 1, 1, 1};
+    static const uint8_t mac[6] = {0x02, 0x12, 0x34, 0x56, 0x78, 0x9a};
+    struct be_log log;
+    int rarp = -1;
+
+    cq_net.vdev.acked_features |= BIT(VIRTIO_NET_F_GUEST_ANNOUNCE);
+    mg_busy_source(bases);
+    mg_new_destination("vhost-user,socket=/x,queues=2", PF_RARP);
+    ck_assert_int_eq(mg_load(mg_blob.len), 0);
+    ck_assert_int_eq(cq_net.vdev.ops->start_loaded(&cq_net.vdev), 0);
+    ck_assert_uint_eq(cq_net.config.status, VIRTIO_NET_S_LINK_UP | VIRTIO_NET_S_ANNOUNCE);
+    ck_assert_uint_eq(efd_take(cq_net.link_efd), 1); /* the config interrupt, from the loop */
+    be_collect(&log);
+    expect_rings_started(&log, bases, 2);
+    for (int i = 0; i < log.n; i++)
+        if (log.m[i].request == VHOST_USER_SEND_RARP)
+            rarp = i;
+    ck_assert_int_eq(be_count(&log, VHOST_USER_SEND_RARP), 1);
+    ck_assert_int_eq(rarp, log.n - 1);
+    ck_assert_uint_eq(log.m[rarp].size, 8);
+    ck_assert_mem_eq(log.m[rarp].payload, mac, 6); /* the MAC the guest set */
+    /* The guest acknowledges: S_ANNOUNCE clears, the link stays. */
+    ck_assert_uint_eq(ctrl(CLASS_ANNOUNCE, 1, NULL, 0), ACK_ERR); /* no such command */
+    ck_assert_uint_eq(ctrl(CLASS_ANNOUNCE, 0, &mac, 1), ACK_ERR); /* ACK carries no data */
+    ck_assert_uint_eq(cq_net.config.status & VIRTIO_NET_S_ANNOUNCE, VIRTIO_NET_S_ANNOUNCE);
+    ck_assert_uint_eq(ctrl(CLASS_ANNOUNCE, 0, NULL, 0), ACK_OK);
+    ck_assert_uint_eq(cq_net.config.status, VIRTIO_NET_S_LINK_UP);
+    state_buf_free(&mg_blob);
+}
+END_TEST
+
+/* The source's link was down (its backend gone); the destination's is up: the
+ * guest gets LINK_UP with a config interrupt. */
+START_TEST(mig_link_state_follows_the_destination_backend)
+{
+    static const uint16_t used[MG_RINGS] = {9, 9, 9, 9};
+    uint16_t status;
+
+    for (unsigned q = 0; q < MG_RINGS; q++)
+        mg_set_used_idx(q, used[q]);
+    close(mg_be);
+    mg_be = -1;
+    ck_assert_int_eq(cq_net.vdev.ops->stop(&cq_net.vdev), 0);
+    efd_take(cq_net.link_efd);
+    mg_save();
+    mg_new_destination("vhost-user,socket=/x,queues=2", 0);
+    ck_assert_int_eq(mg_load(mg_blob.len), 0);
+    cq_net.vdev.ops->config_read(&cq_net.vdev, 6, (uint8_t *)&status, 2);
+    ck_assert_uint_eq(status & VIRTIO_NET_S_LINK_UP, 0); /* what the guest saw so far */
+    ck_assert_int_eq(cq_net.vdev.ops->start_loaded(&cq_net.vdev), 0);
+    cq_net.vdev.ops->config_read(&cq_net.vdev, 6, (uint8_t *)&status, 2);
+    ck_assert_uint_eq(status & VIRTIO_NET_S_LINK_UP, VIRTIO_NET_S_LINK_UP);
+    ck_assert_uint_eq(efd_take(cq_net.link_efd), 1);
     {
-        uint8_t msg[20];
-        uint32_t hdr[3] = {VHOST_USER_GET_VRING_BASE, 0x5 /* version 1, reply */, 8};
-        uint32_t state[2] = {index, base};
+        struct be_log log;
 
-        memcpy(msg, hdr, 12);
-        memcpy(msg + 12, state, 8);
-        ck_assert_int_eq(write(mg_be, msg, sizeof(msg)), (ssize_t)sizeof(msg));
+        be_collect(&log);
+        expect_rings_started(&log, used, 1);
     }
+    state_buf_free(&mg_blob);
+}
+END_TEST
 
-    /* What vmm sent since the last look. */
-    struct be_log {
-        struct be_msg m[64];
-        int n;
+START_TEST(mig_load_refuses_another_queue_pair_count)
+{
+    static const uint16_t bases[MG_RINGS] = {1, 2, 3, 4};
+
+    mg_busy_source(bases);
+    mg_new_destination("vhost-user,socket=/x,queues=1", 0);
+    ck_assert_int_eq(mg_load_logged(mg_blob.len), -EINVAL);
+    ck_assert_msg(strstr(mg_err, "2 queue pair(s), this one 1"), "error: %s", mg_err);
+    ck_assert(!cq_net.loaded_started);
+    ck_assert_int_eq(cq_net.vdev.ops->start_loaded(&cq_net.vdev), -EINVAL);
+    state_buf_free(&mg_blob);
+}
+END_TEST
+
+START_TEST(mig_load_refuses_features_the_backend_here_lacks)
+{
+    static const uint16_t bases[MG_RINGS] = {1, 2, 3, 4};
+
+    mg_busy_source(bases);
+    mg_new_destination("vhost-user,socket=/x,queues=2", 0);
+    cq_net.backend_features = MG_BACKEND & ~BIT(VIRTIO_NET_F_MRG_RXBUF);
+    ck_assert_int_eq(mg_load_logged(mg_blob.len), -EINVAL);
+    ck_assert_msg(strstr(mg_err, "MRG_RXBUF (feature bit 15)"), "error: %s", mg_err);
+    state_buf_free(&mg_blob);
+}
+END_TEST
+
+START_TEST(mig_load_refuses_truncated_and_corrupt_state)
+{
+    static const uint16_t bases[MG_RINGS] = {1, 2, 3, 4};
+    /* Offsets in struct net_state: version 4, status 22, active_pairs 26, started 32. */
+    static const struct {
+        unsigned off;
+        uint8_t value;
+        const char *says;
+    } bad[] = {
+        {0, 'X', "not virtio-net state"}, {4, 2, "not virtio-net state"}, {26, 0, "active pairs 0"},
+        {26, 3, "active pairs 3"},        {32, 2, "started 2"},           {22, 0x04, "status 0x4"},
     };
 
-    static void be_collect(struct be_log * log)
-    {
-        static struct be_msg extra;
+    mg_busy_source(bases);
+    mg_new_destination("vhost-user,socket=/x,queues=2", 0);
+    for (size_t len = 0; len < mg_blob.len; len++)
+        ck_assert_msg(mg_load_logged(len) == -EINVAL, "a blob cut to %zu bytes was taken", len);
+    ck_assert_int_eq(state_buf_put(&mg_blob, "", 1), 0);
+    ck_assert_int_eq(mg_load_logged(mg_blob.len), -EINVAL);
+    mg_blob.len--;
+    for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        uint8_t old = mg_blob.data[bad[i].off];
 
-        log->n = 0;
-        while (log->n < 64 && be_recv(&log->m[log->n]))
-            log->n++;
-        ck_assert_msg(!be_recv(&extra), "more than 64 messages");
-    }
-
-    static int be_count(const struct be_log *log, uint32_t request)
-    {
-        int n = 0;
-
-        for (int i = 0; i < log->n; i++)
-            n += log->m[i].request == request;
-        return n;
-    }
-
-    /* The base SET_VRING_BASE gave ring q, or -1. */
-    static int be_base(const struct be_log *log, unsigned q)
-    {
-        for (int i = 0; i < log->n; i++)
-            if (log->m[i].request == VHOST_USER_SET_VRING_BASE && msg_u32(&log->m[i], 0) == q)
-                return (int)msg_u32(&log->m[i], 4);
-        return -1;
-    }
-
-    /* Each data ring started once, from bases[q]: NUM, ADDR, BASE, KICK and CALL with
-     * their fds, and the enables for the active pairs. */
-    static void expect_rings_started(const struct be_log *log, const uint16_t *bases,
-                                     unsigned active_pairs)
-    {
-        ck_assert_int_eq(be_count(log, VHOST_USER_SET_FEATURES), 1);
-        ck_assert_int_eq(be_count(log, VHOST_USER_SET_MEM_TABLE), 1);
-        ck_assert_int_eq(be_count(log, VHOST_USER_SET_VRING_NUM), MG_RINGS);
-        ck_assert_int_eq(be_count(log, VHOST_USER_SET_VRING_ADDR), MG_RINGS);
-        ck_assert_int_eq(be_count(log, VHOST_USER_SET_VRING_KICK), MG_RINGS);
-        ck_assert_int_eq(be_count(log, VHOST_USER_SET_VRING_CALL), MG_RINGS);
-        ck_assert_int_eq(be_count(log, VHOST_USER_SET_VRING_BASE), MG_RINGS);
-        for (unsigned q = 0; q < MG_RINGS; q++)
-            ck_assert_msg(be_base(log, q) == bases[q], "ring %u started at %d, expected %u", q,
-                          be_base(log, q), bases[q]);
-        ck_assert_int_eq(be_count(log, VHOST_USER_SET_VRING_ENABLE), MG_RINGS);
-        for (int i = 0; i < log->n; i++)
-            if (log->m[i].request == VHOST_USER_SET_VRING_ENABLE)
-                ck_assert_uint_eq(msg_u32(&log->m[i], 4),
-                                  msg_u32(&log->m[i], 0) < 2 * active_pairs);
-        ck_assert_int_eq(be_count(log, VHOST_USER_GET_VRING_BASE), 0);
-    }
-
-    static uint64_t efd_take(int fd)
-    {
-        uint64_t v = 0;
-
-        if (read(fd, &v, sizeof(v)) != sizeof(v))
-            return 0;
-        return v;
-    }
-
-    /* A fresh backend connection for cq_net, as virtio_net_init leaves it. */
-    static void mg_connect(uint64_t protocol_features)
-    {
-        int sv[2];
-
-        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-        vhost_user_conn_init(&cq_net.conn, sv[0]);
-        cq_net.conn.timeout_ms = 500;
-        cq_net.conn.features = MG_BACKEND;
-        cq_net.conn.protocol_features = protocol_features;
-        cq_net.backend_features = MG_BACKEND;
-        cq_net.connected = true;
-        cq_net.link_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        ck_assert_int_ge(cq_net.link_efd, 0);
-        ck_assert_int_eq(mg_watch_fd(NULL, cq_net.link_efd, NULL, NULL, true), 0); /* as vmm does */
-        mg_be = sv[1];
-    }
-
-    /* The guest set up every ring and started the NIC (DRIVER_OK). */
-    static void mg_setup(void)
-    {
-        struct be_log log;
-
-        cq_setup();
-        mg_nwatch = mg_watch_bad = 0;
-        cq_platform.watch_fd = mg_watch_fd;
-        cq_platform.mem_regions = mg_mem_regions;
-        mg_memfd = eventfd(0, EFD_CLOEXEC); /* any fd: the fake backend only counts it */
-        for (unsigned q = 0; q < MG_RINGS; q++) {
-            struct virtio_queue *vq = &cq_net.vdev.queues[q];
-
-            vq->size = MG_QSIZE;
-            vq->desc = MG_RING_MEM + 0x1000ULL * q;
-            vq->avail = vq->desc + 0x100;
-            vq->used = vq->desc + 0x200;
-            vq->enabled = true;
-            vq->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        }
-        cq_net.vdev.queues[CQ_INDEX].kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        cq_net.started = false;
-        cq_net.vdev.acked_features = MG_ACKED;
-        mg_connect(0);
-        ck_assert_int_eq(cq_net.vdev.ops->activate(&cq_net.vdev), 0);
-        ck_assert(cq_net.started);
-        ck_assert(mg_watched(cq_net.vdev.queues[CQ_INDEX].kick_fd));
-        be_collect(&log);
-        ck_assert_int_eq(be_count(&log, VHOST_USER_SET_VRING_BASE), MG_RINGS);
-    }
-
-    static void mg_teardown(void)
-    {
-        for (unsigned q = 0; q <= CQ_INDEX; q++) {
-            close(cq_net.vdev.queues[q].kick_fd);
-            cq_net.vdev.queues[q].kick_fd = -1;
-        }
-        if (mg_be >= 0)
-            close(mg_be);
-        close(mg_memfd);
-        mg_be = mg_memfd = -1;
-        ck_assert_int_eq(mg_watch_bad, 0);
-        cq_teardown(); /* closes the connection and link_efd */
-    }
-
-    static void mg_set_used_idx(unsigned q, uint16_t idx)
-    {
-        cq_put16(cq_net.vdev.queues[q].used + 2, idx);
-    }
-
-    static void mg_stop_at(const uint16_t *bases)
-    {
-        for (unsigned q = 0; q < MG_RINGS; q++)
-            be_reply_base(q, bases[q]);
-        ck_assert_int_eq(cq_net.vdev.ops->stop(&cq_net.vdev), 0);
-    }
-
-    static struct state_buf mg_blob;
-
-    static void mg_save(void)
-    {
-        state_buf_free(&mg_blob);
-        ck_assert_int_eq(cq_net.vdev.ops->save(&cq_net.vdev, &mg_blob), 0);
-    }
-
-    /* The destination: a new NIC on the same guest memory with the queues the transport
-     * restored, its own backend; the source NIC is gone. */
-    static void mg_new_destination(const char *net_arg, uint64_t protocol_features)
-    {
-        struct virtio_queue queues[VIRTIO_MAX_QUEUES];
-        char e[128];
-
-        memcpy(queues, cq_net.vdev.queues, sizeof(queues));
-        close(mg_be);
-        mg_be = -1;
-        for (unsigned q = 0; q < cq_net.vdev.num_queues; q++)
-            cq_net.vdev.queues[q].call_fd = cq_net.vdev.queues[q].kick_fd = -1;
-        virtio_net_destroy(&cq_net);
-        ck_assert_int_eq(virtio_net_parse_options(net_arg, &cq_opts, e, sizeof(e)), 0);
-        virtio_net_setup(&cq_net, "net0", &cq_opts, &cq_platform, &cq_mem);
-        memcpy(cq_net.vdev.queues, queues, sizeof(queues));
-        mg_connect(protocol_features);
-    }
-
-    static int mg_load(size_t len)
-    {
-        return cq_net.vdev.ops->load(&cq_net.vdev, mg_blob.data, len);
-    }
-
-    /* stderr capture, to check what a refusal says. */
-    static char mg_err[4096];
-
-    static int mg_load_logged(size_t len)
-    {
-        FILE *f = tmpfile();
-        int saved = dup(2), ret;
-        size_t n;
-
-        ck_assert_ptr_nonnull(f);
-        fflush(stderr);
-        dup2(fileno(f), 2);
-        ret = mg_load(len);
-        fflush(stderr);
-        dup2(saved, 2);
-        close(saved);
-        rewind(f);
-        n = fread(mg_err, 1, sizeof(mg_err) - 1, f);
-        mg_err[n] = '\0';
-        fclose(f);
-        return ret;
-    }
-
-    START_TEST(mig_stop_reads_each_ring_base_once)
-    {
-        static const uint16_t bases[MG_RINGS] = {100, 200, 65535, 7};
-        struct be_log log;
-        struct state_buf early = {0};
-
-        /* The rings run: their bases are not known yet. */
-        ck_assert_int_eq(cq_net.vdev.ops->save(&cq_net.vdev, &early), -EBUSY);
-        mg_stop_at(bases);
-        be_collect(&log);
-        ck_assert_int_eq(log.n, MG_RINGS);
-        for (unsigned q = 0; q < MG_RINGS; q++) {
-            ck_assert_uint_eq(log.m[q].request, VHOST_USER_GET_VRING_BASE);
-            ck_assert_uint_eq(msg_u32(&log.m[q], 0), q);
-            ck_assert_uint_eq(cq_net.ring_base[q], bases[q]);
-        }
-        ck_assert(cq_net.started); /* logically started */
-        ck_assert(cq_net.stopped);
-        ck_assert(!mg_watched(cq_net.vdev.queues[CQ_INDEX].kick_fd));
-        /* A second stop asks nothing. */
-        ck_assert_int_eq(cq_net.vdev.ops->stop(&cq_net.vdev), 0);
-        be_collect(&log);
-        ck_assert_int_eq(log.n, 0);
-        ck_assert_int_eq(cq_net.vdev.ops->save(&cq_net.vdev, &early), 0);
-        state_buf_free(&early);
-    }
-    END_TEST
-
-    START_TEST(mig_stop_skips_rings_the_guest_did_not_enable)
-    {
-        static const uint16_t bases[MG_RINGS] = {1, 2, 3, 4};
-        struct be_log log;
-
-        cq_net.vdev.queues[3].enabled = false;
-        cq_net.ring_base[3] = 0;
-        for (unsigned q = 0; q < 3; q++)
-            be_reply_base(q, bases[q]);
-        ck_assert_int_eq(cq_net.vdev.ops->stop(&cq_net.vdev), 0);
-        be_collect(&log);
-        ck_assert_int_eq(be_count(&log, VHOST_USER_GET_VRING_BASE), 3);
-        ck_assert_uint_eq(cq_net.ring_base[2], 3);
-        ck_assert_uint_eq(cq_net.ring_base[3], 0);
-    }
-    END_TEST
-
-    /* A backend that died cannot answer: each ring stops at its used index. */
-    START_TEST(mig_stop_with_a_dead_backend_takes_the_used_indexes)
-    {
-        static const uint16_t used[MG_RINGS] = {11, 22, 33, 44};
-
-        for (unsigned q = 0; q < MG_RINGS; q++)
-            mg_set_used_idx(q, used[q]);
-        close(mg_be);
-        mg_be = -1;
-        ck_assert_int_eq(cq_net.vdev.ops->stop(&cq_net.vdev), 0);
-        for (unsigned q = 0; q < MG_RINGS; q++)
-            ck_assert_uint_eq(cq_net.ring_base[q], used[q]);
-        ck_assert(!cq_net.connected);
-        ck_assert(cq_net.stopped);
-        ck_assert_uint_eq(cq_net.config.status & VIRTIO_NET_S_LINK_UP, 0);
-        ck_assert_uint_eq(efd_take(cq_net.link_efd), 1);
-    }
-    END_TEST
-
-    START_TEST(mig_restart_runs_the_rings_from_their_bases)
-    {
-        static const uint16_t bases[MG_RINGS] = {5, 6, 7, 8};
-        const uint8_t on = 1;
-        struct be_log log;
-
-        mg_stop_at(bases);
-        be_collect(&log);
-        /* A command the guest queued while vmm was not watching. */
-        cq_queue(CLASS_RX, RX_PROMISC, &on, 1, LAYOUT_SPLIT);
-        ck_assert_int_eq(cq_net.vdev.ops->restart(&cq_net.vdev), 0);
-        be_collect(&log);
-        expect_rings_started(&log, bases, 1);
-        ck_assert(!cq_net.stopped);
-        ck_assert(mg_watched(cq_net.vdev.queues[CQ_INDEX].kick_fd));
-        for (unsigned q = 0; q < MG_RINGS; q++)
-            ck_assert_uint_eq(efd_take(cq_net.vdev.queues[q].kick_fd), 1);
-        ck_assert_uint_eq(cq_used_idx(), 1);
-        ck_assert_uint_eq(cq_calls(), 1);
-        /* Restarting a running NIC sends nothing. */
-        ck_assert_int_eq(cq_net.vdev.ops->restart(&cq_net.vdev), 0);
-        be_collect(&log);
-        ck_assert_int_eq(log.n, 0);
-    }
-    END_TEST
-
-    START_TEST(mig_reset_of_a_stopped_nic_sends_nothing)
-    {
-        static const uint16_t bases[MG_RINGS] = {5, 6, 7, 8};
-        struct be_log log;
-
-        mg_stop_at(bases);
-        be_collect(&log);
-        cq_net.vdev.ops->reset(&cq_net.vdev);
-        ck_assert(!cq_net.started);
-        ck_assert(!cq_net.stopped);
-        be_collect(&log);
-        ck_assert_int_eq(log.n, 0);
-    }
-    END_TEST
-
-    /* Source: two commands handled (a new MAC, two pairs), the rings stopped. */
-    static void mg_busy_source(const uint16_t *bases)
-    {
-        static const uint8_t mac[6] = {0x02, 0x12, 0x34, 0x56, 0x78, 0x9a};
-        uint16_t pairs = 2;
-        struct be_log log;
-
-        ck_assert_uint_eq(ctrl(CLASS_MAC, MAC_ADDR_SET, mac, 6), ACK_OK);
-        ck_assert_uint_eq(ctrl(CLASS_MQ, MQ_VQ_PAIRS_SET, &pairs, 2), ACK_OK);
-        ck_assert_uint_eq(cq_calls(), 2);
-        mg_stop_at(bases);
-        be_collect(&log);
-        mg_save();
-    }
-
-    START_TEST(mig_round_trip_starts_where_the_source_stopped)
-    {
-        static const uint16_t bases[MG_RINGS] = {300, 301, 65534, 2};
-        uint8_t before[sizeof(struct virtio_net_config)], after[sizeof(before)];
-        const uint8_t on = 1;
-        struct be_log log;
-
-        mg_busy_source(bases);
-        cq_net.vdev.ops->config_read(&cq_net.vdev, 0, before, sizeof(before));
-        mg_new_destination("vhost-user,socket=/x,queues=2", 0);
-        ck_assert_int_eq(mg_load(mg_blob.len), 0);
-        /* Loaded, not started. */
-        ck_assert(!cq_net.started);
-        be_collect(&log);
-        ck_assert_int_eq(log.n, 0);
-        ck_assert(!mg_watched(cq_net.vdev.queues[CQ_INDEX].kick_fd));
-        cq_net.vdev.ops->config_read(&cq_net.vdev, 0, after, sizeof(after));
-        ck_assert_mem_eq(before, after, sizeof(before));
-        ck_assert_uint_eq(cq_net.vdev.acked_features, MG_ACKED);
-        ck_assert_uint_eq(cq_net.active_pairs, 2);
-
-        ck_assert_int_eq(cq_net.vdev.ops->start_loaded(&cq_net.vdev), 0);
-        ck_assert(cq_net.started);
-        be_collect(&log);
-        expect_rings_started(&log, bases, 2);
-        ck_assert_int_eq(be_count(&log, VHOST_USER_SEND_RARP), 0);
-        ck_assert(mg_watched(cq_net.vdev.queues[CQ_INDEX].kick_fd));
-        for (unsigned q = 0; q < MG_RINGS; q++)
-            ck_assert_uint_eq(efd_take(cq_net.vdev.queues[q].kick_fd), 1);
-        /* No GUEST_ANNOUNCE, link as before: the guest is not told anything. */
-        ck_assert_uint_eq(cq_net.config.status, VIRTIO_NET_S_LINK_UP);
-        ck_assert_uint_eq(efd_take(cq_net.link_efd), 0);
-        /* The control queue goes on from the third command. */
-        ck_assert_uint_eq(ctrl(CLASS_RX, RX_PROMISC, &on, 1), ACK_OK);
-        ck_assert_uint_eq(cq_used_idx(), 3);
-        ck_assert_uint_eq(cq_net.ctrl_vq.last_avail, 3);
-        ck_assert_uint_eq(ctrl(CLASS_ANNOUNCE, 0, NULL, 0), ACK_ERR); /* not negotiated */
-        /* And a later save carries the same bases again. */
-        mg_stop_at(bases);
-        be_collect(&log);
-        {
-            struct state_buf again = {0};
-
-            ck_assert_int_eq(cq_net.vdev.ops->save(&cq_net.vdev, &again), 0);
-            ck_assert_uint_eq(again.len, mg_blob.len);
-            ck_assert_mem_eq(again.data + again.len - 2 * MG_RINGS,
-                             mg_blob.data + mg_blob.len - 2 * MG_RINGS, 2 * MG_RINGS);
-            ck_assert_uint_eq(again.data[32], 1); /* started */
-            state_buf_free(&again);
-        }
-        state_buf_free(&mg_blob);
-    }
-    END_TEST
-
-    START_TEST(mig_announce_with_guest_announce_and_rarp)
-    {
-        static const uint16_t bases[MG_RINGS] = {1, 1, 1, 1};
-        static const uint8_t mac[6] = {0x02, 0x12, 0x34, 0x56, 0x78, 0x9a};
-        struct be_log log;
-        int rarp = -1;
-
-        cq_net.vdev.acked_features |= BIT(VIRTIO_NET_F_GUEST_ANNOUNCE);
-        mg_busy_source(bases);
-        mg_new_destination("vhost-user,socket=/x,queues=2", PF_RARP);
-        ck_assert_int_eq(mg_load(mg_blob.len), 0);
-        ck_assert_int_eq(cq_net.vdev.ops->start_loaded(&cq_net.vdev), 0);
-        ck_assert_uint_eq(cq_net.config.status, VIRTIO_NET_S_LINK_UP | VIRTIO_NET_S_ANNOUNCE);
-        ck_assert_uint_eq(efd_take(cq_net.link_efd), 1); /* the config interrupt, from the loop */
-        be_collect(&log);
-        expect_rings_started(&log, bases, 2);
-        for (int i = 0; i < log.n; i++)
-            if (log.m[i].request == VHOST_USER_SEND_RARP)
-                rarp = i;
-        ck_assert_int_eq(be_count(&log, VHOST_USER_SEND_RARP), 1);
-        ck_assert_int_eq(rarp, log.n - 1);
-        ck_assert_uint_eq(log.m[rarp].size, 8);
-        ck_assert_mem_eq(log.m[rarp].payload, mac, 6); /* the MAC the guest set */
-        /* The guest acknowledges: S_ANNOUNCE clears, the link stays. */
-        ck_assert_uint_eq(ctrl(CLASS_ANNOUNCE, 1, NULL, 0), ACK_ERR); /* no such command */
-        ck_assert_uint_eq(ctrl(CLASS_ANNOUNCE, 0, &mac, 1), ACK_ERR); /* ACK carries no data */
-        ck_assert_uint_eq(cq_net.config.status & VIRTIO_NET_S_ANNOUNCE, VIRTIO_NET_S_ANNOUNCE);
-        ck_assert_uint_eq(ctrl(CLASS_ANNOUNCE, 0, NULL, 0), ACK_OK);
-        ck_assert_uint_eq(cq_net.config.status, VIRTIO_NET_S_LINK_UP);
-        state_buf_free(&mg_blob);
-    }
-    END_TEST
-
-    /* The source's link was down (its backend gone); the destination's is up: the
-     * guest gets LINK_UP with a config interrupt. */
-    START_TEST(mig_link_state_follows_the_destination_backend)
-    {
-        static const uint16_t used[MG_RINGS] = {9, 9, 9, 9};
-        uint16_t status;
-
-        for (unsigned q = 0; q < MG_RINGS; q++)
-            mg_set_used_idx(q, used[q]);
-        close(mg_be);
-        mg_be = -1;
-        ck_assert_int_eq(cq_net.vdev.ops->stop(&cq_net.vdev), 0);
-        efd_take(cq_net.link_efd);
-        mg_save();
-        mg_new_destination("vhost-user,socket=/x,queues=2", 0);
-        ck_assert_int_eq(mg_load(mg_blob.len), 0);
-        cq_net.vdev.ops->config_read(&cq_net.vdev, 6, (uint8_t *)&status, 2);
-        ck_assert_uint_eq(status & VIRTIO_NET_S_LINK_UP, 0); /* what the guest saw so far */
-        ck_assert_int_eq(cq_net.vdev.ops->start_loaded(&cq_net.vdev), 0);
-        cq_net.vdev.ops->config_read(&cq_net.vdev, 6, (uint8_t *)&status, 2);
-        ck_assert_uint_eq(status & VIRTIO_NET_S_LINK_UP, VIRTIO_NET_S_LINK_UP);
-        ck_assert_uint_eq(efd_take(cq_net.link_efd), 1);
-        {
-            struct be_log log;
-
-            be_collect(&log);
-            expect_rings_started(&log, used, 1);
-        }
-        state_buf_free(&mg_blob);
-    }
-    END_TEST
-
-    START_TEST(mig_load_refuses_another_queue_pair_count)
-    {
-        static const uint16_t bases[MG_RINGS] = {1, 2, 3, 4};
-
-        mg_busy_source(bases);
-        mg_new_destination("vhost-user,socket=/x,queues=1", 0);
+        mg_blob.data[bad[i].off] = bad[i].value;
         ck_assert_int_eq(mg_load_logged(mg_blob.len), -EINVAL);
-        ck_assert_msg(strstr(mg_err, "2 queue pair(s), this one 1"), "error: %s", mg_err);
-        ck_assert(!cq_net.loaded_started);
-        ck_assert_int_eq(cq_net.vdev.ops->start_loaded(&cq_net.vdev), -EINVAL);
-        state_buf_free(&mg_blob);
+        ck_assert_msg(strstr(mg_err, bad[i].says), "byte %u = %u: error '%s'", bad[i].off,
+                      bad[i].value, mg_err);
+        mg_blob.data[bad[i].off] = old;
     }
-    END_TEST
+    ck_assert(!cq_net.loaded_started);
+    ck_assert_int_eq(mg_load(mg_blob.len), 0);
+    ck_assert(cq_net.loaded_started);
+    state_buf_free(&mg_blob);
+}
+END_TEST
 
-    START_TEST(mig_load_refuses_features_the_backend_here_lacks)
-    {
-        static const uint16_t bases[MG_RINGS] = {1, 2, 3, 4};
+static Suite *virtio_net_suite(void)
+{
+    Suite *s = suite_create("virtio_net");
+    TCase *options = tcase_create("options");
+    TCase *offered = tcase_create("offered");
+    TCase *backend = tcase_create("backend");
+    TCase *ctrlq = tcase_create("ctrl_queue");
+    TCase *lifecycle = tcase_create("lifecycle");
+    TCase *mig = tcase_create("migration");
 
-        mg_busy_source(bases);
-        mg_new_destination("vhost-user,socket=/x,queues=2", 0);
-        cq_net.backend_features = MG_BACKEND & ~BIT(VIRTIO_NET_F_MRG_RXBUF);
-        ck_assert_int_eq(mg_load_logged(mg_blob.len), -EINVAL);
-        ck_assert_msg(strstr(mg_err, "MRG_RXBUF (feature bit 15)"), "error: %s", mg_err);
-        state_buf_free(&mg_blob);
-    }
-    END_TEST
+    tcase_add_test(options, defaults);
+    tcase_add_test(options, every_key);
+    tcase_add_test(options, limits_accepted);
+    tcase_add_test(options, unknown_key);
+    tcase_add_test(options, bad_queues);
+    tcase_add_test(options, bad_mac);
+    tcase_add_test(options, mac_takes_hex_digits_only);
+    tcase_add_test(options, bad_numbers);
+    tcase_add_test(options, reconnect_ms_option);
+    tcase_add_test(options, bad_socket);
+    tcase_add_test(options, bad_backend_type);
+    tcase_add_test(options, too_long);
+    tcase_add_test(options, error_fits_small_buffers);
+    suite_add_tcase(s, options);
 
-    START_TEST(mig_load_refuses_truncated_and_corrupt_state)
-    {
-        static const uint16_t bases[MG_RINGS] = {1, 2, 3, 4};
-        /* Offsets in struct net_state: version 4, status 22, active_pairs 26, started 32. */
-        static const struct {
-            unsigned off;
-            uint8_t value;
-            const char *says;
-        } bad[] = {
-            {0, 'X', "not virtio-net state"},
-            {4, 2, "not virtio-net state"},
-            {26, 0, "active pairs 0"},
-            {26, 3, "active pairs 3"},
-            {32, 2, "started 2"},
-            {22, 0x04, "status 0x4"},
-        };
+    tcase_add_test(offered, offered_vmm_bits_always);
+    tcase_add_test(offered, offered_passes_data_path_bits_through);
+    tcase_add_test(offered, offered_drops_unknown_backend_bits);
+    tcase_add_test(offered, offered_mq_only_with_several_pairs);
+    tcase_add_test(offered, offered_mtu_only_with_mtu_set);
+    suite_add_tcase(s, offered);
 
-        mg_busy_source(bases);
-        mg_new_destination("vhost-user,socket=/x,queues=2", 0);
-        for (size_t len = 0; len < mg_blob.len; len++)
-            ck_assert_msg(mg_load_logged(len) == -EINVAL, "a blob cut to %zu bytes was taken", len);
-        ck_assert_int_eq(state_buf_put(&mg_blob, "", 1), 0);
-        ck_assert_int_eq(mg_load_logged(mg_blob.len), -EINVAL);
-        mg_blob.len--;
-        for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-            uint8_t old = mg_blob.data[bad[i].off];
+    tcase_add_test(backend, backend_gets_acked_data_path_bits_it_offered);
+    tcase_add_test(backend, backend_gets_protocol_features_when_it_offered_them);
+    tcase_add_test(backend, backend_never_gets_vmm_bits);
+    tcase_add_test(backend, missing_feature_none);
+    tcase_add_test(backend, missing_feature_lowest_bit);
+    tcase_add_test(backend, missing_feature_only_data_path_bits);
+    suite_add_tcase(s, backend);
 
-            mg_blob.data[bad[i].off] = bad[i].value;
-            ck_assert_int_eq(mg_load_logged(mg_blob.len), -EINVAL);
-            ck_assert_msg(strstr(mg_err, bad[i].says), "byte %u = %u: error '%s'", bad[i].off,
-                          bad[i].value, mg_err);
-            mg_blob.data[bad[i].off] = old;
-        }
-        ck_assert(!cq_net.loaded_started);
-        ck_assert_int_eq(mg_load(mg_blob.len), 0);
-        ck_assert(cq_net.loaded_started);
-        state_buf_free(&mg_blob);
-    }
-    END_TEST
+    tcase_add_checked_fixture(ctrlq, cq_setup, cq_teardown);
+    tcase_add_test(ctrlq, ctrl_rx_promisc_on);
+    tcase_add_test(ctrlq, ctrl_header_and_data_in_one_descriptor);
+    tcase_add_test(ctrlq, ctrl_indirect_table);
+    tcase_add_test(ctrlq, ctrl_rx_data_must_be_one_byte);
+    tcase_add_test(ctrlq, ctrl_rx_unknown_command);
+    tcase_add_test(ctrlq, ctrl_mac_addr_set);
+    tcase_add_test(ctrlq, ctrl_mac_addr_set_wrong_length);
+    tcase_add_test(ctrlq, ctrl_mac_addr_set_needs_ctrl_mac_addr);
+    tcase_add_test(ctrlq, ctrl_mac_table_set_well_formed);
+    tcase_add_test(ctrlq, ctrl_mac_table_set_malformed);
+    tcase_add_test(ctrlq, ctrl_mac_table_set_trailing_byte_past_4096);
+    tcase_add_test(ctrlq, ctrl_mq_refusals);
+    tcase_add_test(ctrlq, ctrl_mq_needs_mq);
+    tcase_add_test(ctrlq, ctrl_mq_on_a_broken_backend_applies_later);
+    tcase_add_test(ctrlq, ctrl_mq_without_protocol_features_sends_nothing);
+    tcase_add_test(ctrlq, ctrl_unsupported_classes);
+    tcase_add_test(ctrlq, ctrl_command_shorter_than_header);
+    tcase_add_test(ctrlq, ctrl_zero_length_readable_descriptors);
+    tcase_add_test(ctrlq, ctrl_zero_length_writable_descriptor);
+    tcase_add_test(ctrlq, ctrl_command_without_ack_buffer);
+    tcase_add_test(ctrlq, ctrl_several_commands_in_order);
+    tcase_add_test(ctrlq, ctrl_across_the_index_wrap);
+    tcase_add_test(ctrlq, ctrl_no_interrupt_flag);
+    tcase_add_test(ctrlq, ctrl_event_idx);
+    tcase_add_test(ctrlq, ctrl_malformed_chain_stops_processing);
+    tcase_add_test(ctrlq, ctrl_malformed_chain_alone);
+    tcase_add_test(ctrlq, ctrl_empty_queue);
+    suite_add_tcase(s, ctrlq);
 
-    static Suite *virtio_net_suite(void)
-    {
-        Suite *s = suite_create("virtio_net");
-        TCase *options = tcase_create("options");
-        TCase *offered = tcase_create("offered");
-        TCase *backend = tcase_create("backend");
-        TCase *ctrlq = tcase_create("ctrl_queue");
-        TCase *lifecycle = tcase_create("lifecycle");
-        TCase *mig = tcase_create("migration");
+    tcase_add_checked_fixture(lifecycle, lc_setup, lc_teardown);
+    tcase_add_test(lifecycle, reset_stops_only_what_activate_started);
+    tcase_add_test(lifecycle, failed_activate_stops_the_rings_it_started);
+    tcase_add_test(lifecycle, reset_unwatches_the_control_queue_it_watched);
+    suite_add_tcase(s, lifecycle);
+    tcase_add_checked_fixture(mig, mg_setup, mg_teardown);
+    tcase_add_test(mig, mig_stop_reads_each_ring_base_once);
+    tcase_add_test(mig, mig_stop_skips_rings_the_guest_did_not_enable);
+    tcase_add_test(mig, mig_stop_with_a_dead_backend_takes_the_used_indexes);
+    tcase_add_test(mig, mig_restart_runs_the_rings_from_their_bases);
+    tcase_add_test(mig, mig_reset_of_a_stopped_nic_sends_nothing);
+    tcase_add_test(mig, mig_round_trip_starts_where_the_source_stopped);
+    tcase_add_test(mig, mig_announce_with_guest_announce_and_rarp);
+    tcase_add_test(mig, mig_link_state_follows_the_destination_backend);
+    tcase_add_test(mig, mig_load_refuses_another_queue_pair_count);
+    tcase_add_test(mig, mig_load_refuses_features_the_backend_here_lacks);
+    tcase_add_test(mig, mig_load_refuses_truncated_and_corrupt_state);
+    suite_add_tcase(s, mig);
+    return s;
+}
 
-        tcase_add_test(options, defaults);
-        tcase_add_test(options, every_key);
-        tcase_add_test(options, limits_accepted);
-        tcase_add_test(options, unknown_key);
-        tcase_add_test(options, bad_queues);
-        tcase_add_test(options, bad_mac);
-        tcase_add_test(options, mac_takes_hex_digits_only);
-        tcase_add_test(options, bad_numbers);
-        tcase_add_test(options, reconnect_ms_option);
-        tcase_add_test(options, bad_socket);
-        tcase_add_test(options, bad_backend_type);
-        tcase_add_test(options, too_long);
-        tcase_add_test(options, error_fits_small_buffers);
-        suite_add_tcase(s, options);
-
-        tcase_add_test(offered, offered_vmm_bits_always);
-        tcase_add_test(offered, offered_passes_data_path_bits_through);
-        tcase_add_test(offered, offered_drops_unknown_backend_bits);
-        tcase_add_test(offered, offered_mq_only_with_several_pairs);
-        tcase_add_test(offered, offered_mtu_only_with_mtu_set);
-        suite_add_tcase(s, offered);
-
-        tcase_add_test(backend, backend_gets_acked_data_path_bits_it_offered);
-        tcase_add_test(backend, backend_gets_protocol_features_when_it_offered_them);
-        tcase_add_test(backend, backend_never_gets_vmm_bits);
-        tcase_add_test(backend, missing_feature_none);
-        tcase_add_test(backend, missing_feature_lowest_bit);
-        tcase_add_test(backend, missing_feature_only_data_path_bits);
-        suite_add_tcase(s, backend);
-
-        tcase_add_checked_fixture(ctrlq, cq_setup, cq_teardown);
-        tcase_add_test(ctrlq, ctrl_rx_promisc_on);
-        tcase_add_test(ctrlq, ctrl_header_and_data_in_one_descriptor);
-        tcase_add_test(ctrlq, ctrl_indirect_table);
-        tcase_add_test(ctrlq, ctrl_rx_data_must_be_one_byte);
-        tcase_add_test(ctrlq, ctrl_rx_unknown_command);
-        tcase_add_test(ctrlq, ctrl_mac_addr_set);
-        tcase_add_test(ctrlq, ctrl_mac_addr_set_wrong_length);
-        tcase_add_test(ctrlq, ctrl_mac_addr_set_needs_ctrl_mac_addr);
-        tcase_add_test(ctrlq, ctrl_mac_table_set_well_formed);
-        tcase_add_test(ctrlq, ctrl_mac_table_set_malformed);
-        tcase_add_test(ctrlq, ctrl_mac_table_set_trailing_byte_past_4096);
-        tcase_add_test(ctrlq, ctrl_mq_refusals);
-        tcase_add_test(ctrlq, ctrl_mq_needs_mq);
-        tcase_add_test(ctrlq, ctrl_mq_on_a_broken_backend_applies_later);
-        tcase_add_test(ctrlq, ctrl_mq_without_protocol_features_sends_nothing);
-        tcase_add_test(ctrlq, ctrl_unsupported_classes);
-        tcase_add_test(ctrlq, ctrl_command_shorter_than_header);
-        tcase_add_test(ctrlq, ctrl_zero_length_readable_descriptors);
-        tcase_add_test(ctrlq, ctrl_zero_length_writable_descriptor);
-        tcase_add_test(ctrlq, ctrl_command_without_ack_buffer);
-        tcase_add_test(ctrlq, ctrl_several_commands_in_order);
-        tcase_add_test(ctrlq, ctrl_across_the_index_wrap);
-        tcase_add_test(ctrlq, ctrl_no_interrupt_flag);
-        tcase_add_test(ctrlq, ctrl_event_idx);
-        tcase_add_test(ctrlq, ctrl_malformed_chain_stops_processing);
-        tcase_add_test(ctrlq, ctrl_malformed_chain_alone);
-        tcase_add_test(ctrlq, ctrl_empty_queue);
-        suite_add_tcase(s, ctrlq);
-
-        tcase_add_checked_fixture(lifecycle, lc_setup, lc_teardown);
-        tcase_add_test(lifecycle, reset_stops_only_what_activate_started);
-        tcase_add_test(lifecycle, failed_activate_stops_the_rings_it_started);
-        tcase_add_test(lifecycle, reset_unwatches_the_control_queue_it_watched);
-        suite_add_tcase(s, lifecycle);
-        tcase_add_checked_fixture(mig, mg_setup, mg_teardown);
-        tcase_add_test(mig, mig_stop_reads_each_ring_base_once);
-        tcase_add_test(mig, mig_stop_skips_rings_the_guest_did_not_enable);
-        tcase_add_test(mig, mig_stop_with_a_dead_backend_takes_the_used_indexes);
-        tcase_add_test(mig, mig_restart_runs_the_rings_from_their_bases);
-        tcase_add_test(mig, mig_reset_of_a_stopped_nic_sends_nothing);
-        tcase_add_test(mig, mig_round_trip_starts_where_the_source_stopped);
-        tcase_add_test(mig, mig_announce_with_guest_announce_and_rarp);
-        tcase_add_test(mig, mig_link_state_follows_the_destination_backend);
-        tcase_add_test(mig, mig_load_refuses_another_queue_pair_count);
-        tcase_add_test(mig, mig_load_refuses_features_the_backend_here_lacks);
-        tcase_add_test(mig, mig_load_refuses_truncated_and_corrupt_state);
-        suite_add_tcase(s, mig);
-        return s;
-    }
-
-    CHECK_MAIN(virtio_net_suite)
+CHECK_MAIN(virtio_net_suite)
