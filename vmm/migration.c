@@ -269,10 +269,38 @@ static int send_run(struct mig_run *r, uint64_t gpa, uint64_t pages, bool zero)
     return send_rec(r, MIG_REC_RAM, gpa, pages, p, pages * 4096);
 }
 
+/* The first pass need not read pages the guest never touched: they are holes in
+ * the memfd (reading them would allocate them). Clears their bits. */
+static void skip_holes(struct mig_run *r)
+{
+    const struct guest_memory *mem = &r->vm->mem;
+
+    for (int i = 0; i < r->dirty.nregions; i++) {
+        struct dirty_region *d = &r->dirty.r[i];
+        uint64_t base = mem->regions[i].fd_offset, end = base + mem->regions[i].size;
+        uint64_t off = base;
+
+        while (off < end) {
+            off_t data = lseek(mem->fd, (off_t)off, SEEK_DATA), hole;
+
+            if (data < 0 || (uint64_t)data >= end)
+                data = (off_t)end; /* ENXIO: no data past off */
+            for (uint64_t pg = (off - base) >> 12; pg < ((uint64_t)data - base) >> 12; pg++)
+                d->bits[pg / 64] &= ~(1ULL << (pg % 64));
+            if ((uint64_t)data >= end)
+                break;
+            hole = lseek(mem->fd, data, SEEK_HOLE);
+            off = hole < 0 ? end : (uint64_t)hole;
+        }
+    }
+}
+
 /* Sends every page set in the map and clears it. skip_zero: the first pass, where
  * the destination's RAM is still all zeros. */
 static int send_dirty(struct mig_run *r, bool skip_zero)
 {
+    if (skip_zero)
+        skip_holes(r);
     for (int i = 0; i < r->dirty.nregions; i++) {
         struct dirty_region *d = &r->dirty.r[i];
         uint64_t run_start = 0, run_len = 0;
