@@ -26,6 +26,7 @@ enum {
     OPT_KVM_DEVICE,
     OPT_VERSION,
     OPT_NET,
+    OPT_SECCOMP,
 };
 
 static const struct option long_options[] = {
@@ -39,6 +40,7 @@ static const struct option long_options[] = {
     {"group", required_argument, NULL, OPT_GROUP},
     {"kvm-device", required_argument, NULL, OPT_KVM_DEVICE},
     {"net", required_argument, NULL, OPT_NET},
+    {"seccomp", required_argument, NULL, OPT_SECCOMP},
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
     {"help", no_argument, NULL, OPT_HELP},
@@ -68,14 +70,17 @@ void options_usage(FILE *out)
                  "                         a virtio-net NIC whose data path is a vhost-user\n"
                  "                         backend; repeat for more NICs (at most 4)\n"
                  "      --kvm-device PATH  KVM device (default /dev/kvm)\n"
+                 "      --seccomp on|off   confine each thread to the system calls its role\n"
+                 "                         needs (default on; off only for debugging)\n"
                  "  -q, --quiet            only print errors\n"
                  "  -v, --verbose          print debug messages\n"
                  "  -h, --help             show this help and exit\n"
                  "      --version          show the version and exit\n"
                  "\n"
                  "Exit status: 0 when the guest reboots (reboot -f) or vmm is stopped by\n"
-                 "SIGTERM/SIGINT/Ctrl-A x; 1 on bad input or a set-up failure; 2 when the\n"
-                 "guest crashes the vCPU (triple fault, KVM internal error).\n");
+                 "SIGTERM/SIGINT/Ctrl-A x; 1 on bad input, a set-up failure or a system\n"
+                 "call the seccomp sandbox forbids; 2 when the guest crashes the vCPU\n"
+                 "(triple fault, KVM internal error).\n");
 }
 
 static enum options_result opt_error(char *err, size_t errlen, const char *fmt, ...)
@@ -133,6 +138,18 @@ static enum options_result parse_net(const char *arg, struct vmm_options *opts, 
     return OPTIONS_OK;
 }
 
+static enum options_result parse_seccomp(const char *arg, struct vmm_options *opts, char *err,
+                                         size_t errlen)
+{
+    if (strcmp(arg, "on") == 0)
+        opts->seccomp = true;
+    else if (strcmp(arg, "off") == 0)
+        opts->seccomp = false;
+    else
+        return opt_error(err, errlen, "--seccomp '%s': must be on or off", arg);
+    return OPTIONS_OK;
+}
+
 static void options_defaults(struct vmm_options *opts)
 {
     memset(opts, 0, sizeof(*opts));
@@ -140,6 +157,7 @@ static void options_defaults(struct vmm_options *opts)
     opts->memory = VMM_DEFAULT_MEMORY;
     opts->cpus = 1;
     opts->kvm_device = "/dev/kvm";
+    opts->seccomp = true;
 }
 
 static enum options_result parse_one(int c, struct vmm_options *opts, FILE *out, char *err,
@@ -170,6 +188,8 @@ static enum options_result parse_one(int c, struct vmm_options *opts, FILE *out,
         break;
     case OPT_NET:
         return parse_net(optarg, opts, err, errlen);
+    case OPT_SECCOMP:
+        return parse_seccomp(optarg, opts, err, errlen);
     case OPT_KVM_DEVICE:
         opts->kvm_device = optarg;
         break;

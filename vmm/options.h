@@ -24,6 +24,7 @@ struct vmm_options {
     const char *user;
     const char *group;
     const char *kvm_device;
+    bool seccomp;  /* confine each thread with its seccomp allow-list (default on) */
     int verbosity; /* -1 quiet, 0 normal, 1+ debug */
     unsigned nnets;
     struct virtio_net_options nets[VMM_MAX_NETS];

@@ -131,6 +131,7 @@ START_TEST(defaults_with_only_kernel)
     ck_assert_ptr_null(o.user);
     ck_assert_ptr_null(o.group);
     ck_assert(!o.hugepages);
+    ck_assert(o.seccomp);
     ck_assert_int_eq(o.verbosity, 0);
 }
 END_TEST
@@ -141,7 +142,8 @@ START_TEST(every_long_option_is_stored)
 
     ck_assert_int_eq(PARSE(&o, "--kernel", "k", "--initrd", "i", "--cmdline", "c x", "--memory",
                            "1G", "--cpus", "4", "--hugepages", "--user", "nobody", "--group",
-                           "nogroup", "--kvm-device", "/dev/kvm2", "--verbose", "--verbose"),
+                           "nogroup", "--kvm-device", "/dev/kvm2", "--seccomp", "off", "--verbose",
+                           "--verbose"),
                      OPTIONS_OK);
     ck_assert_str_eq(o.kernel, "k");
     ck_assert_str_eq(o.initrd, "i");
@@ -152,6 +154,7 @@ START_TEST(every_long_option_is_stored)
     ck_assert_str_eq(o.user, "nobody");
     ck_assert_str_eq(o.group, "nogroup");
     ck_assert_str_eq(o.kvm_device, "/dev/kvm2");
+    ck_assert(!o.seccomp);
     ck_assert_int_eq(o.verbosity, 2);
 }
 END_TEST
@@ -248,6 +251,17 @@ START_TEST(cpus_not_a_number_rejected)
 }
 END_TEST
 
+START_TEST(seccomp_takes_on_or_off)
+{
+    struct vmm_options o;
+
+    ck_assert_int_eq(PARSE(&o, "-k", "k", "--seccomp", "off", "--seccomp=on"), OPTIONS_OK);
+    ck_assert(o.seccomp);
+    assert_error(PARSE(&o, "-k", "k", "--seccomp=yes"), "--seccomp", "'yes'");
+    assert_error(PARSE(&o, "-k", "k", "--seccomp", ""), "--seccomp", "on or off");
+}
+END_TEST
+
 START_TEST(unknown_long_option_named)
 {
     struct vmm_options o;
@@ -300,8 +314,9 @@ END_TEST
 START_TEST(help_prints_every_long_option)
 {
     static const char *const names[] = {
-        "--kernel", "--initrd",     "--cmdline", "--memory",  "--cpus", "--hugepages", "--user",
-        "--group",  "--kvm-device", "--quiet",   "--verbose", "--help", "--version",
+        "--kernel",    "--initrd",  "--cmdline", "--memory",     "--cpus",
+        "--hugepages", "--user",    "--group",   "--kvm-device", "--seccomp",
+        "--quiet",     "--verbose", "--help",    "--version",
     };
     struct vmm_options o;
 
@@ -367,6 +382,7 @@ static Suite *options_suite(void)
     tcase_add_test(parse, cpus_zero_rejected);
     tcase_add_test(parse, cpus_255_rejected);
     tcase_add_test(parse, cpus_not_a_number_rejected);
+    tcase_add_test(parse, seccomp_takes_on_or_off);
     tcase_add_test(parse, unknown_long_option_named);
     tcase_add_test(parse, unknown_short_option_named);
     tcase_add_test(parse, unknown_option_inside_cluster_named);
