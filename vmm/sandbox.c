@@ -4,9 +4,11 @@
  * A forbidden call traps (SIGSYS) instead of killing outright, so that the user
  * gets one line saying which call and which thread, as Cloud Hypervisor's log
  * mode does; the handler then ends the whole process. Neither role may call
- * rt_sigaction, so the handler cannot be replaced, and a thread that blocks
- * SIGSYS is killed by the kernel instead. */
+ * rt_sigaction (outside sanitized builds), so the handler cannot be replaced,
+ * and a thread that blocks SIGSYS is killed by the kernel instead. */
 #include "sandbox.h"
+
+#include "../common/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,7 +28,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define NAMES_MAX_NR 512
 #define NAME_LEN 32
 
@@ -68,7 +69,8 @@ static const int main_calls[] = {
 /* The sanitizer runtime's own calls: thread exit (alternate signal stacks), error
  * reports (isatty, symbolizing from the binaries: open, fcntl, newfstatat,
  * readlink...) and LeakSanitizer at exit, which lists the threads from a clone()d
- * tracer (getdents) and stops them with ptrace. Only in sanitized builds. */
+ * tracer (getdents) and stops them with ptrace. The tracer blocks SIGSYS: a call
+ * missing here kills it silently and vmm then waits for it forever. */
 static const int sanitizer_calls[] = {
     SCMP_SYS(sigaltstack), SCMP_SYS(sched_yield), SCMP_SYS(prctl),    SCMP_SYS(open),
     SCMP_SYS(openat),      SCMP_SYS(close),       SCMP_SYS(fcntl),    SCMP_SYS(newfstatat),
@@ -92,7 +94,7 @@ static const unsigned long tty_restore_ioctls[] = {TCGETS, TCSETS};
 /* The console's terminal (raw mode and back) and non-blocking sockets. */
 static const unsigned long main_ioctls[] = {TCGETS, TCSETS, TCSETSW, TCSETSF, FIONBIO};
 
-static const int main_fcntls[] = {F_GETFL, F_SETFL, F_GETFD, F_SETFD};
+static const unsigned long main_fcntls[] = {F_GETFL, F_SETFL, F_GETFD, F_SETFD};
 
 static const char *const role_names[SANDBOX_NR_ROLES] = {
     [SANDBOX_VCPU] = "vCPU",
@@ -140,17 +142,17 @@ static int allow_mappings(scmp_filter_ctx ctx)
 static int add_common(scmp_filter_ctx ctx)
 {
     const unsigned long abort_sig[] = {SIGABRT};
-    int ret = allow_calls(ctx, common_calls, ARRAY_LEN(common_calls));
+    int ret = allow_calls(ctx, common_calls, ARRAY_SIZE(common_calls));
 
     if (!ret)
         ret = allow_mappings(ctx);
     if (!ret)
-        ret = allow_arg_values(ctx, SCMP_SYS(ioctl), 1, common_ioctls, ARRAY_LEN(common_ioctls));
+        ret = allow_arg_values(ctx, SCMP_SYS(ioctl), 1, common_ioctls, ARRAY_SIZE(common_ioctls));
     if (!ret)
         ret = allow_arg_values(ctx, SCMP_SYS(tgkill), 2, abort_sig, 1);
 #ifdef VMM_SANITIZE
     if (!ret)
-        ret = allow_calls(ctx, sanitizer_calls, ARRAY_LEN(sanitizer_calls));
+        ret = allow_calls(ctx, sanitizer_calls, ARRAY_SIZE(sanitizer_calls));
     if (!ret) /* a report asks whether stderr is a terminal, for colours */
         ret = allow_arg_values(ctx, SCMP_SYS(ioctl), 1, (const unsigned long[]){TCGETS}, 1);
 #endif
@@ -159,11 +161,11 @@ static int add_common(scmp_filter_ctx ctx)
 
 static int add_vcpu(scmp_filter_ctx ctx, const struct sandbox_config *cfg)
 {
-    int ret = allow_arg_values(ctx, SCMP_SYS(ioctl), 1, vcpu_ioctls, ARRAY_LEN(vcpu_ioctls));
+    int ret = allow_arg_values(ctx, SCMP_SYS(ioctl), 1, vcpu_ioctls, ARRAY_SIZE(vcpu_ioctls));
 
     /* The SIGSYS handler puts the terminal back, from whichever thread it runs on
      * (glibc's tcsetattr reads the settings too). */
-    for (size_t i = 0; !ret && cfg->tty_fd >= 0 && i < ARRAY_LEN(tty_restore_ioctls); i++)
+    for (size_t i = 0; !ret && cfg->tty_fd >= 0 && i < ARRAY_SIZE(tty_restore_ioctls); i++)
         ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 2, ARG32_EQ(0, cfg->tty_fd),
                                ARG32_EQ(1, tty_restore_ioctls[i]));
     return ret;
@@ -173,20 +175,16 @@ static int add_main(scmp_filter_ctx ctx, const struct sandbox_config *cfg)
 {
     const unsigned long unix_only[] = {AF_UNIX};
     const unsigned long kick[] = {(unsigned long)cfg->kick_signal};
-    unsigned long fcntls[ARRAY_LEN(main_fcntls)];
-    int ret;
+    int ret = allow_calls(ctx, main_calls, ARRAY_SIZE(main_calls));
 
-    for (size_t i = 0; i < ARRAY_LEN(main_fcntls); i++)
-        fcntls[i] = (unsigned long)main_fcntls[i];
-    ret = allow_calls(ctx, main_calls, ARRAY_LEN(main_calls));
     if (!ret)
-        ret = allow_arg_values(ctx, SCMP_SYS(ioctl), 1, main_ioctls, ARRAY_LEN(main_ioctls));
+        ret = allow_arg_values(ctx, SCMP_SYS(ioctl), 1, main_ioctls, ARRAY_SIZE(main_ioctls));
     if (!ret)
         ret = allow_arg_values(ctx, SCMP_SYS(socket), 0, unix_only, 1);
     if (!ret)
         ret = allow_arg_values(ctx, SCMP_SYS(socketpair), 0, unix_only, 1);
     if (!ret)
-        ret = allow_arg_values(ctx, SCMP_SYS(fcntl), 1, fcntls, ARRAY_LEN(fcntls));
+        ret = allow_arg_values(ctx, SCMP_SYS(fcntl), 1, main_fcntls, ARRAY_SIZE(main_fcntls));
     if (!ret)
         ret = allow_arg_values(ctx, SCMP_SYS(tgkill), 2, kick, 1);
     return ret;
