@@ -35,6 +35,7 @@ enum {
     OPT_INCOMING,
     OPT_RESTORE,
     OPT_API_SOCKET,
+    OPT_SECCOMP,
 };
 
 static const struct option long_options[] = {
@@ -55,6 +56,7 @@ static const struct option long_options[] = {
     {"incoming", required_argument, NULL, OPT_INCOMING},
     {"restore", required_argument, NULL, OPT_RESTORE},
     {"api-socket", required_argument, NULL, OPT_API_SOCKET},
+    {"seccomp", required_argument, NULL, OPT_SECCOMP},
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
     {"help", no_argument, NULL, OPT_HELP},
@@ -103,16 +105,18 @@ void options_usage(FILE *out)
                  "      --api-socket PATH  a control socket at PATH (JSON lines: status, pause,\n"
                  "                         resume, shutdown, migrate, ...; see vmmctl)\n"
                  "      --kvm-device PATH  KVM device (default /dev/kvm)\n"
+                 "      --seccomp on|off   confine each thread to the system calls its role\n"
+                 "                         needs (default on; off only for debugging)\n"
                  "  -q, --quiet            only print errors\n"
                  "  -v, --verbose          print debug messages\n"
                  "  -h, --help             show this help and exit\n"
                  "      --version          show the version and exit\n"
                  "\n"
                  "Exit status: 0 when the guest reboots (reboot -f; unless --on-reboot\n"
-                 "restart) or vmm is stopped by SIGTERM/SIGINT/Ctrl-A x; 1 on bad input or\n"
-                 "a set-up failure; 2 when the guest crashes the vCPU (triple fault, KVM\n"
-                 "internal error); 124 when --timeout expires; with --debug-exit, the odd\n"
-                 "status the guest chose.\n");
+                 "restart) or vmm is stopped by SIGTERM/SIGINT/Ctrl-A x; 1 on bad input, a\n"
+                 "set-up failure or a system call the seccomp sandbox forbids; 2 when the\n"
+                 "guest crashes the vCPU (triple fault, KVM internal error); 124 when\n"
+                 "--timeout expires; with --debug-exit, the odd status the guest chose.\n");
 }
 
 static enum options_result opt_error(char *err, size_t errlen, const char *fmt, ...)
@@ -241,6 +245,18 @@ static enum options_result parse_api_socket(const char *arg, struct vmm_options 
     return OPTIONS_OK;
 }
 
+static enum options_result parse_seccomp(const char *arg, struct vmm_options *opts, char *err,
+                                         size_t errlen)
+{
+    if (strcmp(arg, "on") == 0)
+        opts->seccomp = true;
+    else if (strcmp(arg, "off") == 0)
+        opts->seccomp = false;
+    else
+        return opt_error(err, errlen, "--seccomp '%s': must be on or off", arg);
+    return OPTIONS_OK;
+}
+
 static void options_defaults(struct vmm_options *opts)
 {
     memset(opts, 0, sizeof(*opts));
@@ -248,6 +264,7 @@ static void options_defaults(struct vmm_options *opts)
     opts->memory = VMM_DEFAULT_MEMORY;
     opts->cpus = 1;
     opts->kvm_device = "/dev/kvm";
+    opts->seccomp = true;
 }
 
 static enum options_result parse_one(int c, struct vmm_options *opts, FILE *out, char *err,
@@ -300,6 +317,8 @@ static enum options_result parse_one(int c, struct vmm_options *opts, FILE *out,
         return parse_timeout(optarg, opts, err, errlen);
     case OPT_API_SOCKET:
         return parse_api_socket(optarg, opts, err, errlen);
+    case OPT_SECCOMP:
+        return parse_seccomp(optarg, opts, err, errlen);
     case OPT_KVM_DEVICE:
         opts->kvm_device = optarg;
         break;

@@ -28,6 +28,7 @@ struct vmm_options {
     const char *user;
     const char *group;
     const char *kvm_device;
+    bool seccomp;  /* confine each thread with its seccomp allow-list (default on) */
     int verbosity; /* -1 quiet, 0 normal, 1+ debug */
     enum vmm_on_reboot on_reboot;
     const char *vhost_trace; /* --vhost-trace FILE, "-" for stderr, or NULL */

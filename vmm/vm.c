@@ -3,6 +3,7 @@
 #include "boot.h"
 #include "layout.h"
 #include "mptable.h"
+#include "sandbox.h"
 #include "vcpu_exit.h"
 #include "vm_net.h"
 #include "../common/log.h"
@@ -494,6 +495,20 @@ static void vcpu_exited(struct vm_vcpu *v)
     pthread_mutex_unlock(&v->vm->pause_lock);
 }
 
+/* Before the vCPU's first KVM_RUN: the guest never runs unconfined. */
+static int vcpu_sandbox(struct vm_vcpu *v)
+{
+    char reason[128];
+    int ret = sandbox_install(SANDBOX_VCPU);
+
+    if (ret) {
+        snprintf(reason, sizeof(reason), "vcpu%d: cannot install its seccomp filter: %s",
+                 v->kvm.index, strerror(-ret));
+        vm_request_stop(v->vm, VMM_EXIT_ERROR, reason);
+    }
+    return ret;
+}
+
 static void *vcpu_thread(void *arg)
 {
     struct vm_vcpu *v = arg;
@@ -504,6 +519,10 @@ static void *vcpu_thread(void *arg)
     sigemptyset(&kick);
     sigaddset(&kick, VCPU_KICK_SIGNAL);
     pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
+    if (vm->opts->seccomp && vcpu_sandbox(v)) {
+        vcpu_exited(v);
+        return NULL;
+    }
     while (!atomic_load(&vm->stopping) && !atomic_load(&vm->reset_requested)) {
         enum vcpu_action action;
         int ret;
@@ -747,16 +766,51 @@ int vm_resume(struct vm *vm)
     return 0;
 }
 
+static int vm_sandbox_prepare(struct vm *vm)
+{
+    struct sandbox_config cfg = {
+        .exit_status = VMM_EXIT_ERROR,
+        .kick_signal = VCPU_KICK_SIGNAL,
+        .tty_fd = vm->console.raw_set ? vm->console.in_fd : -1,
+        .tty = vm->console.saved,
+    };
+    int ret = sandbox_prepare(&cfg);
+
+    if (ret)
+        pr_err("cannot build the seccomp filters: %s", strerror(-ret));
+    return ret;
+}
+
+/* Each thread loads only its own role's filter. A thread inherits its creator's
+ * filter, and stacked filters intersect, so the main thread confines itself
+ * once the vCPU threads exist. Threads it creates later (vCPUs after a reboot, a
+ * migration) inherit its filter, whose list therefore covers theirs too. */
+static void vm_sandbox_main(struct vm *vm)
+{
+    char reason[128];
+    int ret = sandbox_install(SANDBOX_MAIN);
+
+    if (ret) {
+        snprintf(reason, sizeof(reason), "cannot install the main thread's seccomp filter: %s",
+                 strerror(-ret));
+        vm_request_stop(vm, VMM_EXIT_ERROR, reason);
+    }
+}
+
 int vm_run(struct vm *vm)
 {
     int ret = vm_receive_guest(vm);
 
     if (ret)
         return VMM_EXIT_ERROR;
+    if (vm->opts->seccomp && vm_sandbox_prepare(vm))
+        return VMM_EXIT_ERROR;
     ret = vm_start_vcpus(vm);
     vm->start_ms = now_ms();
     if (ret)
         vm_request_stop(vm, VMM_EXIT_ERROR, "vCPU threads could not start");
+    else if (vm->opts->seccomp)
+        vm_sandbox_main(vm);
     while (!atomic_load(&vm->stopping)) {
         ret = event_loop_run_once(&vm->loop, -1);
         if (ret < 0) {

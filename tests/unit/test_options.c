@@ -131,6 +131,7 @@ START_TEST(defaults_with_only_kernel)
     ck_assert_ptr_null(o.user);
     ck_assert_ptr_null(o.group);
     ck_assert(!o.hugepages);
+    ck_assert(o.seccomp);
     ck_assert_int_eq(o.verbosity, 0);
     ck_assert_ptr_null(o.vhost_trace);
     ck_assert(!o.debug_exit);
@@ -158,7 +159,8 @@ START_TEST(every_long_option_is_stored)
 
     ck_assert_int_eq(PARSE(&o, "--kernel", "k", "--initrd", "i", "--cmdline", "c x", "--memory",
                            "1G", "--cpus", "4", "--hugepages", "--user", "nobody", "--group",
-                           "nogroup", "--kvm-device", "/dev/kvm2", "--verbose", "--verbose"),
+                           "nogroup", "--kvm-device", "/dev/kvm2", "--seccomp", "off", "--verbose",
+                           "--verbose"),
                      OPTIONS_OK);
     ck_assert_str_eq(o.kernel, "k");
     ck_assert_str_eq(o.initrd, "i");
@@ -169,6 +171,7 @@ START_TEST(every_long_option_is_stored)
     ck_assert_str_eq(o.user, "nobody");
     ck_assert_str_eq(o.group, "nogroup");
     ck_assert_str_eq(o.kvm_device, "/dev/kvm2");
+    ck_assert(!o.seccomp);
     ck_assert_int_eq(o.verbosity, 2);
 }
 END_TEST
@@ -388,6 +391,17 @@ START_TEST(api_socket_bad_path_rejected)
 }
 END_TEST
 
+START_TEST(seccomp_takes_on_or_off)
+{
+    struct vmm_options o;
+
+    ck_assert_int_eq(PARSE(&o, "-k", "k", "--seccomp", "off", "--seccomp=on"), OPTIONS_OK);
+    ck_assert(o.seccomp);
+    assert_error(PARSE(&o, "-k", "k", "--seccomp=yes"), "--seccomp", "'yes'");
+    assert_error(PARSE(&o, "-k", "k", "--seccomp", ""), "--seccomp", "on or off");
+}
+END_TEST
+
 START_TEST(unknown_long_option_named)
 {
     struct vmm_options o;
@@ -475,7 +489,7 @@ START_TEST(help_prints_every_long_option)
         "--kernel",   "--initrd",  "--cmdline",     "--memory",    "--cpus",       "--hugepages",
         "--user",     "--group",   "--kvm-device",  "--quiet",     "--verbose",    "--help",
         "--version",  "--net",     "--vhost-trace", "--on-reboot", "--debug-exit", "--timeout",
-        "--incoming", "--restore", "--api-socket",
+        "--incoming", "--restore", "--api-socket",  "--seccomp",
     };
     struct vmm_options o;
 
@@ -551,6 +565,7 @@ static Suite *options_suite(void)
     tcase_add_test(parse, timeout_bad_value_rejected);
     tcase_add_test(parse, api_socket_stored);
     tcase_add_test(parse, api_socket_bad_path_rejected);
+    tcase_add_test(parse, seccomp_takes_on_or_off);
     tcase_add_test(parse, unknown_long_option_named);
     tcase_add_test(parse, unknown_short_option_named);
     tcase_add_test(parse, unknown_option_inside_cluster_named);
