@@ -2,8 +2,8 @@
  *
  * Stream (migration_stream.h): header; RAM and ZERO records (a full pass that
  * skips zero pages, since the destination's memfd starts zeroed, then the dirty
- * rounds); after the final stop the VM state (irqchip, PIT, clock), each vCPU's
- * state, each device's state by id; with --verify a hash of every RAM page; END.
+ * rounds); after the final stop, with --verify, a hash of every RAM page; each
+ * vCPU's state, the VM state (irqchip, PIT, clock), each device's state by id; END.
  * The destination answers with a struct mig_reply. */
 #include "migration.h"
 
@@ -502,10 +502,12 @@ static int complete(struct mig_run *r)
     if (harvest(r) == UINT64_MAX)
         return run_fail(r, -EIO, "%s", "KVM's dirty log could not be read");
     ret = send_dirty(r, false);
-    if (!ret)
-        ret = send_machine_state(r);
+    /* The hashes before the state: the destination compares its RAM before its
+     * NICs start and its backend writes into the guest again. */
     if (!ret && vm->mig.params.verify)
         ret = send_hashes(r);
+    if (!ret)
+        ret = send_machine_state(r);
     if (!ret)
         ret = send_rec(r, MIG_REC_END, 0, 0, NULL, 0);
     if (ret)
