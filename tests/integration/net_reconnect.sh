@@ -59,7 +59,11 @@ wait_stat() {
         sleep 0.5
     done
 }
-show_testpmd() { [ -z "${TESTPMD_LOG:-}" ] || { echo "--- testpmd:"; tail -n 20 "$TESTPMD_LOG"; }; }
+show_testpmd() {
+    echo "--- vmm:"
+    grep -a '^vmm: ' "$log" | grep -av 'debug' | tail -n 20
+    [ -z "${TESTPMD_LOG:-}" ] || { echo "--- testpmd:"; tail -n 20 "$TESTPMD_LOG"; }
+}
 vmm_fds() { ls "/proc/$vmm/fd" | wc -l; }
 vmm_rss_kb() { awk '$1 == "VmRSS:" {print $2}' "/proc/$vmm/status"; }
 
