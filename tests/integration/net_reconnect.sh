@@ -23,7 +23,7 @@ need_kvm
 
 mode=${1:?usage: net_reconnect.sh client|server|reboot [CYCLES]}
 cycles=${VMM_RECONNECT_CYCLES:-${2:-10}}
-recover_s=${VMM_RECONNECT_BOUND_S:-240} # testpmd start + handshake + traffic, under TCG
+recover_s=${VMM_RECONNECT_BOUND_S:-$((TESTPMD_START_TIMEOUT + 120))} # testpmd start + handshake + traffic
 sock=/tmp/vmm-net-reconnect-$$.sock
 log=$(mktemp)
 at_exit "rm -f '$log' '$sock'"
