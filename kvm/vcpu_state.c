@@ -216,14 +216,18 @@ static void msrs_add(struct kvm_msrs *msrs, uint32_t index)
 /* Reads one MSR; false when KVM refuses it. */
 static bool vcpu_read_msr(struct kvm_vcpu *vcpu, uint32_t index, uint64_t *value)
 {
-    struct {
+    /* A union, not a struct with kvm_msrs first: its flexible array must end it. */
+    union {
         struct kvm_msrs hdr;
-        struct kvm_msr_entry entry;
-    } one = {.hdr.nmsrs = 1, .entry.index = index};
+        uint8_t bytes[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
+    } one;
 
+    memset(&one, 0, sizeof(one));
+    one.hdr.nmsrs = 1;
+    one.hdr.entries[0].index = index;
     if (ioctl(vcpu->fd, KVM_GET_MSRS, &one) != 1)
         return false;
-    *value = one.entry.data;
+    *value = one.hdr.entries[0].data;
     return true;
 }
 
@@ -533,9 +537,9 @@ static int vcpu_set_fpu(struct kvm_vcpu *vcpu, struct vcpu_state *st)
  * that kvm_vm_state_load() sets, paired with this new TSC. */
 static int vcpu_state_apply(struct kvm_vcpu *vcpu, struct vcpu_state *st)
 {
-    struct {
+    union {
         struct kvm_msrs hdr;
-        struct kvm_msr_entry entry;
+        uint8_t bytes[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
     } deadline;
     uint32_t parts = st->hdr.parts;
     int ret;
