@@ -228,10 +228,10 @@ static int add_main(scmp_filter_ctx ctx, const struct sandbox_config *cfg)
      * adding a filter only ever narrows what a thread may do. */
     if (!ret)
         ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
-                               SCMP_A0(SCMP_CMP_EQ, PR_SET_NO_NEW_PRIVS));
+                               SCMP_A0(SCMP_CMP_EQ, PR_SET_NO_NEW_PRIVS, 0));
     if (!ret)
         ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(seccomp), 1,
-                               SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER));
+                               SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER, 0));
     /* Every KVM ioctl (type 0xAE): a reboot builds a new VM and its vCPUs, and
      * migration reads and writes all their state. */
     if (!ret)
