@@ -107,25 +107,31 @@ static void xioctl(int fd, unsigned long req, void *arg, const char *name)
     ck_assert_msg(ioctl(fd, req, arg) >= 0, "%s: %s", name, strerror(errno));
 }
 
+/* One MSR: a union, since kvm_msrs's flexible array must end any struct. */
+union one_msr {
+    struct kvm_msrs hdr;
+    uint8_t bytes[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
+};
+
 static void set_msr(struct kvm_vcpu *vcpu, uint32_t index, uint64_t value)
 {
-    struct {
-        struct kvm_msrs hdr;
-        struct kvm_msr_entry e;
-    } m = {.hdr.nmsrs = 1, .e = {.index = index, .data = value}};
+    union one_msr m;
 
+    memset(&m, 0, sizeof(m));
+    m.hdr.nmsrs = 1;
+    m.hdr.entries[0] = (struct kvm_msr_entry){.index = index, .data = value};
     ck_assert_int_eq(ioctl(vcpu->fd, KVM_SET_MSRS, &m), 1);
 }
 
 static uint64_t get_msr(struct kvm_vcpu *vcpu, uint32_t index)
 {
-    struct {
-        struct kvm_msrs hdr;
-        struct kvm_msr_entry e;
-    } m = {.hdr.nmsrs = 1, .e.index = index};
+    union one_msr m;
 
+    memset(&m, 0, sizeof(m));
+    m.hdr.nmsrs = 1;
+    m.hdr.entries[0].index = index;
     ck_assert_int_eq(ioctl(vcpu->fd, KVM_GET_MSRS, &m), 1);
-    return m.e.data;
+    return m.hdr.entries[0].data;
 }
 
 static uint32_t lapic_reg(const struct kvm_lapic_state *s, int off)
