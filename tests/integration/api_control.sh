@@ -40,7 +40,7 @@ start_bg "$VMM_BIN" --kernel "$GUEST_DIR/bzImage" --initrd "$GUEST_DIR/initramfs
     --cmdline "$GUEST_CMDLINE_BASE vmm.run=\"i=0; while :; do echo TICK=\$i; i=\$((i+1)); sleep 1; done\"" \
     --cpus 2 --memory 512M --api-socket "$api" </dev/null >"$log" 2>&1
 pid=$BG_PID
-wait_grep "$log" '^TICK=2' "${GUEST_TIMEOUT:-300}" || { show; fail "the guest never ticked"; }
+wait_grep "$log" '^TICK=2' "${GUEST_TIMEOUT:-300}" "$pid" || { show; fail "the guest never ticked"; }
 echo "ok: the guest ticks ($(ticks) lines so far)"
 
 status=$(ctl status) || { show; fail "vmmctl status failed"; }
@@ -62,7 +62,7 @@ echo "ok: pausing a paused VM is fine"
 kill -0 "$pid" 2>/dev/null || fail "vmm is gone while paused"
 
 ctl resume >/dev/null || { show; fail "vmmctl resume failed"; }
-wait_grep "$log" "^TICK=$((after + 1))" 30 || { show; fail "no TICK after resume"; }
+wait_grep "$log" "^TICK=$((after + 1))" 30 "$pid" || { show; fail "no TICK after resume"; }
 echo "ok: ticks continue after resume (TICK=$((after + 1)) seen)"
 ctl status | grep -qx 'state: running' || fail "status does not say running after resume"
 
@@ -78,7 +78,7 @@ check_eq "vmmctl migrate with a bad URI: exit status" "$rc" 1
 echo "ok: vmmctl says: $err"
 grep -q "must be unix:PATH or tcp:HOST:PORT" <<<"$err" || fail "vmmctl's error does not name the URI's form"
 now=$(ticks)
-wait_grep "$log" "^TICK=$((now + 1))" 30 || { show; fail "the guest stopped ticking after bad requests"; }
+wait_grep "$log" "^TICK=$((now + 1))" 30 "$pid" || { show; fail "the guest stopped ticking after bad requests"; }
 echo "ok: the VM runs on after bad requests (TICK=$((now + 1)) seen)"
 
 ctl pause >/dev/null || fail "pause before shutdown failed"

@@ -60,7 +60,7 @@ log=$(mktemp)
 at_exit "rm -f '$log'"
 start_vmm "$log"
 pid=$BG_PID
-wait_grep "$log" '^VMM-GUEST-UP' "${GUEST_TIMEOUT:-300}" || { tail -n 30 "$log"; fail "guest did not reach /init"; }
+wait_grep "$log" '^VMM-GUEST-UP' "${GUEST_TIMEOUT:-300}" "$pid" || { tail -n 30 "$log"; fail "guest did not reach /init"; }
 echo "ok: guest is up, vmm pid $pid"
 check_no_caps "$pid"
 check_eq "CapBnd of vmm" "$(status_field "$pid" CapBnd)" 0000000000000000

@@ -43,7 +43,7 @@ start_bg_stdin "$dir/in" timeout -k 5 "$timeout" "$VMM_BIN" --kernel "$GUEST_DIR
     --cmdline "$GUEST_CMDLINE_BASE vmm.run=\"echo READY; read -t 60 -r line; echo GOT=\$line\"" \
     >"$log" 2>&1
 pid=$BG_PID
-wait_grep "$log" '^READY' "$timeout" || { tail -n 30 "$log"; fail "the guest never printed READY"; }
+wait_grep "$log" '^READY' "$timeout" "$pid" || { tail -n 30 "$log"; fail "the guest never printed READY"; }
 echo "ok: guest ready after $((SECONDS - start)) s; writing '$line' to vmm's stdin"
 printf '%s\n' "$line" >&3
 rc=0

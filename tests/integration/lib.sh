@@ -80,11 +80,17 @@ start_bg() {
 # at_exit CMD: runs CMD (a string, eval'd) at exit, after the background PIDs are gone.
 at_exit() { _at_exit+=("$1"); }
 
-# wait_grep FILE ERE SECS: waits until FILE has a line matching ERE (0), or SECS (1).
+# wait_grep FILE ERE SECS [PID]: waits until FILE has a line matching ERE (0), or
+# SECS pass or process PID exits first (1).
 wait_grep() {
-    local end=$((SECONDS + $3))
+    local end=$((SECONDS + $3)) pid=${4:-}
     until grep -Eq -- "$2" "$1" 2>/dev/null; do
         [ "$SECONDS" -lt "$end" ] || return 1
+        if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+            grep -Eq -- "$2" "$1" 2>/dev/null && return 0
+            echo "wait_grep: process $pid exited before '$2' appeared"
+            return 1
+        fi
         sleep 0.2
     done
 }
