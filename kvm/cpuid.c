@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define CPUID_1_ECX_TSC_DEADLINE (1u << 24)
 #define CPUID_1_ECX_HYPERVISOR (1u << 31)
 #define CPUID_1_EDX_HTT (1u << 28)
 #define CPUID_80000001_ECX_CMP_LEGACY (1u << 1)
@@ -110,6 +111,13 @@ static const struct kvm_cpuid_entry2 *cpuid_find(const struct kvm_cpuid2 *c, uin
         if (c->entries[i].function == fn && c->entries[i].index == index)
             return &c->entries[i];
     return NULL;
+}
+
+void kvm_cpuid_set_tsc_deadline(struct kvm_cpuid2 *c)
+{
+    for (uint32_t i = 0; i < c->nent; i++)
+        if (c->entries[i].function == 1)
+            c->entries[i].ecx |= CPUID_1_ECX_TSC_DEADLINE;
 }
 
 /* Newer kernels return only subleaf 0 of leaf 0xb (they stopped reporting the

@@ -41,6 +41,12 @@ void kvm_cpuid_adjust(struct kvm_cpuid2 *cpuid, unsigned index, unsigned ncpus);
  * have room for one more entry. */
 void kvm_cpuid_add_core_level(struct kvm_cpuid2 *cpuid);
 
+/* Sets the TSC-deadline timer bit (leaf 1 ECX[24]): KVM emulates that timer in its
+ * in-kernel LAPIC (KVM_CAP_TSC_DEADLINE_TIMER) but never reports the bit in
+ * KVM_GET_SUPPORTED_CPUID. Without it Linux calibrates the LAPIC timer against the
+ * PIT at boot, and under nested virtualization may disable it. */
+void kvm_cpuid_set_tsc_deadline(struct kvm_cpuid2 *cpuid);
+
 /* Applies kvm_cpuid_adjust() to a copy of `supported` and sets it on the vCPU. */
 int kvm_vcpu_setup_cpuid(struct kvm_vcpu *vcpu, const struct kvm_cpuid2 *supported, unsigned ncpus);
 

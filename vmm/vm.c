@@ -174,6 +174,9 @@ static int vm_create_vcpus(struct vm *vm)
 
     if (ret)
         return ret;
+    /* The in-kernel LAPIC (vmm always has one) emulates it: QEMU sets it too. */
+    if (kvm_check_extension(&vm->kvm, KVM_CAP_TSC_DEADLINE_TIMER) > 0)
+        kvm_cpuid_set_tsc_deadline(cpuid);
     for (unsigned i = 0; !ret && i < vm->ncpus; i++)
         ret = vm_setup_vcpu(vm, i, cpuid);
     free(cpuid);

@@ -221,6 +221,26 @@ START_TEST(core_level_not_duplicated)
 }
 END_TEST
 
+/* The TSC-deadline bit goes into leaf 1 ECX, every other bit and leaf as it was. */
+START_TEST(tsc_deadline_bit_set)
+{
+    struct kvm_cpuid_entry2 before[16];
+    uint32_t n = cpuid->nent;
+
+    ck_assert_uint_eq(cpuid->entries[1].function, 1);
+    cpuid->entries[1].ecx = 0x7efafbff; /* as KVM reports it: bit 24 clear */
+    memcpy(before, cpuid->entries, n * sizeof(before[0]));
+    kvm_cpuid_set_tsc_deadline(cpuid);
+    ck_assert_uint_eq(cpuid->nent, n);
+    ck_assert_uint_eq(leaf(1, 0)->ecx, 0x7ffafbff);
+    for (uint32_t i = 0; i < n; i++) {
+        if (before[i].function == 1)
+            before[i].ecx |= 1u << 24;
+        ck_assert_mem_eq(&cpuid->entries[i], &before[i], sizeof(before[i]));
+    }
+}
+END_TEST
+
 /* Leaf 4 EAX[31:26] has six bits: more than 64 vCPUs saturates instead of wrapping. */
 START_TEST(leaf4_core_count_saturates)
 {
@@ -252,6 +272,7 @@ static Suite *cpuid_suite(void)
     tcase_add_test(tc, core_level_added_when_missing);
     tcase_add_test(tc, core_level_not_duplicated);
     tcase_add_test(tc, leaf4_core_count_saturates);
+    tcase_add_test(tc, tsc_deadline_bit_set);
     suite_add_tcase(s, tc);
     return s;
 }
