@@ -2,7 +2,8 @@
 # Builds the guest images used by the integration tests, from Debian packages only:
 #   bzImage               Debian's kernel (the vmlinuz of the linux-image-amd64 kernel)
 #   initramfs.cpio.gz     L2 test guest: busybox + virtio modules, /init = guest-init,
-#                         pktgen.ko (not loaded at boot) and /bin/vmm-pktgen
+#                         pktgen.ko (not loaded at boot), /bin/vmm-pktgen and
+#                         /bin/vmm-smoke-guest (scripts/vhost-user-smoke's guest side)
 #   rig-initramfs.cpio.gz L1 rig: busybox + kvm/kvm-amd/9p modules, /init = rig-init
 # Usage: guest-images/build.sh [OUTDIR]   (default: <repo>/build/guest)
 # Downloaded .deb files are cached in ${VMM_CACHE_DIR:-$HOME/.cache/vmm-guest}.
@@ -41,7 +42,7 @@ fi
 # Up to date: every output newer than every input.
 outputs=("$out/bzImage" "$out/initramfs.cpio.gz" "$out/rig-initramfs.cpio.gz")
 inputs=("$deb" "$(readlink -f "$busybox")" "${BASH_SOURCE[0]}" "$here/guest-init" "$here/rig-init"
-        "$here/vmm-pktgen")
+        "$here/vmm-pktgen" "$here/vmm-smoke-guest")
 uptodate() {
     local o i
     for o in "${outputs[@]}"; do
@@ -88,6 +89,8 @@ mkroot "$work/l2" "$here/guest-init" \
     failover net_failover virtio_net pktgen
 # Traffic generator for the NIC tests: pktgen.ko stays in /lib/modules until used.
 install -m 0755 "$here/vmm-pktgen" "$work/l2/bin/vmm-pktgen"
+# The guest side of scripts/vhost-user-smoke: commands it sends over the console.
+install -m 0755 "$here/vmm-smoke-guest" "$work/l2/bin/vmm-smoke-guest"
 mkroot "$work/rig" "$here/rig-init" \
     irqbypass kvm ccp kvm-amd virtio_ring virtio virtio_pci_modern_dev \
     virtio_pci_legacy_dev virtio_pci 9pnet 9pnet_virtio netfs fscache 9p
