@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #define VIRTIO_NET_OK 0
@@ -286,6 +289,7 @@ static void net_option_defaults(struct virtio_net_options *o)
     memcpy(o->mac, default_mac, 6);
     o->connect_timeout_ms = 30000;
     o->reply_timeout_ms = 30000; /* DPDK maps and walks all of guest RAM in SET_MEM_TABLE */
+    o->reconnect_ms = 1000;
 }
 
 static int net_parse_kv(struct virtio_net_options *o, const char *key, const char *val, char *err,
@@ -306,6 +310,8 @@ static int net_parse_kv(struct virtio_net_options *o, const char *key, const cha
         o->connect_timeout_ms = (unsigned)n;
     } else if (!strcmp(key, "reply-timeout-ms") && val && !parse_uint(val, 1, 600000, &n)) {
         o->reply_timeout_ms = (unsigned)n;
+    } else if (!strcmp(key, "reconnect-ms") && val && !parse_uint(val, 1, 3600000, &n)) {
+        o->reconnect_ms = (unsigned)n;
     } else {
         snprintf(err, errlen, "--net: bad or unknown setting '%s%s%s'", key, val ? "=" : "",
                  val ? val : "");
@@ -349,7 +355,10 @@ int virtio_net_parse_options(const char *arg, struct virtio_net_options *opts, c
     ((1ULL << VHOST_USER_PROTOCOL_F_MQ) | (1ULL << VHOST_USER_PROTOCOL_F_REPLY_ACK) |              \
      (1ULL << VHOST_USER_PROTOCOL_F_MTU) | (1ULL << VHOST_USER_PROTOCOL_F_RARP))
 
-static int net_enable_pairs(struct virtio_net *net, unsigned pairs)
+static void net_lost_backend(struct virtio_net *net, const char *why);
+
+/* SET_VRING_ENABLE for every started ring: the first active_pairs pairs run. */
+static int net_send_enable(struct virtio_net *net)
 {
     bool protocol = net->conn.features & (1ULL << VHOST_USER_F_PROTOCOL_FEATURES);
     int ret = 0;
@@ -357,11 +366,25 @@ static int net_enable_pairs(struct virtio_net *net, unsigned pairs)
     /* Without protocol features, rings run as soon as they are started. */
     for (unsigned q = 0; protocol && !ret && q < ctrl_index(net); q++)
         if (net->vdev.queues[q].enabled)
-            ret = vhost_user_set_vring_enable(&net->conn, q, q < 2 * pairs);
+            ret = vhost_user_set_vring_enable(&net->conn, q, q < 2 * net->active_pairs);
+    return ret;
+}
+
+/* The guest's MQ command. With the backend away, the choice applies when it is back. */
+static int net_enable_pairs(struct virtio_net *net, unsigned pairs)
+{
+    int ret;
+
+    net->active_pairs = pairs;
+    if (!net->connected)
+        return 0;
+    ret = net_send_enable(net);
+    if (ret && net->conn.broken) {
+        net_lost_backend(net, "it failed during SET_VRING_ENABLE");
+        return 0;
+    }
     if (ret)
         pr_err("%s: cannot switch to %u queue pairs: %s", net->vdev.id, pairs, strerror(-ret));
-    else
-        net->active_pairs = pairs;
     return ret;
 }
 
@@ -390,7 +413,7 @@ static int start_vring(struct virtio_net *net, unsigned q)
     if (!ret)
         ret = vhost_user_set_vring_addr(&net->conn, &addr);
     if (!ret)
-        ret = vhost_user_set_vring_base(&net->conn, q, 0);
+        ret = vhost_user_set_vring_base(&net->conn, q, net->ring_base[q]);
     if (!ret)
         ret = vhost_user_set_vring_kick(&net->conn, q, vq->kick_fd);
     if (!ret)
@@ -431,10 +454,10 @@ static int start_ctrl_queue(struct virtio_net *net)
     return p->watch_fd(p->opaque, vq->kick_fd, ctrl_on_kick, net, true);
 }
 
+/* Features, MTU, memory table, then each enabled ring from its ring_base. */
 static int net_start_backend(struct virtio_net *net)
 {
-    uint64_t features =
-        virtio_net_backend_features(net->vdev.acked_features, net->backend_features);
+    uint64_t features = virtio_net_backend_features(net->vdev.acked_features, net->conn.features);
     int ret = vhost_user_set_features(&net->conn, features);
 
     if (!ret && net->opts.mtu &&
@@ -446,20 +469,25 @@ static int net_start_backend(struct virtio_net *net)
         if (net->vdev.queues[q].enabled)
             ret = start_vring(net, q);
     if (!ret)
-        ret = net_enable_pairs(net, 1);
+        ret = net_send_enable(net);
     return ret;
 }
 
 static int net_activate(struct virtio_device *vdev)
 {
     struct virtio_net *net = to_net(vdev);
-    int ret;
+    bool lost = false;
+    int ret = 0;
 
-    if (net->conn.broken) {
-        pr_err("%s: the vhost-user backend is gone", vdev->id);
-        return -EPIPE;
+    memset(net->ring_base, 0, sizeof(net->ring_base));
+    net->active_pairs = 1;
+    if (net->connected) {
+        ret = net_start_backend(net);
+        /* A backend that died meanwhile gets the rings when it is back. */
+        lost = ret && net->conn.broken;
+        if (lost)
+            ret = 0;
     }
-    ret = net_start_backend(net);
     if (!ret)
         ret = start_ctrl_queue(net);
     if (ret) {
@@ -467,8 +495,14 @@ static int net_activate(struct virtio_device *vdev)
         return ret;
     }
     net->started = true;
-    pr_info("%s: started %u queue pair(s) on %s", vdev->id, net->opts.queue_pairs,
-            net->opts.socket_path);
+    if (lost)
+        net_lost_backend(net, "it failed while the rings started");
+    if (net->connected)
+        pr_info("%s: started %u queue pair(s) on %s", vdev->id, net->opts.queue_pairs,
+                net->opts.socket_path);
+    else
+        pr_info("%s: the guest started the NIC; its rings start when the backend is back",
+                vdev->id);
     return 0;
 }
 
@@ -482,12 +516,14 @@ static void net_reset(struct virtio_device *vdev)
         return;
     net->started = false;
     p->watch_fd(p->opaque, vdev->queues[ctrl_index(net)].kick_fd, NULL, NULL, false);
-    for (unsigned q = 0; !net->conn.broken && q < ctrl_index(net); q++) {
+    for (unsigned q = 0; net->connected && !net->conn.broken && q < ctrl_index(net); q++) {
         unsigned base;
 
         if (vdev->queues[q].enabled && vhost_user_get_vring_base(&net->conn, q, &base) == 0)
             pr_debug("%s: queue %u stopped at %u", vdev->id, q, base);
     }
+    if (net->connected && net->conn.broken)
+        net_lost_backend(net, "it failed during GET_VRING_BASE");
 }
 
 static const struct virtio_device_ops virtio_net_ops = {
@@ -500,23 +536,27 @@ static const struct virtio_device_ops virtio_net_ops = {
     .config_size = sizeof(struct virtio_net_config),
 };
 
-static int net_connect(struct virtio_net *net, int *fd)
-{
-    int listen_fd, ret;
+/* ---- the connection: set-up, loss and reconnect ---- */
 
-    if (!net->opts.server) {
-        pr_info("%s: connecting to vhost-user backend %s (waiting up to %u ms)", net->vdev.id,
-                net->opts.socket_path, net->opts.connect_timeout_ms);
-        return vhost_user_connect(net->opts.socket_path, net->opts.connect_timeout_ms, fd);
+static void net_trace(void *opaque, int64_t time_us, const char *line)
+{
+    struct virtio_net *net = opaque;
+    const struct virtio_platform *p = net->vdev.platform;
+
+    if (p->vhost_trace)
+        p->vhost_trace(p->opaque, net->vdev.id, time_us, line);
+    else
+        pr_debug("%s: %s", net->vdev.id, line);
+}
+
+static void net_open_conn(struct virtio_net *net, int fd)
+{
+    vhost_user_conn_init(&net->conn, fd);
+    net->conn.timeout_ms = net->opts.reply_timeout_ms;
+    if (net->vdev.platform->vhost_trace || log_get_level() >= LOG_DEBUG) {
+        net->conn.trace = net_trace;
+        net->conn.trace_opaque = net;
     }
-    ret = vhost_user_listen(net->opts.socket_path, &listen_fd);
-    if (ret)
-        return ret;
-    pr_info("%s: waiting up to %u ms for a vhost-user backend on %s", net->vdev.id,
-            net->opts.connect_timeout_ms, net->opts.socket_path);
-    ret = vhost_user_accept(listen_fd, net->opts.connect_timeout_ms, fd);
-    close(listen_fd);
-    return ret;
 }
 
 static int net_handshake(struct virtio_net *net)
@@ -527,8 +567,7 @@ static int net_handshake(struct virtio_net *net)
         ret = vhost_user_set_owner(&net->conn);
     if (ret)
         return ret;
-    net->backend_features = net->conn.features;
-    if (!(net->backend_features & (1ULL << VIRTIO_F_VERSION_1))) {
+    if (!(net->conn.features & (1ULL << VIRTIO_F_VERSION_1))) {
         pr_err("%s: the backend does not offer VIRTIO_F_VERSION_1", net->vdev.id);
         return -ENOTSUP;
     }
@@ -540,15 +579,270 @@ static int net_handshake(struct virtio_net *net)
     return 0;
 }
 
-static void net_trace(void *opaque, int64_t time_us, const char *line)
+static const char *const data_feature_names[64] = {
+    [VIRTIO_NET_F_CSUM] = "CSUM",
+    [VIRTIO_NET_F_GUEST_CSUM] = "GUEST_CSUM",
+    [VIRTIO_NET_F_GUEST_TSO4] = "GUEST_TSO4",
+    [VIRTIO_NET_F_GUEST_TSO6] = "GUEST_TSO6",
+    [VIRTIO_NET_F_GUEST_ECN] = "GUEST_ECN",
+    [VIRTIO_NET_F_GUEST_UFO] = "GUEST_UFO",
+    [VIRTIO_NET_F_HOST_TSO4] = "HOST_TSO4",
+    [VIRTIO_NET_F_HOST_TSO6] = "HOST_TSO6",
+    [VIRTIO_NET_F_HOST_ECN] = "HOST_ECN",
+    [VIRTIO_NET_F_HOST_UFO] = "HOST_UFO",
+    [VIRTIO_NET_F_MRG_RXBUF] = "MRG_RXBUF",
+    [VIRTIO_F_RING_INDIRECT_DESC] = "RING_INDIRECT_DESC",
+    [VIRTIO_F_RING_EVENT_IDX] = "RING_EVENT_IDX",
+    [VIRTIO_F_VERSION_1] = "VERSION_1",
+};
+
+/* A new backend must offer every data-path feature the guest uses (or, before the
+ * guest negotiated, every one vmm already offered it). */
+int virtio_net_missing_feature(uint64_t in_use, uint64_t offered)
 {
-    struct virtio_net *net = opaque;
+    uint64_t missing = in_use & backend_feature_mask & ~offered;
+
+    return missing ? __builtin_ctzll(missing) : -1;
+}
+
+static int net_check_new_backend(struct virtio_net *net)
+{
+    uint64_t in_use = net->vdev.acked_features ? net->vdev.acked_features : net->backend_features;
+    int bit = virtio_net_missing_feature(in_use, net->conn.features);
+
+    if (bit < 0)
+        return 0;
+    pr_err("%s: the backend on %s lacks %s (feature bit %d), which the guest uses: the link "
+           "stays down",
+           net->vdev.id, net->opts.socket_path,
+           data_feature_names[bit] ? data_feature_names[bit] : "?", bit);
+    return -ENOTSUP;
+}
+
+/* Link changes are announced from the loop, later: callers may run while a vCPU
+ * holds the transport's lock, which raising the config interrupt takes. */
+static void net_set_link(struct virtio_net *net, bool up)
+{
+    uint64_t one = 1;
+    bool was_up;
+
+    pthread_mutex_lock(&net->lock);
+    was_up = net->config.status & VIRTIO_NET_S_LINK_UP;
+    if (up)
+        net->config.status |= VIRTIO_NET_S_LINK_UP;
+    else
+        net->config.status &= (uint16_t)~VIRTIO_NET_S_LINK_UP;
+    pthread_mutex_unlock(&net->lock);
+    if (was_up != up && write(net->link_efd, &one, sizeof(one)) < 0)
+        pr_debug("%s: link eventfd: %s", net->vdev.id, strerror(errno));
+}
+
+static void net_on_link_change(void *arg, uint32_t events)
+{
+    struct virtio_net *net = arg;
+    uint64_t v;
+
+    (void)events;
+    if (read(net->link_efd, &v, sizeof(v)) == sizeof(v))
+        virtio_notify_config(&net->vdev);
+}
+
+/* A dead backend cannot answer GET_VRING_BASE: each ring resumes from its used
+ * index in guest memory, as QEMU does for in-order devices. */
+static void net_recover_ring_bases(struct virtio_net *net)
+{
+    for (unsigned q = 0; q < ctrl_index(net); q++) {
+        const struct virtio_queue *vq = &net->vdev.queues[q];
+        const uint8_t *idx = vq->enabled ? guest_mem_ptr(net->vdev.mem, vq->used + 2, 2) : NULL;
+
+        net->ring_base[q] = idx ? (uint16_t)(idx[0] | idx[1] << 8) : 0;
+    }
+}
+
+static void net_on_conn_event(void *arg, uint32_t events);
+static void net_on_listen(void *arg, uint32_t events);
+
+static int net_watch(struct virtio_net *net, int fd, void (*cb)(void *, uint32_t), bool on)
+{
     const struct virtio_platform *p = net->vdev.platform;
 
-    if (p->vhost_trace)
-        p->vhost_trace(p->opaque, net->vdev.id, time_us, line);
+    return p->watch_fd(p->opaque, fd, cb, net, on);
+}
+
+/* Client: a timer paces connect attempts. Server: the listening socket is watched. */
+static void net_wait_for_backend(struct virtio_net *net, bool on)
+{
+    long ms = on ? (long)net->opts.reconnect_ms : 0;
+    struct itimerspec its = {
+        .it_value = {.tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000000},
+        .it_interval = {.tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000000},
+    };
+
+    if (net->opts.server) {
+        if (net->listen_fd >= 0 && net_watch(net, net->listen_fd, net_on_listen, on))
+            pr_err("%s: cannot watch %s for the backend", net->vdev.id, net->opts.socket_path);
+    } else if (net->retry_fd >= 0 && timerfd_settime(net->retry_fd, 0, &its, NULL)) {
+        pr_err("%s: reconnect timer: %s", net->vdev.id, strerror(errno));
+    }
+}
+
+static void net_close_conn(struct virtio_net *net)
+{
+    if (net->conn_watched)
+        net_watch(net, net->conn.fd, NULL, false);
+    net->conn_watched = false;
+    if (net->conn.fd >= 0)
+        vhost_user_conn_close(&net->conn);
+    net->conn.fd = -1;
+    net->connected = false;
+}
+
+static void net_lost_backend(struct virtio_net *net, const char *why)
+{
+    if (!net->connected)
+        return;
+    if (net->opts.server)
+        pr_warn("%s: vhost-user backend on %s lost (%s): link down until a backend connects",
+                net->vdev.id, net->opts.socket_path, why);
     else
-        pr_debug("%s: %s", net->vdev.id, line);
+        pr_warn("%s: vhost-user backend on %s lost (%s): link down, reconnecting every %u ms",
+                net->vdev.id, net->opts.socket_path, why, net->opts.reconnect_ms);
+    net_close_conn(net);
+    if (net->started)
+        net_recover_ring_bases(net);
+    net_set_link(net, false);
+    net_wait_for_backend(net, true);
+}
+
+/* The handshake again, then the rings as the guest left them, one kick each for
+ * what it queued meanwhile, and the link up. */
+static void net_reconnect(struct virtio_net *net, int fd)
+{
+    int ret;
+
+    net_open_conn(net, fd);
+    ret = net_handshake(net);
+    if (!ret)
+        ret = net_check_new_backend(net);
+    if (!ret && net->started)
+        ret = net_start_backend(net);
+    if (!ret)
+        ret = net_watch(net, fd, net_on_conn_event, true);
+    if (ret) {
+        pr_warn("%s: the backend on %s failed the handshake (%s); waiting for another",
+                net->vdev.id, net->opts.socket_path, strerror(-ret));
+        net_close_conn(net);
+        return;
+    }
+    net->conn_watched = true;
+    net->connected = true;
+    net_wait_for_backend(net, false);
+    for (unsigned q = 0; net->started && q < ctrl_index(net); q++) {
+        uint64_t one = 1;
+
+        if (net->vdev.queues[q].enabled && write(net->vdev.queues[q].kick_fd, &one, 8) < 0)
+            pr_debug("%s: queue %u kick: %s", net->vdev.id, q, strerror(errno));
+    }
+    net->reconnects++;
+    net_set_link(net, true);
+    pr_info("%s: vhost-user backend back on %s (reconnect %u): link up", net->vdev.id,
+            net->opts.socket_path, net->reconnects);
+}
+
+/* The main channel is request/reply from this thread: anything readable while
+ * idle is a hang-up or a message nobody asked for. */
+static void net_on_conn_event(void *arg, uint32_t events)
+{
+    struct virtio_net *net = arg;
+    char b;
+    ssize_t n;
+
+    if (!net->connected)
+        return;
+    n = recv(net->conn.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR) && !(events & (EPOLLHUP | EPOLLERR)))
+        return;
+    net_lost_backend(net, n == 0  ? "it closed the connection"
+                          : n > 0 ? "it sent a message vmm did not ask for"
+                                  : strerror(errno));
+}
+
+static void net_on_retry(void *arg, uint32_t events)
+{
+    struct virtio_net *net = arg;
+    uint64_t expirations;
+    int fd, ret;
+
+    (void)events;
+    if (read(net->retry_fd, &expirations, sizeof(expirations)) != sizeof(expirations) ||
+        net->connected)
+        return;
+    ret = vhost_user_try_connect(net->opts.socket_path, &fd);
+    if (ret)
+        pr_debug("%s: reconnect to %s: %s", net->vdev.id, net->opts.socket_path, strerror(-ret));
+    else
+        net_reconnect(net, fd);
+}
+
+static void net_on_listen(void *arg, uint32_t events)
+{
+    struct virtio_net *net = arg;
+    int fd, ret;
+
+    (void)events;
+    if (net->connected)
+        return;
+    ret = vhost_user_try_accept(net->listen_fd, &fd);
+    if (ret == -EAGAIN || ret == -ECONNABORTED)
+        return;
+    if (ret)
+        pr_warn("%s: cannot accept a backend on %s: %s", net->vdev.id, net->opts.socket_path,
+                strerror(-ret));
+    else
+        net_reconnect(net, fd);
+}
+
+static int net_connect(struct virtio_net *net, int *fd)
+{
+    int ret;
+
+    if (!net->opts.server) {
+        pr_info("%s: connecting to vhost-user backend %s (waiting up to %u ms)", net->vdev.id,
+                net->opts.socket_path, net->opts.connect_timeout_ms);
+        return vhost_user_connect(net->opts.socket_path, net->opts.connect_timeout_ms, fd);
+    }
+    ret = vhost_user_listen(net->opts.socket_path, &net->listen_fd);
+    if (ret)
+        return ret;
+    pr_info("%s: waiting up to %u ms for a vhost-user backend on %s", net->vdev.id,
+            net->opts.connect_timeout_ms, net->opts.socket_path);
+    return vhost_user_accept(net->listen_fd, net->opts.connect_timeout_ms, fd);
+}
+
+/* The fds the event loop watches for the connection's whole life. */
+static int net_setup_watches(struct virtio_net *net)
+{
+    int ret;
+
+    net->link_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (!net->opts.server)
+        net->retry_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (net->link_efd < 0 || (!net->opts.server && net->retry_fd < 0)) {
+        ret = -errno;
+        pr_err("%s: cannot create its eventfd/timerfd: %s", net->vdev.id, strerror(-ret));
+        return ret;
+    }
+    ret = net_watch(net, net->link_efd, net_on_link_change, true);
+    if (!ret && net->retry_fd >= 0)
+        ret = net_watch(net, net->retry_fd, net_on_retry, true);
+    if (!ret)
+        ret = net_watch(net, net->conn.fd, net_on_conn_event, true);
+    if (ret) {
+        pr_err("%s: cannot watch its backend: %s", net->vdev.id, strerror(-ret));
+        return ret;
+    }
+    net->conn_watched = true;
+    return 0;
 }
 
 void virtio_net_setup(struct virtio_net *net, const char *id, const struct virtio_net_options *opts,
@@ -564,7 +858,8 @@ void virtio_net_setup(struct virtio_net *net, const char *id, const struct virti
                                        .platform = platform};
     for (unsigned q = 0; q < net->vdev.num_queues; q++)
         net->vdev.queues[q].max_size = 256;
-    net->conn.fd = -1;
+    net->conn.fd = net->listen_fd = net->retry_fd = net->link_efd = -1;
+    net->active_pairs = 1;
     pthread_mutex_init(&net->lock, NULL);
     memcpy(net->config.mac, opts->mac, 6);
     net->config.status = VIRTIO_NET_S_LINK_UP;
@@ -580,27 +875,39 @@ int virtio_net_init(struct virtio_net *net, const char *id, const struct virtio_
     virtio_net_setup(net, id, opts, platform, mem);
     ret = net_connect(net, &fd); /* the vhost-user library says why it failed */
     if (ret) {
-        pthread_mutex_destroy(&net->lock);
+        virtio_net_destroy(net);
         return ret;
     }
-    vhost_user_conn_init(&net->conn, fd);
-    net->conn.timeout_ms = opts->reply_timeout_ms;
-    if (platform->vhost_trace || log_get_level() >= LOG_DEBUG) {
-        net->conn.trace = net_trace;
-        net->conn.trace_opaque = net;
-    }
+    net_open_conn(net, fd);
     ret = net_handshake(net);
-    if (ret) {
+    if (ret)
         pr_err("%s: vhost-user handshake on %s failed: %s", id, opts->socket_path, strerror(-ret));
+    if (!ret)
+        ret = net_setup_watches(net);
+    if (ret) {
         virtio_net_destroy(net);
+        return ret;
     }
-    return ret;
+    net->backend_features = net->conn.features;
+    net->connected = true;
+    return 0;
 }
 
 void virtio_net_destroy(struct virtio_net *net)
 {
-    if (net->conn.fd >= 0)
-        vhost_user_conn_close(&net->conn);
-    net->conn.fd = -1;
+    int *fds[] = {&net->link_efd, &net->retry_fd, &net->listen_fd};
+    bool listened = net->listen_fd >= 0;
+
+    if (net->vdev.platform)
+        net_close_conn(net);
+    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+        if (*fds[i] < 0)
+            continue;
+        net_watch(net, *fds[i], NULL, false);
+        close(*fds[i]);
+        *fds[i] = -1;
+    }
+    if (listened) /* the socket file is ours: QEMU removes its server socket too */
+        unlink(net->opts.socket_path);
     pthread_mutex_destroy(&net->lock);
 }

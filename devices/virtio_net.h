@@ -52,6 +52,7 @@ struct virtio_net_options {
     uint16_t mtu; /* 0: not offered */
     unsigned connect_timeout_ms;
     unsigned reply_timeout_ms;
+    unsigned reconnect_ms; /* client: the pace of reconnect attempts */
 };
 
 struct virtio_net {
@@ -60,14 +61,24 @@ struct virtio_net {
     pthread_mutex_t lock; /* config space: read by vCPUs, changed by the loop */
     struct virtio_net_config config;
     struct vhost_user_conn conn;
-    uint64_t backend_features;
+    uint64_t backend_features; /* what the first backend offered: the guest saw these */
     unsigned active_pairs;
-    bool started;
+    bool started;   /* the guest's DRIVER_OK: the rings run whenever a backend is there */
+    bool connected; /* a backend is attached: requests go to conn */
+    bool conn_watched;
+    int listen_fd;                         /* server: kept for the next backend */
+    int retry_fd;                          /* client: timerfd pacing reconnects */
+    int link_efd;                          /* link changes, announced from the event loop */
+    uint16_t ring_base[VIRTIO_MAX_QUEUES]; /* where each ring (re)starts */
+    unsigned reconnects;
     struct virtq ctrl_vq;
 };
 
 /* Connects to (or waits for) the backend and reads what it offers. Blocking,
- * bounded by the options' timeouts; runs before the guest starts. */
+ * bounded by the options' timeouts; runs before the guest starts. Afterwards a
+ * lost backend is a handled event: the link goes down, the rings' positions are
+ * kept, and vmm reconnects (client) or accepts the next backend (server), then
+ * restarts the rings where the guest left them and brings the link up. */
 int virtio_net_init(struct virtio_net *net, const char *id, const struct virtio_net_options *opts,
                     const struct virtio_platform *platform, const struct guest_mem_access *mem);
 void virtio_net_destroy(struct virtio_net *net);
@@ -86,5 +97,7 @@ int virtio_net_parse_options(const char *arg, struct virtio_net_options *opts, c
 /* Pure helpers, unit-tested. */
 uint64_t virtio_net_offered_features(uint64_t backend, const struct virtio_net_options *opts);
 uint64_t virtio_net_backend_features(uint64_t acked, uint64_t backend);
+/* The lowest data-path feature bit in_use has and offered lacks, or -1. */
+int virtio_net_missing_feature(uint64_t in_use, uint64_t offered);
 
 #endif

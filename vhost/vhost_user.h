@@ -164,6 +164,10 @@ struct vhost_user_backend_ops {
 int vhost_user_connect(const char *path, unsigned timeout_ms, int *fd);
 int vhost_user_listen(const char *path, int *listen_fd);
 int vhost_user_accept(int listen_fd, unsigned timeout_ms, int *fd);
+/* One attempt each, without waiting or logging (reconnects): -errno on failure,
+ * -EAGAIN from try_accept when nobody is connecting. */
+int vhost_user_try_connect(const char *path, int *fd);
+int vhost_user_try_accept(int listen_fd, int *fd);
 
 /* Takes ownership of fd; timeout VHOST_USER_DEFAULT_TIMEOUT_MS until changed. */
 void vhost_user_conn_init(struct vhost_user_conn *c, int fd);

@@ -5,6 +5,7 @@
 #include "../common/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -77,6 +78,44 @@ int vhost_user_connect(const char *path, unsigned timeout_ms, int *fd)
         }
         sleep_ms(left < CONNECT_RETRY_MS ? left : CONNECT_RETRY_MS);
     }
+}
+
+int vhost_user_try_connect(const char *path, int *fd)
+{
+    struct sockaddr_un sa;
+    int s, err, r = make_addr(path, &sa);
+
+    if (r)
+        return r;
+    s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return -errno;
+    while (connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        err = errno;
+        if (err == EINTR)
+            continue;
+        close(s);
+        return -err;
+    }
+    *fd = s;
+    return 0;
+}
+
+int vhost_user_try_accept(int listen_fd, int *fd)
+{
+    int s = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+    if (s < 0)
+        return -errno;
+    /* The connection's I/O is blocking with poll() deadlines, like a connected one. */
+    if (fcntl(s, F_SETFL, 0) < 0) {
+        int err = errno;
+
+        close(s);
+        return -err;
+    }
+    *fd = s;
+    return 0;
 }
 
 /* A socket someone still accepts on is not stale. */

@@ -38,7 +38,7 @@ start_testpmd() {
     at_exit "rm -f '$TESTPMD_LOG' '$sock'; rm -rf '/var/run/dpdk/$prefix'"
     [ "$client" = 1 ] || rm -f "$sock"
     if [ "$queues" -gt 1 ]; then qargs=(--rxq="$queues" --txq="$queues"); fi
-    start_bg "$TESTPMD_BIN" --no-huge -m 256 --no-pci -l 0-1 --file-prefix="$prefix" \
+    start_bg "$(dirname "${BASH_SOURCE[0]}")/testpmd-lean" "$TESTPMD_BIN" --no-huge -m 256 --no-pci -l 0-1 --file-prefix="$prefix" \
         --vdev "net_vhost0,iface=$sock,queues=$queues${extra:+,$extra}" -- \
         --total-num-mbufs=8192 --forward-mode="$mode" --auto-start --stats-period 5 \
         --nb-cores=1 "${qargs[@]}" </dev/null >"$TESTPMD_LOG" 2>&1
