@@ -6,14 +6,17 @@
 #   yet), the smoke exits 0, and its JUnit XML parses: 8 testcases, 0 failures, 1 skipped.
 # smoke_testpmd.sh queue_mismatch: one vhost port with 1 queue pair (txonly) while
 #   --queues 2 is asked (reboot and backend-restart skipped, to keep it short): exactly
-#   the multiqueue check fails, its reason names the backend's 1 queue pair, the smoke
-#   exits 1, and the JUnit XML has that one failure.
+#   the multiqueue check fails, its reason names queue pair 1 that carried nothing (or
+#   the backend's 1 queue pair), the smoke exits 1, and the JUnit XML has that one failure.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/testpmd.sh"
 case "${1:-}" in full | queue_mismatch) ;; *) fail "usage: smoke_testpmd.sh full|queue_mismatch" ;; esac
 need_testpmd
 ensure_guest_image
+# Two testpmd starts and two guest boots: far more than one NIC test, above all on a
+# busy host.
+RIG_TIMEOUT=${RIG_TIMEOUT:-1700}
 run_in_rig_if_needed "$0" "$@"
 need_kvm
 command -v python3 >/dev/null || command -v xmllint >/dev/null ||
@@ -23,11 +26,11 @@ VMM_BIN=${VMM_BIN:-$VMM_REPO_ROOT/build/vmm}
 dir=$(mktemp -d)
 prefix=vmm-smoke-$$
 at_exit "rm -rf '$dir' '/var/run/dpdk/$prefix'"
-testpmd="$TESTPMD_BIN --no-huge -m 256 --no-pci -l 0-1 --file-prefix=$prefix"
+testpmd="$VMM_REPO_ROOT/tests/integration/testpmd-lean $TESTPMD_BIN --no-huge -m 256 --no-pci -l 0-1 --file-prefix=$prefix"
 
 if [ "$1" = full ]; then
     cmd="$testpmd --vdev 'net_vhost0,iface=$dir/a.sock,queues=2'
- --vdev 'net_vhost1,iface=$dir/b.sock,queues=2' -- --total-num-mbufs=32768 --forward-mode=io
+ --vdev 'net_vhost1,iface=$dir/b.sock,queues=2' -- --total-num-mbufs=16384 --forward-mode=io
  --auto-start --nb-cores=1 --rxq=2 --txq=2"
     args=(--queues 2 "$dir/a.sock" "$dir/b.sock")
     want="handshake=pass link=pass traffic=pass multiqueue=pass mtu=pass reboot=pass
@@ -64,7 +67,11 @@ echo "ok: vhost-user trace beside the report, $(wc -l <"$dir/out/trace.log") lin
 
 if [ "$1" = queue_mismatch ]; then
     reason=$(awk -F'\t' '$1 == "multiqueue" {print $4}' "$dir/out/results.tsv")
-    [[ $reason == *"the backend offers 1 "* ]] || fail "multiqueue reason '$reason' does not name the backend's 1 queue pair"
+    # DPDK's vhost library answers GET_QUEUE_NUM with its own maximum (128), not the
+    # port's queues=1: then vmm starts 2 pairs and the second carries nothing. A
+    # backend that says 1 makes vmm refuse to start with 2.
+    [[ $reason == *"queue pair 1 carried no traffic"* || $reason == *"the backend offers 1 "* ]] ||
+        fail "multiqueue reason '$reason' names neither the idle queue pair 1 nor the backend's 1 queue pair"
     echo "ok: multiqueue failed with: $reason"
 fi
 
