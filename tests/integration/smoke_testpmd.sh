@@ -56,7 +56,7 @@ echo "the smoke run took $((SECONDS - start)) s"
 echo "--- report.txt ---"
 cat "$dir/out/report.txt"
 echo "---"
-got=$(awk -F'\t' '{printf "%s%s=%s", NR > 1 ? " " : "", $1, $2}' "$dir/out/results.tsv")
+got=$(awk -F'\t' '{printf "%s%s=%s", (NR > 1 ? " " : ""), $1, $2}' "$dir/out/results.tsv")
 check_eq "check results" "$got" "$want"
 check_eq "smoke exit status" "$rc" "$want_rc"
 # A check that did not pass says why.
