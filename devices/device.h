@@ -3,20 +3,12 @@
 #ifndef VMM_DEVICES_DEVICE_H
 #define VMM_DEVICES_DEVICE_H
 
+#include "../common/state_buf.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
 struct device;
-
-/* A growable byte buffer that save() appends a device's state to. */
-struct state_buf {
-    uint8_t *data;
-    size_t len;
-    size_t cap;
-};
-
-int state_buf_put(struct state_buf *buf, const void *data, size_t len);
-void state_buf_free(struct state_buf *buf);
 
 struct device_ops {
     /* offset is relative to the range's base; len is 1, 2, 4 or 8. */
@@ -45,12 +37,22 @@ struct irq_line {
  * that range is not all RAM. Devices never see the memory map itself. */
 struct guest_mem_access {
     void *(*ptr)(void *opaque, uint64_t gpa, uint64_t len);
+    /* Optional: told of each write vmm itself makes into guest RAM (a host pointer
+     * from ptr), which neither KVM's nor a backend's dirty log sees. */
+    void (*written)(void *opaque, const void *hva, uint64_t len);
     void *opaque;
 };
 
 static inline void *guest_mem_ptr(const struct guest_mem_access *mem, uint64_t gpa, uint64_t len)
 {
     return mem->ptr(mem->opaque, gpa, len);
+}
+
+static inline void guest_mem_written(const struct guest_mem_access *mem, const void *hva,
+                                     uint64_t len)
+{
+    if (mem && mem->written)
+        mem->written(mem->opaque, hva, len);
 }
 
 static inline void irq_line_set(const struct irq_line *line, int level)

@@ -1,5 +1,8 @@
 #include "i8042.h"
 
+#include "../common/log.h"
+
+#include <errno.h>
 #include <string.h>
 
 #define STATUS_OBF 0x01
@@ -222,6 +225,57 @@ static void i8042_reset(struct device *dev)
     pthread_mutex_unlock(&c->lock);
 }
 
+/* The command byte, a command waiting for its data byte, then the output queue in
+ * order. No interrupt is raised on load: an edge already sent is in the PIC's state. */
+struct i8042_state {
+    uint8_t ctr;
+    uint8_t pending_cmd;
+    uint8_t out_count;
+} __attribute__((packed));
+
+static int i8042_save(struct device *dev, struct state_buf *out)
+{
+    struct i8042 *c = from_cmd(dev);
+    struct i8042_state st;
+    int ret;
+
+    pthread_mutex_lock(&c->lock);
+    st = (struct i8042_state){c->ctr, c->pending_cmd, (uint8_t)c->out_count};
+    ret = state_buf_put(out, &st, sizeof(st));
+    for (unsigned i = 0; !ret && i < c->out_count; i++)
+        ret = state_buf_put(out, &c->outq[(c->out_head + i) % I8042_OUTQ_SIZE], 1);
+    pthread_mutex_unlock(&c->lock);
+    return ret;
+}
+
+static int i8042_load(struct device *dev, const uint8_t *data, size_t len)
+{
+    struct i8042 *c = from_cmd(dev);
+    struct i8042_state st;
+
+    if (len < sizeof(st)) {
+        pr_err("i8042: saved state has %zu bytes, expected at least %zu", len, sizeof(st));
+        return -EINVAL;
+    }
+    memcpy(&st, data, sizeof(st));
+    if (st.out_count > I8042_OUTQ_SIZE || len != sizeof(st) + st.out_count) {
+        pr_err("i8042: saved state has %zu bytes for %u queued byte(s)", len, st.out_count);
+        return -EINVAL;
+    }
+    if (st.pending_cmd && st.pending_cmd != CMD_WRITE_CTR && st.pending_cmd != CMD_WRITE_OUTPORT) {
+        pr_err("i8042: saved pending command 0x%02x takes no data byte", st.pending_cmd);
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&c->lock);
+    c->ctr = st.ctr;
+    c->pending_cmd = st.pending_cmd;
+    c->out_head = 0;
+    c->out_count = st.out_count;
+    memcpy(c->outq, data + sizeof(st), st.out_count);
+    pthread_mutex_unlock(&c->lock);
+    return 0;
+}
+
 static const struct device_ops i8042_data_ops = {
     .read = i8042_data_read,
     .write = i8042_data_port_write,
@@ -231,6 +285,8 @@ static const struct device_ops i8042_cmd_ops = {
     .read = i8042_cmd_read,
     .write = i8042_cmd_port_write,
     .reset = i8042_reset,
+    .save = i8042_save,
+    .load = i8042_load,
 };
 
 int i8042_init(struct i8042 *c, const struct irq_line *kbd_irq, void (*reset_cpu)(void *),

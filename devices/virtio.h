@@ -48,6 +48,25 @@ struct virtio_device_ops {
     /* Device reset by the driver (status 0), or before the guest reboots: stop
      * the queues. Runs on the event-loop thread. */
     void (*reset)(struct virtio_device *vdev);
+
+    /* Migration. The transport saves and loads the common configuration and the
+     * queues (struct virtio_queue, acked_features); these carry the model's own state.
+     * save: on a stopped device (after stop) or one the guest never started. */
+    int (*save)(struct virtio_device *vdev, struct state_buf *out);
+    /* Restores the model's state and validates it against this device; starts
+     * nothing. -EINVAL with a one-line error for a blob this device cannot take. */
+    int (*load)(struct virtio_device *vdev, const uint8_t *data, size_t len);
+    /* Destination, after load and with the transport's queues and wiring restored:
+     * starts the device from the loaded state. Runs on the event-loop thread. */
+    int (*start_loaded)(struct virtio_device *vdev);
+    /* Source, the final stop: halts the queues and records where each stopped; the
+     * device stays logically started and vmm stops touching guest memory for it.
+     * Idempotent. Runs on the event-loop thread. */
+    int (*stop)(struct virtio_device *vdev);
+    /* Source, after a failed or cancelled migration: runs the queues again from
+     * where stop left them. Runs on the event-loop thread. */
+    int (*restart)(struct virtio_device *vdev);
+
     /* Bytes of device-specific configuration. */
     uint32_t config_size;
 };

@@ -27,6 +27,7 @@ enum {
 #define CTRL_MAC_ADDR_SET 1
 #define CTRL_RX_NOBCAST 5
 #define CTRL_MQ_VQ_PAIRS_SET 0
+#define CTRL_ANNOUNCE_ACK 0
 #define CTRL_MAX_DATA 4096
 
 #define BIT(n) (1ULL << (n))
@@ -42,10 +43,10 @@ static const uint64_t backend_feature_mask =
 
 uint64_t virtio_net_offered_features(uint64_t backend, const struct virtio_net_options *opts)
 {
-    /* vmm itself provides the config space and the control queue. */
+    /* vmm itself provides the config space, the control queue and announcements. */
     uint64_t f = (backend & backend_feature_mask) | BIT(VIRTIO_NET_F_MAC) |
                  BIT(VIRTIO_NET_F_STATUS) | BIT(VIRTIO_NET_F_CTRL_VQ) | BIT(VIRTIO_NET_F_CTRL_RX) |
-                 BIT(VIRTIO_NET_F_CTRL_MAC_ADDR);
+                 BIT(VIRTIO_NET_F_CTRL_MAC_ADDR) | BIT(VIRTIO_NET_F_GUEST_ANNOUNCE);
 
     if (opts->queue_pairs > 1)
         f |= BIT(VIRTIO_NET_F_MQ);
@@ -168,6 +169,18 @@ static uint8_t ctrl_mq(struct virtio_net *net, const uint8_t *data, uint32_t len
     return net_enable_pairs(net, pairs) ? VIRTIO_NET_ERR : VIRTIO_NET_OK;
 }
 
+/* The guest announced itself after a migration (VIRTIO_NET_S_ANNOUNCE). */
+static uint8_t ctrl_announce(struct virtio_net *net, uint32_t len, uint8_t cmd)
+{
+    if (cmd != CTRL_ANNOUNCE_ACK || len ||
+        !virtio_has_feature(&net->vdev, VIRTIO_NET_F_GUEST_ANNOUNCE))
+        return VIRTIO_NET_ERR;
+    pthread_mutex_lock(&net->lock);
+    net->config.status &= (uint16_t)~VIRTIO_NET_S_ANNOUNCE;
+    pthread_mutex_unlock(&net->lock);
+    return VIRTIO_NET_OK;
+}
+
 static uint8_t ctrl_dispatch(struct virtio_net *net, const uint8_t *cmd, uint32_t len)
 {
     const uint8_t *data = cmd + 2;
@@ -181,7 +194,9 @@ static uint8_t ctrl_dispatch(struct virtio_net *net, const uint8_t *cmd, uint32_
         return ctrl_mac(net, data, len - 2, cmd[1]);
     case CTRL_MQ:
         return ctrl_mq(net, data, len - 2, cmd[1]);
-    default: /* VLAN filtering, announcements, offloads: not offered */
+    case CTRL_ANNOUNCE:
+        return ctrl_announce(net, len - 2, cmd[1]);
+    default: /* VLAN filtering, offloads: not offered */
         return VIRTIO_NET_ERR;
     }
 }
@@ -353,7 +368,8 @@ int virtio_net_parse_options(const char *arg, struct virtio_net_options *opts, c
 /* Which vhost-user protocol features vmm asks for. */
 #define NET_PROTOCOL_FEATURES                                                                      \
     ((1ULL << VHOST_USER_PROTOCOL_F_MQ) | (1ULL << VHOST_USER_PROTOCOL_F_REPLY_ACK) |              \
-     (1ULL << VHOST_USER_PROTOCOL_F_MTU) | (1ULL << VHOST_USER_PROTOCOL_F_RARP))
+     (1ULL << VHOST_USER_PROTOCOL_F_MTU) | (1ULL << VHOST_USER_PROTOCOL_F_RARP) |                  \
+     (1ULL << VHOST_USER_PROTOCOL_F_LOG_SHMFD))
 
 static void net_lost_backend(struct virtio_net *net, const char *why);
 
@@ -365,7 +381,7 @@ static int net_send_enable(struct virtio_net *net)
 
     /* Without protocol features, rings run as soon as they are started. */
     for (unsigned q = 0; protocol && !ret && q < ctrl_index(net); q++)
-        if (net->vdev.queues[q].enabled)
+        if (net->rings_started & (1u << q))
             ret = vhost_user_set_vring_enable(&net->conn, q, q < 2 * net->active_pairs);
     return ret;
 }
@@ -393,22 +409,39 @@ static uint64_t host_addr(struct virtio_net *net, uint64_t gpa, uint64_t len)
     return (uint64_t)(uintptr_t)guest_mem_ptr(net->vdev.mem, gpa, len);
 }
 
-/* One data queue's rings, base and eventfds to the backend. */
-static int start_vring(struct virtio_net *net, unsigned q)
+/* A ring's addresses in vmm's mapping; while migrating, the backend also logs its
+ * used-ring writes (by guest-physical address) in the dirty log. */
+static int vring_addr(struct virtio_net *net, unsigned q, struct vhost_user_vring_addr *addr)
 {
     const struct virtio_queue *vq = &net->vdev.queues[q];
-    struct vhost_user_vring_addr addr = {
+
+    *addr = (struct vhost_user_vring_addr){
         .index = q,
         .desc_user_addr = host_addr(net, vq->desc, 16ULL * vq->size),
         .avail_user_addr = host_addr(net, vq->avail, 6 + 2ULL * vq->size),
         .used_user_addr = host_addr(net, vq->used, 6 + 8ULL * vq->size),
     };
-    int ret;
-
-    if (!addr.desc_user_addr || !addr.avail_user_addr || !addr.used_user_addr) {
+    if (net->logging) {
+        addr->flags = VHOST_USER_VRING_F_LOG;
+        addr->log_guest_addr = vq->used;
+    }
+    if (!addr->desc_user_addr || !addr->avail_user_addr || !addr->used_user_addr) {
         pr_err("%s: queue %u: rings outside guest RAM", net->vdev.id, q);
         return -EINVAL;
     }
+    return 0;
+}
+
+/* One data queue's rings, base and eventfds to the backend. */
+static int start_vring(struct virtio_net *net, unsigned q)
+{
+    const struct virtio_queue *vq = &net->vdev.queues[q];
+    struct vhost_user_vring_addr addr;
+    int ret = vring_addr(net, q, &addr);
+
+    if (ret)
+        return ret;
+    net->rings_started |= 1u << q; /* from the first message on, it needs a stop */
     ret = vhost_user_set_vring_num(&net->conn, q, vq->size);
     if (!ret)
         ret = vhost_user_set_vring_addr(&net->conn, &addr);
@@ -434,6 +467,7 @@ static int start_ctrl_queue(struct virtio_net *net)
 {
     const struct virtio_queue *vq = &net->vdev.queues[ctrl_index(net)];
     const struct virtio_platform *p = net->vdev.platform;
+    int ret;
 
     net->ctrl_vq = (struct virtq){
         .size = vq->size,
@@ -451,14 +485,22 @@ static int start_ctrl_queue(struct virtio_net *net)
         pr_err("%s: control queue rings are invalid", net->vdev.id);
         return -EINVAL;
     }
-    return p->watch_fd(p->opaque, vq->kick_fd, ctrl_on_kick, net, true);
+    ret = p->watch_fd(p->opaque, vq->kick_fd, ctrl_on_kick, net, true);
+    net->ctrl_watched = ret == 0;
+    return ret;
+}
+
+static uint64_t net_backend_features(const struct virtio_net *net)
+{
+    uint64_t f = virtio_net_backend_features(net->vdev.acked_features, net->conn.features);
+
+    return net->logging ? f | (1ULL << VHOST_USER_F_LOG_ALL) : f;
 }
 
 /* Features, MTU, memory table, then each enabled ring from its ring_base. */
 static int net_start_backend(struct virtio_net *net)
 {
-    uint64_t features = virtio_net_backend_features(net->vdev.acked_features, net->conn.features);
-    int ret = vhost_user_set_features(&net->conn, features);
+    int ret = vhost_user_set_features(&net->conn, net_backend_features(net));
 
     if (!ret && net->opts.mtu &&
         (net->conn.protocol_features & (1ULL << VHOST_USER_PROTOCOL_F_MTU)))
@@ -473,6 +515,20 @@ static int net_start_backend(struct virtio_net *net)
     return ret;
 }
 
+/* GET_VRING_BASE on every ring the backend was given, as the spec asks before they are
+ * set up again: a ring the guest enabled after DRIVER_OK was never started. */
+static void net_stop_rings(struct virtio_net *net)
+{
+    for (unsigned q = 0; !net->conn.broken && q < ctrl_index(net); q++) {
+        unsigned base;
+
+        if ((net->rings_started & (1u << q)) &&
+            vhost_user_get_vring_base(&net->conn, q, &base) == 0)
+            pr_debug("%s: queue %u stopped at %u", net->vdev.id, q, base);
+    }
+    net->rings_started = 0;
+}
+
 static int net_activate(struct virtio_device *vdev)
 {
     struct virtio_net *net = to_net(vdev);
@@ -481,7 +537,11 @@ static int net_activate(struct virtio_device *vdev)
 
     memset(net->ring_base, 0, sizeof(net->ring_base));
     net->active_pairs = 1;
-    if (net->connected) {
+    /* Checked with the backend away too: bad rings fail DRIVER_OK, not every reconnect. */
+    for (unsigned q = 0; !ret && q < ctrl_index(net); q++)
+        if (vdev->queues[q].enabled)
+            ret = vring_addr(net, q, &(struct vhost_user_vring_addr){0});
+    if (!ret && net->connected) {
         ret = net_start_backend(net);
         /* A backend that died meanwhile gets the rings when it is back. */
         lost = ret && net->conn.broken;
@@ -492,6 +552,7 @@ static int net_activate(struct virtio_device *vdev)
         ret = start_ctrl_queue(net);
     if (ret) {
         pr_err("%s: starting the backend failed: %s", vdev->id, strerror(-ret));
+        net_stop_rings(net); /* the backend must not run rings the guest will reuse */
         return ret;
     }
     net->started = true;
@@ -506,7 +567,7 @@ static int net_activate(struct virtio_device *vdev)
     return 0;
 }
 
-/* Stops every started ring (GET_VRING_BASE), as the spec asks on a device reset. */
+/* Device reset: the control queue off the loop, every started ring stopped. */
 static void net_reset(struct virtio_device *vdev)
 {
     struct virtio_net *net = to_net(vdev);
@@ -515,15 +576,395 @@ static void net_reset(struct virtio_device *vdev)
     if (!net->started)
         return;
     net->started = false;
-    p->watch_fd(p->opaque, vdev->queues[ctrl_index(net)].kick_fd, NULL, NULL, false);
+    if (net->stopped) { /* halted for a migration: nothing runs or is watched */
+        net->stopped = false;
+        return;
+    }
+    /* Only a control queue enabled at DRIVER_OK was put on the loop. */
+    if (net->ctrl_watched)
+        p->watch_fd(p->opaque, vdev->queues[ctrl_index(net)].kick_fd, NULL, NULL, false);
+    net->ctrl_watched = false;
+    if (net->connected)
+        net_stop_rings(net);
+    net->rings_started = 0;
+    if (net->connected && net->conn.broken)
+        net_lost_backend(net, "it failed during GET_VRING_BASE");
+}
+
+/* ---- dirty logging, for migration ---- */
+
+int virtio_net_log_check(const struct virtio_net *net, char *why, size_t len)
+{
+    if (!net->connected)
+        snprintf(why, len, "%s: no vhost-user backend is connected", net->vdev.id);
+    else if (!(net->conn.protocol_features & (1ULL << VHOST_USER_PROTOCOL_F_LOG_SHMFD)))
+        snprintf(why, len, "%s: the backend does not offer LOG_SHMFD (a shared dirty log)",
+                 net->vdev.id);
+    else if (!(net->conn.features & (1ULL << VHOST_USER_F_LOG_ALL)))
+        snprintf(why, len, "%s: the backend does not offer VHOST_F_LOG_ALL (dirty logging)",
+                 net->vdev.id);
+    else
+        return 0;
+    return -ENOTSUP;
+}
+
+/* Without REPLY_ACK nothing confirms a request: a GET_FEATURES round trip does,
+ * since the backend handles messages in order. */
+static int net_barrier(struct virtio_net *net)
+{
+    uint64_t features;
+
+    if (net->conn.protocol_features & (1ULL << VHOST_USER_PROTOCOL_F_REPLY_ACK))
+        return 0;
+    return vhost_user_get_features(&net->conn, &features);
+}
+
+/* SET_FEATURES and every started ring's address, with or without logging. */
+static int net_set_logging(struct virtio_net *net, bool on)
+{
+    int ret;
+
+    net->logging = on;
+    ret = vhost_user_set_features(&net->conn, net_backend_features(net));
+    for (unsigned q = 0; !ret && q < ctrl_index(net); q++) {
+        struct vhost_user_vring_addr addr;
+
+        if (!(net->rings_started & (1u << q)))
+            continue;
+        ret = vring_addr(net, q, &addr);
+        if (!ret)
+            ret = vhost_user_set_vring_addr(&net->conn, &addr);
+    }
+    return ret ? ret : net_barrier(net);
+}
+
+int virtio_net_log_start(struct virtio_net *net, int log_fd, uint64_t log_size)
+{
+    char why[160];
+    int ret = virtio_net_log_check(net, why, sizeof(why));
+
+    if (ret) {
+        pr_err("%s", why);
+        return ret;
+    }
+    ret = vhost_user_set_log_base(&net->conn, log_fd, log_size, 0);
+    if (!ret)
+        ret = net_set_logging(net, true);
+    if (ret) {
+        pr_err("%s: the backend did not start dirty logging: %s", net->vdev.id, strerror(-ret));
+        net->logging = false;
+        if (net->conn.broken)
+            net_lost_backend(net, "it failed while dirty logging started");
+    }
+    return ret;
+}
+
+int virtio_net_log_stop(struct virtio_net *net)
+{
+    int ret;
+
+    if (!net->logging)
+        return 0;
+    if (!net->connected) {
+        net->logging = false;
+        return 0;
+    }
+    ret = net_set_logging(net, false);
+    if (ret && net->conn.broken)
+        net_lost_backend(net, "it failed while dirty logging stopped");
+    return ret;
+}
+
+/* ---- migration: save and load, the source's stop and restart, the destination's start ---- */
+
+static void net_set_link(struct virtio_net *net, bool up);
+static const char *const data_feature_names[64];
+
+#define NET_STATE_MAGIC 0x54454e56u /* "VNET" */
+#define NET_STATE_VERSION 1
+#define NET_STATUS_BITS (VIRTIO_NET_S_LINK_UP | VIRTIO_NET_S_ANNOUNCE)
+
+/* Followed by the ring base of each data queue (2 * queue_pairs uint16_t). */
+struct net_state {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t queue_pairs;
+    uint64_t acked_features;
+    uint8_t mac[6];
+    uint16_t status;
+    uint16_t mtu;
+    uint16_t active_pairs;
+    uint16_t ctrl_last_avail;
+    uint16_t ctrl_used_idx;
+    uint8_t started;
+    uint8_t reserved[3];
+} __attribute__((packed));
+_Static_assert(sizeof(struct net_state) == 36, "net_state is 36 bytes");
+
+static int net_save(struct virtio_device *vdev, struct state_buf *out)
+{
+    struct virtio_net *net = to_net(vdev);
+    struct net_state st = {
+        .magic = NET_STATE_MAGIC,
+        .version = NET_STATE_VERSION,
+        .queue_pairs = (uint16_t)net->opts.queue_pairs,
+        .acked_features = vdev->acked_features,
+        .active_pairs = (uint16_t)net->active_pairs,
+        .ctrl_last_avail = net->ctrl_vq.last_avail,
+        .ctrl_used_idx = net->ctrl_vq.used_idx,
+        .started = net->started || net->loaded_started,
+    };
+    int ret;
+
+    if (net->started && !net->stopped) {
+        pr_err("%s: cannot save the NIC while its rings run: stop it first", vdev->id);
+        return -EBUSY;
+    }
+    pthread_mutex_lock(&net->lock);
+    memcpy(st.mac, net->config.mac, 6);
+    st.status = net->config.status;
+    st.mtu = net->config.mtu;
+    pthread_mutex_unlock(&net->lock);
+    ret = state_buf_put(out, &st, sizeof(st));
+    for (unsigned q = 0; !ret && q < ctrl_index(net); q++)
+        ret = state_buf_put(out, &net->ring_base[q], sizeof(net->ring_base[q]));
+    return ret;
+}
+
+/* Features the guest uses must all be offered here (this backend's data path). */
+static int net_check_loaded_features(struct virtio_net *net, const struct net_state *st)
+{
+    uint64_t offered = net_features(&net->vdev) | BIT(VIRTIO_F_VERSION_1);
+    uint64_t extra = st->acked_features & ~offered;
+    int bit = virtio_net_missing_feature(st->acked_features, offered);
+
+    if (bit >= 0) {
+        pr_err("%s: the guest uses %s (feature bit %d), which the backend on %s does not offer",
+               net->vdev.id, data_feature_names[bit] ? data_feature_names[bit] : "?", bit,
+               net->opts.socket_path);
+        return -EINVAL;
+    }
+    if (extra) {
+        pr_err("%s: the guest uses feature bit %d, which this NIC does not offer", net->vdev.id,
+               __builtin_ctzll(extra));
+        return -EINVAL;
+    }
+    if ((st->acked_features & BIT(VIRTIO_NET_F_MTU)) && st->mtu != net->opts.mtu) {
+        pr_err("%s: the guest uses MTU %u, this NIC has %u", net->vdev.id, st->mtu, net->opts.mtu);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int net_check_loaded(struct virtio_net *net, const struct net_state *st, size_t len)
+{
+    const char *id = net->vdev.id;
+    size_t want = sizeof(*st) + 4 * (size_t)st->queue_pairs;
+
+    if (st->magic != NET_STATE_MAGIC || st->version != NET_STATE_VERSION) {
+        pr_err("%s: saved state is not virtio-net state version %d", id, NET_STATE_VERSION);
+        return -EINVAL;
+    }
+    if (st->queue_pairs != net->opts.queue_pairs) {
+        pr_err("%s: the saved NIC has %u queue pair(s), this one %u", id, st->queue_pairs,
+               net->opts.queue_pairs);
+        return -EINVAL;
+    }
+    if (len != want) {
+        pr_err("%s: saved NIC state has %zu bytes, expected %zu", id, len, want);
+        return -EINVAL;
+    }
+    if (st->active_pairs < 1 || st->active_pairs > st->queue_pairs || st->started > 1 ||
+        (st->status & ~NET_STATUS_BITS)) {
+        pr_err("%s: saved NIC state is corrupt (active pairs %u, started %u, status 0x%x)", id,
+               st->active_pairs, st->started, st->status);
+        return -EINVAL;
+    }
+    return net_check_loaded_features(net, st);
+}
+
+static int net_load(struct virtio_device *vdev, const uint8_t *data, size_t len)
+{
+    struct virtio_net *net = to_net(vdev);
+    struct net_state st;
+    int ret;
+
+    if (len < sizeof(st)) {
+        pr_err("%s: saved NIC state has %zu bytes, expected at least %zu", vdev->id, len,
+               sizeof(st));
+        return -EINVAL;
+    }
+    memcpy(&st, data, sizeof(st));
+    ret = net_check_loaded(net, &st, len);
+    if (ret)
+        return ret;
+    if (net->started) {
+        pr_err("%s: cannot load state into a running NIC", vdev->id);
+        return -EBUSY;
+    }
+    pthread_mutex_lock(&net->lock);
+    memcpy(net->config.mac, st.mac, 6);
+    /* The link bit is what the guest saw; start_loaded sets this backend's. A NIC the
+     * guest never started shows this backend's link at once. */
+    net->config.status = st.status;
+    if (!st.started)
+        net->config.status = (uint16_t)((st.status & ~VIRTIO_NET_S_LINK_UP) |
+                                        (net->connected ? VIRTIO_NET_S_LINK_UP : 0));
+    pthread_mutex_unlock(&net->lock);
+    vdev->acked_features = st.acked_features;
+    net->active_pairs = st.active_pairs;
+    net->ctrl_vq.last_avail = st.ctrl_last_avail;
+    net->ctrl_vq.used_idx = st.ctrl_used_idx;
+    memset(net->ring_base, 0, sizeof(net->ring_base));
+    memcpy(net->ring_base, data + sizeof(st), 4 * (size_t)st.queue_pairs);
+    net->loaded_started = st.started;
+    net->stopped = false;
+    return 0;
+}
+
+static int net_watch_ctrl(struct virtio_net *net, bool on)
+{
+    const struct virtio_queue *vq = &net->vdev.queues[ctrl_index(net)];
+    const struct virtio_platform *p = net->vdev.platform;
+
+    int ret;
+
+    if (!vq->enabled || net->ctrl_watched == on)
+        return 0;
+    ret = p->watch_fd(p->opaque, vq->kick_fd, on ? ctrl_on_kick : NULL, net, on);
+    if (!ret)
+        net->ctrl_watched = on;
+    return ret;
+}
+
+/* One kick per data ring for what the guest queued while no backend listened, and
+ * the control commands queued since the last kick vmm saw. */
+static void net_resume_io(struct virtio_net *net)
+{
+    uint64_t one = 1;
+
+    for (unsigned q = 0; net->connected && q < ctrl_index(net); q++)
+        if ((net->rings_started & (1u << q)) && write(net->vdev.queues[q].kick_fd, &one, 8) < 0)
+            pr_debug("%s: queue %u kick: %s", net->vdev.id, q, strerror(errno));
+    if (net->vdev.queues[ctrl_index(net)].enabled)
+        virtio_net_ctrl_process(net);
+}
+
+/* The source's final stop: GET_VRING_BASE of each ring tells where it stopped. */
+static int net_stop(struct virtio_device *vdev)
+{
+    struct virtio_net *net = to_net(vdev);
+
+    if (!net->started || net->stopped)
+        return 0;
+    net_watch_ctrl(net, false);
     for (unsigned q = 0; net->connected && !net->conn.broken && q < ctrl_index(net); q++) {
         unsigned base;
 
-        if (vdev->queues[q].enabled && vhost_user_get_vring_base(&net->conn, q, &base) == 0)
-            pr_debug("%s: queue %u stopped at %u", vdev->id, q, base);
+        if ((net->rings_started & (1u << q)) &&
+            vhost_user_get_vring_base(&net->conn, q, &base) == 0)
+            net->ring_base[q] = (uint16_t)base;
     }
+    if (!net->conn.broken)
+        net->rings_started = 0;
+    net->stopped = true;
+    /* A dead backend cannot say: each ring's used index in guest memory does. */
     if (net->connected && net->conn.broken)
         net_lost_backend(net, "it failed during GET_VRING_BASE");
+    pr_info("%s: rings stopped for migration", vdev->id);
+    return 0;
+}
+
+/* The source again, after a failed or cancelled migration. */
+static int net_restart(struct virtio_device *vdev)
+{
+    struct virtio_net *net = to_net(vdev);
+    int ret = 0;
+
+    if (!net->stopped)
+        return 0;
+    net->stopped = false;
+    if (net->connected)
+        ret = net_start_backend(net);
+    if (ret && net->conn.broken) {
+        net_lost_backend(net, "it failed while the rings restarted");
+        ret = 0;
+    }
+    if (!ret)
+        ret = net_watch_ctrl(net, true);
+    if (ret) {
+        pr_err("%s: cannot restart the rings: %s", vdev->id, strerror(-ret));
+        return ret;
+    }
+    net_resume_io(net);
+    pr_info("%s: rings running again", vdev->id);
+    return 0;
+}
+
+/* The guest tells its peers where it is now (GUEST_ANNOUNCE: a config interrupt
+ * with S_ANNOUNCE, acknowledged on the control queue), and a backend that can
+ * sends a RARP in its name. */
+static void net_announce(struct virtio_net *net)
+{
+    bool guest = virtio_has_feature(&net->vdev, VIRTIO_NET_F_GUEST_ANNOUNCE);
+    uint64_t one = 1;
+    uint8_t mac[6];
+    int ret;
+
+    pthread_mutex_lock(&net->lock);
+    memcpy(mac, net->config.mac, 6);
+    if (guest)
+        net->config.status |= VIRTIO_NET_S_ANNOUNCE;
+    pthread_mutex_unlock(&net->lock);
+    /* Deferred to the loop like a link change: the transport's lock may be held. */
+    if (guest && write(net->link_efd, &one, sizeof(one)) < 0)
+        pr_debug("%s: link eventfd: %s", net->vdev.id, strerror(errno));
+    if (!net->connected || !(net->conn.protocol_features & (1ULL << VHOST_USER_PROTOCOL_F_RARP)))
+        return;
+    ret = vhost_user_send_rarp(&net->conn, mac);
+    if (ret && net->conn.broken)
+        net_lost_backend(net, "it failed during SEND_RARP");
+    else if (ret)
+        pr_warn("%s: SEND_RARP failed: %s", net->vdev.id, strerror(-ret));
+}
+
+/* The destination: the rings from the migrated bases, the control queue where the
+ * source left it, then the announcement. */
+static int net_start_loaded(struct virtio_device *vdev)
+{
+    struct virtio_net *net = to_net(vdev);
+    uint16_t last_avail = net->ctrl_vq.last_avail, used_idx = net->ctrl_vq.used_idx;
+    bool lost = false;
+    int ret = 0;
+
+    if (!net->loaded_started) {
+        pr_err("%s: the loaded NIC was not started by its guest", vdev->id);
+        return -EINVAL;
+    }
+    if (net->connected) {
+        ret = net_start_backend(net);
+        lost = ret && net->conn.broken; /* the rings start when a backend is back */
+        if (lost)
+            ret = 0;
+    }
+    if (!ret)
+        ret = start_ctrl_queue(net);
+    if (ret) {
+        pr_err("%s: cannot start the migrated NIC: %s", vdev->id, strerror(-ret));
+        return ret;
+    }
+    net->ctrl_vq.last_avail = last_avail;
+    net->ctrl_vq.used_idx = used_idx;
+    net->started = true;
+    net->loaded_started = false;
+    if (lost)
+        net_lost_backend(net, "it failed while the rings started");
+    net_resume_io(net);
+    net_set_link(net, net->connected);
+    net_announce(net);
+    pr_info("%s: started from the migrated state, %u of %u queue pair(s) active", vdev->id,
+            net->active_pairs, net->opts.queue_pairs);
+    return 0;
 }
 
 static const struct virtio_device_ops virtio_net_ops = {
@@ -533,6 +974,11 @@ static const struct virtio_device_ops virtio_net_ops = {
     .config_write = net_config_write,
     .activate = net_activate,
     .reset = net_reset,
+    .save = net_save,
+    .load = net_load,
+    .start_loaded = net_start_loaded,
+    .stop = net_stop,
+    .restart = net_restart,
     .config_size = sizeof(struct virtio_net_config),
 };
 
@@ -695,6 +1141,7 @@ static void net_close_conn(struct virtio_net *net)
         vhost_user_conn_close(&net->conn);
     net->conn.fd = -1;
     net->connected = false;
+    net->rings_started = 0; /* the next backend starts with none */
 }
 
 static void net_lost_backend(struct virtio_net *net, const char *why)
@@ -724,7 +1171,7 @@ static void net_reconnect(struct virtio_net *net, int fd)
     ret = net_handshake(net);
     if (!ret)
         ret = net_check_new_backend(net);
-    if (!ret && net->started)
+    if (!ret && net->started && !net->stopped) /* stopped: restart() starts them */
         ret = net_start_backend(net);
     if (!ret)
         ret = net_watch(net, fd, net_on_conn_event, true);
@@ -737,7 +1184,7 @@ static void net_reconnect(struct virtio_net *net, int fd)
     net->conn_watched = true;
     net->connected = true;
     net_wait_for_backend(net, false);
-    for (unsigned q = 0; net->started && q < ctrl_index(net); q++) {
+    for (unsigned q = 0; net->started && !net->stopped && q < ctrl_index(net); q++) {
         uint64_t one = 1;
 
         if (net->vdev.queues[q].enabled && write(net->vdev.queues[q].kick_fd, &one, 8) < 0)

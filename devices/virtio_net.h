@@ -29,10 +29,12 @@
 #define VIRTIO_NET_F_CTRL_VQ 17
 #define VIRTIO_NET_F_CTRL_RX 18
 #define VIRTIO_NET_F_CTRL_VLAN 19
+#define VIRTIO_NET_F_GUEST_ANNOUNCE 21
 #define VIRTIO_NET_F_MQ 22
 #define VIRTIO_NET_F_CTRL_MAC_ADDR 23
 
 #define VIRTIO_NET_S_LINK_UP 1
+#define VIRTIO_NET_S_ANNOUNCE 2
 #define VIRTIO_NET_MAX_PAIRS 8
 #define VIRTIO_ID_NET 1
 
@@ -66,12 +68,17 @@ struct virtio_net {
     bool started;   /* the guest's DRIVER_OK: the rings run whenever a backend is there */
     bool connected; /* a backend is attached: requests go to conn */
     bool conn_watched;
-    int listen_fd;                         /* server: kept for the next backend */
-    int retry_fd;                          /* client: timerfd pacing reconnects */
-    int link_efd;                          /* link changes, announced from the event loop */
+    bool logging;  /* migrating: the backend logs its writes (LOG_ALL, ring log addresses) */
+    int listen_fd; /* server: kept for the next backend */
+    int retry_fd;  /* client: timerfd pacing reconnects */
+    int link_efd;  /* link changes, announced from the event loop */
     uint16_t ring_base[VIRTIO_MAX_QUEUES]; /* where each ring (re)starts */
     unsigned reconnects;
+    uint32_t rings_started; /* data queues handed to the current backend, one bit each */
+    bool ctrl_watched;      /* the control queue's kick fd is on the event loop */
     struct virtq ctrl_vq;
+    bool stopped;        /* migration: rings halted at ring_base, control queue unwatched */
+    bool loaded_started; /* migration: the loaded NIC was started; start_loaded runs it */
 };
 
 /* Connects to (or waits for) the backend and reads what it offers. Blocking,
@@ -88,6 +95,15 @@ void virtio_net_setup(struct virtio_net *net, const char *id, const struct virti
                       const struct virtio_platform *platform, const struct guest_mem_access *mem);
 /* Handles every command waiting on the control queue (on its kick). */
 void virtio_net_ctrl_process(struct virtio_net *net);
+
+/* Migration's dirty logging (on the loop thread). check: 0, or -ENOTSUP with the
+ * reason (no backend, no LOG_SHMFD, no VHOST_F_LOG_ALL). start: SET_LOG_BASE with
+ * the shared log, SET_FEATURES with LOG_ALL, each started ring's address with its
+ * used-ring log address, confirmed (REPLY_ACK or a GET_FEATURES round trip).
+ * stop: SET_FEATURES without LOG_ALL and the rings' addresses without logging. */
+int virtio_net_log_check(const struct virtio_net *net, char *why, size_t len);
+int virtio_net_log_start(struct virtio_net *net, int log_fd, uint64_t log_size);
+int virtio_net_log_stop(struct virtio_net *net);
 
 /* Parses "vhost-user,socket=PATH[,server][,queues=N][,mac=..][,mtu=N]
  * [,connect-timeout-ms=N]"; on error returns -EINVAL with the reason in err. */

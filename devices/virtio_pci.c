@@ -41,6 +41,8 @@ enum {
 #define ISR_QUEUE 0x1
 #define ISR_CONFIG 0x2
 
+static const struct device_ops caps_ops;
+
 static struct virtio_pci *from_caps(struct device *dev)
 {
     return (struct virtio_pci *)((char *)dev - offsetof(struct virtio_pci, caps_dev));
@@ -281,20 +283,22 @@ static bool device_activate(struct virtio_pci *vp)
 /* Returns true when the guest must be told (config interrupt) of NEEDS_RESET. */
 static bool write_status(struct virtio_pci *vp, uint8_t val)
 {
-    uint8_t old = vp->status;
+    /* Bits stay set until a reset (a driver must not clear them): a cleared and set
+     * again DRIVER_OK would wire a live device twice, FEATURES_OK renegotiate under it. */
+    uint8_t old = vp->status, status = val | old;
 
     if (val == 0) {
         device_reset(vp);
         return false;
     }
-    if ((val & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_FEATURES_OK)) {
+    if ((status & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_FEATURES_OK)) {
         vp->vdev->acked_features = vp->driver_features;
         if (!features_acceptable(vp))
-            val &= ~VIRTIO_STATUS_FEATURES_OK;
+            status &= ~VIRTIO_STATUS_FEATURES_OK;
     }
-    vp->status = val | (old & VIRTIO_STATUS_NEEDS_RESET);
-    if ((val & VIRTIO_STATUS_DRIVER_OK) && !(old & VIRTIO_STATUS_DRIVER_OK) &&
-        (vp->status & VIRTIO_STATUS_FEATURES_OK) && !device_activate(vp)) {
+    vp->status = status;
+    if ((status & VIRTIO_STATUS_DRIVER_OK) && !(old & VIRTIO_STATUS_DRIVER_OK) &&
+        (status & VIRTIO_STATUS_FEATURES_OK) && !device_activate(vp)) {
         vp->status |= VIRTIO_STATUS_NEEDS_RESET;
         return true;
     }
@@ -479,11 +483,6 @@ static void caps_write(struct device *dev, uint64_t off, const uint8_t *data, ui
         vp->vdev->ops->config_write(vp->vdev, (uint32_t)(off - VIRTIO_PCI_DEVICE_OFFSET), data,
                                     len);
 }
-
-static const struct device_ops caps_ops = {
-    .read = caps_read,
-    .write = caps_write,
-};
 
 /* Runs with the msix lock (and maybe the PCI device lock) held; takes vp->lock,
  * which nothing holds while calling into msix or pci. */
@@ -716,3 +715,415 @@ void virtio_pci_destroy(struct virtio_pci *vp)
     }
     pthread_mutex_destroy(&vp->lock);
 }
+
+/* ---- migration: the caps device's save/load/pause/resume ---- */
+
+#define VP_STATE_MAGIC 0x49435056u /* "VPCI" */
+#define VP_STATE_VERSION 1
+
+/* The blob: this header, PCI config, MSI-X, the transport, one vp_queue_state per
+ * queue, then the device model's own state. */
+struct vp_state_header {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t num_queues;
+    uint16_t nvectors;
+    uint16_t reserved;
+    uint32_t pci_len, msix_len, model_len;
+} __attribute__((packed));
+_Static_assert(sizeof(struct vp_state_header) == 24, "vp_state_header is 24 bytes");
+
+struct vp_transport_state {
+    uint64_t driver_features;
+    uint64_t acked_features;
+    uint32_t device_feature_select, driver_feature_select;
+    uint16_t msix_config;
+    uint16_t queue_select;
+    uint8_t status, config_generation, isr, active;
+} __attribute__((packed));
+_Static_assert(sizeof(struct vp_transport_state) == 32, "vp_transport_state is 32 bytes");
+
+struct vp_queue_state {
+    uint64_t desc, avail, used;
+    uint16_t size, msix_vector;
+    uint8_t enabled;
+    uint8_t reserved[3];
+} __attribute__((packed));
+_Static_assert(sizeof(struct vp_queue_state) == 32, "vp_queue_state is 32 bytes");
+
+/* The saved state taken apart (and bounds-checked); nothing applied yet. */
+struct vp_loaded {
+    struct vp_state_header hdr;
+    const uint8_t *pci, *msix, *model;
+    struct vp_transport_state t;
+    struct vp_queue_state q[VIRTIO_MAX_QUEUES];
+};
+
+static void transport_state(struct virtio_pci *vp, struct vp_transport_state *t,
+                            struct vp_queue_state *qs)
+{
+    *t = (struct vp_transport_state){
+        .driver_features = vp->driver_features,
+        .acked_features = vp->vdev->acked_features,
+        .device_feature_select = vp->device_feature_select,
+        .driver_feature_select = vp->driver_feature_select,
+        .msix_config = vp->msix_config,
+        .queue_select = vp->queue_select,
+        .status = vp->status,
+        .config_generation = vp->config_generation,
+        .isr = vp->isr,
+        .active = vp->active,
+    };
+    for (unsigned q = 0; q < vp->vdev->num_queues; q++) {
+        const struct virtio_queue *vq = &vp->vdev->queues[q];
+
+        qs[q] = (struct vp_queue_state){.desc = vq->desc,
+                                        .avail = vq->avail,
+                                        .used = vq->used,
+                                        .size = vq->size,
+                                        .msix_vector = vq->msix_vector,
+                                        .enabled = vq->enabled};
+    }
+}
+
+static int put_sections(struct virtio_pci *vp, struct state_buf *out, const struct state_buf *pci,
+                        const struct state_buf *msix, const struct state_buf *model)
+{
+    struct vp_state_header hdr = {.magic = VP_STATE_MAGIC,
+                                  .version = VP_STATE_VERSION,
+                                  .num_queues = (uint16_t)vp->vdev->num_queues,
+                                  .nvectors = (uint16_t)vp->nvectors,
+                                  .pci_len = (uint32_t)pci->len,
+                                  .msix_len = (uint32_t)msix->len,
+                                  .model_len = (uint32_t)model->len};
+    struct vp_transport_state t;
+    struct vp_queue_state qs[VIRTIO_MAX_QUEUES];
+    int ret;
+
+    pthread_mutex_lock(&vp->lock);
+    transport_state(vp, &t, qs);
+    pthread_mutex_unlock(&vp->lock);
+    ret = state_buf_put(out, &hdr, sizeof(hdr));
+    if (!ret)
+        ret = state_buf_put(out, pci->data, pci->len);
+    if (!ret)
+        ret = state_buf_put(out, msix->data, msix->len);
+    if (!ret)
+        ret = state_buf_put(out, &t, sizeof(t));
+    if (!ret)
+        ret = state_buf_put(out, qs, vp->vdev->num_queues * sizeof(qs[0]));
+    if (!ret && model->len)
+        ret = state_buf_put(out, model->data, model->len);
+    return ret;
+}
+
+static int caps_save(struct device *dev, struct state_buf *out)
+{
+    struct virtio_pci *vp = from_caps(dev);
+    struct virtio_device *vdev = vp->vdev;
+    struct state_buf pci = {0}, msix = {0}, model = {0};
+    int ret = pci_device_save(&vp->pci, &pci);
+
+    if (!ret)
+        ret = msix_save(&vp->msix, &msix);
+    if (!ret && vdev->ops->save)
+        ret = vdev->ops->save(vdev, &model);
+    if (!ret)
+        ret = put_sections(vp, out, &pci, &msix, &model);
+    state_buf_free(&pci);
+    state_buf_free(&msix);
+    state_buf_free(&model);
+    return ret;
+}
+
+/* Points *p at the next len bytes of r. */
+static int state_take(struct state_reader *r, size_t len, const uint8_t **p)
+{
+    if (len > r->len - r->off)
+        return -EINVAL;
+    *p = r->data + r->off;
+    r->off += len;
+    return 0;
+}
+
+static int parse_header(struct virtio_pci *vp, struct state_reader *r, struct vp_state_header *h)
+{
+    const char *id = vp->vdev->id;
+
+    if (state_get(r, h, sizeof(*h)) || h->magic != VP_STATE_MAGIC ||
+        h->version != VP_STATE_VERSION) {
+        pr_err("%s: saved state is not virtio-pci state version %d", id, VP_STATE_VERSION);
+        return -EINVAL;
+    }
+    if (h->num_queues != vp->vdev->num_queues) {
+        pr_err("%s: the saved device has %u queues, this one %u", id, h->num_queues,
+               vp->vdev->num_queues);
+        return -EINVAL;
+    }
+    if (h->nvectors != vp->nvectors) {
+        pr_err("%s: the saved device has %u MSI-X vectors, this one %u", id, h->nvectors,
+               vp->nvectors);
+        return -EINVAL;
+    }
+    if (h->pci_len != PCI_CONFIG_SPACE_SIZE) {
+        pr_err("%s: saved PCI config has %u bytes, expected %d", id, h->pci_len,
+               PCI_CONFIG_SPACE_SIZE);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int parse_state(struct virtio_pci *vp, const uint8_t *data, size_t len, struct vp_loaded *l)
+{
+    struct state_reader r = state_reader_init(data, len);
+    int ret = parse_header(vp, &r, &l->hdr);
+
+    if (ret)
+        return ret;
+    if (state_take(&r, l->hdr.pci_len, &l->pci) || state_take(&r, l->hdr.msix_len, &l->msix) ||
+        state_get(&r, &l->t, sizeof(l->t)) ||
+        state_get(&r, l->q, l->hdr.num_queues * sizeof(l->q[0])) ||
+        state_take(&r, l->hdr.model_len, &l->model) || !state_reader_done(&r)) {
+        pr_err("%s: saved virtio-pci state has %zu bytes, which does not match its sections",
+               vp->vdev->id, len);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static bool loaded_vector_ok(struct virtio_pci *vp, uint16_t v)
+{
+    return v == VIRTIO_NO_VECTOR || vector_valid(vp, v);
+}
+
+static int check_loaded_queues(struct virtio_pci *vp, const struct vp_loaded *l)
+{
+    for (unsigned q = 0; q < l->hdr.num_queues; q++) {
+        const struct vp_queue_state *s = &l->q[q];
+
+        if (!s->size || s->size > vp->vdev->queues[q].max_size || (s->size & (s->size - 1)) ||
+            !loaded_vector_ok(vp, s->msix_vector) || s->enabled > 1) {
+            pr_err("%s: saved queue %u is corrupt (size %u, vector %u, enabled %u)", vp->vdev->id,
+                   q, s->size, s->msix_vector, s->enabled);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* Features are checked once the guest accepted them (FEATURES_OK). */
+static int check_loaded_features(struct virtio_pci *vp, const struct vp_transport_state *t)
+{
+    uint64_t offered = offered_features(vp);
+
+    if (!(t->status & VIRTIO_STATUS_FEATURES_OK))
+        return 0;
+    if ((t->driver_features & ~offered) || !(t->driver_features & (1ULL << VIRTIO_F_VERSION_1))) {
+        pr_err("%s: the guest uses features 0x%llx, this device offers 0x%llx", vp->vdev->id,
+               (unsigned long long)t->driver_features, (unsigned long long)offered);
+        return -EINVAL;
+    }
+    if (t->acked_features != t->driver_features) {
+        pr_err("%s: saved state is corrupt (acked features 0x%llx, the driver's 0x%llx)",
+               vp->vdev->id, (unsigned long long)t->acked_features,
+               (unsigned long long)t->driver_features);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int check_loaded(struct virtio_pci *vp, const struct vp_loaded *l)
+{
+    const struct vp_transport_state *t = &l->t;
+    const uint8_t live = VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK;
+    int ret;
+
+    if ((t->isr & ~(ISR_QUEUE | ISR_CONFIG)) || t->active > 1 ||
+        !loaded_vector_ok(vp, t->msix_config) || (t->active && (t->status & live) != live)) {
+        pr_err("%s: saved virtio-pci state is corrupt (status 0x%x, active %u, isr 0x%x, config "
+               "vector %u)",
+               vp->vdev->id, t->status, t->active, t->isr, t->msix_config);
+        return -EINVAL;
+    }
+    ret = check_loaded_features(vp, t);
+    if (ret)
+        return ret;
+    if (t->active && !vp->vdev->ops->start_loaded) {
+        pr_err("%s: this device cannot start from a saved state", vp->vdev->id);
+        return -ENOTSUP;
+    }
+    return check_loaded_queues(vp, l);
+}
+
+/* Caller holds vp->lock. */
+static void apply_transport(struct virtio_pci *vp, const struct vp_loaded *l)
+{
+    const struct vp_transport_state *t = &l->t;
+
+    vp->driver_features = t->driver_features;
+    vp->vdev->acked_features = t->acked_features;
+    vp->device_feature_select = t->device_feature_select;
+    vp->driver_feature_select = t->driver_feature_select;
+    vp->msix_config = t->msix_config;
+    vp->queue_select = t->queue_select;
+    vp->status = t->status;
+    vp->config_generation = t->config_generation;
+    vp->isr = t->isr;
+    for (unsigned q = 0; q < l->hdr.num_queues; q++) {
+        struct virtio_queue *vq = &vp->vdev->queues[q];
+
+        vq->desc = l->q[q].desc;
+        vq->avail = l->q[q].avail;
+        vq->used = l->q[q].used;
+        vq->size = l->q[q].size;
+        vq->msix_vector = l->q[q].msix_vector;
+        vq->enabled = l->q[q].enabled;
+    }
+}
+
+static int run_model_start_loaded(void *arg)
+{
+    struct virtio_device *vdev = arg;
+
+    return vdev->ops->start_loaded(vdev);
+}
+
+/* The wiring DRIVER_OK would have made (doorbells wait for the BAR if the guest
+ * turned decode off), then the model starts. Caller holds vp->lock. */
+static int start_loaded(struct virtio_pci *vp)
+{
+    int ret = 0;
+
+    if (vp->notify_base != PCI_BAR_UNMAPPED)
+        ret = set_doorbells(vp, vp->notify_base, true);
+    if (ret)
+        return ret;
+    for (unsigned q = 0; q < vp->vdev->num_queues; q++)
+        attach_call(vp, q);
+    vp->wired = true;
+    ret = vp->platform->run_on_loop(vp->platform->opaque, run_model_start_loaded, vp->vdev);
+    if (ret) {
+        unwire(vp);
+        return ret;
+    }
+    vp->active = true;
+    return 0;
+}
+
+/* From power-on state: the model (which validates its own state), config space
+ * (which maps the BARs), MSI-X (which sets every route), the transport. */
+static int apply_loaded(struct virtio_pci *vp, const struct vp_loaded *l)
+{
+    struct virtio_device *vdev = vp->vdev;
+    int ret = 0;
+
+    if (vdev->ops->load)
+        ret = vdev->ops->load(vdev, l->model, l->hdr.model_len);
+    else if (l->hdr.model_len)
+        ret = -EINVAL;
+    if (!ret)
+        ret = pci_device_load(&vp->pci, l->pci, l->hdr.pci_len);
+    if (!ret && msix_load(&vp->msix, l->msix, l->hdr.msix_len)) {
+        pr_err("%s: saved MSI-X state does not fit this device", vdev->id);
+        ret = -EINVAL;
+    }
+    if (ret)
+        return ret;
+    pthread_mutex_lock(&vp->lock);
+    apply_transport(vp, l);
+    if (l->t.active)
+        ret = start_loaded(vp);
+    pthread_mutex_unlock(&vp->lock);
+    return ret;
+}
+
+static int caps_load(struct device *dev, const uint8_t *data, size_t len)
+{
+    struct virtio_pci *vp = from_caps(dev);
+    struct vp_loaded l;
+    int ret = parse_state(vp, data, len, &l);
+
+    if (!ret)
+        ret = check_loaded(vp, &l);
+    if (ret)
+        return ret;
+    virtio_pci_reset(vp);
+    ret = apply_loaded(vp, &l);
+    if (ret) {
+        pr_err("%s: cannot load its saved state: %s", vp->vdev->id, strerror(-ret));
+        virtio_pci_reset(vp); /* power-on state, not half of the saved one */
+    }
+    return ret;
+}
+
+/* A masked vector's call eventfd may hold an interrupt the loop has not polled
+ * yet: into the PBA with it, which is saved. */
+static void drain_masked_calls(struct virtio_pci *vp)
+{
+    bool watched[VIRTIO_MAX_QUEUES];
+
+    pthread_mutex_lock(&vp->lock);
+    memcpy(watched, vp->queue_watched, sizeof(watched));
+    pthread_mutex_unlock(&vp->lock);
+    for (unsigned q = 0; q < vp->vdev->num_queues; q++)
+        if (watched[q])
+            on_masked_call(&vp->qrefs[q], 0);
+}
+
+static int run_model_stop(void *arg)
+{
+    struct virtio_pci *vp = arg;
+    int ret = vp->vdev->ops->stop(vp->vdev);
+
+    drain_masked_calls(vp);
+    return ret;
+}
+
+static int run_model_restart(void *arg)
+{
+    struct virtio_device *vdev = arg;
+
+    return vdev->ops->restart(vdev);
+}
+
+static bool is_active(struct virtio_pci *vp)
+{
+    bool active;
+
+    pthread_mutex_lock(&vp->lock);
+    active = vp->active;
+    pthread_mutex_unlock(&vp->lock);
+    return active;
+}
+
+/* The vCPUs are paused: the model stops its queues (the final stop of a migration). */
+static int caps_pause(struct device *dev)
+{
+    struct virtio_pci *vp = from_caps(dev);
+
+    if (!is_active(vp))
+        return 0;
+    if (!vp->vdev->ops->stop) {
+        pr_err("%s: this device cannot be stopped for a migration", vp->vdev->id);
+        return -ENOTSUP;
+    }
+    return vp->platform->run_on_loop(vp->platform->opaque, run_model_stop, vp);
+}
+
+static int caps_resume(struct device *dev)
+{
+    struct virtio_pci *vp = from_caps(dev);
+
+    if (!is_active(vp) || !vp->vdev->ops->restart)
+        return 0;
+    return vp->platform->run_on_loop(vp->platform->opaque, run_model_restart, vp->vdev);
+}
+
+static const struct device_ops caps_ops = {
+    .read = caps_read,
+    .write = caps_write,
+    .save = caps_save,
+    .load = caps_load,
+    .pause = caps_pause,
+    .resume = caps_resume,
+};

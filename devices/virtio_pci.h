@@ -40,7 +40,7 @@ struct virtio_pci_queue_ref {
 struct virtio_pci {
     struct pci_device pci;
     struct msix msix;
-    struct device caps_dev; /* BAR 4 */
+    struct device caps_dev; /* BAR 4; its save/load/pause/resume migrate the function */
     struct virtio_device *vdev;
     const struct virtio_platform *platform;
     pthread_mutex_t lock; /* common configuration and queue wiring */
@@ -72,5 +72,18 @@ void virtio_pci_destroy(struct virtio_pci *vp);
 /* A platform reset (guest reboot, vmm exit): the model's reset, the wiring, then
  * MSI-X and config space as at power-on. */
 void virtio_pci_reset(struct virtio_pci *vp);
+
+/* Migration goes through caps_dev.ops (the migration code knows no device type):
+ * - pause: with the vCPUs paused, the model stops its queues (virtio stop) and a
+ *   masked vector's unpolled interrupt moves into the PBA; resume restarts them.
+ * - save: one versioned blob: PCI config, MSI-X table and PBA, the common
+ *   configuration and each queue, then the model's state. Save after pause.
+ * - load: into a function at power-on; checks the blob (version, queue and vector
+ *   counts, sizes, vectors, features against this device's offer) before touching
+ *   anything, then loads the model, config space (which maps the BARs), MSI-X
+ *   (which sets every route) and the transport. A device the guest had started is
+ *   wired as DRIVER_OK wires it and started with the model's start_loaded on the
+ *   event loop (run_on_loop: the loop must be running, or this is its thread). A
+ *   refused blob leaves the function untouched, or at power-on once loading began. */
 
 #endif

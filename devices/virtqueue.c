@@ -91,8 +91,10 @@ static void publish_avail_event(struct virtq *q)
     if (!q->event_idx)
         return;
     avail_event = used_field(q, 4 + 8ULL * q->size);
-    if (avail_event)
+    if (avail_event) {
         *avail_event = q->last_avail;
+        guest_mem_written(q->mem, (const void *)avail_event, 2);
+    }
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
@@ -117,6 +119,7 @@ int virtq_pop(struct virtq *q, struct virtq_chain *chain)
     head = *slot;
     chain->head = head;
     chain->count = 0;
+    chain->mem = q->mem;
     if (head >= q->size || walk_table(q, chain, q->desc_gpa, q->size, head, false))
         return -EINVAL;
     q->last_avail++;
@@ -137,6 +140,8 @@ int virtq_push(struct virtq *q, uint16_t head, uint32_t written)
     q->used_idx++;
     __atomic_thread_fence(__ATOMIC_RELEASE); /* the entry before the index */
     *idx = q->used_idx;
+    guest_mem_written(q->mem, elem, 8);
+    guest_mem_written(q->mem, (const void *)idx, 2);
     return 0;
 }
 
@@ -186,6 +191,7 @@ uint32_t virtq_chain_write(const struct virtq_chain *c, const void *data, uint32
         if (n > len - done)
             n = len - done;
         memcpy(c->bufs[i].addr, (const uint8_t *)data + done, n);
+        guest_mem_written(c->mem, c->bufs[i].addr, n);
         done += n;
     }
     return done;

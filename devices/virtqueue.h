@@ -35,6 +35,7 @@ struct virtq_buf {
 struct virtq_chain {
     uint16_t head;
     unsigned count;
+    const struct guest_mem_access *mem; /* the queue's, for virtq_chain_write */
     struct virtq_buf bufs[VIRTQ_CHAIN_MAX];
 };
 

@@ -24,6 +24,7 @@ int kvm_vcpu_create(struct kvm *kvm, int index, struct kvm_vcpu *vcpu)
 {
     int ret;
 
+    vcpu->kvm = kvm;
     vcpu->index = index;
     vcpu->fd = ioctl(kvm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
     if (vcpu->fd < 0) {
@@ -122,24 +123,26 @@ int kvm_vcpu_setup_msrs(struct kvm_vcpu *vcpu)
         {MSR_MTRR_DEF_TYPE, MSR_MTRR_ENABLE | MTRR_TYPE_WRBACK},
     };
     enum { N = sizeof(boot_msrs) / sizeof(boot_msrs[0]) };
-    struct {
+    /* kvm_msrs ends in a flexible array: room for N entries behind its header. */
+    union {
         struct kvm_msrs hdr;
-        struct kvm_msr_entry entries[N];
+        uint8_t bytes[sizeof(struct kvm_msrs) + N * sizeof(struct kvm_msr_entry)];
     } msrs;
     int ret;
 
     memset(&msrs, 0, sizeof(msrs));
     msrs.hdr.nmsrs = N;
     for (int i = 0; i < N; i++) {
-        msrs.entries[i].index = boot_msrs[i].index;
-        msrs.entries[i].data = boot_msrs[i].value;
+        msrs.hdr.entries[i].index = boot_msrs[i].index;
+        msrs.hdr.entries[i].data = boot_msrs[i].value;
     }
     /* KVM_SET_MSRS returns how many it set; fewer means one was refused. */
     ret = ioctl(vcpu->fd, KVM_SET_MSRS, &msrs);
     if (ret < 0)
         return vcpu_ioctl(vcpu, KVM_SET_MSRS, &msrs, "KVM_SET_MSRS");
     if (ret != N) {
-        pr_err("kvm: vcpu%d: KVM_SET_MSRS refused MSR 0x%x", vcpu->index, msrs.entries[ret].index);
+        pr_err("kvm: vcpu%d: KVM_SET_MSRS refused MSR 0x%x", vcpu->index,
+               msrs.hdr.entries[ret].index);
         return -EINVAL;
     }
     return 0;

@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 struct kvm_vcpu {
+    struct kvm *kvm; /* the VM it belongs to: capability checks and system ioctls */
     int fd;
     int index;
     struct kvm_run *run;

@@ -165,7 +165,8 @@ int vhost_user_connect(const char *path, unsigned timeout_ms, int *fd);
 int vhost_user_listen(const char *path, int *listen_fd);
 int vhost_user_accept(int listen_fd, unsigned timeout_ms, int *fd);
 /* One attempt each, without waiting or logging (reconnects): -errno on failure,
- * -EAGAIN from try_accept when nobody is connecting. */
+ * -EAGAIN from try_connect when the back-end's listen queue is full (it is not
+ * accepting) and from try_accept when nobody is connecting. */
 int vhost_user_try_connect(const char *path, int *fd);
 int vhost_user_try_accept(int listen_fd, int *fd);
 

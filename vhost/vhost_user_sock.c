@@ -3,33 +3,18 @@
 #include "vhost_user_msg.h"
 
 #include "../common/log.h"
+#include "../common/unix_sock.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #define CONNECT_RETRY_MS 50
-
-static int make_addr(const char *path, struct sockaddr_un *sa)
-{
-    size_t len = strlen(path);
-
-    memset(sa, 0, sizeof(*sa));
-    if (len == 0 || len >= sizeof(sa->sun_path)) {
-        pr_err("vhost-user: socket path '%s' must be 1 to %zu bytes long", path,
-               sizeof(sa->sun_path) - 1);
-        return -ENAMETOOLONG;
-    }
-    sa->sun_family = AF_UNIX;
-    memcpy(sa->sun_path, path, len + 1);
-    return 0;
-}
 
 static void sleep_ms(int64_t ms)
 {
@@ -45,35 +30,51 @@ static bool connect_retryable(int err)
     return err == ENOENT || err == ECONNREFUSED || err == EAGAIN;
 }
 
+/* Non-blocking: a back-end whose listen queue is full (stopped, wedged, not accepting)
+ * gives -EAGAIN instead of blocking the caller, the event loop on a reconnect. The
+ * connected socket is made blocking again: its I/O waits with poll() deadlines. */
+static int connect_once(const struct sockaddr_un *sa, int *fd)
+{
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), err;
+
+    if (s < 0)
+        return -errno;
+    while (connect(s, (const struct sockaddr *)sa, sizeof(*sa)) < 0) {
+        err = errno;
+        if (err == EINTR)
+            continue;
+        close(s);
+        return -err;
+    }
+    if (fcntl(s, F_SETFL, 0) < 0) {
+        err = errno;
+        close(s);
+        return -err;
+    }
+    *fd = s;
+    return 0;
+}
+
 int vhost_user_connect(const char *path, unsigned timeout_ms, int *fd)
 {
     int64_t deadline = vu_now_ms() + timeout_ms, left;
     struct sockaddr_un sa;
-    int s, err, r = make_addr(path, &sa);
+    int r = unix_sock_addr("vhost-user", path, &sa);
 
     if (r)
         return r;
-    s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (s < 0)
-        return -errno;
     for (;;) {
-        if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-            *fd = s;
+        r = connect_once(&sa, fd);
+        if (!r)
             return 0;
-        }
-        err = errno;
-        if (err == EINTR)
-            continue;
-        if (!connect_retryable(err)) {
-            pr_err("vhost-user: cannot connect to %s: %s", path, strerror(err));
-            close(s);
-            return -err;
+        if (!connect_retryable(-r)) {
+            pr_err("vhost-user: cannot connect to %s: %s", path, strerror(-r));
+            return r;
         }
         left = deadline - vu_now_ms();
         if (left <= 0) {
             pr_err("vhost-user: no back-end listening on %s after %u ms (%s)", path, timeout_ms,
-                   strerror(err));
-            close(s);
+                   strerror(-r));
             return -ETIMEDOUT;
         }
         sleep_ms(left < CONNECT_RETRY_MS ? left : CONNECT_RETRY_MS);
@@ -83,22 +84,9 @@ int vhost_user_connect(const char *path, unsigned timeout_ms, int *fd)
 int vhost_user_try_connect(const char *path, int *fd)
 {
     struct sockaddr_un sa;
-    int s, err, r = make_addr(path, &sa);
+    int r = unix_sock_addr("vhost-user", path, &sa);
 
-    if (r)
-        return r;
-    s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (s < 0)
-        return -errno;
-    while (connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        err = errno;
-        if (err == EINTR)
-            continue;
-        close(s);
-        return -err;
-    }
-    *fd = s;
-    return 0;
+    return r ? r : connect_once(&sa, fd);
 }
 
 int vhost_user_try_accept(int listen_fd, int *fd)
@@ -118,68 +106,9 @@ int vhost_user_try_accept(int listen_fd, int *fd)
     return 0;
 }
 
-/* A socket someone still accepts on is not stale. */
-static bool socket_in_use(const struct sockaddr_un *sa)
-{
-    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    bool used;
-
-    if (s < 0)
-        return false;
-    used = connect(s, (const struct sockaddr *)sa, sizeof(*sa)) == 0 || errno == EAGAIN;
-    close(s);
-    return used;
-}
-
-static int remove_stale(const char *path, const struct sockaddr_un *sa)
-{
-    struct stat st;
-    int err;
-
-    if (lstat(path, &st) < 0) {
-        err = errno;
-        if (err == ENOENT)
-            return 0;
-        pr_err("vhost-user: cannot stat %s: %s", path, strerror(err));
-        return -err;
-    }
-    if (!S_ISSOCK(st.st_mode)) {
-        pr_err("vhost-user: %s exists and is not a socket; refusing to replace it", path);
-        return -EEXIST;
-    }
-    if (socket_in_use(sa)) {
-        pr_err("vhost-user: %s is a live socket another process listens on", path);
-        return -EADDRINUSE;
-    }
-    if (unlink(path) < 0 && errno != ENOENT) {
-        err = errno;
-        pr_err("vhost-user: cannot remove stale socket %s: %s", path, strerror(err));
-        return -err;
-    }
-    pr_debug("vhost-user: removed stale socket %s", path);
-    return 0;
-}
-
 int vhost_user_listen(const char *path, int *listen_fd)
 {
-    struct sockaddr_un sa;
-    int s, r = make_addr(path, &sa);
-
-    if (!r)
-        r = remove_stale(path, &sa);
-    if (r)
-        return r;
-    s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (s < 0)
-        return -errno;
-    if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(s, 1) < 0) {
-        r = -errno;
-        pr_err("vhost-user: cannot listen on %s: %s", path, strerror(-r));
-        close(s);
-        return r;
-    }
-    *listen_fd = s;
-    return 0;
+    return unix_sock_listen("vhost-user", path, 1, 0, listen_fd);
 }
 
 int vhost_user_accept(int listen_fd, unsigned timeout_ms, int *fd)

@@ -1,6 +1,7 @@
 #include "event_loop.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +132,22 @@ int event_loop_del(struct event_loop *loop, int fd)
     return ret;
 }
 
+int event_loop_mod(struct event_loop *loop, int fd, uint32_t events)
+{
+    struct epoll_event ev = {.events = events};
+    struct event_source *s;
+    int ret = -ENOENT;
+
+    pthread_mutex_lock(&loop->lock);
+    s = find_live(loop, fd);
+    if (s) {
+        ev.data.ptr = s;
+        ret = epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+    }
+    pthread_mutex_unlock(&loop->lock);
+    return ret;
+}
+
 int event_loop_run_once(struct event_loop *loop, int timeout_ms)
 {
     struct epoll_event events[EVENT_BATCH];
@@ -202,6 +219,21 @@ int event_loop_call(struct event_loop *loop, int (*fn)(void *arg), void *arg)
     }
     pthread_mutex_unlock(&loop->lock);
     return call.ret;
+}
+
+int event_loop_wait_calls(struct event_loop *loop, int fd, int timeout_ms)
+{
+    struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = loop->call_efd, .events = POLLIN}};
+    int n;
+
+    if (!pthread_equal(pthread_self(), loop->thread))
+        return -EPERM;
+    n = poll(p, 2, timeout_ms);
+    if (n < 0)
+        return errno == EINTR ? 0 : -errno;
+    if (p[1].revents)
+        run_calls(loop, p[1].revents);
+    return p[0].revents ? 1 : 0;
 }
 
 void event_loop_open_calls(struct event_loop *loop)

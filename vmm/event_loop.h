@@ -31,6 +31,8 @@ void event_loop_destroy(struct event_loop *loop);
 int event_loop_add(struct event_loop *loop, int fd, uint32_t events, event_handler_fn fn,
                    void *opaque);
 int event_loop_del(struct event_loop *loop, int fd);
+/* Changes the events a watched fd waits for; -ENOENT if it is not watched. */
+int event_loop_mod(struct event_loop *loop, int fd, uint32_t events);
 
 /* Waits up to timeout_ms (-1: forever) and dispatches; returns handlers run or -errno. */
 int event_loop_run_once(struct event_loop *loop, int timeout_ms);
@@ -41,6 +43,11 @@ int event_loop_call(struct event_loop *loop, int (*fn)(void *arg), void *arg);
 /* Fails every waiting and future call: for shutdown, before joining threads that
  * may be waiting in event_loop_call. */
 void event_loop_close_calls(struct event_loop *loop);
+/* On the loop thread, for a function there that waits for threads which may
+ * themselves wait in event_loop_call: waits up to timeout_ms for fd to be
+ * readable, running the calls posted meanwhile. Returns 1 when fd is readable,
+ * 0 otherwise (timeout, calls run, a signal), -errno on error. */
+int event_loop_wait_calls(struct event_loop *loop, int fd, int timeout_ms);
 /* Accepts calls again (the vCPUs restart after a guest reboot). */
 void event_loop_open_calls(struct event_loop *loop);
 

@@ -1,4 +1,5 @@
 /* vmm: boot a Linux guest on KVM. Fatal exits live here and nowhere else. */
+#include "api.h"
 #include "boot.h"
 #include "options.h"
 #include "privs.h"
@@ -49,6 +50,7 @@ int main(int argc, char **argv)
     uint8_t *kernel = NULL, *initrd = NULL;
     size_t kernel_size = 0, initrd_size = 0;
     char err[256];
+    struct api api = {.listen_fd = -1};
     struct vm vm;
     int status = VMM_EXIT_ERROR;
 
@@ -65,8 +67,8 @@ int main(int argc, char **argv)
     if (kvm_host_is_pvm())
         pr_warn("this host's KVM is PVM (kvm_pvm): guest kernel code is emulated, so a Linux "
                 "guest will not boot at usable speed here; use the nested rig (tests/rig)");
-    if (load_file("kernel", opts.kernel, &kernel, &kernel_size) ||
-        check_kernel(opts.kernel, kernel, kernel_size) ||
+    if ((opts.kernel && (load_file("kernel", opts.kernel, &kernel, &kernel_size) ||
+                         check_kernel(opts.kernel, kernel, kernel_size))) ||
         (opts.initrd && load_file("initrd", opts.initrd, &initrd, &initrd_size)) ||
         privs_resolve(opts.user, opts.group, &privs) ||
         (opts.vhost_trace && trace_file_open(&trace, opts.vhost_trace, start_us)))
@@ -77,8 +79,11 @@ int main(int argc, char **argv)
     free(kernel);
     free(initrd);
     kernel = initrd = NULL;
-    if (privs_drop(&privs) == 0)
+    /* Bound before the privileges go, like a vhost-user server socket. */
+    if ((!opts.api_socket || api_init(&api, opts.api_socket, &vm, &vm.loop) == 0) &&
+        privs_drop(&privs) == 0)
         status = vm_run(&vm);
+    api_destroy(&api);
     vm_destroy(&vm);
 out:
     trace_file_close(&trace);

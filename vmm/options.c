@@ -32,6 +32,10 @@ enum {
     OPT_VHOST_TRACE,
     OPT_DEBUG_EXIT,
     OPT_TIMEOUT,
+    OPT_INCOMING,
+    OPT_RESTORE,
+    OPT_API_SOCKET,
+    OPT_SECCOMP,
 };
 
 static const struct option long_options[] = {
@@ -49,6 +53,10 @@ static const struct option long_options[] = {
     {"vhost-trace", required_argument, NULL, OPT_VHOST_TRACE},
     {"debug-exit", optional_argument, NULL, OPT_DEBUG_EXIT},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"incoming", required_argument, NULL, OPT_INCOMING},
+    {"restore", required_argument, NULL, OPT_RESTORE},
+    {"api-socket", required_argument, NULL, OPT_API_SOCKET},
+    {"seccomp", required_argument, NULL, OPT_SECCOMP},
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
     {"help", no_argument, NULL, OPT_HELP},
@@ -74,7 +82,7 @@ void options_usage(FILE *out)
                  "      --user NAME|UID    run as this user once /dev/kvm is open\n"
                  "      --group NAME|GID   run as this group once /dev/kvm is open\n"
                  "      --net vhost-user,socket=PATH[,server][,queues=N][,mac=MAC][,mtu=N]\n"
-                 "            [,connect-timeout-ms=N][,reply-timeout-ms=N]\n"
+                 "            [,connect-timeout-ms=N][,reply-timeout-ms=N][,reconnect-ms=N]\n"
                  "                         a virtio-net NIC whose data path is a vhost-user\n"
                  "                         backend; repeat for more NICs (at most 4)\n"
                  "      --on-reboot exit|restart\n"
@@ -90,17 +98,25 @@ void options_usage(FILE *out)
                  "                         with status (V << 1) | 1, truncated to 8 bits\n"
                  "      --timeout SECONDS  stop a guest still running after SECONDS, print\n"
                  "                         its last console lines on stderr, exit 124\n"
+                 "      --incoming unix:PATH|tcp:HOST:PORT\n"
+                 "                         receive a migrating guest there instead of booting\n"
+                 "                         a kernel (same --memory, --cpus, --net as the source)\n"
+                 "      --restore DIR      start from a snapshot written by vmmctl snapshot DIR\n"
+                 "      --api-socket PATH  a control socket at PATH (JSON lines: status, pause,\n"
+                 "                         resume, shutdown, migrate, ...; see vmmctl)\n"
                  "      --kvm-device PATH  KVM device (default /dev/kvm)\n"
+                 "      --seccomp on|off   confine each thread to the system calls its role\n"
+                 "                         needs (default on; off only for debugging)\n"
                  "  -q, --quiet            only print errors\n"
                  "  -v, --verbose          print debug messages\n"
                  "  -h, --help             show this help and exit\n"
                  "      --version          show the version and exit\n"
                  "\n"
                  "Exit status: 0 when the guest reboots (reboot -f; unless --on-reboot\n"
-                 "restart) or vmm is stopped by SIGTERM/SIGINT/Ctrl-A x; 1 on bad input or\n"
-                 "a set-up failure; 2 when the guest crashes the vCPU (triple fault, KVM\n"
-                 "internal error); 124 when --timeout expires; with --debug-exit, the odd\n"
-                 "status the guest chose.\n");
+                 "restart) or vmm is stopped by SIGTERM/SIGINT/Ctrl-A x; 1 on bad input, a\n"
+                 "set-up failure or a system call the seccomp sandbox forbids; 2 when the\n"
+                 "guest crashes the vCPU (triple fault, KVM internal error); 124 when\n"
+                 "--timeout expires; with --debug-exit, the odd status the guest chose.\n");
 }
 
 static enum options_result opt_error(char *err, size_t errlen, const char *fmt, ...)
@@ -214,6 +230,33 @@ static enum options_result parse_timeout(const char *arg, struct vmm_options *op
     return OPTIONS_OK;
 }
 
+/* sun_path holds 108 bytes with the terminating NUL. */
+#define OPTIONS_MAX_SOCKET_PATH 107
+
+static enum options_result parse_api_socket(const char *arg, struct vmm_options *opts, char *err,
+                                            size_t errlen)
+{
+    size_t len = strlen(arg);
+
+    if (len == 0 || len > OPTIONS_MAX_SOCKET_PATH)
+        return opt_error(err, errlen, "--api-socket '%s': the path must be 1 to %d bytes long", arg,
+                         OPTIONS_MAX_SOCKET_PATH);
+    opts->api_socket = arg;
+    return OPTIONS_OK;
+}
+
+static enum options_result parse_seccomp(const char *arg, struct vmm_options *opts, char *err,
+                                         size_t errlen)
+{
+    if (strcmp(arg, "on") == 0)
+        opts->seccomp = true;
+    else if (strcmp(arg, "off") == 0)
+        opts->seccomp = false;
+    else
+        return opt_error(err, errlen, "--seccomp '%s': must be on or off", arg);
+    return OPTIONS_OK;
+}
+
 static void options_defaults(struct vmm_options *opts)
 {
     memset(opts, 0, sizeof(*opts));
@@ -221,6 +264,7 @@ static void options_defaults(struct vmm_options *opts)
     opts->memory = VMM_DEFAULT_MEMORY;
     opts->cpus = 1;
     opts->kvm_device = "/dev/kvm";
+    opts->seccomp = true;
 }
 
 static enum options_result parse_one(int c, struct vmm_options *opts, FILE *out, char *err,
@@ -260,8 +304,21 @@ static enum options_result parse_one(int c, struct vmm_options *opts, FILE *out,
         break;
     case OPT_DEBUG_EXIT:
         return parse_debug_exit(optarg, opts, err, errlen);
+    case OPT_INCOMING:
+        if (strncmp(optarg, "unix:", 5) && strncmp(optarg, "tcp:", 4))
+            return opt_error(err, errlen, "--incoming '%s': use unix:PATH or tcp:HOST:PORT",
+                             optarg);
+        opts->incoming = optarg;
+        break;
+    case OPT_RESTORE:
+        opts->restore = optarg;
+        break;
     case OPT_TIMEOUT:
         return parse_timeout(optarg, opts, err, errlen);
+    case OPT_API_SOCKET:
+        return parse_api_socket(optarg, opts, err, errlen);
+    case OPT_SECCOMP:
+        return parse_seccomp(optarg, opts, err, errlen);
     case OPT_KVM_DEVICE:
         opts->kvm_device = optarg;
         break;
@@ -305,7 +362,12 @@ enum options_result options_parse(int argc, char **argv, struct vmm_options *opt
     }
     if (optind < argc)
         return opt_error(err, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
-    if (!opts->kernel)
+    if (opts->incoming && opts->restore)
+        return opt_error(err, errlen, "--incoming and --restore exclude each other");
+    if (!opts->kernel && !opts->incoming && !opts->restore)
         return opt_error(err, errlen, "--kernel is required (see --help)");
+    if (opts->kernel && (opts->incoming || opts->restore))
+        return opt_error(err, errlen, "--kernel cannot go with %s: the guest comes from there",
+                         opts->incoming ? "--incoming" : "--restore");
     return OPTIONS_OK;
 }

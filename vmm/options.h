@@ -28,6 +28,7 @@ struct vmm_options {
     const char *user;
     const char *group;
     const char *kvm_device;
+    bool seccomp;  /* confine each thread with its seccomp allow-list (default on) */
     int verbosity; /* -1 quiet, 0 normal, 1+ debug */
     enum vmm_on_reboot on_reboot;
     const char *vhost_trace; /* --vhost-trace FILE, "-" for stderr, or NULL */
@@ -36,6 +37,9 @@ struct vmm_options {
     bool debug_exit;          /* --debug-exit: the guest may set vmm's exit status */
     uint16_t debug_exit_port; /* its first port */
     unsigned timeout;         /* --timeout in seconds; 0: none */
+    const char *incoming;     /* --incoming URI: a migration brings the guest */
+    const char *restore;      /* --restore DIR: a snapshot brings the guest */
+    const char *api_socket;   /* --api-socket PATH: the control socket, or NULL */
 };
 
 enum options_result { OPTIONS_OK = 0, OPTIONS_EXIT_OK = 1, OPTIONS_ERROR = -1 };

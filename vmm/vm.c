@@ -3,6 +3,7 @@
 #include "boot.h"
 #include "layout.h"
 #include "mptable.h"
+#include "sandbox.h"
 #include "vcpu_exit.h"
 #include "vm_net.h"
 #include "../common/log.h"
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #define VCPU_KICK_SIGNAL SIGUSR1
+#define VM_PAUSE_REKICK_MS 100
 #define VM_TIMEOUT_LINES 20 /* the guest's console lines shown when --timeout expires */
 
 void vm_request_stop(struct vm *vm, int exit_code, const char *reason)
@@ -158,8 +160,9 @@ static int vm_setup_vcpu(struct vm *vm, unsigned i, const struct kvm_cpuid2 *cpu
         ret = kvm_vcpu_setup_msrs(&v->kvm);
     if (!ret)
         ret = kvm_vcpu_setup_lapic(&v->kvm);
-    /* Application processors wait for INIT/SIPI from the boot CPU. */
-    if (!ret && i == 0)
+    /* Application processors wait for INIT/SIPI from the boot CPU. A migrated or
+     * restored guest brings its own registers. */
+    if (!ret && i == 0 && !vm->opts->incoming && !vm->opts->restore)
         ret = boot_setup_bsp(&v->kvm);
     return ret;
 }
@@ -279,7 +282,8 @@ static int vm_setup_signals(struct vm *vm)
     sigdelset(&set, VCPU_KICK_SIGNAL);
     vm->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (vm->signal_fd < 0 || vm->stop_efd < 0) {
+    vm->pause_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (vm->signal_fd < 0 || vm->stop_efd < 0 || vm->pause_efd < 0) {
         int err = errno;
 
         pr_err("cannot create the signalfd/eventfd of the event loop: %s", strerror(err));
@@ -376,6 +380,18 @@ static bool vm_exit_is_error(int code)
     return code == VMM_EXIT_ERROR || code == VMM_EXIT_GUEST_CRASH || code == VMM_EXIT_TIMEOUT;
 }
 
+/* What migration and snapshots save, by id: the migration code knows no device. */
+static void vm_list_devices(struct vm *vm)
+{
+    struct device *legacy[] = {&vm->serial.dev, &vm->i8042.cmd_dev, &vm->rtc.dev};
+
+    vm->ndevices = 0;
+    for (size_t i = 0; i < sizeof(legacy) / sizeof(legacy[0]); i++)
+        vm->devices[vm->ndevices++] = legacy[i];
+    for (unsigned i = 0; i < vm->opts->nnets; i++)
+        vm->devices[vm->ndevices++] = &vm->nets[i].vp.caps_dev;
+}
+
 static int vm_setup_kvm(struct vm *vm)
 {
     int ret = kvm_open(&vm->kvm, vm->opts->kvm_device);
@@ -399,16 +415,20 @@ int vm_create(struct vm *vm, const struct vmm_options *opts, struct trace_file *
     vm->vhost_trace = vhost_trace;
     vm->ncpus = opts->cpus;
     vm->signal_fd = vm->stop_efd = vm->console.space_efd = -1;
-    vm->timer_fd = -1;
+    vm->timer_fd = vm->pause_efd = -1;
+    vm->vmm_log.fd = -1;
+    migration_init(&vm->mig);
     vm->kvm.sys_fd = vm->kvm.vm_fd = vm->mem.fd = -1;
     vm->loop.epfd = -1;
     pthread_mutex_init(&vm->stop_lock, NULL);
+    pthread_mutex_init(&vm->pause_lock, NULL);
+    pthread_cond_init(&vm->resume_cond, NULL);
 
     ret = vm_setup_kvm(vm);
     if (!ret)
         ret = vm_setup_memory(vm);
     if (!ret)
-        ret = vm_setup_boot(vm, kernel, kernel_size, initrd, initrd_size);
+        ret = kernel ? vm_setup_boot(vm, kernel, kernel_size, initrd, initrd_size) : 0;
     if (!ret)
         ret = vm_setup_vcpus(vm);
     if (!ret && (ret = event_loop_init(&vm->loop)))
@@ -425,6 +445,8 @@ int vm_create(struct vm *vm, const struct vmm_options *opts, struct trace_file *
         ret = vm_setup_debug_exit(vm);
     if (!ret)
         ret = vm_setup_timeout(vm);
+    if (!ret)
+        vm_list_devices(vm);
     if (ret)
         vm_destroy(vm);
     return ret;
@@ -442,6 +464,51 @@ static void vcpu_report_crash(struct vm_vcpu *v, const char *why)
     vm_request_stop(v->vm, VMM_EXIT_GUEST_CRASH, reason);
 }
 
+static void vcpu_set_state(struct vm_vcpu *v, enum vm_vcpu_state state)
+{
+    uint64_t one = 1;
+
+    v->state = state;
+    if (state != VM_VCPU_RUNNING && write(v->vm->pause_efd, &one, sizeof(one)) < 0)
+        pr_debug("pause eventfd: %s", strerror(errno));
+}
+
+/* Out of KVM_RUN and at the top of the loop: nothing of a half-handled exit is
+ * pending, so the vCPU's state can be saved while it waits here. */
+static void vcpu_park(struct vm_vcpu *v)
+{
+    struct vm *vm = v->vm;
+
+    pthread_mutex_lock(&vm->pause_lock);
+    vcpu_set_state(v, VM_VCPU_PARKED);
+    while (atomic_load(&vm->pause_requested) && !atomic_load(&vm->stopping) &&
+           !atomic_load(&vm->reset_requested))
+        pthread_cond_wait(&vm->resume_cond, &vm->pause_lock);
+    vcpu_set_state(v, VM_VCPU_RUNNING);
+    pthread_mutex_unlock(&vm->pause_lock);
+}
+
+static void vcpu_exited(struct vm_vcpu *v)
+{
+    pthread_mutex_lock(&v->vm->pause_lock);
+    vcpu_set_state(v, VM_VCPU_EXITED);
+    pthread_mutex_unlock(&v->vm->pause_lock);
+}
+
+/* Before the vCPU's first KVM_RUN: the guest never runs unconfined. */
+static int vcpu_sandbox(struct vm_vcpu *v)
+{
+    char reason[128];
+    int ret = sandbox_install(SANDBOX_VCPU);
+
+    if (ret) {
+        snprintf(reason, sizeof(reason), "vcpu%d: cannot install its seccomp filter: %s",
+                 v->kvm.index, strerror(-ret));
+        vm_request_stop(v->vm, VMM_EXIT_ERROR, reason);
+    }
+    return ret;
+}
+
 static void *vcpu_thread(void *arg)
 {
     struct vm_vcpu *v = arg;
@@ -452,12 +519,24 @@ static void *vcpu_thread(void *arg)
     sigemptyset(&kick);
     sigaddset(&kick, VCPU_KICK_SIGNAL);
     pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
+    if (vm->opts->seccomp && vcpu_sandbox(v)) {
+        vcpu_exited(v);
+        return NULL;
+    }
     while (!atomic_load(&vm->stopping) && !atomic_load(&vm->reset_requested)) {
         enum vcpu_action action;
-        int ret = kvm_vcpu_run(&v->kvm);
+        int ret;
 
+        if (atomic_load(&vm->pause_requested)) {
+            vcpu_park(v);
+            continue;
+        }
+        ret = kvm_vcpu_run(&v->kvm);
         if (ret == -EINTR || ret == -EAGAIN) {
             v->kvm.run->immediate_exit = 0;
+            /* Cleared before pause_requested is read again: a kick that set
+             * immediate_exit after this store is not lost. */
+            atomic_thread_fence(memory_order_seq_cst);
             continue;
         }
         if (ret) {
@@ -473,7 +552,27 @@ static void *vcpu_thread(void *arg)
             break;
         }
     }
+    vcpu_exited(v);
     return NULL;
+}
+
+/* immediate_exit catches a vCPU about to enter KVM_RUN, the signal one inside. */
+static void vm_kick_vcpus(struct vm *vm)
+{
+    for (unsigned i = 0; i < vm->ncpus; i++) {
+        if (vm->vcpus[i].started) {
+            vm->vcpus[i].kvm.run->immediate_exit = 1;
+            pthread_kill(vm->vcpus[i].thread, VCPU_KICK_SIGNAL);
+        }
+    }
+}
+
+/* Parked vCPUs look at stopping/reset_requested again. */
+static void vm_wake_parked(struct vm *vm)
+{
+    pthread_mutex_lock(&vm->pause_lock);
+    pthread_cond_broadcast(&vm->resume_cond);
+    pthread_mutex_unlock(&vm->pause_lock);
 }
 
 static void vm_stop_vcpus(struct vm *vm)
@@ -481,12 +580,8 @@ static void vm_stop_vcpus(struct vm *vm)
     /* A vCPU may wait for the loop (a NIC starting): fail that wait first. */
     if (vm->loop.epfd >= 0)
         event_loop_close_calls(&vm->loop);
-    for (unsigned i = 0; i < vm->ncpus; i++) {
-        if (vm->vcpus[i].started) {
-            vm->vcpus[i].kvm.run->immediate_exit = 1;
-            pthread_kill(vm->vcpus[i].thread, VCPU_KICK_SIGNAL);
-        }
-    }
+    vm_kick_vcpus(vm);
+    vm_wake_parked(vm);
     for (unsigned i = 0; i < vm->ncpus; i++) {
         if (vm->vcpus[i].started) {
             pthread_join(vm->vcpus[i].thread, NULL);
@@ -498,7 +593,10 @@ static void vm_stop_vcpus(struct vm *vm)
 static int vm_start_vcpus(struct vm *vm)
 {
     for (unsigned i = 0; i < vm->ncpus; i++) {
-        int ret = pthread_create(&vm->vcpus[i].thread, NULL, vcpu_thread, &vm->vcpus[i]);
+        int ret;
+
+        vm->vcpus[i].state = VM_VCPU_RUNNING;
+        ret = pthread_create(&vm->vcpus[i].thread, NULL, vcpu_thread, &vm->vcpus[i]);
 
         if (ret) {
             pr_err("cannot start vcpu%u thread: %s", i, strerror(ret));
@@ -558,19 +656,170 @@ static int vm_reboot(struct vm *vm)
     return vm_start_vcpus(vm);
 }
 
-int vm_run(struct vm *vm)
+/* A migrated or restored guest arrives before its vCPUs first run. */
+static int vm_receive_guest(struct vm *vm)
 {
-    int ret = vm_start_vcpus(vm);
+    if (vm->opts->incoming)
+        return migration_incoming(vm, vm->opts->incoming);
+    if (vm->opts->restore)
+        return snapshot_restore(vm, vm->opts->restore);
+    return 0;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint64_t vm_uptime_ms(struct vm *vm)
+{
+    return vm->start_ms ? (uint64_t)(now_ms() - vm->start_ms) : 0;
+}
+
+bool vm_is_paused(struct vm *vm)
+{
+    return atomic_load(&vm->paused);
+}
+
+static bool vm_all_parked(struct vm *vm, unsigned *running)
+{
+    bool all = true;
+
+    pthread_mutex_lock(&vm->pause_lock);
+    for (unsigned i = 0; all && i < vm->ncpus; i++) {
+        if (vm->vcpus[i].started && vm->vcpus[i].state == VM_VCPU_RUNNING) {
+            *running = i;
+            all = false;
+        }
+    }
+    pthread_mutex_unlock(&vm->pause_lock);
+    return all;
+}
+
+/* The loop thread cannot simply block: a vCPU may be waiting for it in
+ * event_loop_call (a NIC starting), so the calls keep running meanwhile. The
+ * kick is repeated now and then: cheap insurance against a lost one. */
+static int vm_wait_parked(struct vm *vm)
+{
+    int64_t deadline = now_ms() + VM_PAUSE_TIMEOUT_MS, left;
+    unsigned running = 0;
+    uint64_t v;
+    int ret;
+
+    while (!vm_all_parked(vm, &running)) {
+        left = deadline - now_ms();
+        if (left <= 0) {
+            pr_err("pause: vcpu%u did not stop within %d ms", running, VM_PAUSE_TIMEOUT_MS);
+            return -ETIMEDOUT;
+        }
+        ret = event_loop_wait_calls(&vm->loop, vm->pause_efd,
+                                    left < VM_PAUSE_REKICK_MS ? (int)left : VM_PAUSE_REKICK_MS);
+        if (ret < 0)
+            return ret;
+        if (ret > 0 && read(vm->pause_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+            return -errno;
+        if (ret == 0)
+            vm_kick_vcpus(vm);
+    }
+    return 0;
+}
+
+static void vm_release_vcpus(struct vm *vm)
+{
+    pthread_mutex_lock(&vm->pause_lock);
+    atomic_store(&vm->pause_requested, false);
+    pthread_cond_broadcast(&vm->resume_cond);
+    pthread_mutex_unlock(&vm->pause_lock);
+}
+
+int vm_pause(struct vm *vm)
+{
+    int64_t start = now_ms();
+    int ret;
+
+    if (atomic_load(&vm->stopping))
+        return -ESHUTDOWN;
+    if (atomic_load(&vm->paused))
+        return 0;
+    atomic_store(&vm->pause_requested, true);
+    vm_kick_vcpus(vm);
+    ret = vm_wait_parked(vm);
+    if (ret) {
+        vm_release_vcpus(vm);
+        return ret;
+    }
+    atomic_store(&vm->paused, true);
+    pr_info("paused: %u vCPUs stopped in %lld ms", vm->ncpus, (long long)(now_ms() - start));
+    return 0;
+}
+
+int vm_resume(struct vm *vm)
+{
+    if (!atomic_load(&vm->paused))
+        return 0;
+    atomic_store(&vm->paused, false);
+    vm_release_vcpus(vm);
+    pr_info("resumed");
+    return 0;
+}
+
+static int vm_sandbox_prepare(struct vm *vm)
+{
+    struct sandbox_config cfg = {
+        .exit_status = VMM_EXIT_ERROR,
+        .kick_signal = VCPU_KICK_SIGNAL,
+        .tty_fd = vm->console.raw_set ? vm->console.in_fd : -1,
+        .tty = vm->console.saved,
+    };
+    int ret = sandbox_prepare(&cfg);
 
     if (ret)
+        pr_err("cannot build the seccomp filters: %s", strerror(-ret));
+    return ret;
+}
+
+/* Each thread loads only its own role's filter. A thread inherits its creator's
+ * filter, and stacked filters intersect, so the main thread confines itself
+ * once the vCPU threads exist. Threads it creates later (vCPUs after a reboot, a
+ * migration) inherit its filter, whose list therefore covers theirs too. */
+static void vm_sandbox_main(struct vm *vm)
+{
+    char reason[128];
+    int ret = sandbox_install(SANDBOX_MAIN);
+
+    if (ret) {
+        snprintf(reason, sizeof(reason), "cannot install the main thread's seccomp filter: %s",
+                 strerror(-ret));
+        vm_request_stop(vm, VMM_EXIT_ERROR, reason);
+    }
+}
+
+int vm_run(struct vm *vm)
+{
+    int ret = vm_receive_guest(vm);
+
+    if (ret)
+        return VMM_EXIT_ERROR;
+    if (vm->opts->seccomp && vm_sandbox_prepare(vm))
+        return VMM_EXIT_ERROR;
+    ret = vm_start_vcpus(vm);
+    vm->start_ms = now_ms();
+    if (ret)
         vm_request_stop(vm, VMM_EXIT_ERROR, "vCPU threads could not start");
+    else if (vm->opts->seccomp)
+        vm_sandbox_main(vm);
     while (!atomic_load(&vm->stopping)) {
         ret = event_loop_run_once(&vm->loop, -1);
         if (ret < 0) {
             pr_err("event loop failed: %s", strerror(-ret));
             vm_request_stop(vm, VMM_EXIT_ERROR, "event loop failed");
         }
-        if (atomic_load(&vm->reset_requested) && !atomic_load(&vm->stopping) && vm_reboot(vm))
+        /* A reboot asked for just before a pause waits for the resume. */
+        if (atomic_load(&vm->reset_requested) && !atomic_load(&vm->stopping) &&
+            !atomic_load(&vm->paused) && vm_reboot(vm))
             vm_request_stop(vm, VMM_EXIT_ERROR, "the guest's reboot failed");
     }
     vm_stop_vcpus(vm);
@@ -588,13 +837,16 @@ int vm_run(struct vm *vm)
 void vm_destroy(struct vm *vm)
 {
     if (vm->vcpus)
-        vm_stop_vcpus(vm);
+        vm_stop_vcpus(vm); /* also fails a migration thread's calls into the loop */
+    migration_destroy(&vm->mig);
     console_destroy(&vm->console);
     if (vm->signal_fd >= 0)
         close(vm->signal_fd);
     if (vm->stop_efd >= 0)
         close(vm->stop_efd);
-    vm->signal_fd = vm->stop_efd = -1;
+    if (vm->pause_efd >= 0)
+        close(vm->pause_efd);
+    vm->signal_fd = vm->stop_efd = vm->pause_efd = -1;
     if (vm->timer_fd >= 0)
         close(vm->timer_fd);
     vm->timer_fd = -1;
@@ -619,6 +871,9 @@ void vm_destroy(struct vm *vm)
     free(vm->initrd_copy);
     vm->vcpus = NULL;
     guest_memory_destroy(&vm->mem);
+    vhost_log_destroy(&vm->vmm_log);
     kvm_close(&vm->kvm);
     pthread_mutex_destroy(&vm->stop_lock);
+    pthread_cond_destroy(&vm->resume_cond);
+    pthread_mutex_destroy(&vm->pause_lock);
 }

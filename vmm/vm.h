@@ -5,6 +5,8 @@
 
 #include "boot.h"
 #include "console.h"
+#include "dirty.h"
+#include "migration.h"
 #include "event_loop.h"
 #include "memory.h"
 #include "options.h"
@@ -38,11 +40,15 @@ _Static_assert(VMM_EXIT_TIMEOUT % 2 == 0, "--timeout's status must not be a debu
 
 struct vm;
 
+/* Where a vCPU thread is, for vm_pause (under vm->pause_lock). */
+enum vm_vcpu_state { VM_VCPU_RUNNING, VM_VCPU_PARKED, VM_VCPU_EXITED };
+
 struct vm_vcpu {
     struct vm *vm;
     struct kvm_vcpu kvm;
     pthread_t thread;
     bool started;
+    enum vm_vcpu_state state;
 };
 
 struct vm_net {
@@ -82,6 +88,22 @@ struct vm {
     uint8_t *kernel_copy, *initrd_copy;
     unsigned reboots;
 
+    /* Migration: the devices it saves by id, and vmm's own writes into guest RAM. */
+    struct migration mig;
+    struct device *devices[8 + VMM_MAX_NETS];
+    unsigned ndevices;
+    struct vhost_log vmm_log;
+    atomic_bool vmm_log_on;
+    bool kvm_manual_protect, kvm_manual_protect_tried;
+    int64_t start_ms; /* CLOCK_MONOTONIC at vm_run */
+
+    /* Pausing: vCPUs park at the top of their loop until resumed. */
+    pthread_mutex_t pause_lock;
+    pthread_cond_t resume_cond;
+    atomic_bool pause_requested;
+    atomic_bool paused; /* vm_pause finished: every vCPU parked or exited */
+    int pause_efd;      /* a vCPU parked or exited: vm_pause looks again */
+
     atomic_bool stopping;
     atomic_bool reset_requested;
     pthread_mutex_t stop_lock;
@@ -101,5 +123,18 @@ int vm_run(struct vm *vm);
 void vm_request_stop(struct vm *vm, int exit_code, const char *reason);
 
 void vm_destroy(struct vm *vm);
+
+/* From the loop thread: takes every vCPU out of KVM_RUN and parks it; returns
+ * once all are parked (or have exited). Idempotent. Calls vCPUs post to the loop
+ * meanwhile still run. -ESHUTDOWN when the VM is stopping, -ETIMEDOUT (resumed
+ * again) when a vCPU does not stop within VM_PAUSE_TIMEOUT_MS. A guest reboot
+ * requested while paused happens at vm_resume; a stop request ends a paused VM. */
+#define VM_PAUSE_TIMEOUT_MS 5000
+int vm_pause(struct vm *vm);
+/* From the loop thread: the parked vCPUs run again. Idempotent. */
+int vm_resume(struct vm *vm);
+bool vm_is_paused(struct vm *vm);
+/* Milliseconds since vm_run started the guest. */
+uint64_t vm_uptime_ms(struct vm *vm);
 
 #endif

@@ -102,6 +102,27 @@ static void plat_vhost_trace(void *opaque, const char *id, int64_t time_us, cons
     trace_file_write(vm->vhost_trace, id, time_us, line);
 }
 
+/* vmm's own writes (the control queue) go into a log of their own while migrating. */
+static void mem_written(void *opaque, const void *hva, uint64_t len)
+{
+    struct vm *vm = opaque;
+    const uint8_t *p = hva;
+
+    if (!atomic_load(&vm->vmm_log_on) || !len)
+        return;
+    for (int i = 0; i < vm->mem.nregions; i++) {
+        const struct guest_region *r = &vm->mem.regions[i];
+
+        if (p < r->hva || p >= r->hva + r->size)
+            continue;
+        for (uint64_t pg = (r->gpa + (uint64_t)(p - r->hva)) >> 12,
+                      end = (r->gpa + (uint64_t)(p - r->hva) + len - 1) >> 12;
+             pg <= end && pg / 64 < vm->vmm_log.nwords; pg++)
+            __atomic_fetch_or(&vm->vmm_log.words[pg / 64], 1ULL << (pg % 64), __ATOMIC_SEQ_CST);
+        return;
+    }
+}
+
 static void vm_platform_init(struct vm *vm)
 {
     vm->platform = (struct virtio_platform){
@@ -117,7 +138,8 @@ static void vm_platform_init(struct vm *vm)
         .vhost_trace = vm->vhost_trace ? plat_vhost_trace : NULL,
         .opaque = vm,
     };
-    vm->mem_access = (struct guest_mem_access){.ptr = mem_ptr, .opaque = vm};
+    vm->mem_access =
+        (struct guest_mem_access){.ptr = mem_ptr, .written = mem_written, .opaque = vm};
 }
 
 static uint64_t ram_end(const struct vm *vm)
@@ -212,4 +234,21 @@ void vm_destroy_pci_devices(struct vm *vm)
     if (vm->pci_ready)
         pci_destroy(&vm->pci);
     vm->pci_ready = false;
+}
+
+void vm_net_status(struct vm *vm, unsigned i, struct vm_net_status *st)
+{
+    struct vm_net *n = &vm->nets[i];
+
+    *st = (struct vm_net_status){
+        .id = n->id,
+        .socket = vm->opts->nets[i].socket_path,
+        .queue_pairs = vm->opts->nets[i].queue_pairs,
+    };
+    if (!n->net_ready)
+        return;
+    st->connected = n->net.connected;
+    pthread_mutex_lock(&n->net.lock);
+    st->link_up = n->net.config.status & VIRTIO_NET_S_LINK_UP;
+    pthread_mutex_unlock(&n->net.lock);
 }

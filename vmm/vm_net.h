@@ -13,4 +13,13 @@ void vm_stop_pci_devices(struct vm *vm);
 void vm_reset_pci_devices(struct vm *vm);
 void vm_destroy_pci_devices(struct vm *vm);
 
+/* What the control socket's status shows of one NIC. */
+struct vm_net_status {
+    const char *id, *socket; /* borrowed from the NIC */
+    bool connected, link_up;
+    unsigned queue_pairs;
+};
+/* On the loop thread (the connection state changes there); i < opts->nnets. */
+void vm_net_status(struct vm *vm, unsigned i, struct vm_net_status *st);
+
 #endif

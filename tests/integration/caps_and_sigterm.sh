@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # While the guest runs, vmm holds no capability (effective, permitted, bounding),
-# has no_new_privs set, and with --user runs as that user; SIGTERM then stops the
-# guest and vmm exits 0.
+# has no_new_privs set, every thread runs under exactly one seccomp filter (its
+# role's), and with --user runs as that user; SIGTERM then stops the guest and
+# vmm exits 0.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 ensure_guest_image
@@ -36,6 +37,22 @@ check_no_caps() {
     check_eq "NoNewPrivs of vmm" "$(status_field "$1" NoNewPrivs)" 1
 }
 
+# Seccomp 2 is filter mode; one filter per thread: the main thread loads its own
+# only after creating the vCPU threads, so none inherits it. Newer kernels add
+# KVM worker tasks (kvm-nx-lpage-recovery) to the process: only vmm's own count.
+check_sandboxed() {
+    local task tid n=0
+    for task in /proc/"$1"/task/*; do
+        tid=${task##*/}
+        [ "$(cat "$task/comm")" = vmm ] || continue
+        check_eq "seccomp mode of vmm thread $tid" "$(status_field "$1/task/$tid" Seccomp)" 2
+        check_eq "seccomp filters of vmm thread $tid" \
+            "$(status_field "$1/task/$tid" Seccomp_filters)" 1
+        n=$((n + 1))
+    done
+    check_eq "vmm threads (main + 1 vCPU)" "$n" 2
+}
+
 [ "$(status_field $$ CapEff)" != 0000000000000000 ] ||
     fail "the test itself has no capabilities, so it cannot show vmm dropping them"
 
@@ -47,6 +64,7 @@ wait_grep "$log" '^VMM-GUEST-UP' "${GUEST_TIMEOUT:-300}" || { tail -n 30 "$log";
 echo "ok: guest is up, vmm pid $pid"
 check_no_caps "$pid"
 check_eq "CapBnd of vmm" "$(status_field "$pid" CapBnd)" 0000000000000000
+check_sandboxed "$pid"
 stop_vmm "$pid" "$log"
 
 # --user: the switch happens before the vCPU threads start, so once they exist

@@ -6,6 +6,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -185,6 +186,103 @@ START_TEST(add_bad_fd_fails)
 }
 END_TEST
 
+static void on_event(void *opaque, uint32_t events)
+{
+    struct source *s = opaque;
+
+    s->calls++;
+    s->events = events;
+}
+
+START_TEST(mod_changes_the_events_waited_for)
+{
+    ck_assert_int_eq(event_loop_add(&loop, src[0].wfd, EPOLLIN, on_event, &src[0]), 0);
+    ck_assert_int_eq(event_loop_run_once(&loop, 0), 0); /* a write end is never readable */
+    ck_assert_int_eq(event_loop_mod(&loop, src[0].wfd, EPOLLOUT), 0);
+    ck_assert_int_eq(event_loop_run_once(&loop, 0), 1);
+    ck_assert_uint_eq(src[0].events & EPOLLOUT, EPOLLOUT);
+    ck_assert_int_eq(event_loop_mod(&loop, src[0].wfd, EPOLLIN), 0);
+    ck_assert_int_eq(event_loop_run_once(&loop, 0), 0);
+    ck_assert_int_eq(src[0].calls, 1);
+}
+END_TEST
+
+START_TEST(mod_unknown_fd_is_enoent)
+{
+    ck_assert_int_eq(event_loop_mod(&loop, src[0].rfd, EPOLLIN), -ENOENT);
+    add(0);
+    ck_assert_int_eq(event_loop_del(&loop, src[0].rfd), 0);
+    ck_assert_int_eq(event_loop_mod(&loop, src[0].rfd, EPOLLIN), -ENOENT);
+}
+END_TEST
+
+static int mark_call(void *arg)
+{
+    int *ran = arg;
+
+    (*ran)++;
+    return 42;
+}
+
+struct call_result {
+    int ran, ret;
+};
+
+/* Like a vCPU: waits for the loop to run a call, then signals the pipe. */
+static void *call_then_poke(void *arg)
+{
+    struct call_result *r = arg;
+
+    r->ret = event_loop_call(&loop, mark_call, &r->ran);
+    if (write(src[0].wfd, "x", 1) != 1)
+        r->ret = -EIO;
+    return NULL;
+}
+
+START_TEST(wait_calls_runs_calls_while_waiting)
+{
+    struct call_result r = {0};
+    pthread_t t;
+    int ret = 0;
+
+    ck_assert_int_eq(pthread_create(&t, NULL, call_then_poke, &r), 0);
+    for (int i = 0; i < 100 && ret == 0; i++)
+        ret = event_loop_wait_calls(&loop, src[0].rfd, 100);
+    ck_assert_int_eq(ret, 1);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(r.ran, 1);
+    ck_assert_int_eq(r.ret, 42);
+}
+END_TEST
+
+START_TEST(wait_calls_times_out)
+{
+    ck_assert_int_eq(event_loop_wait_calls(&loop, src[0].rfd, 10), 0);
+    poke(0);
+    ck_assert_int_eq(event_loop_wait_calls(&loop, src[0].rfd, 10), 1);
+}
+END_TEST
+
+static void *wait_calls_elsewhere(void *arg)
+{
+    static int ret;
+
+    (void)arg;
+    ret = event_loop_wait_calls(&loop, src[0].rfd, 0);
+    return &ret;
+}
+
+START_TEST(wait_calls_only_on_the_loop_thread)
+{
+    pthread_t t;
+    void *ret;
+
+    ck_assert_int_eq(pthread_create(&t, NULL, wait_calls_elsewhere, NULL), 0);
+    pthread_join(t, &ret);
+    ck_assert_int_eq(*(int *)ret, -EPERM);
+}
+END_TEST
+
 static Suite *event_loop_suite(void)
 {
     Suite *s = suite_create("event_loop");
@@ -201,6 +299,11 @@ static Suite *event_loop_suite(void)
     tcase_add_test(tc, fd_can_be_added_again_after_del);
     tcase_add_test(tc, add_same_fd_twice_fails);
     tcase_add_test(tc, add_bad_fd_fails);
+    tcase_add_test(tc, mod_changes_the_events_waited_for);
+    tcase_add_test(tc, mod_unknown_fd_is_enoent);
+    tcase_add_test(tc, wait_calls_runs_calls_while_waiting);
+    tcase_add_test(tc, wait_calls_times_out);
+    tcase_add_test(tc, wait_calls_only_on_the_loop_thread);
     suite_add_tcase(s, tc);
     return s;
 }

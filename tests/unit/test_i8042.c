@@ -4,6 +4,7 @@
 #include "check_main.h"
 
 #include <check.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -202,6 +203,92 @@ START_TEST(device_reset_restores_ctr)
 }
 END_TEST
 
+/* ---- migration ---- */
+
+static struct state_buf saved;
+
+/* Saves the controller, then replaces it with a fresh one holding the saved state. */
+static void move_to_fresh_controller(void)
+{
+    struct irq_line line = {.set = record_irq, .opaque = &irqs, .irq = I8042_KBD_IRQ};
+
+    state_buf_free(&saved);
+    ck_assert_int_eq(c.cmd_dev.ops->save(&c.cmd_dev, &saved), 0);
+    i8042_destroy(&c);
+    ck_assert_int_eq(i8042_init(&c, &line, on_reset, &c), 0);
+    irqs.count = 0;
+    ck_assert_int_eq(c.cmd_dev.ops->load(&c.cmd_dev, saved.data, saved.len), 0);
+    ck_assert_int_eq(irqs.count, 0); /* an edge already sent lives in the PIC's state */
+}
+
+START_TEST(save_load_keeps_ctr_and_queued_bytes_in_order)
+{
+    cmd(0x60);
+    data_out(0x44); /* KBD_INT off: reads raise no edges */
+    /* Fill the queue past its end so its head is not at 0. */
+    for (int i = 0; i < 10; i++)
+        cmd(0xaa);
+    for (int i = 0; i < 8; i++)
+        ck_assert_uint_eq(data_in(), 0x55);
+    data_out(0xf2); /* ACK, 0xab, 0x83 */
+    cmd(0xab);      /* 0x00 */
+    move_to_fresh_controller();
+    ck_assert_uint_eq(status() & STATUS_OBF, STATUS_OBF);
+    ck_assert_uint_eq(data_in(), 0x55);
+    ck_assert_uint_eq(data_in(), 0x55);
+    ck_assert_uint_eq(data_in(), 0xfa);
+    ck_assert_uint_eq(data_in(), 0xab);
+    ck_assert_uint_eq(data_in(), 0x83);
+    ck_assert_uint_eq(data_in(), 0x00);
+    ck_assert_uint_eq(status() & STATUS_OBF, 0);
+    cmd(0x20);
+    ck_assert_uint_eq(data_in(), 0x44);
+    state_buf_free(&saved);
+}
+END_TEST
+
+START_TEST(save_load_keeps_a_command_waiting_for_its_data)
+{
+    cmd(0x60);
+    move_to_fresh_controller();
+    ck_assert_uint_eq(status() & 0x08, 0x08); /* STATUS_CMD: the data byte is awaited */
+    data_out(0x61);
+    cmd(0x20);
+    ck_assert_uint_eq(data_in(), 0x61);
+    /* And a pending output-port write still pulls the reset line. */
+    cmd(0xd1);
+    move_to_fresh_controller();
+    data_out(0x00);
+    ck_assert_int_eq(resets, 1);
+    state_buf_free(&saved);
+}
+END_TEST
+
+START_TEST(load_refuses_bad_blobs)
+{
+    uint8_t blob[3 + I8042_OUTQ_SIZE + 1] = {CTR_DEFAULT, 0, 2, 0x11, 0x22};
+
+    /* Every truncation of a good blob, and a trailing byte. */
+    for (size_t len = 0; len < 5; len++)
+        ck_assert_int_eq(c.cmd_dev.ops->load(&c.cmd_dev, blob, len), -EINVAL);
+    ck_assert_int_eq(c.cmd_dev.ops->load(&c.cmd_dev, blob, 6), -EINVAL);
+    /* More queued bytes than the queue holds. */
+    blob[2] = I8042_OUTQ_SIZE + 1;
+    ck_assert_int_eq(c.cmd_dev.ops->load(&c.cmd_dev, blob, sizeof(blob)), -EINVAL);
+    /* A pending command that takes no data byte. */
+    blob[1] = 0xaa;
+    blob[2] = 0;
+    ck_assert_int_eq(c.cmd_dev.ops->load(&c.cmd_dev, blob, 3), -EINVAL);
+    /* Nothing was changed by the refusals. */
+    ck_assert_uint_eq(status() & (STATUS_OBF | 0x08), 0);
+    blob[1] = 0;
+    blob[2] = 2;
+    ck_assert_int_eq(c.cmd_dev.ops->load(&c.cmd_dev, blob, 5), 0);
+    ck_assert_uint_eq(data_in(), 0x11);
+    ck_assert_uint_eq(data_in(), 0x22);
+}
+END_TEST
+
 static Suite *i8042_suite(void)
 {
     Suite *s = suite_create("i8042");
@@ -221,6 +308,9 @@ static Suite *i8042_suite(void)
     tcase_add_test(tc, keyboard_reset_replies_bat_ok);
     tcase_add_test(tc, empty_read_leaves_obf_clear);
     tcase_add_test(tc, device_reset_restores_ctr);
+    tcase_add_test(tc, save_load_keeps_ctr_and_queued_bytes_in_order);
+    tcase_add_test(tc, save_load_keeps_a_command_waiting_for_its_data);
+    tcase_add_test(tc, load_refuses_bad_blobs);
     suite_add_tcase(s, tc);
     return s;
 }

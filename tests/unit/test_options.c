@@ -131,10 +131,12 @@ START_TEST(defaults_with_only_kernel)
     ck_assert_ptr_null(o.user);
     ck_assert_ptr_null(o.group);
     ck_assert(!o.hugepages);
+    ck_assert(o.seccomp);
     ck_assert_int_eq(o.verbosity, 0);
     ck_assert_ptr_null(o.vhost_trace);
     ck_assert(!o.debug_exit);
     ck_assert_uint_eq(o.timeout, 0);
+    ck_assert_ptr_null(o.api_socket);
 }
 END_TEST
 
@@ -157,7 +159,8 @@ START_TEST(every_long_option_is_stored)
 
     ck_assert_int_eq(PARSE(&o, "--kernel", "k", "--initrd", "i", "--cmdline", "c x", "--memory",
                            "1G", "--cpus", "4", "--hugepages", "--user", "nobody", "--group",
-                           "nogroup", "--kvm-device", "/dev/kvm2", "--verbose", "--verbose"),
+                           "nogroup", "--kvm-device", "/dev/kvm2", "--seccomp", "off", "--verbose",
+                           "--verbose"),
                      OPTIONS_OK);
     ck_assert_str_eq(o.kernel, "k");
     ck_assert_str_eq(o.initrd, "i");
@@ -168,6 +171,7 @@ START_TEST(every_long_option_is_stored)
     ck_assert_str_eq(o.user, "nobody");
     ck_assert_str_eq(o.group, "nogroup");
     ck_assert_str_eq(o.kvm_device, "/dev/kvm2");
+    ck_assert(!o.seccomp);
     ck_assert_int_eq(o.verbosity, 2);
 }
 END_TEST
@@ -362,6 +366,42 @@ START_TEST(timeout_bad_value_rejected)
 }
 END_TEST
 
+START_TEST(api_socket_stored)
+{
+    struct vmm_options o;
+
+    ck_assert_int_eq(PARSE(&o, "-k", "k", "--api-socket", "/tmp/vm.api"), OPTIONS_OK);
+    ck_assert_str_eq(o.api_socket, "/tmp/vm.api");
+}
+END_TEST
+
+START_TEST(api_socket_bad_path_rejected)
+{
+    char longest[108], too_long[109];
+    struct vmm_options o;
+
+    memset(longest, 'a', sizeof(longest) - 1);
+    longest[sizeof(longest) - 1] = '\0';
+    memset(too_long, 'a', sizeof(too_long) - 1);
+    too_long[sizeof(too_long) - 1] = '\0';
+    ck_assert_int_eq(PARSE(&o, "-k", "k", "--api-socket", longest), OPTIONS_OK);
+    assert_error(PARSE(&o, "-k", "k", "--api-socket", too_long), "--api-socket", "1 to 107 bytes");
+    assert_error(PARSE(&o, "-k", "k", "--api-socket", ""), "--api-socket", "1 to 107 bytes");
+    assert_error(PARSE(&o, "-k", "k", "--api-socket"), "--api-socket", "needs a value");
+}
+END_TEST
+
+START_TEST(seccomp_takes_on_or_off)
+{
+    struct vmm_options o;
+
+    ck_assert_int_eq(PARSE(&o, "-k", "k", "--seccomp", "off", "--seccomp=on"), OPTIONS_OK);
+    ck_assert(o.seccomp);
+    assert_error(PARSE(&o, "-k", "k", "--seccomp=yes"), "--seccomp", "'yes'");
+    assert_error(PARSE(&o, "-k", "k", "--seccomp", ""), "--seccomp", "on or off");
+}
+END_TEST
+
 START_TEST(unknown_long_option_named)
 {
     struct vmm_options o;
@@ -426,12 +466,30 @@ START_TEST(on_reboot_values)
 }
 END_TEST
 
+START_TEST(incoming_and_restore)
+{
+    struct vmm_options o;
+
+    ck_assert_int_eq(PARSE(&o, "--incoming", "unix:/tmp/m.sock"), OPTIONS_OK);
+    ck_assert_str_eq(o.incoming, "unix:/tmp/m.sock");
+    ck_assert_ptr_null(o.kernel);
+    ck_assert_int_eq(PARSE(&o, "--incoming", "tcp:10.0.0.1:4444"), OPTIONS_OK);
+    ck_assert_int_eq(PARSE(&o, "--restore", "/tmp/snap"), OPTIONS_OK);
+    ck_assert_str_eq(o.restore, "/tmp/snap");
+    assert_error(PARSE(&o, "--incoming", "udp:x"), "--incoming 'udp:x'", "unix:PATH");
+    assert_error(PARSE(&o, "--incoming", "unix:a", "--restore", "b"), "--incoming", "exclude");
+    assert_error(PARSE(&o, "-k", "k", "--restore", "b"), "--kernel", "--restore");
+    assert_error(PARSE(&o, "--memory", "1G"), "--kernel", "required");
+}
+END_TEST
+
 START_TEST(help_prints_every_long_option)
 {
     static const char *const names[] = {
-        "--kernel",  "--initrd", "--cmdline",     "--memory",    "--cpus",       "--hugepages",
-        "--user",    "--group",  "--kvm-device",  "--quiet",     "--verbose",    "--help",
-        "--version", "--net",    "--vhost-trace", "--on-reboot", "--debug-exit", "--timeout",
+        "--kernel",   "--initrd",  "--cmdline",     "--memory",    "--cpus",       "--hugepages",
+        "--user",     "--group",   "--kvm-device",  "--quiet",     "--verbose",    "--help",
+        "--version",  "--net",     "--vhost-trace", "--on-reboot", "--debug-exit", "--timeout",
+        "--incoming", "--restore", "--api-socket",  "--seccomp",
     };
     struct vmm_options o;
 
@@ -479,6 +537,7 @@ static Suite *options_suite(void)
 
     tcase_add_test(size, size_accepts_suffixes);
     tcase_add_test(size, on_reboot_values);
+    tcase_add_test(size, incoming_and_restore);
     tcase_add_test(size, size_accepts_ib_and_b_forms);
     tcase_add_test(size, size_plain_number_is_bytes);
     tcase_add_test(size, size_rejects_malformed);
@@ -504,6 +563,9 @@ static Suite *options_suite(void)
     tcase_add_test(parse, debug_exit_port_needs_equals);
     tcase_add_test(parse, timeout_stored_in_seconds);
     tcase_add_test(parse, timeout_bad_value_rejected);
+    tcase_add_test(parse, api_socket_stored);
+    tcase_add_test(parse, api_socket_bad_path_rejected);
+    tcase_add_test(parse, seccomp_takes_on_or_off);
     tcase_add_test(parse, unknown_long_option_named);
     tcase_add_test(parse, unknown_short_option_named);
     tcase_add_test(parse, unknown_option_inside_cluster_named);

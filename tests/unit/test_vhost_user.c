@@ -1267,6 +1267,66 @@ START_TEST(accept_times_out)
 }
 END_TEST
 
+/* Fills a listen queue nobody accepts from, then connects once more with a timeout. */
+struct full_queue {
+    int fds[5];
+    int n;      /* connections the queue took */
+    int r;      /* the try_connect that found it full */
+    int r_wait; /* vhost_user_connect with a timeout */
+    int64_t wait_ms;
+};
+
+static void *fill_the_queue(void *arg)
+{
+    struct full_queue *q = arg;
+    int64_t t0;
+
+    while (q->n < 4 && (q->r = vhost_user_try_connect(sock_path, &q->fds[q->n])) == 0)
+        q->n++;
+    t0 = now_ms();
+    q->r_wait = vhost_user_connect(sock_path, TIMEOUT_MS, &q->fds[q->n]);
+    q->wait_ms = now_ms() - t0;
+    return NULL;
+}
+
+/* A back-end that listens but never accepts: a blocking connect() would wait for a free
+ * slot forever, which on a reconnect is the event loop. */
+START_TEST(connect_to_a_full_listen_queue_fails_at_once)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), fd;
+    struct full_queue q = {.r = 1};
+    int64_t deadline = now_ms() + 3000;
+    bool stuck = false;
+    pthread_t t;
+
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
+    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(lfd, 0), 0);
+    capture_start();
+    ck_assert_int_eq(pthread_create(&t, NULL, fill_the_queue, &q), 0);
+    while (pthread_tryjoin_np(t, NULL)) {
+        /* Past the deadline, unblock a stuck connect() so that the test fails, not hangs. */
+        if (now_ms() > deadline && (fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
+            stuck = true;
+            close(fd);
+        }
+        usleep(10 * 1000);
+    }
+    capture_end();
+    ck_assert_msg(!stuck, "connect() blocked on a full listen queue");
+    ck_assert_int_ge(q.n, 1);
+    ck_assert_int_eq(q.r, -EAGAIN);
+    ck_assert_int_eq(q.r_wait, -ETIMEDOUT);
+    ck_assert_int_lt(q.wait_ms, TIMEOUT_MS + 1000);
+    /* What vmm talks over blocks with poll() deadlines, like an accepted socket. */
+    ck_assert_int_eq(fcntl(q.fds[0], F_GETFL) & O_NONBLOCK, 0);
+    while (q.n--)
+        close(q.fds[q.n]);
+    close(lfd);
+}
+END_TEST
+
 START_TEST(connect_rejects_an_overlong_path)
 {
     char path[200];
@@ -1744,6 +1804,7 @@ static Suite *vhost_user_suite(void)
     tcase_add_test(sock, listen_refuses_a_live_socket);
     tcase_add_test(sock, accept_times_out);
     tcase_add_test(sock, connect_rejects_an_overlong_path);
+    tcase_add_test(sock, connect_to_a_full_listen_queue_fails_at_once);
     suite_add_tcase(s, sock);
 
     tcase_add_checked_fixture(back, bk_setup, teardown);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define BIT(n) (1ULL << (n))
@@ -24,10 +25,11 @@
      BIT(VIRTIO_NET_F_HOST_UFO) | BIT(VIRTIO_NET_F_MRG_RXBUF) | BIT(VIRTIO_F_RING_INDIRECT_DESC) | \
      BIT(VIRTIO_F_RING_EVENT_IDX) | BIT(VIRTIO_F_VERSION_1))
 
-/* What vmm provides itself: config space and the control queue. */
+/* What vmm provides itself: config space, the control queue, announcements. */
 #define VMM_BITS                                                                                   \
     (BIT(VIRTIO_NET_F_MAC) | BIT(VIRTIO_NET_F_STATUS) | BIT(VIRTIO_NET_F_CTRL_VQ) |                \
-     BIT(VIRTIO_NET_F_CTRL_RX) | BIT(VIRTIO_NET_F_CTRL_MAC_ADDR))
+     BIT(VIRTIO_NET_F_CTRL_RX) | BIT(VIRTIO_NET_F_CTRL_MAC_ADDR) |                                 \
+     BIT(VIRTIO_NET_F_GUEST_ANNOUNCE))
 
 static struct virtio_net_options opts;
 static char err[256];
@@ -169,6 +171,26 @@ START_TEST(bad_numbers)
 }
 END_TEST
 
+START_TEST(reconnect_ms_option)
+{
+    ck_assert_int_eq(parse("vhost-user,socket=/s"), 0);
+    ck_assert_uint_eq(opts.reconnect_ms, 1000);
+    ck_assert_int_eq(parse("vhost-user,socket=/s,reconnect-ms=1"), 0);
+    ck_assert_uint_eq(opts.reconnect_ms, 1);
+    ck_assert_int_eq(parse("vhost-user,socket=/s,reconnect-ms=250,server"), 0);
+    ck_assert_uint_eq(opts.reconnect_ms, 250);
+    ck_assert_int_eq(parse("vhost-user,socket=/s,reconnect-ms=3600000"), 0);
+    ck_assert_uint_eq(opts.reconnect_ms, 3600000);
+    expect_error("vhost-user,socket=/s,reconnect-ms=0", "'reconnect-ms=0'");
+    expect_error("vhost-user,socket=/s,reconnect-ms=3600001", "'reconnect-ms=3600001'");
+    expect_error("vhost-user,socket=/s,reconnect-ms=-1", "'reconnect-ms=-1'");
+    expect_error("vhost-user,socket=/s,reconnect-ms=1s", "'reconnect-ms=1s'");
+    expect_error("vhost-user,socket=/s,reconnect-ms=", "'reconnect-ms='");
+    expect_error("vhost-user,socket=/s,reconnect-ms", "'reconnect-ms'");
+    expect_error("vhost-user,socket=/s,reconnect-ms=18446744073709551617", "reconnect-ms=");
+}
+END_TEST
+
 START_TEST(bad_socket)
 {
     char arg[300];
@@ -263,9 +285,8 @@ START_TEST(offered_drops_unknown_backend_bits)
 {
     struct virtio_net_options o = with(1, 0);
     const uint64_t unknown = BIT(VIRTIO_NET_F_CTRL_GUEST_OFFLOADS) | BIT(VIRTIO_NET_F_CTRL_VLAN) |
-                             BIT(21) /* GUEST_ANNOUNCE */ | BIT(VHOST_USER_F_PROTOCOL_FEATURES) |
-                             BIT(VHOST_USER_F_LOG_ALL) | BIT(33) /* ACCESS_PLATFORM */ |
-                             BIT(34) /* RING_PACKED */ | BIT(63);
+                             BIT(VHOST_USER_F_PROTOCOL_FEATURES) | BIT(VHOST_USER_F_LOG_ALL) |
+                             BIT(33) /* ACCESS_PLATFORM */ | BIT(34) /* RING_PACKED */ | BIT(63);
 
     ck_assert_uint_eq(virtio_net_offered_features(unknown, &o), VMM_BITS);
     ck_assert_uint_eq(virtio_net_offered_features(~0ULL, &o), DATA_PATH_BITS | VMM_BITS);
@@ -341,6 +362,51 @@ START_TEST(backend_never_gets_vmm_bits)
                           (BIT(VIRTIO_NET_F_CTRL_VQ) | BIT(VIRTIO_NET_F_MQ) |
                            BIT(VIRTIO_NET_F_MAC) | BIT(VIRTIO_NET_F_STATUS)),
                       0);
+}
+END_TEST
+
+/* ---- a new backend against what the guest uses ---- */
+
+START_TEST(missing_feature_none)
+{
+    ck_assert_int_eq(virtio_net_missing_feature(0, 0), -1);
+    ck_assert_int_eq(virtio_net_missing_feature(DATA_PATH_BITS, DATA_PATH_BITS), -1);
+    ck_assert_int_eq(virtio_net_missing_feature(BIT(VIRTIO_NET_F_CSUM), ~0ULL), -1);
+    /* Offering more than the guest uses is fine. */
+    ck_assert_int_eq(virtio_net_missing_feature(BIT(VIRTIO_F_VERSION_1), DATA_PATH_BITS), -1);
+}
+END_TEST
+
+START_TEST(missing_feature_lowest_bit)
+{
+    const uint64_t in_use = BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_NET_F_MRG_RXBUF) |
+                            BIT(VIRTIO_NET_F_HOST_TSO4) | BIT(VIRTIO_F_RING_EVENT_IDX);
+
+    ck_assert_int_eq(virtio_net_missing_feature(in_use, 0), VIRTIO_NET_F_HOST_TSO4);
+    ck_assert_int_eq(virtio_net_missing_feature(in_use, BIT(VIRTIO_NET_F_HOST_TSO4)),
+                     VIRTIO_NET_F_MRG_RXBUF);
+    ck_assert_int_eq(virtio_net_missing_feature(in_use, in_use & ~BIT(VIRTIO_F_VERSION_1)),
+                     VIRTIO_F_VERSION_1);
+    ck_assert_int_eq(virtio_net_missing_feature(DATA_PATH_BITS, 0), VIRTIO_NET_F_CSUM);
+}
+END_TEST
+
+/* Only what the backend implements counts: vmm's own bits (config space, control
+ * queue, MQ, MTU) and the vhost-user protocol bit never make a backend unfit. */
+START_TEST(missing_feature_only_data_path_bits)
+{
+    for (unsigned bit = 0; bit < 64; bit++) {
+        int want = (DATA_PATH_BITS & BIT(bit)) ? (int)bit : -1;
+
+        ck_assert_msg(virtio_net_missing_feature(BIT(bit), 0) == want,
+                      "bit %u in use, not offered: %d, expected %d", bit,
+                      virtio_net_missing_feature(BIT(bit), 0), want);
+    }
+    ck_assert_int_eq(virtio_net_missing_feature(VMM_BITS | BIT(VIRTIO_NET_F_MQ) |
+                                                    BIT(VIRTIO_NET_F_MTU) |
+                                                    BIT(VHOST_USER_F_PROTOCOL_FEATURES),
+                                                0),
+                     -1);
 }
 END_TEST
 
@@ -1008,8 +1074,7 @@ START_TEST(ctrl_mq_on_a_broken_backend_applies_later)
     cq_net.conn.features = BIT(VHOST_USER_F_PROTOCOL_FEATURES) | BIT(VIRTIO_F_VERSION_1);
     cq_net.conn.broken = true;
     cq_net.connected = true;
-    for (unsigned q = 0; q < CQ_INDEX; q++)
-        cq_net.vdev.queues[q].enabled = true;
+    cq_net.rings_started = (1u << CQ_INDEX) - 1; /* every data ring handed to the backend */
     cq_net.active_pairs = 1;
     ck_assert_uint_eq(ctrl(CLASS_MQ, MQ_VQ_PAIRS_SET, &pairs, 2), ACK_OK);
     ck_assert_uint_eq(cq_net.active_pairs, 2);
@@ -1030,8 +1095,7 @@ START_TEST(ctrl_mq_without_protocol_features_sends_nothing)
     uint16_t pairs = 2;
 
     cq_net.conn.features = BIT(VIRTIO_F_VERSION_1);
-    for (unsigned q = 0; q < CQ_INDEX; q++)
-        cq_net.vdev.queues[q].enabled = true;
+    cq_net.rings_started = (1u << CQ_INDEX) - 1; /* every data ring handed to the backend */
     cq_net.active_pairs = 1;
     ck_assert_uint_eq(ctrl(CLASS_MQ, MQ_VQ_PAIRS_SET, &pairs, 2), ACK_OK);
     ck_assert_uint_eq(cq_net.active_pairs, 2);
@@ -1298,6 +1362,823 @@ START_TEST(ctrl_empty_queue)
 }
 END_TEST
 
+/* ---- start and stop against a back-end (found by fuzz_guest) ----
+ * The model activated and reset as the transport does, its vhost-user connection a
+ * socketpair whose far end collects the requests; GET_VRING_BASE replies are queued
+ * before the reset asks for them. Without protocol features nothing else is answered. */
+
+#define LC_PAIRS 2
+#define LC_CTRL (2 * LC_PAIRS)
+
+static struct virtio_net lc_net;
+static struct virtio_platform lc_platform;
+static int lc_backend = -1;
+static int lc_watches, lc_unwatches, lc_bad_unwatches, lc_watched_fd;
+
+static int lc_watch_fd(void *opaque, int fd, void (*cb)(void *arg, uint32_t events), void *arg,
+                       bool on)
+{
+    (void)opaque, (void)cb, (void)arg;
+    if (on) {
+        lc_watches++;
+        lc_watched_fd = fd;
+    } else if (fd == lc_watched_fd) {
+        lc_unwatches++;
+        lc_watched_fd = -1;
+    } else {
+        lc_bad_unwatches++; /* the event loop would say -ENOENT */
+    }
+    return 0;
+}
+
+static int lc_mem_regions(void *opaque, struct vhost_user_mem_region *regions, int max)
+{
+    (void)opaque, (void)regions, (void)max;
+    return 0;
+}
+
+static void lc_setup(void)
+{
+    char e[128];
+    int sv[2];
+
+    cq_fm.buf = calloc(1, CQ_MEM_SIZE);
+    ck_assert_ptr_nonnull(cq_fm.buf);
+    cq_fm.base = CQ_MEM_BASE;
+    cq_fm.size = CQ_MEM_SIZE;
+    cq_mem = (struct guest_mem_access){.ptr = cq_mem_ptr, .opaque = &cq_fm};
+    lc_platform = (struct virtio_platform){.watch_fd = lc_watch_fd, .mem_regions = lc_mem_regions};
+    lc_watches = lc_unwatches = lc_bad_unwatches = 0;
+    lc_watched_fd = -1;
+    ck_assert_int_eq(
+        virtio_net_parse_options("vhost-user,socket=/x,queues=2", &cq_opts, e, sizeof(e)), 0);
+    virtio_net_setup(&lc_net, "net0", &cq_opts, &lc_platform, &cq_mem);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    vhost_user_conn_init(&lc_net.conn, sv[0]);
+    lc_net.conn.features = BIT(VIRTIO_F_VERSION_1);
+    lc_net.conn.timeout_ms = 200;
+    lc_net.backend_features = lc_net.conn.features;
+    lc_net.connected = true; /* what virtio_net_init leaves after its handshake */
+    lc_net.vdev.acked_features = BIT(VIRTIO_F_VERSION_1);
+    lc_backend = sv[1];
+    for (unsigned q = 0; q < lc_net.vdev.num_queues; q++) {
+        lc_net.vdev.queues[q].kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        lc_net.vdev.queues[q].call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    }
+}
+
+static void lc_teardown(void)
+{
+    for (unsigned q = 0; q < lc_net.vdev.num_queues; q++) {
+        close(lc_net.vdev.queues[q].kick_fd);
+        close(lc_net.vdev.queues[q].call_fd);
+    }
+    virtio_net_destroy(&lc_net);
+    close(lc_backend);
+    free(cq_fm.buf);
+    cq_fm.buf = NULL;
+}
+
+/* Queue q's rings in guest RAM, as a driver sets them up; enabled or not. */
+static void lc_queue(unsigned q, bool enabled)
+{
+    struct virtio_queue *vq = &lc_net.vdev.queues[q];
+    uint64_t base = CQ_MEM_BASE + 0x1000 * q;
+
+    vq->size = CQ_QSIZE;
+    vq->desc = base;
+    vq->avail = base + 0x400;
+    vq->used = base + 0x800;
+    vq->enabled = enabled;
+}
+
+static void lc_queue_vring_base_reply(uint32_t index)
+{
+    uint32_t m[5] = {VHOST_USER_GET_VRING_BASE, 0x5, 8, index, 0};
+
+    ck_assert_int_eq(send(lc_backend, m, sizeof(m), 0), (ssize_t)sizeof(m));
+}
+
+/* Reads what the front-end sent; returns how many GET_VRING_BASE, their rings in a mask. */
+static int lc_vring_base_requests(uint32_t *rings)
+{
+    static uint8_t buf[65536];
+    ssize_t n = 0, got;
+    int count = 0;
+
+    /* A read stops where fds were attached (kick, call): read until nothing is left. */
+    while ((got = recv(lc_backend, buf + n, sizeof(buf) - (size_t)n, MSG_DONTWAIT)) > 0)
+        n += got;
+
+    *rings = 0;
+    for (ssize_t off = 0; n > 0 && off + 12 <= n;) {
+        uint32_t hdr[3], index;
+
+        memcpy(hdr, buf + off, 12);
+        if (hdr[0] == VHOST_USER_GET_VRING_BASE) {
+            memcpy(&index, buf + off + 12, 4);
+            *rings |= 1u << index;
+            count++;
+        }
+        off += 12 + hdr[2];
+    }
+    return count;
+}
+
+/* The guest enabled the control queue and a data ring only after DRIVER_OK: the reset
+ * unwatches nothing it did not watch and stops only the rings it started. */
+START_TEST(reset_stops_only_what_activate_started)
+{
+    uint32_t rings;
+
+    lc_queue(0, true);
+    lc_queue(1, true);
+    lc_queue(2, false);
+    lc_queue(LC_CTRL, false);
+    ck_assert_int_eq(lc_net.vdev.ops->activate(&lc_net.vdev), 0);
+    ck_assert_int_eq(lc_vring_base_requests(&rings), 0);
+    ck_assert_int_eq(lc_watches, 0);
+    lc_net.vdev.queues[2].enabled = true;
+    lc_net.vdev.queues[LC_CTRL].enabled = true;
+    lc_queue_vring_base_reply(0);
+    lc_queue_vring_base_reply(1);
+    lc_net.vdev.ops->reset(&lc_net.vdev);
+    ck_assert_int_eq(lc_bad_unwatches, 0);
+    ck_assert_int_eq(lc_vring_base_requests(&rings), 2);
+    ck_assert_uint_eq(rings, 0x3);
+    ck_assert(!lc_net.conn.broken);
+}
+END_TEST
+
+/* A control queue the guest laid out badly fails the start after the data rings were
+ * given to the backend: they are stopped, not left running on memory the guest reuses. */
+START_TEST(failed_activate_stops_the_rings_it_started)
+{
+    uint32_t rings;
+
+    lc_queue(0, true);
+    lc_queue(1, true);
+    lc_queue(LC_CTRL, true);
+    lc_net.vdev.queues[LC_CTRL].desc += 8; /* descriptors must be 16-byte aligned */
+    lc_queue_vring_base_reply(0);
+    lc_queue_vring_base_reply(1);
+    ck_assert_int_eq(lc_net.vdev.ops->activate(&lc_net.vdev), -EINVAL);
+    ck_assert(!lc_net.started);
+    ck_assert_int_eq(lc_vring_base_requests(&rings), 2);
+    ck_assert_uint_eq(rings, 0x3);
+    ck_assert_int_eq(lc_watches, 0);
+    ck_assert(!lc_net.conn.broken);
+}
+END_TEST
+
+/* The usual case still works: the control queue is watched, then unwatched. */
+START_TEST(reset_unwatches_the_control_queue_it_watched)
+{
+    uint32_t rings;
+
+    lc_queue(0, true);
+    lc_queue(1, true);
+    lc_queue(LC_CTRL, true);
+    ck_assert_int_eq(lc_net.vdev.ops->activate(&lc_net.vdev), 0);
+    ck_assert_int_eq(lc_watches, 1);
+    ck_assert_int_eq(lc_watched_fd, lc_net.vdev.queues[LC_CTRL].kick_fd);
+    lc_queue_vring_base_reply(0);
+    lc_queue_vring_base_reply(1);
+    lc_net.vdev.ops->reset(&lc_net.vdev);
+    ck_assert_int_eq(lc_unwatches, 1);
+    ck_assert_int_eq(lc_bad_unwatches, 0);
+    ck_assert_int_eq(lc_vring_base_requests(&rings), 2);
+}
+END_TEST
+
+/* ---- migration ----
+ * The control-queue device again, now with its four data rings in the fake guest
+ * memory and a scripted vhost-user backend on a socketpair: vmm's requests are
+ * read back from the backend's end, and replies (GET_VRING_BASE) are queued
+ * there before the call that waits for them. */
+
+#define MG_RINGS CQ_INDEX
+#define MG_RING_MEM (CQ_MEM_BASE + 0x10000)
+#define MG_QSIZE 16
+#define MG_BACKEND                                                                                 \
+    (BIT(VIRTIO_F_VERSION_1) | BIT(VHOST_USER_F_PROTOCOL_FEATURES) | BIT(VIRTIO_NET_F_MRG_RXBUF))
+#define MG_ACKED (CQ_FEATURES | BIT(VIRTIO_NET_F_MRG_RXBUF))
+#define PF_RARP (1ULL << VHOST_USER_PROTOCOL_F_RARP)
+
+struct be_msg {
+    uint32_t request, flags, size;
+    uint8_t payload[512];
+    int nfds;
+};
+
+static int mg_be = -1; /* the backend's end of the socket */
+static int mg_memfd = -1;
+static struct {
+    int fd;
+    void (*cb)(void *arg, uint32_t events);
+    void *arg;
+} mg_watch[16];
+static int mg_nwatch, mg_watch_bad;
+
+static int mg_watch_fd(void *opaque, int fd, void (*cb)(void *arg, uint32_t events), void *arg,
+                       bool on)
+{
+    (void)opaque;
+    for (int i = 0; i < mg_nwatch; i++) {
+        if (mg_watch[i].fd != fd)
+            continue;
+        if (on) {
+            mg_watch_bad++;
+            return -EEXIST;
+        }
+        mg_watch[i] = mg_watch[--mg_nwatch];
+        return 0;
+    }
+    if (!on || mg_nwatch == 16) {
+        mg_watch_bad++;
+        return -ENOENT;
+    }
+    mg_watch[mg_nwatch].fd = fd;
+    mg_watch[mg_nwatch].cb = cb;
+    mg_watch[mg_nwatch].arg = arg;
+    mg_nwatch++;
+    return 0;
+}
+
+static bool mg_watched(int fd)
+{
+    for (int i = 0; i < mg_nwatch; i++)
+        if (mg_watch[i].fd == fd)
+            return true;
+    return false;
+}
+
+static int mg_mem_regions(void *opaque, struct vhost_user_mem_region *regions, int max)
+{
+    (void)opaque;
+    ck_assert_int_ge(max, 1);
+    regions[0] = (struct vhost_user_mem_region){.guest_phys_addr = CQ_MEM_BASE,
+                                                .memory_size = CQ_MEM_SIZE,
+                                                .userspace_addr = (uintptr_t)cq_fm.buf,
+                                                .fd = mg_memfd};
+    return 1;
+}
+
+/* One message as the backend reads it; false when none is waiting. */
+static bool be_recv(struct be_msg *m)
+{
+    union {
+        char b[CMSG_SPACE(sizeof(int) * 8)];
+        struct cmsghdr align;
+    } ctl;
+    uint8_t hdr[12];
+    struct iovec iov = {.iov_base = hdr, .iov_len = sizeof(hdr)};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof(ctl.b)};
+    ssize_t n = recvmsg(mg_be, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+    memset(m, 0, sizeof(*m));
+    if (n <= 0)
+        return false;
+    ck_assert_int_eq(n, sizeof(hdr));
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+        size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+        for (size_t i = 0; i < k; i++) {
+            int fd;
+
+            memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+            close(fd);
+            m->nfds++;
+        }
+    }
+    memcpy(&m->request, hdr, 4);
+    memcpy(&m->flags, hdr + 4, 4);
+    memcpy(&m->size, hdr + 8, 4);
+    ck_assert_uint_le(m->size, sizeof(m->payload));
+    if (m->size)
+        ck_assert_int_eq(recv(mg_be, m->payload, m->size, MSG_DONTWAIT), (ssize_t)m->size);
+    return true;
+}
+
+static uint32_t msg_u32(const struct be_msg *m, unsigned off)
+{
+    uint32_t v;
+
+    memcpy(&v, m->payload + off, 4);
+    return v;
+}
+
+static void be_reply_base(unsigned index, unsigned base)
+{
+    uint8_t msg[20];
+    uint32_t hdr[3] = {VHOST_USER_GET_VRING_BASE, 0x5 /* version 1, reply */, 8};
+    uint32_t state[2] = {index, base};
+
+    memcpy(msg, hdr, 12);
+    memcpy(msg + 12, state, 8);
+    ck_assert_int_eq(write(mg_be, msg, sizeof(msg)), (ssize_t)sizeof(msg));
+}
+
+/* What vmm sent since the last look. */
+struct be_log {
+    struct be_msg m[64];
+    int n;
+};
+
+static void be_collect(struct be_log *log)
+{
+    static struct be_msg extra;
+
+    log->n = 0;
+    while (log->n < 64 && be_recv(&log->m[log->n]))
+        log->n++;
+    ck_assert_msg(!be_recv(&extra), "more than 64 messages");
+}
+
+static int be_count(const struct be_log *log, uint32_t request)
+{
+    int n = 0;
+
+    for (int i = 0; i < log->n; i++)
+        n += log->m[i].request == request;
+    return n;
+}
+
+/* The base SET_VRING_BASE gave ring q, or -1. */
+static int be_base(const struct be_log *log, unsigned q)
+{
+    for (int i = 0; i < log->n; i++)
+        if (log->m[i].request == VHOST_USER_SET_VRING_BASE && msg_u32(&log->m[i], 0) == q)
+            return (int)msg_u32(&log->m[i], 4);
+    return -1;
+}
+
+/* Each data ring started once, from bases[q]: NUM, ADDR, BASE, KICK and CALL with
+ * their fds, and the enables for the active pairs. */
+static void expect_rings_started(const struct be_log *log, const uint16_t *bases,
+                                 unsigned active_pairs)
+{
+    ck_assert_int_eq(be_count(log, VHOST_USER_SET_FEATURES), 1);
+    ck_assert_int_eq(be_count(log, VHOST_USER_SET_MEM_TABLE), 1);
+    ck_assert_int_eq(be_count(log, VHOST_USER_SET_VRING_NUM), MG_RINGS);
+    ck_assert_int_eq(be_count(log, VHOST_USER_SET_VRING_ADDR), MG_RINGS);
+    ck_assert_int_eq(be_count(log, VHOST_USER_SET_VRING_KICK), MG_RINGS);
+    ck_assert_int_eq(be_count(log, VHOST_USER_SET_VRING_CALL), MG_RINGS);
+    ck_assert_int_eq(be_count(log, VHOST_USER_SET_VRING_BASE), MG_RINGS);
+    for (unsigned q = 0; q < MG_RINGS; q++)
+        ck_assert_msg(be_base(log, q) == bases[q], "ring %u started at %d, expected %u", q,
+                      be_base(log, q), bases[q]);
+    ck_assert_int_eq(be_count(log, VHOST_USER_SET_VRING_ENABLE), MG_RINGS);
+    for (int i = 0; i < log->n; i++)
+        if (log->m[i].request == VHOST_USER_SET_VRING_ENABLE)
+            ck_assert_uint_eq(msg_u32(&log->m[i], 4), msg_u32(&log->m[i], 0) < 2 * active_pairs);
+    ck_assert_int_eq(be_count(log, VHOST_USER_GET_VRING_BASE), 0);
+}
+
+static uint64_t efd_take(int fd)
+{
+    uint64_t v = 0;
+
+    if (read(fd, &v, sizeof(v)) != sizeof(v))
+        return 0;
+    return v;
+}
+
+/* A fresh backend connection for cq_net, as virtio_net_init leaves it. */
+static void mg_connect(uint64_t protocol_features)
+{
+    int sv[2];
+
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    vhost_user_conn_init(&cq_net.conn, sv[0]);
+    cq_net.conn.timeout_ms = 500;
+    cq_net.conn.features = MG_BACKEND;
+    cq_net.conn.protocol_features = protocol_features;
+    cq_net.backend_features = MG_BACKEND;
+    cq_net.connected = true;
+    cq_net.link_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    ck_assert_int_ge(cq_net.link_efd, 0);
+    ck_assert_int_eq(mg_watch_fd(NULL, cq_net.link_efd, NULL, NULL, true), 0); /* as vmm does */
+    mg_be = sv[1];
+}
+
+/* The guest set up every ring and started the NIC (DRIVER_OK). */
+static void mg_setup(void)
+{
+    struct be_log log;
+
+    cq_setup();
+    mg_nwatch = mg_watch_bad = 0;
+    cq_platform.watch_fd = mg_watch_fd;
+    cq_platform.mem_regions = mg_mem_regions;
+    mg_memfd = eventfd(0, EFD_CLOEXEC); /* any fd: the fake backend only counts it */
+    for (unsigned q = 0; q < MG_RINGS; q++) {
+        struct virtio_queue *vq = &cq_net.vdev.queues[q];
+
+        vq->size = MG_QSIZE;
+        vq->desc = MG_RING_MEM + 0x1000ULL * q;
+        vq->avail = vq->desc + 0x100;
+        vq->used = vq->desc + 0x200;
+        vq->enabled = true;
+        vq->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    }
+    cq_net.vdev.queues[CQ_INDEX].kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    cq_net.started = false;
+    cq_net.vdev.acked_features = MG_ACKED;
+    mg_connect(0);
+    ck_assert_int_eq(cq_net.vdev.ops->activate(&cq_net.vdev), 0);
+    ck_assert(cq_net.started);
+    ck_assert(mg_watched(cq_net.vdev.queues[CQ_INDEX].kick_fd));
+    be_collect(&log);
+    ck_assert_int_eq(be_count(&log, VHOST_USER_SET_VRING_BASE), MG_RINGS);
+}
+
+static void mg_teardown(void)
+{
+    for (unsigned q = 0; q <= CQ_INDEX; q++) {
+        close(cq_net.vdev.queues[q].kick_fd);
+        cq_net.vdev.queues[q].kick_fd = -1;
+    }
+    if (mg_be >= 0)
+        close(mg_be);
+    close(mg_memfd);
+    mg_be = mg_memfd = -1;
+    ck_assert_int_eq(mg_watch_bad, 0);
+    cq_teardown(); /* closes the connection and link_efd */
+}
+
+static void mg_set_used_idx(unsigned q, uint16_t idx)
+{
+    cq_put16(cq_net.vdev.queues[q].used + 2, idx);
+}
+
+static void mg_stop_at(const uint16_t *bases)
+{
+    for (unsigned q = 0; q < MG_RINGS; q++)
+        be_reply_base(q, bases[q]);
+    ck_assert_int_eq(cq_net.vdev.ops->stop(&cq_net.vdev), 0);
+}
+
+static struct state_buf mg_blob;
+
+static void mg_save(void)
+{
+    state_buf_free(&mg_blob);
+    ck_assert_int_eq(cq_net.vdev.ops->save(&cq_net.vdev, &mg_blob), 0);
+}
+
+/* The destination: a new NIC on the same guest memory with the queues the transport
+ * restored, its own backend; the source NIC is gone. */
+static void mg_new_destination(const char *net_arg, uint64_t protocol_features)
+{
+    struct virtio_queue queues[VIRTIO_MAX_QUEUES];
+    char e[128];
+
+    memcpy(queues, cq_net.vdev.queues, sizeof(queues));
+    close(mg_be);
+    mg_be = -1;
+    for (unsigned q = 0; q < cq_net.vdev.num_queues; q++)
+        cq_net.vdev.queues[q].call_fd = cq_net.vdev.queues[q].kick_fd = -1;
+    virtio_net_destroy(&cq_net);
+    ck_assert_int_eq(virtio_net_parse_options(net_arg, &cq_opts, e, sizeof(e)), 0);
+    virtio_net_setup(&cq_net, "net0", &cq_opts, &cq_platform, &cq_mem);
+    memcpy(cq_net.vdev.queues, queues, sizeof(queues));
+    mg_connect(protocol_features);
+}
+
+static int mg_load(size_t len)
+{
+    return cq_net.vdev.ops->load(&cq_net.vdev, mg_blob.data, len);
+}
+
+/* stderr capture, to check what a refusal says. */
+static char mg_err[4096];
+
+static int mg_load_logged(size_t len)
+{
+    FILE *f = tmpfile();
+    int saved = dup(2), ret;
+    size_t n;
+
+    ck_assert_ptr_nonnull(f);
+    fflush(stderr);
+    dup2(fileno(f), 2);
+    ret = mg_load(len);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(f);
+    n = fread(mg_err, 1, sizeof(mg_err) - 1, f);
+    mg_err[n] = '\0';
+    fclose(f);
+    return ret;
+}
+
+START_TEST(mig_stop_reads_each_ring_base_once)
+{
+    static const uint16_t bases[MG_RINGS] = {100, 200, 65535, 7};
+    struct be_log log;
+    struct state_buf early = {0};
+
+    /* The rings run: their bases are not known yet. */
+    ck_assert_int_eq(cq_net.vdev.ops->save(&cq_net.vdev, &early), -EBUSY);
+    mg_stop_at(bases);
+    be_collect(&log);
+    ck_assert_int_eq(log.n, MG_RINGS);
+    for (unsigned q = 0; q < MG_RINGS; q++) {
+        ck_assert_uint_eq(log.m[q].request, VHOST_USER_GET_VRING_BASE);
+        ck_assert_uint_eq(msg_u32(&log.m[q], 0), q);
+        ck_assert_uint_eq(cq_net.ring_base[q], bases[q]);
+    }
+    ck_assert(cq_net.started); /* logically started */
+    ck_assert(cq_net.stopped);
+    ck_assert(!mg_watched(cq_net.vdev.queues[CQ_INDEX].kick_fd));
+    /* A second stop asks nothing. */
+    ck_assert_int_eq(cq_net.vdev.ops->stop(&cq_net.vdev), 0);
+    be_collect(&log);
+    ck_assert_int_eq(log.n, 0);
+    ck_assert_int_eq(cq_net.vdev.ops->save(&cq_net.vdev, &early), 0);
+    state_buf_free(&early);
+}
+END_TEST
+
+START_TEST(mig_stop_skips_rings_the_guest_did_not_enable)
+{
+    static const uint16_t bases[MG_RINGS] = {1, 2, 3, 4};
+    struct be_log log;
+
+    /* As if the guest had not enabled ring 3 at DRIVER_OK: vmm never started it. */
+    cq_net.vdev.queues[3].enabled = false;
+    cq_net.rings_started &= ~(1u << 3);
+    cq_net.ring_base[3] = 0;
+    for (unsigned q = 0; q < 3; q++)
+        be_reply_base(q, bases[q]);
+    ck_assert_int_eq(cq_net.vdev.ops->stop(&cq_net.vdev), 0);
+    be_collect(&log);
+    ck_assert_int_eq(be_count(&log, VHOST_USER_GET_VRING_BASE), 3);
+    ck_assert_uint_eq(cq_net.ring_base[2], 3);
+    ck_assert_uint_eq(cq_net.ring_base[3], 0);
+}
+END_TEST
+
+/* A backend that died cannot answer: each ring stops at its used index. */
+START_TEST(mig_stop_with_a_dead_backend_takes_the_used_indexes)
+{
+    static const uint16_t used[MG_RINGS] = {11, 22, 33, 44};
+
+    for (unsigned q = 0; q < MG_RINGS; q++)
+        mg_set_used_idx(q, used[q]);
+    close(mg_be);
+    mg_be = -1;
+    ck_assert_int_eq(cq_net.vdev.ops->stop(&cq_net.vdev), 0);
+    for (unsigned q = 0; q < MG_RINGS; q++)
+        ck_assert_uint_eq(cq_net.ring_base[q], used[q]);
+    ck_assert(!cq_net.connected);
+    ck_assert(cq_net.stopped);
+    ck_assert_uint_eq(cq_net.config.status & VIRTIO_NET_S_LINK_UP, 0);
+    ck_assert_uint_eq(efd_take(cq_net.link_efd), 1);
+}
+END_TEST
+
+START_TEST(mig_restart_runs_the_rings_from_their_bases)
+{
+    static const uint16_t bases[MG_RINGS] = {5, 6, 7, 8};
+    const uint8_t on = 1;
+    struct be_log log;
+
+    mg_stop_at(bases);
+    be_collect(&log);
+    /* A command the guest queued while vmm was not watching. */
+    cq_queue(CLASS_RX, RX_PROMISC, &on, 1, LAYOUT_SPLIT);
+    ck_assert_int_eq(cq_net.vdev.ops->restart(&cq_net.vdev), 0);
+    be_collect(&log);
+    expect_rings_started(&log, bases, 1);
+    ck_assert(!cq_net.stopped);
+    ck_assert(mg_watched(cq_net.vdev.queues[CQ_INDEX].kick_fd));
+    for (unsigned q = 0; q < MG_RINGS; q++)
+        ck_assert_uint_eq(efd_take(cq_net.vdev.queues[q].kick_fd), 1);
+    ck_assert_uint_eq(cq_used_idx(), 1);
+    ck_assert_uint_eq(cq_calls(), 1);
+    /* Restarting a running NIC sends nothing. */
+    ck_assert_int_eq(cq_net.vdev.ops->restart(&cq_net.vdev), 0);
+    be_collect(&log);
+    ck_assert_int_eq(log.n, 0);
+}
+END_TEST
+
+START_TEST(mig_reset_of_a_stopped_nic_sends_nothing)
+{
+    static const uint16_t bases[MG_RINGS] = {5, 6, 7, 8};
+    struct be_log log;
+
+    mg_stop_at(bases);
+    be_collect(&log);
+    cq_net.vdev.ops->reset(&cq_net.vdev);
+    ck_assert(!cq_net.started);
+    ck_assert(!cq_net.stopped);
+    be_collect(&log);
+    ck_assert_int_eq(log.n, 0);
+}
+END_TEST
+
+/* Source: two commands handled (a new MAC, two pairs), the rings stopped. */
+static void mg_busy_source(const uint16_t *bases)
+{
+    static const uint8_t mac[6] = {0x02, 0x12, 0x34, 0x56, 0x78, 0x9a};
+    uint16_t pairs = 2;
+    struct be_log log;
+
+    ck_assert_uint_eq(ctrl(CLASS_MAC, MAC_ADDR_SET, mac, 6), ACK_OK);
+    ck_assert_uint_eq(ctrl(CLASS_MQ, MQ_VQ_PAIRS_SET, &pairs, 2), ACK_OK);
+    ck_assert_uint_eq(cq_calls(), 2);
+    mg_stop_at(bases);
+    be_collect(&log);
+    mg_save();
+}
+
+START_TEST(mig_round_trip_starts_where_the_source_stopped)
+{
+    static const uint16_t bases[MG_RINGS] = {300, 301, 65534, 2};
+    uint8_t before[sizeof(struct virtio_net_config)], after[sizeof(before)];
+    const uint8_t on = 1;
+    struct be_log log;
+
+    mg_busy_source(bases);
+    cq_net.vdev.ops->config_read(&cq_net.vdev, 0, before, sizeof(before));
+    mg_new_destination("vhost-user,socket=/x,queues=2", 0);
+    ck_assert_int_eq(mg_load(mg_blob.len), 0);
+    /* Loaded, not started. */
+    ck_assert(!cq_net.started);
+    be_collect(&log);
+    ck_assert_int_eq(log.n, 0);
+    ck_assert(!mg_watched(cq_net.vdev.queues[CQ_INDEX].kick_fd));
+    cq_net.vdev.ops->config_read(&cq_net.vdev, 0, after, sizeof(after));
+    ck_assert_mem_eq(before, after, sizeof(before));
+    ck_assert_uint_eq(cq_net.vdev.acked_features, MG_ACKED);
+    ck_assert_uint_eq(cq_net.active_pairs, 2);
+
+    ck_assert_int_eq(cq_net.vdev.ops->start_loaded(&cq_net.vdev), 0);
+    ck_assert(cq_net.started);
+    be_collect(&log);
+    expect_rings_started(&log, bases, 2);
+    ck_assert_int_eq(be_count(&log, VHOST_USER_SEND_RARP), 0);
+    ck_assert(mg_watched(cq_net.vdev.queues[CQ_INDEX].kick_fd));
+    for (unsigned q = 0; q < MG_RINGS; q++)
+        ck_assert_uint_eq(efd_take(cq_net.vdev.queues[q].kick_fd), 1);
+    /* No GUEST_ANNOUNCE, link as before: the guest is not told anything. */
+    ck_assert_uint_eq(cq_net.config.status, VIRTIO_NET_S_LINK_UP);
+    ck_assert_uint_eq(efd_take(cq_net.link_efd), 0);
+    /* The control queue goes on from the third command. */
+    ck_assert_uint_eq(ctrl(CLASS_RX, RX_PROMISC, &on, 1), ACK_OK);
+    ck_assert_uint_eq(cq_used_idx(), 3);
+    ck_assert_uint_eq(cq_net.ctrl_vq.last_avail, 3);
+    ck_assert_uint_eq(ctrl(CLASS_ANNOUNCE, 0, NULL, 0), ACK_ERR); /* not negotiated */
+    /* And a later save carries the same bases again. */
+    mg_stop_at(bases);
+    be_collect(&log);
+    {
+        struct state_buf again = {0};
+
+        ck_assert_int_eq(cq_net.vdev.ops->save(&cq_net.vdev, &again), 0);
+        ck_assert_uint_eq(again.len, mg_blob.len);
+        ck_assert_mem_eq(again.data + again.len - 2 * MG_RINGS,
+                         mg_blob.data + mg_blob.len - 2 * MG_RINGS, 2 * MG_RINGS);
+        ck_assert_uint_eq(again.data[32], 1); /* started */
+        state_buf_free(&again);
+    }
+    state_buf_free(&mg_blob);
+}
+END_TEST
+
+START_TEST(mig_announce_with_guest_announce_and_rarp)
+{
+    static const uint16_t bases[MG_RINGS] = {1, 1, 1, 1};
+    static const uint8_t mac[6] = {0x02, 0x12, 0x34, 0x56, 0x78, 0x9a};
+    struct be_log log;
+    int rarp = -1;
+
+    cq_net.vdev.acked_features |= BIT(VIRTIO_NET_F_GUEST_ANNOUNCE);
+    mg_busy_source(bases);
+    mg_new_destination("vhost-user,socket=/x,queues=2", PF_RARP);
+    ck_assert_int_eq(mg_load(mg_blob.len), 0);
+    ck_assert_int_eq(cq_net.vdev.ops->start_loaded(&cq_net.vdev), 0);
+    ck_assert_uint_eq(cq_net.config.status, VIRTIO_NET_S_LINK_UP | VIRTIO_NET_S_ANNOUNCE);
+    ck_assert_uint_eq(efd_take(cq_net.link_efd), 1); /* the config interrupt, from the loop */
+    be_collect(&log);
+    expect_rings_started(&log, bases, 2);
+    for (int i = 0; i < log.n; i++)
+        if (log.m[i].request == VHOST_USER_SEND_RARP)
+            rarp = i;
+    ck_assert_int_eq(be_count(&log, VHOST_USER_SEND_RARP), 1);
+    ck_assert_int_eq(rarp, log.n - 1);
+    ck_assert_uint_eq(log.m[rarp].size, 8);
+    ck_assert_mem_eq(log.m[rarp].payload, mac, 6); /* the MAC the guest set */
+    /* The guest acknowledges: S_ANNOUNCE clears, the link stays. */
+    ck_assert_uint_eq(ctrl(CLASS_ANNOUNCE, 1, NULL, 0), ACK_ERR); /* no such command */
+    ck_assert_uint_eq(ctrl(CLASS_ANNOUNCE, 0, &mac, 1), ACK_ERR); /* ACK carries no data */
+    ck_assert_uint_eq(cq_net.config.status & VIRTIO_NET_S_ANNOUNCE, VIRTIO_NET_S_ANNOUNCE);
+    ck_assert_uint_eq(ctrl(CLASS_ANNOUNCE, 0, NULL, 0), ACK_OK);
+    ck_assert_uint_eq(cq_net.config.status, VIRTIO_NET_S_LINK_UP);
+    state_buf_free(&mg_blob);
+}
+END_TEST
+
+/* The source's link was down (its backend gone); the destination's is up: the
+ * guest gets LINK_UP with a config interrupt. */
+START_TEST(mig_link_state_follows_the_destination_backend)
+{
+    static const uint16_t used[MG_RINGS] = {9, 9, 9, 9};
+    uint16_t status;
+
+    for (unsigned q = 0; q < MG_RINGS; q++)
+        mg_set_used_idx(q, used[q]);
+    close(mg_be);
+    mg_be = -1;
+    ck_assert_int_eq(cq_net.vdev.ops->stop(&cq_net.vdev), 0);
+    efd_take(cq_net.link_efd);
+    mg_save();
+    mg_new_destination("vhost-user,socket=/x,queues=2", 0);
+    ck_assert_int_eq(mg_load(mg_blob.len), 0);
+    cq_net.vdev.ops->config_read(&cq_net.vdev, 6, (uint8_t *)&status, 2);
+    ck_assert_uint_eq(status & VIRTIO_NET_S_LINK_UP, 0); /* what the guest saw so far */
+    ck_assert_int_eq(cq_net.vdev.ops->start_loaded(&cq_net.vdev), 0);
+    cq_net.vdev.ops->config_read(&cq_net.vdev, 6, (uint8_t *)&status, 2);
+    ck_assert_uint_eq(status & VIRTIO_NET_S_LINK_UP, VIRTIO_NET_S_LINK_UP);
+    ck_assert_uint_eq(efd_take(cq_net.link_efd), 1);
+    {
+        struct be_log log;
+
+        be_collect(&log);
+        expect_rings_started(&log, used, 1);
+    }
+    state_buf_free(&mg_blob);
+}
+END_TEST
+
+START_TEST(mig_load_refuses_another_queue_pair_count)
+{
+    static const uint16_t bases[MG_RINGS] = {1, 2, 3, 4};
+
+    mg_busy_source(bases);
+    mg_new_destination("vhost-user,socket=/x,queues=1", 0);
+    ck_assert_int_eq(mg_load_logged(mg_blob.len), -EINVAL);
+    ck_assert_msg(strstr(mg_err, "2 queue pair(s), this one 1"), "error: %s", mg_err);
+    ck_assert(!cq_net.loaded_started);
+    ck_assert_int_eq(cq_net.vdev.ops->start_loaded(&cq_net.vdev), -EINVAL);
+    state_buf_free(&mg_blob);
+}
+END_TEST
+
+START_TEST(mig_load_refuses_features_the_backend_here_lacks)
+{
+    static const uint16_t bases[MG_RINGS] = {1, 2, 3, 4};
+
+    mg_busy_source(bases);
+    mg_new_destination("vhost-user,socket=/x,queues=2", 0);
+    cq_net.backend_features = MG_BACKEND & ~BIT(VIRTIO_NET_F_MRG_RXBUF);
+    ck_assert_int_eq(mg_load_logged(mg_blob.len), -EINVAL);
+    ck_assert_msg(strstr(mg_err, "MRG_RXBUF (feature bit 15)"), "error: %s", mg_err);
+    state_buf_free(&mg_blob);
+}
+END_TEST
+
+START_TEST(mig_load_refuses_truncated_and_corrupt_state)
+{
+    static const uint16_t bases[MG_RINGS] = {1, 2, 3, 4};
+    /* Offsets in struct net_state: version 4, status 22, active_pairs 26, started 32. */
+    static const struct {
+        unsigned off;
+        uint8_t value;
+        const char *says;
+    } bad[] = {
+        {0, 'X', "not virtio-net state"}, {4, 2, "not virtio-net state"}, {26, 0, "active pairs 0"},
+        {26, 3, "active pairs 3"},        {32, 2, "started 2"},           {22, 0x04, "status 0x4"},
+    };
+
+    mg_busy_source(bases);
+    mg_new_destination("vhost-user,socket=/x,queues=2", 0);
+    for (size_t len = 0; len < mg_blob.len; len++)
+        ck_assert_msg(mg_load_logged(len) == -EINVAL, "a blob cut to %zu bytes was taken", len);
+    ck_assert_int_eq(state_buf_put(&mg_blob, "", 1), 0);
+    ck_assert_int_eq(mg_load_logged(mg_blob.len), -EINVAL);
+    mg_blob.len--;
+    for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        uint8_t old = mg_blob.data[bad[i].off];
+
+        mg_blob.data[bad[i].off] = bad[i].value;
+        ck_assert_int_eq(mg_load_logged(mg_blob.len), -EINVAL);
+        ck_assert_msg(strstr(mg_err, bad[i].says), "byte %u = %u: error '%s'", bad[i].off,
+                      bad[i].value, mg_err);
+        mg_blob.data[bad[i].off] = old;
+    }
+    ck_assert(!cq_net.loaded_started);
+    ck_assert_int_eq(mg_load(mg_blob.len), 0);
+    ck_assert(cq_net.loaded_started);
+    state_buf_free(&mg_blob);
+}
+END_TEST
+
 static Suite *virtio_net_suite(void)
 {
     Suite *s = suite_create("virtio_net");
@@ -1305,6 +2186,8 @@ static Suite *virtio_net_suite(void)
     TCase *offered = tcase_create("offered");
     TCase *backend = tcase_create("backend");
     TCase *ctrlq = tcase_create("ctrl_queue");
+    TCase *lifecycle = tcase_create("lifecycle");
+    TCase *mig = tcase_create("migration");
 
     tcase_add_test(options, defaults);
     tcase_add_test(options, every_key);
@@ -1314,6 +2197,7 @@ static Suite *virtio_net_suite(void)
     tcase_add_test(options, bad_mac);
     tcase_add_test(options, mac_takes_hex_digits_only);
     tcase_add_test(options, bad_numbers);
+    tcase_add_test(options, reconnect_ms_option);
     tcase_add_test(options, bad_socket);
     tcase_add_test(options, bad_backend_type);
     tcase_add_test(options, too_long);
@@ -1330,6 +2214,9 @@ static Suite *virtio_net_suite(void)
     tcase_add_test(backend, backend_gets_acked_data_path_bits_it_offered);
     tcase_add_test(backend, backend_gets_protocol_features_when_it_offered_them);
     tcase_add_test(backend, backend_never_gets_vmm_bits);
+    tcase_add_test(backend, missing_feature_none);
+    tcase_add_test(backend, missing_feature_lowest_bit);
+    tcase_add_test(backend, missing_feature_only_data_path_bits);
     suite_add_tcase(s, backend);
 
     tcase_add_checked_fixture(ctrlq, cq_setup, cq_teardown);
@@ -1361,6 +2248,25 @@ static Suite *virtio_net_suite(void)
     tcase_add_test(ctrlq, ctrl_malformed_chain_alone);
     tcase_add_test(ctrlq, ctrl_empty_queue);
     suite_add_tcase(s, ctrlq);
+
+    tcase_add_checked_fixture(lifecycle, lc_setup, lc_teardown);
+    tcase_add_test(lifecycle, reset_stops_only_what_activate_started);
+    tcase_add_test(lifecycle, failed_activate_stops_the_rings_it_started);
+    tcase_add_test(lifecycle, reset_unwatches_the_control_queue_it_watched);
+    suite_add_tcase(s, lifecycle);
+    tcase_add_checked_fixture(mig, mg_setup, mg_teardown);
+    tcase_add_test(mig, mig_stop_reads_each_ring_base_once);
+    tcase_add_test(mig, mig_stop_skips_rings_the_guest_did_not_enable);
+    tcase_add_test(mig, mig_stop_with_a_dead_backend_takes_the_used_indexes);
+    tcase_add_test(mig, mig_restart_runs_the_rings_from_their_bases);
+    tcase_add_test(mig, mig_reset_of_a_stopped_nic_sends_nothing);
+    tcase_add_test(mig, mig_round_trip_starts_where_the_source_stopped);
+    tcase_add_test(mig, mig_announce_with_guest_announce_and_rarp);
+    tcase_add_test(mig, mig_link_state_follows_the_destination_backend);
+    tcase_add_test(mig, mig_load_refuses_another_queue_pair_count);
+    tcase_add_test(mig, mig_load_refuses_features_the_backend_here_lacks);
+    tcase_add_test(mig, mig_load_refuses_truncated_and_corrupt_state);
+    suite_add_tcase(s, mig);
     return s;
 }
 

@@ -276,6 +276,10 @@ static int watch_index(int fd)
 struct fake_dev {
     struct virtio_device vdev;
     uint8_t config[CFG_SIZE];
+    uint64_t features;
+    uint32_t model_state; /* what save and load carry, besides config */
+    int saves, loads, start_loadeds, stops, restarts;
+    int load_ret, start_loaded_ret;
     int activates, resets, set_features_calls, activate_ret, set_features_ret;
     uint64_t last_acked;
     int cfg_reads, cfg_writes;
@@ -290,8 +294,7 @@ static struct fake_dev *to_fake(struct virtio_device *vdev)
 
 static uint64_t dev_features(struct virtio_device *vdev)
 {
-    (void)vdev;
-    return DEV_FEATURES;
+    return to_fake(vdev)->features;
 }
 
 static int dev_set_features(struct virtio_device *vdev, uint64_t acked)
@@ -340,6 +343,47 @@ static void dev_reset(struct virtio_device *vdev)
     to_fake(vdev)->resets++;
 }
 
+static int dev_save(struct virtio_device *vdev, struct state_buf *out)
+{
+    struct fake_dev *d = to_fake(vdev);
+    int ret = state_buf_put(out, d->config, CFG_SIZE);
+
+    d->saves++;
+    return ret ? ret : state_buf_put(out, &d->model_state, 4);
+}
+
+static int dev_load(struct virtio_device *vdev, const uint8_t *data, size_t len)
+{
+    struct fake_dev *d = to_fake(vdev);
+
+    d->loads++;
+    if (d->load_ret || len != CFG_SIZE + 4)
+        return d->load_ret ? d->load_ret : -EINVAL;
+    memcpy(d->config, data, CFG_SIZE);
+    memcpy(&d->model_state, data + CFG_SIZE, 4);
+    return 0;
+}
+
+static int dev_start_loaded(struct virtio_device *vdev)
+{
+    struct fake_dev *d = to_fake(vdev);
+
+    d->start_loadeds++;
+    return d->start_loaded_ret;
+}
+
+static int dev_stop(struct virtio_device *vdev)
+{
+    to_fake(vdev)->stops++;
+    return 0;
+}
+
+static int dev_restart(struct virtio_device *vdev)
+{
+    to_fake(vdev)->restarts++;
+    return 0;
+}
+
 static const struct virtio_device_ops dev_ops = {
     .features = dev_features,
     .set_features = dev_set_features,
@@ -347,6 +391,11 @@ static const struct virtio_device_ops dev_ops = {
     .config_write = dev_config_write,
     .activate = dev_activate,
     .reset = dev_reset,
+    .save = dev_save,
+    .load = dev_load,
+    .start_loaded = dev_start_loaded,
+    .stop = dev_stop,
+    .restart = dev_restart,
     .config_size = CFG_SIZE,
 };
 
@@ -357,6 +406,7 @@ static void fake_dev_init(struct fake_dev *d, unsigned nq)
     d->vdev.device_id = 1;
     d->vdev.num_queues = nq;
     d->vdev.ops = &dev_ops;
+    d->features = DEV_FEATURES;
     for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
         d->vdev.queues[q].max_size = QMAX;
     for (unsigned i = 0; i < CFG_SIZE; i++)
@@ -381,24 +431,31 @@ static unsigned find_cap(uint8_t id)
     return 0;
 }
 
-static void setup(void)
+/* A registered function on fresh buses and a fresh platform, as at power-on. */
+static void setup_function(unsigned nq, uint64_t features)
 {
     const struct pci_layout layout = {MEM32_BASE, MEM32_SIZE, MEM64_BASE, MEM64_SIZE};
 
     memset(&fp, 0, sizeof(fp));
     fp.next_gsi = GSI_BASE;
     fp.alloc_fail_at = -1;
-    fake_dev_init(&dev, NQ);
+    fake_dev_init(&dev, nq);
+    dev.features = features;
     ck_assert_int_eq(bus_init(&pio, "pio"), 0);
     ck_assert_int_eq(bus_init(&mmio, "mmio"), 0);
     ck_assert_int_eq(pci_init(&host, &pio, &mmio, &layout), 0);
     ck_assert_int_eq(virtio_pci_init(&vp, &dev.vdev, &platform), 0);
     ck_assert_int_eq(pci_register(&host, &vp.pci, -1), 0);
-    pci_config_write(&vp.pci, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
     bar4 = pci_bar_address(&vp.pci, VIRTIO_PCI_CAPS_BAR);
     bar1 = pci_bar_address(&vp.pci, VIRTIO_PCI_MSIX_BAR);
     msix_cap = find_cap(PCI_CAP_ID_MSIX);
     ck_assert_uint_ge(msix_cap, PCI_CAP_START);
+}
+
+static void setup(void)
+{
+    setup_function(NQ, DEV_FEATURES);
+    pci_config_write(&vp.pci, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
 }
 
 static void teardown(void)
@@ -977,12 +1034,21 @@ END_TEST
 
 START_TEST(status_bits_cleared_without_a_reset)
 {
-    /* The spec forbids it; a guest doing it must not start the model twice nor
-     * leave anything wired past the reset. */
+    /* The spec forbids it; a guest doing it must not start the model twice, wire
+     * the live device again (found by fuzz_guest: KVM refused the second ioeventfd
+     * and the unwind tore down the live doorbells) nor leave anything wired past
+     * the reset. The bits stay set until the reset. */
     bring_up(0xb);
     set_status(S_ACK);
+    ck_assert_uint_eq(status(), S_LIVE);
     set_status(S_LIVE);
+    ck_assert_uint_eq(status(), S_LIVE);
     ck_assert_int_eq(dev.activates, 1);
+    ck_assert_int_eq(fp.ioev_assigns, NQ);
+    for (unsigned q = 0; q < NQ; q++)
+        ck_assert_msg(ioev_live(bar4 + NOTIFY + 4 * q, kick_fd(q)), "queue %u doorbell", q);
+    ck_assert(irqfd_live(GSI_BASE + 0, call_fd(0)));
+    assert_no_bad_calls();
     set_status(0);
     ck_assert_int_eq(dev.resets, 1);
     assert_nothing_wired();
@@ -1411,6 +1477,427 @@ START_TEST(destroy_releases_routes_and_eventfds)
 }
 END_TEST
 
+/* ---- migration: the caps device's save/load/pause/resume ----
+ * A device is saved, the whole function (buses, platform, model) is torn down, a
+ * fresh one at power-on loads the blob, and everything the guest can read, and
+ * every piece of KVM wiring the fake platform holds, must be as before. */
+
+#define COMMON_IMAGE 0x38
+
+struct guest_view {
+    uint8_t config[PCI_CONFIG_SPACE_SIZE];
+    uint8_t common[COMMON_IMAGE];     /* at the guest's queue_select */
+    uint8_t queues[NQ][COMMON_IMAGE]; /* with each queue selected */
+    uint32_t device_features[2], driver_features[2];
+    uint8_t table[NVEC * 16];
+    uint64_t pba;
+    uint8_t devcfg[CFG_SIZE];
+    uint8_t isr; /* read last: reading clears it */
+};
+
+/* KVM's view, by queue and vector rather than by fd and GSI. */
+struct wiring {
+    uint64_t doorbell[NQ]; /* where the queue's kick fd is an ioeventfd, or 0 */
+    int irqfd_vector[NQ];  /* the vector whose GSI has the queue's call fd, or -1 */
+    bool watched[NQ];      /* the call fd is polled (a masked vector) */
+    int nioev, nirqfd, nwatch;
+    uint64_t route_addr[NVEC];
+    uint32_t route_data[NVEC];
+};
+
+static struct state_buf blob;
+
+static void read_common(uint8_t *out)
+{
+    for (unsigned off = 0; off < COMMON_IMAGE; off += 4) {
+        uint32_t v = (uint32_t)rd(off, 4);
+
+        memcpy(out + off, &v, 4);
+    }
+}
+
+static void capture_view(struct guest_view *v)
+{
+    uint32_t dsel, gsel, qsel;
+
+    memset(v, 0, sizeof(*v));
+    for (unsigned off = 0; off < PCI_CONFIG_SPACE_SIZE; off += 4) {
+        uint32_t w = pci_config_read(&vp.pci, off, 4);
+
+        memcpy(v->config + off, &w, 4);
+    }
+    read_common(v->common);
+    dsel = (uint32_t)rd(COMMON_DFSELECT, 4);
+    gsel = (uint32_t)rd(COMMON_GFSELECT, 4);
+    qsel = (uint32_t)rd(COMMON_Q_SELECT, 2);
+    for (unsigned i = 0; i < 2; i++) {
+        wr(COMMON_DFSELECT, 4, i);
+        v->device_features[i] = (uint32_t)rd(COMMON_DF, 4);
+        wr(COMMON_GFSELECT, 4, i);
+        v->driver_features[i] = (uint32_t)rd(COMMON_GF, 4);
+    }
+    for (unsigned q = 0; q < NQ; q++) {
+        wr(COMMON_Q_SELECT, 2, q);
+        read_common(v->queues[q]);
+    }
+    wr(COMMON_DFSELECT, 4, dsel);
+    wr(COMMON_GFSELECT, 4, gsel);
+    wr(COMMON_Q_SELECT, 2, qsel);
+    for (unsigned off = 0; off < sizeof(v->table); off += 4) {
+        uint32_t w = (uint32_t)mrd(off, 4);
+
+        memcpy(v->table + off, &w, 4);
+    }
+    v->pba = pba();
+    for (unsigned off = 0; off < CFG_SIZE; off++)
+        v->devcfg[off] = (uint8_t)rd(DEVCFG + off, 1);
+    v->isr = (uint8_t)rd(ISR, 1);
+}
+
+static void capture_wiring(struct wiring *w)
+{
+    memset(w, 0, sizeof(*w));
+    w->nioev = fp.nioev;
+    w->nirqfd = fp.nirqfd;
+    w->nwatch = fp.nwatch;
+    for (unsigned q = 0; q < NQ; q++) {
+        w->irqfd_vector[q] = -1;
+        for (int i = 0; i < fp.nioev; i++)
+            if (fp.ioev[i].fd == kick_fd(q) && fp.ioev[i].len == 2)
+                w->doorbell[q] = fp.ioev[i].addr;
+        for (int i = 0; i < fp.nirqfd; i++)
+            if (fp.irqfd[i].fd == call_fd(q))
+                w->irqfd_vector[q] = fp.irqfd[i].gsi - GSI_BASE;
+        w->watched[q] = watch_index(call_fd(q)) >= 0;
+    }
+    for (unsigned v = 0; v < NVEC; v++) {
+        ck_assert_int_eq(vp.vectors[v].gsi, GSI_BASE + (int)v);
+        w->route_addr[v] = fp.route_addr[v];
+        w->route_data[v] = fp.route_data[v];
+    }
+}
+
+static void save_blob(void)
+{
+    state_buf_free(&blob);
+    ck_assert_int_eq(vp.caps_dev.ops->save(&vp.caps_dev, &blob), 0);
+    ck_assert_uint_gt(blob.len, PCI_CONFIG_SPACE_SIZE);
+}
+
+/* A new function at power-on (memory decode off, nothing wired) in place of the old. */
+static void new_destination(unsigned nq, uint64_t features)
+{
+    teardown();
+    setup_function(nq, features);
+}
+
+static int load_blob(size_t len)
+{
+    int ret = vp.caps_dev.ops->load(&vp.caps_dev, blob.data, len);
+
+    bar4 = pci_bar_address(&vp.pci, VIRTIO_PCI_CAPS_BAR);
+    return ret;
+}
+
+static void assert_same_view(const struct guest_view *a, const struct guest_view *b)
+{
+    ck_assert_mem_eq(a->config, b->config, sizeof(a->config));
+    ck_assert_mem_eq(a->common, b->common, sizeof(a->common));
+    for (unsigned q = 0; q < NQ; q++)
+        ck_assert_mem_eq(a->queues[q], b->queues[q], sizeof(a->queues[q]));
+    ck_assert_mem_eq(a->device_features, b->device_features, sizeof(a->device_features));
+    ck_assert_mem_eq(a->driver_features, b->driver_features, sizeof(a->driver_features));
+    ck_assert_mem_eq(a->table, b->table, sizeof(a->table));
+    ck_assert_uint_eq(a->pba, b->pba);
+    ck_assert_mem_eq(a->devcfg, b->devcfg, sizeof(a->devcfg));
+    ck_assert_uint_eq(a->isr, b->isr);
+}
+
+static void assert_same_wiring(const struct wiring *a, const struct wiring *b)
+{
+    for (unsigned q = 0; q < NQ; q++) {
+        ck_assert_msg(a->doorbell[q] == b->doorbell[q], "queue %u doorbell 0x%llx, expected 0x%llx",
+                      q, (unsigned long long)b->doorbell[q], (unsigned long long)a->doorbell[q]);
+        ck_assert_msg(a->irqfd_vector[q] == b->irqfd_vector[q],
+                      "queue %u irqfd on vector %d, "
+                      "expected %d",
+                      q, b->irqfd_vector[q], a->irqfd_vector[q]);
+        ck_assert_msg(a->watched[q] == b->watched[q], "queue %u watched %d, expected %d", q,
+                      b->watched[q], a->watched[q]);
+    }
+    ck_assert_int_eq(a->nioev, b->nioev);
+    ck_assert_int_eq(a->nirqfd, b->nirqfd);
+    ck_assert_int_eq(a->nwatch, b->nwatch);
+    ck_assert_mem_eq(a->route_addr, b->route_addr, sizeof(a->route_addr));
+    ck_assert_mem_eq(a->route_data, b->route_data, sizeof(a->route_data));
+}
+
+/* A live device with state in every corner: selects moved, a pending config
+ * interrupt in the ISR, a pending queue interrupt on the masked vector 2. */
+static void bring_up_busy_device(void)
+{
+    bring_up(0xb);
+    dev.model_state = 0xc0ffee;
+    dev.config[3] = 0x99;
+    virtio_notify_config(&dev.vdev);
+    eventfd_put(call_fd(2));
+    wr(COMMON_DFSELECT, 4, 1);
+    wr(COMMON_GFSELECT, 4, 1);
+    wr(COMMON_Q_SELECT, 2, 1);
+}
+
+START_TEST(pause_stops_the_model_and_keeps_masked_interrupts)
+{
+    bring_up_busy_device();
+    ck_assert_uint_eq(pba(), 0);
+    ck_assert_int_eq(vp.caps_dev.ops->pause(&vp.caps_dev), 0);
+    ck_assert_int_eq(dev.stops, 1);
+    /* The masked queue's interrupt, never polled, is pending in the PBA (which is saved). */
+    ck_assert_uint_eq(pba(), 1u << 2);
+    ck_assert_uint_eq(eventfd_take(call_fd(2)), 0);
+    ck_assert_int_eq(fp.nioev, NQ); /* the wiring stays: the vCPUs are paused */
+    ck_assert_int_eq(vp.caps_dev.ops->resume(&vp.caps_dev), 0);
+    ck_assert_int_eq(dev.restarts, 1);
+    assert_no_bad_calls();
+}
+END_TEST
+
+START_TEST(pause_and_resume_of_an_idle_device_do_nothing)
+{
+    ck_assert_int_eq(vp.caps_dev.ops->pause(&vp.caps_dev), 0);
+    ck_assert_int_eq(vp.caps_dev.ops->resume(&vp.caps_dev), 0);
+    ck_assert_int_eq(dev.stops + dev.restarts, 0);
+    ck_assert_int_eq(fp.loop_calls, 0);
+}
+END_TEST
+
+START_TEST(live_device_round_trip)
+{
+    struct guest_view before, after;
+    struct wiring wired_before, wired_after;
+
+    bring_up_busy_device();
+    ck_assert_int_eq(vp.caps_dev.ops->pause(&vp.caps_dev), 0);
+    save_blob();
+    ck_assert_int_eq(dev.saves, 1);
+    capture_wiring(&wired_before);
+    capture_view(&before);
+
+    new_destination(NQ, DEV_FEATURES);
+    ck_assert_int_eq(load_blob(blob.len), 0);
+    ck_assert_int_eq(dev.loads, 1);
+    ck_assert_int_eq(dev.start_loadeds, 1);
+    ck_assert_int_eq(dev.activates, 0);
+    ck_assert_int_ge(fp.loop_calls, 1);
+    ck_assert_uint_eq(dev.model_state, 0xc0ffee);
+    ck_assert_uint_eq(dev.vdev.acked_features, DEV_FEATURES | VERSION_1);
+    /* Wired exactly as the guest's DRIVER_OK left the source, with one assign each. */
+    capture_wiring(&wired_after);
+    assert_same_wiring(&wired_before, &wired_after);
+    ck_assert_int_eq(fp.ioev_assigns, NQ);
+    ck_assert_int_eq(fp.irqfd_assigns, 2);
+    assert_no_bad_calls();
+    capture_view(&after);
+    assert_same_view(&before, &after);
+    ck_assert_uint_eq(after.isr, 0x2);
+    ck_assert_uint_eq(after.pba, 1u << 2);
+
+    /* The loaded device lives on: unmasking delivers the pending interrupt and
+     * moves the queue to an irqfd; a reset stops the model and unwires it. */
+    mask_vector(2, false);
+    ck_assert_int_eq(fp.nmsis, 1);
+    ck_assert_uint_eq(fp.msis[0].data, vec_data(2));
+    ck_assert(irqfd_live(GSI_BASE + 2, call_fd(2)));
+    set_status(0);
+    ck_assert_int_eq(dev.resets, 1);
+    assert_nothing_wired();
+    assert_no_bad_calls();
+    state_buf_free(&blob);
+}
+END_TEST
+
+/* Features negotiated, queues set up, no DRIVER_OK yet: nothing is started or wired
+ * on the destination, and the guest finishes its probe there. */
+START_TEST(half_probed_device_round_trip)
+{
+    struct guest_view before, after;
+
+    set_status(S_ACK | S_DRIVER);
+    driver_features(DEV_FEATURES | VERSION_1);
+    set_status(S_ACK | S_DRIVER | S_FEATURES_OK);
+    wr(COMMON_MSIX, 2, CONFIG_VECTOR);
+    for (unsigned q = 0; q < NQ; q++)
+        setup_queue(q, 32, (uint16_t)q);
+    program_vector(0, false);
+    msix_control(MSIX_CTRL_ENABLE);
+    save_blob();
+    capture_view(&before);
+
+    new_destination(NQ, DEV_FEATURES);
+    ck_assert_int_eq(load_blob(blob.len), 0);
+    ck_assert_int_eq(dev.start_loadeds, 0);
+    assert_nothing_wired();
+    capture_view(&after);
+    assert_same_view(&before, &after);
+    for (unsigned v = 1; v < NVEC; v++)
+        program_vector(v, false);
+    set_status(S_LIVE);
+    ck_assert_int_eq(dev.activates, 1);
+    ck_assert_int_eq(fp.nioev, NQ);
+    ck_assert_int_eq(fp.nirqfd, NQ);
+    assert_no_bad_calls();
+    state_buf_free(&blob);
+}
+END_TEST
+
+/* The guest had turned memory decode off: the doorbells come with the BAR. */
+START_TEST(live_device_with_decode_off_gets_its_doorbells_with_the_bar)
+{
+    bring_up(0xf);
+    pci_config_write(&vp.pci, PCI_COMMAND, 2, 0);
+    ck_assert_int_eq(vp.caps_dev.ops->pause(&vp.caps_dev), 0);
+    save_blob();
+
+    new_destination(NQ, DEV_FEATURES);
+    ck_assert_int_eq(load_blob(blob.len), 0);
+    ck_assert_int_eq(dev.start_loadeds, 1);
+    ck_assert_int_eq(fp.nioev, 0);
+    ck_assert_int_eq(fp.nirqfd, NQ);
+    pci_config_write(&vp.pci, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+    ck_assert_int_eq(fp.nioev, NQ);
+    for (unsigned q = 0; q < NQ; q++)
+        ck_assert(ioev_live(bar4 + NOTIFY + 4 * q, kick_fd(q)));
+    set_status(0);
+    assert_nothing_wired();
+    assert_no_bad_calls();
+    state_buf_free(&blob);
+}
+END_TEST
+
+/* The destination stays at power-on: nothing wired, nothing started, nothing readable. */
+static void assert_refused_cleanly(void)
+{
+    ck_assert_int_eq(dev.start_loadeds, 0);
+    assert_nothing_wired();
+    assert_no_bad_calls();
+    ck_assert_uint_eq(vp.status, 0);
+    ck_assert(!vp.active);
+    ck_assert_uint_eq(pci_config_read(&vp.pci, PCI_COMMAND, 2), 0);
+}
+
+START_TEST(every_truncation_is_refused)
+{
+    bring_up_busy_device();
+    ck_assert_int_eq(vp.caps_dev.ops->pause(&vp.caps_dev), 0);
+    save_blob();
+    new_destination(NQ, DEV_FEATURES);
+    for (size_t len = 0; len < blob.len; len++) {
+        ck_assert_msg(load_blob(len) == -EINVAL, "a blob cut to %zu of %zu bytes was taken", len,
+                      blob.len);
+        assert_refused_cleanly();
+    }
+    /* With a byte too many, too. */
+    ck_assert_int_eq(state_buf_put(&blob, "", 1), 0);
+    ck_assert_int_eq(load_blob(blob.len), -EINVAL);
+    assert_refused_cleanly();
+    ck_assert_int_eq(load_blob(blob.len - 1), 0);
+    ck_assert_int_eq(dev.start_loadeds, 1);
+    state_buf_free(&blob);
+}
+END_TEST
+
+/* Every byte flipped in turn: refused or taken, never a crash or a bad KVM call,
+ * and a reset after a taken one leaves nothing wired. */
+START_TEST(every_corrupted_byte_is_survived)
+{
+    int refused = 0;
+
+    bring_up_busy_device();
+    ck_assert_int_eq(vp.caps_dev.ops->pause(&vp.caps_dev), 0);
+    save_blob();
+    new_destination(NQ, DEV_FEATURES);
+    for (size_t i = 0; i < blob.len; i++) {
+        static const uint8_t flips[] = {0x01, 0x80, 0xff};
+
+        for (unsigned f = 0; f < sizeof(flips); f++) {
+            int ret;
+
+            blob.data[i] ^= flips[f];
+            ret = load_blob(blob.len);
+            blob.data[i] ^= flips[f];
+            ck_assert_msg(ret == 0 || ret == -EINVAL, "byte %zu ^ 0x%02x: load returned %d", i,
+                          flips[f], ret);
+            refused += ret != 0;
+            assert_no_bad_calls();
+            virtio_pci_reset(&vp);
+            assert_nothing_wired();
+            assert_no_bad_calls();
+        }
+    }
+    /* The header, PCI identity and MSI-X size, queue sizes and vectors are checked. */
+    ck_assert_int_gt(refused, 200);
+    ck_assert_int_eq(load_blob(blob.len), 0);
+    state_buf_free(&blob);
+}
+END_TEST
+
+START_TEST(wrong_queue_count_is_refused)
+{
+    bring_up(0xf);
+    ck_assert_int_eq(vp.caps_dev.ops->pause(&vp.caps_dev), 0);
+    save_blob();
+    new_destination(NQ - 1, DEV_FEATURES);
+    ck_assert_int_eq(load_blob(blob.len), -EINVAL);
+    ck_assert_int_eq(dev.loads, 0);
+    assert_refused_cleanly();
+    state_buf_free(&blob);
+}
+END_TEST
+
+START_TEST(features_this_device_lacks_are_refused)
+{
+    bring_up(0xf);
+    ck_assert_int_eq(vp.caps_dev.ops->pause(&vp.caps_dev), 0);
+    save_blob();
+    new_destination(NQ, DEV_FEATURES & ~(1ULL << 40));
+    ck_assert_int_eq(load_blob(blob.len), -EINVAL);
+    ck_assert_int_eq(dev.loads, 0);
+    assert_refused_cleanly();
+    state_buf_free(&blob);
+}
+END_TEST
+
+START_TEST(model_refusal_leaves_power_on_state)
+{
+    bring_up(0xf);
+    ck_assert_int_eq(vp.caps_dev.ops->pause(&vp.caps_dev), 0);
+    save_blob();
+    new_destination(NQ, DEV_FEATURES);
+    dev.load_ret = -EINVAL;
+    ck_assert_int_eq(load_blob(blob.len), -EINVAL);
+    ck_assert_int_eq(dev.loads, 1);
+    assert_refused_cleanly();
+    state_buf_free(&blob);
+}
+END_TEST
+
+START_TEST(start_failure_unwires_and_leaves_power_on_state)
+{
+    bring_up(0xb);
+    ck_assert_int_eq(vp.caps_dev.ops->pause(&vp.caps_dev), 0);
+    save_blob();
+    new_destination(NQ, DEV_FEATURES);
+    dev.start_loaded_ret = -EIO;
+    ck_assert_int_eq(load_blob(blob.len), -EIO);
+    ck_assert_int_eq(dev.start_loadeds, 1);
+    dev.start_loadeds = 0;
+    assert_refused_cleanly();
+    for (unsigned v = 0; v < NVEC; v++)
+        ck_assert(msix_vector_masked(&vp.msix, v));
+    state_buf_free(&blob);
+}
+END_TEST
+
 static Suite *virtio_pci_suite(void)
 {
     Suite *s = suite_create("virtio_pci");
@@ -1421,6 +1908,7 @@ static Suite *virtio_pci_suite(void)
     TCase *irq = tcase_create("notifications");
     TCase *hostile = tcase_create("hostile");
     TCase *life = tcase_create("lifetime");
+    TCase *mig = tcase_create("migration");
 
     tcase_add_checked_fixture(pci, setup, teardown);
     tcase_add_test(pci, pci_identity_and_bars);
@@ -1480,6 +1968,21 @@ static Suite *virtio_pci_suite(void)
     tcase_add_test(life, init_failure_releases_what_it_took);
     tcase_add_test(life, destroy_releases_routes_and_eventfds);
     suite_add_tcase(s, life);
+
+    tcase_add_checked_fixture(mig, setup, teardown);
+    tcase_add_test(mig, pause_stops_the_model_and_keeps_masked_interrupts);
+    tcase_add_test(mig, pause_and_resume_of_an_idle_device_do_nothing);
+    tcase_add_test(mig, live_device_round_trip);
+    tcase_add_test(mig, half_probed_device_round_trip);
+    tcase_add_test(mig, live_device_with_decode_off_gets_its_doorbells_with_the_bar);
+    tcase_add_test(mig, every_truncation_is_refused);
+    tcase_add_test(mig, every_corrupted_byte_is_survived);
+    tcase_add_test(mig, wrong_queue_count_is_refused);
+    tcase_add_test(mig, features_this_device_lacks_are_refused);
+    tcase_add_test(mig, model_refusal_leaves_power_on_state);
+    tcase_add_test(mig, start_failure_unwires_and_leaves_power_on_state);
+    tcase_set_timeout(mig, 60);
+    suite_add_tcase(s, mig);
     return s;
 }
 

@@ -1,4 +1,4 @@
-#include "device.h"
+#include "state_buf.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -27,4 +27,13 @@ void state_buf_free(struct state_buf *buf)
 {
     free(buf->data);
     memset(buf, 0, sizeof(*buf));
+}
+
+int state_get(struct state_reader *r, void *out, size_t len)
+{
+    if (len > r->len - r->off)
+        return -EINVAL;
+    memcpy(out, r->data + r->off, len);
+    r->off += len;
+    return 0;
 }

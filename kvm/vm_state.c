@@ -1,0 +1,202 @@
+/* The VM-wide in-kernel device state as one blob.
+ *
+ * Blob: struct vm_state_hdr, then three struct kvm_irqchip (PIC master, PIC
+ * slave, IOAPIC), struct kvm_pit_state2 and struct kvm_clock_data; a part
+ * whose VM_HAS_* bit is clear is absent. */
+#include "vm_state.h"
+
+#include "../common/log.h"
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#define VM_STATE_MAGIC 0x4d564b56u /* "VKVM" */
+#define VM_STATE_VERSION 1u
+
+enum {
+    VM_HAS_PIT = 1u << 0,
+    VM_HAS_CLOCK = 1u << 1,
+    VM_HAS_ALL = (1u << 2) - 1,
+};
+
+struct vm_state_hdr {
+    uint32_t magic;
+    uint32_t version;
+    uint32_t parts; /* VM_HAS_* */
+    uint32_t reserved;
+} __attribute__((packed));
+_Static_assert(sizeof(struct vm_state_hdr) == 16, "vm_state_hdr is 16 bytes");
+
+enum { VM_NCHIPS = 3 };
+
+struct vm_state {
+    struct vm_state_hdr hdr;
+    struct kvm_irqchip chips[VM_NCHIPS]; /* KVM_IRQCHIP_PIC_MASTER, _PIC_SLAVE, _IOAPIC */
+    struct kvm_pit_state2 pit;
+    struct kvm_clock_data clock;
+};
+
+static const char *const chip_names[VM_NCHIPS] = {"PIC master", "PIC slave", "IOAPIC"};
+
+static int vm_ioctl(struct kvm *kvm, unsigned long req, void *arg, const char *name)
+{
+    if (ioctl(kvm->vm_fd, req, arg) < 0) {
+        int err = errno;
+
+        pr_err("kvm: %s failed: %s", name, strerror(err));
+        return -err;
+    }
+    return 0;
+}
+
+static uint32_t vm_host_parts(struct kvm *kvm)
+{
+    uint32_t parts = 0;
+
+    if (kvm_check_extension(kvm, KVM_CAP_PIT_STATE2) > 0)
+        parts |= VM_HAS_PIT;
+    if (kvm_check_extension(kvm, KVM_CAP_ADJUST_CLOCK) > 0)
+        parts |= VM_HAS_CLOCK;
+    return parts;
+}
+
+/* ---- save ---- */
+
+static int vm_state_get(struct kvm *kvm, struct vm_state *st)
+{
+    int ret = 0;
+
+    for (int i = 0; !ret && i < VM_NCHIPS; i++) {
+        st->chips[i].chip_id = (uint32_t)i;
+        ret = vm_ioctl(kvm, KVM_GET_IRQCHIP, &st->chips[i], "KVM_GET_IRQCHIP");
+    }
+    if (!ret && (st->hdr.parts & VM_HAS_PIT))
+        ret = vm_ioctl(kvm, KVM_GET_PIT2, &st->pit, "KVM_GET_PIT2");
+    /* Last: the clock is read as close to the pause as this gets. */
+    if (!ret && (st->hdr.parts & VM_HAS_CLOCK))
+        ret = vm_ioctl(kvm, KVM_GET_CLOCK, &st->clock, "KVM_GET_CLOCK");
+    return ret;
+}
+
+int kvm_vm_state_save(struct kvm *kvm, struct state_buf *out)
+{
+    struct vm_state st = {
+        .hdr = {.magic = VM_STATE_MAGIC, .version = VM_STATE_VERSION, .parts = vm_host_parts(kvm)},
+    };
+    int ret = vm_state_get(kvm, &st);
+
+    if (!ret)
+        ret = state_buf_put(out, &st.hdr, sizeof(st.hdr));
+    if (!ret)
+        ret = state_buf_put(out, st.chips, sizeof(st.chips));
+    if (!ret && (st.hdr.parts & VM_HAS_PIT))
+        ret = state_buf_put(out, &st.pit, sizeof(st.pit));
+    if (!ret && (st.hdr.parts & VM_HAS_CLOCK))
+        ret = state_buf_put(out, &st.clock, sizeof(st.clock));
+    return ret;
+}
+
+/* ---- load: parse and check everything, then apply ---- */
+
+static int get_part(struct state_reader *r, bool present, void *out, size_t len, const char *name)
+{
+    if (!present)
+        return 0;
+    if (state_get(r, out, len)) {
+        pr_err("kvm: saved VM state truncated in %s (%zu bytes in all)", name, r->len);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int vm_check_hdr(struct kvm *kvm, const struct vm_state_hdr *h)
+{
+    uint32_t missing = h->parts & ~vm_host_parts(kvm);
+
+    if (h->magic != VM_STATE_MAGIC)
+        pr_err("kvm: saved VM state is not VM state (magic 0x%08x)", h->magic);
+    else if (h->version != VM_STATE_VERSION)
+        pr_err("kvm: saved VM state has version %u, expected %u", h->version, VM_STATE_VERSION);
+    else if (h->parts & ~VM_HAS_ALL)
+        pr_err("kvm: saved VM state has unknown parts 0x%x", h->parts & ~VM_HAS_ALL);
+    else if (missing)
+        pr_err("kvm: saved VM state has parts 0x%x this host's KVM lacks", missing);
+    else
+        return 0;
+    return -EINVAL;
+}
+
+static int vm_check_chips(const struct vm_state *st)
+{
+    for (uint32_t i = 0; i < VM_NCHIPS; i++) {
+        if (st->chips[i].chip_id != i) {
+            pr_err("kvm: saved VM state has chip %u where the %s belongs", st->chips[i].chip_id,
+                   chip_names[i]);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int vm_state_read(struct kvm *kvm, const uint8_t *data, size_t len, struct vm_state *st)
+{
+    struct state_reader r = state_reader_init(data, len);
+    int ret = get_part(&r, true, &st->hdr, sizeof(st->hdr), "header");
+
+    if (!ret)
+        ret = vm_check_hdr(kvm, &st->hdr);
+    if (!ret)
+        ret = get_part(&r, true, st->chips, sizeof(st->chips), "irqchips");
+    if (!ret)
+        ret = get_part(&r, st->hdr.parts & VM_HAS_PIT, &st->pit, sizeof(st->pit), "PIT");
+    if (!ret)
+        ret = get_part(&r, st->hdr.parts & VM_HAS_CLOCK, &st->clock, sizeof(st->clock), "clock");
+    if (!ret)
+        ret = vm_check_chips(st);
+    if (!ret && !state_reader_done(&r)) {
+        pr_err("kvm: saved VM state has %zu bytes past its end", r.len - r.off);
+        ret = -EINVAL;
+    }
+    return ret;
+}
+
+/* The saved clock value, with no KVM_CLOCK_REALTIME: as with QEMU, the guest's
+ * kvmclock stands still while the VM is stopped instead of jumping by the
+ * whole outage (which after a snapshot restore could be days) or depending on
+ * two hosts' wall clocks agreeing; NTP in the guest fixes the wall time. */
+static int vm_set_clock(struct kvm *kvm, const struct kvm_clock_data *saved)
+{
+    struct kvm_clock_data clock = {.clock = saved->clock};
+
+    return vm_ioctl(kvm, KVM_SET_CLOCK, &clock, "KVM_SET_CLOCK");
+}
+
+/* PICs and IOAPIC first, after every LAPIC (the IOAPIC rebuilds its RTC EOI
+ * tracking from all of them), then the PIT, whose restarted timer may raise
+ * IRQ0 at once into the restored chips, then the clock, after every vCPU's
+ * TSC: QEMU likewise sets it when the VM starts. */
+static int vm_state_apply(struct kvm *kvm, struct vm_state *st)
+{
+    int ret = 0;
+
+    for (int i = 0; !ret && i < VM_NCHIPS; i++)
+        ret = vm_ioctl(kvm, KVM_SET_IRQCHIP, &st->chips[i], "KVM_SET_IRQCHIP");
+    if (!ret && (st->hdr.parts & VM_HAS_PIT))
+        ret = vm_ioctl(kvm, KVM_SET_PIT2, &st->pit, "KVM_SET_PIT2");
+    if (!ret && (st->hdr.parts & VM_HAS_CLOCK))
+        ret = vm_set_clock(kvm, &st->clock);
+    return ret;
+}
+
+int kvm_vm_state_load(struct kvm *kvm, const uint8_t *data, size_t len)
+{
+    struct vm_state st;
+    int ret;
+
+    memset(&st, 0, sizeof(st));
+    ret = vm_state_read(kvm, data, len, &st);
+    return ret ? ret : vm_state_apply(kvm, &st);
+}

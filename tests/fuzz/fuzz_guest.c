@@ -1,0 +1,569 @@
+/*
+ * Fuzz target: what a guest can do to the devices vmm emulates. A machine of buses,
+ * the PCI host (0xCF8/0xCFC), the UART, i8042 and RTC on port I/O, and the real
+ * virtio-net in a virtio-pci function (BAR4 capabilities, BAR1 MSI-X) whose back-end
+ * is a socketpair the harness drains, answering GET_VRING_BASE as a back-end does.
+ * Guest RAM is a 64 KiB buffer the input writes into, so the control queue walks
+ * whatever rings and descriptors the input lays out.
+ *
+ * The platform keeps KVM's view (ioeventfds, irqfds, watched fds) and fails on any
+ * call KVM would refuse (double assign, unknown deassign). After every op that view
+ * must match the transport's (doorbells where the BAR is, each queue's interrupt on its
+ * vector's route or polled while masked); after a final device reset nothing may be
+ * left wired, and no fd may leak.
+ *
+ * Input: a 16-byte header (backend features u64, queue pairs, flags, MTU u16), then
+ * 8-byte ops: target, control (bit 0 write, bits 1-2 log2 size), offset u16, value u32;
+ * a RAM-image op ends the ops, the bytes after it are the image.
+ */
+#include "../../devices/bus.h"
+#include "../../devices/i8042.h"
+#include "../../devices/pci.h"
+#include "../../devices/rtc.h"
+#include "../../devices/serial.h"
+#include "../../devices/virtio_net.h"
+#include "../../devices/virtio_pci.h"
+
+#include "fuzz_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define HEADER_SIZE 16
+#define OP_SIZE 8
+#define GUEST_RAM 0x10000
+#define MAX_LIVE 64
+#define GSI_BASE 24
+
+#define H_PROTOCOL 0x01 /* the back-end offered VHOST_USER_F_PROTOCOL_FEATURES */
+
+enum target {
+    T_LEGACY_PIO, /* 0xCF8-0xCFF, the UART, i8042, RTC: port = base + (offset & 7) */
+    T_BAR4,       /* virtio capabilities, at the BAR's current address + offset */
+    T_BAR1,       /* MSI-X table and PBA */
+    T_CONFIG,     /* the virtio function's config space directly */
+    T_RAM,        /* a guest write to RAM */
+    T_CONSOLE,    /* console input for the UART */
+    T_LOOP,       /* the event loop: every watched fd that is readable */
+    T_SYSTEM,     /* value % 3 = 0: reboot (device resets); 1: back-end reconnect;
+                   * 2: the rest of the input is a RAM image at offset, then a control
+                   * queue kick (a fast way into the virtqueue walk) */
+};
+
+/* ---- the platform: KVM's state as it would be ---- */
+
+struct watch {
+    int fd;
+    void (*cb)(void *arg, uint32_t events);
+    void *arg;
+};
+
+static struct {
+    struct {
+        uint64_t addr;
+        int fd;
+    } ioev[MAX_LIVE];
+    int nioev;
+    struct {
+        int gsi, fd;
+    } irqfd[MAX_LIVE];
+    int nirqfd;
+    struct watch watch[MAX_LIVE];
+    int nwatch;
+    int next_gsi;
+} kvm;
+
+static int plat_ioeventfd(void *opaque, uint64_t addr, uint32_t len, int fd, bool assign)
+{
+    (void)opaque, (void)len;
+    for (int i = 0; i < kvm.nioev; i++) {
+        if (kvm.ioev[i].addr != addr)
+            continue;
+        if (assign)
+            fuzz_fail("ioeventfd at 0x%llx assigned twice", (unsigned long long)addr);
+        if (kvm.ioev[i].fd != fd)
+            fuzz_fail("ioeventfd at 0x%llx deassigned with another fd", (unsigned long long)addr);
+        kvm.ioev[i] = kvm.ioev[--kvm.nioev];
+        return 0;
+    }
+    if (!assign)
+        fuzz_fail("deassign of an unknown ioeventfd at 0x%llx", (unsigned long long)addr);
+    if (kvm.nioev == MAX_LIVE)
+        return -ENOSPC;
+    kvm.ioev[kvm.nioev].addr = addr;
+    kvm.ioev[kvm.nioev++].fd = fd;
+    return 0;
+}
+
+static int plat_irqfd(void *opaque, int gsi, int fd, bool assign)
+{
+    (void)opaque;
+    for (int i = 0; i < kvm.nirqfd; i++) {
+        if (kvm.irqfd[i].fd != fd)
+            continue;
+        if (assign)
+            fuzz_fail("irqfd %d assigned twice", fd);
+        if (kvm.irqfd[i].gsi != gsi)
+            fuzz_fail("irqfd %d deassigned from gsi %d, assigned to %d", fd, gsi, kvm.irqfd[i].gsi);
+        kvm.irqfd[i] = kvm.irqfd[--kvm.nirqfd];
+        return 0;
+    }
+    if (!assign)
+        fuzz_fail("deassign of an unknown irqfd %d", fd);
+    if (kvm.nirqfd == MAX_LIVE)
+        return -ENOSPC;
+    kvm.irqfd[kvm.nirqfd].gsi = gsi;
+    kvm.irqfd[kvm.nirqfd++].fd = fd;
+    return 0;
+}
+
+static int plat_msi_route_alloc(void *opaque)
+{
+    (void)opaque;
+    return kvm.next_gsi++;
+}
+
+static void plat_msi_route_free(void *opaque, int gsi)
+{
+    (void)opaque, (void)gsi;
+}
+
+static int plat_msi_route_set(void *opaque, int gsi, uint64_t addr, uint32_t data)
+{
+    (void)opaque, (void)addr, (void)data;
+    if (gsi < GSI_BASE || gsi >= kvm.next_gsi)
+        fuzz_fail("MSI route %d was never allocated", gsi);
+    return 0;
+}
+
+static int plat_signal_msi(void *opaque, uint64_t addr, uint32_t data)
+{
+    (void)opaque, (void)addr, (void)data;
+    return 0;
+}
+
+static int plat_watch_fd(void *opaque, int fd, void (*cb)(void *arg, uint32_t events), void *arg,
+                         bool on)
+{
+    (void)opaque;
+    for (int i = 0; i < kvm.nwatch; i++) {
+        if (kvm.watch[i].fd != fd)
+            continue;
+        if (on)
+            fuzz_fail("fd %d watched twice", fd);
+        kvm.watch[i] = kvm.watch[--kvm.nwatch];
+        return 0;
+    }
+    if (!on)
+        fuzz_fail("unwatch of an unknown fd %d", fd);
+    if (kvm.nwatch == MAX_LIVE)
+        return -ENOSPC;
+    kvm.watch[kvm.nwatch++] = (struct watch){fd, cb, arg};
+    return 0;
+}
+
+/* ---- the machine ---- */
+
+static int null_fd = -1;
+static uint8_t ram[GUEST_RAM];
+static struct bus pio, mmio;
+static struct pci pci;
+static struct serial uart;
+static struct i8042 kbd;
+static struct rtc rtc;
+static struct virtio_net net;
+static struct virtio_pci vp;
+static int backend = -1; /* the back-end's end of the vhost-user socket */
+static uint64_t backend_features;
+static uint8_t header_flags;
+
+static int plat_run_on_loop(void *opaque, int (*fn)(void *arg), void *arg)
+{
+    (void)opaque;
+    return fn(arg);
+}
+
+static int plat_mem_regions(void *opaque, struct vhost_user_mem_region *regions, int max)
+{
+    (void)opaque;
+    if (max < 1)
+        return -ENOSPC;
+    regions[0] = (struct vhost_user_mem_region){
+        .memory_size = GUEST_RAM, .userspace_addr = (uintptr_t)ram, .fd = null_fd};
+    return 1;
+}
+
+static const struct virtio_platform platform = {
+    .ioeventfd = plat_ioeventfd,
+    .irqfd = plat_irqfd,
+    .msi_route_alloc = plat_msi_route_alloc,
+    .msi_route_free = plat_msi_route_free,
+    .msi_route_set = plat_msi_route_set,
+    .signal_msi = plat_signal_msi,
+    .watch_fd = plat_watch_fd,
+    .run_on_loop = plat_run_on_loop,
+    .mem_regions = plat_mem_regions,
+};
+
+static void *ram_ptr(void *opaque, uint64_t gpa, uint64_t len)
+{
+    (void)opaque;
+    if (gpa > GUEST_RAM || len > GUEST_RAM - gpa)
+        return NULL;
+    return ram + gpa;
+}
+
+static const struct guest_mem_access guest_mem = {.ptr = ram_ptr};
+
+static void irq_set(void *opaque, uint32_t irq, int level)
+{
+    (void)opaque, (void)irq, (void)level;
+}
+
+static void reset_cpu(void *opaque)
+{
+    (void)opaque;
+}
+
+static time_t fixed_time(void)
+{
+    return 1700000000;
+}
+
+/* ---- the back-end ----
+ * A well-behaved back-end without threads: it answers GET_VRING_BASE (what the model
+ * sends to stop a ring) from the connection's trace hook, which sees each request just
+ * before it is sent, and drops everything else after each op. */
+
+/* Reads and drops whatever the front-end sent, closing the fds that came with it. */
+static void backend_drain(void)
+{
+    for (;;) {
+        union {
+            char buf[CMSG_SPACE(sizeof(int) * 16)];
+            struct cmsghdr align;
+        } ctl;
+        char data[4096];
+        struct iovec iov = {.iov_base = data, .iov_len = sizeof(data)};
+        struct msghdr mh = {.msg_iov = &iov,
+                            .msg_iovlen = 1,
+                            .msg_control = ctl.buf,
+                            .msg_controllen = sizeof(ctl)};
+
+        if (recvmsg(backend, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) <= 0)
+            return;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+            size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+            for (size_t i = 0; cm->cmsg_type == SCM_RIGHTS && i < n; i++) {
+                int fd;
+
+                memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(fd));
+                close(fd);
+            }
+        }
+    }
+}
+
+static void backend_on_request(void *opaque, int64_t time_us, const char *line)
+{
+    unsigned size, index;
+
+    (void)opaque, (void)time_us;
+    if (strncmp(line, "-> ", 3))
+        return;
+    if (strstr(line, "NEED_REPLY"))
+        fuzz_fail("'%s' asks for a reply without REPLY_ACK negotiated", line);
+    if (sscanf(line, "-> GET_VRING_BASE flags=%*s size=%u index=%u", &size, &index) == 2) {
+        struct {
+            uint32_t request, flags, size, index, num;
+        } __attribute__((packed)) reply = {VHOST_USER_GET_VRING_BASE, 0x5, 8, index, 0};
+
+        if (send(backend, &reply, sizeof(reply), MSG_DONTWAIT | MSG_NOSIGNAL) != sizeof(reply))
+            fuzz_fail("cannot queue a GET_VRING_BASE reply");
+    }
+}
+
+static void backend_connect(void)
+{
+    int sv[2];
+
+    if (backend >= 0) {
+        vhost_user_conn_close(&net.conn);
+        close(backend);
+    }
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+        fuzz_fail("socketpair: %s", strerror(errno));
+    vhost_user_conn_init(&net.conn, sv[0]);
+    backend = sv[1];
+    net.conn.features = backend_features;
+    if (header_flags & H_PROTOCOL)
+        net.conn.features |= 1ULL << VHOST_USER_F_PROTOCOL_FEATURES;
+    net.conn.timeout_ms = 0; /* every reply is queued before it is asked for */
+    net.conn.trace = backend_on_request;
+    net.backend_features = net.conn.features;
+    /* A new backend has no rings: what vmm's reconnect starts from. */
+    net.connected = true;
+    net.rings_started = 0;
+}
+
+/* ---- set-up and teardown ---- */
+
+static void machine_init(const uint8_t *h)
+{
+    const struct pci_layout layout = {0xc0000000ULL, 0x3e000000ULL, 0x200000000ULL, 0x400000000ULL};
+    const struct irq_line com1 = {.set = irq_set, .irq = SERIAL_COM1_IRQ};
+    const struct irq_line kbd_irq = {.set = irq_set, .irq = I8042_KBD_IRQ};
+    struct virtio_net_options opts = {
+        .socket_path = "fuzz",
+        .queue_pairs = 1 + h[8] % VIRTIO_NET_MAX_PAIRS,
+        .mac = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56},
+        .mtu = (uint16_t)(h[10] | h[11] << 8),
+    };
+    int ret = 0;
+
+    memcpy(&backend_features, h, 8);
+    header_flags = h[9];
+    memset(&kvm, 0, sizeof(kvm));
+    kvm.next_gsi = GSI_BASE;
+    memset(ram, 0, sizeof(ram));
+    if (bus_init(&pio, "pio") || bus_init(&mmio, "mmio") || pci_init(&pci, &pio, &mmio, &layout) ||
+        serial_init(&uart, "serial0", &com1, null_fd) ||
+        i8042_init(&kbd, &kbd_irq, reset_cpu, NULL) || rtc_init(&rtc, fixed_time))
+        fuzz_fail("cannot build the machine");
+    ret |= bus_register(&pio, SERIAL_COM1_BASE, SERIAL_NR_PORTS, &uart.dev);
+    ret |= bus_register(&pio, I8042_DATA_PORT, 1, &kbd.data_dev);
+    ret |= bus_register(&pio, I8042_CMD_PORT, 1, &kbd.cmd_dev);
+    ret |= bus_register(&pio, RTC_INDEX_PORT, RTC_NR_PORTS, &rtc.dev);
+    virtio_net_setup(&net, "net0", &opts, &platform, &guest_mem);
+    backend = -1;
+    backend_connect();
+    ret |= virtio_pci_init(&vp, &net.vdev, &platform);
+    ret |= pci_register(&pci, &vp.pci, -1);
+    if (ret)
+        fuzz_fail("cannot register the devices");
+}
+
+static void machine_reboot(void)
+{
+    virtio_pci_reset(&vp);
+    uart.dev.ops->reset(&uart.dev);
+    backend_drain();
+}
+
+static void machine_destroy(void)
+{
+    machine_reboot();
+    if (kvm.nioev || kvm.nirqfd || kvm.nwatch)
+        fuzz_fail("after a device reset %d ioeventfds, %d irqfds, %d watches are left", kvm.nioev,
+                  kvm.nirqfd, kvm.nwatch);
+    pci_destroy(&pci);
+    virtio_pci_destroy(&vp);
+    virtio_net_destroy(&net);
+    close(backend);
+    serial_destroy(&uart);
+    i8042_destroy(&kbd);
+    rtc_destroy(&rtc);
+    bus_destroy(&mmio);
+    bus_destroy(&pio);
+}
+
+/* ---- what KVM holds must match the transport's state ---- */
+
+static bool ioev_live(uint64_t addr, int fd)
+{
+    for (int i = 0; i < kvm.nioev; i++)
+        if (kvm.ioev[i].addr == addr && kvm.ioev[i].fd == fd)
+            return true;
+    return false;
+}
+
+static int irqfd_gsi(int fd)
+{
+    for (int i = 0; i < kvm.nirqfd; i++)
+        if (kvm.irqfd[i].fd == fd)
+            return kvm.irqfd[i].gsi;
+    return -1;
+}
+
+static bool watched(int fd)
+{
+    for (int i = 0; i < kvm.nwatch; i++)
+        if (kvm.watch[i].fd == fd)
+            return true;
+    return false;
+}
+
+/* A live device has every doorbell where the BAR is and each queue's interrupt either
+ * on its vector's route (unmasked) or polled (masked); an idle one has nothing. */
+static void check_wiring(void)
+{
+    unsigned nq = net.vdev.num_queues;
+    bool mapped = vp.wired && vp.notify_base != PCI_BAR_UNMAPPED;
+
+    if (kvm.nioev != (mapped ? (int)nq : 0))
+        fuzz_fail("%d ioeventfds with the device %s", kvm.nioev, vp.wired ? "wired" : "idle");
+    for (unsigned q = 0; q < nq; q++) {
+        const struct virtio_queue *vq = &net.vdev.queues[q];
+        bool has_vector = vq->msix_vector < vp.nvectors;
+        bool masked = has_vector && vp.vectors[vq->msix_vector].masked;
+        int gsi = irqfd_gsi(vq->call_fd);
+
+        if (mapped && !ioev_live(vp.notify_base + 4 * q, vq->kick_fd))
+            fuzz_fail("queue %u has no doorbell at 0x%llx", q,
+                      (unsigned long long)(vp.notify_base + 4 * q));
+        if (!vp.wired || !has_vector) {
+            if (gsi >= 0 || watched(vq->call_fd))
+                fuzz_fail("queue %u interrupt wired without a live vector", q);
+        } else if (masked ? gsi >= 0 || !watched(vq->call_fd)
+                          : gsi != vp.vectors[vq->msix_vector].gsi || watched(vq->call_fd)) {
+            fuzz_fail("queue %u vector %u (%s): irqfd gsi %d, %s", q, vq->msix_vector,
+                      masked ? "masked" : "unmasked", gsi,
+                      watched(vq->call_fd) ? "watched" : "not watched");
+        }
+    }
+}
+
+/* ---- the ops ---- */
+
+static void run_loop(void)
+{
+    struct watch ready[MAX_LIVE];
+    int n = 0;
+
+    for (int i = 0; i < kvm.nwatch; i++) {
+        struct pollfd p = {.fd = kvm.watch[i].fd, .events = POLLIN};
+
+        if (poll(&p, 1, 0) == 1)
+            ready[n++] = kvm.watch[i];
+    }
+    /* A callback may unwatch others: run only those still watched. */
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < kvm.nwatch; j++)
+            if (kvm.watch[j].fd == ready[i].fd && kvm.watch[j].cb == ready[i].cb) {
+                ready[i].cb(ready[i].arg, EPOLLIN);
+                break;
+            }
+}
+
+static void access_bus(struct bus *bus, uint64_t addr, bool write, uint32_t len, uint64_t value)
+{
+    uint8_t buf[8];
+
+    if (write) {
+        memcpy(buf, &value, sizeof(buf));
+        bus_write(bus, addr, buf, len);
+    } else {
+        bus_read(bus, addr, buf, len);
+    }
+}
+
+/* Guest RAM at offset takes the image, then the driver kicks the control queue. */
+static void load_image_and_kick(uint32_t offset, const uint8_t *image, size_t len)
+{
+    const struct virtio_queue *ctrl = &net.vdev.queues[2 * net.opts.queue_pairs];
+    uint64_t one = 1;
+
+    if (len > GUEST_RAM - offset)
+        len = GUEST_RAM - offset;
+    memcpy(ram + offset, image, len);
+    if (write(ctrl->kick_fd, &one, sizeof(one)) != sizeof(one))
+        fuzz_fail("cannot kick the control queue: %s", strerror(errno));
+    run_loop();
+    backend_drain();
+}
+
+/* Runs one op; false when the rest of the input was consumed by it. */
+static bool run_op(const uint8_t *op, const uint8_t *rest, size_t rest_len)
+{
+    static const uint16_t legacy[] = {PCI_CONFIG_ADDR_PORT, SERIAL_COM1_BASE, I8042_DATA_PORT,
+                                      I8042_CMD_PORT, RTC_INDEX_PORT};
+    bool write = op[1] & 1;
+    uint32_t len = 1u << ((op[1] >> 1) & 3), off = (uint32_t)(op[2] | op[3] << 8), v32;
+    uint64_t value;
+
+    memcpy(&v32, op + 4, 4);
+    value = (uint64_t)v32 << 32 | v32;
+    switch (op[0] % 8) {
+    case T_LEGACY_PIO:
+        access_bus(&pio, legacy[(off >> 8) % 5] + (off & 7), write, len > 4 ? 4 : len, value);
+        break;
+    case T_BAR4:
+        access_bus(&mmio, pci_bar_address(&vp.pci, VIRTIO_PCI_CAPS_BAR) + (off & 0x3fff), write,
+                   len, value);
+        break;
+    case T_BAR1:
+        access_bus(&mmio, pci_bar_address(&vp.pci, VIRTIO_PCI_MSIX_BAR) + (off & 0xfff), write, len,
+                   value);
+        break;
+    case T_CONFIG:
+        if (write)
+            pci_config_write(&vp.pci, off & 0xff, len, v32);
+        else
+            pci_config_read(&vp.pci, off & 0xff, len);
+        break;
+    case T_RAM:
+        if (off + len <= GUEST_RAM)
+            memcpy(ram + off, &value, len);
+        break;
+    case T_CONSOLE:
+        serial_receive(&uart, op + 4, len > 4 ? 4 : len);
+        break;
+    case T_LOOP:
+        run_loop();
+        break;
+    case T_SYSTEM:
+        if (v32 % 3 == 0) {
+            machine_reboot();
+        } else if (v32 % 3 == 1) {
+            backend_connect();
+        } else {
+            load_image_and_kick(off, rest, rest_len);
+            return false;
+        }
+        break;
+    }
+    backend_drain();
+    return true;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc, (void)argv;
+    fuzz_keep_stderr();
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    int fds_before;
+
+    if (size < HEADER_SIZE)
+        return 0;
+    if (null_fd < 0) {
+        fuzz_log_level();
+        null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null_fd < 0)
+            fuzz_fail("cannot open /dev/null");
+    }
+    fds_before = fuzz_count_fds();
+    machine_init(data);
+    for (size_t off = HEADER_SIZE; off + OP_SIZE <= size; off += OP_SIZE) {
+        bool more = run_op(data + off, data + off + OP_SIZE, size - off - OP_SIZE);
+
+        check_wiring();
+        if (!more)
+            break;
+    }
+    machine_destroy();
+    fuzz_check_fds(fds_before);
+    return 0;
+}

@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# migrate.sh MODE: live migration between two vmm processes inside one host, with one
+# testpmd serving a vhost-user port to each (port 0: the source, port 1: the
+# destination) and flooding both (txonly). The guest runs vmm-memtest (a pattern it
+# keeps rewriting and checks, a heartbeat every second) and prints its eth0 rx count
+# every second. MODEs:
+#   verify      migrate with --verify: 0 differing pages; on the destination the
+#               heartbeat continues from where it was, memtest finds no error, and
+#               the guest keeps receiving packets;
+#   ignore-log  the same with VMM_TEST_MIGRATION_IGNORE_BACKEND_LOG=1 on the source
+#               (a test-only switch: the source ignores the backend's dirty log):
+#               verify must report differing pages, so the check can fail;
+#   kill-dest   the destination is killed mid-migration: vmmctl reports the failure,
+#               the source keeps running and its guest keeps receiving;
+#   snapshot    vmmctl snapshot DIR, the source is shut down, a new vmm --restore DIR
+#               continues: the heartbeat goes on and the NIC passes traffic.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/testpmd.sh"
+need_testpmd
+ensure_guest_image
+export RIG_TIMEOUT=${RIG_TIMEOUT:-880}
+run_in_rig_if_needed "$0" "$@"
+need_kvm
+. "$(dirname "$0")/guest.sh"
+
+mode=${1:?usage: migrate.sh verify|ignore-log|kill-dest|snapshot}
+VMMCTL=${VMMCTL_BIN:-$(dirname "$VMM_BIN")/vmmctl}
+[ -x "$VMMCTL" ] || fail "vmmctl not found at $VMMCTL"
+mem=${VMM_MIGRATE_MEMORY:-512M}
+dir=$(mktemp -d)
+at_exit "rm -rf '$dir'"
+sock0=$dir/port0.sock sock1=$dir/port1.sock api0=$dir/src.api api1=$dir/dst.api
+src_log=$dir/src.log dst_log=$dir/dst.log mig_uri=unix:$dir/mig.sock
+n=/sys/class/net/eth0
+# shellcheck disable=SC2016 # $(...) runs in the guest
+guest='ip link set eth0 up; vmm-memtest 64 & while :; do echo RX=$(cat '$n'/statistics/rx_packets); sleep 1; done'
+
+# One testpmd, two vhost-user ports, both transmitting into their guest.
+start_testpmd_two_ports() {
+    local prefix=vmm-migrate-$$
+    TESTPMD_LOG=$dir/testpmd.log
+    at_exit "rm -rf '/var/run/dpdk/$prefix'"
+    start_bg "$(dirname "$0")/testpmd-lean" "$TESTPMD_BIN" --no-huge -m 512 --no-pci -l 0-1 \
+        --file-prefix="$prefix" --vdev "net_vhost0,iface=$sock0,queues=1" \
+        --vdev "net_vhost1,iface=$sock1,queues=1" -- --total-num-mbufs=16384 \
+        --forward-mode=txonly --auto-start --stats-period 5 --nb-cores=1 </dev/null >"$TESTPMD_LOG" 2>&1
+    TESTPMD_PID=$BG_PID
+    local end=$((SECONDS + TESTPMD_START_TIMEOUT))
+    until [ -S "$sock0" ] && [ -S "$sock1" ]; do
+        kill -0 "$TESTPMD_PID" 2>/dev/null || { tail -n 20 "$TESTPMD_LOG"; fail "testpmd exited"; }
+        [ "$SECONDS" -lt "$end" ] || { tail -n 20 "$TESTPMD_LOG"; fail "testpmd made no sockets"; }
+        sleep 0.2
+    done
+    echo "ok: testpmd serving $sock0 and $sock1"
+}
+
+# last_value LOG KEY: the last KEY=value the guest printed in LOG.
+last_value() { grep -a "^$2=" "$1" | tail -n 1 | cut -d= -f2 | tr -d '\r'; }
+last_beat() { grep -a '^MEMTEST-HEARTBEAT' "$1" | tail -n 1 | sed 's/.* n=\([0-9]*\).*/\1/'; }
+wait_for() { # SECS LOG-for-diagnostics CONDITION
+    local end=$((SECONDS + $1))
+    until eval "$3"; do
+        [ "$SECONDS" -lt "$end" ] || { tail -n 30 "$2"; fail "waited $1 s for: $3"; }
+        sleep 0.5
+    done
+}
+
+start_vmm() { # LOG API SOCK [EXTRA...]
+    local log=$1 api=$2 sock=$3
+    shift 3
+    start_bg "$VMM_BIN" --memory "$mem" --cpus 1 --api-socket "$api" \
+        --net "vhost-user,socket=$sock" "$@" </dev/null >"$log" 2>&1
+}
+
+start_testpmd_two_ports
+[ "$mode" != ignore-log ] || export VMM_TEST_MIGRATION_IGNORE_BACKEND_LOG=1
+start_vmm "$src_log" "$api0" "$sock0" --kernel "$GUEST_DIR/bzImage" \
+    --initrd "$GUEST_DIR/initramfs.cpio.gz" --cmdline "$GUEST_CMDLINE_BASE vmm.run=\"$guest\""
+src=$BG_PID
+wait_for 300 "$src_log" '[ "$(last_beat "$src_log")" -ge 3 ] 2>/dev/null && [ "$(last_value "$src_log" RX)" -ge 1000 ] 2>/dev/null'
+echo "ok: source guest up: heartbeat $(last_beat "$src_log"), rx $(last_value "$src_log" RX)"
+
+unset VMM_TEST_MIGRATION_IGNORE_BACKEND_LOG
+
+# check_continues LOG BEFORE_BEAT BEFORE_RX: the guest in LOG goes on from there: its
+# next heartbeats follow BEFORE_BEAT, 20 more of them (a whole memtest check cycle)
+# with no error, and its rx count grows by 1000 past BEFORE_RX.
+check_continues() {
+    local log=$1 beat=$2 rx=$3 first
+    wait_for 120 "$log" "grep -aq '^MEMTEST-HEARTBEAT' '$log'"
+    first=$(grep -a '^MEMTEST-HEARTBEAT' "$log" | head -n 1 | sed 's/.* n=\([0-9]*\).*/\1/')
+    [ "$first" -gt "$beat" ] && [ "$first" -le $((beat + 2)) ] ||
+        fail "the heartbeat went from $beat to $first: the guest did not continue where it was"
+    echo "ok: heartbeat $beat before, $first next"
+    wait_for 180 "$log" '[ "$(last_beat "$log")" -ge $((first + 20)) ]'
+    ! grep -aq '^MEMTEST-ERROR' "$log" || { grep -a '^MEMTEST-ERROR' "$log" | head; fail "memtest found corrupted memory"; }
+    check_eq "memtest errors after $((first + 20 - beat)) heartbeats" \
+        "$(grep -a '^MEMTEST-HEARTBEAT' "$log" | tail -n 1 | sed 's/.* errors=\([0-9]*\).*/\1/')" 0
+    wait_for 120 "$log" '[ "$(last_value "$log" RX)" -ge $((rx + 1000)) ] 2>/dev/null'
+    echo "ok: rx $rx before, $(last_value "$log" RX) now: the NIC passes traffic"
+}
+
+stop_vmm() { # PID API NAME
+    local rc=0
+    "$VMMCTL" --api-socket "$2" shutdown >/dev/null || fail "vmmctl shutdown of the $3 failed"
+    wait "$1" || rc=$?
+    check_eq "$3 vmm exit status after shutdown" "$rc" 0
+}
+
+case $mode in
+verify | ignore-log)
+    start_vmm "$dst_log" "$api1" "$sock1" --incoming "$mig_uri"
+    dst=$BG_PID
+    wait_for 120 "$dst_log" "[ -S '$dir/mig.sock' ]"
+    rc=0
+    start=$SECONDS
+    "$VMMCTL" --api-socket "$api0" migrate "$mig_uri" --verify >"$dir/vmmctl.out" 2>&1 || rc=$?
+    cat "$dir/vmmctl.out"
+    echo "migration took $((SECONDS - start)) s (vmmctl exit $rc)"
+    beat=$(last_beat "$src_log") rx=$(last_value "$src_log" RX)
+    differ=$(grep -ao '[0-9]* differ' "$dir/vmmctl.out" | tail -n 1 | cut -d' ' -f1)
+    [ -n "$differ" ] || { tail -n 20 "$src_log" "$dst_log"; fail "vmmctl printed no verify result"; }
+    if [ "$mode" = verify ]; then
+        check_eq "vmmctl migrate --verify exit status" "$rc" 0
+        check_eq "pages that differ after the migration" "$differ" 0
+        stop_vmm "$src" "$api0" source
+        check_continues "$dst_log" "$beat" "$rx"
+        stop_vmm "$dst" "$api1" destination
+        pass "migrated under traffic: verify found 0 differing pages, the guest went on"
+    else
+        [ "$rc" -ne 0 ] || fail "vmmctl exited 0 although pages differ"
+        [ "$differ" -gt 0 ] || fail "without the backend's log, verify found no differing page"
+        grep -a 'differs' "$dst_log" | head -n 3 || true
+        echo "ok: without the backend's dirty log, $differ pages differ"
+        pass "verify catches an incomplete dirty log"
+    fi
+    ;;
+kill-dest)
+    start_vmm "$dst_log" "$api1" "$sock1" --incoming "$mig_uri"
+    dst=$BG_PID
+    wait_for 120 "$dst_log" "[ -S '$dir/mig.sock' ]"
+    "$VMMCTL" --api-socket "$api0" migrate "$mig_uri" >"$dir/vmmctl.out" 2>&1 &
+    ctl=$!
+    wait_for 120 "$src_log" "\"$VMMCTL\" --api-socket '$api0' query-migrate | grep -q active"
+    kill -KILL "$dst"
+    rc=0
+    wait "$ctl" || rc=$?
+    cat "$dir/vmmctl.out"
+    [ "$rc" -ne 0 ] || fail "vmmctl migrate exited 0 although the destination died"
+    "$VMMCTL" --api-socket "$api0" status | tee "$dir/status.out"
+    grep -q running "$dir/status.out" || fail "the source is not running after the failed migration"
+    beat=$(last_beat "$src_log") rx=$(last_value "$src_log" RX)
+    wait_for 120 "$src_log" '[ "$(last_beat "$src_log")" -ge $((beat + 5)) ]'
+    wait_for 120 "$src_log" '[ "$(last_value "$src_log" RX)" -ge $((rx + 1000)) ] 2>/dev/null'
+    echo "ok: the source goes on: heartbeat $beat -> $(last_beat "$src_log"), rx $rx -> $(last_value "$src_log" RX)"
+    stop_vmm "$src" "$api0" source
+    pass "a destination killed mid-migration leaves the source running, its NIC passing traffic"
+    ;;
+snapshot)
+    "$VMMCTL" --api-socket "$api0" pause
+    beat=$(last_beat "$src_log") rx=$(last_value "$src_log" RX)
+    "$VMMCTL" --api-socket "$api0" snapshot "$dir/snap" || fail "vmmctl snapshot failed"
+    ls -la "$dir/snap"
+    stop_vmm "$src" "$api0" source
+    start_vmm "$dst_log" "$api1" "$sock1" --restore "$dir/snap"
+    dst=$BG_PID
+    check_continues "$dst_log" "$beat" "$rx"
+    stop_vmm "$dst" "$api1" restored
+    pass "snapshot and restore in a new process: the guest went on, its NIC passes traffic"
+    ;;
+*) fail "unknown mode $mode" ;;
+esac
+stop_testpmd

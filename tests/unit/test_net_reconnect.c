@@ -1,0 +1,1284 @@
+/*
+ * virtio-net's vhost-user reconnect, end to end on the event loop: the real device model
+ * against scripted fake back-ends on a real Unix socket. The test thread is the event-loop
+ * thread, as vmm's main thread is, and pumps the loop itself; each back-end is a thread
+ * serving a list of sessions (one connection each) that can hang up, stall, answer with the
+ * wrong request, close in the middle of activation or lack a feature the guest uses. What vmm
+ * logs goes to a memfd and is checked line by line. Wire layouts are read at literal offsets.
+ */
+#include "../../common/log.h"
+#include "../../devices/virtio_net.h"
+#include "../../vmm/event_loop.h"
+
+#include "check_main.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BIT(n) (1ULL << (n))
+#define MEM_SIZE (1u << 20)
+#define QSIZE 64
+#define NQ 3 /* one queue pair and the control queue */
+#define DESC(q) (0x10000ULL + (q)*0x4000ULL)
+#define AVAIL(q) (DESC(q) + 0x1000)
+#define USED(q) (DESC(q) + 0x2000)
+#define MTU 1500
+/* Replies get a generous bound, as a loaded machine may be slow to run the back-end;
+ * the attempts meant to stall get a short one (vmm reads it at each connection). */
+#define REPLY_TIMEOUT_MS 3000
+#define STALL_TIMEOUT_MS 400
+#define RECONNECT_MS 50
+#define WAIT_MS 5000 /* bound on waiting for what should happen soon */
+#define BE_IDLE_MS 10000
+#define BE_MAX_SESSIONS 10
+#define BE_MAX_MSGS 40
+
+#define FL_NEED_REPLY 0x8u
+#define FL_REPLY 0x5u /* version 1 + REPLY */
+
+#define BACKEND_FEATURES                                                                           \
+    (BIT(VIRTIO_F_VERSION_1) | BIT(VHOST_USER_F_PROTOCOL_FEATURES) | BIT(VIRTIO_NET_F_MRG_RXBUF) | \
+     BIT(VIRTIO_NET_F_CSUM) | BIT(VIRTIO_NET_F_HOST_TSO4))
+#define BACKEND_PROTOCOL                                                                           \
+    (BIT(VHOST_USER_PROTOCOL_F_MQ) | BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK) |                        \
+     BIT(VHOST_USER_PROTOCOL_F_MTU))
+#define GUEST_FEATURES                                                                             \
+    (BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_NET_F_MRG_RXBUF) | BIT(VIRTIO_NET_F_CSUM) |              \
+     BIT(VIRTIO_NET_F_MAC) | BIT(VIRTIO_NET_F_STATUS) | BIT(VIRTIO_NET_F_CTRL_VQ) |                \
+     BIT(VIRTIO_NET_F_MTU))
+/* What the rings run with: acked, offered and data-path, plus the protocol bit. */
+#define RING_FEATURES                                                                              \
+    (BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_NET_F_MRG_RXBUF) | BIT(VIRTIO_NET_F_CSUM) |              \
+     BIT(VHOST_USER_F_PROTOCOL_FEATURES))
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void nap_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = ms * 1000000};
+
+    nanosleep(&ts, NULL);
+}
+
+/* --- the fake back-end's wire ------------------------------------------------------------ */
+
+struct raw {
+    uint32_t request, flags, size;
+    uint8_t payload[512];
+    int fds[8];
+    int nfds;
+};
+
+static int read_part(int fd, void *buf, size_t len, struct raw *m)
+{
+    size_t got = 0;
+
+    while (got < len) {
+        union {
+            char b[CMSG_SPACE(sizeof(int) * 8)];
+            struct cmsghdr align;
+        } ctl;
+        struct iovec iov = {.iov_base = (char *)buf + got, .iov_len = len - got};
+        struct msghdr mh = {.msg_iov = &iov,
+                            .msg_iovlen = 1,
+                            .msg_control = ctl.b,
+                            .msg_controllen = sizeof(ctl.b)};
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        ssize_t n;
+
+        if (poll(&p, 1, WAIT_MS) != 1)
+            return -1;
+        n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+        if (n <= 0)
+            return -1;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+            size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+            for (size_t i = 0; i < k; i++) {
+                int rfd;
+
+                memcpy(&rfd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+                if (m->nfds < 8)
+                    m->fds[m->nfds++] = rfd;
+                else
+                    close(rfd);
+            }
+        }
+        got += (size_t)n;
+    }
+    return 0;
+}
+
+/* One message as a back-end reads it; 0, or -1 on EOF, timeout or a bad size. */
+static int raw_recv(int fd, struct raw *m)
+{
+    uint8_t hdr[12];
+
+    memset(m, 0, sizeof(*m));
+    if (read_part(fd, hdr, sizeof(hdr), m))
+        return -1;
+    memcpy(&m->request, hdr, 4);
+    memcpy(&m->flags, hdr + 4, 4);
+    memcpy(&m->size, hdr + 8, 4);
+    if (m->size > sizeof(m->payload))
+        return -1;
+    return read_part(fd, m->payload, m->size, m);
+}
+
+static int raw_reply_u64(int fd, uint32_t request, uint64_t value)
+{
+    uint8_t buf[20];
+
+    memcpy(buf, &request, 4);
+    memcpy(buf + 4, &(uint32_t){FL_REPLY}, 4);
+    memcpy(buf + 8, &(uint32_t){8}, 4);
+    memcpy(buf + 12, &value, 8);
+    return send(fd, buf, sizeof(buf), MSG_NOSIGNAL) == sizeof(buf) ? 0 : -1;
+}
+
+/* --- the fake back-end -------------------------------------------------------------------- */
+
+enum be_fault {
+    BE_WELL,        /* answers everything, hangs up when the test asks */
+    BE_STALL,       /* stops answering at `at` and waits for vmm to give up */
+    BE_WRONG_REPLY, /* answers `at` with another request's type */
+    BE_CLOSE,       /* closes the connection on `at`, without answering */
+    BE_CLOSE_AFTER, /* answers `at`, then closes */
+};
+
+struct be_msg {
+    uint32_t request, flags, size;
+    uint8_t payload[64];
+    int nfds;
+    ino_t ino; /* the first fd's inode: which file came along */
+};
+
+struct be_session {
+    enum be_fault fault;
+    uint32_t at;       /* the request the fault hits */
+    uint64_t features; /* its GET_FEATURES answer */
+    struct be_msg msgs[BE_MAX_MSGS];
+    int nmsgs;
+    bool ended;
+};
+
+struct backend {
+    pthread_t thread;
+    bool running;
+    pthread_mutex_t lock; /* sessions: written by the back-end, read by the test */
+    int listen_fd;        /* vmm is the client: our listening socket; else we connect */
+    int ctl;              /* eventfd: hang up the current session, or stop */
+    atomic_bool stop;
+    pthread_barrier_t ready; /* the thread runs: it accepts (or connects) at once */
+    struct be_session s[BE_MAX_SESSIONS];
+    int nsessions;
+    char error[160]; /* the back-end's own failures: ck_assert is for the test thread */
+};
+
+static char sock_path[108];
+
+static void be_fail(struct backend *be, const char *what)
+{
+    pthread_mutex_lock(&be->lock);
+    if (!be->error[0])
+        snprintf(be->error, sizeof(be->error), "back-end: %s: %s", what, strerror(errno));
+    pthread_mutex_unlock(&be->lock);
+}
+
+static int be_connect(void)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    strcpy(sa.sun_path, sock_path);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+        return fd;
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
+static void drain(int efd)
+{
+    uint64_t v;
+
+    while (read(efd, &v, sizeof(v)) == sizeof(v))
+        ;
+}
+
+/* The next connection: accepted (vmm is the client) or made (vmm is the server). */
+static int be_open(struct backend *be)
+{
+    int64_t deadline = now_ms() + BE_IDLE_MS;
+
+    while (!atomic_load(&be->stop) && now_ms() < deadline) {
+        struct pollfd p[2] = {{.fd = be->listen_fd, .events = POLLIN},
+                              {.fd = be->ctl, .events = POLLIN}};
+        int fd;
+
+        if (be->listen_fd < 0) {
+            fd = be_connect();
+            if (fd >= 0)
+                return fd;
+            nap_ms(5); /* vmm's socket is not there yet */
+            continue;
+        }
+        if (poll(p, 2, 100) <= 0)
+            continue;
+        if (p[1].revents)
+            drain(be->ctl);
+        if (p[0].revents & POLLIN)
+            return accept4(be->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    }
+    return -1;
+}
+
+/* True when fd has something (a message or EOF); false on hang-up, stop or idle timeout. */
+static bool be_wait(struct backend *be, int fd)
+{
+    struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = be->ctl, .events = POLLIN}};
+
+    if (poll(p, 2, BE_IDLE_MS) <= 0)
+        return false;
+    if (p[1].revents) {
+        drain(be->ctl);
+        return false;
+    }
+    return !atomic_load(&be->stop);
+}
+
+/* Recorded, and its fds closed, before it is answered: once vmm has the answer, the
+ * test sees the message and the back-end holds no fd of it. */
+static void be_record(struct backend *be, struct be_session *s, struct raw *m)
+{
+    struct stat st = {0};
+
+    if (m->nfds)
+        fstat(m->fds[0], &st);
+    pthread_mutex_lock(&be->lock);
+    if (s->nmsgs < BE_MAX_MSGS) {
+        struct be_msg *r = &s->msgs[s->nmsgs++];
+
+        *r = (struct be_msg){
+            .request = m->request, .flags = m->flags, .size = m->size, .nfds = m->nfds};
+        r->ino = st.st_ino;
+        memcpy(r->payload, m->payload, sizeof(r->payload));
+    }
+    pthread_mutex_unlock(&be->lock);
+    for (int i = 0; i < m->nfds; i++)
+        close(m->fds[i]);
+    m->nfds = 0;
+}
+
+static int be_answer(const struct be_session *s, int fd, const struct raw *m, bool wrong)
+{
+    uint32_t type = m->request;
+    uint64_t v = 0;
+
+    switch (m->request) {
+    case VHOST_USER_GET_FEATURES:
+        v = s->features;
+        break;
+    case VHOST_USER_GET_PROTOCOL_FEATURES:
+        v = BACKEND_PROTOCOL;
+        break;
+    case VHOST_USER_GET_QUEUE_NUM:
+        v = 1;
+        break;
+    case VHOST_USER_GET_VRING_BASE:
+        memcpy(&v, m->payload, 4); /* {index, num 0} */
+        break;
+    default:
+        if (!(m->flags & FL_NEED_REPLY))
+            return 0;
+    }
+    if (wrong)
+        type = type == VHOST_USER_GET_FEATURES ? VHOST_USER_GET_PROTOCOL_FEATURES
+                                               : VHOST_USER_GET_FEATURES;
+    return raw_reply_u64(fd, type, v);
+}
+
+static void be_serve(struct backend *be, struct be_session *s, int fd)
+{
+    struct raw m;
+
+    while (be_wait(be, fd) && raw_recv(fd, &m) == 0) {
+        bool hit = s->fault != BE_WELL && m.request == s->at;
+
+        be_record(be, s, &m);
+        if (hit && s->fault == BE_CLOSE)
+            return;
+        if (hit && s->fault == BE_STALL) {
+            be_wait(be, fd); /* until vmm gives up and closes */
+            return;
+        }
+        if (be_answer(s, fd, &m, hit && s->fault == BE_WRONG_REPLY)) {
+            be_fail(be, "cannot answer");
+            return;
+        }
+        if (hit && s->fault == BE_CLOSE_AFTER)
+            return;
+    }
+}
+
+static void *be_main(void *arg)
+{
+    struct backend *be = arg;
+
+    pthread_barrier_wait(&be->ready);
+    for (int i = 0; i < be->nsessions && !atomic_load(&be->stop); i++) {
+        int fd = be_open(be);
+
+        if (fd < 0) {
+            if (!atomic_load(&be->stop))
+                be_fail(be, "no connection from vmm");
+            break;
+        }
+        be_serve(be, &be->s[i], fd);
+        close(fd);
+        pthread_mutex_lock(&be->lock);
+        be->s[i].ended = true;
+        pthread_mutex_unlock(&be->lock);
+    }
+    return NULL;
+}
+
+static void be_init(struct backend *be)
+{
+    memset(be, 0, sizeof(*be));
+    pthread_mutex_init(&be->lock, NULL);
+    be->listen_fd = -1;
+    be->ctl = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    ck_assert_int_ge(be->ctl, 0);
+}
+
+/* A back-end process appearing: its socket first, then its sessions in order. */
+static void be_listen_backlog(struct backend *be, int backlog)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+    strcpy(sa.sun_path, sock_path);
+    unlink(sock_path);
+    be->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(be->listen_fd, 0);
+    ck_assert_int_eq(bind(be->listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(be->listen_fd, backlog), 0);
+}
+
+static void be_listen(struct backend *be)
+{
+    be_listen_backlog(be, 8);
+}
+
+static void be_add(struct backend *be, enum be_fault fault, uint32_t at, uint64_t features)
+{
+    ck_assert_int_lt(be->nsessions, BE_MAX_SESSIONS);
+    be->s[be->nsessions++] = (struct be_session){.fault = fault, .at = at, .features = features};
+}
+
+static void be_start(struct backend *be)
+{
+    pthread_barrier_init(&be->ready, NULL, 2);
+    ck_assert_int_eq(pthread_create(&be->thread, NULL, be_main, be), 0);
+    be->running = true;
+    pthread_barrier_wait(&be->ready);
+    pthread_barrier_destroy(&be->ready);
+}
+
+static void be_hangup(struct backend *be)
+{
+    uint64_t one = 1;
+
+    ck_assert_int_eq(write(be->ctl, &one, sizeof(one)), sizeof(one));
+}
+
+/* The back-end process going away: no session left, its socket closed. */
+static void be_stop(struct backend *be)
+{
+    if (be->running) {
+        atomic_store(&be->stop, true);
+        be_hangup(be);
+        pthread_join(be->thread, NULL);
+        be->running = false;
+    }
+    if (be->listen_fd >= 0)
+        close(be->listen_fd);
+    be->listen_fd = -1;
+}
+
+static void be_free(struct backend *be)
+{
+    be_stop(be);
+    if (be->ctl >= 0)
+        close(be->ctl);
+    be->ctl = -1;
+    pthread_mutex_destroy(&be->lock);
+}
+
+static int be_nmsgs(struct backend *be, int s)
+{
+    int n;
+
+    pthread_mutex_lock(&be->lock);
+    n = be->s[s].nmsgs;
+    pthread_mutex_unlock(&be->lock);
+    return n;
+}
+
+static struct be_msg be_get(struct backend *be, int s, int k)
+{
+    struct be_msg m;
+
+    ck_assert_int_lt(k, be_nmsgs(be, s));
+    pthread_mutex_lock(&be->lock);
+    m = be->s[s].msgs[k];
+    pthread_mutex_unlock(&be->lock);
+    return m;
+}
+
+static bool be_saw(struct backend *be, int s, uint32_t request)
+{
+    bool saw = false;
+
+    pthread_mutex_lock(&be->lock);
+    for (int k = 0; k < be->s[s].nmsgs; k++)
+        saw |= be->s[s].msgs[k].request == request;
+    pthread_mutex_unlock(&be->lock);
+    return saw;
+}
+
+static void be_check(struct backend *be)
+{
+    pthread_mutex_lock(&be->lock);
+    ck_assert_msg(!be->error[0], "%s", be->error);
+    pthread_mutex_unlock(&be->lock);
+}
+
+/* --- vmm's side: loop, platform, guest memory, captured log -------------------------------- */
+
+static struct event_loop loop;
+static struct virtio_platform platform;
+static struct guest_mem_access mem;
+static struct virtio_net_options opts;
+static struct virtio_net net;
+static bool net_up;
+static struct backend bes[2];
+static char dir[64];
+static int memfd = -1;
+static uint8_t *ram;
+static int kick[NQ], call[NQ];
+static unsigned config_irqs;
+static int log_fd = -1, saved_stderr = -1;
+
+#define pump_until(cond, ms)                                                                       \
+    do {                                                                                           \
+        int64_t deadline_ = now_ms() + (ms);                                                       \
+        while (!(cond)) {                                                                          \
+            ck_assert_msg(now_ms() < deadline_, "still not (%s) after %d ms", #cond, (int)(ms));   \
+            ck_assert_int_ge(event_loop_run_once(&loop, 5), 0);                                    \
+        }                                                                                          \
+    } while (0)
+
+/* Runs the loop for ms whatever happens: for what must not happen. */
+static void pump_for(int ms)
+{
+    int64_t deadline = now_ms() + ms;
+
+    while (now_ms() < deadline)
+        ck_assert_int_ge(event_loop_run_once(&loop, 5), 0);
+}
+
+static int plat_watch_fd(void *opaque, int fd, void (*cb)(void *, uint32_t), void *arg, bool on)
+{
+    return on ? event_loop_add(opaque, fd, EPOLLIN, cb, arg) : event_loop_del(opaque, fd);
+}
+
+static int plat_run_on_loop(void *opaque, int (*fn)(void *), void *arg)
+{
+    return event_loop_call(opaque, fn, arg);
+}
+
+static int plat_mem_regions(void *opaque, struct vhost_user_mem_region *r, int max)
+{
+    (void)opaque;
+    ck_assert_int_ge(max, 1);
+    r[0] = (struct vhost_user_mem_region){.guest_phys_addr = 0,
+                                          .memory_size = MEM_SIZE,
+                                          .userspace_addr = (uint64_t)(uintptr_t)ram,
+                                          .mmap_offset = 0,
+                                          .fd = memfd};
+    return 1;
+}
+
+/* virtio-net wires nothing to KVM: the transport does. */
+static int plat_ioeventfd(void *opaque, uint64_t addr, uint32_t len, int fd, bool assign)
+{
+    (void)opaque, (void)addr, (void)len, (void)fd, (void)assign;
+    ck_abort_msg("virtio-net called platform->ioeventfd");
+    return -1;
+}
+
+static int plat_irqfd(void *opaque, int gsi, int fd, bool assign)
+{
+    (void)opaque, (void)gsi, (void)fd, (void)assign;
+    ck_abort_msg("virtio-net called platform->irqfd");
+    return -1;
+}
+
+static int plat_msi_route_alloc(void *opaque)
+{
+    (void)opaque;
+    ck_abort_msg("virtio-net called platform->msi_route_alloc");
+    return -1;
+}
+
+static void plat_msi_route_free(void *opaque, int gsi)
+{
+    (void)opaque, (void)gsi;
+    ck_abort_msg("virtio-net called platform->msi_route_free");
+}
+
+static int plat_msi_route_set(void *opaque, int gsi, uint64_t addr, uint32_t data)
+{
+    (void)opaque, (void)gsi, (void)addr, (void)data;
+    ck_abort_msg("virtio-net called platform->msi_route_set");
+    return -1;
+}
+
+static int plat_signal_msi(void *opaque, uint64_t addr, uint32_t data)
+{
+    (void)opaque, (void)addr, (void)data;
+    ck_abort_msg("virtio-net called platform->signal_msi");
+    return -1;
+}
+
+static void *ram_ptr(void *opaque, uint64_t gpa, uint64_t len)
+{
+    (void)opaque;
+    return len <= MEM_SIZE && gpa <= MEM_SIZE - len ? ram + gpa : NULL;
+}
+
+static void count_config_irq(void *transport)
+{
+    (void)transport;
+    config_irqs++;
+}
+
+static const struct virtio_transport_ops transport_ops = {.notify_config = count_config_irq};
+
+/* Everything vmm logs since the test began. */
+static const char *logged(void)
+{
+    static char buf[1 << 16];
+    ssize_t n = pread(log_fd, buf, sizeof(buf) - 1, 0);
+
+    buf[n > 0 ? n : 0] = '\0';
+    return buf;
+}
+
+static int count_in(const char *hay, const char *needle)
+{
+    int n = 0;
+
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+/* Fails unless the formatted line was logged exactly `times` times. */
+__attribute__((format(printf, 2, 3))) static void expect_logged(int times, const char *fmt, ...)
+{
+    char needle[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(needle, sizeof(needle), fmt, ap);
+    va_end(ap);
+    ck_assert_msg(count_in(logged(), needle) == times,
+                  "'%s' logged %d times, expected %d; log:\n%s", needle, count_in(logged(), needle),
+                  times, logged());
+}
+
+static int log_lines(void)
+{
+    return count_in(logged(), "\n");
+}
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+
+    ck_assert_ptr_nonnull(d);
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+static void setup(void)
+{
+    fflush(stderr);
+    log_fd = memfd_create("vmm-log", MFD_CLOEXEC);
+    saved_stderr = dup(2);
+    ck_assert_int_ge(log_fd, 0);
+    ck_assert_int_ge(dup2(log_fd, 2), 0);
+    strcpy(dir, "/tmp/vmm-net-reconnect-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(sock_path, sizeof(sock_path), "%s/vhost.sock", dir);
+    memfd = memfd_create("guest-ram", MFD_CLOEXEC);
+    ck_assert_int_ge(memfd, 0);
+    ck_assert_int_eq(ftruncate(memfd, MEM_SIZE), 0);
+    ram = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+    ck_assert_ptr_ne(ram, MAP_FAILED);
+    ck_assert_int_eq(event_loop_init(&loop), 0);
+    platform = (struct virtio_platform){.ioeventfd = plat_ioeventfd,
+                                        .irqfd = plat_irqfd,
+                                        .msi_route_alloc = plat_msi_route_alloc,
+                                        .msi_route_free = plat_msi_route_free,
+                                        .msi_route_set = plat_msi_route_set,
+                                        .signal_msi = plat_signal_msi,
+                                        .watch_fd = plat_watch_fd,
+                                        .run_on_loop = plat_run_on_loop,
+                                        .mem_regions = plat_mem_regions,
+                                        .opaque = &loop};
+    mem = (struct guest_mem_access){.ptr = ram_ptr};
+    opts = (struct virtio_net_options){.queue_pairs = 1,
+                                       .mac = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56},
+                                       .mtu = MTU,
+                                       .connect_timeout_ms = WAIT_MS,
+                                       .reply_timeout_ms = REPLY_TIMEOUT_MS,
+                                       .reconnect_ms = RECONNECT_MS};
+    strcpy(opts.socket_path, sock_path);
+    for (int q = 0; q < NQ; q++) {
+        kick[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        call[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        ck_assert_int_ge(kick[q], 0);
+        ck_assert_int_ge(call[q], 0);
+    }
+    for (int i = 0; i < 2; i++)
+        be_init(&bes[i]);
+    config_irqs = 0;
+    net_up = false;
+}
+
+static void teardown(void)
+{
+    const char *log;
+
+    for (int i = 0; i < 2; i++)
+        be_free(&bes[i]);
+    if (net_up)
+        virtio_net_destroy(&net);
+    event_loop_destroy(&loop);
+    for (int q = 0; q < NQ; q++) {
+        close(kick[q]);
+        close(call[q]);
+    }
+    munmap(ram, MEM_SIZE);
+    close(memfd);
+    unlink(sock_path);
+    rmdir(dir);
+    log = logged();
+    /* The log goes to the real stderr too: ctest shows it when a test fails. */
+    dup2(saved_stderr, 2);
+    close(saved_stderr);
+    if (write(2, log, strlen(log)) < 0)
+        perror("write");
+    close(log_fd);
+}
+
+/* --- steps --------------------------------------------------------------------------------- */
+
+static void net_start(void)
+{
+    ck_assert_int_eq(virtio_net_init(&net, "net0", &opts, &platform, &mem), 0);
+    net_up = true;
+    net.vdev.transport_ops = &transport_ops;
+    ck_assert(net.connected);
+}
+
+/* The guest's driver: rings in guest memory, features acked, DRIVER_OK. */
+static void guest_start(void)
+{
+    for (int q = 0; q < NQ; q++) {
+        struct virtio_queue *vq = &net.vdev.queues[q];
+
+        vq->size = QSIZE;
+        vq->desc = DESC(q);
+        vq->avail = AVAIL(q);
+        vq->used = USED(q);
+        vq->enabled = true;
+        vq->kick_fd = kick[q];
+        vq->call_fd = call[q];
+    }
+    net.vdev.acked_features = GUEST_FEATURES;
+    ck_assert_int_eq(net.vdev.ops->activate(&net.vdev), 0);
+    ck_assert(net.started);
+}
+
+/* The guest's driver consuming used entries: the used index it has reached. */
+static void set_used_idx(int q, uint16_t idx)
+{
+    memcpy(ram + USED(q) + 2, &idx, 2);
+}
+
+static bool link_up(void)
+{
+    uint16_t status;
+
+    net.vdev.ops->config_read(&net.vdev, 6, (uint8_t *)&status, 2);
+    return status & VIRTIO_NET_S_LINK_UP;
+}
+
+static uint64_t read_kick(int q)
+{
+    uint64_t v = 0;
+
+    return read(kick[q], &v, sizeof(v)) == sizeof(v) ? v : 0;
+}
+
+static void drain_kicks(void)
+{
+    for (int q = 0; q < NQ; q++)
+        drain(kick[q]);
+}
+
+/* The back-end closes while idle; vmm sees it on the loop: link down, positions kept. */
+static void lose_backend(struct backend *be)
+{
+    unsigned irqs = config_irqs;
+
+    be_hangup(be);
+    pump_until(!net.connected, WAIT_MS);
+    ck_assert(!link_up());
+    be_stop(be);
+    pump_until(config_irqs == irqs + 1, WAIT_MS);
+}
+
+/* vmm back on a back-end: link up, announced, one kick per data ring, none for the
+ * control queue vmm serves itself. */
+static void expect_back(unsigned reconnects)
+{
+    unsigned irqs = config_irqs;
+
+    pump_until(net.connected, WAIT_MS);
+    ck_assert(link_up());
+    ck_assert_uint_eq(net.reconnects, reconnects);
+    pump_until(config_irqs == irqs + 1, WAIT_MS);
+    expect_logged(1, "net0: vhost-user backend back on %s (reconnect %u): link up", sock_path,
+                  reconnects);
+    ck_assert_uint_eq(read_kick(0), 1);
+    ck_assert_uint_eq(read_kick(1), 1);
+    ck_assert_uint_eq(read_kick(2), 0);
+}
+
+/* --- what a back-end must have received ---------------------------------------------------- */
+
+static const uint32_t handshake[] = {VHOST_USER_GET_FEATURES, VHOST_USER_GET_PROTOCOL_FEATURES,
+                                     VHOST_USER_SET_PROTOCOL_FEATURES, VHOST_USER_GET_QUEUE_NUM,
+                                     VHOST_USER_SET_OWNER};
+#define NHANDSHAKE 5
+#define RING_MSGS 5 /* NUM, ADDR, BASE, KICK, CALL */
+#define NSTART (3 + 2 * RING_MSGS + 2)
+
+static uint32_t u32_at(const struct be_msg *m, size_t off)
+{
+    uint32_t v;
+
+    memcpy(&v, m->payload + off, 4);
+    return v;
+}
+
+static uint64_t u64_at(const struct be_msg *m, size_t off)
+{
+    uint64_t v;
+
+    memcpy(&v, m->payload + off, 8);
+    return v;
+}
+
+/* The k-th message of session s is `request`; returns it. */
+static struct be_msg expect_msg(struct backend *be, int s, int k, uint32_t request)
+{
+    struct be_msg m = be_get(be, s, k);
+
+    ck_assert_msg(m.request == request, "session %d message %d is %s, expected %s", s, k,
+                  vhost_user_request_name(m.request), vhost_user_request_name(request));
+    return m;
+}
+
+static void expect_handshake(struct backend *be, int s)
+{
+    struct be_msg set_protocol;
+
+    for (int k = 0; k < NHANDSHAKE; k++)
+        expect_msg(be, s, k, handshake[k]);
+    set_protocol = be_get(be, s, 2);
+    ck_assert_uint_eq(u64_at(&set_protocol, 0), BACKEND_PROTOCOL);
+    /* REPLY_ACK is in force from the request after SET_PROTOCOL_FEATURES. */
+    ck_assert_uint_eq(set_protocol.flags & FL_NEED_REPLY, 0);
+    ck_assert_uint_eq(be_get(be, s, 4).flags & FL_NEED_REPLY, FL_NEED_REPLY);
+}
+
+static void expect_vring(struct backend *be, int s, int k, unsigned q, uint16_t base)
+{
+    struct be_msg m = expect_msg(be, s, k, VHOST_USER_SET_VRING_NUM);
+
+    ck_assert_uint_eq(u32_at(&m, 0), q);
+    ck_assert_uint_eq(u32_at(&m, 4), QSIZE);
+    m = expect_msg(be, s, k + 1, VHOST_USER_SET_VRING_ADDR);
+    ck_assert_uint_eq(u32_at(&m, 0), q);
+    ck_assert_uint_eq(u64_at(&m, 8), (uintptr_t)ram + DESC(q));
+    ck_assert_uint_eq(u64_at(&m, 16), (uintptr_t)ram + USED(q));
+    ck_assert_uint_eq(u64_at(&m, 24), (uintptr_t)ram + AVAIL(q));
+    m = expect_msg(be, s, k + 2, VHOST_USER_SET_VRING_BASE);
+    ck_assert_uint_eq(u32_at(&m, 0), q);
+    ck_assert_msg(u32_at(&m, 4) == base, "queue %u restarted at %u, expected %u", q, u32_at(&m, 4),
+                  base);
+    m = expect_msg(be, s, k + 3, VHOST_USER_SET_VRING_KICK);
+    ck_assert_uint_eq(u64_at(&m, 0), q);
+    ck_assert_int_eq(m.nfds, 1);
+    m = expect_msg(be, s, k + 4, VHOST_USER_SET_VRING_CALL);
+    ck_assert_uint_eq(u64_at(&m, 0), q);
+    ck_assert_int_eq(m.nfds, 1);
+}
+
+/* Features, MTU, the memory table, each data ring from its base, both enabled. */
+static void expect_rings_started(struct backend *be, int s, uint16_t base0, uint16_t base1)
+{
+    struct stat st;
+    struct be_msg m = expect_msg(be, s, NHANDSHAKE, VHOST_USER_SET_FEATURES);
+    int k = NHANDSHAKE + 3;
+
+    ck_assert_uint_eq(u64_at(&m, 0), RING_FEATURES);
+    m = expect_msg(be, s, NHANDSHAKE + 1, VHOST_USER_NET_SET_MTU);
+    ck_assert_uint_eq(u64_at(&m, 0), MTU);
+    m = expect_msg(be, s, NHANDSHAKE + 2, VHOST_USER_SET_MEM_TABLE);
+    ck_assert_int_eq(fstat(memfd, &st), 0);
+    ck_assert_int_eq(m.nfds, 1);
+    ck_assert_uint_eq(m.ino, st.st_ino);
+    ck_assert_uint_eq(u32_at(&m, 0), 1);
+    ck_assert_uint_eq(u64_at(&m, 8), 0);
+    ck_assert_uint_eq(u64_at(&m, 16), MEM_SIZE);
+    ck_assert_uint_eq(u64_at(&m, 24), (uintptr_t)ram);
+    expect_vring(be, s, k, 0, base0);
+    expect_vring(be, s, k + RING_MSGS, 1, base1);
+    for (int q = 0; q < 2; q++) {
+        m = expect_msg(be, s, k + 2 * RING_MSGS + q, VHOST_USER_SET_VRING_ENABLE);
+        ck_assert_uint_eq(u32_at(&m, 0), q);
+        ck_assert_uint_eq(u32_at(&m, 4), 1);
+    }
+    for (int i = NHANDSHAKE; i < NHANDSHAKE + NSTART; i++)
+        ck_assert_uint_eq(be_get(be, s, i).flags & FL_NEED_REPLY, FL_NEED_REPLY);
+}
+
+/* A whole session: the handshake and the rings, nothing else. */
+static void expect_session(struct backend *be, int s, uint16_t base0, uint16_t base1)
+{
+    be_check(be);
+    ck_assert_int_eq(be_nmsgs(be, s), NHANDSHAKE + NSTART);
+    expect_handshake(be, s);
+    expect_rings_started(be, s, base0, base1);
+}
+
+/* A client-mode vmm whose guest runs on the first back-end, which then goes away with
+ * the guest at used index base0/base1. */
+static void running_then_lost(uint16_t base0, uint16_t base1)
+{
+    struct backend *a = &bes[0];
+
+    be_listen(a);
+    be_add(a, BE_WELL, 0, BACKEND_FEATURES);
+    be_start(a);
+    net_start();
+    guest_start();
+    expect_session(a, 0, 0, 0);
+    ck_assert(link_up());
+    set_used_idx(0, base0);
+    set_used_idx(1, base1);
+    lose_backend(a);
+    ck_assert_uint_eq(net.ring_base[0], base0);
+    ck_assert_uint_eq(net.ring_base[1], base1);
+    expect_logged(1,
+                  "net0: vhost-user backend on %s lost (it closed the connection): link down, "
+                  "reconnecting every %d ms",
+                  sock_path, RECONNECT_MS);
+}
+
+/* --- scenarios ----------------------------------------------------------------------------- */
+
+START_TEST(idle_hangup_restarts_rings_where_the_guest_left_them)
+{
+    struct backend *b = &bes[1];
+    int lines;
+
+    running_then_lost(1234, 65535);
+    /* No back-end at all for a while: silent retries, the link stays down. */
+    lines = log_lines();
+    pump_for(4 * RECONNECT_MS);
+    ck_assert(!net.connected);
+    ck_assert(!link_up());
+    ck_assert_uint_eq(config_irqs, 1);
+    ck_assert_int_eq(log_lines(), lines);
+    drain_kicks();
+    be_listen(b);
+    be_add(b, BE_WELL, 0, BACKEND_FEATURES);
+    be_start(b);
+    expect_back(1);
+    expect_session(b, 0, 1234, 65535);
+    /* The new back-end is watched like the first. */
+    lose_backend(b);
+    ck_assert_uint_eq(net.ring_base[0], 1234);
+    expect_logged(0, "error:");
+}
+END_TEST
+
+/* Stops answering at a request of the handshake, or at an ack while the rings start. */
+static const uint32_t stall_at[] = {VHOST_USER_GET_PROTOCOL_FEATURES, VHOST_USER_SET_VRING_ADDR};
+
+START_TEST(stalled_backend_is_abandoned_after_the_reply_timeout)
+{
+    struct backend *b = &bes[1];
+    uint32_t at = stall_at[_i];
+    int64_t t0;
+
+    running_then_lost(7, 9);
+    be_listen(b);
+    be_add(b, BE_STALL, at, BACKEND_FEATURES);
+    be_add(b, BE_WELL, 0, BACKEND_FEATURES);
+    be_start(b);
+    net.opts.reply_timeout_ms = STALL_TIMEOUT_MS;
+    t0 = now_ms();
+    pump_until(be_saw(b, 0, at) && net.conn.fd < 0, WAIT_MS);
+    ck_assert_int_ge(now_ms() - t0, STALL_TIMEOUT_MS);
+    net.opts.reply_timeout_ms = REPLY_TIMEOUT_MS;
+    ck_assert(!net.connected);
+    ck_assert(!link_up());
+    ck_assert_uint_eq(config_irqs, 1);
+    expect_logged(1, "vhost-user: no %s reply within %d ms", vhost_user_request_name(at),
+                  STALL_TIMEOUT_MS);
+    expect_logged(1, "net0: the backend on %s failed the handshake (%s); waiting for another",
+                  sock_path, strerror(ETIMEDOUT));
+    expect_back(1);
+    expect_session(b, 1, 7, 9);
+}
+END_TEST
+
+/* A reply of another request's type, in the handshake or as an ack. */
+static const uint32_t wrong_at[] = {VHOST_USER_GET_PROTOCOL_FEATURES, VHOST_USER_SET_MEM_TABLE};
+
+START_TEST(wrong_reply_type_fails_the_attempt_cleanly)
+{
+    struct backend *b = &bes[1];
+    uint32_t at = wrong_at[_i];
+
+    running_then_lost(100, 200);
+    be_listen(b);
+    be_add(b, BE_WRONG_REPLY, at, BACKEND_FEATURES);
+    be_add(b, BE_WELL, 0, BACKEND_FEATURES);
+    be_start(b);
+    pump_until(be_saw(b, 0, at) && net.conn.fd < 0, WAIT_MS);
+    ck_assert(!net.connected);
+    ck_assert(!link_up());
+    expect_logged(1, "vhost-user: %s reply has request type 1 (GET_FEATURES)",
+                  vhost_user_request_name(at));
+    expect_logged(1, "net0: the backend on %s failed the handshake (%s); waiting for another",
+                  sock_path, strerror(EPROTO));
+    expect_back(1);
+    expect_session(b, 1, 100, 200);
+}
+END_TEST
+
+/* Dies on SET_MEM_TABLE, before or after acking it, while the guest starts the NIC. */
+static const enum be_fault close_how[] = {BE_CLOSE, BE_CLOSE_AFTER};
+
+START_TEST(close_after_set_mem_table_during_activation)
+{
+    struct backend *a = &bes[0];
+
+    be_listen(a);
+    be_add(a, close_how[_i], VHOST_USER_SET_MEM_TABLE, BACKEND_FEATURES);
+    be_add(a, BE_WELL, 0, BACKEND_FEATURES);
+    be_start(a);
+    net_start();
+    guest_start(); /* returns 0: the guest is not failed for the back-end's death */
+    ck_assert(!net.connected);
+    ck_assert(!link_up());
+    ck_assert_uint_eq(net.ring_base[0], 0);
+    ck_assert_uint_eq(net.ring_base[1], 0);
+    pump_until(config_irqs == 1, WAIT_MS);
+    ck_assert_int_eq(be_nmsgs(a, 0), NHANDSHAKE + 3);
+    expect_msg(a, 0, NHANDSHAKE + 2, VHOST_USER_SET_MEM_TABLE);
+    expect_logged(1, "net0: vhost-user backend on %s lost (it failed while the rings started)",
+                  sock_path);
+    expect_logged(1, "net0: the guest started the NIC; its rings start when the backend is back");
+    expect_back(1);
+    expect_session(a, 1, 0, 0);
+}
+END_TEST
+
+START_TEST(server_mode_accepts_the_next_backend)
+{
+    struct backend *a = &bes[0], *b = &bes[1];
+    int lines;
+
+    opts.server = true;
+    be_add(a, BE_WELL, 0, BACKEND_FEATURES); /* connects once vmm listens */
+    be_start(a);
+    net_start();
+    guest_start();
+    expect_session(a, 0, 0, 0);
+    set_used_idx(0, 3);
+    set_used_idx(1, 5);
+    lose_backend(a);
+    ck_assert_uint_eq(net.ring_base[0], 3);
+    ck_assert_uint_eq(net.ring_base[1], 5);
+    expect_logged(1,
+                  "net0: vhost-user backend on %s lost (it closed the connection): link down "
+                  "until a backend connects",
+                  sock_path);
+    lines = log_lines();
+    pump_for(3 * RECONNECT_MS);
+    ck_assert(!net.connected);
+    ck_assert_int_eq(log_lines(), lines);
+    drain_kicks();
+    be_add(b, BE_WELL, 0, BACKEND_FEATURES);
+    be_start(b);
+    expect_back(1);
+    expect_session(b, 0, 3, 5);
+    /* And once more: the listening socket is watched again after the second loss. */
+    lose_backend(b);
+    be_free(a);
+    be_init(a);
+    be_add(a, BE_WELL, 0, BACKEND_FEATURES);
+    be_start(a);
+    drain_kicks();
+    expect_back(2);
+    expect_session(a, 0, 3, 5);
+    expect_logged(0, "error:");
+}
+END_TEST
+
+START_TEST(backend_lacking_an_acked_feature_is_refused)
+{
+    struct backend *b = &bes[1];
+
+    running_then_lost(11, 22);
+    be_listen(b);
+    be_add(b, BE_WELL, 0, BACKEND_FEATURES & ~BIT(VIRTIO_NET_F_MRG_RXBUF));
+    be_add(b, BE_WELL, 0, BACKEND_FEATURES);
+    be_start(b);
+    pump_until(be_saw(b, 0, VHOST_USER_SET_OWNER) && net.conn.fd < 0, WAIT_MS);
+    ck_assert(!net.connected);
+    ck_assert(!link_up());
+    ck_assert_uint_eq(config_irqs, 1);
+    /* Refused before anything of the guest's reached it. */
+    ck_assert_int_eq(be_nmsgs(b, 0), NHANDSHAKE);
+    expect_logged(1,
+                  "net0: the backend on %s lacks MRG_RXBUF (feature bit 15), which the guest "
+                  "uses: the link stays down",
+                  sock_path);
+    expect_back(1);
+    expect_session(b, 1, 11, 22);
+}
+END_TEST
+
+/* Before DRIVER_OK the back-end goes and comes back: the rings start on activation. */
+START_TEST(guest_starts_the_nic_while_the_backend_is_away)
+{
+    struct backend *a = &bes[0], *b = &bes[1];
+
+    be_listen(a);
+    be_add(a, BE_WELL, 0, BACKEND_FEATURES);
+    be_start(a);
+    net_start();
+    lose_backend(a);
+    guest_start();
+    ck_assert(!net.connected);
+    expect_logged(1, "net0: the guest started the NIC; its rings start when the backend is back");
+    be_listen(b);
+    be_add(b, BE_WELL, 0, BACKEND_FEATURES);
+    be_start(b);
+    expect_back(1);
+    expect_session(b, 0, 0, 0);
+    expect_logged(0, "error:");
+}
+END_TEST
+
+/* Rings outside guest RAM fail the guest's DRIVER_OK whether or not a back-end is there:
+ * accepted while it is away, they would fail every reconnect, one pair of lines each
+ * reconnect-ms, and the link would never come up. */
+START_TEST(guest_rings_outside_ram_fail_activation_while_the_backend_is_away)
+{
+    struct backend *a = &bes[0], *b = &bes[1];
+
+    be_listen(a);
+    be_add(a, BE_WELL, 0, BACKEND_FEATURES);
+    be_start(a);
+    net_start();
+    lose_backend(a);
+    net.vdev.queues[1] = (struct virtio_queue){.size = QSIZE,
+                                               .desc = DESC(1),
+                                               .avail = AVAIL(1),
+                                               .used = MEM_SIZE - 8, /* runs past the end */
+                                               .enabled = true,
+                                               .kick_fd = kick[1],
+                                               .call_fd = call[1]};
+    net.vdev.acked_features = GUEST_FEATURES;
+    ck_assert_int_eq(net.vdev.ops->activate(&net.vdev), -EINVAL);
+    ck_assert(!net.started);
+    expect_logged(1, "net0: queue 1: rings outside guest RAM");
+    /* The back-end returns to a device the guest has not started: handshake only. */
+    be_listen(b);
+    be_add(b, BE_WELL, 0, BACKEND_FEATURES);
+    be_start(b);
+    pump_until(net.connected, WAIT_MS);
+    ck_assert(link_up());
+    ck_assert_int_eq(be_nmsgs(b, 0), NHANDSHAKE);
+    expect_handshake(b, 0);
+    expect_logged(0, "failed the handshake");
+}
+END_TEST
+
+/* Turns a hang into a failure: if the test is still pumping after WAIT_MS, accepts (and
+ * drops) whatever waits on the listening socket, which unblocks a stuck connect(). */
+struct watchdog {
+    pthread_t thread;
+    int listen_fd;
+    int cancel; /* eventfd */
+    atomic_bool fired;
+};
+
+static void *watchdog_main(void *arg)
+{
+    struct watchdog *w = arg;
+    struct pollfd p[2] = {{.fd = w->cancel, .events = POLLIN},
+                          {.fd = w->listen_fd, .events = POLLIN}};
+    int64_t deadline = now_ms() + BE_IDLE_MS;
+
+    if (poll(p, 1, WAIT_MS) > 0)
+        return NULL;
+    atomic_store(&w->fired, true);
+    while (now_ms() < deadline && poll(p, 2, 100) >= 0 && !p[0].revents) {
+        int fd = p[1].revents ? accept4(w->listen_fd, NULL, NULL, SOCK_CLOEXEC) : -1;
+
+        if (fd >= 0)
+            close(fd);
+    }
+    return NULL;
+}
+
+/* A back-end that listens but does not accept (stopped, wedged): vmm's connects fill its
+ * queue. Each must fail at once, never block the event loop; once it accepts again, the
+ * next attempt brings the link up. */
+START_TEST(backend_not_accepting_never_blocks_the_loop)
+{
+    struct backend *b = &bes[1];
+    struct watchdog w = {.cancel = eventfd(0, EFD_CLOEXEC)};
+    uint64_t one = 1;
+
+    running_then_lost(1, 2);
+    be_listen_backlog(b, 0);
+    w.listen_fd = b->listen_fd;
+    ck_assert_int_ge(w.cancel, 0);
+    ck_assert_int_eq(pthread_create(&w.thread, NULL, watchdog_main, &w), 0);
+    net.opts.reply_timeout_ms = STALL_TIMEOUT_MS;
+    pump_for(STALL_TIMEOUT_MS + 6 * RECONNECT_MS);
+    net.opts.reply_timeout_ms = REPLY_TIMEOUT_MS;
+    ck_assert_int_eq(write(w.cancel, &one, sizeof(one)), sizeof(one));
+    pthread_join(w.thread, NULL);
+    close(w.cancel);
+    ck_assert_msg(!atomic_load(&w.fired), "the event loop was stuck for %d ms", WAIT_MS);
+    ck_assert(!net.connected);
+    ck_assert(!link_up());
+    /* The one connection the queue took timed out; the rest were refused, silently. */
+    expect_logged(1, "vhost-user: no GET_FEATURES reply within %d ms", STALL_TIMEOUT_MS);
+    expect_logged(1, "failed the handshake");
+    /* It wakes up: the stale connection first (vmm gave up on it), then a real one. */
+    be_add(b, BE_CLOSE, VHOST_USER_GET_FEATURES, BACKEND_FEATURES);
+    be_add(b, BE_WELL, 0, BACKEND_FEATURES);
+    be_start(b);
+    expect_back(1);
+    expect_session(b, 1, 1, 2);
+}
+END_TEST
+
+/* Hang-ups, refusals and failed attempts leave no fd behind in vmm. */
+START_TEST(fds_back_to_the_same_count_after_cycles)
+{
+    struct backend *a = &bes[0];
+    int fds;
+
+    be_listen(a);
+    be_add(a, BE_WELL, 0, BACKEND_FEATURES);
+    be_add(a, BE_WELL, 0, BACKEND_FEATURES);
+    be_add(a, BE_WRONG_REPLY, VHOST_USER_GET_FEATURES, BACKEND_FEATURES);
+    be_add(a, BE_CLOSE, VHOST_USER_SET_VRING_KICK, BACKEND_FEATURES);
+    be_add(a, BE_WELL, 0, BACKEND_FEATURES & ~BIT(VIRTIO_NET_F_CSUM));
+    be_add(a, BE_WELL, 0, BACKEND_FEATURES);
+    be_add(a, BE_WELL, 0, BACKEND_FEATURES);
+    be_add(a, BE_WELL, 0, BACKEND_FEATURES);
+    be_start(a);
+    net_start();
+    guest_start();
+    be_hangup(a);
+    pump_until(be_nmsgs(a, 1) == NHANDSHAKE + NSTART && net.connected, WAIT_MS);
+    fds = count_fds();
+    for (int cycle = 0; cycle < 3; cycle++) {
+        be_hangup(a);
+        pump_until(!net.connected, WAIT_MS);
+        pump_until(net.connected, WAIT_MS);
+        ck_assert_int_eq(count_fds(), fds);
+    }
+    be_check(a);
+    ck_assert_uint_eq(net.reconnects, 4);
+    expect_logged(3, "failed the handshake");
+    expect_session(a, 7, 0, 0);
+}
+END_TEST
+
+static Suite *net_reconnect_suite(void)
+{
+    Suite *s = suite_create("net_reconnect");
+    TCase *tc = tcase_create("reconnect");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 30); /* a bound for a hung test; each takes well under a second */
+    tcase_add_test(tc, idle_hangup_restarts_rings_where_the_guest_left_them);
+    tcase_add_loop_test(tc, stalled_backend_is_abandoned_after_the_reply_timeout, 0, 2);
+    tcase_add_loop_test(tc, wrong_reply_type_fails_the_attempt_cleanly, 0, 2);
+    tcase_add_loop_test(tc, close_after_set_mem_table_during_activation, 0, 2);
+    tcase_add_test(tc, server_mode_accepts_the_next_backend);
+    tcase_add_test(tc, backend_lacking_an_acked_feature_is_refused);
+    tcase_add_test(tc, guest_starts_the_nic_while_the_backend_is_away);
+    tcase_add_test(tc, backend_not_accepting_never_blocks_the_loop);
+    tcase_add_test(tc, guest_rings_outside_ram_fail_activation_while_the_backend_is_away);
+    tcase_add_test(tc, fds_back_to_the_same_count_after_cycles);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+CHECK_MAIN(net_reconnect_suite)

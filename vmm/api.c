@@ -1,0 +1,913 @@
+/* The control socket: request parsing and dispatch (api_handle_line), then the
+ * clients on the event loop, all non-blocking. */
+#include "api.h"
+
+#include "vm.h"
+#include "../common/log.h"
+#include "../common/unix_sock.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define API_OUT_HIGH (256 * 1024) /* stop running a client's requests until it reads */
+#define API_SHUTDOWN_REASON "shutdown requested on the control socket"
+
+/* ---- replies ---- */
+
+struct api_error {
+    const char *class; /* NULL: no error */
+    char desc[320];
+};
+
+static void api_fail(struct api_error *e, const char *class, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void api_fail(struct api_error *e, const char *class, const char *fmt, ...)
+{
+    va_list ap;
+
+    e->class = class;
+    va_start(ap, fmt);
+    vsnprintf(e->desc, sizeof(e->desc), fmt, ap);
+    va_end(ap);
+}
+
+/* A failed machine operation: its own message, or errno's. */
+static void api_fail_op(struct api_error *e, const char *what, int ret, const char *err)
+{
+    api_fail(e, "GenericError", "%s: %s", what, err && *err ? err : strerror(-ret));
+}
+
+static struct json_object *api_reply(struct json_object *ret, const struct api_error *e,
+                                     struct json_object *id, bool has_id)
+{
+    struct json_object *reply = json_object_new_object();
+
+    if (e->class) {
+        struct json_object *err = json_object_new_object();
+
+        json_object_object_add(err, "class", json_object_new_string(e->class));
+        json_object_object_add(err, "desc", json_object_new_string(e->desc));
+        json_object_object_add(reply, "error", err);
+        json_object_put(ret);
+    } else {
+        json_object_object_add(reply, "return", ret ? ret : json_object_new_object());
+    }
+    if (has_id)
+        json_object_object_add(reply, "id", json_object_get(id));
+    return reply;
+}
+
+static char *api_reply_string(struct json_object *reply)
+{
+    const char *s = json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN |
+                                                              JSON_C_TO_STRING_NOSLASHESCAPE);
+
+    return s ? strdup(s) : NULL;
+}
+
+/* An error reply to no request in particular (the connection's own trouble). */
+static char *api_error_line(const char *desc)
+{
+    struct api_error e = {0};
+    struct json_object *reply;
+    char *s;
+
+    api_fail(&e, "GenericError", "%s", desc);
+    reply = api_reply(NULL, &e, NULL, false);
+    s = api_reply_string(reply);
+    json_object_put(reply);
+    return s;
+}
+
+static void add_u64(struct json_object *o, const char *key, uint64_t v)
+{
+    json_object_object_add(o, key, json_object_new_uint64(v));
+}
+
+static void add_str(struct json_object *o, const char *key, const char *v)
+{
+    json_object_object_add(o, key, json_object_new_string(v ? v : ""));
+}
+
+static void add_bool(struct json_object *o, const char *key, bool v)
+{
+    json_object_object_add(o, key, json_object_new_boolean(v));
+}
+
+/* ---- arguments ---- */
+
+struct api_arg {
+    const char *name;
+    enum json_type type;
+    bool required;
+};
+
+static const char *json_type_words(enum json_type t)
+{
+    switch (t) {
+    case json_type_boolean:
+        return "a boolean (true or false)";
+    case json_type_string:
+        return "a string";
+    case json_type_int:
+        return "an integer";
+    default:
+        return json_type_to_name(t);
+    }
+}
+
+static const struct api_arg *find_arg(const struct api_arg *args, const char *name)
+{
+    for (; args && args->name; args++)
+        if (!strcmp(args->name, name))
+            return args;
+    return NULL;
+}
+
+/* Every argument known and of its type, every required one there. */
+static bool check_args(const char *cmd, const struct api_arg *spec, struct json_object *args,
+                       struct api_error *e)
+{
+    if (args) {
+        json_object_object_foreach(args, key, val)
+        {
+            const struct api_arg *a = find_arg(spec, key);
+
+            if (!a) {
+                api_fail(e, "InvalidParameter", "'%s' is not an argument of %s", key, cmd);
+                return false;
+            }
+            if (!json_object_is_type(val, a->type)) {
+                api_fail(e, "InvalidParameter", "argument '%s' of %s must be %s", key, cmd,
+                         json_type_words(a->type));
+                return false;
+            }
+        }
+    }
+    for (; spec && spec->name; spec++) {
+        if (spec->required && !json_object_object_get_ex(args, spec->name, NULL)) {
+            api_fail(e, "InvalidParameter", "%s needs the argument '%s'", cmd, spec->name);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* "unix:PATH" (a socket path that fits sun_path) or "tcp:HOST:PORT". */
+static bool check_uri(const char *uri, struct api_error *e)
+{
+    const char *port;
+    char *end;
+    long n;
+
+    if (strlen(uri) >= sizeof(((struct migration_params *)0)->uri)) {
+        api_fail(e, "InvalidParameter", "argument 'uri' is longer than %zu bytes",
+                 sizeof(((struct migration_params *)0)->uri) - 1);
+        return false;
+    }
+    if (!strncmp(uri, "unix:", 5)) {
+        if (uri[5] && strlen(uri + 5) < sizeof(((struct api *)0)->path))
+            return true;
+        api_fail(e, "InvalidParameter",
+                 "argument 'uri' '%s': unix:PATH needs a path of 1 to %zu "
+                 "bytes",
+                 uri, sizeof(((struct api *)0)->path) - 1);
+        return false;
+    }
+    if (!strncmp(uri, "tcp:", 4)) {
+        port = strrchr(uri + 4, ':');
+        if (port && port > uri + 4) {
+            errno = 0;
+            n = strtol(port + 1, &end, 10);
+            if (port[1] >= '0' && port[1] <= '9' && !*end && !errno && n >= 1 && n <= 65535)
+                return true;
+        }
+        api_fail(e, "InvalidParameter",
+                 "argument 'uri' '%s': tcp:HOST:PORT needs a host and a port from 1 to 65535", uri);
+        return false;
+    }
+    api_fail(e, "InvalidParameter", "argument 'uri' '%s' must be unix:PATH or tcp:HOST:PORT", uri);
+    return false;
+}
+
+/* ---- commands ---- */
+
+typedef struct json_object *(*api_cmd_fn)(struct api *api, struct json_object *args,
+                                          struct api_error *e);
+
+struct api_command {
+    const char *name;
+    const struct api_arg *args;
+    api_cmd_fn fn;
+};
+
+static struct json_object *net_status(const struct vm_net_status *n)
+{
+    struct json_object *o = json_object_new_object();
+
+    add_str(o, "id", n->id);
+    add_str(o, "socket", n->socket);
+    add_bool(o, "connected", n->connected);
+    add_bool(o, "link-up", n->link_up);
+    add_u64(o, "queue-pairs", n->queue_pairs);
+    return o;
+}
+
+static struct json_object *cmd_status(struct api *api, struct json_object *args,
+                                      struct api_error *e)
+{
+    struct api_status st = {0};
+    struct json_object *ret = json_object_new_object(), *nets = json_object_new_array();
+
+    (void)args;
+    (void)e;
+    api->ops->status(api->opaque, &st);
+    add_str(ret, "state", st.state);
+    add_u64(ret, "vcpus", st.vcpus);
+    add_u64(ret, "memory-bytes", st.memory_bytes);
+    add_u64(ret, "uptime-ms", st.uptime_ms);
+    for (unsigned i = 0; i < st.nnets && i < VMM_MAX_NETS; i++)
+        json_object_array_add(nets, net_status(&st.nets[i]));
+    json_object_object_add(ret, "nets", nets);
+    add_u64(ret, "reboots", st.reboots);
+    return ret;
+}
+
+static const char *pause_error(int ret)
+{
+    switch (ret) {
+    case -ESHUTDOWN:
+        return "the VM is shutting down";
+    case -ETIMEDOUT:
+        return "a vCPU did not stop in time (see vmm's log)";
+    default:
+        return NULL;
+    }
+}
+
+static struct json_object *cmd_pause(struct api *api, struct json_object *args, struct api_error *e)
+{
+    int ret = api->ops->pause(api->opaque);
+
+    (void)args;
+    if (ret)
+        api_fail_op(e, "cannot pause", ret, pause_error(ret));
+    return NULL;
+}
+
+static struct json_object *cmd_resume(struct api *api, struct json_object *args,
+                                      struct api_error *e)
+{
+    int ret = api->ops->resume(api->opaque);
+
+    (void)args;
+    if (ret)
+        api_fail_op(e, "cannot resume", ret, NULL);
+    return NULL;
+}
+
+static struct json_object *cmd_shutdown(struct api *api, struct json_object *args,
+                                        struct api_error *e)
+{
+    (void)args;
+    (void)e;
+    api->ops->shutdown(api->opaque, API_SHUTDOWN_REASON);
+    return NULL;
+}
+
+static const struct api_arg migrate_args[] = {
+    {"uri", json_type_string, true},
+    {"verify", json_type_boolean, false},
+    {NULL, json_type_null, false},
+};
+
+static struct json_object *cmd_migrate(struct api *api, struct json_object *args,
+                                       struct api_error *e)
+{
+    struct migration_params p = {0};
+    struct json_object *v;
+    char err[256] = "";
+    int ret;
+
+    json_object_object_get_ex(args, "uri", &v);
+    if (!check_uri(json_object_get_string(v), e))
+        return NULL;
+    snprintf(p.uri, sizeof(p.uri), "%s", json_object_get_string(v));
+    if (json_object_object_get_ex(args, "verify", &v))
+        p.verify = json_object_get_boolean(v);
+    ret = api->ops->migrate(api->opaque, &p, err, sizeof(err));
+    if (ret < 0)
+        api_fail_op(e, "cannot migrate", ret, err);
+    return NULL;
+}
+
+static struct json_object *cmd_migrate_cancel(struct api *api, struct json_object *args,
+                                              struct api_error *e)
+{
+    char err[256] = "";
+    int ret = api->ops->migrate_cancel(api->opaque, err, sizeof(err));
+
+    (void)args;
+    if (ret < 0)
+        api_fail_op(e, "cannot cancel the migration", ret, err);
+    return NULL;
+}
+
+static const struct api_arg snapshot_args[] = {
+    {"dir", json_type_string, true},
+    {NULL, json_type_null, false},
+};
+
+static struct json_object *cmd_snapshot(struct api *api, struct json_object *args,
+                                        struct api_error *e)
+{
+    struct json_object *v;
+    const char *dir;
+    char err[256] = "";
+    int ret;
+
+    json_object_object_get_ex(args, "dir", &v);
+    dir = json_object_get_string(v);
+    if (!*dir || strlen(dir) >= PATH_MAX) {
+        api_fail(e, "InvalidParameter", "argument 'dir' must be a directory path of 1 to %d bytes",
+                 PATH_MAX - 1);
+        return NULL;
+    }
+    ret = api->ops->snapshot(api->opaque, dir, err, sizeof(err));
+    if (ret < 0)
+        api_fail_op(e, "cannot take a snapshot", ret, err);
+    return NULL;
+}
+
+static struct json_object *verify_info(const struct migration_info *m)
+{
+    struct json_object *o = json_object_new_object(), *first = json_object_new_array();
+    char addr[24];
+
+    add_u64(o, "pages-compared", m->verify_pages_compared);
+    add_u64(o, "pages-differ", m->verify_pages_differ);
+    for (unsigned i = 0; i < m->verify_nfirst && i < 8; i++) {
+        snprintf(addr, sizeof(addr), "0x%llx", (unsigned long long)m->verify_first_differ[i]);
+        json_object_array_add(first, json_object_new_string(addr));
+    }
+    json_object_object_add(o, "first-differing", first);
+    return o;
+}
+
+static struct json_object *cmd_query_migrate(struct api *api, struct json_object *args,
+                                             struct api_error *e)
+{
+    struct migration_info m = {0};
+    struct json_object *ret = json_object_new_object();
+
+    (void)args;
+    (void)e;
+    api->ops->query_migrate(api->opaque, &m);
+    add_str(ret, "status", m.status ? m.status : "none");
+    add_u64(ret, "round", m.round);
+    add_u64(ret, "pages-dirtied-last-round", m.pages_dirtied_last_round);
+    add_u64(ret, "pages-sent", m.pages_sent);
+    add_u64(ret, "total-pages", m.total_pages);
+    json_object_object_add(ret, "mbps", json_object_new_double(m.mbps));
+    add_u64(ret, "expected-downtime-ms", m.expected_downtime_ms);
+    add_u64(ret, "total-time-ms", m.total_time_ms);
+    add_u64(ret, "downtime-ms", m.downtime_ms);
+    if (m.verify_done)
+        json_object_object_add(ret, "verify", verify_info(&m));
+    if (m.error[0])
+        add_str(ret, "error", m.error);
+    return ret;
+}
+
+static const struct api_command api_commands[] = {
+    {"status", NULL, cmd_status},
+    {"pause", NULL, cmd_pause},
+    {"resume", NULL, cmd_resume},
+    {"shutdown", NULL, cmd_shutdown},
+    {"migrate", migrate_args, cmd_migrate},
+    {"migrate-cancel", NULL, cmd_migrate_cancel},
+    {"snapshot", snapshot_args, cmd_snapshot},
+    {"query-migrate", NULL, cmd_query_migrate},
+};
+
+static const struct api_command *find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof(api_commands) / sizeof(api_commands[0]); i++)
+        if (!strcmp(api_commands[i].name, name))
+            return &api_commands[i];
+    return NULL;
+}
+
+/* ---- requests ---- */
+
+static struct json_object *parse_request(const char *line, size_t len, struct api_error *e)
+{
+    struct json_tokener *tok;
+    struct json_object *req;
+    enum json_tokener_error jerr;
+    size_t end;
+
+    if (memchr(line, '\0', len)) {
+        api_fail(e, "BadJSON", "the request contains a NUL byte");
+        return NULL;
+    }
+    tok = json_tokener_new();
+    if (!tok) {
+        api_fail(e, "GenericError", "out of memory");
+        return NULL;
+    }
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+    /* The terminating NUL is part of the input: it ends a bare number too. */
+    req = json_tokener_parse_ex(tok, line, (int)len + 1);
+    jerr = json_tokener_get_error(tok);
+    end = json_tokener_get_parse_end(tok);
+    json_tokener_free(tok);
+    if (jerr != json_tokener_success) {
+        api_fail(e, "BadJSON", "invalid JSON at byte %zu: %s", end, json_tokener_error_desc(jerr));
+        return NULL;
+    }
+    if (!json_object_is_type(req, json_type_object)) {
+        api_fail(e, "GenericError", "the request must be a JSON object, not %s",
+                 json_type_to_name(json_object_get_type(req)));
+        json_object_put(req);
+        return NULL;
+    }
+    return req;
+}
+
+static bool check_members(struct json_object *req, struct api_error *e)
+{
+    json_object_object_foreach(req, key, val)
+    {
+        (void)val;
+        if (strcmp(key, "execute") && strcmp(key, "arguments") && strcmp(key, "id")) {
+            api_fail(e, "GenericError",
+                     "unexpected member '%s' in the request (known: execute, arguments, id)", key);
+            return false;
+        }
+    }
+    return true;
+}
+
+static struct json_object *dispatch(struct api *api, struct json_object *req, struct api_error *e)
+{
+    const struct api_command *cmd;
+    struct json_object *exec, *args = NULL;
+    const char *name;
+
+    if (!check_members(req, e))
+        return NULL;
+    if (!json_object_object_get_ex(req, "execute", &exec)) {
+        api_fail(e, "GenericError", "the request has no 'execute' member");
+        return NULL;
+    }
+    if (!json_object_is_type(exec, json_type_string)) {
+        api_fail(e, "GenericError", "'execute' must be a string (the command's name)");
+        return NULL;
+    }
+    name = json_object_get_string(exec);
+    cmd = find_command(name);
+    if (!cmd) {
+        api_fail(e, "CommandNotFound", "unknown command '%s'", name);
+        return NULL;
+    }
+    json_object_object_get_ex(req, "arguments", &args);
+    if (args && !json_object_is_type(args, json_type_object)) {
+        api_fail(e, "InvalidParameter", "'arguments' of %s must be an object", name);
+        return NULL;
+    }
+    if (!check_args(name, cmd->args, args, e))
+        return NULL;
+    pr_debug("control socket: %s", name);
+    return cmd->fn(api, args, e);
+}
+
+static bool is_blank(const char *line, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (line[i] != ' ' && line[i] != '\t' && line[i] != '\r')
+            return false;
+    return true;
+}
+
+char *api_handle_line(struct api *api, const char *line, size_t len)
+{
+    struct api_error e = {0};
+    struct json_object *req, *ret = NULL, *id = NULL, *reply;
+    bool has_id = false;
+    char *s;
+
+    if (is_blank(line, len))
+        return NULL;
+    req = parse_request(line, len, &e);
+    if (req) {
+        has_id = json_object_object_get_ex(req, "id", &id);
+        ret = dispatch(api, req, &e);
+    }
+    reply = api_reply(ret, &e, id, has_id);
+    s = api_reply_string(reply);
+    json_object_put(reply);
+    json_object_put(req);
+    if (e.class)
+        pr_debug("control socket: %s: %s", e.class, e.desc);
+    return s;
+}
+
+/* ---- clients ---- */
+
+struct api_client {
+    struct api *api;
+    int fd;
+    uint32_t events;
+    char *in; /* API_IN_CAP: the longest line and its newline */
+    size_t in_len;
+    char *out;
+    size_t out_off, out_len, out_cap;
+    bool eof;     /* the peer sent all it will */
+    bool closing; /* drop once the output is written */
+    struct api_client *next;
+};
+
+#define API_IN_CAP ((size_t)API_MAX_LINE + 1)
+
+static void client_free(struct api_client *c)
+{
+    close(c->fd);
+    free(c->in);
+    free(c->out);
+    free(c);
+}
+
+static void client_drop(struct api_client *c)
+{
+    struct api *api = c->api;
+    struct api_client **pp;
+
+    for (pp = &api->clients; *pp && *pp != c; pp = &(*pp)->next)
+        ;
+    if (*pp)
+        *pp = c->next;
+    api->nclients--;
+    event_loop_del(api->loop, c->fd);
+    pr_debug("control socket: client %d gone", c->fd);
+    client_free(c);
+}
+
+static int client_queue(struct api_client *c, const char *text)
+{
+    size_t len = strlen(text);
+
+    if (c->out_off && c->out_off == c->out_len)
+        c->out_off = c->out_len = 0;
+    if (c->out_len + len + 1 > c->out_cap) {
+        size_t cap = c->out_cap ? c->out_cap : 4096;
+        char *p;
+
+        while (cap < c->out_len + len + 1)
+            cap *= 2;
+        p = realloc(c->out, cap);
+        if (!p)
+            return -ENOMEM;
+        c->out = p;
+        c->out_cap = cap;
+    }
+    memcpy(c->out + c->out_len, text, len);
+    c->out[c->out_len + len] = '\n';
+    c->out_len += len + 1;
+    return 0;
+}
+
+static int client_write(struct api_client *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t n =
+            send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+        c->out_off += (size_t)n;
+    }
+    c->out_off = c->out_len = 0;
+    return 0;
+}
+
+static bool client_has_output(const struct api_client *c)
+{
+    return c->out_off < c->out_len;
+}
+
+static char *client_next_line(struct api_client *c)
+{
+    return memchr(c->in, '\n', c->in_len);
+}
+
+static int client_run_line(struct api_client *c, char *nl)
+{
+    size_t len = (size_t)(nl - c->in);
+    char *reply;
+    int ret = 0;
+
+    *nl = '\0';
+    reply = api_handle_line(c->api, c->in, len);
+    if (reply)
+        ret = client_queue(c, reply);
+    free(reply);
+    c->in_len -= len + 1;
+    memmove(c->in, nl + 1, c->in_len);
+    return ret;
+}
+
+static int client_too_long(struct api_client *c)
+{
+    char desc[96], *reply;
+    int ret;
+
+    snprintf(desc, sizeof(desc), "request line longer than %d bytes; closing the connection",
+             API_MAX_LINE);
+    pr_warn("control socket: a request line longer than %d bytes; dropping the client",
+            API_MAX_LINE);
+    c->in_len = 0;
+    c->closing = true;
+    reply = api_error_line(desc);
+    ret = reply ? client_queue(c, reply) : -ENOMEM;
+    free(reply);
+    return ret;
+}
+
+/* Runs the buffered lines while the client keeps up with the replies. */
+static int client_run_lines(struct api_client *c)
+{
+    char *nl;
+    int ret = 0;
+
+    while (!ret && !c->closing && c->out_len - c->out_off < API_OUT_HIGH &&
+           (nl = client_next_line(c)))
+        ret = client_run_line(c, nl);
+    if (!ret && !c->closing && c->in_len == API_IN_CAP && !client_next_line(c))
+        ret = client_too_long(c);
+    if (!ret && c->eof && !client_next_line(c))
+        c->closing = true;
+    return ret;
+}
+
+static bool client_watch(struct api_client *c, uint32_t events)
+{
+    int ret = 0;
+
+    if (events != c->events)
+        ret = event_loop_mod(c->api->loop, c->fd, events);
+    if (ret) {
+        pr_err("control socket: cannot watch a client: %s", strerror(-ret));
+        client_drop(c);
+        return false;
+    }
+    c->events = events;
+    return true;
+}
+
+/* Runs what is buffered, writes what the socket takes, and waits for whatever
+ * comes next: input, room to write, or nothing (the client is dropped). */
+static void client_pump(struct api_client *c)
+{
+    for (;;) {
+        if (client_run_lines(c) || client_write(c)) {
+            client_drop(c);
+            return;
+        }
+        if (client_has_output(c)) {
+            client_watch(c, EPOLLOUT);
+            return;
+        }
+        if (c->closing) {
+            client_drop(c);
+            return;
+        }
+        if (!client_next_line(c)) {
+            client_watch(c, EPOLLIN);
+            return;
+        }
+    }
+}
+
+/* One read; at the end of input, an unterminated last request still counts. */
+static int client_read(struct api_client *c)
+{
+    ssize_t n = read(c->fd, c->in + c->in_len, API_IN_CAP - c->in_len);
+
+    if (n < 0)
+        return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+    if (n == 0) {
+        c->eof = true;
+        if (c->in_len && c->in_len < API_IN_CAP)
+            c->in[c->in_len++] = '\n';
+        return 0;
+    }
+    c->in_len += (size_t)n;
+    return 0;
+}
+
+static void client_on_event(void *opaque, uint32_t events)
+{
+    struct api_client *c = opaque;
+
+    if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && (c->events & EPOLLIN) && client_read(c)) {
+        client_drop(c);
+        return;
+    }
+    client_pump(c);
+}
+
+static void api_refuse(int fd)
+{
+    char *reply = api_error_line("too many control socket clients; try again later");
+    size_t len = reply ? strlen(reply) : 0;
+
+    /* A fresh socket has room for one line: this does not block. */
+    if (reply) {
+        reply[len] = '\n'; /* over the NUL: the length is known */
+        if (send(fd, reply, len + 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+            pr_debug("control socket: cannot tell a client it is refused: %s", strerror(errno));
+    }
+    free(reply);
+    close(fd);
+}
+
+static int api_add_client(struct api *api, int fd)
+{
+    struct api_client *c = calloc(1, sizeof(*c));
+    int ret;
+
+    if (c)
+        c->in = malloc(API_IN_CAP);
+    if (!c || !c->in) {
+        free(c);
+        close(fd);
+        return -ENOMEM;
+    }
+    c->api = api;
+    c->fd = fd;
+    c->events = EPOLLIN;
+    ret = event_loop_add(api->loop, fd, EPOLLIN, client_on_event, c);
+    if (ret) {
+        client_free(c);
+        return ret;
+    }
+    c->next = api->clients;
+    api->clients = c;
+    api->nclients++;
+    pr_debug("control socket: client %d connected", fd);
+    return 0;
+}
+
+static void api_on_accept(void *opaque, uint32_t events)
+{
+    struct api *api = opaque;
+    int fd, ret;
+
+    (void)events;
+    fd = accept4(api->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+            pr_warn("control socket: accept failed: %s", strerror(errno));
+        return;
+    }
+    if (api->nclients >= API_MAX_CLIENTS) {
+        pr_warn("control socket: %d clients already; refusing another", API_MAX_CLIENTS);
+        api_refuse(fd);
+        return;
+    }
+    ret = api_add_client(api, fd);
+    if (ret)
+        pr_warn("control socket: cannot take a client: %s", strerror(-ret));
+}
+
+/* ---- the machine behind the commands ---- */
+
+static void vm_op_status(void *opaque, struct api_status *st)
+{
+    struct vm *vm = opaque;
+
+    if (atomic_load(&vm->stopping))
+        st->state = "shutting-down";
+    else
+        st->state = vm_is_paused(vm) ? "paused" : "running";
+    st->vcpus = vm->ncpus;
+    st->memory_bytes = vm->opts->memory;
+    st->uptime_ms = vm_uptime_ms(vm);
+    st->reboots = vm->reboots;
+    st->nnets = vm->opts->nnets;
+    for (unsigned i = 0; i < st->nnets; i++)
+        vm_net_status(vm, i, &st->nets[i]);
+}
+
+static int vm_op_pause(void *opaque)
+{
+    return vm_pause(opaque);
+}
+
+static int vm_op_resume(void *opaque)
+{
+    return vm_resume(opaque);
+}
+
+static void vm_op_shutdown(void *opaque, const char *reason)
+{
+    vm_request_stop(opaque, VMM_EXIT_OK, reason);
+}
+
+static int vm_op_migrate(void *opaque, const struct migration_params *p, char *err, size_t errlen)
+{
+    return migration_start(opaque, p, err, errlen);
+}
+
+static int vm_op_migrate_cancel(void *opaque, char *err, size_t errlen)
+{
+    return migration_cancel(opaque, err, errlen);
+}
+
+static int vm_op_snapshot(void *opaque, const char *dir, char *err, size_t errlen)
+{
+    return snapshot_save(opaque, dir, err, errlen);
+}
+
+static void vm_op_query_migrate(void *opaque, struct migration_info *info)
+{
+    migration_query(opaque, info);
+}
+
+static const struct api_ops api_vm_ops = {
+    .status = vm_op_status,
+    .pause = vm_op_pause,
+    .resume = vm_op_resume,
+    .shutdown = vm_op_shutdown,
+    .migrate = vm_op_migrate,
+    .migrate_cancel = vm_op_migrate_cancel,
+    .snapshot = vm_op_snapshot,
+    .query_migrate = vm_op_query_migrate,
+};
+
+/* ---- life cycle ---- */
+
+void api_setup(struct api *api, const struct api_ops *ops, void *opaque)
+{
+    memset(api, 0, sizeof(*api));
+    api->ops = ops;
+    api->opaque = opaque;
+    api->listen_fd = -1;
+}
+
+int api_listen(struct api *api, const char *path, struct event_loop *loop)
+{
+    int ret = unix_sock_listen("control socket", path, 8, SOCK_NONBLOCK, &api->listen_fd);
+
+    if (ret)
+        return ret;
+    api->loop = loop;
+    snprintf(api->path, sizeof(api->path), "%s", path);
+    ret = event_loop_add(loop, api->listen_fd, EPOLLIN, api_on_accept, api);
+    if (ret) {
+        pr_err("control socket: cannot watch %s: %s", path, strerror(-ret));
+        api_destroy(api);
+        return ret;
+    }
+    pr_info("control socket on %s", path);
+    return 0;
+}
+
+int api_init(struct api *api, const char *path, struct vm *vm, struct event_loop *loop)
+{
+    api_setup(api, &api_vm_ops, vm);
+    return api_listen(api, path, loop);
+}
+
+/* The last replies (a shutdown's) go out if the socket takes them now. */
+void api_destroy(struct api *api)
+{
+    while (api->clients) {
+        struct api_client *c = api->clients;
+
+        if (client_write(c))
+            pr_debug("control socket: a reply was not delivered on exit");
+        client_drop(c);
+    }
+    if (api->listen_fd >= 0) {
+        if (api->loop)
+            event_loop_del(api->loop, api->listen_fd);
+        close(api->listen_fd);
+        if (api->path[0] && unlink(api->path) < 0)
+            pr_warn("control socket: cannot remove %s: %s", api->path, strerror(errno));
+    }
+    api->listen_fd = -1;
+    api->path[0] = '\0';
+}

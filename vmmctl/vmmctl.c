@@ -1,0 +1,623 @@
+/* vmmctl: drives a running vmm through its control socket (--api-socket), so
+ * nobody has to type JSON. One request per command; migrate then polls
+ * query-migrate and shows the progress. */
+#include "../common/util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define VMMCTL_REPLY_TIMEOUT_MS 30000 /* a pause may take vmm 5 s; leave room */
+#define VMMCTL_SHUTDOWN_TIMEOUT_MS 30000
+#define VMMCTL_POLL_MS 500
+#define VMMCTL_NONE_POLLS 10 /* query-migrate may say "none" this long after migrate */
+#define VMMCTL_MAX_REPLY (64 * 1024)
+
+enum { EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+struct conn {
+    const char *path;
+    int fd;
+    char buf[VMMCTL_MAX_REPLY + 1];
+    size_t len;
+    unsigned next_id;
+};
+
+struct ctl {
+    const char *socket;
+    bool json, verify;
+    const char *command;
+    char **args;
+    int nargs;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "Usage: vmmctl --api-socket PATH [--json] COMMAND [ARGS]\n"
+                 "Drives a running vmm through its control socket (vmm --api-socket PATH).\n"
+                 "\n"
+                 "Commands:\n"
+                 "  status                 state, vCPUs, memory, uptime, reboots, NICs\n"
+                 "  pause                  stop every vCPU (the console and NICs stay up)\n"
+                 "  resume                 run the vCPUs again\n"
+                 "  shutdown               stop the VM (vmm exits 0); waits for vmm to close\n"
+                 "  migrate URI [--verify] migrate to unix:PATH or tcp:HOST:PORT, showing the\n"
+                 "                         progress; --verify compares the memory afterwards.\n"
+                 "                         Exit 0 only when it completed (and verified clean)\n"
+                 "  migrate-cancel         cancel the migration in progress\n"
+                 "  snapshot DIR           save the VM into directory DIR\n"
+                 "  query-migrate          the migration's progress or result\n"
+                 "  raw LINE               send LINE as it is (one JSON request) and print the\n"
+                 "                         reply line; exit 0 when it is a return, 1 an error\n"
+                 "\n"
+                 "Options:\n"
+                 "  -s, --api-socket PATH  vmm's control socket (required)\n"
+                 "      --json             print vmm's JSON replies as they are\n"
+                 "      --verify           with migrate: verify the destination's memory\n"
+                 "  -h, --help             show this help\n"
+                 "\n"
+                 "Exit status: 0 on success, 1 when vmm reports an error or cannot be reached,\n"
+                 "2 on a usage error.\n");
+}
+
+static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int fail(int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("vmmctl: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return code;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* ---- the connection ---- */
+
+static int conn_open(struct conn *c, const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+    c->path = path;
+    c->len = 0;
+    c->next_id = 1;
+    if (strlen(path) == 0 || strlen(path) >= sizeof(sa.sun_path))
+        return fail(EXIT_USAGE, "--api-socket '%s': the path must be 1 to %zu bytes long", path,
+                    sizeof(sa.sun_path) - 1);
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c->fd < 0)
+        return fail(EXIT_FAIL, "cannot create a socket: %s", strerror(errno));
+    if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        int err = errno;
+
+        close(c->fd);
+        c->fd = -1;
+        return fail(EXIT_FAIL, "cannot connect to %s: %s (is vmm running with --api-socket %s?)",
+                    path, strerror(err), path);
+    }
+    return 0;
+}
+
+static int conn_send(struct conn *c, const char *line)
+{
+    size_t len = strlen(line), off = 0;
+
+    while (off < len) {
+        ssize_t n = send(c->fd, line + off, len - off, MSG_NOSIGNAL);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return fail(EXIT_FAIL, "cannot write to %s: %s", c->path, strerror(errno));
+        off += (size_t)n;
+    }
+    return 0;
+}
+
+/* Waits until deadline for more bytes: 1 when some came, 0 at the end of
+ * input, -ETIMEDOUT or -errno otherwise. */
+static int conn_fill(struct conn *c, int64_t deadline)
+{
+    struct pollfd p = {.fd = c->fd, .events = POLLIN};
+    int64_t left = deadline - now_ms();
+    ssize_t n;
+    int r;
+
+    if (left <= 0)
+        return -ETIMEDOUT;
+    r = poll(&p, 1, (int)left);
+    if (r < 0)
+        return errno == EINTR ? 1 : -errno;
+    if (r == 0)
+        return -ETIMEDOUT;
+    n = read(c->fd, c->buf + c->len, VMMCTL_MAX_REPLY - c->len);
+    if (n < 0)
+        return errno == EINTR ? 1 : -errno;
+    c->len += (size_t)n;
+    return n > 0;
+}
+
+/* The next reply line, parsed; NULL (reported) on error. */
+static struct json_object *conn_read_reply(struct conn *c)
+{
+    int64_t deadline = now_ms() + VMMCTL_REPLY_TIMEOUT_MS;
+    struct json_object *reply;
+    char *nl;
+    int ret;
+
+    while (!(nl = memchr(c->buf, '\n', c->len))) {
+        if (c->len == VMMCTL_MAX_REPLY) {
+            fail(EXIT_FAIL, "a reply longer than %d bytes from vmm", VMMCTL_MAX_REPLY);
+            return NULL;
+        }
+        ret = conn_fill(c, deadline);
+        if (ret == 0)
+            fail(EXIT_FAIL, "vmm closed the control socket %s without a reply", c->path);
+        else if (ret == -ETIMEDOUT)
+            fail(EXIT_FAIL, "no reply from vmm on %s within %d ms", c->path,
+                 VMMCTL_REPLY_TIMEOUT_MS);
+        else if (ret < 0)
+            fail(EXIT_FAIL, "cannot read from %s: %s", c->path, strerror(-ret));
+        if (ret <= 0)
+            return NULL;
+    }
+    *nl = '\0';
+    reply = json_tokener_parse(c->buf);
+    c->len -= (size_t)(nl + 1 - c->buf);
+    memmove(c->buf, nl + 1, c->len);
+    if (!json_object_is_type(reply, json_type_object)) {
+        json_object_put(reply);
+        fail(EXIT_FAIL, "vmm sent a reply that is not a JSON object");
+        return NULL;
+    }
+    return reply;
+}
+
+/* Sends one command and returns its "return" value (a new reference) or NULL
+ * after printing vmm's error. raw: the reply line as it came, for --json. */
+static struct json_object *conn_call(struct conn *c, const char *name, struct json_object *args,
+                                     bool raw)
+{
+    struct json_object *req = json_object_new_object(), *reply, *v, *ret = NULL;
+    unsigned id = c->next_id++;
+    char *line;
+    int r;
+
+    json_object_object_add(req, "execute", json_object_new_string(name));
+    if (args)
+        json_object_object_add(req, "arguments", args);
+    json_object_object_add(req, "id", json_object_new_int64(id));
+    r = asprintf(&line, "%s\n",
+                 json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN |
+                                                         JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(req);
+    if (r < 0) {
+        fail(EXIT_FAIL, "out of memory");
+        return NULL;
+    }
+    r = conn_send(c, line);
+    free(line);
+    reply = r ? NULL : conn_read_reply(c);
+    if (!reply)
+        return NULL;
+    if (raw)
+        printf("%s\n", json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN |
+                                                                 JSON_C_TO_STRING_NOSLASHESCAPE));
+    if (!json_object_object_get_ex(reply, "id", &v) || json_object_get_int64(v) != id)
+        fail(EXIT_FAIL, "%s: the reply does not carry the request's id %u", name, id);
+    else if (json_object_object_get_ex(reply, "error", &v))
+        fail(EXIT_FAIL, "%s: %s", name, json_object_get_string(json_object_object_get(v, "desc")));
+    else if (!json_object_object_get_ex(reply, "return", &v))
+        fail(EXIT_FAIL, "%s: the reply has neither return nor error", name);
+    else
+        ret = json_object_get(v);
+    json_object_put(reply);
+    return ret;
+}
+
+/* ---- replies for people ---- */
+
+static uint64_t get_u64(struct json_object *o, const char *key)
+{
+    return (uint64_t)json_object_get_int64(json_object_object_get(o, key));
+}
+
+static const char *get_str(struct json_object *o, const char *key)
+{
+    const char *s = json_object_get_string(json_object_object_get(o, key));
+
+    return s ? s : "?";
+}
+
+static void print_net(struct json_object *n)
+{
+    uint64_t qp = get_u64(n, "queue-pairs");
+
+    printf("%s: %s, %s, link %s, %llu queue pair%s\n", get_str(n, "id"), get_str(n, "socket"),
+           json_object_get_boolean(json_object_object_get(n, "connected")) ? "connected"
+                                                                           : "not connected",
+           json_object_get_boolean(json_object_object_get(n, "link-up")) ? "up" : "down",
+           (unsigned long long)qp, qp == 1 ? "" : "s");
+}
+
+static void print_status(struct json_object *st)
+{
+    struct json_object *nets = json_object_object_get(st, "nets");
+    uint64_t mem = get_u64(st, "memory-bytes"), up = get_u64(st, "uptime-ms");
+
+    printf("state: %s\n", get_str(st, "state"));
+    printf("vcpus: %llu\n", (unsigned long long)get_u64(st, "vcpus"));
+    printf("memory: %llu MiB\n", (unsigned long long)(mem >> 20));
+    printf("uptime: %llu.%03llu s\n", (unsigned long long)(up / 1000),
+           (unsigned long long)(up % 1000));
+    printf("reboots: %llu\n", (unsigned long long)get_u64(st, "reboots"));
+    for (size_t i = 0; i < json_object_array_length(nets); i++)
+        print_net(json_object_array_get_idx(nets, i));
+}
+
+static void print_verify(struct json_object *v)
+{
+    struct json_object *first = json_object_object_get(v, "first-differing");
+
+    printf("verify: %llu pages compared, %llu differ",
+           (unsigned long long)get_u64(v, "pages-compared"),
+           (unsigned long long)get_u64(v, "pages-differ"));
+    for (size_t i = 0; i < json_object_array_length(first); i++)
+        printf("%s%s",
+               i ? ", " : " (first: ", json_object_get_string(json_object_array_get_idx(first, i)));
+    printf("%s\n", json_object_array_length(first) ? ")" : "");
+}
+
+static void print_migration(struct json_object *m)
+{
+    struct json_object *v;
+
+    printf("status: %s\n", get_str(m, "status"));
+    printf("round: %llu\n", (unsigned long long)get_u64(m, "round"));
+    printf("pages dirtied last round: %llu\n",
+           (unsigned long long)get_u64(m, "pages-dirtied-last-round"));
+    printf("pages sent: %llu of %llu\n", (unsigned long long)get_u64(m, "pages-sent"),
+           (unsigned long long)get_u64(m, "total-pages"));
+    printf("throughput: %.1f MiB/s\n", json_object_get_double(json_object_object_get(m, "mbps")));
+    printf("expected downtime: %llu ms\n", (unsigned long long)get_u64(m, "expected-downtime-ms"));
+    printf("total time: %llu ms\n", (unsigned long long)get_u64(m, "total-time-ms"));
+    printf("downtime: %llu ms\n", (unsigned long long)get_u64(m, "downtime-ms"));
+    if (json_object_object_get_ex(m, "verify", &v))
+        print_verify(v);
+    if (json_object_object_get_ex(m, "error", &v))
+        printf("error: %s\n", json_object_get_string(v));
+}
+
+/* ---- commands ---- */
+
+static int cmd_simple(struct conn *c, const struct ctl *ctl, const char *done)
+{
+    struct json_object *ret = conn_call(c, ctl->command, NULL, ctl->json);
+
+    if (!ret)
+        return EXIT_FAIL;
+    json_object_put(ret);
+    if (!ctl->json)
+        printf("%s\n", done);
+    return 0;
+}
+
+static int cmd_status(struct conn *c, const struct ctl *ctl)
+{
+    struct json_object *ret = conn_call(c, ctl->command, NULL, ctl->json);
+
+    if (!ret)
+        return EXIT_FAIL;
+    if (!ctl->json)
+        (!strcmp(ctl->command, "status") ? print_status : print_migration)(ret);
+    json_object_put(ret);
+    return 0;
+}
+
+/* vmm closes every client as it exits: the end of input says it is gone. */
+static int cmd_shutdown(struct conn *c, const struct ctl *ctl)
+{
+    int64_t deadline = now_ms() + VMMCTL_SHUTDOWN_TIMEOUT_MS;
+    struct json_object *ret = conn_call(c, "shutdown", NULL, ctl->json);
+    int r = 1;
+
+    if (!ret)
+        return EXIT_FAIL;
+    json_object_put(ret);
+    while (r > 0) {
+        c->len = 0; /* nothing more is expected; only the end counts */
+        r = conn_fill(c, deadline);
+    }
+    if (r == -ETIMEDOUT)
+        return fail(EXIT_FAIL, "shutdown requested, but vmm did not exit within %d ms",
+                    VMMCTL_SHUTDOWN_TIMEOUT_MS);
+    /* A reset connection also means vmm's end is closed. */
+    if (r < 0 && r != -ECONNRESET)
+        return fail(EXIT_FAIL, "shutdown requested; then cannot read from %s: %s", c->path,
+                    strerror(-r));
+    if (!ctl->json)
+        printf("vmm has shut down\n");
+    return 0;
+}
+
+static int cmd_snapshot(struct conn *c, const struct ctl *ctl)
+{
+    struct json_object *args = json_object_new_object(), *ret;
+
+    json_object_object_add(args, "dir", json_object_new_string(ctl->args[0]));
+    ret = conn_call(c, "snapshot", args, ctl->json);
+    if (!ret)
+        return EXIT_FAIL;
+    json_object_put(ret);
+    if (!ctl->json)
+        printf("snapshot saved in %s\n", ctl->args[0]);
+    return 0;
+}
+
+struct progress {
+    bool tty, shown;
+    char last_status[32];
+    uint64_t last_round;
+    int none_polls;
+};
+
+static void show_progress(struct progress *p, struct json_object *m)
+{
+    const char *status = get_str(m, "status");
+    uint64_t round = get_u64(m, "round");
+    char line[200];
+
+    if (!strcmp(status, "setup") || !strcmp(status, "none"))
+        snprintf(line, sizeof(line), "migration: %s", status);
+    else
+        snprintf(line, sizeof(line),
+                 "migration: round %llu, %llu pages dirtied in the last round, %.1f MiB/s, "
+                 "expected downtime %llu ms",
+                 (unsigned long long)round,
+                 (unsigned long long)get_u64(m, "pages-dirtied-last-round"),
+                 json_object_get_double(json_object_object_get(m, "mbps")),
+                 (unsigned long long)get_u64(m, "expected-downtime-ms"));
+    if (p->tty) {
+        printf("\r%s\033[K", line); /* one line, rewritten in place */
+        p->shown = true;
+    } else if (strcmp(status, p->last_status) || round != p->last_round) {
+        printf("%s\n", line);
+    }
+    fflush(stdout);
+    snprintf(p->last_status, sizeof(p->last_status), "%s", status);
+    p->last_round = round;
+}
+
+/* The summary line, and the exit status: completed and, with --verify, clean. */
+static int migration_result(const struct ctl *ctl, struct json_object *m)
+{
+    const char *status = get_str(m, "status");
+    struct json_object *v = NULL;
+    uint64_t differ = 0;
+
+    if (strcmp(status, "completed")) {
+        const char *err = json_object_get_string(json_object_object_get(m, "error"));
+
+        return fail(EXIT_FAIL, "migration %s%s%s", status, err ? ": " : "", err ? err : "");
+    }
+    printf("migration completed in %llu ms, downtime %llu ms, %llu rounds, %llu pages sent",
+           (unsigned long long)get_u64(m, "total-time-ms"),
+           (unsigned long long)get_u64(m, "downtime-ms"), (unsigned long long)get_u64(m, "round"),
+           (unsigned long long)get_u64(m, "pages-sent"));
+    if (json_object_object_get_ex(m, "verify", &v) && v) {
+        differ = get_u64(v, "pages-differ");
+        printf(", verify: %llu pages compared, %llu differ",
+               (unsigned long long)get_u64(v, "pages-compared"), (unsigned long long)differ);
+    }
+    printf("\n");
+    if (ctl->verify && !v)
+        return fail(EXIT_FAIL, "--verify: vmm reported no verify result");
+    if (differ) {
+        print_verify(v);
+        return fail(EXIT_FAIL, "verify: %llu pages differ", (unsigned long long)differ);
+    }
+    return 0;
+}
+
+static bool migration_running(const char *status)
+{
+    return !strcmp(status, "none") || !strcmp(status, "setup") || !strcmp(status, "active");
+}
+
+/* A request as the user wrote it, for anything the commands above do not say. */
+static int cmd_raw(struct conn *c, const struct ctl *ctl)
+{
+    const char *line = ctl->args[0];
+    struct json_object *reply;
+    char *text;
+    bool ok;
+    int r;
+
+    if (strchr(line, '\n'))
+        return fail(EXIT_USAGE, "raw: the line must not contain a newline");
+    if (!line[strspn(line, " \t\r")])
+        return fail(EXIT_USAGE, "raw: the line is blank (vmm does not answer those)");
+    if (asprintf(&text, "%s\n", line) < 0)
+        return fail(EXIT_FAIL, "out of memory");
+    r = conn_send(c, text);
+    free(text);
+    reply = r ? NULL : conn_read_reply(c);
+    if (!reply)
+        return EXIT_FAIL;
+    printf("%s\n", json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN |
+                                                             JSON_C_TO_STRING_NOSLASHESCAPE));
+    ok = json_object_object_get_ex(reply, "return", NULL);
+    json_object_put(reply);
+    return ok ? 0 : EXIT_FAIL;
+}
+
+static int cmd_migrate(struct conn *c, const struct ctl *ctl)
+{
+    struct json_object *args = json_object_new_object(), *m;
+    struct progress p = {.tty = !ctl->json && isatty(STDOUT_FILENO)};
+    int ret;
+
+    json_object_object_add(args, "uri", json_object_new_string(ctl->args[0]));
+    json_object_object_add(args, "verify", json_object_new_boolean(ctl->verify));
+    m = conn_call(c, "migrate", args, ctl->json);
+    if (!m)
+        return EXIT_FAIL;
+    for (;;) {
+        json_object_put(m);
+        sleep_ms(VMMCTL_POLL_MS);
+        m = conn_call(c, "query-migrate", NULL, ctl->json);
+        if (!m)
+            return EXIT_FAIL;
+        if (!migration_running(get_str(m, "status")))
+            break;
+        if (!strcmp(get_str(m, "status"), "none") && ++p.none_polls > VMMCTL_NONE_POLLS) {
+            json_object_put(m);
+            return fail(EXIT_FAIL, "vmm reports no migration after %d ms",
+                        VMMCTL_NONE_POLLS * VMMCTL_POLL_MS);
+        }
+        if (!ctl->json)
+            show_progress(&p, m);
+    }
+    if (p.shown)
+        printf("\n");
+    ret = migration_result(ctl, m);
+    json_object_put(m);
+    return ret;
+}
+
+/* ---- the command line ---- */
+
+struct command {
+    const char *name;
+    int nargs;
+    const char *args_usage;
+};
+
+static const struct command commands[] = {
+    {"status", 0, ""},       {"pause", 0, ""},         {"resume", 0, ""},
+    {"shutdown", 0, ""},     {"migrate", 1, " URI"},   {"migrate-cancel", 0, ""},
+    {"snapshot", 1, " DIR"}, {"query-migrate", 0, ""}, {"raw", 1, " LINE"},
+};
+
+static int check_command(const struct ctl *ctl)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
+        if (strcmp(commands[i].name, ctl->command))
+            continue;
+        if (ctl->nargs != commands[i].nargs)
+            return fail(EXIT_USAGE, "usage: vmmctl --api-socket PATH %s%s", commands[i].name,
+                        commands[i].args_usage);
+        if (ctl->verify && strcmp(ctl->command, "migrate"))
+            return fail(EXIT_USAGE, "--verify goes with migrate only");
+        return 0;
+    }
+    return fail(EXIT_USAGE, "unknown command '%s' (see --help)", ctl->command);
+}
+
+static int parse_args(int argc, char **argv, struct ctl *ctl)
+{
+    static const struct option opts[] = {
+        {"api-socket", required_argument, NULL, 's'},
+        {"json", no_argument, NULL, 'j'},
+        {"verify", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":s:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            ctl->socket = optarg;
+            break;
+        case 'j':
+            ctl->json = true;
+            break;
+        case 'V':
+            ctl->verify = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return -1;
+        case ':':
+            return fail(EXIT_USAGE, "option '%s' needs a value", argv[optind - 1]);
+        default:
+            return fail(EXIT_USAGE, "unknown option '%s' (see --help)", argv[optind - 1]);
+        }
+    }
+    if (!ctl->socket)
+        return fail(EXIT_USAGE, "--api-socket PATH is required (see --help)");
+    if (optind == argc)
+        return fail(EXIT_USAGE, "no command given (see --help)");
+    ctl->command = argv[optind];
+    ctl->args = argv + optind + 1;
+    ctl->nargs = argc - optind - 1;
+    return check_command(ctl);
+}
+
+static int run(struct conn *c, const struct ctl *ctl)
+{
+    const char *cmd = ctl->command;
+
+    if (!strcmp(cmd, "status") || !strcmp(cmd, "query-migrate"))
+        return cmd_status(c, ctl);
+    if (!strcmp(cmd, "pause"))
+        return cmd_simple(c, ctl, "paused");
+    if (!strcmp(cmd, "resume"))
+        return cmd_simple(c, ctl, "resumed");
+    if (!strcmp(cmd, "migrate-cancel"))
+        return cmd_simple(c, ctl, "migration cancel requested");
+    if (!strcmp(cmd, "shutdown"))
+        return cmd_shutdown(c, ctl);
+    if (!strcmp(cmd, "snapshot"))
+        return cmd_snapshot(c, ctl);
+    if (!strcmp(cmd, "raw"))
+        return cmd_raw(c, ctl);
+    return cmd_migrate(c, ctl);
+}
+
+int main(int argc, char **argv)
+{
+    static struct conn conn = {.fd = -1};
+    struct ctl ctl = {0};
+    int ret = parse_args(argc, argv, &ctl);
+
+    if (ret)
+        return ret < 0 ? 0 : ret;
+    ret = conn_open(&conn, ctl.socket);
+    if (!ret)
+        ret = run(&conn, &ctl);
+    if (conn.fd >= 0)
+        close(conn.fd);
+    return ret;
+}
