@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # scripts/vhost-user-smoke against real testpmd, which it starts with --backend-cmd.
-# smoke_testpmd.sh full: testpmd with two vhost ports in io forwarding, 2 queue pairs
-#   each; the guest's two NICs sit in separate network namespaces and talk through
-#   testpmd. Every check passes except migration (skipped: vmm has no live migration
-#   yet), the smoke exits 0, and its JUnit XML parses: 8 testcases, 0 failures, 1 skipped.
+# smoke_testpmd.sh full: testpmd with four vhost ports in io forwarding (0<->1, 2<->3),
+#   2 queue pairs each; the guest's two NICs (on ports 0 and 1) sit in separate network
+#   namespaces and talk through testpmd; the migration's destination gets ports 2 and 3.
+#   Every check passes, the smoke exits 0, and its JUnit XML parses: 8 testcases, 0
+#   failures, 0 skipped.
 # smoke_testpmd.sh queue_mismatch: one vhost port with 1 queue pair (txonly) while
 #   --queues 2 is asked (reboot and backend-restart skipped, to keep it short): exactly
 #   the multiqueue check fails, its reason names queue pair 1 that carried nothing (or
@@ -30,12 +31,13 @@ testpmd="$VMM_REPO_ROOT/tests/integration/testpmd-lean $TESTPMD_BIN --no-huge -m
 
 if [ "$1" = full ]; then
     cmd="$testpmd --vdev 'net_vhost0,iface=$dir/a.sock,queues=2'
- --vdev 'net_vhost1,iface=$dir/b.sock,queues=2' -- --total-num-mbufs=16384 --forward-mode=io
+ --vdev 'net_vhost1,iface=$dir/b.sock,queues=2' --vdev 'net_vhost2,iface=$dir/c.sock,queues=2'
+ --vdev 'net_vhost3,iface=$dir/d.sock,queues=2' -- --total-num-mbufs=16384 --forward-mode=io
  --auto-start --nb-cores=1 --rxq=2 --txq=2"
-    args=(--queues 2 "$dir/a.sock" "$dir/b.sock")
+    args=(--queues 2 --migrate-to "$dir/c.sock,$dir/d.sock" "$dir/a.sock" "$dir/b.sock")
     want="handshake=pass link=pass traffic=pass multiqueue=pass mtu=pass reboot=pass
- backend-restart=pass migration=skipped"
-    want_rc=0 want_failures=0 want_skipped=1
+ backend-restart=pass migration=pass"
+    want_rc=0 want_failures=0 want_skipped=0
 else
     cmd="$testpmd --vdev 'net_vhost0,iface=$dir/a.sock,queues=1' -- --total-num-mbufs=8192
  --forward-mode=txonly --auto-start --nb-cores=1"
