@@ -2,8 +2,9 @@
 # Builds the guest images used by the integration tests, from Debian packages only:
 #   bzImage               Debian's kernel (the vmlinuz of the linux-image-amd64 kernel)
 #   initramfs.cpio.gz     L2 test guest: busybox + virtio modules, /init = guest-init,
-#                         pktgen.ko (not loaded at boot), /bin/vmm-pktgen and
-#                         /bin/vmm-memtest (the migration tests' workload)
+#                         pktgen.ko (not loaded at boot), /bin/vmm-pktgen,
+#                         /bin/vmm-memtest (the migration tests' workload) and
+#                         /bin/vmm-smoke-guest (scripts/vhost-user-smoke's guest side)
 #   rig-initramfs.cpio.gz L1 rig: busybox + kvm/kvm-amd/9p modules, /init = rig-init
 # Usage: guest-images/build.sh [OUTDIR]   (default: <repo>/build/guest)
 # Downloaded .deb files are cached in ${VMM_CACHE_DIR:-$HOME/.cache/vmm-guest}.
@@ -42,7 +43,7 @@ fi
 # Up to date: every output newer than every input.
 outputs=("$out/bzImage" "$out/initramfs.cpio.gz" "$out/rig-initramfs.cpio.gz")
 inputs=("$deb" "$(readlink -f "$busybox")" "${BASH_SOURCE[0]}" "$here/guest-init" "$here/rig-init"
-        "$here/vmm-pktgen" "$here/vmm-memtest.c")
+        "$here/vmm-pktgen" "$here/vmm-memtest.c" "$here/vmm-smoke-guest")
 uptodate() {
     local o i
     for o in "${outputs[@]}"; do
@@ -89,6 +90,8 @@ mkroot "$work/l2" "$here/guest-init" \
     failover net_failover virtio_net pktgen
 # Traffic generator for the NIC tests: pktgen.ko stays in /lib/modules until used.
 install -m 0755 "$here/vmm-pktgen" "$work/l2/bin/vmm-pktgen"
+# The guest side of scripts/vhost-user-smoke: commands it sends over the console.
+install -m 0755 "$here/vmm-smoke-guest" "$work/l2/bin/vmm-smoke-guest"
 # The migration tests' workload: a pattern it rewrites and checks, and a heartbeat.
 gcc -static -O2 -Wall -Wextra -Werror -o "$work/l2/bin/vmm-memtest" "$here/vmm-memtest.c" ||
     die "cannot build vmm-memtest (gcc and the static glibc from libc6-dev are needed)"
