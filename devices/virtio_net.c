@@ -1115,20 +1115,37 @@ static int net_watch(struct virtio_net *net, int fd, void (*cb)(void *, uint32_t
     return p->watch_fd(p->opaque, fd, cb, net, on);
 }
 
-/* Client: a timer paces connect attempts. Server: the listening socket is watched. */
-static void net_wait_for_backend(struct virtio_net *net, bool on)
+/* Arms the retry timer every `reconnect-ms` (periodic) or once, or disarms it. */
+static void net_retry_timer(struct virtio_net *net, bool on, bool periodic)
 {
     long ms = on ? (long)net->opts.reconnect_ms : 0;
-    struct itimerspec its = {
-        .it_value = {.tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000000},
-        .it_interval = {.tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000000},
-    };
+    struct timespec t = {.tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000000};
+    struct itimerspec its = {.it_value = t, .it_interval = periodic ? t : (struct timespec){0}};
 
-    if (net->opts.server) {
-        if (net->listen_fd >= 0 && net_watch(net, net->listen_fd, net_on_listen, on))
-            pr_err("%s: cannot watch %s for the backend", net->vdev.id, net->opts.socket_path);
-    } else if (net->retry_fd >= 0 && timerfd_settime(net->retry_fd, 0, &its, NULL)) {
+    if (net->retry_fd >= 0 && timerfd_settime(net->retry_fd, 0, &its, NULL))
         pr_err("%s: reconnect timer: %s", net->vdev.id, strerror(errno));
+}
+
+static void net_watch_listen(struct virtio_net *net, bool on)
+{
+    if (net->listen_fd < 0 || net->listen_watched == on)
+        return;
+    if (net_watch(net, net->listen_fd, net_on_listen, on))
+        pr_err("%s: cannot watch %s for the backend", net->vdev.id, net->opts.socket_path);
+    else
+        net->listen_watched = on;
+}
+
+/* Client: a timer paces connect attempts. Server: the listening socket is watched
+ * (and the timer only brings it back after a failed accept). */
+static void net_wait_for_backend(struct virtio_net *net, bool on)
+{
+    if (net->opts.server) {
+        net_watch_listen(net, on);
+        if (!on)
+            net_retry_timer(net, false, false);
+    } else {
+        net_retry_timer(net, on, true);
     }
 }
 
@@ -1224,6 +1241,10 @@ static void net_on_retry(void *arg, uint32_t events)
     if (read(net->retry_fd, &expirations, sizeof(expirations)) != sizeof(expirations) ||
         net->connected)
         return;
+    if (net->opts.server) {
+        net_watch_listen(net, true); /* the pause after a failed accept is over */
+        return;
+    }
     ret = vhost_user_try_connect(net->opts.socket_path, &fd);
     if (ret)
         pr_debug("%s: reconnect to %s: %s", net->vdev.id, net->opts.socket_path, strerror(-ret));
@@ -1242,11 +1263,16 @@ static void net_on_listen(void *arg, uint32_t events)
     ret = vhost_user_try_accept(net->listen_fd, &fd);
     if (ret == -EAGAIN || ret == -ECONNABORTED)
         return;
-    if (ret)
-        pr_warn("%s: cannot accept a backend on %s: %s", net->vdev.id, net->opts.socket_path,
-                strerror(-ret));
-    else
+    if (ret) {
+        /* E.g. EMFILE: the connection stays queued and the socket readable. Pause
+         * instead of spinning on it, and try again after reconnect-ms. */
+        pr_warn("%s: cannot accept a backend on %s: %s; trying again in %u ms", net->vdev.id,
+                net->opts.socket_path, strerror(-ret), net->opts.reconnect_ms);
+        net_watch_listen(net, false);
+        net_retry_timer(net, true, false);
+    } else {
         net_reconnect(net, fd);
+    }
 }
 
 static int net_connect(struct virtio_net *net, int *fd)
@@ -1272,9 +1298,8 @@ static int net_setup_watches(struct virtio_net *net)
     int ret;
 
     net->link_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (!net->opts.server)
-        net->retry_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    if (net->link_efd < 0 || (!net->opts.server && net->retry_fd < 0)) {
+    net->retry_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (net->link_efd < 0 || net->retry_fd < 0) {
         ret = -errno;
         pr_err("%s: cannot create its eventfd/timerfd: %s", net->vdev.id, strerror(-ret));
         return ret;

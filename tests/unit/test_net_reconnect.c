@@ -15,6 +15,7 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -25,6 +26,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -1082,6 +1084,54 @@ START_TEST(server_mode_accepts_the_next_backend)
 }
 END_TEST
 
+/* A failing accept (here EMFILE: the connection stays queued, the socket readable)
+ * pauses the listening socket for reconnect-ms instead of spinning on it; once accept
+ * works again the queued connection is taken, and the next backend after it. */
+START_TEST(server_accept_failure_backs_off_instead_of_spinning)
+{
+    struct backend *a = &bes[0], *b = &bes[1];
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    struct rlimit old, low;
+    int client, lowest = 0, failures;
+    char c;
+
+    opts.server = true;
+    be_add(a, BE_WELL, 0, BACKEND_FEATURES);
+    be_start(a);
+    net_start();
+    guest_start();
+    expect_session(a, 0, 0, 0);
+    lose_backend(a);
+    client = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(client, 0);
+    while (fcntl(lowest, F_GETFD) >= 0)
+        lowest++;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = (rlim_t)lowest; /* no fd left for accept() */
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    strcpy(sa.sun_path, sock_path);
+    ck_assert_int_eq(connect(client, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    pump_for(5 * RECONNECT_MS);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+    failures = count_in(logged(), "cannot accept a backend");
+    ck_assert_msg(failures >= 1 && failures <= 7, "%d failed accepts logged in %d ms", failures,
+                  5 * RECONNECT_MS);
+    ck_assert(!net.connected);
+    /* The queued connection is taken now; it never answers, so it fails the handshake. */
+    net.opts.reply_timeout_ms = STALL_TIMEOUT_MS;
+    pump_until(recv(client, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 1 && net.conn.fd < 0, WAIT_MS);
+    net.opts.reply_timeout_ms = REPLY_TIMEOUT_MS;
+    close(client);
+    expect_logged(1, "net0: the backend on %s failed the handshake (%s); waiting for another",
+                  sock_path, strerror(ETIMEDOUT));
+    be_add(b, BE_WELL, 0, BACKEND_FEATURES);
+    be_start(b);
+    drain_kicks();
+    expect_back(1);
+}
+END_TEST
+
 START_TEST(backend_lacking_an_acked_feature_is_refused)
 {
     struct backend *b = &bes[1];
@@ -1272,6 +1322,7 @@ static Suite *net_reconnect_suite(void)
     tcase_add_loop_test(tc, wrong_reply_type_fails_the_attempt_cleanly, 0, 2);
     tcase_add_loop_test(tc, close_after_set_mem_table_during_activation, 0, 2);
     tcase_add_test(tc, server_mode_accepts_the_next_backend);
+    tcase_add_test(tc, server_accept_failure_backs_off_instead_of_spinning);
     tcase_add_test(tc, backend_lacking_an_acked_feature_is_refused);
     tcase_add_test(tc, guest_starts_the_nic_while_the_backend_is_away);
     tcase_add_test(tc, backend_not_accepting_never_blocks_the_loop);
