@@ -1178,23 +1178,53 @@ static void net_lost_backend(struct virtio_net *net, const char *why)
     net_wait_for_backend(net, true);
 }
 
+/* Why a held attempt failed: the first message it held (without our id in front), or
+ * the error code's name. */
+static const char *net_held_reason(const struct virtio_net *net, const struct log_held *held,
+                                   int ret)
+{
+    size_t idlen = strlen(net->vdev.id);
+    const char *why = held->count ? held->first : strerror(-ret);
+
+    if (!strncmp(why, net->vdev.id, idlen) && !strncmp(why + idlen, ": ", 2))
+        why += idlen + 2;
+    return why;
+}
+
+static int net_handshake_held(struct virtio_net *net, struct log_held *held)
+{
+    int ret;
+
+    log_hold(held);
+    ret = net_handshake(net);
+    log_release();
+    return ret;
+}
+
 /* The handshake again, then the rings as the guest left them, one kick each for
  * what it queued meanwhile, and the link up. */
 static void net_reconnect(struct virtio_net *net, int fd)
 {
+    struct log_held held;
     int ret;
 
     net_open_conn(net, fd);
-    ret = net_handshake(net);
-    if (!ret)
-        ret = net_check_new_backend(net);
-    if (!ret && net->started && !net->stopped) /* stopped: restart() starts them */
-        ret = net_start_backend(net);
-    if (!ret)
-        ret = net_watch(net, fd, net_on_conn_event, true);
+    ret = net_handshake_held(net, &held);
+    if (!ret && net_check_new_backend(net)) { /* it said why, in one line */
+        net_close_conn(net);
+        return;
+    }
+    if (!ret) {
+        log_hold(&held);                   /* what went wrong goes into the one line below */
+        if (net->started && !net->stopped) /* stopped: restart() starts them */
+            ret = net_start_backend(net);
+        if (!ret)
+            ret = net_watch(net, fd, net_on_conn_event, true);
+        log_release();
+    }
     if (ret) {
         pr_warn("%s: the backend on %s failed the handshake (%s); waiting for another",
-                net->vdev.id, net->opts.socket_path, strerror(-ret));
+                net->vdev.id, net->opts.socket_path, net_held_reason(net, &held, ret));
         net_close_conn(net);
         return;
     }
@@ -1342,6 +1372,7 @@ void virtio_net_setup(struct virtio_net *net, const char *id, const struct virti
 int virtio_net_init(struct virtio_net *net, const char *id, const struct virtio_net_options *opts,
                     const struct virtio_platform *platform, const struct guest_mem_access *mem)
 {
+    struct log_held held;
     int fd = -1, ret;
 
     virtio_net_setup(net, id, opts, platform, mem);
@@ -1351,9 +1382,10 @@ int virtio_net_init(struct virtio_net *net, const char *id, const struct virtio_
         return ret;
     }
     net_open_conn(net, fd);
-    ret = net_handshake(net);
+    ret = net_handshake_held(net, &held);
     if (ret)
-        pr_err("%s: vhost-user handshake on %s failed: %s", id, opts->socket_path, strerror(-ret));
+        pr_err("%s: vhost-user handshake on %s failed: %s", id, opts->socket_path,
+               net_held_reason(net, &held, ret));
     if (!ret)
         ret = net_setup_watches(net);
     if (ret) {
