@@ -17,16 +17,8 @@ check_eq() {
     if [ "$2" = "$3" ]; then echo "ok: $1 = $2"; else fail "$1: got '$2', want '$3'"; fi
 }
 
-# direct: run on this machine's /dev/kvm; nested: run inside tests/rig/rig-run.
-# This machine's /dev/kvm is PVM (kvm_pvm), too slow for Linux guests: nested there.
-rig_mode() {
-    if [ -n "${VMM_IN_RIG:-}" ]; then echo direct; return; fi
-    case "${VMM_TEST_RIG:-}" in
-    direct | nested) echo "$VMM_TEST_RIG" ;;
-    "") if [ -e /sys/module/kvm_pvm ]; then echo nested; else echo direct; fi ;;
-    *) echo "FAIL: VMM_TEST_RIG must be direct or nested, not '$VMM_TEST_RIG'" >&2; return 1 ;;
-    esac
-}
+# rig_mode (direct or nested) comes from the rig's own helpers.
+. "$VMM_REPO_ROOT/tests/rig/l1.sh"
 
 need_kvm() {
     local why=

@@ -1,6 +1,18 @@
 # shellcheck shell=bash
-# What rig-run and rig-session share: the L1 images and QEMU's command line.
-# Sourced; needs $repo (this repository's root).
+# What rig-run, rig-session and the integration tests share: whether guests run
+# here or in the rig, the L1 images and QEMU's command line. Sourced; the rig_*
+# functions but rig_mode need $repo (this repository's root).
+
+# direct: run on this machine's /dev/kvm; nested: run inside tests/rig/rig-run.
+# This machine's /dev/kvm is PVM (kvm_pvm), too slow for Linux guests: nested there.
+rig_mode() {
+    if [ -n "${VMM_IN_RIG:-}" ]; then echo direct; return; fi
+    case "${VMM_TEST_RIG:-}" in
+    direct | nested) echo "$VMM_TEST_RIG" ;;
+    "") if [ -e /sys/module/kvm_pvm ]; then echo nested; else echo direct; fi ;;
+    *) echo "FAIL: VMM_TEST_RIG must be direct or nested, not '$VMM_TEST_RIG'" >&2; return 1 ;;
+    esac
+}
 
 rig_guest_dir() { echo "${VMM_GUEST_DIR:-$repo/build/guest}"; }
 
