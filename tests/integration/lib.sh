@@ -2,7 +2,7 @@
 # Helpers for the integration tests (bash). A test starts like this:
 #   . "$(dirname "$0")/lib.sh"
 #   RIG_MEMORY=3G                      # optional: L1 memory when run in the rig
-#   RIG_APPEND=kvm_amd.npt=0           # optional: for tests running two L2 guests
+#   RIG_APPEND=kvm_amd.npt=1           # optional: extra L1 kernel parameters
 #   ensure_guest_image                 # builds build/guest on the host side if missing
 #   run_in_rig_if_needed "$0" "$@"     # re-runs this script inside L1 where needed
 #   need_kvm                           # SKIP (77) or, under CI, FAIL without /dev/kvm
@@ -46,7 +46,7 @@ ensure_guest_image() {
 
 # run_in_rig_if_needed "$0" "$@": in nested mode re-runs the test inside L1 (memory
 # ${RIG_MEMORY:-3G}, timeout ${RIG_TIMEOUT:-600} s, extra L1 kernel parameters
-# $RIG_APPEND, e.g. kvm_amd.npt=0 for two L2 guests at once) and exits with its status.
+# $RIG_APPEND, e.g. kvm_amd.npt=1: L1 has npt=0 by default) and exits with its status.
 run_in_rig_if_needed() {
     local script=$1 mode
     shift
