@@ -84,6 +84,7 @@ struct mig_run {
     struct dirty_map dirty;
     struct vhost_log log;
     uint64_t **kvm_bits; /* per region, KVM's log of the last harvest */
+    struct mig_out out;  /* pages queued for one sendmsg; flushed before any other record */
     bool kvm_logging, vhost_logging, paused, ignore_backend_log;
     uint64_t bytes, pages_sent, start_ms, down_ms;
     char err[256];
@@ -250,8 +251,12 @@ static int send_rec(struct mig_run *r, uint32_t type, uint64_t a, uint64_t b, co
                     size_t len)
 {
     struct mig_rec rec = {.type = type, .a = a, .b = b};
-    int ret = mig_write(r->fd, &rec, sizeof(rec));
+    int ret;
 
+    r->out.fd = r->fd;
+    ret = mig_out_flush(&r->out);
+    if (!ret)
+        ret = mig_write(r->fd, &rec, sizeof(rec));
     if (!ret && len)
         ret = mig_write(r->fd, payload, len);
     r->bytes += sizeof(rec) + len;
@@ -261,12 +266,13 @@ static int send_rec(struct mig_run *r, uint32_t type, uint64_t a, uint64_t b, co
 /* One run of consecutive dirty pages of the same kind (data or zero). */
 static int send_run(struct mig_run *r, uint64_t gpa, uint64_t pages, bool zero)
 {
-    const uint8_t *p = guest_memory_ptr(&r->vm->mem, gpa, pages * 4096);
+    struct mig_rec rec = {.type = zero ? MIG_REC_ZERO : MIG_REC_RAM, .a = gpa, .b = pages};
+    size_t len = zero ? 0 : pages * 4096;
 
     r->pages_sent += pages;
-    if (zero)
-        return send_rec(r, MIG_REC_ZERO, gpa, pages, NULL, 0);
-    return send_rec(r, MIG_REC_RAM, gpa, pages, p, pages * 4096);
+    r->bytes += sizeof(rec) + len;
+    r->out.fd = r->fd;
+    return mig_out_rec(&r->out, &rec, guest_memory_ptr(&r->vm->mem, gpa, len), len);
 }
 
 /* The first pass need not read pages the guest never touched: they are holes in
@@ -331,7 +337,8 @@ static int send_dirty(struct mig_run *r, bool skip_zero)
         }
         memset(d->bits, 0, dirty_words(d->npages) * sizeof(uint64_t));
     }
-    return 0;
+    r->out.fd = r->fd;
+    return mig_out_flush(&r->out);
 }
 
 static void update_info(struct mig_run *r, unsigned round, uint64_t dirtied, double bytes_per_ms)
@@ -731,6 +738,7 @@ int snapshot_save(struct vm *vm, const char *dir, char *err, size_t errlen)
 struct mig_in {
     struct vm *vm;
     int fd;
+    struct mig_reader rd;
     bool verify_done;
     uint64_t compared, differ, first[8];
     unsigned nfirst;
@@ -756,7 +764,7 @@ static int in_blob(struct mig_in *in, uint64_t len, struct state_buf *b)
         b->cap = len;
     }
     b->len = len;
-    return mig_read(in->fd, b->data, len);
+    return mig_reader_read(&in->rd, b->data, len);
 }
 
 static struct device *find_device(struct vm *vm, const char *id)
@@ -771,7 +779,7 @@ static int in_device(struct mig_in *in, const struct mig_rec *rec, struct state_
 {
     char id[MIG_MAX_ID + 1] = {0};
     struct device *d;
-    int ret = mig_read(in->fd, id, rec->a);
+    int ret = mig_reader_read(&in->rd, id, rec->a);
 
     if (!ret)
         ret = in_blob(in, rec->b, b);
@@ -796,7 +804,7 @@ static int in_verify(struct mig_in *in, uint64_t pages)
 
     if (!h)
         return in_fail(in, -ENOMEM, "out of memory for the verify hashes");
-    ret = mig_read(in->fd, h, pages * sizeof(uint64_t));
+    ret = mig_reader_read(&in->rd, h, pages * sizeof(uint64_t));
     for (int i = 0; !ret && i < vm->mem.nregions; i++) {
         const struct guest_region *g = &vm->mem.regions[i];
 
@@ -823,7 +831,7 @@ static int in_record(struct mig_in *in, const struct mig_rec *rec, struct state_
     switch (rec->type) {
     case MIG_REC_RAM:
         p = guest_memory_ptr(&vm->mem, rec->a, rec->b * 4096);
-        return mig_read(in->fd, p, rec->b * 4096);
+        return mig_reader_read(&in->rd, p, rec->b * 4096);
     case MIG_REC_ZERO:
         memset(guest_memory_ptr(&vm->mem, rec->a, rec->b * 4096), 0, rec->b * 4096);
         return 0;
@@ -860,13 +868,16 @@ static int in_stream(struct mig_in *in)
     for (unsigned i = 0; i < vm->opts->nnets && i < MIG_MAX_NETS; i++)
         pairs[i] = vm->opts->nets[i].queue_pairs;
     mig_header_fill(&mine, &vm->mem, vm->ncpus, vm->opts->nnets, pairs, 0);
-    ret = mig_read(in->fd, &got, sizeof(got));
+    ret = mig_reader_init(&in->rd, in->fd, 256 << 10);
+    if (ret)
+        return in_fail(in, ret, "out of memory for the stream's buffer");
+    ret = mig_reader_read(&in->rd, &got, sizeof(got));
     if (ret)
         return in_fail(in, ret, "the stream ended inside its header");
     mine.flags = got.flags;
     ret = mig_header_check(&got, &mine, in->why, sizeof(in->why));
     while (!ret) {
-        ret = mig_read(in->fd, &rec, sizeof(rec));
+        ret = mig_reader_read(&in->rd, &rec, sizeof(rec));
         if (ret) {
             in_fail(in, ret, "the stream ended before its END record (truncated)");
             break;
@@ -880,6 +891,7 @@ static int in_stream(struct mig_in *in)
             in_fail(in, ret, "the stream ended inside a record (truncated)");
     }
     state_buf_free(&b);
+    mig_reader_free(&in->rd);
     return ret;
 }
 

@@ -52,6 +52,98 @@ int mig_read(int fd, void *buf, size_t len)
     return 0;
 }
 
+/* Sends the iovecs, resuming after partial writes. */
+static int write_iov(int fd, struct iovec *iov, unsigned n)
+{
+    while (n) {
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = n};
+        ssize_t w = sendmsg(fd, &msg, MSG_NOSIGNAL);
+
+        if (w < 0 && errno == ENOTSOCK)
+            w = writev(fd, iov, (int)n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return errno == EPIPE || errno == ECONNRESET ? -EPIPE : -errno;
+        while (n && (size_t)w >= iov->iov_len) {
+            w -= (ssize_t)iov->iov_len;
+            iov++, n--;
+        }
+        if (n) {
+            iov->iov_base = (uint8_t *)iov->iov_base + w;
+            iov->iov_len -= (size_t)w;
+        }
+    }
+    return 0;
+}
+
+int mig_out_flush(struct mig_out *o)
+{
+    int ret = write_iov(o->fd, o->iov, o->niov);
+
+    o->nrec = o->niov = 0;
+    o->bytes = 0;
+    return ret;
+}
+
+int mig_out_rec(struct mig_out *o, const struct mig_rec *rec, const void *payload, size_t len)
+{
+    int ret = 0;
+
+    if (o->nrec == MIG_OUT_RECS || o->bytes >= MIG_OUT_BYTES)
+        ret = mig_out_flush(o);
+    if (ret)
+        return ret;
+    o->rec[o->nrec] = *rec;
+    o->iov[o->niov++] = (struct iovec){.iov_base = &o->rec[o->nrec++], .iov_len = sizeof(*rec)};
+    if (len)
+        o->iov[o->niov++] = (struct iovec){.iov_base = (void *)payload, .iov_len = len};
+    o->bytes += sizeof(*rec) + len;
+    return 0;
+}
+
+int mig_reader_init(struct mig_reader *rd, int fd, size_t cap)
+{
+    *rd = (struct mig_reader){.fd = fd, .cap = cap, .buf = malloc(cap)};
+    return rd->buf ? 0 : -ENOMEM;
+}
+
+void mig_reader_free(struct mig_reader *rd)
+{
+    free(rd->buf);
+    rd->buf = NULL;
+}
+
+int mig_reader_read(struct mig_reader *rd, void *dst, size_t len)
+{
+    uint8_t *p = dst;
+
+    while (len) {
+        size_t have = rd->len - rd->pos;
+        ssize_t n;
+
+        if (have) {
+            size_t take = have < len ? have : len;
+
+            memcpy(p, rd->buf + rd->pos, take);
+            rd->pos += take, p += take, len -= take;
+            continue;
+        }
+        if (len >= rd->cap)
+            return mig_read(rd->fd, p, len);
+        n = read(rd->fd, rd->buf, rd->cap);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno == ECONNRESET ? -EPIPE : -errno;
+        if (n == 0)
+            return -EPIPE;
+        rd->pos = 0;
+        rd->len = (size_t)n;
+    }
+    return 0;
+}
+
 void mig_header_fill(struct mig_header *h, const struct guest_memory *mem, unsigned ncpus,
                      unsigned nnets, const unsigned *queue_pairs, uint32_t flags)
 {

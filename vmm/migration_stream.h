@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #define MIG_MAGIC "VMMMIGR\0"
 #define MIG_REPLY_MAGIC "VMMMIGOK"
@@ -64,6 +65,34 @@ struct mig_reply {
 /* Whole-buffer I/O: -errno, or -EPIPE when the peer closed (read: EOF). */
 int mig_write(int fd, const void *buf, size_t len);
 int mig_read(int fd, void *buf, size_t len);
+
+/* Records queued for one sendmsg: a run of one-page records costs a system call per
+ * batch, not two per page (expensive under nested virtualization). Payloads are
+ * not copied: they must stay valid until the flush. */
+#define MIG_OUT_RECS 64
+#define MIG_OUT_BYTES (1u << 20)
+struct mig_out {
+    int fd;
+    unsigned nrec, niov;
+    size_t bytes;
+    struct mig_rec rec[MIG_OUT_RECS];
+    struct iovec iov[2 * MIG_OUT_RECS];
+};
+/* Queues a record (flushing first when the batch is full); 0 or -errno. */
+int mig_out_rec(struct mig_out *o, const struct mig_rec *rec, const void *payload, size_t len);
+int mig_out_flush(struct mig_out *o);
+
+/* Buffered reads of the stream: a header and a page in one read(), not two. Large
+ * reads go straight to their destination. */
+struct mig_reader {
+    int fd;
+    uint8_t *buf;
+    size_t cap, pos, len;
+};
+int mig_reader_init(struct mig_reader *rd, int fd, size_t cap);
+void mig_reader_free(struct mig_reader *rd);
+/* Like mig_read. */
+int mig_reader_read(struct mig_reader *rd, void *dst, size_t len);
 
 void mig_header_fill(struct mig_header *h, const struct guest_memory *mem, unsigned ncpus,
                      unsigned nnets, const unsigned *queue_pairs, uint32_t flags);
