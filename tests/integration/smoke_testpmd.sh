@@ -9,10 +9,14 @@
 #   --queues 2 is asked (reboot and backend-restart skipped, to keep it short): exactly
 #   the multiqueue check fails, its reason names queue pair 1 that carried nothing (or
 #   the backend's 1 queue pair), the smoke exits 1, and the JUnit XML has that one failure.
+# smoke_testpmd.sh backend_killed: one vhost port (txonly); this test kills testpmd
+#   (SIGKILL, by PID) as soon as the traffic check begins: exactly that check fails,
+#   its reason says the backend exited, every later check is skipped saying why, and
+#   the smoke exits 1.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/testpmd.sh"
-case "${1:-}" in full | queue_mismatch) ;; *) fail "usage: smoke_testpmd.sh full|queue_mismatch" ;; esac
+case "${1:-}" in full | queue_mismatch | backend_killed) ;; *) fail "usage: smoke_testpmd.sh full|queue_mismatch|backend_killed" ;; esac
 need_testpmd
 ensure_guest_image
 # Two testpmd starts and two guest boots: far more than one NIC test, above all on a
@@ -38,6 +42,13 @@ if [ "$1" = full ]; then
     want="handshake=pass link=pass traffic=pass multiqueue=pass mtu=pass reboot=pass
  backend-restart=pass migration=pass"
     want_rc=0 want_failures=0 want_skipped=0
+elif [ "$1" = backend_killed ]; then
+    cmd="$testpmd --vdev 'net_vhost0,iface=$dir/a.sock,queues=1' -- --total-num-mbufs=8192
+ --forward-mode=txonly --auto-start --nb-cores=1"
+    args=("$dir/a.sock")
+    want="handshake=pass link=pass traffic=FAIL multiqueue=skipped mtu=skipped reboot=skipped
+ backend-restart=skipped migration=skipped"
+    want_rc=1 want_failures=1 want_skipped=5
 else
     cmd="$testpmd --vdev 'net_vhost0,iface=$dir/a.sock,queues=1' -- --total-num-mbufs=8192
  --forward-mode=txonly --auto-start --nb-cores=1"
@@ -51,8 +62,25 @@ want=${want//$'\n'/}
 
 start=$SECONDS
 rc=0
-"$VMM_REPO_ROOT/scripts/vhost-user-smoke" --vmm "$VMM_BIN" --out "$dir/out" \
-    --junit "$dir/junit.xml" --backend-cmd "$cmd" "${args[@]}" || rc=$?
+smoke=("$VMM_REPO_ROOT/scripts/vhost-user-smoke" --vmm "$VMM_BIN" --out "$dir/out"
+    --junit "$dir/junit.xml" --backend-cmd "$cmd" "${args[@]}")
+if [ "$1" = backend_killed ]; then
+    # The smoke in the background; testpmd (found by its unique --file-prefix) is
+    # killed once the traffic check has begun.
+    start_bg "${smoke[@]}" >"$dir/smoke.out" 2>&1
+    smoke_pid=$BG_PID
+    wait_grep "$dir/smoke.out" '^smoke: \[traffic\]' 600 "$smoke_pid" ||
+        { cat "$dir/smoke.out"; fail "the smoke never began its traffic check"; }
+    # testpmd itself, not the smoke or the wrappers whose command lines name it too.
+    backend=$(pgrep -f -- "^[^ ]*${TESTPMD_BIN##*/} .*--file-prefix=$prefix( |\$)" | head -n 1)
+    [ -n "$backend" ] || { cat "$dir/smoke.out"; fail "no testpmd with --file-prefix=$prefix to kill"; }
+    kill -KILL "$backend"
+    echo "ok: killed testpmd (pid $backend) as the traffic check began"
+    wait "$smoke_pid" || rc=$?
+    cat "$dir/smoke.out"
+else
+    "${smoke[@]}" || rc=$?
+fi
 echo "the smoke run took $((SECONDS - start)) s"
 [ -f "$dir/out/results.tsv" ] || fail "the smoke run wrote no results.tsv"
 echo "--- report.txt ---"
@@ -67,6 +95,13 @@ check_eq "checks failed or skipped without a reason" \
 [ -s "$dir/out/trace.log" ] || fail "no vhost-user trace beside the report"
 echo "ok: vhost-user trace beside the report, $(wc -l <"$dir/out/trace.log") lines"
 
+if [ "$1" = backend_killed ]; then
+    reason=$(awk -F'\t' '$1 == "traffic" {print $4}' "$dir/out/results.tsv")
+    [[ $reason == *"backend exited"* ]] || fail "traffic reason '$reason' does not say the backend exited"
+    later=$(awk -F'\t' '$2 == "skipped" && $4 !~ /backend exited during check traffic/ {print $1}' "$dir/out/results.tsv")
+    [ -z "$later" ] || fail "skipped checks without the backend's exit as their reason: $later"
+    echo "ok: traffic failed with: $reason"
+fi
 if [ "$1" = queue_mismatch ]; then
     reason=$(awk -F'\t' '$1 == "multiqueue" {print $4}' "$dir/out/results.tsv")
     # DPDK's vhost library answers GET_QUEUE_NUM with its own maximum (128), not the
@@ -96,4 +131,5 @@ check_eq "JUnit testcases" "$n" 8
 check_eq "JUnit failures" "$failures" "$want_failures"
 check_eq "JUnit skipped" "$skipped" "$want_skipped"
 if [ "$1" = queue_mismatch ] && [ "$failed" != "-" ]; then check_eq "JUnit failed testcase" "$failed" multiqueue; fi
+if [ "$1" = backend_killed ] && [ "$failed" != "-" ]; then check_eq "JUnit failed testcase" "$failed" traffic; fi
 pass "vhost-user-smoke against testpmd ($1): the results, exit status and JUnit XML are as expected"
