@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the guest images used by the integration tests, from Debian packages only:
 #   bzImage               Debian's kernel (the vmlinuz of the linux-image-amd64 kernel)
+#   vmlinux               the same kernel uncompressed: the ELF inside the bzImage, for
+#                         vmm --kernel vmlinux (no decompression in the guest)
 #   initramfs.cpio.gz     L2 test guest: busybox + virtio modules, /init = guest-init,
 #                         pktgen.ko (not loaded at boot), /bin/vmm-pktgen,
 #                         /bin/vmm-memtest (the migration tests' workload) and
@@ -41,7 +43,7 @@ if [ -z "$deb" ]; then
 fi
 
 # Up to date: every output newer than every input.
-outputs=("$out/bzImage" "$out/initramfs.cpio.gz" "$out/rig-initramfs.cpio.gz")
+outputs=("$out/bzImage" "$out/vmlinux" "$out/initramfs.cpio.gz" "$out/rig-initramfs.cpio.gz")
 inputs=("$deb" "$(readlink -f "$busybox")" "${BASH_SOURCE[0]}" "$here/guest-init" "$here/rig-init"
         "$here/vmm-pktgen" "$here/vmm-memtest.c" "$here/vmm-smoke-guest")
 uptodate() {
@@ -99,9 +101,27 @@ mkroot "$work/rig" "$here/rig-init" \
     irqbypass kvm ccp kvm-amd virtio_ring virtio virtio_pci_modern_dev \
     virtio_pci_legacy_dev virtio_pci 9pnet 9pnet_virtio netfs fscache 9p
 
+# extract_vmlinux BZIMAGE OUT: the compressed payload the setup header points at
+# (payload_offset/payload_length, boot protocol 2.08+, from the protected-mode code
+# after setup_sects+1 sectors), decompressed: an ELF vmlinux. Debian compresses it
+# with xz; the build appends the size after the stream, hence --single-stream.
+extract_vmlinux() {
+    local sects off len
+    sects=$(od -An -tu1 -j $((0x1f1)) -N1 "$1" | tr -d ' ')
+    [ "$sects" != 0 ] || sects=4
+    read -r off len < <(od -An -tu4 -j $((0x248)) -N8 "$1")
+    [ "${len:-0}" -gt 0 ] || die "$1 has no payload to extract a vmlinux from"
+    dd if="$1" iflag=skip_bytes,count_bytes skip=$(((sects + 1) * 512 + off)) count="$len" \
+        bs=1M status=none | xz -dc --single-stream >"$2" ||
+        die "cannot decompress the payload of $1 (not xz?)"
+    [ "$(head -c 4 "$2" | od -An -c | tr -d ' ')" = '177ELF' ] || die "the payload of $1 is not an ELF"
+}
+
 mkdir -p "$out"
 mkcpio "$work/l2" "$out/initramfs.cpio.gz"
 mkcpio "$work/rig" "$out/rig-initramfs.cpio.gz"
 cp "$(find "$work/kernel/boot" -name 'vmlinuz-*' | head -n 1)" "$out/bzImage.tmp"
+extract_vmlinux "$out/bzImage.tmp" "$out/vmlinux.tmp"
+mv "$out/vmlinux.tmp" "$out/vmlinux"
 mv "$out/bzImage.tmp" "$out/bzImage"
 echo "guest images built in $out from $(basename "$deb")"

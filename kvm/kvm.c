@@ -145,6 +145,18 @@ int kvm_irqfd(struct kvm *kvm, int fd, uint32_t gsi, bool assign)
     return 0;
 }
 
+int kvm_coalesced_pio_add(struct kvm *kvm, uint16_t port, uint32_t size)
+{
+    struct kvm_coalesced_mmio_zone zone = {.addr = port, .size = size, .pio = 1};
+
+    if (kvm_check_extension(kvm, KVM_CAP_COALESCED_PIO) <= 0 ||
+        kvm_check_extension(kvm, KVM_CAP_COALESCED_MMIO) <= 0)
+        return -ENOTSUP;
+    if (ioctl(kvm->vm_fd, KVM_REGISTER_COALESCED_MMIO, &zone) < 0)
+        return kvm_ioctl_err("KVM_REGISTER_COALESCED_MMIO");
+    return 0;
+}
+
 int kvm_ioeventfd(struct kvm *kvm, const struct kvm_ioeventfd_spec *spec, int fd, bool assign)
 {
     struct kvm_ioeventfd req = {

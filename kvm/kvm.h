@@ -26,6 +26,12 @@ int kvm_create_vm(struct kvm *kvm);
 
 int kvm_check_extension(struct kvm *kvm, long cap);
 
+/* Coalesced PIO (KVM_CAP_COALESCED_PIO): KVM keeps the guest's writes to
+ * [port, port + size) in a ring shared with us instead of exiting for each; they
+ * must be applied, in order, before any exit is handled (kvm_coalesced_drain).
+ * -ENOTSUP when the host lacks it. */
+int kvm_coalesced_pio_add(struct kvm *kvm, uint16_t port, uint32_t size);
+
 int kvm_set_user_memory_region(struct kvm *kvm, uint32_t slot, uint64_t gpa, uint64_t size,
                                void *hva, uint32_t flags);
 

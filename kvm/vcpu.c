@@ -54,6 +54,38 @@ void kvm_vcpu_destroy(struct kvm_vcpu *vcpu)
     vcpu->fd = -1;
 }
 
+struct kvm_coalesced_mmio_ring *kvm_vcpu_coalesced_ring(struct kvm_vcpu *vcpu)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    int off = kvm_check_extension(vcpu->kvm, KVM_CAP_COALESCED_MMIO);
+
+    if (off <= 0 || page != 4096 || (size_t)(off + 1) * (size_t)page > vcpu->run_size)
+        return NULL;
+    return (struct kvm_coalesced_mmio_ring *)(void *)((uint8_t *)vcpu->run + (size_t)off * 4096);
+}
+
+unsigned kvm_coalesced_drain(struct kvm_coalesced_mmio_ring *ring,
+                             void (*fn)(void *opaque, const struct kvm_coalesced_mmio *w),
+                             void *opaque)
+{
+    unsigned n = 0;
+
+    /* last: KVM's producer index (acquire: the entry is written before it moves);
+     * first: ours, moved only once the entry has been used (release). */
+    for (;;) {
+        uint32_t first = __atomic_load_n(&ring->first, __ATOMIC_RELAXED);
+
+        if (first == __atomic_load_n(&ring->last, __ATOMIC_ACQUIRE) ||
+            first >= KVM_COALESCED_RING_ENTRIES)
+            break;
+        fn(opaque, &ring->coalesced_mmio[first]);
+        __atomic_store_n(&ring->first, (first + 1) % (uint32_t)KVM_COALESCED_RING_ENTRIES,
+                         __ATOMIC_RELEASE);
+        n++;
+    }
+    return n;
+}
+
 int kvm_vcpu_run(struct kvm_vcpu *vcpu)
 {
     if (ioctl(vcpu->fd, KVM_RUN, 0) < 0)

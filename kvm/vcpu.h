@@ -18,6 +18,21 @@ struct kvm_vcpu {
 int kvm_vcpu_create(struct kvm *kvm, int index, struct kvm_vcpu *vcpu);
 void kvm_vcpu_destroy(struct kvm_vcpu *vcpu);
 
+/* The VM's coalesced-write ring, mapped with this vCPU's run area (every vCPU maps
+ * the same page); NULL when the host has none. */
+struct kvm_coalesced_mmio_ring *kvm_vcpu_coalesced_ring(struct kvm_vcpu *vcpu);
+
+/* Entries of a ring page: KVM_COALESCED_MMIO_MAX, which the uapi header defines
+ * with the kernel's PAGE_SIZE. */
+#define KVM_COALESCED_RING_ENTRIES                                                         \
+    ((4096 - sizeof(struct kvm_coalesced_mmio_ring)) / sizeof(struct kvm_coalesced_mmio))
+
+/* Hands each buffered write to fn, oldest first, freeing its slot after; returns how
+ * many. Callers serialize among themselves; KVM fills the ring concurrently. */
+unsigned kvm_coalesced_drain(struct kvm_coalesced_mmio_ring *ring,
+                             void (*fn)(void *opaque, const struct kvm_coalesced_mmio *w),
+                             void *opaque);
+
 /* One KVM_RUN; returns 0, or -errno (-EINTR when kicked by a signal). */
 int kvm_vcpu_run(struct kvm_vcpu *vcpu);
 

@@ -5,6 +5,7 @@
 #include "../common/util.h"
 #include "../kvm/vcpu.h"
 
+#include <elf.h>
 #include <errno.h>
 #include <string.h>
 
@@ -27,7 +28,7 @@
 #define HDR_RELOCATABLE 0x234
 #define HDR_PREF_ADDRESS 0x258
 #define HDR_INIT_SIZE 0x260
-#define HDR_END_MAX 0x290
+#define HDR_END_MAX BOOT_HDR_SIZE
 
 #define ZP_EXT_RAMDISK_IMAGE 0x0c0
 #define ZP_EXT_RAMDISK_SIZE 0x0c4
@@ -71,7 +72,7 @@ int bzimage_parse(const uint8_t *data, size_t size, struct bzimage *bz, const ch
     memset(bz, 0, sizeof(*bz));
     if (size < HDR_END_MAX || get16(data, HDR_BOOT_FLAG) != BOOT_FLAG_MAGIC ||
         get32(data, HDR_MAGIC) != HDRS_MAGIC) {
-        *why = "not a bzImage (no Linux boot header)";
+        *why = "not a bzImage (no Linux boot header) nor an ELF vmlinux";
         return -ENOEXEC;
     }
     bz->version = get16(data, HDR_VERSION);
@@ -135,6 +136,133 @@ int boot_build_e820(const struct guest_memory *mem, struct boot_e820_entry *out,
 
 /* The kernel decompresses itself to max(load address, pref_address), aligned up
  * to kernel_alignment when relocatable, and needs init_size bytes from there. */
+/* ---- an uncompressed ELF vmlinux ---- */
+
+static const Elf64_Phdr *elf_phdr(const uint8_t *data, const Elf64_Ehdr *eh, unsigned i)
+{
+    return (const Elf64_Phdr *)(const void *)(data + eh->e_phoff + (uint64_t)i * sizeof(Elf64_Phdr));
+}
+
+static int elf_check_header(size_t size, const Elf64_Ehdr *eh, const char **why)
+{
+    if (eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_ident[EI_DATA] != ELFDATA2LSB ||
+        eh->e_machine != EM_X86_64) {
+        *why = "ELF kernel is not x86-64 (64-bit, little-endian)";
+        return -ENOEXEC;
+    }
+    if (eh->e_type != ET_EXEC) {
+        *why = "ELF kernel is not an executable (ET_EXEC)";
+        return -ENOEXEC;
+    }
+    if (eh->e_phentsize != sizeof(Elf64_Phdr) || !eh->e_phnum ||
+        eh->e_phnum > BOOT_ELF_MAX_SEGMENTS || eh->e_phoff > size ||
+        (size - eh->e_phoff) / sizeof(Elf64_Phdr) < eh->e_phnum) {
+        *why = "ELF kernel's program headers are missing or outside the file";
+        return -ENOEXEC;
+    }
+    return 0;
+}
+
+static int elf_check_segment(size_t size, const Elf64_Phdr *ph, const char **why)
+{
+    if (ph->p_filesz > ph->p_memsz || ph->p_offset > size || size - ph->p_offset < ph->p_filesz) {
+        *why = "ELF kernel has a segment outside the file";
+        return -ENOEXEC;
+    }
+    if (ph->p_paddr < LAYOUT_HIMEM_START || ph->p_paddr > LAYOUT_MMIO_HOLE_START ||
+        ph->p_memsz > LAYOUT_MMIO_HOLE_START - ph->p_paddr) {
+        *why = "ELF kernel has a segment outside 1 MiB..3 GiB (physical)";
+        return -ENOEXEC;
+    }
+    return 0;
+}
+
+/* The setup header a bzImage would carry; the kernel reads the command line, initrd
+ * and loader fields from it in the zero page. */
+static void elf_setup_header(uint8_t hdr[BOOT_HDR_SIZE])
+{
+    memset(hdr, 0, BOOT_HDR_SIZE);
+    put16(hdr, HDR_BOOT_FLAG, BOOT_FLAG_MAGIC);
+    hdr[HDR_JUMP + 1] = BOOT_HDR_SIZE - HDR_MAGIC;
+    put32(hdr, HDR_MAGIC, HDRS_MAGIC);
+    put16(hdr, HDR_VERSION, 0x020f);
+    hdr[HDR_LOADFLAGS] = LOADFLAG_LOADED_HIGH;
+    put32(hdr, HDR_INITRD_ADDR_MAX, 0x7fffffff);
+    put32(hdr, HDR_KERNEL_ALIGNMENT, 0x200000);
+    put32(hdr, HDR_CMDLINE_SIZE, 2047); /* COMMAND_LINE_SIZE on x86 */
+}
+
+static int elf_kernel_parse(const uint8_t *data, size_t size, struct boot_kernel *k,
+                            const char **why)
+{
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)(const void *)data;
+    uint64_t start = UINT64_MAX, end = 0;
+    int ret = elf_check_header(size, eh, why);
+
+    for (unsigned i = 0; !ret && i < eh->e_phnum; i++) {
+        const Elf64_Phdr *ph = elf_phdr(data, eh, i);
+
+        if (ph->p_type != PT_LOAD)
+            continue;
+        ret = elf_check_segment(size, ph, why);
+        if (ret)
+            break;
+        start = ph->p_paddr < start ? ph->p_paddr : start;
+        end = ph->p_paddr + ph->p_memsz > end ? ph->p_paddr + ph->p_memsz : end;
+    }
+    if (ret)
+        return ret;
+    if (end <= start) {
+        *why = "ELF kernel has nothing to load (no PT_LOAD segment)";
+        return -ENOEXEC;
+    }
+    if (eh->e_entry < start || eh->e_entry >= end) {
+        *why = "ELF kernel's entry point is outside its segments";
+        return -ENOEXEC;
+    }
+    k->elf = 1;
+    k->elf_data = data;
+    k->elf_size = size;
+    k->entry = eh->e_entry;
+    elf_setup_header(k->hdr);
+    k->bz = (struct bzimage){
+        .data = k->hdr,
+        .size = BOOT_HDR_SIZE,
+        .version = 0x020f,
+        .initrd_addr_max = 0x7fffffff,
+        .cmdline_size = 2047,
+        .init_size = (uint32_t)(end - start),
+        .pref_address = start,
+    };
+    return 0;
+}
+
+int boot_kernel_parse(const uint8_t *data, size_t size, struct boot_kernel *k, const char **why)
+{
+    memset(k, 0, sizeof(*k));
+    if (size >= sizeof(Elf64_Ehdr) && !memcmp(data, ELFMAG, SELFMAG))
+        return elf_kernel_parse(data, size, k, why);
+    k->entry = LAYOUT_HIMEM_START + ENTRY_64_OFFSET;
+    return bzimage_parse(data, size, &k->bz, why);
+}
+
+/* Each PT_LOAD segment at its physical address, the rest of its memory zeroed. */
+static void elf_load_segments(struct guest_memory *mem, const struct boot_kernel *k)
+{
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)(const void *)k->elf_data;
+
+    for (unsigned i = 0; i < eh->e_phnum; i++) {
+        const Elf64_Phdr *ph = elf_phdr(k->elf_data, eh, i);
+        uint8_t *dst;
+
+        if (ph->p_type != PT_LOAD)
+            continue;
+        dst = guest_memory_ptr(mem, ph->p_paddr, ph->p_memsz);
+        memcpy(dst, k->elf_data + ph->p_offset, ph->p_filesz);
+        memset(dst + ph->p_filesz, 0, ph->p_memsz - ph->p_filesz);
+    }
+}
+
 static uint64_t boot_kernel_end(const struct bzimage *bz)
 {
     uint64_t run_at = bz->pref_address > LAYOUT_HIMEM_START ? bz->pref_address : LAYOUT_HIMEM_START;
@@ -231,30 +359,34 @@ static int boot_check_fits(const struct bzimage *bz, uint64_t low_end, size_t cm
     return 0;
 }
 
-int boot_load(struct guest_memory *mem, const struct boot_files *files)
+int boot_load(struct guest_memory *mem, const struct boot_files *files, uint64_t *entry)
 {
     struct boot_e820_entry e820[BOOT_E820_MAX];
     struct boot_zero_page_args zpa = {.cmdline_addr = LAYOUT_CMDLINE_ADDR};
     size_t cmdline_len = strlen(files->cmdline);
-    struct bzimage bz;
+    struct boot_kernel k;
+    const struct bzimage *bz = &k.bz;
     const char *why = NULL;
     int ret;
 
-    ret = bzimage_parse(files->kernel, files->kernel_size, &bz, &why);
+    ret = boot_kernel_parse(files->kernel, files->kernel_size, &k, &why);
     if (ret) {
         pr_err("kernel: %s", why);
         return ret;
     }
-    ret = boot_check_fits(&bz, guest_memory_low_end(mem), cmdline_len);
+    ret = boot_check_fits(bz, guest_memory_low_end(mem), cmdline_len);
     if (ret)
         return ret;
-    memcpy(guest_memory_ptr(mem, LAYOUT_HIMEM_START, bz.kernel_size), bz.data + bz.kernel_offset,
-           bz.kernel_size);
+    if (k.elf)
+        elf_load_segments(mem, &k);
+    else
+        memcpy(guest_memory_ptr(mem, LAYOUT_HIMEM_START, bz->kernel_size),
+               bz->data + bz->kernel_offset, bz->kernel_size);
     memcpy(guest_memory_ptr(mem, LAYOUT_CMDLINE_ADDR, cmdline_len + 1), files->cmdline,
            cmdline_len + 1);
     if (files->initrd) {
         ret =
-            boot_place_initrd(&bz, guest_memory_low_end(mem), files->initrd_size, &zpa.initrd_addr);
+            boot_place_initrd(bz, guest_memory_low_end(mem), files->initrd_size, &zpa.initrd_addr);
         if (ret) {
             pr_err("initrd of %zu MiB does not fit in low memory above the kernel "
                    "(%llu MiB of low memory; give the guest more --memory)",
@@ -267,10 +399,11 @@ int boot_load(struct guest_memory *mem, const struct boot_files *files)
     }
     zpa.e820 = e820;
     zpa.e820_count = boot_build_e820(mem, e820, BOOT_E820_MAX);
-    boot_fill_zero_page(guest_memory_ptr(mem, LAYOUT_ZERO_PAGE_ADDR, BOOT_ZERO_PAGE_SIZE), &bz,
+    boot_fill_zero_page(guest_memory_ptr(mem, LAYOUT_ZERO_PAGE_ADDR, BOOT_ZERO_PAGE_SIZE), bz,
                         &zpa);
     boot_write_page_tables(mem);
     memcpy(guest_memory_ptr(mem, LAYOUT_GDT_ADDR, sizeof(boot_gdt)), boot_gdt, sizeof(boot_gdt));
+    *entry = k.entry;
     return 0;
 }
 
@@ -316,12 +449,12 @@ static void boot_long_mode_sregs(struct kvm_sregs *sregs)
     sregs->efer = EFER_LME | EFER_LMA;
 }
 
-int boot_setup_bsp(struct kvm_vcpu *vcpu)
+int boot_setup_bsp(struct kvm_vcpu *vcpu, uint64_t entry)
 {
     struct kvm_fpu fpu = {.fcw = 0x37f, .mxcsr = 0x1f80};
     struct kvm_regs regs = {
         .rflags = 0x2,
-        .rip = LAYOUT_HIMEM_START + ENTRY_64_OFFSET,
+        .rip = entry,
         .rsp = LAYOUT_BOOT_STACK_ADDR,
         .rbp = LAYOUT_BOOT_STACK_ADDR,
         .rsi = LAYOUT_ZERO_PAGE_ADDR,

@@ -1,4 +1,5 @@
-/* The Linux x86 boot protocol for a bzImage, entered directly in 64-bit mode.
+/* The Linux x86 boot protocol for a bzImage, or an uncompressed ELF vmlinux (as
+ * Firecracker boots it: no decompression in the guest), entered directly in 64-bit mode.
  * The parsing and zero-page building are pure functions over buffers so they can
  * be unit-tested on a synthetic header. */
 #ifndef VMM_BOOT_H
@@ -39,6 +40,25 @@ struct bzimage {
 /* Validates the setup header; on failure returns -errno and sets *why. */
 int bzimage_parse(const uint8_t *data, size_t size, struct bzimage *bz, const char **why);
 
+#define BOOT_HDR_SIZE 0x290 /* the setup header, up to and including init_size */
+#define BOOT_ELF_MAX_SEGMENTS 64
+
+/* A kernel to load: a bzImage, or an ELF vmlinux whose PT_LOAD segments go to their
+ * physical addresses. For an ELF kernel, bz describes it as a bzImage would (the
+ * setup header synthesized in hdr, the image's extent as pref_address/init_size)
+ * so that initrd placement and the zero page are the same code. */
+struct boot_kernel {
+    struct bzimage bz;
+    uint64_t entry; /* guest-physical 64-bit entry point */
+    int elf;
+    const uint8_t *elf_data;
+    size_t elf_size;
+    uint8_t hdr[BOOT_HDR_SIZE];
+};
+
+/* Parses a bzImage or an x86-64 ELF executable; on failure -errno and *why. */
+int boot_kernel_parse(const uint8_t *data, size_t size, struct boot_kernel *k, const char **why);
+
 /* The e820 map for the memory's regions; returns the entry count. */
 int boot_build_e820(const struct guest_memory *mem, struct boot_e820_entry *out, int max);
 
@@ -67,11 +87,12 @@ struct boot_files {
 };
 
 /* Writes kernel, initrd, command line, zero page, page tables and GDT into guest
- * memory. Logs a one-line reason and returns -errno on failure. */
-int boot_load(struct guest_memory *mem, const struct boot_files *files);
+ * memory; *entry is where the boot CPU starts. Logs a one-line reason and returns
+ * -errno on failure. */
+int boot_load(struct guest_memory *mem, const struct boot_files *files, uint64_t *entry);
 
 struct kvm_vcpu;
 /* Registers of the boot CPU at the 64-bit entry point. */
-int boot_setup_bsp(struct kvm_vcpu *vcpu);
+int boot_setup_bsp(struct kvm_vcpu *vcpu, uint64_t entry);
 
 #endif

@@ -24,10 +24,10 @@ static int load_file(const char *what, const char *path, uint8_t **data, size_t 
 /* Checks the kernel before touching KVM, so a wrong file is reported as such. */
 static int check_kernel(const char *path, const uint8_t *data, size_t size)
 {
-    struct bzimage bz;
+    struct boot_kernel k;
     const char *why = NULL;
 
-    if (bzimage_parse(data, size, &bz, &why) == 0)
+    if (boot_kernel_parse(data, size, &k, &why) == 0)
         return 0;
     pr_err("kernel '%s': %s", path, why);
     return -ENOEXEC;

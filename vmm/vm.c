@@ -100,7 +100,7 @@ static int vm_setup_memory(struct vm *vm)
 static int vm_load_guest(struct vm *vm, const struct boot_files *files)
 {
     uint8_t *mp = guest_memory_ptr(&vm->mem, LAYOUT_MPTABLE_ADDR, mptable_size(vm->ncpus));
-    int ret = boot_load(&vm->mem, files);
+    int ret = boot_load(&vm->mem, files, &vm->boot_entry);
 
     if (ret)
         return ret;
@@ -163,8 +163,41 @@ static int vm_setup_vcpu(struct vm *vm, unsigned i, const struct kvm_cpuid2 *cpu
     /* Application processors wait for INIT/SIPI from the boot CPU. A migrated or
      * restored guest brings its own registers. */
     if (!ret && i == 0 && !vm->opts->incoming && !vm->opts->restore)
-        ret = boot_setup_bsp(&v->kvm);
+        ret = boot_setup_bsp(&v->kvm, vm->boot_entry);
     return ret;
+}
+
+/* The guest's writes to the PCI address latch (0xCF8) need no exit of their own: KVM
+ * keeps them in a ring that is applied before the next exit is handled, so a
+ * config-space access costs one exit, not two (QEMU does the same). Linux's early
+ * scans read every bus, slot and function: tens of thousands of accesses at boot. */
+static void vm_setup_coalesced(struct vm *vm)
+{
+    vm->coalesced = NULL;
+    if (kvm_coalesced_pio_add(&vm->kvm, PCI_CONFIG_ADDR_PORT, 4) == 0)
+        vm->coalesced = kvm_vcpu_coalesced_ring(&vm->vcpus[0].kvm);
+    pr_debug("PCI address latch writes %s", vm->coalesced ? "coalesced" : "exit (no coalesced PIO)");
+}
+
+static void vm_apply_coalesced(void *opaque, const struct kvm_coalesced_mmio *w)
+{
+    struct vm *vm = opaque;
+    uint32_t len = w->len <= sizeof(w->data) ? w->len : sizeof(w->data);
+
+    bus_write(w->pio ? &vm->pio : &vm->mmio, w->phys_addr, w->data, len);
+}
+
+/* Called by each vCPU out of KVM_RUN, before it handles its exit or parks. */
+static void vm_flush_coalesced(struct vm *vm)
+{
+    struct kvm_coalesced_mmio_ring *ring = vm->coalesced;
+
+    if (!ring || __atomic_load_n(&ring->first, __ATOMIC_RELAXED) ==
+                     __atomic_load_n(&ring->last, __ATOMIC_ACQUIRE))
+        return;
+    pthread_mutex_lock(&vm->coalesced_lock);
+    kvm_coalesced_drain(ring, vm_apply_coalesced, vm);
+    pthread_mutex_unlock(&vm->coalesced_lock);
 }
 
 static int vm_create_vcpus(struct vm *vm)
@@ -180,6 +213,8 @@ static int vm_create_vcpus(struct vm *vm)
     for (unsigned i = 0; !ret && i < vm->ncpus; i++)
         ret = vm_setup_vcpu(vm, i, cpuid);
     free(cpuid);
+    if (!ret)
+        vm_setup_coalesced(vm);
     return ret;
 }
 
@@ -425,6 +460,7 @@ int vm_create(struct vm *vm, const struct vmm_options *opts, struct trace_file *
     vm->loop.epfd = -1;
     pthread_mutex_init(&vm->stop_lock, NULL);
     pthread_mutex_init(&vm->pause_lock, NULL);
+    pthread_mutex_init(&vm->coalesced_lock, NULL);
     pthread_cond_init(&vm->resume_cond, NULL);
 
     ret = vm_setup_kvm(vm);
@@ -535,6 +571,7 @@ static void *vcpu_thread(void *arg)
             continue;
         }
         ret = kvm_vcpu_run(&v->kvm);
+        vm_flush_coalesced(vm);
         if (ret == -EINTR || ret == -EAGAIN) {
             v->kvm.run->immediate_exit = 0;
             /* Cleared before pause_requested is read again: a kick that set

@@ -86,6 +86,7 @@ struct vm {
 
     struct boot_files boot; /* kept for reboots (--on-reboot restart) */
     uint8_t *kernel_copy, *initrd_copy;
+    uint64_t boot_entry; /* where the boot CPU starts: the bzImage's or ELF's 64-bit entry */
     unsigned reboots;
 
     /* Migration: the devices it saves by id, and vmm's own writes into guest RAM. */
@@ -99,6 +100,10 @@ struct vm {
 
     /* Pausing: vCPUs park at the top of their loop until resumed. */
     pthread_mutex_t pause_lock;
+    /* KVM's ring of coalesced writes (the PCI address latch), NULL without; drained
+     * under coalesced_lock by whichever vCPU leaves KVM_RUN. */
+    struct kvm_coalesced_mmio_ring *coalesced;
+    pthread_mutex_t coalesced_lock;
     pthread_cond_t resume_cond;
     atomic_bool pause_requested;
     atomic_bool paused; /* vm_pause finished: every vCPU parked or exited */

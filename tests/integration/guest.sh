@@ -5,6 +5,8 @@ VMM_BIN=${VMM_BIN:-$VMM_REPO_ROOT/build/vmm}
 GUEST_DIR=$(guest_image_dir)
 # quiet: each console byte is a VM exit, which is slow in the nested rig.
 GUEST_CMDLINE_BASE="console=ttyS0 reboot=k quiet i8042.noaux i8042.nomux i8042.dumbkbd"
+# The kernel boot_guest boots: the bzImage, or (GUEST_KERNEL=vmlinux) the ELF inside it.
+GUEST_KERNEL=$GUEST_DIR/${GUEST_KERNEL:-bzImage}
 
 [ -x "$VMM_BIN" ] || fail "vmm binary not found at $VMM_BIN (build first, or set VMM_BIN)"
 
@@ -15,7 +17,7 @@ boot_guest() {
     local log=$1 run=$2 rc=0
     shift 2
     start_bg timeout -k 5 "${GUEST_TIMEOUT:-300}" "$VMM_BIN" \
-        --kernel "$GUEST_DIR/bzImage" --initrd "$GUEST_DIR/initramfs.cpio.gz" \
+        --kernel "$GUEST_KERNEL" --initrd "$GUEST_DIR/initramfs.cpio.gz" \
         --cmdline "$GUEST_CMDLINE_BASE vmm.run=\"$run\"" "$@" </dev/null >"$log" 2>&1
     wait "$BG_PID" || rc=$?
     return "$rc"

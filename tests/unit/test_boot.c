@@ -1,4 +1,5 @@
-/* The Linux boot protocol on a synthetic bzImage: parsing, e820, zero page, initrd. */
+/* The Linux boot protocol on a synthetic bzImage and a synthetic ELF vmlinux: parsing,
+ * e820, zero page, initrd, loading. */
 #include "../../common/util.h"
 #include "../../vmm/boot.h"
 #include "../../vmm/layout.h"
@@ -6,6 +7,7 @@
 #include "check_main.h"
 
 #include <check.h>
+#include <elf.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -454,6 +456,7 @@ END_TEST
 /* ---- boot_load into real guest memory ---- */
 
 static struct guest_memory lmem;
+static uint64_t entry;
 
 static void load_setup(void)
 {
@@ -484,7 +487,8 @@ START_TEST(load_places_kernel_cmdline_and_zero_page)
                            .cmdline = "console=ttyS0"};
     uint8_t *zpage;
 
-    ck_assert_int_eq(boot_load(&lmem, &f), 0);
+    ck_assert_int_eq(boot_load(&lmem, &f, &entry), 0);
+    ck_assert_uint_eq(entry, LAYOUT_HIMEM_START + 0x200); /* the bzImage's 64-bit entry */
     ck_assert_mem_eq(gpa(LAYOUT_HIMEM_START, IMG_SIZE - IMG_SETUP_SIZE), img + IMG_SETUP_SIZE,
                      IMG_SIZE - IMG_SETUP_SIZE);
     ck_assert_str_eq((char *)gpa(LAYOUT_CMDLINE_ADDR, 14), "console=ttyS0");
@@ -506,9 +510,9 @@ START_TEST(load_accepts_cmdline_of_cmdline_size_chars)
 
     memset(cmdline, 'a', IMG_CMDLINE_SIZE);
     cmdline[IMG_CMDLINE_SIZE] = '\0';
-    ck_assert_int_eq(boot_load(&lmem, &f), 0);
+    ck_assert_int_eq(boot_load(&lmem, &f, &entry), 0);
     cmdline[IMG_CMDLINE_SIZE - 1] = '\0';
-    ck_assert_int_eq(boot_load(&lmem, &f), 0);
+    ck_assert_int_eq(boot_load(&lmem, &f, &entry), 0);
 }
 END_TEST
 
@@ -519,7 +523,7 @@ START_TEST(load_rejects_cmdline_longer_than_cmdline_size)
 
     memset(cmdline, 'a', IMG_CMDLINE_SIZE + 1);
     cmdline[IMG_CMDLINE_SIZE + 1] = '\0';
-    ck_assert_int_eq(boot_load(&lmem, &f), -E2BIG);
+    ck_assert_int_eq(boot_load(&lmem, &f, &entry), -E2BIG);
 }
 END_TEST
 
@@ -528,7 +532,7 @@ START_TEST(load_rejects_relocated_kernel_beyond_low_memory)
     struct boot_files f = {.kernel = img, .kernel_size = sizeof(img), .cmdline = ""};
 
     make_relocatable(16 << 20, 18 << 20); /* needs [16 MiB, 34 MiB); the guest has 32 */
-    ck_assert_int_eq(boot_load(&lmem, &f), -ENOSPC);
+    ck_assert_int_eq(boot_load(&lmem, &f, &entry), -ENOSPC);
 }
 END_TEST
 
@@ -537,7 +541,7 @@ START_TEST(load_rejects_kernel_bigger_than_low_memory)
     struct boot_files f = {.kernel = img, .kernel_size = sizeof(img), .cmdline = ""};
 
     put32(img, 0x260, GUEST_MEM_MIN_SIZE);
-    ck_assert_int_eq(boot_load(&lmem, &f), -ENOSPC);
+    ck_assert_int_eq(boot_load(&lmem, &f, &entry), -ENOSPC);
 }
 END_TEST
 
@@ -557,6 +561,133 @@ START_TEST(initrd_avoids_relocated_kernel)
                       (unsigned long long)addr);
     else
         ck_assert_int_eq(ret, -ENOSPC);
+}
+END_TEST
+
+/* ---- an ELF vmlinux ---- */
+
+/* Ehdr, three program headers (text, a NOTE, data+bss), then the segments' bytes:
+ * text 8 KiB at 2 MiB, data 4 KiB of file and 12 KiB of memory at 4 MiB. */
+#define ELF_SIZE (3 * 4096)
+#define ELF_TEXT_PA (2 * MiB)
+#define ELF_DATA_PA (4 * MiB)
+static uint8_t elf[ELF_SIZE];
+
+static Elf64_Ehdr *elf_eh(void) { return (Elf64_Ehdr *)(void *)elf; }
+static Elf64_Phdr *elf_ph(unsigned i)
+{
+    return (Elf64_Phdr *)(void *)(elf + sizeof(Elf64_Ehdr) + i * sizeof(Elf64_Phdr));
+}
+
+static void make_elf(void)
+{
+    Elf64_Ehdr *eh = elf_eh();
+
+    memset(elf, 0, sizeof(elf));
+    memcpy(eh->e_ident, ELFMAG, SELFMAG);
+    eh->e_ident[EI_CLASS] = ELFCLASS64;
+    eh->e_ident[EI_DATA] = ELFDATA2LSB;
+    eh->e_type = ET_EXEC;
+    eh->e_machine = EM_X86_64;
+    eh->e_entry = ELF_TEXT_PA + 0x40;
+    eh->e_phoff = sizeof(Elf64_Ehdr);
+    eh->e_phentsize = sizeof(Elf64_Phdr);
+    eh->e_phnum = 3;
+    *elf_ph(0) = (Elf64_Phdr){.p_type = PT_LOAD, .p_offset = 4096, .p_paddr = ELF_TEXT_PA,
+                              .p_filesz = 4096, .p_memsz = 8192};
+    *elf_ph(1) = (Elf64_Phdr){.p_type = PT_NOTE, .p_offset = 100, .p_paddr = 0, .p_filesz = 8};
+    *elf_ph(2) = (Elf64_Phdr){.p_type = PT_LOAD, .p_offset = 8192, .p_paddr = ELF_DATA_PA,
+                              .p_filesz = 4096, .p_memsz = 12288};
+    memset(elf + 4096, 0xc3, 4096);
+    memset(elf + 8192, 0xd4, 4096);
+}
+
+START_TEST(elf_loads_segments_at_their_physical_addresses)
+{
+    static const uint8_t initrd[4096] = {0x77};
+    struct boot_files f = {.kernel = elf, .kernel_size = sizeof(elf), .initrd = initrd,
+                           .initrd_size = sizeof(initrd), .cmdline = "console=ttyS0"};
+    uint8_t *zpage, *text, *data;
+
+    make_elf();
+    text = gpa(ELF_TEXT_PA, 8192);
+    data = gpa(ELF_DATA_PA, 12288);
+    memset(text, 0xee, 8192); /* a rebooted guest's old RAM: the bss must come back zero */
+    memset(data, 0xee, 12288);
+    ck_assert_int_eq(boot_load(&lmem, &f, &entry), 0);
+    ck_assert_uint_eq(entry, ELF_TEXT_PA + 0x40);
+    ck_assert_mem_eq(text, elf + 4096, 4096);
+    ck_assert_mem_eq(data, elf + 8192, 4096);
+    for (unsigned i = 4096; i < 8192; i++)
+        ck_assert_uint_eq(text[i], 0);
+    for (unsigned i = 4096; i < 12288; i++)
+        ck_assert_uint_eq(data[i], 0);
+    zpage = gpa(LAYOUT_ZERO_PAGE_ADDR, BOOT_ZERO_PAGE_SIZE);
+    ck_assert_uint_eq(get32(zpage, 0x1fe) & 0xffff, 0xaa55); /* a setup header, synthesized */
+    ck_assert_uint_eq(get32(zpage, 0x202), 0x53726448);
+    ck_assert_uint_eq(zpage[0x210], 0xff);
+    ck_assert_uint_eq(get32(zpage, 0x228), LAYOUT_CMDLINE_ADDR);
+    ck_assert_uint_eq(get32(zpage, 0x218), GUEST_MEM_MIN_SIZE - 4096);
+    ck_assert_uint_eq(get32(zpage, 0x21c), 4096);
+    ck_assert_str_eq((char *)gpa(LAYOUT_CMDLINE_ADDR, 14), "console=ttyS0");
+}
+END_TEST
+
+START_TEST(elf_initrd_stays_above_the_kernel)
+{
+    struct boot_kernel k;
+    const char *why = NULL;
+    uint64_t addr = 0;
+
+    make_elf();
+    ck_assert_int_eq(boot_kernel_parse(elf, sizeof(elf), &k, &why), 0);
+    ck_assert_int_eq(boot_place_initrd(&k.bz, 8 * MiB, 3 * MiB, &addr), 0);
+    ck_assert_uint_ge(addr, ELF_DATA_PA + 12288);
+    /* 4 MiB under 8 MiB would start at 4 MiB, inside the data segment's bss. */
+    ck_assert_int_eq(boot_place_initrd(&k.bz, 8 * MiB, 4 * MiB, &addr), -ENOSPC);
+}
+END_TEST
+
+/* Each bad ELF: refused by boot_kernel_parse with -ENOEXEC and a reason. */
+static void elf_refused(const char *what)
+{
+    struct boot_kernel k;
+    const char *why = NULL;
+
+    ck_assert_msg(boot_kernel_parse(elf, sizeof(elf), &k, &why) == -ENOEXEC, "%s was accepted", what);
+    ck_assert_ptr_nonnull(why);
+}
+
+START_TEST(elf_malformed_kernels_are_refused)
+{
+    make_elf(), elf_eh()->e_ident[EI_CLASS] = ELFCLASS32, elf_refused("a 32-bit ELF");
+    make_elf(), elf_eh()->e_ident[EI_DATA] = ELFDATA2MSB, elf_refused("a big-endian ELF");
+    make_elf(), elf_eh()->e_machine = EM_AARCH64, elf_refused("an arm64 ELF");
+    make_elf(), elf_eh()->e_type = ET_DYN, elf_refused("a shared object");
+    make_elf(), elf_eh()->e_phentsize = 32, elf_refused("a wrong program header size");
+    make_elf(), elf_eh()->e_phnum = 0, elf_refused("no program headers");
+    make_elf(), elf_eh()->e_phnum = 1000, elf_refused("1000 program headers");
+    make_elf(), elf_eh()->e_phoff = ELF_SIZE - 10, elf_refused("program headers past the end");
+    make_elf(), elf_eh()->e_phoff = UINT64_MAX - 10, elf_refused("a program header offset that wraps");
+    make_elf(), elf_ph(0)->p_offset = ELF_SIZE - 100, elf_refused("a segment past the end");
+    make_elf(), elf_ph(0)->p_offset = UINT64_MAX - 100, elf_refused("a segment offset that wraps");
+    make_elf(), elf_ph(0)->p_filesz = 16384, elf_refused("filesz above memsz");
+    make_elf(), elf_ph(0)->p_paddr = 0x1000, elf_refused("a segment below 1 MiB");
+    make_elf(), elf_ph(2)->p_memsz = UINT64_MAX - 4096, elf_refused("a segment that wraps");
+    make_elf(), elf_ph(2)->p_paddr = 0xbfffff000ULL, elf_refused("a segment in the PCI hole");
+    make_elf(), elf_eh()->e_entry = ELF_DATA_PA + 12288, elf_refused("an entry past the segments");
+    make_elf(), elf_eh()->e_entry = 0x1000, elf_refused("an entry below the segments");
+    make_elf(), elf_ph(0)->p_type = PT_NULL, elf_ph(2)->p_type = PT_NULL, elf_refused("no PT_LOAD");
+}
+END_TEST
+
+START_TEST(elf_segment_beyond_low_memory_is_enospc)
+{
+    struct boot_files f = {.kernel = elf, .kernel_size = sizeof(elf), .cmdline = ""};
+
+    make_elf();
+    elf_ph(2)->p_paddr = GUEST_MEM_MIN_SIZE - 4096; /* its 12 KiB run past the guest's RAM */
+    ck_assert_int_eq(boot_load(&lmem, &f, &entry), -ENOSPC);
 }
 END_TEST
 
@@ -612,6 +743,10 @@ static Suite *boot_suite(void)
     tcase_add_test(load, load_rejects_cmdline_longer_than_cmdline_size);
     tcase_add_test(load, load_rejects_kernel_bigger_than_low_memory);
     tcase_add_test(load, load_rejects_relocated_kernel_beyond_low_memory);
+    tcase_add_test(load, elf_loads_segments_at_their_physical_addresses);
+    tcase_add_test(load, elf_initrd_stays_above_the_kernel);
+    tcase_add_test(load, elf_malformed_kernels_are_refused);
+    tcase_add_test(load, elf_segment_beyond_low_memory_is_enospc);
     suite_add_tcase(s, load);
     return s;
 }
