@@ -24,7 +24,7 @@ struct kvm_coalesced_mmio_ring *kvm_vcpu_coalesced_ring(struct kvm_vcpu *vcpu);
 
 /* Entries of a ring page: KVM_COALESCED_MMIO_MAX, which the uapi header defines
  * with the kernel's PAGE_SIZE. */
-#define KVM_COALESCED_RING_ENTRIES                                                         \
+#define KVM_COALESCED_RING_ENTRIES                                                                 \
     ((4096 - sizeof(struct kvm_coalesced_mmio_ring)) / sizeof(struct kvm_coalesced_mmio))
 
 /* Hands each buffered write to fn, oldest first, freeing its slot after; returns how

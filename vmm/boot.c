@@ -140,7 +140,8 @@ int boot_build_e820(const struct guest_memory *mem, struct boot_e820_entry *out,
 
 static const Elf64_Phdr *elf_phdr(const uint8_t *data, const Elf64_Ehdr *eh, unsigned i)
 {
-    return (const Elf64_Phdr *)(const void *)(data + eh->e_phoff + (uint64_t)i * sizeof(Elf64_Phdr));
+    return (const Elf64_Phdr *)(const void *)(data + eh->e_phoff +
+                                              (uint64_t)i * sizeof(Elf64_Phdr));
 }
 
 static int elf_check_header(size_t size, const Elf64_Ehdr *eh, const char **why)

@@ -176,7 +176,8 @@ static void vm_setup_coalesced(struct vm *vm)
     vm->coalesced = NULL;
     if (kvm_coalesced_pio_add(&vm->kvm, PCI_CONFIG_ADDR_PORT, 4) == 0)
         vm->coalesced = kvm_vcpu_coalesced_ring(&vm->vcpus[0].kvm);
-    pr_debug("PCI address latch writes %s", vm->coalesced ? "coalesced" : "exit (no coalesced PIO)");
+    pr_debug("PCI address latch writes %s",
+             vm->coalesced ? "coalesced" : "exit (no coalesced PIO)");
 }
 
 static void vm_apply_coalesced(void *opaque, const struct kvm_coalesced_mmio *w)

@@ -573,7 +573,10 @@ END_TEST
 #define ELF_DATA_PA (4 * MiB)
 static uint8_t elf[ELF_SIZE];
 
-static Elf64_Ehdr *elf_eh(void) { return (Elf64_Ehdr *)(void *)elf; }
+static Elf64_Ehdr *elf_eh(void)
+{
+    return (Elf64_Ehdr *)(void *)elf;
+}
 static Elf64_Phdr *elf_ph(unsigned i)
 {
     return (Elf64_Phdr *)(void *)(elf + sizeof(Elf64_Ehdr) + i * sizeof(Elf64_Phdr));
@@ -593,11 +596,17 @@ static void make_elf(void)
     eh->e_phoff = sizeof(Elf64_Ehdr);
     eh->e_phentsize = sizeof(Elf64_Phdr);
     eh->e_phnum = 3;
-    *elf_ph(0) = (Elf64_Phdr){.p_type = PT_LOAD, .p_offset = 4096, .p_paddr = ELF_TEXT_PA,
-                              .p_filesz = 4096, .p_memsz = 8192};
+    *elf_ph(0) = (Elf64_Phdr){.p_type = PT_LOAD,
+                              .p_offset = 4096,
+                              .p_paddr = ELF_TEXT_PA,
+                              .p_filesz = 4096,
+                              .p_memsz = 8192};
     *elf_ph(1) = (Elf64_Phdr){.p_type = PT_NOTE, .p_offset = 100, .p_paddr = 0, .p_filesz = 8};
-    *elf_ph(2) = (Elf64_Phdr){.p_type = PT_LOAD, .p_offset = 8192, .p_paddr = ELF_DATA_PA,
-                              .p_filesz = 4096, .p_memsz = 12288};
+    *elf_ph(2) = (Elf64_Phdr){.p_type = PT_LOAD,
+                              .p_offset = 8192,
+                              .p_paddr = ELF_DATA_PA,
+                              .p_filesz = 4096,
+                              .p_memsz = 12288};
     memset(elf + 4096, 0xc3, 4096);
     memset(elf + 8192, 0xd4, 4096);
 }
@@ -605,8 +614,11 @@ static void make_elf(void)
 START_TEST(elf_loads_segments_at_their_physical_addresses)
 {
     static const uint8_t initrd[4096] = {0x77};
-    struct boot_files f = {.kernel = elf, .kernel_size = sizeof(elf), .initrd = initrd,
-                           .initrd_size = sizeof(initrd), .cmdline = "console=ttyS0"};
+    struct boot_files f = {.kernel = elf,
+                           .kernel_size = sizeof(elf),
+                           .initrd = initrd,
+                           .initrd_size = sizeof(initrd),
+                           .cmdline = "console=ttyS0"};
     uint8_t *zpage, *text, *data;
 
     make_elf();
@@ -654,7 +666,8 @@ static void elf_refused(const char *what)
     struct boot_kernel k;
     const char *why = NULL;
 
-    ck_assert_msg(boot_kernel_parse(elf, sizeof(elf), &k, &why) == -ENOEXEC, "%s was accepted", what);
+    ck_assert_msg(boot_kernel_parse(elf, sizeof(elf), &k, &why) == -ENOEXEC, "%s was accepted",
+                  what);
     ck_assert_ptr_nonnull(why);
 }
 
@@ -668,7 +681,8 @@ START_TEST(elf_malformed_kernels_are_refused)
     make_elf(), elf_eh()->e_phnum = 0, elf_refused("no program headers");
     make_elf(), elf_eh()->e_phnum = 1000, elf_refused("1000 program headers");
     make_elf(), elf_eh()->e_phoff = ELF_SIZE - 10, elf_refused("program headers past the end");
-    make_elf(), elf_eh()->e_phoff = UINT64_MAX - 10, elf_refused("a program header offset that wraps");
+    make_elf(), elf_eh()->e_phoff = UINT64_MAX - 10,
+                elf_refused("a program header offset that wraps");
     make_elf(), elf_ph(0)->p_offset = ELF_SIZE - 100, elf_refused("a segment past the end");
     make_elf(), elf_ph(0)->p_offset = UINT64_MAX - 100, elf_refused("a segment offset that wraps");
     make_elf(), elf_ph(0)->p_filesz = 16384, elf_refused("filesz above memsz");

@@ -121,7 +121,10 @@ END_TEST
 
 /* Record i: a = i, b = payload length (0 to 3 pages, varied), payload bytes i + offset. */
 #define BATCH_RECS 300
-static size_t batch_len(unsigned i) { return (i % 4) * 4096 + (i % 3); }
+static size_t batch_len(unsigned i)
+{
+    return (i % 4) * 4096 + (i % 3);
+}
 
 static uint8_t *batch_payloads(void)
 {
