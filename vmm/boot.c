@@ -134,8 +134,6 @@ int boot_build_e820(const struct guest_memory *mem, struct boot_e820_entry *out,
     return n;
 }
 
-/* The kernel decompresses itself to max(load address, pref_address), aligned up
- * to kernel_alignment when relocatable, and needs init_size bytes from there. */
 /* ---- an uncompressed ELF vmlinux ---- */
 
 static const Elf64_Phdr *elf_phdr(const uint8_t *data, const Elf64_Ehdr *eh, unsigned i)
@@ -156,7 +154,7 @@ static int elf_check_header(size_t size, const Elf64_Ehdr *eh, const char **why)
         return -ENOEXEC;
     }
     if (eh->e_phentsize != sizeof(Elf64_Phdr) || !eh->e_phnum ||
-        eh->e_phnum > BOOT_ELF_MAX_SEGMENTS || eh->e_phoff > size ||
+        eh->e_phnum > BOOT_ELF_MAX_SEGMENTS || eh->e_phoff % 8 || eh->e_phoff > size ||
         (size - eh->e_phoff) / sizeof(Elf64_Phdr) < eh->e_phnum) {
         *why = "ELF kernel's program headers are missing or outside the file";
         return -ENOEXEC;
@@ -264,6 +262,8 @@ static void elf_load_segments(struct guest_memory *mem, const struct boot_kernel
     }
 }
 
+/* The kernel decompresses itself to max(load address, pref_address), aligned up
+ * to kernel_alignment when relocatable, and needs init_size bytes from there. */
 static uint64_t boot_kernel_end(const struct bzimage *bz)
 {
     uint64_t run_at = bz->pref_address > LAYOUT_HIMEM_START ? bz->pref_address : LAYOUT_HIMEM_START;

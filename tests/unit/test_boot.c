@@ -680,8 +680,10 @@ START_TEST(elf_malformed_kernels_are_refused)
     make_elf(), elf_eh()->e_phentsize = 32, elf_refused("a wrong program header size");
     make_elf(), elf_eh()->e_phnum = 0, elf_refused("no program headers");
     make_elf(), elf_eh()->e_phnum = 1000, elf_refused("1000 program headers");
-    make_elf(), elf_eh()->e_phoff = ELF_SIZE - 10, elf_refused("program headers past the end");
-    make_elf(), elf_eh()->e_phoff = UINT64_MAX - 10,
+    make_elf(), elf_eh()->e_phoff = ELF_SIZE - 16, elf_refused("program headers past the end");
+    make_elf(), elf_eh()->e_phoff = sizeof(Elf64_Ehdr) + 1,
+                elf_refused("misaligned program headers");
+    make_elf(), elf_eh()->e_phoff = UINT64_MAX - 15,
                 elf_refused("a program header offset that wraps");
     make_elf(), elf_ph(0)->p_offset = ELF_SIZE - 100, elf_refused("a segment past the end");
     make_elf(), elf_ph(0)->p_offset = UINT64_MAX - 100, elf_refused("a segment offset that wraps");
