@@ -872,8 +872,10 @@ static int in_stream(struct mig_in *in)
     if (ret)
         return in_fail(in, ret, "out of memory for the stream's buffer");
     ret = mig_reader_read(&in->rd, &got, sizeof(got));
-    if (ret)
+    if (ret) {
+        mig_reader_free(&in->rd);
         return in_fail(in, ret, "the stream ended inside its header");
+    }
     mine.flags = got.flags;
     ret = mig_header_check(&got, &mine, in->why, sizeof(in->why));
     while (!ret) {
