@@ -13,46 +13,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-int mig_write(int fd, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-
-    while (len) {
-        /* MSG_NOSIGNAL: a vanished peer is an error, not a SIGPIPE (files: write). */
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-        if (n < 0 && errno == ENOTSOCK)
-            n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return errno == EPIPE || errno == ECONNRESET ? -EPIPE : -errno;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-int mig_read(int fd, void *buf, size_t len)
-{
-    uint8_t *p = buf;
-
-    while (len) {
-        ssize_t n = read(fd, p, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return errno == ECONNRESET ? -EPIPE : -errno;
-        if (n == 0)
-            return -EPIPE;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* Sends the iovecs, resuming after partial writes. */
+/* Sends the iovecs, resuming after partial writes. MSG_NOSIGNAL: a vanished peer is
+ * an error, not a SIGPIPE (files: writev). */
 static int write_iov(int fd, struct iovec *iov, unsigned n)
 {
     while (n) {
@@ -73,6 +35,42 @@ static int write_iov(int fd, struct iovec *iov, unsigned n)
             iov->iov_base = (uint8_t *)iov->iov_base + w;
             iov->iov_len -= (size_t)w;
         }
+    }
+    return 0;
+}
+
+int mig_write(int fd, const void *buf, size_t len)
+{
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+
+    return write_iov(fd, &iov, len ? 1 : 0);
+}
+
+/* One read(): bytes read, or -errno (-EPIPE at end of stream or on a reset). */
+static ssize_t read_some(int fd, void *buf, size_t len)
+{
+    for (;;) {
+        ssize_t n = read(fd, buf, len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno == ECONNRESET ? -EPIPE : -errno;
+        return n ? n : -EPIPE;
+    }
+}
+
+int mig_read(int fd, void *buf, size_t len)
+{
+    uint8_t *p = buf;
+
+    while (len) {
+        ssize_t n = read_some(fd, p, len);
+
+        if (n < 0)
+            return (int)n;
+        p += n;
+        len -= (size_t)n;
     }
     return 0;
 }
@@ -131,13 +129,9 @@ int mig_reader_read(struct mig_reader *rd, void *dst, size_t len)
         }
         if (len >= rd->cap)
             return mig_read(rd->fd, p, len);
-        n = read(rd->fd, rd->buf, rd->cap);
-        if (n < 0 && errno == EINTR)
-            continue;
+        n = read_some(rd->fd, rd->buf, rd->cap);
         if (n < 0)
-            return errno == ECONNRESET ? -EPIPE : -errno;
-        if (n == 0)
-            return -EPIPE;
+            return (int)n;
         rd->pos = 0;
         rd->len = (size_t)n;
     }
