@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Transmit path, in server mode, across a guest reboot (--on-reboot restart):
+#  - vmm listens on the vhost-user socket (--net ...,server) and testpmd (rxonly,
+#    client=1) connects to it;
+#  - each boot, the guest sends 20000 packets out of its virtio-net NIC with the
+#    kernel's pktgen (/bin/vmm-pktgen), reports PKTGEN-SENT=20000 and its tx_packets,
+#    and reboots; vmm stops the rings, resets its devices and boots the guest again on
+#    the same vhost-user connection;
+#  - after the second boot's figures the test stops vmm with SIGTERM (exit status 0).
+# testpmd must count at least what both boots sent (the guest may add a few packets
+# of its own, e.g. IPv6 neighbour discovery).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/testpmd.sh"
+need_testpmd
+ensure_guest_image
+run_in_rig_if_needed "$0" "$@"
+need_kvm
+. "$(dirname "$0")/guest.sh"
+
+count=20000
+sock=/tmp/vmm-net-tx-$$.sock
+log=$(mktemp)
+at_exit "rm -f '$log' '$sock'"
+rm -f "$sock"
+n=/sys/class/net/eth0
+guest="echo BOOT_ID=\$(cat /proc/sys/kernel/random/boot_id) && ip link set eth0 up &&
+ vmm-pktgen $count eth0 && echo TX=\$(cat $n/statistics/tx_packets)"
+guest=${guest//$'\n'/}
+
+# boot_values KEY: the values of every KEY=value line, one per boot, space-separated.
+boot_values() { grep -a "^$1=" "$log" | cut -d= -f2- | tr -d '\r' | tr '\n' ' '; }
+
+start_testpmd rxonly "$sock" 1 client=1
+start=$SECONDS
+start_bg "$VMM_BIN" --kernel "$GUEST_DIR/bzImage" --initrd "$GUEST_DIR/initramfs.cpio.gz" \
+    --cmdline "$GUEST_CMDLINE_BASE vmm.run=\"$guest\"" --memory 512M --cpus 1 \
+    --net "vhost-user,socket=$sock,server,connect-timeout-ms=$((TESTPMD_START_TIMEOUT * 1000))" \
+    --on-reboot restart </dev/null >"$log" 2>&1
+vmm=$BG_PID
+until [ "$(grep -ac '^VMM-RUN-EXIT=' "$log")" -ge 2 ]; do
+    kill -0 "$vmm" 2>/dev/null || { tail -n 40 "$log"; fail "vmm exited before the second boot finished"; }
+    [ $((SECONDS - start)) -lt 400 ] || { tail -n 40 "$log"; fail "no second boot within 400 s"; }
+    sleep 0.5
+done
+echo "two boots took $((SECONDS - start)) s"
+kill -TERM "$vmm"
+rc=0
+wait "$vmm" || rc=$?
+stop_testpmd
+grep -aE '^(vmm: (net0|guest reset)|vmm-pktgen:)' "$log" || true
+check_eq "vmm exit status after SIGTERM" "$rc" 0
+grep -aq "net0: waiting up to .* for a vhost-user backend on $sock" "$log" ||
+    fail "vmm did not listen on $sock as the vhost-user server"
+[ "$(boot_values VMM-RUN-EXIT)" = "0 0 " ] || { tail -n 60 "$log"; }
+check_eq "guest command status, both boots" "$(boot_values VMM-RUN-EXIT)" "0 0 "
+read -r id1 id2 _ <<<"$(boot_values BOOT_ID)"
+[ -n "$id2" ] && [ "$id1" != "$id2" ] || fail "boot ids '$id1' and '$id2': want two different boots"
+grep -aq 'guest reset (reboot 1): restarting it' "$log" || fail "vmm did not report the reboot"
+check_eq "packets pktgen sent (PKTGEN-SENT), both boots" "$(boot_values PKTGEN-SENT)" "$count $count "
+read -r tx1 tx2 _ <<<"$(boot_values TX)"
+check_ge "first boot: guest eth0 tx_packets" "$tx1" "$count"
+check_ge "second boot: guest eth0 tx_packets" "$tx2" "$count"
+# The guest counts a packet as sent once the backend has used it: none went missing.
+check_ge "testpmd RX-packets against both boots' tx_packets" "$TESTPMD_RX" $((tx1 + tx2))
+pass "2 x $count packets from the guest's pktgen reached testpmd (vmm the vhost-user server), before and after a reboot"
