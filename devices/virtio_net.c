@@ -1321,6 +1321,14 @@ static void net_reconnect(struct virtio_net *net, int fd)
  * one is refused, with a non-zero reply when it asks for one. */
 static const struct vhost_user_backend_ops net_backend_ops = {0};
 
+/* The main socket says end of file: the backend is gone, not only its channel. */
+static bool net_peer_gone(const struct virtio_net *net)
+{
+    char b;
+
+    return recv(net->conn.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 /* One request on the backend's channel. A channel that fails or closes is closed alone,
  * in one line: the connection goes on, and a reconnect opens a new channel. */
 static void net_on_backend_req(void *arg, uint32_t events)
@@ -1335,7 +1343,10 @@ static void net_on_backend_req(void *arg, uint32_t events)
     log_hold(&held);
     ret = vhost_user_backend_req_handle(&net->conn, &net_backend_ops, net);
     log_release();
-    if (net->conn.backend_broken) {
+    if (net->conn.backend_broken && net_peer_gone(net)) {
+        /* A backend that died closed both: one loss, not a channel close first. */
+        net_lost_backend(net, "it closed the connection");
+    } else if (net->conn.backend_broken) {
         pr_warn("%s: the backend's request channel on %s is closed (%s); the connection goes on",
                 net->vdev.id, net->opts.socket_path,
                 ret == -ECONNRESET ? "the backend closed it" : net_held_reason(net, &held, ret));

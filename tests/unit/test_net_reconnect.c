@@ -429,6 +429,16 @@ static void be_add_protocol(struct backend *be, uint64_t protocol, uint64_t slot
     be->s[be->nsessions - 1].slots = slots;
 }
 
+static bool be_ended(struct backend *be, int s)
+{
+    bool ended;
+
+    pthread_mutex_lock(&be->lock);
+    ended = be->s[s].ended;
+    pthread_mutex_unlock(&be->lock);
+    return ended;
+}
+
 /* The backend-request channel of session s, once vmm gave it (-1 before). */
 static int be_chan(struct backend *be, int s)
 {
@@ -1651,6 +1661,14 @@ START_TEST(backend_channel_answers_survives_its_close_and_reopens)
         ck_assert_uint_eq(chan_reply(chan, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG), 1);
         ck_assert_int_eq(count_fds(), fds);
     }
+    /* A backend that dies closes both, the channel first here: one loss, no channel line. */
+    be_close_chan(a, 2);
+    be_hangup(a);
+    for (int64_t end = now_ms() + WAIT_MS; !be_ended(a, 2);)
+        ck_assert_msg(now_ms() < end, "the back-end did not hang up");
+    pump_until(!net.connected, WAIT_MS);
+    expect_logged(1, "request channel");
+    expect_logged(3, "net0: vhost-user backend on %s lost (it closed the connection)", sock_path);
     expect_logged(0, "error:");
 }
 END_TEST
