@@ -365,11 +365,18 @@ int virtio_net_parse_options(const char *arg, struct virtio_net_options *opts, c
     return ret;
 }
 
-/* Which vhost-user protocol features vmm asks for. */
+#define PF(bit) (1ULL << VHOST_USER_PROTOCOL_F_##bit)
+
+/* Which vhost-user protocol features vmm asks for. Not CONFIG: vmm owns the config
+ * space (MAC, link, MTU), as QEMU does for vhost-user net. */
 #define NET_PROTOCOL_FEATURES                                                                      \
-    ((1ULL << VHOST_USER_PROTOCOL_F_MQ) | (1ULL << VHOST_USER_PROTOCOL_F_REPLY_ACK) |              \
-     (1ULL << VHOST_USER_PROTOCOL_F_MTU) | (1ULL << VHOST_USER_PROTOCOL_F_RARP) |                  \
-     (1ULL << VHOST_USER_PROTOCOL_F_LOG_SHMFD))
+    (PF(MQ) | PF(REPLY_ACK) | PF(MTU) | PF(RARP) | PF(LOG_SHMFD) | PF(STATUS) | PF(RESET_DEVICE) | \
+     PF(CONFIGURE_MEM_SLOTS) | PF(BACKEND_REQ))
+
+static bool net_has(const struct virtio_net *net, uint64_t pf)
+{
+    return net->conn.protocol_features & pf;
+}
 
 static void net_lost_backend(struct virtio_net *net, const char *why);
 
@@ -454,13 +461,14 @@ static int start_vring(struct virtio_net *net, unsigned q)
     return ret;
 }
 
+/* SET_MEM_TABLE, or with CONFIGURE_MEM_SLOTS the regions this backend lacks. */
 static int send_mem_table(struct virtio_net *net)
 {
     struct vhost_user_mem_region regions[VHOST_USER_MAX_REGIONS];
     const struct virtio_platform *p = net->vdev.platform;
     int n = p->mem_regions(p->opaque, regions, VHOST_USER_MAX_REGIONS);
 
-    return n < 0 ? n : vhost_user_set_mem_table(&net->conn, regions, (unsigned)n);
+    return n < 0 ? n : vhost_user_update_mem(&net->conn, regions, (unsigned)n);
 }
 
 static int start_ctrl_queue(struct virtio_net *net)
@@ -497,10 +505,22 @@ static uint64_t net_backend_features(const struct virtio_net *net)
     return net->logging ? f | (1ULL << VHOST_USER_F_LOG_ALL) : f;
 }
 
-/* Features, MTU, memory table, then each enabled ring from its ring_base. */
-static int net_start_backend(struct virtio_net *net)
+/* SET_FEATURES; with STATUS and status set, FEATURES_OK follows (QEMU's
+ * vhost_user_set_features). */
+static int net_send_features(struct virtio_net *net, bool status)
 {
     int ret = vhost_user_set_features(&net->conn, net_backend_features(net));
+
+    if (!ret && status && net_has(net, PF(STATUS)))
+        ret = vhost_user_add_status(&net->conn, VIRTIO_STATUS_FEATURES_OK);
+    return ret;
+}
+
+/* Features, MTU, memory table, then each enabled ring from its ring_base; with
+ * STATUS, DRIVER_OK once they run. */
+static int net_start_backend(struct virtio_net *net)
+{
+    int ret = net_send_features(net, true);
 
     if (!ret && net->opts.mtu &&
         (net->conn.protocol_features & (1ULL << VHOST_USER_PROTOCOL_F_MTU)))
@@ -512,7 +532,17 @@ static int net_start_backend(struct virtio_net *net)
             ret = start_vring(net, q);
     if (!ret)
         ret = net_send_enable(net);
+    if (!ret && net_has(net, PF(STATUS)))
+        ret = vhost_user_add_status(&net->conn, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+                                                    VIRTIO_STATUS_DRIVER_OK);
     return ret;
+}
+
+/* With STATUS, status 0 once the rings are stopped (QEMU's vhost_user_reset_status). */
+static void net_reset_status(struct virtio_net *net)
+{
+    if (net->connected && !net->conn.broken && net_has(net, PF(STATUS)))
+        vhost_user_set_status(&net->conn, 0);
 }
 
 /* GET_VRING_BASE on every ring the backend was given, as the spec asks before they are
@@ -553,6 +583,7 @@ static int net_activate(struct virtio_device *vdev)
     if (ret) {
         pr_err("%s: starting the backend failed: %s", vdev->id, strerror(-ret));
         net_stop_rings(net); /* the backend must not run rings the guest will reuse */
+        net_reset_status(net);
         return ret;
     }
     net->started = true;
@@ -587,6 +618,11 @@ static void net_reset(struct virtio_device *vdev)
     if (net->connected)
         net_stop_rings(net);
     net->rings_started = 0;
+    net_reset_status(net);
+    /* As QEMU's virtio_reset: the device state goes too, where the backend can say so.
+     * The memory it holds and the request channel stay (it keeps its owner). */
+    if (net->connected && !net->conn.broken && net_has(net, PF(RESET_DEVICE)))
+        vhost_user_reset_device(&net->conn);
     if (net->connected && net->conn.broken)
         net_lost_backend(net, "it failed during GET_VRING_BASE");
 }
@@ -625,7 +661,7 @@ static int net_set_logging(struct virtio_net *net, bool on)
     int ret;
 
     net->logging = on;
-    ret = vhost_user_set_features(&net->conn, net_backend_features(net));
+    ret = net_send_features(net, net->started && !net->stopped);
     for (unsigned q = 0; !ret && q < ctrl_index(net); q++) {
         struct vhost_user_vring_addr addr;
 
@@ -867,6 +903,7 @@ static int net_stop(struct virtio_device *vdev)
     }
     if (!net->conn.broken)
         net->rings_started = 0;
+    net_reset_status(net);
     net->stopped = true;
     /* A dead backend cannot say: each ring's used index in guest memory does. */
     if (net->connected && net->conn.broken)
@@ -1005,10 +1042,36 @@ static void net_open_conn(struct virtio_net *net, int fd)
     }
 }
 
+/* With CONFIGURE_MEM_SLOTS, a backend with fewer slots than guest RAM regions is refused
+ * here (QEMU refuses it at vhost_dev_init), not at the guest's DRIVER_OK. */
+static int net_check_mem_slots(struct virtio_net *net)
+{
+    struct vhost_user_mem_region regions[VHOST_USER_MAX_REGIONS];
+    const struct virtio_platform *p = net->vdev.platform;
+    int n;
+
+    if (!net_has(net, PF(CONFIGURE_MEM_SLOTS)))
+        return 0;
+    n = p->mem_regions(p->opaque, regions, VHOST_USER_MAX_REGIONS);
+    if (n < 0)
+        return n;
+    if ((uint64_t)n <= net->conn.max_mem_slots)
+        return 0;
+    pr_err("%s: the backend has %llu memory slots, guest RAM needs %d", net->vdev.id,
+           (unsigned long long)net->conn.max_mem_slots, n);
+    return -ENOSPC;
+}
+
+/* QEMU's order: features, protocol features, queues, memory slots, the backend's
+ * request channel when it offers one, then SET_OWNER. */
 static int net_handshake(struct virtio_net *net)
 {
     int ret = vhost_user_negotiate(&net->conn, NET_PROTOCOL_FEATURES);
 
+    if (!ret)
+        ret = net_check_mem_slots(net);
+    if (!ret && net_has(net, PF(BACKEND_REQ)))
+        ret = vhost_user_open_backend_channel(&net->conn);
     if (!ret)
         ret = vhost_user_set_owner(&net->conn);
     if (ret)
@@ -1106,6 +1169,7 @@ static void net_recover_ring_bases(struct virtio_net *net)
 }
 
 static void net_on_conn_event(void *arg, uint32_t events);
+static int net_watch_backend_channel(struct virtio_net *net);
 static void net_on_listen(void *arg, uint32_t events);
 
 static int net_watch(struct virtio_net *net, int fd, void (*cb)(void *, uint32_t), bool on)
@@ -1149,11 +1213,19 @@ static void net_wait_for_backend(struct virtio_net *net, bool on)
     }
 }
 
+static void net_unwatch_backend_channel(struct virtio_net *net)
+{
+    if (net->backend_watched)
+        net_watch(net, net->conn.backend_fd, NULL, false);
+    net->backend_watched = false;
+}
+
 static void net_close_conn(struct virtio_net *net)
 {
     if (net->conn_watched)
         net_watch(net, net->conn.fd, NULL, false);
     net->conn_watched = false;
+    net_unwatch_backend_channel(net);
     if (net->conn.fd >= 0)
         vhost_user_conn_close(&net->conn);
     net->conn.fd = -1;
@@ -1220,6 +1292,9 @@ static void net_reconnect(struct virtio_net *net, int fd)
             ret = net_start_backend(net);
         if (!ret)
             ret = net_watch(net, fd, net_on_conn_event, true);
+        net->conn_watched = ret == 0;
+        if (!ret)
+            ret = net_watch_backend_channel(net);
         log_release();
     }
     if (ret) {
@@ -1228,7 +1303,6 @@ static void net_reconnect(struct virtio_net *net, int fd)
         net_close_conn(net);
         return;
     }
-    net->conn_watched = true;
     net->connected = true;
     net_wait_for_backend(net, false);
     for (unsigned q = 0; net->started && !net->stopped && q < ctrl_index(net); q++) {
@@ -1241,6 +1315,57 @@ static void net_reconnect(struct virtio_net *net, int fd)
     net_set_link(net, true);
     pr_info("%s: vhost-user backend back on %s (reconnect %u): link up", net->vdev.id,
             net->opts.socket_path, net->reconnects);
+}
+
+/* vmm asks for no feature a backend request needs (CONFIG, HOST_NOTIFIER, IOTLB): each
+ * one is refused, with a non-zero reply when it asks for one. */
+static const struct vhost_user_backend_ops net_backend_ops = {0};
+
+/* The main socket says end of file: the backend is gone, not only its channel. */
+static bool net_peer_gone(const struct virtio_net *net)
+{
+    char b;
+
+    return recv(net->conn.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
+/* One request on the backend's channel. A channel that fails or closes is closed alone,
+ * in one line: the connection goes on, and a reconnect opens a new channel. */
+static void net_on_backend_req(void *arg, uint32_t events)
+{
+    struct virtio_net *net = arg;
+    struct log_held held;
+    int ret;
+
+    (void)events;
+    if (!net->connected || !net->backend_watched)
+        return;
+    log_hold(&held);
+    ret = vhost_user_backend_req_handle(&net->conn, &net_backend_ops, net);
+    log_release();
+    if (net->conn.backend_broken && net_peer_gone(net)) {
+        /* A backend that died closed both: one loss, not a channel close first. */
+        net_lost_backend(net, "it closed the connection");
+    } else if (net->conn.backend_broken) {
+        pr_warn("%s: the backend's request channel on %s is closed (%s); the connection goes on",
+                net->vdev.id, net->opts.socket_path,
+                ret == -ECONNRESET ? "the backend closed it" : net_held_reason(net, &held, ret));
+        net_unwatch_backend_channel(net);
+        vhost_user_close_backend_channel(&net->conn);
+    } else if (held.count) {
+        pr_warn("%s: %s", net->vdev.id, held.first);
+    }
+}
+
+static int net_watch_backend_channel(struct virtio_net *net)
+{
+    int ret;
+
+    if (net->conn.backend_fd < 0)
+        return 0;
+    ret = net_watch(net, net->conn.backend_fd, net_on_backend_req, true);
+    net->backend_watched = ret == 0;
+    return ret;
 }
 
 /* The main channel is request/reply from this thread: anything readable while
@@ -1339,11 +1464,13 @@ static int net_setup_watches(struct virtio_net *net)
         ret = net_watch(net, net->retry_fd, net_on_retry, true);
     if (!ret)
         ret = net_watch(net, net->conn.fd, net_on_conn_event, true);
+    net->conn_watched = ret == 0;
+    if (!ret)
+        ret = net_watch_backend_channel(net);
     if (ret) {
         pr_err("%s: cannot watch its backend: %s", net->vdev.id, strerror(-ret));
         return ret;
     }
-    net->conn_watched = true;
     return 0;
 }
 

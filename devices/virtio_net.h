@@ -68,11 +68,12 @@ struct virtio_net {
     bool started;   /* the guest's DRIVER_OK: the rings run whenever a backend is there */
     bool connected; /* a backend is attached: requests go to conn */
     bool conn_watched;
-    bool logging;        /* migrating: the backend logs its writes (LOG_ALL, ring log addresses) */
-    int listen_fd;       /* server: kept for the next backend */
-    bool listen_watched; /* listen_fd is on the event loop */
-    int retry_fd;        /* client: timerfd pacing reconnects */
-    int link_efd;        /* link changes, announced from the event loop */
+    bool backend_watched; /* conn.backend_fd (the backend-request channel) is on the loop */
+    bool logging;         /* migrating: the backend logs its writes (LOG_ALL, ring log addresses) */
+    int listen_fd;        /* server: kept for the next backend */
+    bool listen_watched;  /* listen_fd is on the event loop */
+    int retry_fd;         /* client: timerfd pacing reconnects */
+    int link_efd;         /* link changes, announced from the event loop */
     uint16_t ring_base[VIRTIO_MAX_QUEUES]; /* where each ring (re)starts */
     unsigned reconnects;
     uint32_t rings_started; /* data queues handed to the current backend, one bit each */

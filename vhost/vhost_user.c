@@ -39,6 +39,14 @@ void vhost_user_conn_close(struct vhost_user_conn *c)
     c->broken = true;
 }
 
+void vhost_user_close_backend_channel(struct vhost_user_conn *c)
+{
+    if (c->backend_fd >= 0)
+        close(c->backend_fd);
+    c->backend_fd = -1;
+    c->backend_broken = false;
+}
+
 static int call(struct vhost_user_conn *c, struct vu_msg *m, const int *fds, unsigned nfds)
 {
     return vu_call(c, m, fds, nfds, NULL);
@@ -320,6 +328,7 @@ int vhost_user_open_backend_channel(struct vhost_user_conn *c)
     if (c->backend_fd >= 0)
         close(c->backend_fd);
     c->backend_fd = sv[0];
+    c->backend_broken = false;
     return 0;
 }
 
@@ -408,6 +417,16 @@ int vhost_user_set_status(struct vhost_user_conn *c, uint8_t status)
     return send_u64(c, VHOST_USER_SET_STATUS, status);
 }
 
+int vhost_user_add_status(struct vhost_user_conn *c, uint8_t bits)
+{
+    uint8_t status;
+    int r = vhost_user_get_status(c, &status);
+
+    if (r || (status & bits) == bits)
+        return r;
+    return vhost_user_set_status(c, status | bits);
+}
+
 int vhost_user_reset_device(struct vhost_user_conn *c)
 {
     return send_none(c, VHOST_USER_RESET_DEVICE);
@@ -438,6 +457,66 @@ int vhost_user_rem_mem_reg(struct vhost_user_conn *c, const struct vhost_user_me
     return send_mem_reg(c, VHOST_USER_REM_MEM_REG, region, NULL, 0);
 }
 
+static bool same_region(const struct vhost_user_mem_region *a,
+                        const struct vhost_user_mem_region *b)
+{
+    return a->guest_phys_addr == b->guest_phys_addr && a->userspace_addr == b->userspace_addr &&
+           a->memory_size == b->memory_size;
+}
+
+static bool region_in(const struct vhost_user_mem_region *r,
+                      const struct vhost_user_mem_region *list, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (same_region(r, &list[i]))
+            return true;
+    return false;
+}
+
+/* REM_MEM_REG for each held region not in regions; the table follows what was acked. */
+static int remove_stale_regions(struct vhost_user_conn *c,
+                                const struct vhost_user_mem_region *regions, unsigned nregions)
+{
+    for (unsigned i = c->nmem_held; i-- > 0;) {
+        int r;
+
+        if (region_in(&c->mem_held[i], regions, nregions))
+            continue;
+        r = vhost_user_rem_mem_reg(c, &c->mem_held[i]);
+        if (r)
+            return r;
+        memmove(&c->mem_held[i], &c->mem_held[i + 1],
+                (c->nmem_held - i - 1) * sizeof(c->mem_held[0]));
+        c->nmem_held--;
+    }
+    return 0;
+}
+
+int vhost_user_update_mem(struct vhost_user_conn *c, const struct vhost_user_mem_region *regions,
+                          unsigned nregions)
+{
+    int r;
+
+    if (!(c->protocol_features & (1ULL << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS)))
+        return vhost_user_set_mem_table(c, regions, nregions);
+    if (nregions > c->max_mem_slots || nregions > VHOST_USER_MAX_REGIONS) {
+        pr_err("vhost-user: %u memory regions, the back-end has %" PRIu64 " memory slots", nregions,
+               c->max_mem_slots);
+        return -ENOSPC;
+    }
+    r = remove_stale_regions(c, regions, nregions);
+    for (unsigned i = 0; !r && i < nregions; i++) {
+        if (region_in(&regions[i], c->mem_held, c->nmem_held))
+            continue;
+        r = vhost_user_add_mem_reg(c, &regions[i]);
+        if (!r) {
+            c->mem_held[c->nmem_held] = regions[i];
+            c->mem_held[c->nmem_held++].fd = -1;
+        }
+    }
+    return r;
+}
+
 int vhost_user_negotiate(struct vhost_user_conn *c, uint64_t wanted_protocol_features)
 {
     uint64_t features, offered, num;
@@ -445,6 +524,7 @@ int vhost_user_negotiate(struct vhost_user_conn *c, uint64_t wanted_protocol_fea
 
     c->protocol_features = 0;
     c->max_queues = 1;
+    c->max_mem_slots = 0;
     r = vhost_user_get_features(c, &features);
     if (r || !(features & (1ULL << VHOST_USER_F_PROTOCOL_FEATURES)))
         return r;
@@ -456,6 +536,8 @@ int vhost_user_negotiate(struct vhost_user_conn *c, uint64_t wanted_protocol_fea
         return r;
     if (c->protocol_features & (1ULL << VHOST_USER_PROTOCOL_F_MQ))
         r = vhost_user_get_queue_num(c, &num);
+    if (!r && (c->protocol_features & (1ULL << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS)))
+        r = vhost_user_get_max_mem_slots(c, &c->max_mem_slots);
     pr_debug("vhost-user: features 0x%" PRIx64 ", protocol features 0x%" PRIx64 ", %" PRIu64
              " queues",
              c->features, c->protocol_features, c->max_queues);
@@ -528,7 +610,7 @@ int vhost_user_backend_req_handle(struct vhost_user_conn *c,
     int64_t recv_us;
     int r, result;
 
-    if (c->broken)
+    if (c->broken || c->backend_broken)
         return -EPIPE;
     if (c->backend_fd < 0)
         return -EBADF;

@@ -106,22 +106,6 @@ enum vhost_user_protocol_feature {
 #define VHOST_USER_VRING_F_LOG (1u << 0) /* vring address flag: log used-ring writes */
 #define VHOST_USER_DEFAULT_TIMEOUT_MS 10000
 
-struct vhost_user_conn {
-    int fd;         /* the vhost-user socket, owned */
-    int backend_fd; /* our end of the backend-request channel, owned, or -1 */
-    bool broken;
-    uint64_t features;                  /* offered by GET_FEATURES */
-    uint64_t acked_features;            /* last SET_FEATURES sent */
-    uint64_t backend_protocol_features; /* offered by GET_PROTOCOL_FEATURES */
-    uint64_t protocol_features;         /* negotiated by SET_PROTOCOL_FEATURES */
-    uint64_t max_queues;                /* GET_QUEUE_NUM, 1 without MQ */
-    unsigned timeout_ms;                /* bound on every wait for the peer */
-    /* Optional: called with one decoded line per message, both directions and both
-     * channels (format in README.md), and the message's CLOCK_MONOTONIC time in us. */
-    void (*trace)(void *opaque, int64_t time_us, const char *line);
-    void *trace_opaque;
-};
-
 /* Plain-data descriptions of what the requests carry. */
 struct vhost_user_mem_region {
     uint64_t guest_phys_addr;
@@ -129,6 +113,27 @@ struct vhost_user_mem_region {
     uint64_t userspace_addr;
     uint64_t mmap_offset;
     int fd; /* borrowed: sent, never closed */
+};
+
+struct vhost_user_conn {
+    int fd;         /* the vhost-user socket, owned */
+    int backend_fd; /* our end of the backend-request channel, owned, or -1 */
+    bool broken;
+    bool backend_broken;                /* the channel failed: close it, the connection goes on */
+    uint64_t features;                  /* offered by GET_FEATURES */
+    uint64_t acked_features;            /* last SET_FEATURES sent */
+    uint64_t backend_protocol_features; /* offered by GET_PROTOCOL_FEATURES */
+    uint64_t protocol_features;         /* negotiated by SET_PROTOCOL_FEATURES */
+    uint64_t max_queues;                /* GET_QUEUE_NUM, 1 without MQ */
+    uint64_t max_mem_slots;             /* GET_MAX_MEM_SLOTS, with CONFIGURE_MEM_SLOTS */
+    /* With CONFIGURE_MEM_SLOTS: the regions the back-end holds (ADD_MEM_REG'd, fd -1). */
+    struct vhost_user_mem_region mem_held[VHOST_USER_MAX_REGIONS];
+    unsigned nmem_held;
+    unsigned timeout_ms; /* bound on every wait for the peer */
+    /* Optional: called with one decoded line per message, both directions and both
+     * channels (format in README.md), and the message's CLOCK_MONOTONIC time in us. */
+    void (*trace)(void *opaque, int64_t time_us, const char *line);
+    void *trace_opaque;
 };
 
 struct vhost_user_vring_addr {
@@ -174,13 +179,16 @@ int vhost_user_try_accept(int listen_fd, int *fd);
 void vhost_user_conn_init(struct vhost_user_conn *c, int fd);
 /* Closes both sockets; the struct can be initialised again for a reconnect. */
 void vhost_user_conn_close(struct vhost_user_conn *c);
+/* Closes only the backend-request channel (after it failed); the connection goes on. */
+void vhost_user_close_backend_channel(struct vhost_user_conn *c);
 /* "GET_FEATURES", or "UNKNOWN" for a number the table does not know. */
 const char *vhost_user_request_name(uint32_t request);
 
 /*
  * GET_FEATURES, then, if the back-end offers VHOST_USER_F_PROTOCOL_FEATURES:
- * GET_PROTOCOL_FEATURES, SET_PROTOCOL_FEATURES(offered & wanted & SUPPORTED) and
- * GET_QUEUE_NUM when MQ was negotiated. Results land in c.
+ * GET_PROTOCOL_FEATURES, SET_PROTOCOL_FEATURES(offered & wanted & SUPPORTED),
+ * GET_QUEUE_NUM when MQ was negotiated and GET_MAX_MEM_SLOTS when CONFIGURE_MEM_SLOTS
+ * was. Results land in c.
  */
 int vhost_user_negotiate(struct vhost_user_conn *c, uint64_t wanted_protocol_features);
 
@@ -227,16 +235,29 @@ int vhost_user_set_config(struct vhost_user_conn *c, uint32_t offset, const void
                           uint32_t size, uint32_t flags);
 int vhost_user_get_status(struct vhost_user_conn *c, uint8_t *status);
 int vhost_user_set_status(struct vhost_user_conn *c, uint8_t status);
+/* GET_STATUS, then SET_STATUS with bits or'ed in unless they were all set (QEMU's
+ * vhost_user_add_status). Needs STATUS. */
+int vhost_user_add_status(struct vhost_user_conn *c, uint8_t bits);
 int vhost_user_reset_device(struct vhost_user_conn *c);
 int vhost_user_get_max_mem_slots(struct vhost_user_conn *c, uint64_t *slots);
 int vhost_user_add_mem_reg(struct vhost_user_conn *c, const struct vhost_user_mem_region *region);
 /* region->fd is ignored: the spec says no fd is sent. */
 int vhost_user_rem_mem_reg(struct vhost_user_conn *c, const struct vhost_user_mem_region *region);
+/*
+ * Gives the back-end the guest's memory: SET_MEM_TABLE, or with CONFIGURE_MEM_SLOTS
+ * REM_MEM_REG for each region it holds that is not in regions, then ADD_MEM_REG for
+ * each one it does not hold yet (regions match by guest address, user address and
+ * size, as in QEMU). -ENOSPC when the back-end has fewer slots than regions.
+ */
+int vhost_user_update_mem(struct vhost_user_conn *c, const struct vhost_user_mem_region *regions,
+                          unsigned nregions);
 
 /*
  * Reads and handles one message from c->backend_fd (call when it is readable), answering
  * NEED_REPLY with 0 on success and 1 on failure. Returns 0, the callback's error, or
- * -ENOTSUP for a refused request (connection still usable), or a protocol error (broken).
+ * -ENOTSUP for a refused request (channel still usable). An end of file, a malformed
+ * message or a failed reply sets c->backend_broken and returns its error: the caller
+ * closes the channel (vhost_user_close_backend_channel); the connection is unaffected.
  */
 int vhost_user_backend_req_handle(struct vhost_user_conn *c,
                                   const struct vhost_user_backend_ops *ops, void *opaque);

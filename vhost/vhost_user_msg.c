@@ -605,7 +605,7 @@ int vu_backend_recv(struct vhost_user_conn *c, struct vu_msg *msg, int *fds, uns
 
     r = recv_msg(c, c->backend_fd, "back-end request", msg, fds, nfds);
     if (r) {
-        vu_break(c);
+        c->backend_broken = true;
         return r;
     }
     *recv_us = vu_now_us();
@@ -616,7 +616,7 @@ int vu_backend_recv(struct vhost_user_conn *c, struct vu_msg *msg, int *fds, uns
     if (r) {
         vu_close_fds(fds, *nfds);
         *nfds = 0;
-        vu_break(c);
+        c->backend_broken = true;
     }
     return r;
 }
@@ -647,7 +647,7 @@ int vu_backend_ack(struct vhost_user_conn *c, const struct vu_msg *req, uint64_t
                  vu_now_ms() + c->timeout_ms);
     if (r) {
         pr_err("vhost-user: cannot send the %s reply: %s", name, strerror(-r));
-        vu_break(c);
+        c->backend_broken = true;
     }
     return r;
 }

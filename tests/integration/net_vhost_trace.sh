@@ -22,27 +22,35 @@ want=$(mktemp)
 got=$(mktemp)
 at_exit "rm -f '$log' '$trace' '$want' '$got'"
 
-# vmm asks for MQ|REPLY_ACK|MTU|RARP; testpmd (DPDK's vhost library) offers all four, so:
+# Of what vmm asks for, testpmd 22.11 (DPDK's vhost library) offers MQ, REPLY_ACK, MTU,
+# RARP, LOG_SHMFD, STATUS and BACKEND_REQ (not RESET_DEVICE, CONFIGURE_MEM_SLOTS), so:
 #  - GET_QUEUE_NUM follows SET_PROTOCOL_FEATURES (MQ);
-#  - every request without a reply of its own, from SET_OWNER on, carries NEED_REPLY and
-#    gets an ack (REPLY_ACK); SET_PROTOCOL_FEATURES never does;
+#  - SET_BACKEND_REQ_FD opens the backend's request channel before SET_OWNER (BACKEND_REQ);
+#  - every request without a reply of its own, from SET_BACKEND_REQ_FD on, carries
+#    NEED_REPLY and gets an ack (REPLY_ACK); SET_PROTOCOL_FEATURES never does;
 #  - no NET_SET_MTU: the --net option sets no mtu.
-# At DRIVER_OK vmm sends SET_FEATURES, SET_MEM_TABLE, then rings 0 and 1 each get
-# NUM/ADDR/BASE/KICK/CALL, then SET_VRING_ENABLE for both (the control queue stays in vmm).
-# The guest's reboot resets the device (or vmm does at exit): GET_VRING_BASE per ring.
+# At DRIVER_OK vmm sends SET_FEATURES, then GET_STATUS/SET_STATUS with FEATURES_OK
+# (STATUS), SET_MEM_TABLE, then rings 0 and 1 each get NUM/ADDR/BASE/KICK/CALL, then
+# SET_VRING_ENABLE for both (the control queue stays in vmm), then GET_STATUS/SET_STATUS
+# with DRIVER_OK. The guest's reboot resets the device (or vmm does at exit):
+# GET_VRING_BASE per ring, then SET_STATUS 0.
 expected_sequence() {
     local q r
     printf '%s\n' "-> GET_FEATURES" "<- GET_FEATURES" \
         "-> GET_PROTOCOL_FEATURES" "<- GET_PROTOCOL_FEATURES" "-> SET_PROTOCOL_FEATURES" \
-        "-> GET_QUEUE_NUM" "<- GET_QUEUE_NUM" "-> SET_OWNER" "<- SET_OWNER" \
-        "-> SET_FEATURES" "<- SET_FEATURES" "-> SET_MEM_TABLE" "<- SET_MEM_TABLE"
+        "-> GET_QUEUE_NUM" "<- GET_QUEUE_NUM" "-> SET_BACKEND_REQ_FD" "<- SET_BACKEND_REQ_FD" \
+        "-> SET_OWNER" "<- SET_OWNER" "-> SET_FEATURES" "<- SET_FEATURES" \
+        "-> GET_STATUS" "<- GET_STATUS" "-> SET_STATUS" "<- SET_STATUS" \
+        "-> SET_MEM_TABLE" "<- SET_MEM_TABLE"
     for q in 0 1; do
         for r in NUM ADDR BASE KICK CALL; do
             printf '%s\n' "-> SET_VRING_$r $q" "<- SET_VRING_$r"
         done
     done
     for q in 0 1; do printf '%s\n' "-> SET_VRING_ENABLE $q" "<- SET_VRING_ENABLE"; done
+    printf '%s\n' "-> GET_STATUS" "<- GET_STATUS" "-> SET_STATUS" "<- SET_STATUS"
     for q in 0 1; do printf '%s\n' "-> GET_VRING_BASE $q" "<- GET_VRING_BASE $q"; done
+    printf '%s\n' "-> SET_STATUS" "<- SET_STATUS"
 }
 
 start_testpmd rxonly "$sock" 1

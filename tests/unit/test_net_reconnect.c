@@ -49,7 +49,7 @@
 #define WAIT_MS 5000 /* bound on waiting for what should happen soon */
 #define BE_IDLE_MS 10000
 #define BE_MAX_SESSIONS 10
-#define BE_MAX_MSGS 40
+#define BE_MAX_MSGS 64
 
 #define FL_NEED_REPLY 0x8u
 #define FL_REPLY 0x5u /* version 1 + REPLY */
@@ -181,6 +181,10 @@ struct be_session {
     enum be_fault fault;
     uint32_t at;       /* the request the fault hits */
     uint64_t features; /* its GET_FEATURES answer */
+    uint64_t protocol; /* its GET_PROTOCOL_FEATURES answer */
+    uint64_t slots;    /* its GET_MAX_MEM_SLOTS answer */
+    uint8_t status;    /* the device status SET_STATUS left (back-end thread only) */
+    int chan;          /* the backend-request channel SET_BACKEND_REQ_FD gave, or -1 */
     struct be_msg msgs[BE_MAX_MSGS];
     int nmsgs;
     bool ended;
@@ -288,23 +292,35 @@ static void be_record(struct backend *be, struct be_session *s, struct raw *m)
         r->ino = st.st_ino;
         memcpy(r->payload, m->payload, sizeof(r->payload));
     }
+    if (m->request == VHOST_USER_SET_BACKEND_REQ_FD && m->nfds == 1 && s->chan < 0) {
+        s->chan = m->fds[0]; /* kept: the test speaks on it */
+        m->nfds = 0;
+    }
     pthread_mutex_unlock(&be->lock);
     for (int i = 0; i < m->nfds; i++)
         close(m->fds[i]);
     m->nfds = 0;
 }
 
-static int be_answer(const struct be_session *s, int fd, const struct raw *m, bool wrong)
+static int be_answer(struct be_session *s, int fd, const struct raw *m, bool wrong)
 {
     uint32_t type = m->request;
     uint64_t v = 0;
 
+    if (m->request == VHOST_USER_SET_STATUS)
+        s->status = m->payload[0];
     switch (m->request) {
     case VHOST_USER_GET_FEATURES:
         v = s->features;
         break;
     case VHOST_USER_GET_PROTOCOL_FEATURES:
-        v = BACKEND_PROTOCOL;
+        v = s->protocol;
+        break;
+    case VHOST_USER_GET_STATUS:
+        v = s->status;
+        break;
+    case VHOST_USER_GET_MAX_MEM_SLOTS:
+        v = s->slots;
         break;
     case VHOST_USER_GET_QUEUE_NUM:
         v = 1;
@@ -397,7 +413,41 @@ static void be_listen(struct backend *be)
 static void be_add(struct backend *be, enum be_fault fault, uint32_t at, uint64_t features)
 {
     ck_assert_int_lt(be->nsessions, BE_MAX_SESSIONS);
-    be->s[be->nsessions++] = (struct be_session){.fault = fault, .at = at, .features = features};
+    be->s[be->nsessions++] = (struct be_session){.fault = fault,
+                                                 .at = at,
+                                                 .features = features,
+                                                 .protocol = BACKEND_PROTOCOL,
+                                                 .slots = 8,
+                                                 .chan = -1};
+}
+
+/* A well-behaved session offering more protocol features, with `slots` memory slots. */
+static void be_add_protocol(struct backend *be, uint64_t protocol, uint64_t slots)
+{
+    be_add(be, BE_WELL, 0, BACKEND_FEATURES);
+    be->s[be->nsessions - 1].protocol = protocol;
+    be->s[be->nsessions - 1].slots = slots;
+}
+
+static bool be_ended(struct backend *be, int s)
+{
+    bool ended;
+
+    pthread_mutex_lock(&be->lock);
+    ended = be->s[s].ended;
+    pthread_mutex_unlock(&be->lock);
+    return ended;
+}
+
+/* The backend-request channel of session s, once vmm gave it (-1 before). */
+static int be_chan(struct backend *be, int s)
+{
+    int fd;
+
+    pthread_mutex_lock(&be->lock);
+    fd = be->s[s].chan;
+    pthread_mutex_unlock(&be->lock);
+    return fd;
 }
 
 static void be_start(struct backend *be)
@@ -433,6 +483,9 @@ static void be_stop(struct backend *be)
 static void be_free(struct backend *be)
 {
     be_stop(be);
+    for (int i = 0; i < be->nsessions; i++)
+        if (be->s[i].chan >= 0)
+            close(be->s[i].chan);
     if (be->ctl >= 0)
         close(be->ctl);
     be->ctl = -1;
@@ -1317,6 +1370,309 @@ START_TEST(fds_back_to_the_same_count_after_cycles)
 }
 END_TEST
 
+/* --- protocol features a backend may offer ------------------------------------------------ */
+
+#define PF(bit) BIT(VHOST_USER_PROTOCOL_F_##bit)
+
+/* From message k of session s on, exactly these requests, in order; returns the next k. */
+static int expect_requests(struct backend *be, int s, int k, const uint32_t *reqs, int n)
+{
+    for (int i = 0; i < n; i++)
+        expect_msg(be, s, k + i, reqs[i]);
+    return k + n;
+}
+
+/* The handshake with what the extra protocol features add, in QEMU's order. */
+static int expect_handshake_with(struct backend *be, int s, uint64_t extra)
+{
+    uint32_t reqs[8];
+    int n = 0;
+
+    expect_msg(be, s, 2, VHOST_USER_SET_PROTOCOL_FEATURES);
+    for (int i = 0; i < NHANDSHAKE - 1; i++)
+        reqs[n++] = handshake[i];
+    if (extra & PF(CONFIGURE_MEM_SLOTS))
+        reqs[n++] = VHOST_USER_GET_MAX_MEM_SLOTS;
+    if (extra & PF(BACKEND_REQ))
+        reqs[n++] = VHOST_USER_SET_BACKEND_REQ_FD;
+    reqs[n++] = VHOST_USER_SET_OWNER;
+    struct be_msg set_protocol = be_get(be, s, 2);
+
+    ck_assert_uint_eq(u64_at(&set_protocol, 0), BACKEND_PROTOCOL | extra);
+    return expect_requests(be, s, 0, reqs, n);
+}
+
+/* A device start from message k: with STATUS, FEATURES_OK after SET_FEATURES and
+ * ACKNOWLEDGE|DRIVER|DRIVER_OK once the rings are enabled; the memory as `mem` says
+ * (SET_MEM_TABLE, ADD_MEM_REG or nothing). Returns the next k. */
+static int expect_start(struct backend *be, int s, int k, bool status, uint32_t mem,
+                        uint8_t status_before)
+{
+    uint32_t reqs[32];
+    int n = 0, first = k;
+
+    reqs[n++] = VHOST_USER_SET_FEATURES;
+    if (status) {
+        reqs[n++] = VHOST_USER_GET_STATUS;
+        if (!(status_before & VIRTIO_STATUS_FEATURES_OK))
+            reqs[n++] = VHOST_USER_SET_STATUS;
+    }
+    reqs[n++] = VHOST_USER_NET_SET_MTU;
+    if (mem)
+        reqs[n++] = mem;
+    for (int q = 0; q < 2; q++) {
+        reqs[n++] = VHOST_USER_SET_VRING_NUM;
+        reqs[n++] = VHOST_USER_SET_VRING_ADDR;
+        reqs[n++] = VHOST_USER_SET_VRING_BASE;
+        reqs[n++] = VHOST_USER_SET_VRING_KICK;
+        reqs[n++] = VHOST_USER_SET_VRING_CALL;
+    }
+    reqs[n++] = VHOST_USER_SET_VRING_ENABLE;
+    reqs[n++] = VHOST_USER_SET_VRING_ENABLE;
+    if (status) {
+        reqs[n++] = VHOST_USER_GET_STATUS;
+        reqs[n++] = VHOST_USER_SET_STATUS;
+    }
+    k = expect_requests(be, s, k, reqs, n);
+    for (int i = first; status && i < k; i++) {
+        struct be_msg m = be_get(be, s, i);
+
+        if (m.request == VHOST_USER_SET_STATUS)
+            ck_assert_uint_eq(u64_at(&m, 0), i == k - 1 ? 0x0f : 0x08);
+    }
+    return k;
+}
+
+static void guest_reset(void)
+{
+    net.vdev.ops->reset(&net.vdev);
+    ck_assert(!net.started);
+}
+
+static const uint64_t status_reset_variants[] = {0, PF(STATUS), PF(RESET_DEVICE),
+                                                 PF(STATUS) | PF(RESET_DEVICE)};
+
+/* Start, reset, start again: STATUS adds its bits in order and status 0 after the rings
+ * stop; RESET_DEVICE follows the reset. A backend offering neither gets what it always
+ * got. */
+START_TEST(status_and_reset_device_when_the_backend_offers_them)
+{
+    struct backend *a = &bes[0];
+    uint64_t extra = status_reset_variants[_i];
+    bool status = extra & PF(STATUS);
+    uint32_t stop[4] = {VHOST_USER_GET_VRING_BASE, VHOST_USER_GET_VRING_BASE};
+    int k, nstop = 2;
+
+    if (status)
+        stop[nstop++] = VHOST_USER_SET_STATUS;
+    if (extra & PF(RESET_DEVICE))
+        stop[nstop++] = VHOST_USER_RESET_DEVICE;
+    be_listen(a);
+    be_add_protocol(a, BACKEND_PROTOCOL | extra, 8);
+    be_start(a);
+    net_start();
+    guest_start();
+    k = expect_handshake_with(a, 0, extra);
+    k = expect_start(a, 0, k, status, VHOST_USER_SET_MEM_TABLE, 0);
+    ck_assert_int_eq(be_nmsgs(a, 0), k);
+    guest_reset();
+    k = expect_requests(a, 0, k, stop, nstop);
+    ck_assert_int_eq(be_nmsgs(a, 0), k);
+    if (status) {
+        struct be_msg zero = be_get(a, 0, k - nstop + 2);
+
+        ck_assert_uint_eq(u64_at(&zero, 0), 0);
+    }
+    guest_start();
+    k = expect_start(a, 0, k, status, VHOST_USER_SET_MEM_TABLE, 0);
+    ck_assert_int_eq(be_nmsgs(a, 0), k);
+    for (int i = NHANDSHAKE; i < k; i++)
+        ck_assert_uint_eq(be_get(a, 0, i).flags & FL_NEED_REPLY,
+                          be_get(a, 0, i).request == VHOST_USER_GET_STATUS ||
+                                  be_get(a, 0, i).request == VHOST_USER_GET_VRING_BASE
+                              ? 0
+                              : FL_NEED_REPLY);
+    ck_assert(net.connected);
+    expect_logged(0, "error:");
+    expect_logged(0, "warning:");
+}
+END_TEST
+
+/* With CONFIGURE_MEM_SLOTS: the region once per connection (ADD_MEM_REG with the
+ * memfd), nothing on a second start, all of it again to the next backend. */
+START_TEST(mem_slots_add_each_region_once_per_connection)
+{
+    struct backend *a = &bes[0];
+    const uint64_t extra = PF(CONFIGURE_MEM_SLOTS);
+    struct stat st;
+    struct be_msg add;
+    int k;
+
+    be_listen(a);
+    be_add_protocol(a, BACKEND_PROTOCOL | extra, 2);
+    be_add_protocol(a, BACKEND_PROTOCOL | extra, 1);
+    be_start(a);
+    net_start();
+    ck_assert_uint_eq(net.conn.max_mem_slots, 2);
+    guest_start();
+    k = expect_handshake_with(a, 0, extra);
+    add = be_get(a, 0, k + 2);
+    k = expect_start(a, 0, k, false, VHOST_USER_ADD_MEM_REG, 0);
+    ck_assert_int_eq(fstat(memfd, &st), 0);
+    ck_assert_int_eq(add.nfds, 1);
+    ck_assert_uint_eq(add.ino, st.st_ino);
+    ck_assert_uint_eq(add.size, 40);
+    ck_assert_uint_eq(u64_at(&add, 8), 0);
+    ck_assert_uint_eq(u64_at(&add, 16), MEM_SIZE);
+    ck_assert_uint_eq(u64_at(&add, 24), (uintptr_t)ram);
+    guest_reset();
+    k += 2;
+    guest_start();
+    k = expect_start(a, 0, k, false, 0, 0);
+    ck_assert_int_eq(be_nmsgs(a, 0), k);
+    be_hangup(a);
+    pump_until(!net.connected, WAIT_MS);
+    expect_back(1);
+    k = expect_handshake_with(a, 1, extra);
+    k = expect_start(a, 1, k, false, VHOST_USER_ADD_MEM_REG, 0);
+    ck_assert_int_eq(be_nmsgs(a, 1), k);
+    expect_logged(0, "error:");
+}
+END_TEST
+
+/* Fewer slots than guest RAM regions: refused at the handshake, in one line, whether at
+ * start or on a reconnect. */
+START_TEST(mem_slots_too_few_are_refused)
+{
+    struct backend *a = &bes[0], *b = &bes[1];
+
+    be_listen(a);
+    be_add_protocol(a, BACKEND_PROTOCOL | PF(CONFIGURE_MEM_SLOTS), 0);
+    be_start(a);
+    ck_assert_int_eq(virtio_net_init(&net, "net0", &opts, &platform, &mem), -ENOSPC);
+    expect_logged(1,
+                  "net0: vhost-user handshake on %s failed: the backend has 0 memory slots, "
+                  "guest RAM needs 1",
+                  sock_path);
+    ck_assert_int_eq(be_nmsgs(a, 0), NHANDSHAKE);
+    be_free(a);
+    be_init(a);
+    running_then_lost(3, 4);
+    be_listen(b);
+    be_add_protocol(b, BACKEND_PROTOCOL | PF(CONFIGURE_MEM_SLOTS), 0);
+    be_add(b, BE_WELL, 0, BACKEND_FEATURES);
+    be_start(b);
+    expect_back(1);
+    expect_logged(1,
+                  "warning: net0: the backend on %s failed the handshake (the backend has 0 "
+                  "memory slots, guest RAM needs 1); waiting for another",
+                  sock_path);
+    expect_session(b, 1, 3, 4);
+}
+END_TEST
+
+static void chan_send(int chan, uint32_t request, uint32_t flags)
+{
+    uint32_t hdr[3] = {request, flags, 0};
+
+    ck_assert_int_eq(send(chan, hdr, sizeof(hdr), MSG_NOSIGNAL), (ssize_t)sizeof(hdr));
+}
+
+/* vmm's answer on the channel, read while the loop runs. */
+static uint64_t chan_reply(int chan, uint32_t request)
+{
+    uint8_t buf[20];
+    uint32_t hdr[3];
+    uint64_t v;
+
+    pump_until(recv(chan, buf, 1, MSG_PEEK | MSG_DONTWAIT) == 1, WAIT_MS);
+    ck_assert_int_eq(recv(chan, buf, sizeof(buf), MSG_DONTWAIT), (ssize_t)sizeof(buf));
+    memcpy(hdr, buf, 12);
+    memcpy(&v, buf + 12, 8);
+    ck_assert_uint_eq(hdr[0], request);
+    ck_assert_uint_eq(hdr[1], FL_REPLY);
+    ck_assert_uint_eq(hdr[2], 8);
+    return v;
+}
+
+static void be_close_chan(struct backend *be, int s)
+{
+    pthread_mutex_lock(&be->lock);
+    close(be->s[s].chan);
+    be->s[s].chan = -1;
+    pthread_mutex_unlock(&be->lock);
+}
+
+/* BACKEND_REQ: the channel opens in the handshake; a request is answered (refused: vmm
+ * negotiates nothing a request needs); the backend closing it leaves the NIC working;
+ * a reconnect opens a new one; no fd is left behind. */
+START_TEST(backend_channel_answers_survives_its_close_and_reopens)
+{
+    struct backend *a = &bes[0];
+    const uint64_t extra = PF(BACKEND_REQ);
+    int k, fds, chan;
+
+    be_listen(a);
+    for (int i = 0; i < 3; i++)
+        be_add_protocol(a, BACKEND_PROTOCOL | extra, 8);
+    be_start(a);
+    net_start();
+    k = expect_handshake_with(a, 0, extra);
+    ck_assert_int_eq(be_get(a, 0, k - 2).nfds, 1);
+    ck_assert_uint_eq(be_get(a, 0, k - 2).flags & FL_NEED_REPLY, FL_NEED_REPLY);
+    chan = be_chan(a, 0);
+    ck_assert_int_ge(chan, 0);
+    guest_start();
+    expect_start(a, 0, k, false, VHOST_USER_SET_MEM_TABLE, 0);
+    fds = count_fds();
+    /* A config change (CONFIG is not negotiated) and an unknown request: each refused. */
+    chan_send(chan, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, 0x1 | FL_NEED_REPLY);
+    ck_assert_uint_eq(chan_reply(chan, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG), 1);
+    chan_send(chan, 99, 0x1 | FL_NEED_REPLY);
+    ck_assert_uint_eq(chan_reply(chan, 99), 1);
+    ck_assert(net.connected);
+    ck_assert(link_up());
+    ck_assert_uint_eq(config_irqs, 0);
+    expect_logged(1, "warning: net0: vhost-user: BACKEND_CONFIG_CHANGE_MSG needs protocol "
+                     "feature CONFIG, which was not negotiated");
+    /* The backend closes the channel: closed on vmm's side too, the connection goes on. */
+    be_close_chan(a, 0);
+    pump_until(net.conn.backend_fd < 0, WAIT_MS);
+    expect_logged(1,
+                  "warning: net0: the backend's request channel on %s is closed (the backend "
+                  "closed it); the connection goes on",
+                  sock_path);
+    ck_assert(net.connected);
+    ck_assert(!net.conn.broken);
+    ck_assert_int_eq(count_fds(), fds - 2);
+    guest_reset();
+    ck_assert_int_eq(be_nmsgs(a, 0), k + NSTART + 2);
+    guest_start();
+    /* A reconnect opens a new one, which works; the old one is not leaked. */
+    for (int s = 1; s <= 2; s++) {
+        be_hangup(a);
+        pump_until(!net.connected, WAIT_MS);
+        pump_until(net.connected && be_chan(a, s) >= 0, WAIT_MS);
+        if (s == 2)
+            be_close_chan(a, 1);
+        ck_assert_int_eq(expect_handshake_with(a, s, extra), k);
+        chan = be_chan(a, s);
+        chan_send(chan, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, 0x1 | FL_NEED_REPLY);
+        ck_assert_uint_eq(chan_reply(chan, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG), 1);
+        ck_assert_int_eq(count_fds(), fds);
+    }
+    /* A backend that dies closes both, the channel first here: one loss, no channel line. */
+    be_close_chan(a, 2);
+    be_hangup(a);
+    for (int64_t end = now_ms() + WAIT_MS; !be_ended(a, 2);)
+        ck_assert_msg(now_ms() < end, "the back-end did not hang up");
+    pump_until(!net.connected, WAIT_MS);
+    expect_logged(1, "request channel");
+    expect_logged(3, "net0: vhost-user backend on %s lost (it closed the connection)", sock_path);
+    expect_logged(0, "error:");
+}
+END_TEST
+
 static Suite *net_reconnect_suite(void)
 {
     Suite *s = suite_create("net_reconnect");
@@ -1335,6 +1691,10 @@ static Suite *net_reconnect_suite(void)
     tcase_add_test(tc, backend_not_accepting_never_blocks_the_loop);
     tcase_add_test(tc, guest_rings_outside_ram_fail_activation_while_the_backend_is_away);
     tcase_add_test(tc, fds_back_to_the_same_count_after_cycles);
+    tcase_add_loop_test(tc, status_and_reset_device_when_the_backend_offers_them, 0, 4);
+    tcase_add_test(tc, mem_slots_add_each_region_once_per_connection);
+    tcase_add_test(tc, mem_slots_too_few_are_refused);
+    tcase_add_test(tc, backend_channel_answers_survives_its_close_and_reopens);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -616,6 +616,104 @@ START_TEST(mem_slot_requests_layout)
 }
 END_TEST
 
+/* GET_STATUS, then SET_STATUS with the bits added; nothing more when they are set. */
+START_TEST(add_status_sets_missing_bits_only)
+{
+    struct raw m;
+
+    conn.protocol_features = PF(STATUS);
+    be_reply_u64(40, 0x08);
+    be_reply_u64(40, 0x0f);
+    ck_assert_int_eq(vhost_user_add_status(&conn, 0x07), 0);
+    ck_assert_int_eq(vhost_user_add_status(&conn, 0x07), 0);
+    be_read(&m);
+    expect_header(&m, 40, FL_REQ, 0, 0);
+    be_read(&m);
+    expect_header(&m, 39, FL_REQ, 8, 0);
+    ck_assert_uint_eq(u64_at(&m, 0), 0x0f);
+    be_read(&m);
+    expect_header(&m, 40, FL_REQ, 0, 0);
+    ck_assert_int_eq(pending(be), 0);
+    conn.protocol_features = 0;
+    ck_assert_int_eq(vhost_user_add_status(&conn, 0x08), -ENOTSUP);
+}
+END_TEST
+
+static void expect_mem_reg(uint32_t request, const struct vhost_user_mem_region *r)
+{
+    struct raw m;
+
+    be_read(&m);
+    expect_header(&m, request, FL_REQ, 40, request == 37 ? 1 : 0);
+    ck_assert_uint_eq(u64_at(&m, 8), r->guest_phys_addr);
+    ck_assert_uint_eq(u64_at(&m, 16), r->memory_size);
+    ck_assert_uint_eq(u64_at(&m, 24), r->userspace_addr);
+    be_close_fds(&m);
+}
+
+/* Without CONFIGURE_MEM_SLOTS: the whole table every time. With it: only the difference
+ * between what the back-end holds and the regions given (QEMU's add/remove diff). */
+START_TEST(update_mem_sends_table_or_difference)
+{
+    int fd = make_memfd("ram", 0x2000, "");
+    struct vhost_user_mem_region r[3] = {{0, 0x1000, 0x7f0000000000ULL, 0, fd},
+                                         {0x100000000ULL, 0x1000, 0x7f0000001000ULL, 0x1000, fd},
+                                         {0x200000000ULL, 0x1000, 0x7f0000002000ULL, 0, fd}};
+    struct raw m;
+
+    ck_assert_int_eq(vhost_user_update_mem(&conn, r, 2), 0);
+    be_read(&m);
+    expect_header(&m, 5, FL_REQ, 8 + 2 * 32, 2);
+    be_close_fds(&m);
+    conn.protocol_features = PF(CONFIGURE_MEM_SLOTS);
+    conn.max_mem_slots = 2;
+    ck_assert_int_eq(vhost_user_update_mem(&conn, r, 2), 0);
+    expect_mem_reg(37, &r[0]);
+    expect_mem_reg(37, &r[1]);
+    ck_assert_uint_eq(conn.nmem_held, 2);
+    /* The same regions again: nothing to send. */
+    ck_assert_int_eq(vhost_user_update_mem(&conn, r, 2), 0);
+    ck_assert_int_eq(pending(be), 0);
+    /* Region 0 goes, region 2 comes: removal first. */
+    ck_assert_int_eq(vhost_user_update_mem(&conn, r + 1, 2), 0);
+    expect_mem_reg(38, &r[0]);
+    expect_mem_reg(37, &r[2]);
+    ck_assert_int_eq(pending(be), 0);
+    /* More regions than slots: refused before anything is sent. */
+    ck_assert_int_eq(vhost_user_update_mem(&conn, r, 3), -ENOSPC);
+    ck_assert_int_eq(pending(be), 0);
+    ck_assert(!conn.broken);
+    /* A new connection holds nothing. */
+    vhost_user_conn_init(&conn, conn.fd);
+    ck_assert_uint_eq(conn.nmem_held, 0);
+    close(fd);
+}
+END_TEST
+
+/* A failed ADD_MEM_REG is not recorded as held: the next update sends it again. */
+START_TEST(update_mem_records_only_acked_regions)
+{
+    int fd = make_memfd("ram", 0x1000, "");
+    struct vhost_user_mem_region r = {0, 0x1000, 0x7f0000000000ULL, 0, fd};
+    struct raw m;
+
+    conn.protocol_features = PF(CONFIGURE_MEM_SLOTS) | PF(REPLY_ACK);
+    conn.max_mem_slots = 8;
+    be_reply_u64(37, 1);
+    ck_assert_int_eq(vhost_user_update_mem(&conn, &r, 1), -EIO);
+    ck_assert_uint_eq(conn.nmem_held, 0);
+    be_reply_u64(37, 0);
+    ck_assert_int_eq(vhost_user_update_mem(&conn, &r, 1), 0);
+    ck_assert_uint_eq(conn.nmem_held, 1);
+    for (int i = 0; i < 2; i++) {
+        be_read(&m);
+        expect_header(&m, 37, FL_REQ_NEED, 40, 1);
+        be_close_fds(&m);
+    }
+    close(fd);
+}
+END_TEST
+
 START_TEST(config_requests_layout)
 {
     static const uint8_t mac[6] = {0x52, 0x54, 0x00, 0xab, 0xcd, 0xef};
@@ -745,6 +843,33 @@ START_TEST(negotiate_with_protocol_features_and_mq)
     ck_assert_int_eq(vhost_user_set_owner(&conn), 0);
     be_read(&m);
     expect_header(&m, 3, FL_REQ, 0, 0);
+}
+END_TEST
+
+/* GET_MAX_MEM_SLOTS follows GET_QUEUE_NUM when CONFIGURE_MEM_SLOTS is negotiated. */
+START_TEST(negotiate_reads_max_mem_slots)
+{
+    struct raw m;
+
+    be_reply_u64(1, F_PROTOCOL);
+    be_reply_u64(15, PF(MQ) | PF(CONFIGURE_MEM_SLOTS));
+    be_reply_u64(17, 2);
+    be_reply_u64(36, 32);
+    ck_assert_int_eq(vhost_user_negotiate(&conn, PF(MQ) | PF(CONFIGURE_MEM_SLOTS)), 0);
+    ck_assert_uint_eq(conn.max_mem_slots, 32);
+    for (uint32_t req = 0; req < 5; req++)
+        be_read(&m);
+    expect_header(&m, 36, FL_REQ, 0, 0);
+    ck_assert_int_eq(pending(be), 0);
+    /* Not wanted: not asked. */
+    be_reply_u64(1, F_PROTOCOL);
+    be_reply_u64(15, PF(CONFIGURE_MEM_SLOTS));
+    ck_assert_int_eq(vhost_user_negotiate(&conn, 0), 0);
+    ck_assert_uint_eq(conn.max_mem_slots, 0);
+    for (uint32_t req = 0; req < 3; req++)
+        be_read(&m);
+    expect_header(&m, 16, FL_REQ, 8, 0);
+    ck_assert_int_eq(pending(be), 0);
 }
 END_TEST
 
@@ -1524,24 +1649,51 @@ START_TEST(backend_request_for_unnegotiated_feature_is_refused)
 }
 END_TEST
 
-START_TEST(backend_request_with_bad_size_breaks)
+/* A failed channel breaks the channel alone: the connection goes on (QEMU closes just
+ * the channel too). */
+static void expect_channel_broken(void)
+{
+    struct raw m;
+
+    ck_assert(conn.backend_broken);
+    ck_assert(!conn.broken);
+    ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), -EPIPE);
+    be_reply_u64(3, 0); /* REPLY_ACK is negotiated */
+    ck_assert_int_eq(vhost_user_set_owner(&conn), 0);
+    be_read(&m);
+    expect_header(&m, 3, FL_REQ_NEED, 0, 0);
+    vhost_user_close_backend_channel(&conn);
+    ck_assert_int_eq(conn.backend_fd, -1);
+    ck_assert(!conn.backend_broken);
+    ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), -EBADF);
+}
+
+START_TEST(backend_request_with_bad_size_breaks_the_channel)
 {
     uint64_t junk = 1;
 
     ck_assert_int_eq(raw_send(bk, 2, FL_REQ_NEED, 8, &junk, 8, NULL, 0), 0);
     ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), -EPROTO);
     ck_assert_int_eq(seen.config_changes, 0);
-    ck_assert(conn.broken);
-    ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), -EPIPE);
+    expect_channel_broken();
 }
 END_TEST
 
-START_TEST(backend_message_with_reply_flag_breaks)
+START_TEST(backend_message_with_reply_flag_breaks_the_channel)
 {
     ck_assert_int_eq(raw_send(bk, 2, FL_REPLY, 0, NULL, 0, NULL, 0), 0);
     ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), -EPROTO);
     ck_assert_int_eq(seen.config_changes, 0);
-    ck_assert(conn.broken);
+    expect_channel_broken();
+}
+END_TEST
+
+START_TEST(backend_channel_end_of_file_breaks_the_channel)
+{
+    close(bk);
+    bk = -1;
+    ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), -ECONNRESET);
+    expect_channel_broken();
 }
 END_TEST
 
@@ -1557,7 +1709,7 @@ START_TEST(backend_fd_without_send_fd_breaks_and_closes_it)
     ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), -EPROTO);
     ck_assert_int_eq(count_fds(), before);
     ck_assert_int_eq(seen.fd, -2); /* the callback never ran */
-    ck_assert(conn.broken);
+    expect_channel_broken();
     close(mfd);
 }
 END_TEST
@@ -1756,6 +1908,9 @@ static Suite *vhost_user_suite(void)
     tcase_add_test(layout, backend_channel_fd_reaches_the_backend);
     tcase_add_test(layout, rarp_mtu_status_layout);
     tcase_add_test(layout, mem_slot_requests_layout);
+    tcase_add_test(layout, add_status_sets_missing_bits_only);
+    tcase_add_test(layout, update_mem_sends_table_or_difference);
+    tcase_add_test(layout, update_mem_records_only_acked_regions);
     tcase_add_test(layout, config_requests_layout);
     tcase_add_test(layout, get_config_empty_reply_is_failure_not_break);
     tcase_add_test(layout, iotlb_msg_layout_always_needs_reply);
@@ -1768,6 +1923,7 @@ static Suite *vhost_user_suite(void)
     tcase_add_test(nego, negotiate_without_protocol_features);
     tcase_add_test(nego, negotiate_with_protocol_features_and_mq);
     tcase_add_test(nego, negotiate_with_reply_ack);
+    tcase_add_test(nego, negotiate_reads_max_mem_slots);
     tcase_add_test(nego, reply_ack_failure_returns_eio_and_keeps_connection);
     tcase_add_test(nego, unnegotiated_requests_are_refused_without_sending);
     tcase_add_test(nego, set_protocol_features_refuses_unoffered_bits);
@@ -1816,9 +1972,10 @@ static Suite *vhost_user_suite(void)
     tcase_add_test(back, backend_iotlb_msg_is_decoded);
     tcase_add_test(back, backend_unknown_request_is_refused_and_stream_stays_in_sync);
     tcase_add_test(back, backend_request_for_unnegotiated_feature_is_refused);
-    tcase_add_test(back, backend_request_with_bad_size_breaks);
-    tcase_add_test(back, backend_message_with_reply_flag_breaks);
+    tcase_add_test(back, backend_request_with_bad_size_breaks_the_channel);
+    tcase_add_test(back, backend_message_with_reply_flag_breaks_the_channel);
     tcase_add_test(back, backend_fd_without_send_fd_breaks_and_closes_it);
+    tcase_add_test(back, backend_channel_end_of_file_breaks_the_channel);
     suite_add_tcase(s, back);
     return s;
 }
