@@ -1967,6 +1967,41 @@ START_TEST(mig_restart_runs_the_rings_from_their_bases)
 }
 END_TEST
 
+/* The enable SET_VRING_ENABLE gave ring q in log (the last one), or -1. */
+static int be_enable(const struct be_log *log, unsigned q)
+{
+    int v = -1;
+
+    for (int i = 0; i < log->n; i++)
+        if (log->m[i].request == VHOST_USER_SET_VRING_ENABLE && msg_u32(&log->m[i], 0) == q)
+            v = (int)msg_u32(&log->m[i], 4);
+    return v;
+}
+
+/* The guest's MQ command on a running NIC: pair 1's rings (2 and 3) are enabled on the
+ * backend for 2 pairs and disabled again for 1; pair 0 stays enabled. */
+START_TEST(ctrl_mq_sets_the_backend_rings_enabled)
+{
+    struct be_log log;
+    uint16_t pairs = 2;
+
+    ck_assert_uint_eq(cq_net.active_pairs, 1);
+    ck_assert_uint_eq(ctrl(CLASS_MQ, MQ_VQ_PAIRS_SET, &pairs, 2), ACK_OK);
+    ck_assert_uint_eq(cq_net.active_pairs, 2);
+    be_collect(&log);
+    for (unsigned q = 0; q < 4; q++)
+        ck_assert_int_eq(be_enable(&log, q), 1);
+    pairs = 1;
+    ck_assert_uint_eq(ctrl(CLASS_MQ, MQ_VQ_PAIRS_SET, &pairs, 2), ACK_OK);
+    ck_assert_uint_eq(cq_net.active_pairs, 1);
+    be_collect(&log);
+    ck_assert_int_eq(be_enable(&log, 0), 1);
+    ck_assert_int_eq(be_enable(&log, 1), 1);
+    ck_assert_int_eq(be_enable(&log, 2), 0);
+    ck_assert_int_eq(be_enable(&log, 3), 0);
+}
+END_TEST
+
 START_TEST(mig_reset_of_a_stopped_nic_sends_nothing)
 {
     static const uint16_t bases[MG_RINGS] = {5, 6, 7, 8};
@@ -2260,6 +2295,7 @@ static Suite *virtio_net_suite(void)
     tcase_add_test(mig, mig_stop_with_a_dead_backend_takes_the_used_indexes);
     tcase_add_test(mig, mig_restart_runs_the_rings_from_their_bases);
     tcase_add_test(mig, mig_reset_of_a_stopped_nic_sends_nothing);
+    tcase_add_test(mig, ctrl_mq_sets_the_backend_rings_enabled);
     tcase_add_test(mig, mig_round_trip_starts_where_the_source_stopped);
     tcase_add_test(mig, mig_announce_with_guest_announce_and_rarp);
     tcase_add_test(mig, mig_link_state_follows_the_destination_backend);
