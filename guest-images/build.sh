@@ -45,7 +45,7 @@ fi
 # Up to date: every output newer than every input.
 outputs=("$out/bzImage" "$out/vmlinux" "$out/initramfs.cpio.gz" "$out/rig-initramfs.cpio.gz")
 inputs=("$deb" "$(readlink -f "$busybox")" "${BASH_SOURCE[0]}" "$here/guest-init" "$here/rig-init"
-        "$here/vmm-pktgen" "$here/vmm-memtest.c" "$here/vmm-smoke-guest")
+        "$here/vmm-pktgen" "$here/vmm-memtest.c" "$here/vmm-smoke-guest" "$here/rig-kvm-holder.c")
 uptodate() {
     local o i
     for o in "${outputs[@]}"; do
@@ -100,6 +100,9 @@ gcc -static -O2 -Wall -Wextra -Werror -o "$work/l2/bin/vmm-memtest" "$here/vmm-m
 mkroot "$work/rig" "$here/rig-init" \
     irqbypass kvm ccp kvm-amd virtio_ring virtio virtio_pci_modern_dev \
     virtio_pci_legacy_dev virtio_pci 9pnet 9pnet_virtio netfs fscache 9p
+# Keeps L1's KVM from patching its own code as L2 guests come and go (see the file).
+gcc -static -O2 -Wall -Wextra -Werror -o "$work/rig/bin/rig-kvm-holder" "$here/rig-kvm-holder.c" ||
+    die "cannot build rig-kvm-holder (gcc and the static glibc from libc6-dev are needed)"
 
 # extract_vmlinux BZIMAGE OUT: the compressed payload the setup header points at
 # (payload_offset/payload_length, boot protocol 2.08+, from the protected-mode code
