@@ -29,8 +29,8 @@ rig_b64() { printf '%s' "$1" | base64 -w 0; }
 
 # rig_qemu_cmd MEMORY SMP APPEND [QEMU-ARGS...]: sets RIG_QEMU to QEMU's command line
 # for an L1 with this machine's / (read-only) and the repository shared over 9p, its
-# serial line on stdio (and its monitor on $RIG_MONITOR if set). APPEND is added to L1's kernel command line, which is left
-# in RIG_CMDLINE.
+# serial line on stdio (its monitor on $RIG_MONITOR if set). APPEND is added to L1's
+# kernel command line, which is left in RIG_CMDLINE.
 rig_qemu_cmd() {
     local memory=$1 smp=$2 append=$3 guest
     shift 3
@@ -39,7 +39,7 @@ rig_qemu_cmd() {
     # L2 vCPUs running at once on both L1 vCPUs now and then reset silently under TCG
     # (a triple fault reported at the reset vector, a 2-vCPU boot in about 1 of 20).
     # L2 boots take about as long without it.
-    # nokaslr: tests/rig/rig-where symbolizes L1's RIPs with the package's System.map.
+    # nokaslr: the symbols tests/rig/rig-where saved from one L1 name every L1's RIPs.
     RIG_CMDLINE="console=ttyS0 reboot=k panic=-1 nokaslr kvm_amd.npt=0 $append rig.repo=$(rig_b64 "$repo")"
     RIG_QEMU=(qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m "$memory" -smp "$smp"
         -nodefaults -display none -no-reboot -serial stdio
