@@ -24,38 +24,17 @@ guest="echo BOOT_ID=\$(cat /proc/sys/kernel/random/boot_id) && ip link set eth0 
  sleep 3 && echo RX=\$(cat $n/statistics/rx_packets)"
 guest=${guest//$'\n'/}
 
-# boot_values KEY: the values of every KEY=value line, one per boot, space-separated.
-boot_values() { grep -a "^$1=" "$log" | cut -d= -f2- | tr -d '\r' | tr '\n' ' '; }
-
 start_testpmd txonly "$sock" 1
-start=$SECONDS
-start_bg "$VMM_BIN" --kernel "$GUEST_DIR/bzImage" --initrd "$GUEST_DIR/initramfs.cpio.gz" \
-    --cmdline "$GUEST_CMDLINE_BASE vmm.run=\"$guest\"" --memory 512M --cpus 1 \
-    --net "vhost-user,socket=$sock" --on-reboot restart -v </dev/null >"$log" 2>&1
-vmm=$BG_PID
-until [ "$(grep -ac '^VMM-RUN-EXIT=' "$log")" -ge 2 ]; do
-    kill -0 "$vmm" 2>/dev/null || { tail -n 40 "$log"; fail "vmm exited before the second boot finished"; }
-    [ $((SECONDS - start)) -lt 400 ] || { tail -n 40 "$log"; fail "no second boot within 400 s"; }
-    sleep 0.5
-done
-echo "two boots took $((SECONDS - start)) s"
-kill -TERM "$vmm"
 rc=0
-wait "$vmm" || rc=$?
+boot_twice "$log" "$guest" --memory 512M --cpus 1 --net "vhost-user,socket=$sock" -v || rc=$?
 stop_testpmd
 grep -aE '^vmm: (net0|guest reset|debug: net0: (queue|<- GET_VRING_BASE))' "$log" || true
-check_eq "vmm exit status after SIGTERM" "$rc" 0
-[ "$(boot_values VMM-RUN-EXIT)" = "0 0 " ] || { grep -av '^vmm: debug' "$log" | tail -n 60; }
-check_eq "guest command status, both boots" "$(boot_values VMM-RUN-EXIT)" "0 0 "
-read -r id1 id2 _ <<<"$(boot_values BOOT_ID)"
-[ -n "$id2" ] && [ "$id1" != "$id2" ] || fail "boot ids '$id1' and '$id2': want two different boots"
-echo "ok: two boots, boot_id $id1 then $id2"
-grep -aq 'guest reset (reboot 1): restarting it' "$log" || fail "vmm did not report the reboot"
+check_two_boots "$log" "$rc"
 # Between the first and the second start of the rings, the reset stopped both.
 stopped=$(awk '/net0: started/ {s++} s == 1 && /net0: <- GET_VRING_BASE .*index=[01] / {n++}
                END {print n + 0}' "$log")
 check_eq "GET_VRING_BASE replies between the first and second start" "$stopped" 2
-read -r rx1 rx2 _ <<<"$(boot_values RX)"
+read -r rx1 rx2 _ <<<"$(boot_values "$log" RX)"
 check_ge "first boot: packets eth0 received in 3 s" "$rx1" 1000
 check_ge "second boot: packets eth0 received in 3 s" "$rx2" 1000
 check_ge "testpmd TX-packets" "$TESTPMD_TX" 2000

@@ -28,37 +28,17 @@ guest="echo BOOT_ID=\$(cat /proc/sys/kernel/random/boot_id) && ip link set eth0 
  vmm-pktgen $count eth0 && echo TX=\$(cat $n/statistics/tx_packets)"
 guest=${guest//$'\n'/}
 
-# boot_values KEY: the values of every KEY=value line, one per boot, space-separated.
-boot_values() { grep -a "^$1=" "$log" | cut -d= -f2- | tr -d '\r' | tr '\n' ' '; }
-
 start_testpmd rxonly "$sock" 1 client=1
-start=$SECONDS
-start_bg "$VMM_BIN" --kernel "$GUEST_DIR/bzImage" --initrd "$GUEST_DIR/initramfs.cpio.gz" \
-    --cmdline "$GUEST_CMDLINE_BASE vmm.run=\"$guest\"" --memory 512M --cpus 1 \
-    --net "vhost-user,socket=$sock,server,connect-timeout-ms=$((TESTPMD_START_TIMEOUT * 1000))" \
-    --on-reboot restart </dev/null >"$log" 2>&1
-vmm=$BG_PID
-until [ "$(grep -ac '^VMM-RUN-EXIT=' "$log")" -ge 2 ]; do
-    kill -0 "$vmm" 2>/dev/null || { tail -n 40 "$log"; fail "vmm exited before the second boot finished"; }
-    [ $((SECONDS - start)) -lt 400 ] || { tail -n 40 "$log"; fail "no second boot within 400 s"; }
-    sleep 0.5
-done
-echo "two boots took $((SECONDS - start)) s"
-kill -TERM "$vmm"
 rc=0
-wait "$vmm" || rc=$?
+boot_twice "$log" "$guest" --memory 512M --cpus 1 \
+    --net "vhost-user,socket=$sock,server,connect-timeout-ms=$((TESTPMD_START_TIMEOUT * 1000))" || rc=$?
 stop_testpmd
 grep -aE '^(vmm: (net0|guest reset)|vmm-pktgen:)' "$log" || true
-check_eq "vmm exit status after SIGTERM" "$rc" 0
 grep -aq "net0: waiting up to .* for a vhost-user backend on $sock" "$log" ||
     fail "vmm did not listen on $sock as the vhost-user server"
-[ "$(boot_values VMM-RUN-EXIT)" = "0 0 " ] || { tail -n 60 "$log"; }
-check_eq "guest command status, both boots" "$(boot_values VMM-RUN-EXIT)" "0 0 "
-read -r id1 id2 _ <<<"$(boot_values BOOT_ID)"
-[ -n "$id2" ] && [ "$id1" != "$id2" ] || fail "boot ids '$id1' and '$id2': want two different boots"
-grep -aq 'guest reset (reboot 1): restarting it' "$log" || fail "vmm did not report the reboot"
-check_eq "packets pktgen sent (PKTGEN-SENT), both boots" "$(boot_values PKTGEN-SENT)" "$count $count "
-read -r tx1 tx2 _ <<<"$(boot_values TX)"
+check_two_boots "$log" "$rc"
+check_eq "packets pktgen sent (PKTGEN-SENT), both boots" "$(boot_values "$log" PKTGEN-SENT)" "$count $count "
+read -r tx1 tx2 _ <<<"$(boot_values "$log" TX)"
 check_ge "first boot: guest eth0 tx_packets" "$tx1" "$count"
 check_ge "second boot: guest eth0 tx_packets" "$tx2" "$count"
 # The guest counts a packet as sent once the backend has used it: none went missing.
