@@ -5,6 +5,7 @@
 #define VMM_DEVICES_VIRTIO_H
 
 #include "device.h"
+#include "../common/event_loop.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -43,10 +44,13 @@ struct virtio_device_ops {
     void (*config_read)(struct virtio_device *vdev, uint32_t offset, uint8_t *data, uint32_t len);
     void (*config_write)(struct virtio_device *vdev, uint32_t offset, const uint8_t *data,
                          uint32_t len);
-    /* DRIVER_OK: start the enabled queues. Runs on the event-loop thread. */
+    /* Every op below runs on the device's loop (vdev->loop), posted there by the
+     * transport, which holds no lock meanwhile: an op may take the model's own lock
+     * and raise a config interrupt (virtio_notify_config).
+     * DRIVER_OK: start the enabled queues. */
     int (*activate)(struct virtio_device *vdev);
     /* Device reset by the driver (status 0), or before the guest reboots: stop
-     * the queues. Runs on the event-loop thread. */
+     * the queues. Idempotent: also called on a device that never started. */
     void (*reset)(struct virtio_device *vdev);
 
     /* Migration. The transport saves and loads the common configuration and the
@@ -57,15 +61,21 @@ struct virtio_device_ops {
      * nothing. -EINVAL with a one-line error for a blob this device cannot take. */
     int (*load)(struct virtio_device *vdev, const uint8_t *data, size_t len);
     /* Destination, after load and with the transport's queues and wiring restored:
-     * starts the device from the loaded state. Runs on the event-loop thread. */
+     * starts the device from the loaded state. */
     int (*start_loaded)(struct virtio_device *vdev);
     /* Source, the final stop: halts the queues and records where each stopped; the
      * device stays logically started and vmm stops touching guest memory for it.
-     * Idempotent. Runs on the event-loop thread. */
+     * Idempotent. */
     int (*stop)(struct virtio_device *vdev);
     /* Source, after a failed or cancelled migration: runs the queues again from
-     * where stop left them. Runs on the event-loop thread. */
+     * where stop left them. */
     int (*restart)(struct virtio_device *vdev);
+    /* Dirty logging (struct device_ops says what each does); NULL: the model
+     * writes no guest memory behind vmm's back. log_check runs on any thread (a
+     * quick look under the model's lock: migrate answers at once). */
+    int (*log_check)(struct virtio_device *vdev, char *why, size_t len);
+    int (*log_start)(struct virtio_device *vdev, int log_fd, uint64_t log_size);
+    int (*log_stop)(struct virtio_device *vdev);
 
     /* Bytes of device-specific configuration. */
     uint32_t config_size;
@@ -87,13 +97,10 @@ struct virtio_platform {
     void (*msi_route_free)(void *opaque, int gsi);
     int (*msi_route_set)(void *opaque, int gsi, uint64_t addr, uint32_t data);
     int (*signal_msi)(void *opaque, uint64_t addr, uint32_t data);
-    /* Watches fd on the event loop (on=false stops); cb runs on the loop thread.
-     * Callable from any thread. */
+    /* Watches fd on vmm's main loop (on=false stops); cb runs on the loop thread.
+     * Callable from any thread. The transport polls a masked vector's call fd there. */
     int (*watch_fd)(void *opaque, int fd, void (*cb)(void *arg, uint32_t events), void *arg,
                     bool on);
-    /* Runs fn(arg) on the event-loop thread and waits for its result: socket I/O
-     * never happens on a vCPU thread. */
-    int (*run_on_loop)(void *opaque, int (*fn)(void *arg), void *arg);
     /* Guest RAM regions with the memfd and host address of each, for SET_MEM_TABLE. */
     int (*mem_regions)(void *opaque, struct vhost_user_mem_region *regions, int max);
     /* Optional (--vhost-trace): one vhost-user trace line of device id, stamped with its
@@ -113,6 +120,9 @@ struct virtio_device {
     const struct virtio_platform *platform;
     const struct virtio_transport_ops *transport_ops;
     void *transport;
+    /* Where the model's ops run: a loop on a thread of its own in vmm (a NIC's
+     * vhost-user conversations never hold up vmm's main loop or a vCPU). */
+    struct event_loop *loop;
 };
 
 static inline bool virtio_has_feature(const struct virtio_device *vdev, unsigned bit)

@@ -57,55 +57,72 @@ struct virtio_net_options {
     unsigned reconnect_ms; /* client: the pace of reconnect attempts */
 };
 
+/* Where the NIC is in its life (the guest's side; the link is the backend's). */
+enum virtio_net_phase {
+    NET_IDLE,    /* the guest has not started it, or reset it */
+    NET_RUNNING, /* the guest's DRIVER_OK: the rings run whenever a backend is there */
+    NET_STOPPED, /* migration source: rings halted at ring_base, control queue unwatched */
+    NET_LOADED,  /* migration destination: a started NIC's state loaded; start_loaded runs it */
+};
+
+/* Everything but `lock`'s fields belongs to the NIC's loop (vdev.loop): its ops,
+ * fd handlers and posted jobs run there, one at a time. vmm gives each NIC a
+ * thread of its own for that loop, so a backend that stalls holds up its own NIC
+ * only, never vmm's main loop, a vCPU or another NIC. */
 struct virtio_net {
     struct virtio_device vdev;
     struct virtio_net_options opts;
-    pthread_mutex_t lock; /* config space: read by vCPUs, changed by the loop */
+    /* The config space (read by vCPUs), `connected` and what the attached backend
+     * offers (read by the control socket's status and migration's checks). Taken
+     * last: nothing is taken under it. */
+    pthread_mutex_t lock;
     struct virtio_net_config config;
+    bool connected;         /* a backend is attached: requests go to conn */
+    uint64_t link_features; /* conn.features while connected */
+    uint64_t link_protocol; /* conn.protocol_features while connected */
+    /* conn's sockets, closed on the loop and shut down by virtio_net_abort from
+     * another thread: the number must not be reused in between. */
+    pthread_mutex_t fd_lock;
     struct vhost_user_conn conn;
     uint64_t backend_features; /* what the first backend offered: the guest saw these */
+    enum virtio_net_phase phase;
     unsigned active_pairs;
-    bool started;   /* the guest's DRIVER_OK: the rings run whenever a backend is there */
-    bool connected; /* a backend is attached: requests go to conn */
-    bool conn_watched;
-    bool backend_watched; /* conn.backend_fd (the backend-request channel) is on the loop */
-    bool logging;         /* migrating: the backend logs its writes (LOG_ALL, ring log addresses) */
-    int listen_fd;        /* server: kept for the next backend */
-    bool listen_watched;  /* listen_fd is on the event loop */
-    int retry_fd;         /* client: timerfd pacing reconnects */
-    int link_efd;         /* link changes, announced from the event loop */
+    bool logging;  /* migrating: the backend logs its writes (LOG_ALL, ring log addresses) */
+    int listen_fd; /* server: kept for the next backend */
+    int retry_fd;  /* client: timerfd pacing reconnects */
     uint16_t ring_base[VIRTIO_MAX_QUEUES]; /* where each ring (re)starts */
     unsigned reconnects;
     uint32_t rings_started; /* data queues handed to the current backend, one bit each */
-    bool ctrl_watched;      /* the control queue's kick fd is on the event loop */
     struct virtq ctrl_vq;
-    bool stopped;        /* migration: rings halted at ring_base, control queue unwatched */
-    bool loaded_started; /* migration: the loaded NIC was started; start_loaded runs it */
+    bool ctrl_pending; /* a bounded batch left commands: the rest is posted */
+    /* What is registered on the loop (each removed before its fd closes). */
+    bool conn_watched, backend_watched, listen_watched, ctrl_watched, retry_watched;
 };
 
 /* Connects to (or waits for) the backend and reads what it offers. Blocking,
- * bounded by the options' timeouts; runs before the guest starts. Afterwards a
- * lost backend is a handled event: the link goes down, the rings' positions are
- * kept, and vmm reconnects (client) or accepts the next backend (server), then
- * restarts the rings where the guest left them and brings the link up. */
+ * bounded by the options' timeouts; runs before the guest starts, on the calling
+ * thread; afterwards everything runs on loop. A lost backend is a handled event:
+ * the link goes down, the rings' positions are kept, and vmm reconnects (client)
+ * or accepts the next backend (server), then restarts the rings where the guest
+ * left them and brings the link up. */
 int virtio_net_init(struct virtio_net *net, const char *id, const struct virtio_net_options *opts,
-                    const struct virtio_platform *platform, const struct guest_mem_access *mem);
+                    const struct virtio_platform *platform, const struct guest_mem_access *mem,
+                    struct event_loop *loop);
+/* On the NIC's loop, or once it has stopped. */
 void virtio_net_destroy(struct virtio_net *net);
+/* From any thread: shuts the backend's sockets down, so that whatever waits on them
+ * on the NIC's loop returns at once (vmm exiting while a backend stalls). */
+void virtio_net_abort(struct virtio_net *net);
+/* From any thread: a backend attached, and the link the guest sees. */
+void virtio_net_link_status(struct virtio_net *net, bool *connected, bool *link_up);
 
 /* The device without its backend (virtio_net_init's first half; for tests). */
 void virtio_net_setup(struct virtio_net *net, const char *id, const struct virtio_net_options *opts,
-                      const struct virtio_platform *platform, const struct guest_mem_access *mem);
-/* Handles every command waiting on the control queue (on its kick). */
+                      const struct virtio_platform *platform, const struct guest_mem_access *mem,
+                      struct event_loop *loop);
+/* Handles the commands waiting on the control queue, a bounded batch at a time
+ * (on its kick; the rest is posted to the loop). */
 void virtio_net_ctrl_process(struct virtio_net *net);
-
-/* Migration's dirty logging (on the loop thread). check: 0, or -ENOTSUP with the
- * reason (no backend, no LOG_SHMFD, no VHOST_F_LOG_ALL). start: SET_LOG_BASE with
- * the shared log, SET_FEATURES with LOG_ALL, each started ring's address with its
- * used-ring log address, confirmed (REPLY_ACK or a GET_FEATURES round trip).
- * stop: SET_FEATURES without LOG_ALL and the rings' addresses without logging. */
-int virtio_net_log_check(const struct virtio_net *net, char *why, size_t len);
-int virtio_net_log_start(struct virtio_net *net, int log_fd, uint64_t log_size);
-int virtio_net_log_stop(struct virtio_net *net);
 
 /* Parses "vhost-user,socket=PATH[,server][,queues=N][,mac=..][,mtu=N]
  * [,connect-timeout-ms=N]"; on error returns -EINVAL with the reason in err. */

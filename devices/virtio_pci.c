@@ -222,28 +222,12 @@ static void reset_queues(struct virtio_pci *vp)
     }
 }
 
-static int run_model_reset(void *arg)
+/* Back to the state after a device reset; the model is stopped already. Caller holds
+ * vp->lock. */
+static void reset_transport(struct virtio_pci *vp)
 {
-    struct virtio_device *vdev = arg;
-
-    vdev->ops->reset(vdev);
-    return 0;
-}
-
-static int run_model_activate(void *arg)
-{
-    struct virtio_device *vdev = arg;
-
-    return vdev->ops->activate(vdev);
-}
-
-/* Caller holds vp->lock. */
-static void device_reset(struct virtio_pci *vp)
-{
-    if (vp->active)
-        vp->platform->run_on_loop(vp->platform->opaque, run_model_reset, vp->vdev);
     unwire(vp);
-    vp->active = false;
+    vp->phase = VP_IDLE;
     reset_queues(vp);
     vp->status = 0;
     vp->isr = 0;
@@ -255,6 +239,87 @@ static void device_reset(struct virtio_pci *vp)
     vp->config_generation++;
 }
 
+/* NEEDS_RESET and the config interrupt's vector (VIRTIO_NO_VECTOR: none); caller
+ * holds vp->lock and raises the interrupt after dropping it. */
+static void needs_reset_locked(struct virtio_pci *vp, uint16_t *vector)
+{
+    vp->status |= VIRTIO_STATUS_NEEDS_RESET;
+    vp->config_generation++;
+    vp->isr |= ISR_CONFIG;
+    *vector = vp->msix_config;
+}
+
+static void raise_vector(struct virtio_pci *vp, uint16_t vector)
+{
+    if (vector != VIRTIO_NO_VECTOR)
+        msix_notify(&vp->msix, vector);
+}
+
+/* On the device's loop: the model's reset, then the transport's. A device reset
+ * completes here: until then the guest reads its old status, as the spec allows
+ * (the driver waits for a read of 0). */
+static void reset_job(void *arg)
+{
+    struct virtio_pci *vp = arg;
+
+    vp->vdev->ops->reset(vp->vdev);
+    pthread_mutex_lock(&vp->lock);
+    reset_transport(vp);
+    pthread_mutex_unlock(&vp->lock);
+}
+
+/* On the device's loop: the model starts its queues, with no lock held, so that a
+ * vCPU writing MSI-X or the common configuration meanwhile is never blocked. */
+static void activate_job(void *arg)
+{
+    struct virtio_pci *vp = arg;
+    uint16_t vector = VIRTIO_NO_VECTOR;
+    int ret;
+
+    pthread_mutex_lock(&vp->lock);
+    if (vp->phase != VP_STARTING) { /* reset meanwhile: its job follows this one */
+        pthread_mutex_unlock(&vp->lock);
+        return;
+    }
+    pthread_mutex_unlock(&vp->lock);
+    ret = vp->vdev->ops->activate(vp->vdev);
+    pthread_mutex_lock(&vp->lock);
+    if (vp->phase == VP_STARTING && !ret) {
+        vp->phase = VP_ACTIVE;
+    } else if (vp->phase == VP_STARTING) {
+        pr_err("%s: cannot start the device: %s", vp->vdev->id, strerror(-ret));
+        unwire(vp);
+        vp->phase = VP_IDLE;
+        needs_reset_locked(vp, &vector);
+    }
+    pthread_mutex_unlock(&vp->lock);
+    raise_vector(vp, vector);
+}
+
+/* Status 0 from the driver. A device whose model never started resets at once;
+ * otherwise the model stops on its loop first. Caller holds vp->lock. */
+static void request_reset(struct virtio_pci *vp)
+{
+    int ret;
+
+    switch (vp->phase) {
+    case VP_IDLE:
+        reset_transport(vp);
+        return;
+    case VP_RESETTING:
+        return;
+    case VP_STARTING:
+    case VP_ACTIVE:
+        break;
+    }
+    ret = event_loop_post(vp->vdev->loop, reset_job, vp);
+    if (ret) { /* vmm is stopping: its own teardown stops the model */
+        pr_debug("%s: reset not queued: %s", vp->vdev->id, strerror(-ret));
+        return;
+    }
+    vp->phase = VP_RESETTING;
+}
+
 static bool features_acceptable(struct virtio_pci *vp)
 {
     uint64_t f = vp->driver_features;
@@ -264,19 +329,21 @@ static bool features_acceptable(struct virtio_pci *vp)
     return vp->vdev->ops->set_features(vp->vdev, f) == 0;
 }
 
-/* DRIVER_OK: wire the queues, then let the model start them on the loop thread. */
-static bool device_activate(struct virtio_pci *vp)
+/* DRIVER_OK: wire the queues, then let the model start them on its loop, later.
+ * false when the device cannot start (the caller sets NEEDS_RESET). Caller holds
+ * vp->lock. */
+static bool request_activate(struct virtio_pci *vp)
 {
     int ret = wire(vp);
 
     if (!ret)
-        ret = vp->platform->run_on_loop(vp->platform->opaque, run_model_activate, vp->vdev);
+        ret = event_loop_post(vp->vdev->loop, activate_job, vp);
     if (ret) {
         pr_err("%s: cannot start the device: %s", vp->vdev->id, strerror(-ret));
         unwire(vp);
         return false;
     }
-    vp->active = true;
+    vp->phase = VP_STARTING;
     return true;
 }
 
@@ -288,9 +355,11 @@ static bool write_status(struct virtio_pci *vp, uint8_t val)
     uint8_t old = vp->status, status = val | old;
 
     if (val == 0) {
-        device_reset(vp);
+        request_reset(vp);
         return false;
     }
+    if (vp->phase == VP_RESETTING)
+        return false; /* the driver must wait for status 0 first */
     if ((status & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_FEATURES_OK)) {
         vp->vdev->acked_features = vp->driver_features;
         if (!features_acceptable(vp))
@@ -298,7 +367,7 @@ static bool write_status(struct virtio_pci *vp, uint8_t val)
     }
     vp->status = status;
     if ((status & VIRTIO_STATUS_DRIVER_OK) && !(old & VIRTIO_STATUS_DRIVER_OK) &&
-        (status & VIRTIO_STATUS_FEATURES_OK) && !device_activate(vp)) {
+        (status & VIRTIO_STATUS_FEATURES_OK) && !request_activate(vp)) {
         vp->status |= VIRTIO_STATUS_NEEDS_RESET;
         return true;
     }
@@ -329,10 +398,10 @@ static void write_queue_field(struct virtio_pci *vp, unsigned off, uint32_t v)
             q->size = (uint16_t)v;
         break;
     case COMMON_Q_MSIX:
-        if (vp->active)
+        if (vp->wired)
             detach_call(vp, index);
         q->msix_vector = checked_vector(vp, (uint16_t)v);
-        if (vp->active)
+        if (vp->wired)
             attach_call(vp, index);
         break;
     case COMMON_Q_ENABLE:
@@ -428,6 +497,11 @@ static void common_write(struct virtio_pci *vp, unsigned off, const uint8_t *dat
         return;
     memcpy(&v, data, len);
     pthread_mutex_lock(&vp->lock);
+    /* While a reset completes, the driver waits for status 0 and writes nothing. */
+    if (vp->phase == VP_RESETTING) {
+        pthread_mutex_unlock(&vp->lock);
+        return;
+    }
     notify = write_common_field(vp, off, v);
     if (notify)
         notify_config_locked(vp, &vector);
@@ -681,19 +755,56 @@ int virtio_pci_init(struct virtio_pci *vp, struct virtio_device *vdev,
     vdev->transport = vp;
     vdev->transport_ops = &virtio_pci_transport_ops;
     pthread_mutex_lock(&vp->lock);
-    device_reset(vp);
+    reset_transport(vp); /* the model has not started: nothing to stop */
     pthread_mutex_unlock(&vp->lock);
     return 0;
 }
 
-void virtio_pci_reset(struct virtio_pci *vp)
+/* On the device's loop: the model stops (idempotent), then the transport, MSI-X
+ * and config space return to power-on. */
+static void platform_reset(struct virtio_pci *vp)
 {
+    vp->vdev->ops->reset(vp->vdev);
     pthread_mutex_lock(&vp->lock);
-    device_reset(vp);
+    reset_transport(vp);
     pthread_mutex_unlock(&vp->lock);
     /* Outside vp->lock: MSI-X calls back into us with its own lock held. */
     msix_reset(&vp->msix);
     pci_device_reset(&vp->pci);
+}
+
+static void platform_reset_job(void *arg)
+{
+    struct virtio_pci *vp = arg;
+    void (*done)(void *) = vp->reset_done;
+
+    platform_reset(vp);
+    vp->reset_done = NULL;
+    if (done)
+        done(vp->reset_done_arg);
+}
+
+int virtio_pci_reset_async(struct virtio_pci *vp, void (*done)(void *arg), void *arg)
+{
+    int ret;
+
+    vp->reset_done = done;
+    vp->reset_done_arg = arg;
+    ret = event_loop_post(vp->vdev->loop, platform_reset_job, vp);
+    if (ret)
+        vp->reset_done = NULL;
+    return ret;
+}
+
+static int platform_reset_call(void *arg)
+{
+    platform_reset(arg);
+    return 0;
+}
+
+int virtio_pci_reset(struct virtio_pci *vp)
+{
+    return event_loop_call(vp->vdev->loop, platform_reset_call, vp);
 }
 
 void virtio_pci_destroy(struct virtio_pci *vp)
@@ -772,7 +883,7 @@ static void transport_state(struct virtio_pci *vp, struct vp_transport_state *t,
         .status = vp->status,
         .config_generation = vp->config_generation,
         .isr = vp->isr,
-        .active = vp->active,
+        .active = vp->phase == VP_ACTIVE,
     };
     for (unsigned q = 0; q < vp->vdev->num_queues; q++) {
         const struct virtio_queue *vq = &vp->vdev->queues[q];
@@ -817,17 +928,40 @@ static int put_sections(struct virtio_pci *vp, struct state_buf *out, const stru
     return ret;
 }
 
+struct model_blob {
+    struct virtio_device *vdev;
+    struct state_buf *buf;
+    const uint8_t *data;
+    size_t len;
+};
+
+/* The model's state belongs to its loop: saved and loaded there. */
+static int model_save_call(void *arg)
+{
+    struct model_blob *b = arg;
+
+    return b->vdev->ops->save(b->vdev, b->buf);
+}
+
+static int model_load_call(void *arg)
+{
+    struct model_blob *b = arg;
+
+    return b->vdev->ops->load(b->vdev, b->data, b->len);
+}
+
 static int caps_save(struct device *dev, struct state_buf *out)
 {
     struct virtio_pci *vp = from_caps(dev);
     struct virtio_device *vdev = vp->vdev;
     struct state_buf pci = {0}, msix = {0}, model = {0};
+    struct model_blob b = {.vdev = vdev, .buf = &model};
     int ret = pci_device_save(&vp->pci, &pci);
 
     if (!ret)
         ret = msix_save(&vp->msix, &msix);
     if (!ret && vdev->ops->save)
-        ret = vdev->ops->save(vdev, &model);
+        ret = event_loop_call(vdev->loop, model_save_call, &b);
     if (!ret)
         ret = put_sections(vp, out, &pci, &msix, &model);
     state_buf_free(&pci);
@@ -981,7 +1115,7 @@ static void apply_transport(struct virtio_pci *vp, const struct vp_loaded *l)
     }
 }
 
-static int run_model_start_loaded(void *arg)
+static int model_start_loaded_call(void *arg)
 {
     struct virtio_device *vdev = arg;
 
@@ -989,25 +1123,30 @@ static int run_model_start_loaded(void *arg)
 }
 
 /* The wiring DRIVER_OK would have made (doorbells wait for the BAR if the guest
- * turned decode off), then the model starts. Caller holds vp->lock. */
+ * turned decode off), then the model starts on its loop, no lock held meanwhile. */
 static int start_loaded(struct virtio_pci *vp)
 {
     int ret = 0;
 
+    pthread_mutex_lock(&vp->lock);
     if (vp->notify_base != PCI_BAR_UNMAPPED)
         ret = set_doorbells(vp, vp->notify_base, true);
+    if (!ret) {
+        for (unsigned q = 0; q < vp->vdev->num_queues; q++)
+            attach_call(vp, q);
+        vp->wired = true;
+        vp->phase = VP_STARTING;
+    }
+    pthread_mutex_unlock(&vp->lock);
     if (ret)
         return ret;
-    for (unsigned q = 0; q < vp->vdev->num_queues; q++)
-        attach_call(vp, q);
-    vp->wired = true;
-    ret = vp->platform->run_on_loop(vp->platform->opaque, run_model_start_loaded, vp->vdev);
-    if (ret) {
+    ret = event_loop_call(vp->vdev->loop, model_start_loaded_call, vp->vdev);
+    pthread_mutex_lock(&vp->lock);
+    if (ret)
         unwire(vp);
-        return ret;
-    }
-    vp->active = true;
-    return 0;
+    vp->phase = ret ? VP_IDLE : VP_ACTIVE;
+    pthread_mutex_unlock(&vp->lock);
+    return ret;
 }
 
 /* From power-on state: the model (which validates its own state), config space
@@ -1015,10 +1154,11 @@ static int start_loaded(struct virtio_pci *vp)
 static int apply_loaded(struct virtio_pci *vp, const struct vp_loaded *l)
 {
     struct virtio_device *vdev = vp->vdev;
+    struct model_blob b = {.vdev = vdev, .data = l->model, .len = l->hdr.model_len};
     int ret = 0;
 
     if (vdev->ops->load)
-        ret = vdev->ops->load(vdev, l->model, l->hdr.model_len);
+        ret = event_loop_call(vdev->loop, model_load_call, &b);
     else if (l->hdr.model_len)
         ret = -EINVAL;
     if (!ret)
@@ -1031,10 +1171,8 @@ static int apply_loaded(struct virtio_pci *vp, const struct vp_loaded *l)
         return ret;
     pthread_mutex_lock(&vp->lock);
     apply_transport(vp, l);
-    if (l->t.active)
-        ret = start_loaded(vp);
     pthread_mutex_unlock(&vp->lock);
-    return ret;
+    return l->t.active ? start_loaded(vp) : 0;
 }
 
 static int caps_load(struct device *dev, const uint8_t *data, size_t len)
@@ -1045,9 +1183,10 @@ static int caps_load(struct device *dev, const uint8_t *data, size_t len)
 
     if (!ret)
         ret = check_loaded(vp, &l);
+    if (!ret)
+        ret = virtio_pci_reset(vp);
     if (ret)
         return ret;
-    virtio_pci_reset(vp);
     ret = apply_loaded(vp, &l);
     if (ret) {
         pr_err("%s: cannot load its saved state: %s", vp->vdev->id, strerror(-ret));
@@ -1070,36 +1209,22 @@ static void drain_masked_calls(struct virtio_pci *vp)
             on_masked_call(&vp->qrefs[q], 0);
 }
 
-static int run_model_stop(void *arg)
-{
-    struct virtio_pci *vp = arg;
-    int ret = vp->vdev->ops->stop(vp->vdev);
-
-    drain_masked_calls(vp);
-    return ret;
-}
-
-static int run_model_restart(void *arg)
-{
-    struct virtio_device *vdev = arg;
-
-    return vdev->ops->restart(vdev);
-}
-
 static bool is_active(struct virtio_pci *vp)
 {
     bool active;
 
     pthread_mutex_lock(&vp->lock);
-    active = vp->active;
+    active = vp->phase == VP_ACTIVE;
     pthread_mutex_unlock(&vp->lock);
     return active;
 }
 
-/* The vCPUs are paused: the model stops its queues (the final stop of a migration). */
-static int caps_pause(struct device *dev)
+/* On the device's loop, where an activation or reset the guest asked for just
+ * before the pause has run by now: the phase is settled. */
+static int model_stop_call(void *arg)
 {
-    struct virtio_pci *vp = from_caps(dev);
+    struct virtio_pci *vp = arg;
+    int ret;
 
     if (!is_active(vp))
         return 0;
@@ -1107,16 +1232,80 @@ static int caps_pause(struct device *dev)
         pr_err("%s: this device cannot be stopped for a migration", vp->vdev->id);
         return -ENOTSUP;
     }
-    return vp->platform->run_on_loop(vp->platform->opaque, run_model_stop, vp);
+    ret = vp->vdev->ops->stop(vp->vdev);
+    drain_masked_calls(vp);
+    return ret;
+}
+
+static int model_restart_call(void *arg)
+{
+    struct virtio_pci *vp = arg;
+
+    if (!is_active(vp) || !vp->vdev->ops->restart)
+        return 0;
+    return vp->vdev->ops->restart(vp->vdev);
+}
+
+/* The vCPUs are paused: the model stops its queues (the final stop of a migration). */
+static int caps_pause(struct device *dev)
+{
+    struct virtio_pci *vp = from_caps(dev);
+
+    return event_loop_call(vp->vdev->loop, model_stop_call, vp);
 }
 
 static int caps_resume(struct device *dev)
 {
     struct virtio_pci *vp = from_caps(dev);
 
-    if (!is_active(vp) || !vp->vdev->ops->restart)
-        return 0;
-    return vp->platform->run_on_loop(vp->platform->opaque, run_model_restart, vp->vdev);
+    return event_loop_call(vp->vdev->loop, model_restart_call, vp);
+}
+
+/* ---- dirty logging: forwarded to the model, on its loop ---- */
+
+struct log_args {
+    struct virtio_device *vdev;
+    int fd;
+    uint64_t size;
+};
+
+static int model_log_start_call(void *arg)
+{
+    struct log_args *a = arg;
+
+    return a->vdev->ops->log_start(a->vdev, a->fd, a->size);
+}
+
+static int model_log_stop_call(void *arg)
+{
+    struct log_args *a = arg;
+
+    return a->vdev->ops->log_stop(a->vdev);
+}
+
+/* A model without dirty-log ops writes no guest memory behind vmm's back. Any
+ * thread: the model answers from what it keeps under its lock. */
+static int caps_log_check(struct device *dev, char *why, size_t len)
+{
+    struct virtio_pci *vp = from_caps(dev);
+
+    return vp->vdev->ops->log_check ? vp->vdev->ops->log_check(vp->vdev, why, len) : 0;
+}
+
+static int caps_log_start(struct device *dev, int fd, uint64_t size)
+{
+    struct virtio_pci *vp = from_caps(dev);
+    struct log_args a = {.vdev = vp->vdev, .fd = fd, .size = size};
+
+    return vp->vdev->ops->log_start ? event_loop_call(vp->vdev->loop, model_log_start_call, &a) : 0;
+}
+
+static int caps_log_stop(struct device *dev)
+{
+    struct virtio_pci *vp = from_caps(dev);
+    struct log_args a = {.vdev = vp->vdev};
+
+    return vp->vdev->ops->log_stop ? event_loop_call(vp->vdev->loop, model_log_stop_call, &a) : 0;
 }
 
 static const struct device_ops caps_ops = {
@@ -1126,4 +1315,7 @@ static const struct device_ops caps_ops = {
     .load = caps_load,
     .pause = caps_pause,
     .resume = caps_resume,
+    .log_check = caps_log_check,
+    .log_start = caps_log_start,
+    .log_stop = caps_log_stop,
 };

@@ -7,7 +7,7 @@
 #ifndef VMM_API_H
 #define VMM_API_H
 
-#include "event_loop.h"
+#include "../common/event_loop.h"
 #include "migration.h"
 #include "options.h"
 #include "vm_net.h"

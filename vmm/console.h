@@ -2,7 +2,7 @@
 #ifndef VMM_CONSOLE_H
 #define VMM_CONSOLE_H
 
-#include "event_loop.h"
+#include "../common/event_loop.h"
 #include "../devices/serial.h"
 
 #include <stdbool.h>

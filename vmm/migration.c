@@ -141,17 +141,21 @@ static uint64_t harvest(struct mig_run *r)
     return dirty_map_count(&r->dirty);
 }
 
-static int nets_log(void *arg, bool on)
+/* Every device that writes guest RAM behind vmm's back logs into r->log (each
+ * waits for its own thread, no lock held); the first failure stops the start. */
+static int devices_log(struct mig_run *r, bool on)
 {
-    struct mig_run *r = arg;
     struct vm *vm = r->vm;
     int ret = 0;
 
-    for (unsigned i = 0; i < vm->opts->nnets; i++) {
-        struct virtio_net *net = &vm->nets[i].net;
-        int err =
-            on ? virtio_net_log_start(net, r->log.fd, r->log.mmap_size) : virtio_net_log_stop(net);
+    for (unsigned i = 0; i < vm->ndevices; i++) {
+        struct device *d = vm->devices[i];
+        int err = 0;
 
+        if (on && d->ops->log_start)
+            err = d->ops->log_start(d, r->log.fd, r->log.mmap_size);
+        else if (!on && d->ops->log_stop)
+            err = d->ops->log_stop(d);
         if (err && !ret)
             ret = err;
         if (on && err)
@@ -160,14 +164,12 @@ static int nets_log(void *arg, bool on)
     return ret;
 }
 
-static int nets_log_on(void *arg)
+static bool devices_log_anything(const struct vm *vm)
 {
-    return nets_log(arg, true);
-}
-
-static int nets_log_off(void *arg)
-{
-    return nets_log(arg, false);
+    for (unsigned i = 0; i < vm->ndevices; i++)
+        if (vm->devices[i]->ops->log_start)
+            return true;
+    return false;
 }
 
 static uint64_t ram_end(const struct vm *vm)
@@ -202,13 +204,13 @@ static int start_tracking(struct mig_run *r)
         return run_fail(r, -ENOMEM, "%s", "out of memory for vmm's own dirty log");
     memset(vm->vmm_log.words, 0, vm->vmm_log.nwords * 8);
     atomic_store(&vm->vmm_log_on, true);
-    if (!vm->opts->nnets)
+    if (!devices_log_anything(vm))
         return 0;
     ret = vhost_log_create(&r->log, ram_end(vm));
     if (!ret)
-        ret = event_loop_call(&vm->loop, nets_log_on, r);
+        ret = devices_log(r, true);
     if (ret) {
-        event_loop_call(&vm->loop, nets_log_off, r);
+        devices_log(r, false);
         return run_fail(r, ret, "%s", "a vhost-user backend did not start dirty logging");
     }
     r->vhost_logging = true;
@@ -221,7 +223,7 @@ static void stop_tracking(struct mig_run *r)
 
     atomic_store(&vm->vmm_log_on, false);
     if (r->vhost_logging)
-        event_loop_call(&vm->loop, nets_log_off, r);
+        devices_log(r, false);
     r->vhost_logging = false;
     if (r->kvm_logging)
         kvm_slots_logging(vm, false);
@@ -408,14 +410,22 @@ static int pause_all(void *arg)
     return ret ? ret : pause_devices(arg);
 }
 
-static int resume_all(void *arg)
+static void resume_devices(struct vm *vm)
 {
-    struct vm *vm = arg;
-
     for (unsigned i = 0; i < vm->ndevices; i++)
         if (vm->devices[i]->ops->resume && vm->devices[i]->ops->resume(vm->devices[i]))
             pr_err("%s: could not restart after the migration stopped", vm->devices[i]->id);
-    return vm_resume(vm);
+}
+
+static int resume_vcpus(void *arg)
+{
+    return vm_resume(arg);
+}
+
+static int resume_all(void *arg)
+{
+    resume_devices(arg);
+    return vm_resume(arg);
 }
 
 static int send_blob(struct mig_run *r, uint32_t type, uint64_t a, struct state_buf *b,
@@ -520,8 +530,10 @@ static int complete(struct mig_run *r)
      * cannot touch those pages for a second, so only its log could report them. */
     if (!ret && r->ignore_backend_log)
         sleep(1);
+    /* Here, not on the main loop: each device waits for its own thread, which may
+     * be waiting for a slow backend. */
     if (!ret)
-        ret = event_loop_call(&vm->loop, pause_devices, vm);
+        ret = pause_devices(vm);
     if (ret)
         return run_fail(r, ret, "%s", "the VM could not be paused");
     if (harvest(r) == UINT64_MAX)
@@ -544,8 +556,9 @@ static int complete(struct mig_run *r)
 
 static int check_backends(struct vm *vm, char *err, size_t len)
 {
-    for (unsigned i = 0; i < vm->opts->nnets; i++) {
-        int ret = virtio_net_log_check(&vm->nets[i].net, err, len);
+    for (unsigned i = 0; i < vm->ndevices; i++) {
+        struct device *d = vm->devices[i];
+        int ret = d->ops->log_check ? d->ops->log_check(d, err, len) : 0;
 
         if (ret)
             return ret;
@@ -559,8 +572,10 @@ static void finish(struct mig_run *r, int ret)
     bool cancelled = atomic_load(&m->cancel);
 
     stop_tracking(r);
-    if (ret && r->paused)
-        event_loop_call(&r->vm->loop, resume_all, r->vm);
+    if (ret && r->paused) {
+        resume_devices(r->vm);
+        event_loop_call(&r->vm->loop, resume_vcpus, r->vm);
+    }
     pthread_mutex_lock(&m->lock);
     m->info.total_time_ms = now_ms() - r->start_ms;
     m->info.downtime_ms = r->down_ms;

@@ -454,7 +454,7 @@ int vm_create(struct vm *vm, const struct vmm_options *opts, struct trace_file *
     vm->vhost_trace = vhost_trace;
     vm->ncpus = opts->cpus;
     vm->signal_fd = vm->stop_efd = vm->console.space_efd = -1;
-    vm->timer_fd = vm->pause_efd = -1;
+    vm->timer_fd = vm->pause_efd = vm->nets_stop_efd = -1;
     vm->vmm_log.fd = -1;
     migration_init(&vm->mig);
     vm->kvm.sys_fd = vm->kvm.vm_fd = vm->mem.fd = -1;
@@ -616,11 +616,10 @@ static void vm_wake_parked(struct vm *vm)
     pthread_mutex_unlock(&vm->pause_lock);
 }
 
+/* No vCPU ever waits for another thread (README, "Threads"): kicked out of KVM_RUN
+ * or its park, each one ends within a device access. */
 static void vm_stop_vcpus(struct vm *vm)
 {
-    /* A vCPU may wait for the loop (a NIC starting): fail that wait first. */
-    if (vm->loop.epfd >= 0)
-        event_loop_close_calls(&vm->loop);
     vm_kick_vcpus(vm);
     vm_wake_parked(vm);
     for (unsigned i = 0; i < vm->ncpus; i++) {
@@ -648,14 +647,13 @@ static int vm_start_vcpus(struct vm *vm)
     return 0;
 }
 
-static void vm_reset_devices(struct vm *vm)
+static void vm_reset_legacy_devices(struct vm *vm)
 {
     struct device *legacy[] = {&vm->serial.dev, &vm->i8042.cmd_dev, &vm->rtc.dev};
 
     for (size_t i = 0; i < sizeof(legacy) / sizeof(legacy[0]); i++)
         if (legacy[i]->ops->reset)
             legacy[i]->ops->reset(legacy[i]);
-    vm_reset_pci_devices(vm);
 }
 
 /* A fresh KVM VM on the same memory: no vCPU, LAPIC, irqchip, PIT or kvmclock
@@ -675,26 +673,45 @@ static int vm_rebuild_kvm(struct vm *vm)
     return ret;
 }
 
-/* Devices first (the NICs stop their rings and unhook from the old VM), then
- * zeroed RAM with the kernel loaded again, then the new VM. */
-static int vm_reboot(struct vm *vm)
+/* On the last NIC's thread: every NIC has stopped; the loop finishes the reboot. */
+static void vm_reboot_devices_done(struct vm *vm)
+{
+    uint64_t one = 1;
+
+    atomic_store(&vm->reboot_devices_done, true);
+    if (write(vm->stop_efd, &one, sizeof(one)) < 0)
+        pr_debug("stop eventfd: %s", strerror(errno));
+}
+
+/* The vCPUs stop, then the devices: each NIC stops its rings and unhooks from the
+ * old VM on its own thread while the loop goes on (a slow backend delays the
+ * reboot, not signals or the control socket). vm_reboot_finish does the rest. */
+static void vm_reboot_begin(struct vm *vm)
+{
+    vm->reboots++;
+    pr_info("guest reset (reboot %u): restarting it", vm->reboots);
+    atomic_store(&vm->rebooting, true);
+    vm_stop_vcpus(vm); /* they leave their loop on reset_requested: clear it after */
+    atomic_store(&vm->reset_requested, false);
+    vm_reset_legacy_devices(vm);
+    vm_reset_pci_devices(vm, vm_reboot_devices_done);
+}
+
+/* Zeroed RAM with the kernel loaded again, then a new VM and its vCPUs. */
+static int vm_reboot_finish(struct vm *vm)
 {
     int ret;
 
-    vm->reboots++;
-    pr_info("guest reset (reboot %u): restarting it", vm->reboots);
-    vm_stop_vcpus(vm);
-    vm_reset_devices(vm);
+    atomic_store(&vm->reboot_devices_done, false);
+    if (vm->pci_ready)
+        pci_reset(&vm->pci);
     ret = guest_memory_clear(&vm->mem);
     if (!ret)
         ret = vm_load_guest(vm, &vm->boot);
     if (!ret)
         ret = vm_rebuild_kvm(vm);
-    if (ret)
-        return ret;
-    event_loop_open_calls(&vm->loop);
-    atomic_store(&vm->reset_requested, false);
-    return vm_start_vcpus(vm);
+    atomic_store(&vm->rebooting, false);
+    return ret ? ret : vm_start_vcpus(vm);
 }
 
 /* A migrated or restored guest arrives before its vCPUs first run. */
@@ -860,9 +877,14 @@ int vm_run(struct vm *vm)
         }
         /* A reboot asked for just before a pause waits for the resume. */
         if (atomic_load(&vm->reset_requested) && !atomic_load(&vm->stopping) &&
-            !atomic_load(&vm->paused) && vm_reboot(vm))
+            !atomic_load(&vm->paused) && !atomic_load(&vm->rebooting))
+            vm_reboot_begin(vm);
+        if (atomic_load(&vm->reboot_devices_done) && !atomic_load(&vm->stopping) &&
+            vm_reboot_finish(vm))
             vm_request_stop(vm, VMM_EXIT_ERROR, "the guest's reboot failed");
     }
+    /* A migration thread waiting for the loop gives up now. */
+    event_loop_close_calls(&vm->loop);
     vm_stop_vcpus(vm);
     vm_stop_pci_devices(vm);
     console_restore(&vm->console);
@@ -877,8 +899,10 @@ int vm_run(struct vm *vm)
 
 void vm_destroy(struct vm *vm)
 {
+    if (vm->loop.epfd >= 0)
+        event_loop_close_calls(&vm->loop); /* fails a migration thread's calls into the loop */
     if (vm->vcpus)
-        vm_stop_vcpus(vm); /* also fails a migration thread's calls into the loop */
+        vm_stop_vcpus(vm);
     migration_destroy(&vm->mig);
     console_destroy(&vm->console);
     if (vm->signal_fd >= 0)

@@ -7,7 +7,7 @@
 #include "console.h"
 #include "dirty.h"
 #include "migration.h"
-#include "event_loop.h"
+#include "../common/event_loop.h"
 #include "memory.h"
 #include "options.h"
 #include "trace_file.h"
@@ -52,10 +52,13 @@ struct vm_vcpu {
 };
 
 struct vm_net {
+    struct vm *vm;
     char id[16];
+    struct event_thread thread; /* the NIC's loop: its vhost-user link, control queue */
     struct virtio_net net;
     struct virtio_pci vp;
-    bool net_ready, pci_ready, registered;
+    bool thread_ready, net_ready, pci_ready, registered;
+    atomic_bool reset_done; /* vm_reset_pci_devices / vm_stop_pci_devices */
 };
 
 struct vm {
@@ -76,6 +79,9 @@ struct vm {
     struct virtio_platform platform;
     struct guest_mem_access mem_access;
     struct vm_net nets[VMM_MAX_NETS];
+    atomic_uint nets_resetting; /* NICs whose platform reset is under way */
+    void (*nets_reset_done)(struct vm *vm);
+    int nets_stop_efd; /* the last NIC stopped (vm_stop_pci_devices) */
     struct event_loop loop;
     struct console console;
     int signal_fd;
@@ -111,6 +117,8 @@ struct vm {
 
     atomic_bool stopping;
     atomic_bool reset_requested;
+    atomic_bool rebooting;           /* vCPUs stopped, NICs stopping on their threads */
+    atomic_bool reboot_devices_done; /* ... and stopped: the loop finishes the reboot */
     pthread_mutex_t stop_lock;
     int exit_code;
     char exit_reason[256];

@@ -9,7 +9,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 static int plat_ioeventfd(void *opaque, uint64_t addr, uint32_t len, int fd, bool assign)
 {
@@ -59,13 +62,6 @@ static int plat_watch_fd(void *opaque, int fd, void (*cb)(void *, uint32_t), voi
     struct vm *vm = opaque;
 
     return on ? event_loop_add(&vm->loop, fd, EPOLLIN, cb, arg) : event_loop_del(&vm->loop, fd);
-}
-
-static int plat_run_on_loop(void *opaque, int (*fn)(void *), void *arg)
-{
-    struct vm *vm = opaque;
-
-    return event_loop_call(&vm->loop, fn, arg);
 }
 
 static int plat_mem_regions(void *opaque, struct vhost_user_mem_region *regions, int max)
@@ -133,7 +129,6 @@ static void vm_platform_init(struct vm *vm)
         .msi_route_set = plat_msi_route_set,
         .signal_msi = plat_signal_msi,
         .watch_fd = plat_watch_fd,
-        .run_on_loop = plat_run_on_loop,
         .mem_regions = plat_mem_regions,
         .vhost_trace = vm->vhost_trace ? plat_vhost_trace : NULL,
         .opaque = vm,
@@ -171,10 +166,20 @@ static int vm_setup_pci(struct vm *vm)
 static int vm_setup_net(struct vm *vm, unsigned i)
 {
     struct vm_net *n = &vm->nets[i];
+    char name[16];
     int ret;
 
+    n->vm = vm;
     snprintf(n->id, sizeof(n->id), "net%u", i);
-    ret = virtio_net_init(&n->net, n->id, &vm->opts->nets[i], &vm->platform, &vm->mem_access);
+    snprintf(name, sizeof(name), "vmm-%s", n->id);
+    ret = event_thread_start(&n->thread, name);
+    if (ret) {
+        pr_err("%s: cannot start its thread: %s", n->id, strerror(-ret));
+        return ret;
+    }
+    n->thread_ready = true;
+    ret = virtio_net_init(&n->net, n->id, &vm->opts->nets[i], &vm->platform, &vm->mem_access,
+                          &n->thread.loop);
     if (ret)
         return ret;
     n->net_ready = true;
@@ -196,6 +201,9 @@ int vm_setup_pci_devices(struct vm *vm)
     int ret;
 
     vm_platform_init(vm);
+    vm->nets_stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (vm->nets_stop_efd < 0)
+        return -errno;
     ret = kvm_irq_routing_init(&vm->routing, &vm->kvm);
     if (!ret)
         ret = vm_setup_pci(vm);
@@ -204,18 +212,96 @@ int vm_setup_pci_devices(struct vm *vm)
     return ret;
 }
 
-void vm_stop_pci_devices(struct vm *vm)
+/* On a NIC's thread: its platform reset is over; the last one tells the vm. */
+static void vm_net_reset_done(void *arg)
 {
-    for (unsigned i = 0; i < VMM_MAX_NETS; i++)
-        if (vm->nets[i].pci_ready)
-            virtio_pci_reset(&vm->nets[i].vp);
+    struct vm_net *n = arg;
+    struct vm *vm = n->vm;
+    uint64_t one = 1;
+
+    atomic_store(&n->reset_done, true);
+    if (atomic_fetch_sub(&vm->nets_resetting, 1) != 1)
+        return;
+    if (vm->nets_reset_done)
+        vm->nets_reset_done(vm);
+    else if (write(vm->nets_stop_efd, &one, sizeof(one)) < 0)
+        pr_debug("NIC stop eventfd: %s", strerror(errno));
 }
 
-void vm_reset_pci_devices(struct vm *vm)
+/* Starts every NIC's platform reset; returns how many are under way. */
+static unsigned vm_start_net_resets(struct vm *vm, void (*done)(struct vm *vm))
 {
-    vm_stop_pci_devices(vm);
-    if (vm->pci_ready)
-        pci_reset(&vm->pci);
+    unsigned started = 0;
+
+    vm->nets_reset_done = done;
+    atomic_store(&vm->nets_resetting, 1); /* held until every reset is posted */
+    for (unsigned i = 0; i < VMM_MAX_NETS; i++) {
+        struct vm_net *n = &vm->nets[i];
+
+        atomic_store(&n->reset_done, !n->pci_ready);
+        if (!n->pci_ready)
+            continue;
+        atomic_fetch_add(&vm->nets_resetting, 1);
+        if (virtio_pci_reset_async(&n->vp, vm_net_reset_done, n)) {
+            atomic_fetch_sub(&vm->nets_resetting, 1);
+            atomic_store(&n->reset_done, true);
+        } else {
+            started++;
+        }
+    }
+    return started;
+}
+
+/* Drops the hold vm_start_net_resets took: done runs here if the NICs are through. */
+static void vm_release_net_resets(struct vm *vm)
+{
+    uint64_t one = 1;
+
+    if (atomic_fetch_sub(&vm->nets_resetting, 1) != 1)
+        return;
+    if (vm->nets_reset_done)
+        vm->nets_reset_done(vm);
+    else if (write(vm->nets_stop_efd, &one, sizeof(one)) < 0)
+        pr_debug("NIC stop eventfd: %s", strerror(errno));
+}
+
+void vm_reset_pci_devices(struct vm *vm, void (*done)(struct vm *vm))
+{
+    vm_start_net_resets(vm, done);
+    vm_release_net_resets(vm);
+}
+
+static bool vm_wait_nets_stopped(struct vm *vm, int timeout_ms)
+{
+    struct pollfd p = {.fd = vm->nets_stop_efd, .events = POLLIN};
+
+    return poll(&p, 1, timeout_ms) > 0;
+}
+
+/* Each NIC stops its rings on its own thread; one whose backend does not answer
+ * within the grace period has its sockets shut down, which ends every wait there. */
+void vm_stop_pci_devices(struct vm *vm)
+{
+    uint64_t v;
+
+    if (vm->nets_stop_efd < 0)
+        return;
+    if (read(vm->nets_stop_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        pr_debug("NIC stop eventfd: %s", strerror(errno));
+    vm_start_net_resets(vm, NULL);
+    vm_release_net_resets(vm);
+    if (!vm_wait_nets_stopped(vm, VM_NET_STOP_GRACE_MS)) {
+        for (unsigned i = 0; i < VMM_MAX_NETS; i++) {
+            if (vm->nets[i].net_ready && !atomic_load(&vm->nets[i].reset_done)) {
+                pr_warn("%s: its backend did not stop its rings within %d ms; dropping it",
+                        vm->nets[i].id, VM_NET_STOP_GRACE_MS);
+                virtio_net_abort(&vm->nets[i].net);
+            }
+        }
+    }
+    for (unsigned i = 0; i < VMM_MAX_NETS; i++)
+        if (vm->nets[i].thread_ready)
+            event_thread_stop(&vm->nets[i].thread);
 }
 
 void vm_destroy_pci_devices(struct vm *vm)
@@ -223,17 +309,27 @@ void vm_destroy_pci_devices(struct vm *vm)
     for (unsigned i = 0; i < VMM_MAX_NETS; i++) {
         struct vm_net *n = &vm->nets[i];
 
+        /* Its thread first: nothing may run on the NIC while it goes. */
+        if (n->net_ready)
+            virtio_net_abort(&n->net);
+        if (n->thread_ready)
+            event_thread_stop(&n->thread);
         if (n->registered)
             pci_unregister(&vm->pci, &n->vp.pci);
-        if (n->pci_ready)
-            virtio_pci_destroy(&n->vp);
         if (n->net_ready)
             virtio_net_destroy(&n->net);
-        n->registered = n->pci_ready = n->net_ready = false;
+        if (n->pci_ready)
+            virtio_pci_destroy(&n->vp);
+        if (n->thread_ready)
+            event_thread_destroy(&n->thread);
+        n->registered = n->pci_ready = n->net_ready = n->thread_ready = false;
     }
     if (vm->pci_ready)
         pci_destroy(&vm->pci);
     vm->pci_ready = false;
+    if (vm->nets_stop_efd >= 0)
+        close(vm->nets_stop_efd);
+    vm->nets_stop_efd = -1;
 }
 
 void vm_net_status(struct vm *vm, unsigned i, struct vm_net_status *st)
@@ -245,10 +341,6 @@ void vm_net_status(struct vm *vm, unsigned i, struct vm_net_status *st)
         .socket = vm->opts->nets[i].socket_path,
         .queue_pairs = vm->opts->nets[i].queue_pairs,
     };
-    if (!n->net_ready)
-        return;
-    st->connected = n->net.connected;
-    pthread_mutex_lock(&n->net.lock);
-    st->link_up = n->net.config.status & VIRTIO_NET_S_LINK_UP;
-    pthread_mutex_unlock(&n->net.lock);
+    if (n->net_ready)
+        virtio_net_link_status(&n->net, &st->connected, &st->link_up);
 }

@@ -4,13 +4,19 @@
 
 #include "vm.h"
 
-/* The PCI bus, then one virtio-net PCI function per --net, each connected to its
- * backend (blocking, bounded by the option's timeout). Needs the event loop. */
+/* The PCI bus, then one virtio-net PCI function per --net, each with a thread of
+ * its own for its loop ("vmm-net0"...) and connected to its backend (blocking,
+ * bounded by the option's timeout). */
 int vm_setup_pci_devices(struct vm *vm);
-/* Stops the NICs' backends (GET_VRING_BASE): on the loop thread, vCPUs stopped. */
+/* vmm is exiting, vCPUs stopped: each NIC stops its rings (GET_VRING_BASE) on its
+ * thread; a NIC still busy after VM_NET_STOP_GRACE_MS has its backend's sockets
+ * shut down (a stalled backend cannot hold vmm), then every NIC thread ends. */
+#define VM_NET_STOP_GRACE_MS 400
 void vm_stop_pci_devices(struct vm *vm);
-/* A platform reset (guest reboot): the NICs stopped, PCI config as at power-on. */
-void vm_reset_pci_devices(struct vm *vm);
+/* A platform reset (guest reboot), vCPUs stopped: returns at once; each NIC
+ * stops on its thread and PCI config returns to power-on, then done(vm) runs on
+ * the thread of the last NIC to finish (at once, here, without NICs). */
+void vm_reset_pci_devices(struct vm *vm, void (*done)(struct vm *vm));
 void vm_destroy_pci_devices(struct vm *vm);
 
 /* What the control socket's status shows of one NIC. */
@@ -19,7 +25,7 @@ struct vm_net_status {
     bool connected, link_up;
     unsigned queue_pairs;
 };
-/* On the loop thread (the connection state changes there); i < opts->nnets. */
+/* From any thread; i < opts->nnets. */
 void vm_net_status(struct vm *vm, unsigned i, struct vm_net_status *st);
 
 #endif

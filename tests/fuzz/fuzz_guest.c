@@ -6,6 +6,9 @@
  * Guest RAM is a 64 KiB buffer the input writes into, so the control queue walks
  * whatever rings and descriptors the input lays out.
  *
+ * The NIC's loop runs on a thread of its own, as in vmm, so that the transport's
+ * hand-over of activation and reset to it is exercised for real; after each op the
+ * harness waits for that loop to run what the op queued (nothing else waits for it).
  * The platform keeps KVM's view (ioeventfds, irqfds, watched fds) and fails on any
  * call KVM would refuse (double assign, unknown deassign). After every op that view
  * must match the transport's (doorbells where the BAR is, each queue's interrupt on its
@@ -181,14 +184,25 @@ static struct i8042 kbd;
 static struct rtc rtc;
 static struct virtio_net net;
 static struct virtio_pci vp;
-static int backend = -1; /* the back-end's end of the vhost-user socket */
+static struct event_thread nic; /* the NIC's loop, on its own thread as in vmm */
+static int backend = -1;        /* the back-end's end of the vhost-user socket */
 static uint64_t backend_features;
 static uint8_t header_flags;
 
-static int plat_run_on_loop(void *opaque, int (*fn)(void *arg), void *arg)
+static int nothing(void *arg)
 {
-    (void)opaque;
-    return fn(arg);
+    (void)arg;
+    return 0;
+}
+
+/* Waits until the NIC's loop ran everything queued before, twice: a readable fd it
+ * watches (a kick) may share the first dispatch with the call. The ops' effects
+ * are then all visible to the checks. */
+static void nic_sync(void)
+{
+    for (int i = 0; i < 2; i++)
+        if (event_loop_call(&nic.loop, nothing, NULL))
+            fuzz_fail("the NIC's loop refused a call");
 }
 
 static int plat_mem_regions(void *opaque, struct vhost_user_mem_region *regions, int max)
@@ -209,7 +223,6 @@ static const struct virtio_platform platform = {
     .msi_route_set = plat_msi_route_set,
     .signal_msi = plat_signal_msi,
     .watch_fd = plat_watch_fd,
-    .run_on_loop = plat_run_on_loop,
     .mem_regions = plat_mem_regions,
 };
 
@@ -292,10 +305,12 @@ static void backend_on_request(void *opaque, int64_t time_us, const char *line)
     }
 }
 
-static void backend_connect(void)
+/* On the NIC's loop, where the connection belongs. */
+static int backend_connect_on_nic(void *arg)
 {
     int sv[2];
 
+    (void)arg;
     if (backend >= 0) {
         vhost_user_conn_close(&net.conn);
         close(backend);
@@ -311,8 +326,17 @@ static void backend_connect(void)
     net.conn.trace = backend_on_request;
     net.backend_features = net.conn.features;
     /* A new backend has no rings: what vmm's reconnect starts from. */
+    pthread_mutex_lock(&net.lock);
     net.connected = true;
+    net.link_features = net.conn.features;
+    pthread_mutex_unlock(&net.lock);
     net.rings_started = 0;
+    return 0;
+}
+
+static void backend_connect(void)
+{
+    event_loop_call(&nic.loop, backend_connect_on_nic, NULL);
 }
 
 /* ---- set-up and teardown ---- */
@@ -343,7 +367,9 @@ static void machine_init(const uint8_t *h)
     ret |= bus_register(&pio, I8042_DATA_PORT, 1, &kbd.data_dev);
     ret |= bus_register(&pio, I8042_CMD_PORT, 1, &kbd.cmd_dev);
     ret |= bus_register(&pio, RTC_INDEX_PORT, RTC_NR_PORTS, &rtc.dev);
-    virtio_net_setup(&net, "net0", &opts, &platform, &guest_mem);
+    if (event_thread_start(&nic, "fuzz-net0"))
+        fuzz_fail("cannot start the NIC's thread");
+    virtio_net_setup(&net, "net0", &opts, &platform, &guest_mem, &nic.loop);
     backend = -1;
     backend_connect();
     ret |= virtio_pci_init(&vp, &net.vdev, &platform);
@@ -365,9 +391,11 @@ static void machine_destroy(void)
     if (kvm.nioev || kvm.nirqfd || kvm.nwatch)
         fuzz_fail("after a device reset %d ioeventfds, %d irqfds, %d watches are left", kvm.nioev,
                   kvm.nirqfd, kvm.nwatch);
+    event_thread_stop(&nic);
     pci_destroy(&pci);
-    virtio_pci_destroy(&vp);
     virtio_net_destroy(&net);
+    virtio_pci_destroy(&vp);
+    event_thread_destroy(&nic);
     close(backend);
     serial_destroy(&uart);
     i8042_destroy(&kbd);
@@ -479,6 +507,8 @@ static void load_image_and_kick(uint32_t offset, const uint8_t *image, size_t le
         fuzz_fail("cannot kick the control queue: %s", strerror(errno));
     run_loop();
     backend_drain();
+    /* The kick is the NIC's loop's to see: let it (its fd poll may not have run yet). */
+    nic_sync();
 }
 
 /* Runs one op; false when the rest of the input was consumed by it. */
@@ -559,6 +589,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t off = HEADER_SIZE; off + OP_SIZE <= size; off += OP_SIZE) {
         bool more = run_op(data + off, data + off + OP_SIZE, size - off - OP_SIZE);
 
+        nic_sync();
+        backend_drain();
         check_wiring();
         if (!more)
             break;

@@ -1,5 +1,5 @@
 /* The epoll loop over pipes: dispatch, removal, and removal from inside a handler. */
-#include "../../vmm/event_loop.h"
+#include "../../common/event_loop.h"
 
 #include "check_main.h"
 
@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -283,6 +284,104 @@ START_TEST(wait_calls_only_on_the_loop_thread)
 }
 END_TEST
 
+/* ---- posts: queued in order, never waited for ---- */
+
+struct post_log {
+    int order[8];
+    int n;
+    pthread_t ran_on[8];
+};
+
+static struct post_log plog;
+
+static void record_post(void *arg)
+{
+    plog.ran_on[plog.n] = pthread_self();
+    plog.order[plog.n++] = (int)(intptr_t)arg;
+}
+
+START_TEST(post_runs_later_in_order)
+{
+    plog = (struct post_log){0};
+    for (int i = 1; i <= 3; i++)
+        ck_assert_int_eq(event_loop_post(&loop, record_post, (void *)(intptr_t)i), 0);
+    ck_assert_int_eq(plog.n, 0); /* posted from the loop thread too: not at once */
+    while (plog.n < 3)
+        ck_assert_int_ge(event_loop_run_once(&loop, 1000), 1);
+    ck_assert_int_eq(plog.order[0], 1);
+    ck_assert_int_eq(plog.order[1], 2);
+    ck_assert_int_eq(plog.order[2], 3);
+}
+END_TEST
+
+/* A post that posts again runs its successor on a later dispatch: a bounded batch
+ * lets the loop's other sources in between. */
+static int reposts;
+
+static void repost(void *arg)
+{
+    if (++reposts < 5)
+        ck_assert_int_eq(event_loop_post(&loop, repost, arg), 0);
+}
+
+START_TEST(post_from_a_post_waits_for_the_next_dispatch)
+{
+    reposts = 0;
+    ck_assert_int_eq(event_loop_post(&loop, repost, NULL), 0);
+    ck_assert_int_eq(event_loop_run_once(&loop, 1000), 1);
+    ck_assert_int_eq(reposts, 1);
+    poke(0);
+    add(0);
+    ck_assert_int_eq(event_loop_run_once(&loop, 1000), 2); /* the pipe and one post */
+    ck_assert_int_eq(reposts, 2);
+    ck_assert_int_eq(src[0].calls, 1);
+}
+END_TEST
+
+START_TEST(post_after_close_is_refused_and_never_runs)
+{
+    plog = (struct post_log){0};
+    ck_assert_int_eq(event_loop_post(&loop, record_post, (void *)1), 0);
+    event_loop_close_calls(&loop);
+    ck_assert_int_eq(event_loop_post(&loop, record_post, (void *)2), -ESHUTDOWN);
+    ck_assert_int_eq(event_loop_run_once(&loop, 100), 1);
+    ck_assert_int_eq(plog.n, 1); /* queued before the close: it still runs */
+    ck_assert_int_eq(plog.order[0], 1);
+    event_loop_open_calls(&loop);
+}
+END_TEST
+
+/* ---- event_thread: a loop on its own thread ---- */
+
+static int on_thread(void *arg)
+{
+    pthread_t *self = arg;
+
+    *self = pthread_self();
+    return 7;
+}
+
+START_TEST(event_thread_runs_calls_and_posts_on_its_thread)
+{
+    struct event_thread t;
+    pthread_t seen = pthread_self();
+
+    plog = (struct post_log){0};
+    ck_assert_int_eq(event_thread_start(&t, "vmm-test-loop"), 0);
+    ck_assert_int_eq(event_loop_post(&t.loop, record_post, (void *)1), 0);
+    ck_assert_int_eq(event_loop_call(&t.loop, on_thread, &seen), 7);
+    ck_assert(pthread_equal(seen, t.thread));
+    ck_assert_int_eq(plog.n, 1); /* the post queued before the call ran before it */
+    ck_assert(pthread_equal(plog.ran_on[0], t.thread));
+    /* What is queued when it stops still runs. */
+    ck_assert_int_eq(event_loop_post(&t.loop, record_post, (void *)2), 0);
+    event_thread_stop(&t);
+    ck_assert_int_eq(plog.n, 2);
+    event_thread_stop(&t); /* idempotent */
+    event_thread_destroy(&t);
+}
+END_TEST
+
 static Suite *event_loop_suite(void)
 {
     Suite *s = suite_create("event_loop");
@@ -304,6 +403,10 @@ static Suite *event_loop_suite(void)
     tcase_add_test(tc, wait_calls_runs_calls_while_waiting);
     tcase_add_test(tc, wait_calls_times_out);
     tcase_add_test(tc, wait_calls_only_on_the_loop_thread);
+    tcase_add_test(tc, post_runs_later_in_order);
+    tcase_add_test(tc, post_from_a_post_waits_for_the_next_dispatch);
+    tcase_add_test(tc, post_after_close_is_refused_and_never_runs);
+    tcase_add_test(tc, event_thread_runs_calls_and_posts_on_its_thread);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -8,7 +8,7 @@
  */
 #include "../../common/log.h"
 #include "../../devices/virtio_net.h"
-#include "../../vmm/event_loop.h"
+#include "../../common/event_loop.h"
 
 #include "check_main.h"
 
@@ -570,11 +570,6 @@ static int plat_watch_fd(void *opaque, int fd, void (*cb)(void *, uint32_t), voi
     return on ? event_loop_add(opaque, fd, EPOLLIN, cb, arg) : event_loop_del(opaque, fd);
 }
 
-static int plat_run_on_loop(void *opaque, int (*fn)(void *), void *arg)
-{
-    return event_loop_call(opaque, fn, arg);
-}
-
 static int plat_mem_regions(void *opaque, struct vhost_user_mem_region *r, int max)
 {
     (void)opaque;
@@ -716,7 +711,6 @@ static void setup(void)
                                         .msi_route_set = plat_msi_route_set,
                                         .signal_msi = plat_signal_msi,
                                         .watch_fd = plat_watch_fd,
-                                        .run_on_loop = plat_run_on_loop,
                                         .mem_regions = plat_mem_regions,
                                         .opaque = &loop};
     mem = (struct guest_mem_access){.ptr = ram_ptr};
@@ -769,7 +763,7 @@ static void teardown(void)
 
 static void net_start(void)
 {
-    ck_assert_int_eq(virtio_net_init(&net, "net0", &opts, &platform, &mem), 0);
+    ck_assert_int_eq(virtio_net_init(&net, "net0", &opts, &platform, &mem, &loop), 0);
     net_up = true;
     net.vdev.transport_ops = &transport_ops;
     ck_assert(net.connected);
@@ -791,7 +785,7 @@ static void guest_start(void)
     }
     net.vdev.acked_features = GUEST_FEATURES;
     ck_assert_int_eq(net.vdev.ops->activate(&net.vdev), 0);
-    ck_assert(net.started);
+    ck_assert_int_eq(net.phase, NET_RUNNING);
 }
 
 /* The guest's driver consuming used entries: the used index it has reached. */
@@ -1257,7 +1251,7 @@ START_TEST(guest_rings_outside_ram_fail_activation_while_the_backend_is_away)
                                                .call_fd = call[1]};
     net.vdev.acked_features = GUEST_FEATURES;
     ck_assert_int_eq(net.vdev.ops->activate(&net.vdev), -EINVAL);
-    ck_assert(!net.started);
+    ck_assert_int_ne(net.phase, NET_RUNNING);
     expect_logged(1, "net0: queue 1: rings outside guest RAM");
     /* The back-end returns to a device the guest has not started: handshake only. */
     be_listen(b);
@@ -1446,7 +1440,7 @@ static int expect_start(struct backend *be, int s, int k, bool status, uint32_t 
 static void guest_reset(void)
 {
     net.vdev.ops->reset(&net.vdev);
-    ck_assert(!net.started);
+    ck_assert_int_ne(net.phase, NET_RUNNING);
 }
 
 static const uint64_t status_reset_variants[] = {0, PF(STATUS), PF(RESET_DEVICE),
@@ -1549,7 +1543,7 @@ START_TEST(mem_slots_too_few_are_refused)
     be_listen(a);
     be_add_protocol(a, BACKEND_PROTOCOL | PF(CONFIGURE_MEM_SLOTS), 0);
     be_start(a);
-    ck_assert_int_eq(virtio_net_init(&net, "net0", &opts, &platform, &mem), -ENOSPC);
+    ck_assert_int_eq(virtio_net_init(&net, "net0", &opts, &platform, &mem, &loop), -ENOSPC);
     expect_logged(1,
                   "net0: vhost-user handshake on %s failed: the backend has 0 memory slots, "
                   "guest RAM needs 1",

@@ -1,6 +1,9 @@
 #include "event_loop.h"
 
+#include "log.h"
+
 #include <errno.h>
+#include <stdio.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -19,8 +22,11 @@ struct event_source {
     struct event_source *next;
 };
 
+/* A waited-for call lives on its caller's stack; a posted one (post_fn set) is
+ * malloc'ed and freed by the loop once it ran or was dropped. */
 struct event_call {
     int (*fn)(void *arg);
+    void (*post_fn)(void *arg);
     void *arg;
     int ret;
     bool running; /* taken by the loop thread: the caller must wait for it */
@@ -67,9 +73,32 @@ static void event_loop_reap(struct event_loop *loop)
     pthread_mutex_unlock(&loop->lock);
 }
 
+/* Posts that never ran: their functions are not called. */
+static void free_posted(struct event_loop *loop)
+{
+    struct event_call **pp;
+
+    pthread_mutex_lock(&loop->lock);
+    pp = &loop->calls;
+    while (*pp) {
+        struct event_call *c = *pp;
+
+        if (c->post_fn) {
+            *pp = c->next;
+            free(c);
+        } else {
+            pp = &c->next;
+        }
+    }
+    pthread_mutex_unlock(&loop->lock);
+}
+
 void event_loop_destroy(struct event_loop *loop)
 {
+    if (loop->epfd < 0 && loop->call_efd < 0)
+        return; /* never initialised, or destroyed already */
     event_loop_close_calls(loop);
+    free_posted(loop);
     for (struct event_source *s = loop->sources; s; s = s->next)
         atomic_store(&s->dead, true);
     event_loop_reap(loop);
@@ -132,6 +161,16 @@ int event_loop_del(struct event_loop *loop, int fd)
     return ret;
 }
 
+bool event_loop_watching(struct event_loop *loop, int fd)
+{
+    bool found;
+
+    pthread_mutex_lock(&loop->lock);
+    found = find_live(loop, fd) != NULL;
+    pthread_mutex_unlock(&loop->lock);
+    return found;
+}
+
 int event_loop_mod(struct event_loop *loop, int fd, uint32_t events)
 {
     struct epoll_event ev = {.events = events};
@@ -168,33 +207,76 @@ int event_loop_run_once(struct event_loop *loop, int timeout_ms)
     return ran;
 }
 
+/* Only the calls queued when it starts: a call that posts another (a NIC's
+ * bounded batch going on later) lets the rest of the loop run in between. */
 static void run_calls(void *opaque, uint32_t events)
 {
     struct event_loop *loop = opaque;
-    struct event_call *c;
+    struct event_call *c, *batch;
     uint64_t v;
 
     (void)events;
     if (read(loop->call_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
         return;
     pthread_mutex_lock(&loop->lock);
-    while ((c = loop->calls)) {
-        loop->calls = c->next;
+    batch = loop->calls;
+    loop->calls = NULL;
+    /* Taken, all of them: a waiter whose call is in the batch must wait for it. */
+    for (c = batch; c; c = c->next)
         c->running = true;
+    while ((c = batch)) {
+        batch = c->next;
         pthread_mutex_unlock(&loop->lock);
-        c->ret = c->fn(c->arg);
+        if (c->post_fn) {
+            c->post_fn(c->arg);
+            free(c);
+        } else {
+            c->ret = c->fn(c->arg);
+        }
         pthread_mutex_lock(&loop->lock);
-        c->done = true;
+        if (!c->post_fn)
+            c->done = true;
     }
     pthread_cond_broadcast(&loop->call_done);
     pthread_mutex_unlock(&loop->lock);
+}
+
+/* Caller holds loop->lock and has checked calls_closed. */
+static void queue_call(struct event_loop *loop, struct event_call *call)
+{
+    struct event_call **tail;
+    uint64_t one = 1;
+
+    for (tail = &loop->calls; *tail; tail = &(*tail)->next)
+        ;
+    *tail = call;
+    /* A full counter (EAGAIN) means the loop is already due to run. */
+    if (write(loop->call_efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        call->ret = -errno;
+}
+
+int event_loop_post(struct event_loop *loop, void (*fn)(void *arg), void *arg)
+{
+    struct event_call *call = calloc(1, sizeof(*call));
+
+    if (!call)
+        return -ENOMEM;
+    *call = (struct event_call){.post_fn = fn, .arg = arg};
+    pthread_mutex_lock(&loop->lock);
+    if (loop->calls_closed) {
+        pthread_mutex_unlock(&loop->lock);
+        free(call);
+        return -ESHUTDOWN;
+    }
+    queue_call(loop, call);
+    pthread_mutex_unlock(&loop->lock);
+    return 0;
 }
 
 int event_loop_call(struct event_loop *loop, int (*fn)(void *arg), void *arg)
 {
     struct event_call call = {.fn = fn, .arg = arg};
     struct event_call **tail;
-    uint64_t one = 1;
 
     if (pthread_equal(pthread_self(), loop->thread))
         return fn(arg);
@@ -203,11 +285,7 @@ int event_loop_call(struct event_loop *loop, int (*fn)(void *arg), void *arg)
         pthread_mutex_unlock(&loop->lock);
         return -ESHUTDOWN;
     }
-    for (tail = &loop->calls; *tail; tail = &(*tail)->next)
-        ;
-    *tail = &call;
-    if (write(loop->call_efd, &one, sizeof(one)) < 0)
-        call.ret = -errno; /* the counter is full: the loop is already due to run */
+    queue_call(loop, &call);
     while (!call.done && (call.running || !loop->calls_closed))
         pthread_cond_wait(&loop->call_done, &loop->lock);
     if (!call.done) { /* closed before it ran: take it off the queue */
@@ -249,4 +327,76 @@ void event_loop_close_calls(struct event_loop *loop)
     loop->calls_closed = true;
     pthread_cond_broadcast(&loop->call_done);
     pthread_mutex_unlock(&loop->lock);
+}
+
+/* ---- a loop on a thread of its own ---- */
+
+static void *event_thread_main(void *arg)
+{
+    struct event_thread *t = arg;
+
+    /* The name shows in /proc/PID/task/TID/comm, top and gdb: which NIC is which. */
+    pthread_setname_np(pthread_self(), t->name);
+    while (!atomic_load(&t->stop)) {
+        int ret = event_loop_run_once(&t->loop, -1);
+
+        if (ret < 0 && ret != -EINTR)
+            break;
+    }
+    return NULL;
+}
+
+int event_thread_start(struct event_thread *t, const char *name)
+{
+    int ret;
+
+    memset(t, 0, sizeof(*t));
+    snprintf(t->name, sizeof(t->name), "%s", name);
+    ret = event_loop_init(&t->loop);
+    if (ret)
+        return ret;
+    /* The loop is the new thread's before it runs anything: calls from this
+     * thread must queue, not run here. */
+    pthread_mutex_lock(&t->loop.lock);
+    ret = pthread_create(&t->thread, NULL, event_thread_main, t);
+    if (!ret)
+        t->loop.thread = t->thread;
+    pthread_mutex_unlock(&t->loop.lock);
+    if (ret) {
+        event_loop_destroy(&t->loop);
+        return -ret;
+    }
+    t->started = true;
+    return 0;
+}
+
+static void mark_stop(void *arg)
+{
+    struct event_thread *t = arg;
+
+    atomic_store(&t->stop, true);
+}
+
+void event_thread_stop(struct event_thread *t)
+{
+    uint64_t one = 1;
+
+    if (!t->started)
+        return;
+    /* After what is queued: a NIC's last jobs (its rings' stop) still run. Without
+     * memory for the post, or with calls closed, the flag alone ends it. */
+    if (event_loop_post(&t->loop, mark_stop, t)) {
+        atomic_store(&t->stop, true);
+        if (write(t->loop.call_efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+            pr_err("%s: cannot wake its loop: %s", t->name, strerror(errno));
+    }
+    pthread_join(t->thread, NULL);
+    t->started = false;
+    t->loop.thread = pthread_self();
+}
+
+void event_thread_destroy(struct event_thread *t)
+{
+    event_thread_stop(t);
+    event_loop_destroy(&t->loop);
 }

@@ -1,10 +1,13 @@
-/* The main thread's epoll loop. Handlers run on the loop thread and never block.
- * Sources may be added and removed from any thread; other threads can also run a
- * function on the loop thread and wait for it (event_loop_call). */
-#ifndef VMM_EVENT_LOOP_H
-#define VMM_EVENT_LOOP_H
+/* An epoll loop: vmm's main thread runs one, and each NIC runs one on a thread of
+ * its own (event_thread). Handlers run on the loop thread. Sources may be added and
+ * removed from any thread; other threads can also hand a function to the loop
+ * thread, without waiting (event_loop_post) or waiting for its result
+ * (event_loop_call). Whoever waits holds no lock meanwhile (README, "Threads"). */
+#ifndef VMM_COMMON_EVENT_LOOP_H
+#define VMM_COMMON_EVENT_LOOP_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -33,6 +36,8 @@ int event_loop_add(struct event_loop *loop, int fd, uint32_t events, event_handl
 int event_loop_del(struct event_loop *loop, int fd);
 /* Changes the events a watched fd waits for; -ENOENT if it is not watched. */
 int event_loop_mod(struct event_loop *loop, int fd, uint32_t events);
+/* Whether fd is watched (for checks and tests). */
+bool event_loop_watching(struct event_loop *loop, int fd);
 
 /* Waits up to timeout_ms (-1: forever) and dispatches; returns handlers run or -errno. */
 int event_loop_run_once(struct event_loop *loop, int timeout_ms);
@@ -40,6 +45,10 @@ int event_loop_run_once(struct event_loop *loop, int timeout_ms);
 /* Runs fn(arg) on the loop thread and returns its result; on the loop thread it
  * runs at once. -ESHUTDOWN once calls are closed. */
 int event_loop_call(struct event_loop *loop, int (*fn)(void *arg), void *arg);
+/* Queues fn(arg) to run on the loop thread after the calls queued before it, and
+ * returns at once (also on the loop thread: it runs on a later dispatch). 0, or
+ * -ESHUTDOWN once calls are closed (fn will not run), -ENOMEM. */
+int event_loop_post(struct event_loop *loop, void (*fn)(void *arg), void *arg);
 /* Fails every waiting and future call: for shutdown, before joining threads that
  * may be waiting in event_loop_call. */
 void event_loop_close_calls(struct event_loop *loop);
@@ -50,5 +59,23 @@ void event_loop_close_calls(struct event_loop *loop);
 int event_loop_wait_calls(struct event_loop *loop, int fd, int timeout_ms);
 /* Accepts calls again (the vCPUs restart after a guest reboot). */
 void event_loop_open_calls(struct event_loop *loop);
+
+/* A loop on a thread of its own, named name (at most 15 characters: the kernel's
+ * limit), dispatching until event_thread_stop. */
+struct event_thread {
+    struct event_loop loop;
+    pthread_t thread;
+    bool started;
+    atomic_bool stop; /* set on the loop thread, after what was queued before */
+    char name[16];
+};
+
+/* Initialises t->loop and starts the thread; returns once the loop belongs to it. */
+int event_thread_start(struct event_thread *t, const char *name);
+/* Ends the loop after what is queued and joins the thread: whoever owns a handler
+ * that can block must unblock it first (shutdown() its socket). Idempotent. The
+ * loop stays initialised (sources may still be removed) until event_thread_destroy. */
+void event_thread_stop(struct event_thread *t);
+void event_thread_destroy(struct event_thread *t);
 
 #endif

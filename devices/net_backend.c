@@ -1,0 +1,257 @@
+/* virtio-net's data path as the backend runs it: the features, memory table and
+ * rings it is given when the guest starts the NIC (or a backend comes back), the
+ * pairs the guest enables, the rings' stop, and migration's dirty log. */
+#include "net_priv.h"
+
+#include "../common/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static int send_enable(struct virtio_net *net)
+{
+    bool protocol = net->conn.features & (1ULL << VHOST_USER_F_PROTOCOL_FEATURES);
+    int ret = 0;
+
+    /* Without protocol features, rings run as soon as they are started. */
+    for (unsigned q = 0; protocol && !ret && q < net_ctrl_index(net); q++)
+        if (net->rings_started & (1u << q))
+            ret = vhost_user_set_vring_enable(&net->conn, q, q < 2 * net->active_pairs);
+    return ret;
+}
+
+/* The guest's MQ command. With the backend away, the choice applies when it is back. */
+int net_enable_pairs(struct virtio_net *net, unsigned pairs)
+{
+    int ret;
+
+    net->active_pairs = pairs;
+    if (!net->connected)
+        return 0;
+    ret = send_enable(net);
+    if (ret && net->conn.broken) {
+        net_lost_backend(net, "it failed during SET_VRING_ENABLE");
+        return 0;
+    }
+    if (ret)
+        pr_err("%s: cannot switch to %u queue pairs: %s", net->vdev.id, pairs, strerror(-ret));
+    return ret;
+}
+
+static uint64_t host_addr(struct virtio_net *net, uint64_t gpa, uint64_t len)
+{
+    return (uint64_t)(uintptr_t)guest_mem_ptr(net->vdev.mem, gpa, len);
+}
+
+/* A ring's addresses in vmm's mapping; while migrating, the backend also logs its
+ * used-ring writes (by guest-physical address) in the dirty log. */
+int net_vring_addr(struct virtio_net *net, unsigned q, struct vhost_user_vring_addr *addr)
+{
+    const struct virtio_queue *vq = &net->vdev.queues[q];
+
+    *addr = (struct vhost_user_vring_addr){
+        .index = q,
+        .desc_user_addr = host_addr(net, vq->desc, 16ULL * vq->size),
+        .avail_user_addr = host_addr(net, vq->avail, 6 + 2ULL * vq->size),
+        .used_user_addr = host_addr(net, vq->used, 6 + 8ULL * vq->size),
+    };
+    if (net->logging) {
+        addr->flags = VHOST_USER_VRING_F_LOG;
+        addr->log_guest_addr = vq->used;
+    }
+    if (!addr->desc_user_addr || !addr->avail_user_addr || !addr->used_user_addr) {
+        pr_err("%s: queue %u: rings outside guest RAM", net->vdev.id, q);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* One data queue's rings, base and eventfds to the backend. */
+static int start_vring(struct virtio_net *net, unsigned q)
+{
+    const struct virtio_queue *vq = &net->vdev.queues[q];
+    struct vhost_user_vring_addr addr;
+    int ret = net_vring_addr(net, q, &addr);
+
+    if (ret)
+        return ret;
+    net->rings_started |= 1u << q; /* from the first message on, it needs a stop */
+    ret = vhost_user_set_vring_num(&net->conn, q, vq->size);
+    if (!ret)
+        ret = vhost_user_set_vring_addr(&net->conn, &addr);
+    if (!ret)
+        ret = vhost_user_set_vring_base(&net->conn, q, net->ring_base[q]);
+    if (!ret)
+        ret = vhost_user_set_vring_kick(&net->conn, q, vq->kick_fd);
+    if (!ret)
+        ret = vhost_user_set_vring_call(&net->conn, q, vq->call_fd);
+    return ret;
+}
+
+/* SET_MEM_TABLE, or with CONFIGURE_MEM_SLOTS the regions this backend lacks. */
+static int send_mem_table(struct virtio_net *net)
+{
+    struct vhost_user_mem_region regions[VHOST_USER_MAX_REGIONS];
+    const struct virtio_platform *p = net->vdev.platform;
+    int n = p->mem_regions(p->opaque, regions, VHOST_USER_MAX_REGIONS);
+
+    return n < 0 ? n : vhost_user_update_mem(&net->conn, regions, (unsigned)n);
+}
+
+static uint64_t net_backend_features(const struct virtio_net *net)
+{
+    uint64_t f = virtio_net_backend_features(net->vdev.acked_features, net->conn.features);
+
+    return net->logging ? f | (1ULL << VHOST_USER_F_LOG_ALL) : f;
+}
+
+/* SET_FEATURES; with STATUS and status set, FEATURES_OK follows (QEMU's
+ * vhost_user_set_features). */
+static int net_send_features(struct virtio_net *net, bool status)
+{
+    int ret = vhost_user_set_features(&net->conn, net_backend_features(net));
+
+    if (!ret && status && net_has(net, PF(STATUS)))
+        ret = vhost_user_add_status(&net->conn, VIRTIO_STATUS_FEATURES_OK);
+    return ret;
+}
+
+/* Features, MTU, memory table, then each enabled ring from its ring_base; with
+ * STATUS, DRIVER_OK once they run. */
+int net_start_backend(struct virtio_net *net)
+{
+    int ret = net_send_features(net, true);
+
+    if (!ret && net->opts.mtu &&
+        (net->conn.protocol_features & (1ULL << VHOST_USER_PROTOCOL_F_MTU)))
+        ret = vhost_user_net_set_mtu(&net->conn, net->opts.mtu);
+    if (!ret)
+        ret = send_mem_table(net);
+    for (unsigned q = 0; !ret && q < net_ctrl_index(net); q++)
+        if (net->vdev.queues[q].enabled)
+            ret = start_vring(net, q);
+    if (!ret)
+        ret = send_enable(net);
+    if (!ret && net_has(net, PF(STATUS)))
+        ret = vhost_user_add_status(&net->conn, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+                                                    VIRTIO_STATUS_DRIVER_OK);
+    return ret;
+}
+
+/* With STATUS, status 0 once the rings are stopped (QEMU's vhost_user_reset_status). */
+void net_reset_status(struct virtio_net *net)
+{
+    if (net->connected && !net->conn.broken && net_has(net, PF(STATUS)))
+        vhost_user_set_status(&net->conn, 0);
+}
+
+/* GET_VRING_BASE on every ring the backend was given, as the spec asks before they are
+ * set up again: a ring the guest enabled after DRIVER_OK was never started. */
+void net_stop_rings(struct virtio_net *net)
+{
+    for (unsigned q = 0; !net->conn.broken && q < net_ctrl_index(net); q++) {
+        unsigned base;
+
+        if ((net->rings_started & (1u << q)) &&
+            vhost_user_get_vring_base(&net->conn, q, &base) == 0)
+            pr_debug("%s: queue %u stopped at %u", net->vdev.id, q, base);
+    }
+    net->rings_started = 0;
+}
+
+/* ---- dirty logging, for migration ---- */
+
+/* From any thread: what the attached backend offers, under the model's lock. */
+int net_log_check(struct virtio_device *vdev, char *why, size_t len)
+{
+    struct virtio_net *net = to_net(vdev);
+    bool connected;
+    uint64_t features, protocol;
+
+    pthread_mutex_lock(&net->lock);
+    connected = net->connected;
+    features = net->link_features;
+    protocol = net->link_protocol;
+    pthread_mutex_unlock(&net->lock);
+    if (!connected)
+        snprintf(why, len, "%s: no vhost-user backend is connected", net->vdev.id);
+    else if (!(protocol & PF(LOG_SHMFD)))
+        snprintf(why, len, "%s: the backend does not offer LOG_SHMFD (a shared dirty log)",
+                 net->vdev.id);
+    else if (!(features & BIT(VHOST_USER_F_LOG_ALL)))
+        snprintf(why, len, "%s: the backend does not offer VHOST_F_LOG_ALL (dirty logging)",
+                 net->vdev.id);
+    else
+        return 0;
+    return -ENOTSUP;
+}
+
+/* Without REPLY_ACK nothing confirms a request: a GET_FEATURES round trip does,
+ * since the backend handles messages in order. */
+static int net_barrier(struct virtio_net *net)
+{
+    uint64_t features;
+
+    if (net->conn.protocol_features & (1ULL << VHOST_USER_PROTOCOL_F_REPLY_ACK))
+        return 0;
+    return vhost_user_get_features(&net->conn, &features);
+}
+
+/* SET_FEATURES and every started ring's address, with or without logging. */
+static int net_set_logging(struct virtio_net *net, bool on)
+{
+    int ret;
+
+    net->logging = on;
+    ret = net_send_features(net, net_running(net));
+    for (unsigned q = 0; !ret && q < net_ctrl_index(net); q++) {
+        struct vhost_user_vring_addr addr;
+
+        if (!(net->rings_started & (1u << q)))
+            continue;
+        ret = net_vring_addr(net, q, &addr);
+        if (!ret)
+            ret = vhost_user_set_vring_addr(&net->conn, &addr);
+    }
+    return ret ? ret : net_barrier(net);
+}
+
+int net_log_start(struct virtio_device *vdev, int log_fd, uint64_t log_size)
+{
+    struct virtio_net *net = to_net(vdev);
+    char why[160];
+    int ret = net_log_check(vdev, why, sizeof(why));
+
+    if (ret) {
+        pr_err("%s", why);
+        return ret;
+    }
+    ret = vhost_user_set_log_base(&net->conn, log_fd, log_size, 0);
+    if (!ret)
+        ret = net_set_logging(net, true);
+    if (ret) {
+        pr_err("%s: the backend did not start dirty logging: %s", net->vdev.id, strerror(-ret));
+        net->logging = false;
+        if (net->conn.broken)
+            net_lost_backend(net, "it failed while dirty logging started");
+    }
+    return ret;
+}
+
+int net_log_stop(struct virtio_device *vdev)
+{
+    struct virtio_net *net = to_net(vdev);
+    int ret;
+
+    if (!net->logging)
+        return 0;
+    if (!net->connected) {
+        net->logging = false;
+        return 0;
+    }
+    ret = net_set_logging(net, false);
+    if (ret && net->conn.broken)
+        net_lost_backend(net, "it failed while dirty logging stopped");
+    return ret;
+}
