@@ -221,13 +221,10 @@ int virtio_net_init(struct virtio_net *net, const char *id, const struct virtio_
     int ret;
 
     virtio_net_setup(net, id, opts, platform, mem, loop);
-    ret = net_connect_first(net);
-    if (ret) {
+    ret = net_link_init(net);
+    if (ret)
         virtio_net_destroy(net);
-        return ret;
-    }
-    net->backend_features = net->conn.features;
-    return 0;
+    return ret;
 }
 
 void virtio_net_destroy(struct virtio_net *net)

@@ -48,6 +48,15 @@ void migration_init(struct migration *m)
     m->max_rounds = MIG_DEFAULT_MAX_ROUNDS;
 }
 
+void migration_interrupt(struct migration *m)
+{
+    atomic_store(&m->cancel, true);
+    pthread_mutex_lock(&m->lock);
+    if (m->fd >= 0)
+        shutdown(m->fd, SHUT_RDWR);
+    pthread_mutex_unlock(&m->lock);
+}
+
 void migration_destroy(struct migration *m)
 {
     if (m->thread_started) {

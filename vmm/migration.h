@@ -51,6 +51,8 @@ struct migration {
 void migration_init(struct migration *m);
 /* Joins a finished migration thread. */
 void migration_destroy(struct migration *m);
+/* From any thread (vmm is exiting): a running migration fails at once. */
+void migration_interrupt(struct migration *m);
 
 /* Source (from the control socket, on the loop thread). start returns at once. */
 int migration_start(struct vm *vm, const struct migration_params *p, char *err, size_t errlen);
