@@ -580,6 +580,10 @@ static void *vcpu_thread(void *arg)
     sigset_t kick;
     char why[256];
 
+    char name[16];
+
+    snprintf(name, sizeof(name), "vmm-vcpu%d", v->kvm.index);
+    pthread_setname_np(pthread_self(), name); /* before the filter, which forbids prctl */
     sigemptyset(&kick);
     sigaddset(&kick, VCPU_KICK_SIGNAL);
     pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
