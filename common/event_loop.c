@@ -226,16 +226,18 @@ static void run_calls(void *opaque, uint32_t events)
     for (c = batch; c; c = c->next)
         c->running = true;
     while ((c = batch)) {
+        bool posted = c->post_fn != NULL;
+
         batch = c->next;
         pthread_mutex_unlock(&loop->lock);
-        if (c->post_fn) {
+        if (posted) {
             c->post_fn(c->arg);
-            free(c);
+            free(c); /* nobody waits for it: gone now */
         } else {
             c->ret = c->fn(c->arg);
         }
         pthread_mutex_lock(&loop->lock);
-        if (!c->post_fn)
+        if (!posted)
             c->done = true;
     }
     pthread_cond_broadcast(&loop->call_done);

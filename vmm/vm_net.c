@@ -171,7 +171,7 @@ static int vm_setup_net(struct vm *vm, unsigned i)
 
     n->vm = vm;
     snprintf(n->id, sizeof(n->id), "net%u", i);
-    snprintf(name, sizeof(name), "vmm-%s", n->id);
+    snprintf(name, sizeof(name), "vmm-net%u", i);
     ret = event_thread_init(&n->thread, name);
     if (ret) {
         pr_err("%s: cannot create its loop: %s", n->id, strerror(-ret));
