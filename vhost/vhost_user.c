@@ -30,6 +30,7 @@ void vhost_user_conn_init(struct vhost_user_conn *c, int fd)
 
 void vhost_user_conn_close(struct vhost_user_conn *c)
 {
+    vu_backend_rx_drop(c);
     if (c->fd >= 0)
         close(c->fd);
     if (c->backend_fd >= 0)
@@ -41,6 +42,7 @@ void vhost_user_conn_close(struct vhost_user_conn *c)
 
 void vhost_user_close_backend_channel(struct vhost_user_conn *c)
 {
+    vu_backend_rx_drop(c);
     if (c->backend_fd >= 0)
         close(c->backend_fd);
     c->backend_fd = -1;
@@ -325,6 +327,7 @@ int vhost_user_open_backend_channel(struct vhost_user_conn *c)
         close(sv[0]);
         return r;
     }
+    vu_backend_rx_drop(c); /* a half-read message of the old channel */
     if (c->backend_fd >= 0)
         close(c->backend_fd);
     c->backend_fd = sv[0];

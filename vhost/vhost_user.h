@@ -105,6 +105,8 @@ enum vhost_user_protocol_feature {
 #define VHOST_USER_VRING_NOFD (1u << 8)
 #define VHOST_USER_VRING_F_LOG (1u << 0) /* vring address flag: log used-ring writes */
 #define VHOST_USER_DEFAULT_TIMEOUT_MS 10000
+#define VHOST_USER_HDR_SIZE 12
+#define VHOST_USER_MAX_PAYLOAD 268 /* the largest payload accepted: a config space message */
 
 /* Plain-data descriptions of what the requests carry. */
 struct vhost_user_mem_region {
@@ -115,11 +117,24 @@ struct vhost_user_mem_region {
     int fd; /* borrowed: sent, never closed */
 };
 
+/*
+ * A message arriving on the backend-request channel, gathered across calls so that a
+ * back-end that stops mid-message never blocks its reader.
+ */
+struct vhost_user_rx {
+    uint8_t buf[VHOST_USER_HDR_SIZE + VHOST_USER_MAX_PAYLOAD]; /* header, then payload */
+    uint32_t got;                                              /* bytes of buf received */
+    int fds[VHOST_USER_MAX_FDS];                               /* received with them, owned */
+    unsigned nfds;
+    int64_t first_ms; /* CLOCK_MONOTONIC ms of the first byte, when got > 0 */
+};
+
 struct vhost_user_conn {
     int fd;         /* the vhost-user socket, owned */
     int backend_fd; /* our end of the backend-request channel, owned, or -1 */
     bool broken;
     bool backend_broken;                /* the channel failed: close it, the connection goes on */
+    struct vhost_user_rx backend_rx;    /* the request being read from backend_fd */
     uint64_t features;                  /* offered by GET_FEATURES */
     uint64_t acked_features;            /* last SET_FEATURES sent */
     uint64_t backend_protocol_features; /* offered by GET_PROTOCOL_FEATURES */
@@ -177,9 +192,11 @@ int vhost_user_try_accept(int listen_fd, int *fd);
 
 /* Takes ownership of fd; timeout VHOST_USER_DEFAULT_TIMEOUT_MS until changed. */
 void vhost_user_conn_init(struct vhost_user_conn *c, int fd);
-/* Closes both sockets; the struct can be initialised again for a reconnect. */
+/* Closes both sockets (and the fds of a partly read back-end message); the struct can be
+ * initialised again for a reconnect. */
 void vhost_user_conn_close(struct vhost_user_conn *c);
-/* Closes only the backend-request channel (after it failed); the connection goes on. */
+/* Closes only the backend-request channel (after it failed) and drops what was partly
+ * read from it; the connection goes on. */
 void vhost_user_close_backend_channel(struct vhost_user_conn *c);
 /* "GET_FEATURES", or "UNKNOWN" for a number the table does not know. */
 const char *vhost_user_request_name(uint32_t request);
@@ -253,13 +270,22 @@ int vhost_user_update_mem(struct vhost_user_conn *c, const struct vhost_user_mem
                           unsigned nregions);
 
 /*
- * Reads and handles one message from c->backend_fd (call when it is readable), answering
- * NEED_REPLY with 0 on success and 1 on failure. Returns 0, the callback's error, or
- * -ENOTSUP for a refused request (channel still usable). An end of file, a malformed
- * message or a failed reply sets c->backend_broken and returns its error: the caller
+ * Reads what c->backend_fd holds now, never waiting, and handles one message once it is
+ * complete, answering NEED_REPLY with 0 on success and 1 on failure. Call it when the
+ * channel is readable, and when the deadline below passes. Returns -EAGAIN while the
+ * message is incomplete (the part read is kept in c->backend_rx), then 0, the callback's
+ * error, or -ENOTSUP for a refused request (channel still usable). An end of file, a
+ * malformed message, a message still incomplete timeout_ms after its first byte
+ * (-ETIMEDOUT), or a reply the back-end does not read (-ENOBUFS: the reply is never waited
+ * for) sets c->backend_broken, closes the fds received and returns the error: the caller
  * closes the channel (vhost_user_close_backend_channel); the connection is unaffected.
  */
 int vhost_user_backend_req_handle(struct vhost_user_conn *c,
                                   const struct vhost_user_backend_ops *ops, void *opaque);
+/* When the message partly read from the backend channel goes stale: an absolute
+ * CLOCK_MONOTONIC time in ms (tv_sec * 1000 + tv_nsec / 1000000), or -1 when no message is
+ * partly read. An event loop arms a timer for it (again after each call, as it changes) and
+ * calls vhost_user_backend_req_handle() when it fires, without polling meanwhile. */
+int64_t vhost_user_backend_req_deadline_ms(const struct vhost_user_conn *c);
 
 #endif

@@ -107,6 +107,10 @@ _Static_assert(sizeof(struct vu_iotlb) == 32, "IOTLB message is 32 bytes");
 _Static_assert(sizeof(struct vu_config) == 12 + 256, "config space is 268 bytes");
 _Static_assert(sizeof(struct vu_area) == 24, "vring area is 24 bytes");
 _Static_assert(sizeof(union vu_payload) == 268, "largest payload is the config space");
+_Static_assert(sizeof(struct vu_hdr) == VHOST_USER_HDR_SIZE, "public header size matches");
+_Static_assert(sizeof(union vu_payload) == VHOST_USER_MAX_PAYLOAD, "public payload size matches");
+_Static_assert(sizeof(struct vu_msg) == sizeof(((struct vhost_user_rx *)0)->buf),
+               "the backend channel's receive buffer holds any message");
 
 #define VU_MAX_PAYLOAD sizeof(union vu_payload)
 #define VU_CONFIG_HDR_SIZE 12u
@@ -178,12 +182,17 @@ int vu_wait_fd(int fd, short events, int64_t deadline);
  * (may be NULL). Marks the connection broken on any protocol error. */
 int vu_call(struct vhost_user_conn *c, struct vu_msg *msg, const int *fds, unsigned nfds,
             struct vu_msg *reply);
-/* The backend-request channel: one message in, validated; fds returned to the caller, and
- * when it arrived (CLOCK_MONOTONIC us), which vu_backend_ack takes for the trace's latency. */
+/* The backend-request channel, read without waiting: -EAGAIN while the message in
+ * c->backend_rx is incomplete; once complete, the message validated, its fds handed to the
+ * caller, and when it was complete (CLOCK_MONOTONIC us), which vu_backend_ack takes for the
+ * trace's latency. An error sets backend_broken and closes the fds received. */
 int vu_backend_recv(struct vhost_user_conn *c, struct vu_msg *msg, int *fds, unsigned *nfds,
                     int64_t *recv_us);
+/* Sends the ack without waiting: a back-end that does not read its channel breaks it. */
 int vu_backend_ack(struct vhost_user_conn *c, const struct vu_msg *req, uint64_t result,
                    int64_t recv_us);
+/* Forgets a partly read back-end message, closing its fds. */
+void vu_backend_rx_drop(struct vhost_user_conn *c);
 void vu_break(struct vhost_user_conn *c);
 void vu_close_fds(int *fds, unsigned nfds);
 

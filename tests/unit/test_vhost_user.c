@@ -1714,6 +1714,223 @@ START_TEST(backend_fd_without_send_fd_breaks_and_closes_it)
 }
 END_TEST
 
+/* --- backend-request channel read in pieces ------------------------------------------- */
+
+/* A whole message as it goes on the wire. */
+static size_t wire_msg(uint8_t *buf, uint32_t request, uint32_t flags, const void *payload,
+                       uint32_t size)
+{
+    memcpy(buf, &request, 4);
+    memcpy(buf + 4, &flags, 4);
+    memcpy(buf + 8, &size, 4);
+    if (size)
+        memcpy(buf + 12, payload, size);
+    return 12 + size;
+}
+
+/* One sendmsg of len bytes, with the fds attached to its first byte. */
+static void send_piece(int fd, const uint8_t *p, size_t len, const int *fds, int nfds)
+{
+    union {
+        char b[CMSG_SPACE(sizeof(int) * 8)];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = {.iov_base = (void *)p, .iov_len = len};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+
+    if (nfds) {
+        struct cmsghdr *cm;
+
+        memset(&ctl, 0, sizeof(ctl));
+        mh.msg_control = ctl.b;
+        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+        cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+        memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+    }
+    ck_assert_int_eq(sendmsg(fd, &mh, MSG_NOSIGNAL), (ssize_t)len);
+}
+
+/* The call under test must come back at once, not after a wait for the rest. */
+static int handle_timed(int64_t *ms)
+{
+    int64_t t0 = now_ms();
+    int r = vhost_user_backend_req_handle(&conn, &ops, &seen);
+
+    *ms = now_ms() - t0;
+    return r;
+}
+
+START_TEST(backend_stray_byte_returns_at_once_then_pieces_complete_it)
+{
+    int mfd = make_memfd("notify", 4096, "");
+    uint64_t area[3] = {5, 4096, 0};
+    uint8_t buf[64];
+    size_t len = wire_msg(buf, 3, FL_REQ_NEED, area, sizeof(area));
+    int64_t ms, first;
+    int before;
+
+    seen.expect_fd_of = mfd;
+    ck_assert_int_eq(vhost_user_backend_req_deadline_ms(&conn), -1);
+    send_piece(bk, buf, 1, NULL, 0);
+    first = now_ms();
+    ck_assert_int_eq(handle_timed(&ms), -EAGAIN);
+    ck_assert_int_lt(ms, 50);
+    ck_assert(!conn.backend_broken);
+    /* The deadline runs from the first byte. */
+    ck_assert_int_ge(vhost_user_backend_req_deadline_ms(&conn), first - 5 + TIMEOUT_MS);
+    ck_assert_int_le(vhost_user_backend_req_deadline_ms(&conn), now_ms() + TIMEOUT_MS);
+    /* The rest in three pieces: the header split, the fd with the first piece. */
+    before = count_fds();
+    send_piece(bk, buf + 1, 5, &mfd, 1);
+    ck_assert_int_eq(handle_timed(&ms), -EAGAIN);
+    ck_assert_int_lt(ms, 50);
+    ck_assert_int_eq(count_fds(), before + 1); /* held with the bytes it came with */
+    send_piece(bk, buf + 6, 14, NULL, 0);
+    ck_assert_int_eq(handle_timed(&ms), -EAGAIN);
+    ck_assert_int_lt(ms, 50);
+    ck_assert_int_eq(seen.fd, -2); /* nothing handled before the message is whole */
+    send_piece(bk, buf + 20, len - 20, NULL, 0);
+    ck_assert_int_eq(handle_timed(&ms), 0);
+    ck_assert_uint_eq(seen.index, 5);
+    ck_assert_uint_eq(seen.size, 4096);
+    ck_assert(seen.fd_matches);
+    ck_assert_int_eq(count_fds(), before); /* closed once the callback returned */
+    bk_expect_ack(3, 0);
+    ck_assert_int_eq(vhost_user_backend_req_deadline_ms(&conn), -1);
+    ck_assert(!conn.backend_broken);
+    /* Nothing more on the channel: -EAGAIN, not a wait. */
+    ck_assert_int_eq(handle_timed(&ms), -EAGAIN);
+    ck_assert_int_lt(ms, 50);
+    close(mfd);
+}
+END_TEST
+
+/* Each call handles one message; a second one queued behind stays for the next call. */
+START_TEST(backend_two_messages_in_one_write_are_handled_one_per_call)
+{
+    uint8_t buf[64];
+    size_t len = wire_msg(buf, 2, FL_REQ_NEED, NULL, 0);
+
+    len += wire_msg(buf + len, 2, FL_REQ, NULL, 0);
+    send_piece(bk, buf, len, NULL, 0);
+    ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), 0);
+    ck_assert_int_eq(seen.config_changes, 1);
+    bk_expect_ack(2, 0);
+    ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), 0);
+    ck_assert_int_eq(seen.config_changes, 2);
+    ck_assert_int_eq(pending(bk), 0);
+}
+END_TEST
+
+START_TEST(backend_partial_message_past_the_deadline_breaks_and_closes_its_fds)
+{
+    int mfd = make_memfd("notify", 4096, "");
+    uint64_t area[3] = {1, 4096, 0};
+    uint8_t buf[64];
+    int64_t ms;
+    const char *log;
+    int before = count_fds();
+
+    wire_msg(buf, 3, FL_REQ, area, sizeof(area));
+    send_piece(bk, buf, 16, &mfd, 1);
+    ck_assert_int_eq(handle_timed(&ms), -EAGAIN);
+    ck_assert_int_eq(count_fds(), before + 1);
+    /* Not stale yet: still waiting, without blocking. */
+    ck_assert_int_eq(handle_timed(&ms), -EAGAIN);
+    ck_assert_int_lt(ms, 50);
+    while (now_ms() < vhost_user_backend_req_deadline_ms(&conn))
+        usleep(5000);
+    capture_start();
+    ck_assert_int_eq(handle_timed(&ms), -ETIMEDOUT);
+    log = capture_end();
+    ck_assert_int_lt(ms, 50);
+    ck_assert_ptr_nonnull(strstr(log, "back-end request stalled after 16 of 36 bytes"));
+    ck_assert_int_eq(count_fds(), before);
+    ck_assert_int_eq(seen.fd, -2);
+    ck_assert_int_eq(vhost_user_backend_req_deadline_ms(&conn), -1);
+    expect_channel_broken();
+    close(mfd);
+}
+END_TEST
+
+START_TEST(backend_end_of_file_mid_message_breaks_and_closes_its_fds)
+{
+    int mfd = make_memfd("notify", 4096, "");
+    uint64_t area[3] = {1, 4096, 0};
+    uint8_t buf[64];
+    int64_t ms;
+    int before = count_fds();
+
+    wire_msg(buf, 3, FL_REQ, area, sizeof(area));
+    send_piece(bk, buf, 7, &mfd, 1);
+    ck_assert_int_eq(handle_timed(&ms), -EAGAIN);
+    ck_assert_int_eq(shutdown(bk, SHUT_WR), 0);
+    ck_assert_int_eq(handle_timed(&ms), -ECONNRESET);
+    ck_assert_int_eq(count_fds(), before);
+    expect_channel_broken();
+    close(mfd);
+}
+END_TEST
+
+/* The header says more than any request holds: refused as soon as the header is in. */
+START_TEST(backend_oversized_request_fails_without_waiting_for_payload)
+{
+    int64_t ms;
+
+    ck_assert_int_eq(raw_send(bk, 2, FL_REQ_NEED, 4096, NULL, 0, NULL, 0), 0);
+    ck_assert_int_eq(handle_timed(&ms), -EPROTO);
+    ck_assert_int_lt(ms, 50);
+    ck_assert_int_eq(seen.config_changes, 0);
+    expect_channel_broken();
+}
+END_TEST
+
+/* Closing the channel mid-message drops what was read, fds included. */
+START_TEST(backend_channel_close_drops_a_partial_message)
+{
+    int mfd = make_memfd("notify", 4096, "");
+    uint64_t area[3] = {1, 4096, 0};
+    uint8_t buf[64];
+    int64_t ms;
+    int before = count_fds();
+
+    wire_msg(buf, 3, FL_REQ, area, sizeof(area));
+    send_piece(bk, buf, 3, &mfd, 1);
+    ck_assert_int_eq(handle_timed(&ms), -EAGAIN);
+    ck_assert_int_eq(count_fds(), before + 1);
+    vhost_user_close_backend_channel(&conn);
+    ck_assert_int_eq(count_fds(), before - 1); /* its fd, and our end of the channel */
+    ck_assert_uint_eq(conn.backend_rx.got, 0);
+    ck_assert_int_eq(vhost_user_backend_req_deadline_ms(&conn), -1);
+    close(mfd);
+}
+END_TEST
+
+/* A back-end that does not read its channel cannot stall us in the ack: broken at once. */
+START_TEST(backend_ack_to_a_backend_that_does_not_read_breaks_at_once)
+{
+    char junk[4096] = {0};
+    const char *log;
+    int64_t ms;
+
+    while (send(conn.backend_fd, junk, sizeof(junk), MSG_DONTWAIT | MSG_NOSIGNAL) > 0)
+        ;
+    ck_assert_int_eq(raw_send(bk, 2, FL_REQ_NEED, 0, NULL, 0, NULL, 0), 0);
+    capture_start();
+    ck_assert_int_eq(handle_timed(&ms), -ENOBUFS);
+    log = capture_end();
+    ck_assert_int_lt(ms, 50);
+    ck_assert_int_eq(seen.config_changes, 1);
+    ck_assert_ptr_nonnull(strstr(log, "BACKEND_CONFIG_CHANGE_MSG reply: the back-end does not "
+                                      "read its channel"));
+    ck_assert(conn.backend_broken);
+    ck_assert(!conn.broken);
+}
+END_TEST
+
 /* --- a whole device start against a threaded back-end --------------------------------- */
 
 struct script {
@@ -1976,6 +2193,13 @@ static Suite *vhost_user_suite(void)
     tcase_add_test(back, backend_message_with_reply_flag_breaks_the_channel);
     tcase_add_test(back, backend_fd_without_send_fd_breaks_and_closes_it);
     tcase_add_test(back, backend_channel_end_of_file_breaks_the_channel);
+    tcase_add_test(back, backend_stray_byte_returns_at_once_then_pieces_complete_it);
+    tcase_add_test(back, backend_two_messages_in_one_write_are_handled_one_per_call);
+    tcase_add_test(back, backend_partial_message_past_the_deadline_breaks_and_closes_its_fds);
+    tcase_add_test(back, backend_end_of_file_mid_message_breaks_and_closes_its_fds);
+    tcase_add_test(back, backend_oversized_request_fails_without_waiting_for_payload);
+    tcase_add_test(back, backend_channel_close_drops_a_partial_message);
+    tcase_add_test(back, backend_ack_to_a_backend_that_does_not_read_breaks_at_once);
     suite_add_tcase(s, back);
     return s;
 }
