@@ -213,6 +213,10 @@ int vhost_user_negotiate(struct vhost_user_conn *c, uint64_t wanted_protocol_fea
  * One function per request. With REPLY_ACK negotiated, requests without a reply of their
  * own carry NEED_REPLY and wait for the ack; a non-zero ack returns -EIO. A request whose
  * protocol feature was not negotiated returns -ENOTSUP without sending.
+ * Three requests return only once the back-end has applied them, as QEMU's do
+ * (wait_for_reply): SET_VRING_ENABLE always, SET_FEATURES with VHOST_F_LOG_ALL set and
+ * SET_VRING_ADDR with VHOST_USER_VRING_F_LOG set. Without REPLY_ACK they are followed by a
+ * GET_FEATURES round trip (its reply is discarded: c->features is unchanged).
  */
 int vhost_user_get_features(struct vhost_user_conn *c, uint64_t *features);
 /* Adds VHOST_USER_F_PROTOCOL_FEATURES itself when the back-end offered it. */

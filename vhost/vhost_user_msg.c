@@ -21,10 +21,11 @@
 
 #define P(bit) VU_G_PROTO, VHOST_USER_PROTOCOL_F_##bit
 
-/* name, request payload, fds, reply, gate */
+/* name, request payload, fds, reply, gate, sync */
 static const struct vu_req_info req_table[] = {
     [VHOST_USER_GET_FEATURES] = {"GET_FEATURES", VU_L_NONE, VU_FD_NONE, VU_R_U64, VU_G_NONE, 0},
-    [VHOST_USER_SET_FEATURES] = {"SET_FEATURES", VU_L_U64, VU_FD_NONE, VU_R_NONE, VU_G_NONE, 0},
+    [VHOST_USER_SET_FEATURES] = {"SET_FEATURES", VU_L_U64, VU_FD_NONE, VU_R_NONE, VU_G_NONE, 0,
+                                 VU_S_LOG_ALL},
     [VHOST_USER_SET_OWNER] = {"SET_OWNER", VU_L_NONE, VU_FD_NONE, VU_R_NONE, VU_G_NONE, 0},
     [VHOST_USER_RESET_OWNER] = {"RESET_OWNER", VU_L_NONE, VU_FD_NONE, VU_R_NONE, VU_G_NONE, 0},
     [VHOST_USER_SET_MEM_TABLE] = {"SET_MEM_TABLE", VU_L_MEMORY, VU_FD_REGIONS, VU_R_NONE, VU_G_NONE,
@@ -32,8 +33,8 @@ static const struct vu_req_info req_table[] = {
     [VHOST_USER_SET_LOG_BASE] = {"SET_LOG_BASE", VU_L_LOG, VU_FD_ONE, VU_R_LOG, P(LOG_SHMFD)},
     [VHOST_USER_SET_LOG_FD] = {"SET_LOG_FD", VU_L_NONE, VU_FD_ONE, VU_R_NONE, VU_G_NONE, 0},
     [VHOST_USER_SET_VRING_NUM] = {"SET_VRING_NUM", VU_L_STATE, VU_FD_NONE, VU_R_NONE, VU_G_NONE, 0},
-    [VHOST_USER_SET_VRING_ADDR] = {"SET_VRING_ADDR", VU_L_ADDR, VU_FD_NONE, VU_R_NONE, VU_G_NONE,
-                                   0},
+    [VHOST_USER_SET_VRING_ADDR] = {"SET_VRING_ADDR", VU_L_ADDR, VU_FD_NONE, VU_R_NONE, VU_G_NONE, 0,
+                                   VU_S_VRING_LOG},
     [VHOST_USER_SET_VRING_BASE] = {"SET_VRING_BASE", VU_L_STATE, VU_FD_NONE, VU_R_NONE, VU_G_NONE,
                                    0},
     [VHOST_USER_GET_VRING_BASE] = {"GET_VRING_BASE", VU_L_STATE, VU_FD_NONE, VU_R_STATE, VU_G_NONE,
@@ -49,7 +50,7 @@ static const struct vu_req_info req_table[] = {
                                           VU_R_NONE_NOACK, VU_G_F_PROTOCOL, 0},
     [VHOST_USER_GET_QUEUE_NUM] = {"GET_QUEUE_NUM", VU_L_NONE, VU_FD_NONE, VU_R_U64, P(MQ)},
     [VHOST_USER_SET_VRING_ENABLE] = {"SET_VRING_ENABLE", VU_L_STATE, VU_FD_NONE, VU_R_NONE,
-                                     VU_G_F_PROTOCOL, 0},
+                                     VU_G_F_PROTOCOL, 0, VU_S_ALWAYS},
     [VHOST_USER_SEND_RARP] = {"SEND_RARP", VU_L_U64, VU_FD_NONE, VU_R_NONE, P(RARP)},
     [VHOST_USER_NET_SET_MTU] = {"NET_SET_MTU", VU_L_U64, VU_FD_NONE, VU_R_NONE, P(MTU)},
     [VHOST_USER_SET_BACKEND_REQ_FD] = {"SET_BACKEND_REQ_FD", VU_L_NONE, VU_FD_ONE, VU_R_NONE,
@@ -415,6 +416,20 @@ static bool has_reply(const struct vu_req_info *ri)
     return ri->reply != VU_R_NONE && ri->reply != VU_R_NONE_NOACK;
 }
 
+static bool needs_sync(const struct vu_req_info *ri, const struct vu_msg *m)
+{
+    switch (ri->sync) {
+    case VU_S_ALWAYS:
+        return true;
+    case VU_S_LOG_ALL:
+        return m->payload.u64 & (1ULL << VHOST_USER_F_LOG_ALL);
+    case VU_S_VRING_LOG:
+        return m->payload.addr.flags & VHOST_USER_VRING_F_LOG;
+    default:
+        return false;
+    }
+}
+
 static bool wants_ack(const struct vhost_user_conn *c, const struct vu_req_info *ri)
 {
     if (ri->reply == VU_R_ACK)
@@ -518,6 +533,15 @@ static int recv_reply(struct vhost_user_conn *c, const struct vu_req_info *ri,
     return r;
 }
 
+/* Without REPLY_ACK a request that must be applied before the caller goes on is followed
+ * by GET_FEATURES: the back-end answers in order, so its reply means it got that far. */
+static int barrier(struct vhost_user_conn *c)
+{
+    struct vu_msg m = {.hdr = {.request = VHOST_USER_GET_FEATURES}};
+
+    return vu_call(c, &m, NULL, 0, NULL);
+}
+
 int vu_call(struct vhost_user_conn *c, struct vu_msg *msg, const int *fds, unsigned nfds,
             struct vu_msg *reply)
 {
@@ -548,7 +572,7 @@ int vu_call(struct vhost_user_conn *c, struct vu_msg *msg, const int *fds, unsig
         return r;
     }
     if (!ack && !has_reply(ri))
-        return 0;
+        return needs_sync(ri, msg) ? barrier(c) : 0;
     reply = reply ? reply : &local;
     r = recv_reply(c, ri, msg, reply, ack, sent_us);
     if (r) {

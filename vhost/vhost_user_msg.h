@@ -156,6 +156,16 @@ enum vu_gate {
     VU_G_IOMMU,      /* VIRTIO_F_IOMMU_PLATFORM acked */
 };
 
+/* When the caller must know the back-end applied a request before going on (QEMU's
+ * wait_for_reply): the REPLY_ACK ack, or without it a GET_FEATURES round trip, since the
+ * back-end handles messages in order (QEMU's enforce_reply). */
+enum vu_sync {
+    VU_S_NONE,
+    VU_S_ALWAYS,    /* SET_VRING_ENABLE: the guest's first request must not race it */
+    VU_S_LOG_ALL,   /* SET_FEATURES with VHOST_F_LOG_ALL: the back-end logs from now on */
+    VU_S_VRING_LOG, /* SET_VRING_ADDR with VHOST_VRING_F_LOG: likewise for its used ring */
+};
+
 struct vu_req_info {
     const char *name;
     uint8_t layout; /* enum vu_layout */
@@ -163,6 +173,7 @@ struct vu_req_info {
     uint8_t reply;  /* enum vu_reply */
     uint8_t gate;   /* enum vu_gate */
     uint8_t proto_bit;
+    uint8_t sync; /* enum vu_sync */
 };
 
 const struct vu_req_info *vu_req_info(uint32_t request);

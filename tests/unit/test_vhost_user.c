@@ -381,6 +381,7 @@ START_TEST(set_vring_addr_layout)
     };
     struct raw m;
 
+    be_reply_u64(1, 0); /* the logging flag asks for a barrier (see below) */
     ck_assert_int_eq(vhost_user_set_vring_addr(&conn, &a), 0);
     be_read(&m);
     expect_header(&m, 9, FL_REQ, 40, 0);
@@ -390,6 +391,8 @@ START_TEST(set_vring_addr_layout)
     ck_assert_uint_eq(u64_at(&m, 16), 0x7f0000002000ULL);
     ck_assert_uint_eq(u64_at(&m, 24), 0x7f0000003000ULL);
     ck_assert_uint_eq(u64_at(&m, 32), 0x4000);
+    be_read(&m);
+    expect_header(&m, 1, FL_REQ, 0, 0);
 }
 END_TEST
 
@@ -401,6 +404,7 @@ START_TEST(vring_state_requests_layout)
     conn.protocol_features = PF(CROSS_ENDIAN);
     ck_assert_int_eq(vhost_user_set_vring_num(&conn, 0, 256), 0);
     ck_assert_int_eq(vhost_user_set_vring_base(&conn, 1, 0x1234), 0);
+    be_reply_u64(1, F_PROTOCOL); /* SET_VRING_ENABLE's barrier (see below) */
     ck_assert_int_eq(vhost_user_set_vring_enable(&conn, 1, true), 0);
     ck_assert_int_eq(vhost_user_set_vring_endian(&conn, 2, true), 0);
     be_read(&m);
@@ -415,6 +419,8 @@ START_TEST(vring_state_requests_layout)
     expect_header(&m, 18, FL_REQ, 8, 0);
     ck_assert_uint_eq(u32_at(&m, 0), 1);
     ck_assert_uint_eq(u32_at(&m, 4), 1);
+    be_read(&m);
+    expect_header(&m, 1, FL_REQ, 0, 0);
     be_read(&m);
     expect_header(&m, 23, FL_REQ, 8, 0);
     ck_assert_uint_eq(u32_at(&m, 0), 2);
@@ -987,6 +993,113 @@ START_TEST(get_queue_num_of_zero_is_a_protocol_error)
     be_reply_u64(17, 0);
     ck_assert_int_eq(vhost_user_get_queue_num(&conn, &n), -EPROTO);
     expect_broken();
+}
+END_TEST
+
+/* --- requests that must be applied before the caller goes on ------------------------- */
+
+/* The backend's data plane may see the guest's first request before its control plane
+ * sees the enable: without REPLY_ACK, a GET_FEATURES round trip after SET_VRING_ENABLE
+ * (QEMU's enforce_reply) tells vmm the enable was handled. */
+START_TEST(set_vring_enable_without_reply_ack_is_followed_by_get_features)
+{
+    struct raw m;
+
+    conn.features = F_PROTOCOL | (1ULL << 32);
+    be_reply_u64(1, 0x5); /* whatever it says: only its arrival counts */
+    ck_assert_int_eq(vhost_user_set_vring_enable(&conn, 3, false), 0);
+    ck_assert_uint_eq(conn.features, F_PROTOCOL | (1ULL << 32));
+    be_read(&m);
+    expect_header(&m, 18, FL_REQ, 8, 0);
+    ck_assert_uint_eq(u32_at(&m, 0), 3);
+    ck_assert_uint_eq(u32_at(&m, 4), 0);
+    be_read(&m);
+    expect_header(&m, 1, FL_REQ, 0, 0);
+    ck_assert_int_eq(pending(be), 0);
+    ck_assert_int_eq(pending(conn.fd), 0);
+    ck_assert(!conn.broken);
+}
+END_TEST
+
+/* A back-end that never answers the barrier is treated like one that never replies. */
+START_TEST(set_vring_enable_barrier_unanswered_times_out)
+{
+    int64_t t0 = now_ms();
+
+    conn.features = F_PROTOCOL;
+    ck_assert_int_eq(vhost_user_set_vring_enable(&conn, 0, true), -ETIMEDOUT);
+    ck_assert_int_ge(now_ms() - t0, TIMEOUT_MS - 10);
+    expect_broken();
+}
+END_TEST
+
+/* With REPLY_ACK the ack is the confirmation: no GET_FEATURES, and a refusal is -EIO. */
+START_TEST(set_vring_enable_with_reply_ack_waits_for_the_ack)
+{
+    struct raw m;
+
+    conn.features = F_PROTOCOL;
+    conn.protocol_features = PF(REPLY_ACK);
+    be_reply_u64(18, 0);
+    be_reply_u64(18, 1);
+    ck_assert_int_eq(vhost_user_set_vring_enable(&conn, 0, true), 0);
+    capture_start();
+    ck_assert_int_eq(vhost_user_set_vring_enable(&conn, 1, true), -EIO);
+    capture_end();
+    for (int i = 0; i < 2; i++) {
+        be_read(&m);
+        expect_header(&m, 18, FL_REQ_NEED, 8, 0);
+    }
+    ck_assert_int_eq(pending(be), 0);
+    ck_assert(!conn.broken);
+}
+END_TEST
+
+/* Dirty logging counts from the moment the back-end has it: SET_FEATURES with LOG_ALL waits,
+ * as in QEMU's vhost_user_set_features; without it, nothing more is sent. */
+START_TEST(set_features_with_log_all_waits_for_the_backend)
+{
+    uint64_t log_all = 1ULL << VHOST_USER_F_LOG_ALL;
+    struct raw m;
+
+    conn.features = (1ULL << 32) | log_all;
+    ck_assert_int_eq(vhost_user_set_features(&conn, 1ULL << 32), 0);
+    be_read(&m);
+    expect_header(&m, 2, FL_REQ, 8, 0);
+    ck_assert_int_eq(pending(be), 0);
+    be_reply_u64(1, conn.features);
+    ck_assert_int_eq(vhost_user_set_features(&conn, (1ULL << 32) | log_all), 0);
+    be_read(&m);
+    expect_header(&m, 2, FL_REQ, 8, 0);
+    ck_assert_uint_eq(u64_at(&m, 0), (1ULL << 32) | log_all);
+    be_read(&m);
+    expect_header(&m, 1, FL_REQ, 0, 0);
+    ck_assert_int_eq(pending(be), 0);
+    ck_assert_int_eq(pending(conn.fd), 0);
+    ck_assert_uint_eq(conn.acked_features, (1ULL << 32) | log_all);
+}
+END_TEST
+
+/* Likewise a ring address that turns on logging of its used ring. */
+START_TEST(set_vring_addr_with_log_flag_waits_for_the_backend)
+{
+    struct vhost_user_vring_addr a = {.index = 0, .desc_user_addr = 0x1000};
+    struct raw m;
+
+    ck_assert_int_eq(vhost_user_set_vring_addr(&conn, &a), 0);
+    be_read(&m);
+    expect_header(&m, 9, FL_REQ, 40, 0);
+    ck_assert_int_eq(pending(be), 0);
+    a.flags = VHOST_USER_VRING_F_LOG;
+    a.log_guest_addr = 0x2000;
+    be_reply_u64(1, 0);
+    ck_assert_int_eq(vhost_user_set_vring_addr(&conn, &a), 0);
+    be_read(&m);
+    expect_header(&m, 9, FL_REQ, 40, 0);
+    be_read(&m);
+    expect_header(&m, 1, FL_REQ, 0, 0);
+    ck_assert_int_eq(pending(be), 0);
+    ck_assert_int_eq(pending(conn.fd), 0);
 }
 END_TEST
 
@@ -2144,6 +2257,11 @@ static Suite *vhost_user_suite(void)
     tcase_add_test(nego, reply_ack_failure_returns_eio_and_keeps_connection);
     tcase_add_test(nego, unnegotiated_requests_are_refused_without_sending);
     tcase_add_test(nego, set_protocol_features_refuses_unoffered_bits);
+    tcase_add_test(nego, set_vring_enable_without_reply_ack_is_followed_by_get_features);
+    tcase_add_test(nego, set_vring_enable_barrier_unanswered_times_out);
+    tcase_add_test(nego, set_vring_enable_with_reply_ack_waits_for_the_ack);
+    tcase_add_test(nego, set_features_with_log_all_waits_for_the_backend);
+    tcase_add_test(nego, set_vring_addr_with_log_flag_waits_for_the_backend);
     tcase_add_test(nego, threaded_backend_full_device_start);
     tcase_add_test(nego, threaded_backend_device_start_traced);
     suite_add_tcase(s, nego);
