@@ -65,6 +65,7 @@ enum vhost_user_backend_request {
 #define VHOST_USER_F_PROTOCOL_FEATURES 30
 #define VHOST_USER_F_LOG_ALL 26
 #define VHOST_USER_F_IOMMU_PLATFORM 33
+#define VHOST_USER_F_RING_PACKED 34 /* VIRTIO_F_RING_PACKED: the vring base carries two indices */
 
 /* Protocol feature bits (VHOST_USER_GET_PROTOCOL_FEATURES). */
 enum vhost_user_protocol_feature {
@@ -160,6 +161,19 @@ struct vhost_user_vring_addr {
     uint64_t log_guest_addr;
 };
 
+/*
+ * Where a packed ring stands (VIRTIO_F_RING_PACKED acked): the spec's "vring descriptor
+ * indices for packed virtqueues", carried in the num of SET_VRING_BASE and of the
+ * GET_VRING_BASE reply as bits 0-14 avail_idx, bit 15 avail_wrap, bits 16-30 used_idx,
+ * bit 31 used_wrap (QEMU's virtio_queue_packed_get_last_avail_idx does the same).
+ */
+struct vhost_user_vring_pos {
+    uint16_t avail_idx; /* the next available descriptor the back-end will process, < 2^15 */
+    bool avail_wrap;    /* the Driver (Available) Ring Wrap Counter the back-end tracks */
+    uint16_t used_idx;  /* the entry where it will place the next used descriptor, < 2^15 */
+    bool used_wrap;     /* its Device (Used) Ring Wrap Counter */
+};
+
 struct vhost_user_iotlb {
     uint64_t iova;
     uint64_t size;
@@ -234,8 +248,22 @@ int vhost_user_set_log_base(struct vhost_user_conn *c, int fd, uint64_t mmap_siz
 int vhost_user_set_log_fd(struct vhost_user_conn *c, int fd);
 int vhost_user_set_vring_num(struct vhost_user_conn *c, unsigned index, unsigned num);
 int vhost_user_set_vring_addr(struct vhost_user_conn *c, const struct vhost_user_vring_addr *addr);
+/* The raw num: for a split ring the next available index (bits 0-15). */
 int vhost_user_set_vring_base(struct vhost_user_conn *c, unsigned index, unsigned base);
 int vhost_user_get_vring_base(struct vhost_user_conn *c, unsigned index, unsigned *base);
+/*
+ * A packed ring's position, encoded as the spec says; -EINVAL without sending when
+ * VIRTIO_F_RING_PACKED was not acked (SET_FEATURES) or an index does not fit 15 bits.
+ * DPDK's lib/vhost reads and writes only bits 0-15: its GET_VRING_BASE reply has used_idx 0
+ * and used_wrap 0, and on SET_VRING_BASE it takes the used position to be the avail one
+ * (both are equal once a ring is stopped, as GET_VRING_BASE does). Decoded as sent.
+ */
+int vhost_user_set_vring_base_packed(struct vhost_user_conn *c, unsigned index,
+                                     const struct vhost_user_vring_pos *pos);
+int vhost_user_get_vring_base_packed(struct vhost_user_conn *c, unsigned index,
+                                     struct vhost_user_vring_pos *pos);
+uint32_t vhost_user_vring_pos_encode(const struct vhost_user_vring_pos *pos);
+void vhost_user_vring_pos_decode(uint32_t num, struct vhost_user_vring_pos *pos);
 /* fd < 0 sends the NOFD flag instead of a descriptor. */
 int vhost_user_set_vring_kick(struct vhost_user_conn *c, unsigned index, int fd);
 int vhost_user_set_vring_call(struct vhost_user_conn *c, unsigned index, int fd);

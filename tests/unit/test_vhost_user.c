@@ -1103,6 +1103,88 @@ START_TEST(set_vring_addr_with_log_flag_waits_for_the_backend)
 }
 END_TEST
 
+/* --- packed rings: the vring base carries both positions ------------------------------- */
+
+#define F_RING_PACKED (1ULL << 34)
+
+START_TEST(set_vring_base_packed_encodes_both_positions)
+{
+    struct vhost_user_vring_pos pos = {.avail_idx = 5, .avail_wrap = true, .used_idx = 3};
+    struct raw m;
+
+    /* The encoding means nothing to a back-end that was not told the ring is packed. */
+    capture_start();
+    ck_assert_int_eq(vhost_user_set_vring_base_packed(&conn, 1, &pos), -EINVAL);
+    capture_end();
+    ck_assert_int_eq(pending(be), 0);
+    conn.acked_features = F_RING_PACKED;
+    ck_assert_int_eq(vhost_user_set_vring_base_packed(&conn, 1, &pos), 0);
+    pos = (struct vhost_user_vring_pos){
+        .avail_idx = 0x7fff, .avail_wrap = false, .used_idx = 0x7ffe, .used_wrap = true};
+    ck_assert_int_eq(vhost_user_set_vring_base_packed(&conn, 2, &pos), 0);
+    be_read(&m);
+    expect_header(&m, 10, FL_REQ, 8, 0);
+    ck_assert_uint_eq(u32_at(&m, 0), 1);
+    /* bits 0-14 avail index, 15 its wrap counter, 16-30 used index, 31 its wrap counter */
+    ck_assert_uint_eq(u32_at(&m, 4), 5 | 0x8000 | 3 << 16);
+    be_read(&m);
+    ck_assert_uint_eq(u32_at(&m, 0), 2);
+    ck_assert_uint_eq(u32_at(&m, 4), 0x7fffu | 0x7ffeu << 16 | 0x80000000u);
+    /* An index past 15 bits would spill into the wrap counter: refused. */
+    pos.used_idx = 0x8000;
+    capture_start();
+    ck_assert_int_eq(vhost_user_set_vring_base_packed(&conn, 2, &pos), -EINVAL);
+    capture_end();
+    ck_assert_int_eq(pending(be), 0);
+    ck_assert(!conn.broken);
+}
+END_TEST
+
+START_TEST(get_vring_base_packed_decodes_both_positions)
+{
+    struct vhost_user_vring_pos pos;
+    struct raw m;
+
+    conn.acked_features = F_RING_PACKED;
+    be_reply_state(11, 0, 0x80028007u); /* avail 7 wrap 0, used 2 wrap 1 */
+    ck_assert_int_eq(vhost_user_get_vring_base_packed(&conn, 0, &pos), 0);
+    ck_assert_uint_eq(pos.avail_idx, 7);
+    ck_assert(pos.avail_wrap);
+    ck_assert_uint_eq(pos.used_idx, 2);
+    ck_assert(pos.used_wrap);
+    /* As DPDK answers: only bits 0-15, the used half zero. */
+    be_reply_state(11, 0, 0x8005);
+    ck_assert_int_eq(vhost_user_get_vring_base_packed(&conn, 0, &pos), 0);
+    ck_assert_uint_eq(pos.avail_idx, 5);
+    ck_assert(pos.avail_wrap);
+    ck_assert_uint_eq(pos.used_idx, 0);
+    ck_assert(!pos.used_wrap);
+    be_read(&m);
+    expect_header(&m, 11, FL_REQ, 8, 0);
+    ck_assert_uint_eq(u32_at(&m, 4), 0); /* the request's num is reserved */
+    be_read(&m);
+    conn.acked_features = 0;
+    capture_start();
+    ck_assert_int_eq(vhost_user_get_vring_base_packed(&conn, 0, &pos), -EINVAL);
+    capture_end();
+    ck_assert_int_eq(pending(be), 0);
+}
+END_TEST
+
+START_TEST(vring_pos_encoding_round_trips)
+{
+    for (uint32_t i = 0; i < 4096; i++) {
+        uint32_t num = i * 0x9e3779b9u; /* spread over all 32 bits */
+        struct vhost_user_vring_pos pos;
+
+        vhost_user_vring_pos_decode(num, &pos);
+        ck_assert_uint_lt(pos.avail_idx, 0x8000);
+        ck_assert_uint_lt(pos.used_idx, 0x8000);
+        ck_assert_uint_eq(vhost_user_vring_pos_encode(&pos), num);
+    }
+}
+END_TEST
+
 /* --- malformed replies ---------------------------------------------------------------- */
 
 START_TEST(short_header_then_close)
@@ -1376,6 +1458,30 @@ START_TEST(trace_reply_latency_is_the_wait)
                                           "base=5 fds=0 reply_to=GET_VRING_BASE latency="),
                      20000);
     ck_assert_int_ge(tr.times[1] - tr.times[0], 20000);
+}
+END_TEST
+
+/* With RING_PACKED acked, the trace shows a vring base's two positions as well. */
+START_TEST(trace_shows_packed_vring_base_positions)
+{
+    struct vhost_user_vring_pos pos = {.avail_idx = 9, .avail_wrap = true, .used_idx = 4};
+    struct raw m;
+
+    trace_on();
+    ck_assert_int_eq(vhost_user_set_vring_base(&conn, 0, 9), 0);
+    conn.acked_features = F_RING_PACKED;
+    ck_assert_int_eq(vhost_user_set_vring_base_packed(&conn, 1, &pos), 0);
+    be_reply_state(11, 1, 0x8004800a);
+    ck_assert_int_eq(vhost_user_get_vring_base_packed(&conn, 1, &pos), 0);
+    ck_assert_int_eq(tr.n, 4);
+    ck_assert_str_eq(tr.lines[0], "-> SET_VRING_BASE flags=v1 size=8 index=0 base=9 fds=0");
+    ck_assert_str_eq(tr.lines[1], "-> SET_VRING_BASE flags=v1 size=8 index=1 base=294921 idx=9 "
+                                  "wrap=1 used_idx=4 used_wrap=0 fds=0");
+    expect_reply_line(3, "<- GET_VRING_BASE flags=v1|REPLY size=8 index=1 base=2147778570 "
+                         "idx=10 wrap=1 used_idx=4 used_wrap=1 fds=0 "
+                         "reply_to=GET_VRING_BASE latency=");
+    for (int i = 0; i < 3; i++)
+        be_read(&m);
 }
 END_TEST
 
@@ -2262,6 +2368,10 @@ static Suite *vhost_user_suite(void)
     tcase_add_test(nego, set_vring_enable_with_reply_ack_waits_for_the_ack);
     tcase_add_test(nego, set_features_with_log_all_waits_for_the_backend);
     tcase_add_test(nego, set_vring_addr_with_log_flag_waits_for_the_backend);
+    tcase_add_test(nego, set_vring_base_packed_encodes_both_positions);
+    tcase_add_test(nego, get_vring_base_packed_decodes_both_positions);
+    tcase_add_test(nego, vring_pos_encoding_round_trips);
+    tcase_add_test(nego, trace_shows_packed_vring_base_positions);
     tcase_add_test(nego, threaded_backend_full_device_start);
     tcase_add_test(nego, threaded_backend_device_start_traced);
     suite_add_tcase(s, nego);
