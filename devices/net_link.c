@@ -340,8 +340,27 @@ static bool net_peer_gone(const struct virtio_net *net)
     return recv(net->conn.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
 }
 
-/* One request on the backend's channel. A channel that fails or closes is closed alone,
- * in one line: the connection goes on, and a reconnect opens a new channel. */
+/* A request read in part gives up at its deadline: the timer says when (the channel
+ * may never be readable again). */
+static void net_arm_channel_timer(struct virtio_net *net)
+{
+    int64_t deadline = net->connected ? vhost_user_backend_req_deadline_ms(&net->conn) : -1;
+    struct itimerspec its = {0};
+
+    if (net->chan_timer_fd < 0)
+        return;
+    if (deadline >= 0) {
+        its.it_value.tv_sec = deadline / 1000;
+        its.it_value.tv_nsec = deadline % 1000 * 1000000 + 1;
+    }
+    if (timerfd_settime(net->chan_timer_fd, TFD_TIMER_ABSTIME, &its, NULL))
+        pr_err("%s: backend channel timer: %s", net->vdev.id, strerror(errno));
+}
+
+/* What the backend sent on its channel, read as far as it goes without waiting
+ * (vhost/ keeps a message's first part). A channel that fails, closes or leaves a
+ * message half-sent past reply-timeout-ms is closed alone, in one line: the
+ * connection goes on, and a reconnect opens a new channel. */
 static void net_on_backend_req(void *arg, uint32_t events)
 {
     struct virtio_net *net = arg;
@@ -354,6 +373,9 @@ static void net_on_backend_req(void *arg, uint32_t events)
     log_hold(&held);
     ret = vhost_user_backend_req_handle(&net->conn, &net_backend_ops, net);
     log_release();
+    net_arm_channel_timer(net);
+    if (ret == -EAGAIN)
+        return; /* the rest of a message is still to come */
     if (net->conn.backend_broken && net_peer_gone(net)) {
         /* A backend that died closed both: one loss, not a channel close first. */
         net_lost_backend(net, "it closed the connection");
@@ -386,6 +408,15 @@ static void net_on_conn_event(void *arg, uint32_t events)
     net_lost_backend(net, n == 0  ? "it closed the connection"
                           : n > 0 ? "it sent a message vmm did not ask for"
                                   : strerror(errno));
+}
+
+static void net_on_channel_timer(void *arg, uint32_t events)
+{
+    struct virtio_net *net = arg;
+    uint64_t expirations;
+
+    if (read(net->chan_timer_fd, &expirations, sizeof(expirations)) == sizeof(expirations))
+        net_on_backend_req(net, events);
 }
 
 static void net_on_retry(void *arg, uint32_t events)
@@ -556,12 +587,16 @@ int net_link_init(struct virtio_net *net)
     int ret;
 
     net->retry_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    if (net->retry_fd < 0) {
+    net->chan_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (net->retry_fd < 0 || net->chan_timer_fd < 0) {
         ret = -errno;
-        pr_err("%s: cannot create its timerfd: %s", net->vdev.id, strerror(-ret));
+        pr_err("%s: cannot create its timerfds: %s", net->vdev.id, strerror(-ret));
         return ret;
     }
     ret = net_watch(net, net->retry_fd, net_on_retry, &net->retry_watched, true);
+    if (!ret)
+        ret = net_watch(net, net->chan_timer_fd, net_on_channel_timer, &net->chan_timer_watched,
+                        true);
     if (ret) {
         pr_err("%s: cannot watch its timer: %s", net->vdev.id, strerror(-ret));
         return ret;
@@ -579,6 +614,11 @@ void net_link_destroy(struct virtio_net *net)
         net_watch(net, net->retry_fd, NULL, &net->retry_watched, false);
         close(net->retry_fd);
     }
+    if (net->chan_timer_fd >= 0) {
+        net_watch(net, net->chan_timer_fd, NULL, &net->chan_timer_watched, false);
+        close(net->chan_timer_fd);
+    }
+    net->chan_timer_fd = -1;
     if (net->listen_fd >= 0) {
         net_watch(net, net->listen_fd, NULL, &net->listen_watched, false);
         close(net->listen_fd);

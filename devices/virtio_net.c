@@ -204,6 +204,7 @@ void virtio_net_setup(struct virtio_net *net, const char *id, const struct virti
     for (unsigned q = 0; q < net->vdev.num_queues; q++)
         net->vdev.queues[q].max_size = 256;
     net->conn.fd = net->conn.backend_fd = net->listen_fd = net->retry_fd = -1;
+    net->chan_timer_fd = -1;
     net->phase = NET_IDLE;
     net->active_pairs = 1;
     pthread_mutex_init(&net->lock, NULL);

@@ -87,9 +87,10 @@ struct virtio_net {
     uint64_t backend_features; /* what the first backend offered: the guest saw these */
     enum virtio_net_phase phase;
     unsigned active_pairs;
-    bool logging;  /* migrating: the backend logs its writes (LOG_ALL, ring log addresses) */
-    int listen_fd; /* server: kept for the next backend */
-    int retry_fd;  /* client: timerfd pacing reconnects */
+    bool logging;      /* migrating: the backend logs its writes (LOG_ALL, ring log addresses) */
+    int listen_fd;     /* server: kept for the next backend */
+    int retry_fd;      /* client: timerfd pacing reconnects */
+    int chan_timer_fd; /* a backend request left half-sent: when to give up on it */
     uint16_t ring_base[VIRTIO_MAX_QUEUES]; /* where each ring (re)starts */
     unsigned reconnects;
     uint32_t rings_started; /* data queues handed to the current backend, one bit each */
@@ -97,6 +98,7 @@ struct virtio_net {
     bool ctrl_pending; /* a bounded batch left commands: the rest is posted */
     /* What is registered on the loop (each removed before its fd closes). */
     bool conn_watched, backend_watched, listen_watched, ctrl_watched, retry_watched;
+    bool chan_timer_watched;
     /* The first connection, waited for on the loop (virtio_net_start_link). */
     bool first_pending;
     int64_t first_deadline_ms;

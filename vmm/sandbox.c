@@ -245,6 +245,10 @@ static int add_main(scmp_filter_ctx ctx, const struct sandbox_config *cfg)
     if (!ret)
         ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
                                SCMP_A0(SCMP_CMP_EQ, PR_SET_NO_NEW_PRIVS, 0));
+    /* The threads it starts name themselves (vmm-vcpu0...) under its filter. */
+    if (!ret)
+        ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+                               SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME, 0));
     if (!ret)
         ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(seccomp), 1,
                                SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER, 0));

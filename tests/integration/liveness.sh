@@ -3,8 +3,10 @@
 # directly (vmm itself runs fine on PVM; the guest only crawls, which does not matter
 # here). Usage: liveness.sh CASE, one of
 #   stray-byte   a backend writes 1 byte of a header on its request channel and stops:
-#                the control socket answers each status within 1 s meanwhile, and
-#                SIGTERM ends vmm within 1 s (before: 30 s frozen, reply-timeout-ms)
+#                the control socket answers each status within 1 s meanwhile, the
+#                channel alone is closed once reply-timeout-ms passed (the connection
+#                goes on), and SIGTERM ends vmm within 1 s (before: all of vmm frozen
+#                for reply-timeout-ms, 30 s by default)
 #   stall        a backend stops answering in the middle of the handshake: the control
 #                socket answers, and SIGTERM ends vmm within 1 s
 #   dns          `migrate tcp:NAME:PORT` with a name that does not resolve fails with
@@ -79,9 +81,13 @@ start_backend() {
 case "$1" in
 stray-byte)
     start_backend --stray-channel-byte
-    start_vmm --net "vhost-user,socket=$dir/port.sock"
+    start_vmm --net "vhost-user,socket=$dir/port.sock,reply-timeout-ms=3000"
     wait_grep "$dir/backend.log" "stray byte sent" 30 || { cat "$dir/vmm.log"; fail "the backend never got its channel"; }
     status_within 1000 10
+    wait_grep "$dir/vmm.log" "request channel on .* is closed" 10 ||
+        { cat "$dir/vmm.log"; fail "the half-sent request was never given up on"; }
+    ! grep -q "lost" "$dir/vmm.log" || { cat "$dir/vmm.log"; fail "the backend was dropped, not its channel"; }
+    grep "request channel" "$dir/vmm.log"
     sigterm_within 1000
     pass "a stray byte on the backend channel froze nothing"
     ;;
