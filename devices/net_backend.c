@@ -6,8 +6,10 @@
 #include "../common/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static int send_enable(struct virtio_net *net)
 {
@@ -56,7 +58,7 @@ int net_vring_addr(struct virtio_net *net, unsigned q, struct vhost_user_vring_a
         .avail_user_addr = host_addr(net, vq->avail, 6 + 2ULL * vq->size),
         .used_user_addr = host_addr(net, vq->used, 6 + 8ULL * vq->size),
     };
-    if (net->logging) {
+    if (net->logging && !net->log_lost) {
         addr->flags = VHOST_USER_VRING_F_LOG;
         addr->log_guest_addr = vq->used;
     }
@@ -103,7 +105,7 @@ static uint64_t net_backend_features(const struct virtio_net *net)
 {
     uint64_t f = virtio_net_backend_features(net->vdev.acked_features, net->conn.features);
 
-    return net->logging ? f | (1ULL << VHOST_USER_F_LOG_ALL) : f;
+    return net->logging && !net->log_lost ? f | (1ULL << VHOST_USER_F_LOG_ALL) : f;
 }
 
 /* SET_FEATURES; with STATUS and status set, FEATURES_OK follows (QEMU's
@@ -123,8 +125,9 @@ int net_start_backend(struct virtio_net *net)
 {
     int ret = net_send_features(net, true);
 
-    if (!ret && net->opts.mtu &&
-        (net->conn.protocol_features & (1ULL << VHOST_USER_PROTOCOL_F_MTU)))
+    /* Spec: NET_SET_MTU only when the guest negotiated VIRTIO_NET_F_MTU. */
+    if (!ret && net->opts.mtu && net_has(net, PF(MTU)) &&
+        virtio_has_feature(&net->vdev, VIRTIO_NET_F_MTU))
         ret = vhost_user_net_set_mtu(&net->conn, net->opts.mtu);
     if (!ret)
         ret = send_mem_table(net);
@@ -166,16 +169,20 @@ void net_stop_rings(struct virtio_net *net)
 int net_log_check(struct virtio_device *vdev, char *why, size_t len)
 {
     struct virtio_net *net = to_net(vdev);
-    bool connected;
+    bool connected, lost;
     uint64_t features, protocol;
 
     pthread_mutex_lock(&net->lock);
     connected = net->connected;
+    lost = net->log_lost;
     features = net->link_features;
     protocol = net->link_protocol;
     pthread_mutex_unlock(&net->lock);
     if (!connected)
         snprintf(why, len, "%s: no vhost-user backend is connected", net->vdev.id);
+    else if (lost)
+        snprintf(why, len, "%s: a backend that came back while migrating could not log its writes",
+                 net->vdev.id);
     else if (!(protocol & PF(LOG_SHMFD)))
         snprintf(why, len, "%s: the backend does not offer LOG_SHMFD (a shared dirty log)",
                  net->vdev.id);
@@ -185,6 +192,17 @@ int net_log_check(struct virtio_device *vdev, char *why, size_t len)
     else
         return 0;
     return -ENOTSUP;
+}
+
+static void net_log_forget(struct virtio_net *net)
+{
+    net->logging = false;
+    if (net->log_fd >= 0)
+        close(net->log_fd);
+    net->log_fd = -1;
+    pthread_mutex_lock(&net->lock);
+    net->log_lost = false;
+    pthread_mutex_unlock(&net->lock);
 }
 
 /* SET_FEATURES and every started ring's address, with or without logging. Turning
@@ -218,30 +236,54 @@ int net_log_start(struct virtio_device *vdev, int log_fd, uint64_t log_size)
         pr_err("%s", why);
         return ret;
     }
+    /* Kept: a backend that comes back before the migration ends gets it again. */
+    net->log_fd = fcntl(log_fd, F_DUPFD_CLOEXEC, 0);
+    if (net->log_fd < 0) {
+        ret = -errno;
+        pr_err("%s: cannot keep the dirty log: %s", net->vdev.id, strerror(-ret));
+        return ret;
+    }
+    net->log_size = log_size;
     ret = vhost_user_set_log_base(&net->conn, log_fd, log_size, 0);
     if (!ret)
         ret = net_set_logging(net, true);
     if (ret) {
         pr_err("%s: the backend did not start dirty logging: %s", net->vdev.id, strerror(-ret));
-        net->logging = false;
+        net_log_forget(net);
         if (net->conn.broken)
             net_lost_backend(net, "it failed while dirty logging started");
     }
     return ret;
 }
 
+/* The backend that (re)connected during a migration gets the shared log before its
+ * rings start, as QEMU resends SET_LOG_BASE whenever logging is on; one that cannot
+ * log makes the log incomplete, which the migration is told (log_check fails). */
+int net_log_resume(struct virtio_net *net)
+{
+    if (!net->logging || net->log_lost)
+        return 0;
+    if (net_has(net, PF(LOG_SHMFD)) && (net->conn.features & BIT(VHOST_USER_F_LOG_ALL)))
+        return vhost_user_set_log_base(&net->conn, net->log_fd, net->log_size, 0);
+    pr_err("%s: the backend on %s cannot log its writes (no LOG_SHMFD or VHOST_F_LOG_ALL): the "
+           "migration's dirty log is incomplete",
+           net->vdev.id, net->opts.socket_path);
+    pthread_mutex_lock(&net->lock);
+    net->log_lost = true;
+    pthread_mutex_unlock(&net->lock);
+    return 0;
+}
+
 int net_log_stop(struct virtio_device *vdev)
 {
     struct virtio_net *net = to_net(vdev);
-    int ret;
+    int ret = 0;
 
     if (!net->logging)
         return 0;
-    if (!net->connected) {
-        net->logging = false;
-        return 0;
-    }
-    ret = net_set_logging(net, false);
+    if (net->connected)
+        ret = net_set_logging(net, false);
+    net_log_forget(net);
     if (ret && net->conn.broken)
         net_lost_backend(net, "it failed while dirty logging stopped");
     return ret;

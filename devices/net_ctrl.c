@@ -18,12 +18,17 @@ enum {
     CTRL_VLAN = 2,
     CTRL_ANNOUNCE = 3,
     CTRL_MQ = 4,
+    CTRL_GUEST_OFFLOADS = 5,
 };
 #define CTRL_MAC_TABLE_SET 0
 #define CTRL_MAC_ADDR_SET 1
 #define CTRL_RX_NOBCAST 5
 #define CTRL_MQ_VQ_PAIRS_SET 0
 #define CTRL_ANNOUNCE_ACK 0
+#define CTRL_VLAN_ADD 0
+#define CTRL_VLAN_DEL 1
+#define CTRL_GUEST_OFFLOADS_SET 0
+#define MAX_VLAN 4096
 #define CTRL_MAX_DATA 4096
 #define CTRL_BATCH 64 /* commands handled before the loop's other work gets a turn */
 static uint8_t ctrl_rx(uint32_t len, uint8_t cmd)
@@ -88,6 +93,35 @@ static uint8_t ctrl_announce(struct virtio_net *net, uint32_t len, uint8_t cmd)
     return VIRTIO_NET_OK;
 }
 
+/* The VLAN filter table: as QEMU does for a vhost-user NIC, an id below 4096 is
+ * accepted (the backend does its own filtering, as it is configured). */
+static uint8_t ctrl_vlan(struct virtio_net *net, const uint8_t *data, uint32_t len, uint8_t cmd)
+{
+    uint16_t vid;
+
+    if ((cmd != CTRL_VLAN_ADD && cmd != CTRL_VLAN_DEL) || len != 2 ||
+        !virtio_has_feature(&net->vdev, VIRTIO_NET_F_CTRL_VLAN))
+        return VIRTIO_NET_ERR;
+    memcpy(&vid, data, 2);
+    return vid < MAX_VLAN ? VIRTIO_NET_OK : VIRTIO_NET_ERR;
+}
+
+/* The guest offloads the driver turns on: only ones it negotiated (QEMU's check). */
+static uint8_t ctrl_guest_offloads(struct virtio_net *net, const uint8_t *data, uint32_t len,
+                                   uint8_t cmd)
+{
+    const uint64_t guest_offloads = BIT(VIRTIO_NET_F_GUEST_CSUM) | BIT(VIRTIO_NET_F_GUEST_TSO4) |
+                                    BIT(VIRTIO_NET_F_GUEST_TSO6) | BIT(VIRTIO_NET_F_GUEST_ECN) |
+                                    BIT(VIRTIO_NET_F_GUEST_UFO);
+    uint64_t offloads;
+
+    if (cmd != CTRL_GUEST_OFFLOADS_SET || len != 8 ||
+        !virtio_has_feature(&net->vdev, VIRTIO_NET_F_CTRL_GUEST_OFFLOADS))
+        return VIRTIO_NET_ERR;
+    memcpy(&offloads, data, 8);
+    return offloads & ~(guest_offloads & net->vdev.acked_features) ? VIRTIO_NET_ERR : VIRTIO_NET_OK;
+}
+
 static uint8_t ctrl_dispatch(struct virtio_net *net, const uint8_t *cmd, uint32_t len)
 {
     const uint8_t *data = cmd + 2;
@@ -103,7 +137,11 @@ static uint8_t ctrl_dispatch(struct virtio_net *net, const uint8_t *cmd, uint32_
         return ctrl_mq(net, data, len - 2, cmd[1]);
     case CTRL_ANNOUNCE:
         return ctrl_announce(net, len - 2, cmd[1]);
-    default: /* VLAN filtering, offloads: not offered */
+    case CTRL_VLAN:
+        return ctrl_vlan(net, data, len - 2, cmd[1]);
+    case CTRL_GUEST_OFFLOADS:
+        return ctrl_guest_offloads(net, data, len - 2, cmd[1]);
+    default:
         return VIRTIO_NET_ERR;
     }
 }

@@ -300,6 +300,8 @@ static void net_reconnect(struct virtio_net *net, int fd)
         net_close_conn(net);
         return;
     }
+    if (!ret)
+        ret = net_log_resume(net); /* says for itself when the log is lost */
     if (!ret) {
         log_hold(&held);      /* what went wrong goes into the one line below */
         if (net_running(net)) /* stopped: restart() starts them */
@@ -523,6 +525,10 @@ static void net_first_attach(struct virtio_net *net, int fd)
         return;
     }
     net->backend_features = net->conn.features;
+    net->backend_protocol = net->conn.protocol_features;
+    if (net->opts.mtu && !net_has(net, PF(MTU)))
+        pr_warn("%s: mtu=%u is not offered to the guest: the backend does not take NET_SET_MTU",
+                net->vdev.id, net->opts.mtu);
     net_set_connected(net, true);
     if (net->opts.server)
         net_watch_listen(net, false);

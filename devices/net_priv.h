@@ -36,6 +36,7 @@ static inline bool net_running(const struct virtio_net *net)
 
 /* virtio_net.c */
 const char *net_feature_name(int bit);
+uint64_t net_offered_features(const struct virtio_net *net);
 
 /* net_ctrl.c */
 int net_ctrl_start(struct virtio_net *net);
@@ -50,6 +51,8 @@ int net_vring_addr(struct virtio_net *net, unsigned q, struct vhost_user_vring_a
 int net_log_check(struct virtio_device *vdev, char *why, size_t len);
 int net_log_start(struct virtio_device *vdev, int log_fd, uint64_t log_size);
 int net_log_stop(struct virtio_device *vdev);
+/* A (re)connected backend while migrating: the shared log again, or the log is lost. */
+int net_log_resume(struct virtio_net *net);
 
 /* net_state.c: the virtio ops of migration. */
 int net_save(struct virtio_device *vdev, struct state_buf *out);

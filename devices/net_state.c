@@ -63,8 +63,7 @@ int net_save(struct virtio_device *vdev, struct state_buf *out)
 /* Features the guest uses must all be offered here (this backend's data path). */
 static int net_check_loaded_features(struct virtio_net *net, const struct net_state *st)
 {
-    uint64_t offered =
-        virtio_net_offered_features(net->backend_features, &net->opts) | BIT(VIRTIO_F_VERSION_1);
+    uint64_t offered = net_offered_features(net) | BIT(VIRTIO_F_VERSION_1);
     uint64_t extra = st->acked_features & ~offered;
     int bit = virtio_net_missing_feature(st->acked_features, offered);
 
@@ -214,8 +213,8 @@ int net_restart(struct virtio_device *vdev)
 }
 
 /* The guest tells its peers where it is now (GUEST_ANNOUNCE: a config interrupt
- * with S_ANNOUNCE, acknowledged on the control queue), and a backend that can
- * sends a RARP in its name. */
+ * with S_ANNOUNCE, acknowledged on the control queue), or, for a guest that cannot,
+ * a backend that can sends a RARP in its name. */
 static void net_announce(struct virtio_net *net)
 {
     bool guest = virtio_has_feature(&net->vdev, VIRTIO_NET_F_GUEST_ANNOUNCE);
@@ -227,9 +226,13 @@ static void net_announce(struct virtio_net *net)
     if (guest)
         net->config.status |= VIRTIO_NET_S_ANNOUNCE;
     pthread_mutex_unlock(&net->lock);
-    if (guest)
+    /* Spec: SEND_RARP is for a guest that cannot announce itself (QEMU returns early
+     * too): a guest with GUEST_ANNOUNCE sends its own, peers must not get two. */
+    if (guest) {
         virtio_notify_config(&net->vdev);
-    if (!net->connected || !(net->conn.protocol_features & (1ULL << VHOST_USER_PROTOCOL_F_RARP)))
+        return;
+    }
+    if (!net->connected || !net_has(net, PF(RARP)))
         return;
     ret = vhost_user_send_rarp(&net->conn, mac);
     if (ret && net->conn.broken)

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 static const uint64_t backend_feature_mask =
     BIT(VIRTIO_NET_F_CSUM) | BIT(VIRTIO_NET_F_GUEST_CSUM) | BIT(VIRTIO_NET_F_GUEST_TSO4) |
@@ -17,10 +18,13 @@ static const uint64_t backend_feature_mask =
 
 uint64_t virtio_net_offered_features(uint64_t backend, const struct virtio_net_options *opts)
 {
-    /* vmm itself provides the config space, the control queue and announcements. */
+    /* vmm itself provides the config space, the control queue and announcements;
+     * the VLAN table and guest offloads are acknowledged as QEMU does for a
+     * vhost-user NIC (the backend filters and offloads as it is configured). */
     uint64_t f = (backend & backend_feature_mask) | BIT(VIRTIO_NET_F_MAC) |
                  BIT(VIRTIO_NET_F_STATUS) | BIT(VIRTIO_NET_F_CTRL_VQ) | BIT(VIRTIO_NET_F_CTRL_RX) |
-                 BIT(VIRTIO_NET_F_CTRL_MAC_ADDR) | BIT(VIRTIO_NET_F_GUEST_ANNOUNCE);
+                 BIT(VIRTIO_NET_F_CTRL_MAC_ADDR) | BIT(VIRTIO_NET_F_GUEST_ANNOUNCE) |
+                 BIT(VIRTIO_NET_F_CTRL_VLAN) | BIT(VIRTIO_NET_F_CTRL_GUEST_OFFLOADS);
 
     if (opts->queue_pairs > 1)
         f |= BIT(VIRTIO_NET_F_MQ);
@@ -38,11 +42,18 @@ uint64_t virtio_net_backend_features(uint64_t acked, uint64_t backend)
     return f;
 }
 
+/* What the guest is offered: F_MTU only when the first backend takes NET_SET_MTU
+ * (the spec sends it only then; QEMU offers F_MTU anyway and skips the message). */
+uint64_t net_offered_features(const struct virtio_net *net)
+{
+    uint64_t f = virtio_net_offered_features(net->backend_features, &net->opts);
+
+    return net->backend_protocol & PF(MTU) ? f : f & ~BIT(VIRTIO_NET_F_MTU);
+}
+
 static uint64_t net_features(struct virtio_device *vdev)
 {
-    struct virtio_net *net = to_net(vdev);
-
-    return virtio_net_offered_features(net->backend_features, &net->opts);
+    return net_offered_features(to_net(vdev));
 }
 
 static int net_set_features(struct virtio_device *vdev, uint64_t acked)
@@ -136,8 +147,9 @@ static void net_reset(struct virtio_device *vdev)
     net_reset_status(net);
     /* As QEMU's virtio_reset: the device state goes too, where the backend can say so.
      * The memory it holds and the request channel stay (it keeps its owner). */
-    if (net->connected && !net->conn.broken && net_has(net, PF(RESET_DEVICE)))
-        vhost_user_reset_device(&net->conn);
+    if (net->connected && !net->conn.broken && net_has(net, PF(RESET_DEVICE)) &&
+        vhost_user_reset_device(&net->conn) == 0)
+        net->conn.nmem_held = 0; /* reset means re-initialised: the memory goes again */
     if (net->connected && net->conn.broken)
         net_lost_backend(net, "it failed during GET_VRING_BASE");
 }
@@ -204,7 +216,7 @@ void virtio_net_setup(struct virtio_net *net, const char *id, const struct virti
     for (unsigned q = 0; q < net->vdev.num_queues; q++)
         net->vdev.queues[q].max_size = 256;
     net->conn.fd = net->conn.backend_fd = net->listen_fd = net->retry_fd = -1;
-    net->chan_timer_fd = -1;
+    net->chan_timer_fd = net->log_fd = -1;
     net->phase = NET_IDLE;
     net->active_pairs = 1;
     pthread_mutex_init(&net->lock, NULL);
@@ -232,6 +244,9 @@ void virtio_net_destroy(struct virtio_net *net)
 {
     if (net->vdev.platform)
         net_link_destroy(net);
+    if (net->log_fd >= 0)
+        close(net->log_fd);
+    net->log_fd = -1;
     pthread_mutex_destroy(&net->fd_lock);
     pthread_mutex_destroy(&net->lock);
 }

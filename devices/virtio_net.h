@@ -85,9 +85,13 @@ struct virtio_net {
     pthread_mutex_t fd_lock;
     struct vhost_user_conn conn;
     uint64_t backend_features; /* what the first backend offered: the guest saw these */
+    uint64_t backend_protocol; /* the protocol features the first backend negotiated */
     enum virtio_net_phase phase;
     unsigned active_pairs;
-    bool logging;      /* migrating: the backend logs its writes (LOG_ALL, ring log addresses) */
+    bool logging;  /* migrating: the backend logs its writes (LOG_ALL, ring log addresses) */
+    bool log_lost; /* ... but a backend that came back meanwhile could not: say so */
+    int log_fd;    /* the shared log, kept for a backend that comes back while migrating */
+    uint64_t log_size;
     int listen_fd;     /* server: kept for the next backend */
     int retry_fd;      /* client: timerfd pacing reconnects */
     int chan_timer_fd; /* a backend request left half-sent: when to give up on it */

@@ -328,6 +328,8 @@ static int be_answer(struct be_session *s, int fd, const struct raw *m, bool wro
     case VHOST_USER_GET_VRING_BASE:
         memcpy(&v, m->payload, 4); /* {index, num 0} */
         break;
+    case VHOST_USER_SET_LOG_BASE: /* the spec's reply to it, with LOG_SHMFD */
+        break;
     default:
         if (!(m->flags & FL_NEED_REPLY))
             return 0;
@@ -1557,6 +1559,147 @@ START_TEST(mem_slots_add_each_region_once_per_connection)
 }
 END_TEST
 
+/* ---- migration's dirty log across a reconnect ---- */
+
+#define LOG_PROTOCOL (BACKEND_PROTOCOL | PF(LOG_SHMFD))
+#define LOG_FEATURES (BACKEND_FEATURES | BIT(VHOST_USER_F_LOG_ALL))
+#define LOG_SIZE 4096
+
+static int log_memfd = -1;
+
+/* A session with a backend that logs: LOG_SHMFD and VHOST_F_LOG_ALL. */
+static void be_add_logging(struct backend *be)
+{
+    be_add_protocol(be, LOG_PROTOCOL, 8);
+    be->s[be->nsessions - 1].features = LOG_FEATURES;
+}
+
+/* Migration turns dirty logging on (its device op, called here on the NIC's loop). */
+static void start_logging(void)
+{
+    log_memfd = memfd_create("dirty-log", MFD_CLOEXEC);
+    ck_assert_int_ge(log_memfd, 0);
+    ck_assert_int_eq(ftruncate(log_memfd, LOG_SIZE), 0);
+    ck_assert_int_eq(net.vdev.ops->log_start(&net.vdev, log_memfd, LOG_SIZE), 0);
+}
+
+static int find_msg(struct backend *be, int s, uint32_t request, int from)
+{
+    for (int k = from; k < be_nmsgs(be, s); k++)
+        if (be_get(be, s, k).request == request)
+            return k;
+    return -1;
+}
+
+/* The backend of session s got the shared log (this log's memfd) before its first
+ * SET_FEATURES, which carries LOG_ALL, and every ring address it got logs. */
+static void expect_logging_session(struct backend *be, int s)
+{
+    struct stat st;
+    int k_log = find_msg(be, s, VHOST_USER_SET_LOG_BASE, 0);
+    int k_feat = find_msg(be, s, VHOST_USER_SET_FEATURES, 0);
+    struct be_msg m;
+
+    ck_assert_msg(k_log >= 0, "the backend that came back never got SET_LOG_BASE; log:\n%s",
+                  logged());
+    ck_assert_msg(k_feat > k_log, "SET_FEATURES (at %d) came before SET_LOG_BASE (at %d)", k_feat,
+                  k_log);
+    m = be_get(be, s, k_log);
+    ck_assert_int_eq(fstat(log_memfd, &st), 0);
+    ck_assert_int_eq(m.nfds, 1);
+    ck_assert_uint_eq(m.ino, st.st_ino);
+    ck_assert_uint_eq(u64_at(&m, 0), LOG_SIZE);
+    m = be_get(be, s, k_feat);
+    ck_assert_uint_ne(u64_at(&m, 0) & BIT(VHOST_USER_F_LOG_ALL), 0);
+    for (int k = find_msg(be, s, VHOST_USER_SET_VRING_ADDR, 0); k >= 0;
+         k = find_msg(be, s, VHOST_USER_SET_VRING_ADDR, k + 1)) {
+        m = be_get(be, s, k);
+        ck_assert_uint_eq(u32_at(&m, 4) & VHOST_USER_VRING_F_LOG, VHOST_USER_VRING_F_LOG);
+    }
+}
+
+/* A backend that dies and comes back while a migration logs: without the log base the
+ * new backend's writes would be missing on the destination (DPDK does not log without
+ * one). QEMU resends SET_LOG_BASE whenever logging is on. */
+START_TEST(backend_back_while_migrating_gets_the_log_again)
+{
+    struct backend *a = &bes[0], *b = &bes[1];
+    char why[160];
+
+    be_listen(a);
+    be_add_logging(a);
+    be_start(a);
+    net_start();
+    guest_start();
+    start_logging();
+    ck_assert(be_saw(a, 0, VHOST_USER_SET_LOG_BASE));
+    lose_backend(a);
+    be_listen(b);
+    be_add_logging(b);
+    be_start(b);
+    expect_back(1);
+    expect_logging_session(b, 0);
+    ck_assert_int_eq(net.vdev.ops->log_check(&net.vdev, why, sizeof(why)), 0);
+    ck_assert_int_eq(net.vdev.ops->log_stop(&net.vdev), 0);
+    close(log_memfd);
+}
+END_TEST
+
+/* The guest starts its NIC only after the backend came back, logging on all along: the
+ * rings start with logging, after the log base. */
+START_TEST(guest_starts_after_a_reconnect_while_migrating)
+{
+    struct backend *a = &bes[0], *b = &bes[1];
+
+    be_listen(a);
+    be_add_logging(a);
+    be_start(a);
+    net_start();
+    start_logging();
+    lose_backend(a);
+    be_listen(b);
+    be_add_logging(b);
+    be_start(b);
+    pump_until(net.connected, WAIT_MS);
+    ck_assert(be_saw(b, 0, VHOST_USER_SET_LOG_BASE));
+    guest_start();
+    pump_until(find_msg(b, 0, VHOST_USER_SET_VRING_ENABLE, 0) >= 0, WAIT_MS);
+    expect_logging_session(b, 0);
+    ck_assert_int_eq(net.vdev.ops->log_stop(&net.vdev), 0);
+    close(log_memfd);
+}
+END_TEST
+
+/* A backend that comes back unable to log: it serves the guest (LOG_ALL is not forced
+ * on it), and the migration is told its log is incomplete. */
+START_TEST(backend_back_unable_to_log_fails_the_log_check)
+{
+    struct backend *a = &bes[0], *b = &bes[1];
+    struct be_msg feat;
+    char why[160];
+
+    be_listen(a);
+    be_add_logging(a);
+    be_start(a);
+    net_start();
+    guest_start();
+    start_logging();
+    lose_backend(a);
+    be_listen(b);
+    be_add(b, BE_WELL, 0, BACKEND_FEATURES); /* no LOG_SHMFD, no LOG_ALL */
+    be_start(b);
+    expect_back(1);
+    ck_assert(!be_saw(b, 0, VHOST_USER_SET_LOG_BASE));
+    feat = be_get(b, 0, find_msg(b, 0, VHOST_USER_SET_FEATURES, 0));
+    ck_assert_uint_eq(u64_at(&feat, 0) & BIT(VHOST_USER_F_LOG_ALL), 0);
+    ck_assert_int_eq(net.vdev.ops->log_check(&net.vdev, why, sizeof(why)), -ENOTSUP);
+    ck_assert_msg(strstr(why, "came back while migrating"), "%s", why);
+    expect_logged(1, "net0: the backend on %s cannot log its writes", sock_path);
+    ck_assert_int_eq(net.vdev.ops->log_stop(&net.vdev), 0);
+    close(log_memfd);
+}
+END_TEST
+
 /* Fewer slots than guest RAM regions: refused at the handshake, in one line, whether at
  * start or on a reconnect. */
 START_TEST(mem_slots_too_few_are_refused)
@@ -1711,6 +1854,9 @@ static Suite *net_reconnect_suite(void)
     tcase_add_loop_test(tc, status_and_reset_device_when_the_backend_offers_them, 0, 4);
     tcase_add_test(tc, mem_slots_add_each_region_once_per_connection);
     tcase_add_test(tc, mem_slots_too_few_are_refused);
+    tcase_add_test(tc, backend_back_while_migrating_gets_the_log_again);
+    tcase_add_test(tc, guest_starts_after_a_reconnect_while_migrating);
+    tcase_add_test(tc, backend_back_unable_to_log_fails_the_log_check);
     tcase_add_test(tc, backend_channel_answers_survives_its_close_and_reopens);
     suite_add_tcase(s, tc);
     return s;

@@ -29,7 +29,8 @@
 #define VMM_BITS                                                                                   \
     (BIT(VIRTIO_NET_F_MAC) | BIT(VIRTIO_NET_F_STATUS) | BIT(VIRTIO_NET_F_CTRL_VQ) |                \
      BIT(VIRTIO_NET_F_CTRL_RX) | BIT(VIRTIO_NET_F_CTRL_MAC_ADDR) |                                 \
-     BIT(VIRTIO_NET_F_GUEST_ANNOUNCE))
+     BIT(VIRTIO_NET_F_GUEST_ANNOUNCE) | BIT(VIRTIO_NET_F_CTRL_VLAN) |                              \
+     BIT(VIRTIO_NET_F_CTRL_GUEST_OFFLOADS))
 
 static struct virtio_net_options opts;
 static char err[256];
@@ -284,8 +285,7 @@ END_TEST
 START_TEST(offered_drops_unknown_backend_bits)
 {
     struct virtio_net_options o = with(1, 0);
-    const uint64_t unknown = BIT(VIRTIO_NET_F_CTRL_GUEST_OFFLOADS) | BIT(VIRTIO_NET_F_CTRL_VLAN) |
-                             BIT(VHOST_USER_F_PROTOCOL_FEATURES) | BIT(VHOST_USER_F_LOG_ALL) |
+    const uint64_t unknown = BIT(VHOST_USER_F_PROTOCOL_FEATURES) | BIT(VHOST_USER_F_LOG_ALL) |
                              BIT(33) /* ACCESS_PLATFORM */ | BIT(34) /* RING_PACKED */ | BIT(63);
 
     ck_assert_uint_eq(virtio_net_offered_features(unknown, &o), VMM_BITS);
@@ -438,6 +438,7 @@ END_TEST
 #define CLASS_VLAN 2
 #define CLASS_ANNOUNCE 3
 #define CLASS_MQ 4
+#define CLASS_GUEST_OFFLOADS 5
 #define RX_PROMISC 0
 #define RX_ALLMULTI 1
 #define MAC_TABLE_SET 0
@@ -1136,6 +1137,77 @@ START_TEST(ctrl_unsupported_classes)
 }
 END_TEST
 
+/* Offered as QEMU offers them for vhost-user: the VLAN table takes ids below 4096, the
+ * guest offloads only ones the guest negotiated. */
+START_TEST(ctrl_vlan_table_acked_as_qemu_does)
+{
+    const uint16_t vid = 5, too_big = 4096;
+
+    cq_start(CQ_FEATURES | BIT(VIRTIO_NET_F_CTRL_VLAN));
+    ck_assert_uint_eq(ctrl(CLASS_VLAN, 0, &vid, 2), ACK_OK); /* VLAN_ADD */
+    ck_assert_uint_eq(ctrl(CLASS_VLAN, 1, &vid, 2), ACK_OK); /* VLAN_DEL */
+    ck_assert_uint_eq(ctrl(CLASS_VLAN, 0, &too_big, 2), ACK_ERR);
+    ck_assert_uint_eq(ctrl(CLASS_VLAN, 2, &vid, 2), ACK_ERR); /* no such command */
+    ck_assert_uint_eq(ctrl(CLASS_VLAN, 0, &vid, 1), ACK_ERR); /* a vid is 2 bytes */
+}
+END_TEST
+
+START_TEST(ctrl_guest_offloads_only_negotiated_ones)
+{
+    const uint64_t csum = BIT(VIRTIO_NET_F_GUEST_CSUM), tso4 = BIT(VIRTIO_NET_F_GUEST_TSO4);
+    const uint64_t none = 0, host = BIT(VIRTIO_NET_F_HOST_TSO4);
+
+    cq_start(CQ_FEATURES | BIT(VIRTIO_NET_F_CTRL_GUEST_OFFLOADS) | csum);
+    ck_assert_uint_eq(ctrl(CLASS_GUEST_OFFLOADS, 0, &csum, 8), ACK_OK);
+    ck_assert_uint_eq(ctrl(CLASS_GUEST_OFFLOADS, 0, &none, 8), ACK_OK);
+    ck_assert_uint_eq(ctrl(CLASS_GUEST_OFFLOADS, 0, &tso4, 8), ACK_ERR); /* not negotiated */
+    ck_assert_uint_eq(ctrl(CLASS_GUEST_OFFLOADS, 0, &host, 8), ACK_ERR); /* not a guest one */
+    ck_assert_uint_eq(ctrl(CLASS_GUEST_OFFLOADS, 1, &csum, 8), ACK_ERR);
+    ck_assert_uint_eq(ctrl(CLASS_GUEST_OFFLOADS, 0, &csum, 4), ACK_ERR);
+}
+END_TEST
+
+/* A guest that keeps the control queue full (200 commands in a 256-entry ring, all on
+ * the same descriptors, as one re-posting at once would) gets a batch of 64 per turn:
+ * the rest is posted to the NIC's loop, whose other work runs in between. */
+#define FLOOD_SIZE 256
+#define FLOOD_DESC (CQ_MEM_BASE + 0x8000)
+#define FLOOD_AVAIL (CQ_MEM_BASE + 0x9000)
+#define FLOOD_USED (CQ_MEM_BASE + 0xa000)
+#define FLOOD_CMD (CQ_MEM_BASE + 0xb000)
+#define FLOOD_ACK (CQ_MEM_BASE + 0xb010)
+
+START_TEST(ctrl_a_flood_is_served_in_bounded_batches)
+{
+    const uint8_t cmd[3] = {CLASS_RX, RX_PROMISC, 1};
+    int turns = 0;
+
+    memcpy(cq_host(FLOOD_CMD, sizeof(cmd)), cmd, sizeof(cmd));
+    cq_set_desc_at(FLOOD_DESC, 0, FLOOD_CMD, sizeof(cmd), VIRTQ_DESC_F_NEXT, 1);
+    cq_set_desc_at(FLOOD_DESC, 1, FLOOD_ACK, 1, VIRTQ_DESC_F_WRITE, 0);
+    for (unsigned i = 0; i < FLOOD_SIZE; i++)
+        cq_put16(FLOOD_AVAIL + 4 + 2 * i, 0);
+    cq_put16(FLOOD_AVAIL + 2, 200);
+    cq_net.ctrl_vq = (struct virtq){.size = FLOOD_SIZE,
+                                    .desc_gpa = FLOOD_DESC,
+                                    .avail_gpa = FLOOD_AVAIL,
+                                    .used_gpa = FLOOD_USED,
+                                    .mem = cq_net.vdev.mem};
+    ck_assert_int_eq(virtq_check_layout(&cq_net.ctrl_vq), 0);
+    virtio_net_ctrl_process(&cq_net);
+    ck_assert_uint_eq(cq_net.ctrl_vq.last_avail, 64);
+    ck_assert(cq_net.ctrl_pending);
+    while (cq_net.ctrl_vq.last_avail < 200) {
+        ck_assert_int_eq(event_loop_run_once(&cq_loop, 1000), 1);
+        turns++;
+    }
+    ck_assert_int_eq(turns, 3); /* 64 + 64 + 64 + 8 */
+    ck_assert(!cq_net.ctrl_pending);
+    ck_assert_int_eq(event_loop_run_once(&cq_loop, 0), 0); /* nothing left behind */
+    ck_assert_uint_eq(cq_get16(FLOOD_USED + 2), 200);
+}
+END_TEST
+
 START_TEST(ctrl_command_shorter_than_header)
 {
     const uint8_t one = CLASS_RX;
@@ -1569,6 +1641,9 @@ END_TEST
     (BIT(VIRTIO_F_VERSION_1) | BIT(VHOST_USER_F_PROTOCOL_FEATURES) | BIT(VIRTIO_NET_F_MRG_RXBUF))
 #define MG_ACKED (CQ_FEATURES | BIT(VIRTIO_NET_F_MRG_RXBUF))
 #define PF_RARP (1ULL << VHOST_USER_PROTOCOL_F_RARP)
+#define PF_MTU (1ULL << VHOST_USER_PROTOCOL_F_MTU)
+#define PF_RESET (1ULL << VHOST_USER_PROTOCOL_F_RESET_DEVICE)
+#define PF_SLOTS (1ULL << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS)
 
 struct be_msg {
     uint32_t request, flags, size;
@@ -1744,6 +1819,7 @@ static void mg_connect(uint64_t protocol_features)
     cq_net.connected = true;
     cq_net.link_features = MG_BACKEND;
     cq_net.link_protocol = protocol_features;
+    cq_net.backend_protocol = protocol_features; /* as if this were the first backend */
     mg_be = sv[1];
 }
 
@@ -2073,12 +2149,14 @@ START_TEST(mig_round_trip_starts_where_the_source_stopped)
 }
 END_TEST
 
-START_TEST(mig_announce_with_guest_announce_and_rarp)
+/* A guest that announces itself (GUEST_ANNOUNCE): S_ANNOUNCE and a config interrupt,
+ * and no SEND_RARP even from a backend that could (spec; QEMU returns early too):
+ * peers must not get two announcements. */
+START_TEST(mig_announce_by_the_guest_sends_no_rarp)
 {
     static const uint16_t bases[MG_RINGS] = {1, 1, 1, 1};
     static const uint8_t mac[6] = {0x02, 0x12, 0x34, 0x56, 0x78, 0x9a};
     struct be_log log;
-    int rarp = -1;
 
     cq_net.vdev.acked_features |= BIT(VIRTIO_NET_F_GUEST_ANNOUNCE);
     mg_busy_source(bases);
@@ -2087,16 +2165,10 @@ START_TEST(mig_announce_with_guest_announce_and_rarp)
     be_reply_barriers(MG_RINGS);
     ck_assert_int_eq(cq_net.vdev.ops->start_loaded(&cq_net.vdev), 0);
     ck_assert_uint_eq(cq_net.config.status, VIRTIO_NET_S_LINK_UP | VIRTIO_NET_S_ANNOUNCE);
-    ck_assert_uint_eq(config_irqs_take(), 1); /* the config interrupt, from the loop */
+    ck_assert_uint_eq(config_irqs_take(), 1);
     be_collect(&log);
     expect_rings_started(&log, bases, 2);
-    for (int i = 0; i < log.n; i++)
-        if (log.m[i].request == VHOST_USER_SEND_RARP)
-            rarp = i;
-    ck_assert_int_eq(be_count(&log, VHOST_USER_SEND_RARP), 1);
-    ck_assert_int_eq(rarp, log.n - 1);
-    ck_assert_uint_eq(log.m[rarp].size, 8);
-    ck_assert_mem_eq(log.m[rarp].payload, mac, 6); /* the MAC the guest set */
+    ck_assert_int_eq(be_count(&log, VHOST_USER_SEND_RARP), 0);
     /* The guest acknowledges: S_ANNOUNCE clears, the link stays. */
     ck_assert_uint_eq(ctrl(CLASS_ANNOUNCE, 1, NULL, 0), ACK_ERR); /* no such command */
     ck_assert_uint_eq(ctrl(CLASS_ANNOUNCE, 0, &mac, 1), ACK_ERR); /* ACK carries no data */
@@ -2104,6 +2176,93 @@ START_TEST(mig_announce_with_guest_announce_and_rarp)
     ck_assert_uint_eq(ctrl(CLASS_ANNOUNCE, 0, NULL, 0), ACK_OK);
     ck_assert_uint_eq(cq_net.config.status, VIRTIO_NET_S_LINK_UP);
     state_buf_free(&mg_blob);
+}
+END_TEST
+
+/* A guest without GUEST_ANNOUNCE: the backend sends a RARP in its name, last, with the
+ * MAC the guest set; no S_ANNOUNCE (the guest could not acknowledge it). */
+START_TEST(mig_announce_for_the_guest_by_rarp)
+{
+    static const uint16_t bases[MG_RINGS] = {1, 1, 1, 1};
+    static const uint8_t mac[6] = {0x02, 0x12, 0x34, 0x56, 0x78, 0x9a};
+    struct be_log log;
+    int rarp = -1;
+
+    mg_busy_source(bases);
+    mg_new_destination("vhost-user,socket=/x,queues=2", PF_RARP);
+    ck_assert_int_eq(mg_load(mg_blob.len), 0);
+    be_reply_barriers(MG_RINGS);
+    ck_assert_int_eq(cq_net.vdev.ops->start_loaded(&cq_net.vdev), 0);
+    ck_assert_uint_eq(cq_net.config.status, VIRTIO_NET_S_LINK_UP);
+    be_collect(&log);
+    for (int i = 0; i < log.n; i++)
+        if (log.m[i].request == VHOST_USER_SEND_RARP)
+            rarp = i;
+    ck_assert_int_eq(be_count(&log, VHOST_USER_SEND_RARP), 1);
+    ck_assert_int_eq(rarp, log.n - 1);
+    ck_assert_uint_eq(log.m[rarp].size, 8);
+    ck_assert_mem_eq(log.m[rarp].payload, mac, 6);
+    state_buf_free(&mg_blob);
+}
+END_TEST
+
+/* A NIC with mtu= whose backend takes NET_SET_MTU: the guest is offered F_MTU, and the
+ * backend gets NET_SET_MTU only when the guest negotiated it (spec). */
+START_TEST(mtu_is_sent_only_when_the_guest_negotiated_it)
+{
+    static const uint16_t bases[MG_RINGS] = {0, 0, 0, 0};
+    struct be_log log;
+
+    mg_stop_at(bases); /* the set-up's NIC goes; a fresh one with mtu= takes its rings */
+    mg_new_destination("vhost-user,socket=/x,queues=2,mtu=1400", PF_MTU);
+    ck_assert_uint_ne(cq_net.vdev.ops->features(&cq_net.vdev) & BIT(VIRTIO_NET_F_MTU), 0);
+    cq_net.vdev.acked_features = MG_ACKED; /* no F_MTU */
+    be_reply_barriers(MG_RINGS);
+    ck_assert_int_eq(cq_net.vdev.ops->activate(&cq_net.vdev), 0);
+    be_collect(&log);
+    ck_assert_int_eq(be_count(&log, VHOST_USER_NET_SET_MTU), 0);
+    mg_stop_at(bases);
+    mg_new_destination("vhost-user,socket=/x,queues=2,mtu=1400", PF_MTU);
+    cq_net.vdev.acked_features = MG_ACKED | BIT(VIRTIO_NET_F_MTU);
+    be_reply_barriers(MG_RINGS);
+    ck_assert_int_eq(cq_net.vdev.ops->activate(&cq_net.vdev), 0);
+    be_collect(&log);
+    ck_assert_int_eq(be_count(&log, VHOST_USER_NET_SET_MTU), 1);
+}
+END_TEST
+
+/* A backend without NET_SET_MTU cannot be told: F_MTU is not offered at all. */
+START_TEST(mtu_is_not_offered_without_the_backends_net_set_mtu)
+{
+    mg_new_destination("vhost-user,socket=/x,queues=2,mtu=1400", 0);
+    ck_assert_uint_eq(cq_net.vdev.ops->features(&cq_net.vdev) & BIT(VIRTIO_NET_F_MTU), 0);
+}
+END_TEST
+
+/* RESET_DEVICE re-initialises the backend: the next start gives it the memory again
+ * (with CONFIGURE_MEM_SLOTS, where vmm tracks what the backend holds). */
+START_TEST(reset_device_gives_the_memory_again)
+{
+    static const uint16_t bases[MG_RINGS] = {0, 0, 0, 0};
+    struct be_log log;
+
+    mg_stop_at(bases);
+    mg_new_destination("vhost-user,socket=/x,queues=2", PF_RESET | PF_SLOTS);
+    cq_net.conn.max_mem_slots = 8;
+    cq_net.vdev.acked_features = MG_ACKED;
+    be_reply_barriers(MG_RINGS);
+    ck_assert_int_eq(cq_net.vdev.ops->activate(&cq_net.vdev), 0);
+    be_collect(&log);
+    ck_assert_int_eq(be_count(&log, VHOST_USER_ADD_MEM_REG), 1);
+    for (unsigned q = 0; q < MG_RINGS; q++)
+        be_reply_base(q, bases[q]);
+    cq_net.vdev.ops->reset(&cq_net.vdev);
+    be_collect(&log);
+    ck_assert_int_eq(be_count(&log, VHOST_USER_RESET_DEVICE), 1);
+    be_reply_barriers(MG_RINGS);
+    ck_assert_int_eq(cq_net.vdev.ops->activate(&cq_net.vdev), 0);
+    be_collect(&log);
+    ck_assert_int_eq(be_count(&log, VHOST_USER_ADD_MEM_REG), 1);
 }
 END_TEST
 
@@ -2260,6 +2419,9 @@ static Suite *virtio_net_suite(void)
     tcase_add_test(ctrlq, ctrl_mq_on_a_broken_backend_applies_later);
     tcase_add_test(ctrlq, ctrl_mq_without_protocol_features_sends_nothing);
     tcase_add_test(ctrlq, ctrl_unsupported_classes);
+    tcase_add_test(ctrlq, ctrl_a_flood_is_served_in_bounded_batches);
+    tcase_add_test(ctrlq, ctrl_vlan_table_acked_as_qemu_does);
+    tcase_add_test(ctrlq, ctrl_guest_offloads_only_negotiated_ones);
     tcase_add_test(ctrlq, ctrl_command_shorter_than_header);
     tcase_add_test(ctrlq, ctrl_zero_length_readable_descriptors);
     tcase_add_test(ctrlq, ctrl_zero_length_writable_descriptor);
@@ -2286,7 +2448,11 @@ static Suite *virtio_net_suite(void)
     tcase_add_test(mig, mig_reset_of_a_stopped_nic_sends_nothing);
     tcase_add_test(mig, ctrl_mq_sets_the_backend_rings_enabled);
     tcase_add_test(mig, mig_round_trip_starts_where_the_source_stopped);
-    tcase_add_test(mig, mig_announce_with_guest_announce_and_rarp);
+    tcase_add_test(mig, mig_announce_by_the_guest_sends_no_rarp);
+    tcase_add_test(mig, mig_announce_for_the_guest_by_rarp);
+    tcase_add_test(mig, mtu_is_sent_only_when_the_guest_negotiated_it);
+    tcase_add_test(mig, mtu_is_not_offered_without_the_backends_net_set_mtu);
+    tcase_add_test(mig, reset_device_gives_the_memory_again);
     tcase_add_test(mig, mig_link_state_follows_the_destination_backend);
     tcase_add_test(mig, mig_load_refuses_another_queue_pair_count);
     tcase_add_test(mig, mig_load_refuses_features_the_backend_here_lacks);
