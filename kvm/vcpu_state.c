@@ -1,10 +1,9 @@
 /* A vCPU's KVM state as one blob, after QEMU's kvm_arch_get/put_registers and
  * Firecracker's save_state/restore_state (see the order notes below).
  *
- * Blob: struct vcpu_state_hdr, then kvm_regs, kvm_sregs, the FPU area
- * (fpu_size bytes: struct kvm_xsave as KVM_GET_XSAVE2 fills it, or struct
- * kvm_fpu), kvm_xcrs, nmsrs kvm_msr_entry, kvm_lapic_state, kvm_vcpu_events,
- * kvm_mp_state, kvm_debugregs; a part whose VCPU_HAS_* bit is clear is absent. */
+ * Blob: struct kvm_vcpu_state_hdr, then the parts struct kvm_vcpu_state_parts lists,
+ * in its order (vcpu_state.h). Loading parses and checks the whole blob without KVM
+ * (kvm_vcpu_state_parse, which the fuzzer drives), then applies it. */
 #include "vcpu_state.h"
 
 #include "../common/log.h"
@@ -14,42 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-
-#define VCPU_STATE_MAGIC 0x55504356u /* "VCPU" */
-#define VCPU_STATE_VERSION 1u
-#define VCPU_STATE_MAX_MSRS 256u
-
-enum {
-    VCPU_HAS_XSAVE = 1u << 0, /* the FPU area is XSAVE; clear: struct kvm_fpu */
-    VCPU_HAS_XCRS = 1u << 1,
-    VCPU_HAS_EVENTS = 1u << 2,
-    VCPU_HAS_MP_STATE = 1u << 3,
-    VCPU_HAS_DEBUGREGS = 1u << 4,
-    VCPU_HAS_ALL = (1u << 5) - 1,
-};
-
-struct vcpu_state_hdr {
-    uint32_t magic;
-    uint32_t version;
-    uint32_t parts; /* VCPU_HAS_* */
-    uint32_t fpu_size;
-    uint32_t nmsrs;
-    uint32_t reserved;
-} __attribute__((packed));
-_Static_assert(sizeof(struct vcpu_state_hdr) == 24, "vcpu_state_hdr is 24 bytes");
-
-struct vcpu_state {
-    struct vcpu_state_hdr hdr;
-    struct kvm_regs regs;
-    struct kvm_sregs sregs;
-    void *fpu; /* hdr.fpu_size bytes */
-    struct kvm_xcrs xcrs;
-    struct kvm_msrs *msrs; /* room for VCPU_STATE_MAX_MSRS entries */
-    struct kvm_lapic_state lapic;
-    struct kvm_vcpu_events events;
-    struct kvm_mp_state mp_state;
-    struct kvm_debugregs debugregs;
-};
 
 #define MSR_IA32_TSC 0x10
 #define MSR_MTRRCAP 0xfe
@@ -135,37 +98,40 @@ static uint32_t vcpu_xsave_size(struct kvm_vcpu *vcpu)
     return vcpu_has_cap(vcpu, KVM_CAP_XSAVE) ? sizeof(struct kvm_xsave) : 0;
 }
 
-/* The parts this host's KVM can save and load, VCPU_HAS_XSAVE included. */
+/* The parts this host's KVM can save and load, KVM_VCPU_HAS_XSAVE included. */
 static uint32_t vcpu_host_parts(struct kvm_vcpu *vcpu)
 {
     uint32_t parts = 0;
 
     if (vcpu_xsave_size(vcpu))
-        parts |= VCPU_HAS_XSAVE;
+        parts |= KVM_VCPU_HAS_XSAVE;
     if (vcpu_has_cap(vcpu, KVM_CAP_XCRS))
-        parts |= VCPU_HAS_XCRS;
+        parts |= KVM_VCPU_HAS_XCRS;
     if (vcpu_has_cap(vcpu, KVM_CAP_VCPU_EVENTS))
-        parts |= VCPU_HAS_EVENTS;
+        parts |= KVM_VCPU_HAS_EVENTS;
     if (vcpu_has_cap(vcpu, KVM_CAP_MP_STATE))
-        parts |= VCPU_HAS_MP_STATE;
+        parts |= KVM_VCPU_HAS_MP_STATE;
     if (vcpu_has_cap(vcpu, KVM_CAP_DEBUGREGS))
-        parts |= VCPU_HAS_DEBUGREGS;
+        parts |= KVM_VCPU_HAS_DEBUGREGS;
     return parts;
 }
 
-static int vcpu_state_alloc(struct vcpu_state *st, uint32_t fpu_size)
+static int vcpu_state_alloc(struct kvm_vcpu_state_parts *st, uint32_t fpu_size)
 {
     st->fpu = calloc(1, fpu_size);
-    st->msrs = calloc(1, sizeof(*st->msrs) + VCPU_STATE_MAX_MSRS * sizeof(st->msrs->entries[0]));
+    st->msrs =
+        calloc(1, sizeof(*st->msrs) + KVM_VCPU_STATE_MAX_MSRS * sizeof(st->msrs->entries[0]));
     if (!st->fpu || !st->msrs)
         return -ENOMEM;
     return 0;
 }
 
-static void vcpu_state_free(struct vcpu_state *st)
+void kvm_vcpu_state_parts_free(struct kvm_vcpu_state_parts *st)
 {
     free(st->fpu);
     free(st->msrs);
+    st->fpu = NULL;
+    st->msrs = NULL;
 }
 
 /* ---- which MSRs ---- */
@@ -209,7 +175,7 @@ static void msrs_add(struct kvm_msrs *msrs, uint32_t index)
     for (uint32_t i = 0; i < msrs->nmsrs; i++)
         if (msrs->entries[i].index == index)
             return;
-    if (msrs->nmsrs < VCPU_STATE_MAX_MSRS)
+    if (msrs->nmsrs < KVM_VCPU_STATE_MAX_MSRS)
         msrs->entries[msrs->nmsrs++] = (struct kvm_msr_entry){.index = index};
 }
 
@@ -290,9 +256,9 @@ static int vcpu_get_msrs(struct kvm_vcpu *vcpu, struct kvm_msrs *msrs)
 
 /* ---- save ---- */
 
-static int vcpu_get_fpu(struct kvm_vcpu *vcpu, struct vcpu_state *st)
+static int vcpu_get_fpu(struct kvm_vcpu *vcpu, struct kvm_vcpu_state_parts *st)
 {
-    if (!(st->hdr.parts & VCPU_HAS_XSAVE))
+    if (!(st->hdr.parts & KVM_VCPU_HAS_XSAVE))
         return vcpu_ioctl(vcpu, KVM_GET_FPU, st->fpu, "KVM_GET_FPU");
     if (vcpu_has_cap(vcpu, KVM_CAP_XSAVE2))
         return vcpu_ioctl(vcpu, KVM_GET_XSAVE2, st->fpu, "KVM_GET_XSAVE2");
@@ -302,12 +268,12 @@ static int vcpu_get_fpu(struct kvm_vcpu *vcpu, struct vcpu_state *st)
 /* KVM_GET_MP_STATE first: it accepts pending INIT/SIPI, which can change the
  * registers, the LAPIC and the events. KVM_GET_VCPU_EVENTS last, after every
  * other read that might still move state (Firecracker's save order). */
-static int vcpu_state_get(struct kvm_vcpu *vcpu, struct vcpu_state *st)
+static int vcpu_state_get(struct kvm_vcpu *vcpu, struct kvm_vcpu_state_parts *st)
 {
     uint32_t parts = st->hdr.parts;
     int ret = 0;
 
-    if (parts & VCPU_HAS_MP_STATE)
+    if (parts & KVM_VCPU_HAS_MP_STATE)
         ret = vcpu_ioctl(vcpu, KVM_GET_MP_STATE, &st->mp_state, "KVM_GET_MP_STATE");
     if (!ret)
         ret = vcpu_ioctl(vcpu, KVM_GET_REGS, &st->regs, "KVM_GET_REGS");
@@ -315,15 +281,15 @@ static int vcpu_state_get(struct kvm_vcpu *vcpu, struct vcpu_state *st)
         ret = vcpu_ioctl(vcpu, KVM_GET_SREGS, &st->sregs, "KVM_GET_SREGS");
     if (!ret)
         ret = vcpu_get_fpu(vcpu, st);
-    if (!ret && (parts & VCPU_HAS_XCRS))
+    if (!ret && (parts & KVM_VCPU_HAS_XCRS))
         ret = vcpu_ioctl(vcpu, KVM_GET_XCRS, &st->xcrs, "KVM_GET_XCRS");
     if (!ret)
         ret = vcpu_get_msrs(vcpu, st->msrs);
     if (!ret)
         ret = vcpu_ioctl(vcpu, KVM_GET_LAPIC, &st->lapic, "KVM_GET_LAPIC");
-    if (!ret && (parts & VCPU_HAS_DEBUGREGS))
+    if (!ret && (parts & KVM_VCPU_HAS_DEBUGREGS))
         ret = vcpu_ioctl(vcpu, KVM_GET_DEBUGREGS, &st->debugregs, "KVM_GET_DEBUGREGS");
-    if (!ret && (parts & VCPU_HAS_EVENTS))
+    if (!ret && (parts & KVM_VCPU_HAS_EVENTS))
         ret = vcpu_ioctl(vcpu, KVM_GET_VCPU_EVENTS, &st->events, "KVM_GET_VCPU_EVENTS");
     st->hdr.nmsrs = st->msrs->nmsrs;
     return ret;
@@ -334,7 +300,7 @@ static int put_part(struct state_buf *out, bool present, const void *data, size_
     return present ? state_buf_put(out, data, len) : 0;
 }
 
-static int vcpu_state_put(const struct vcpu_state *st, struct state_buf *out)
+int kvm_vcpu_state_put(const struct kvm_vcpu_state_parts *st, struct state_buf *out)
 {
     uint32_t parts = st->hdr.parts;
     int ret = state_buf_put(out, &st->hdr, sizeof(st->hdr));
@@ -346,29 +312,29 @@ static int vcpu_state_put(const struct vcpu_state *st, struct state_buf *out)
     if (!ret)
         ret = state_buf_put(out, st->fpu, st->hdr.fpu_size);
     if (!ret)
-        ret = put_part(out, parts & VCPU_HAS_XCRS, &st->xcrs, sizeof(st->xcrs));
+        ret = put_part(out, parts & KVM_VCPU_HAS_XCRS, &st->xcrs, sizeof(st->xcrs));
     if (!ret)
         ret = state_buf_put(out, st->msrs->entries, st->hdr.nmsrs * sizeof(st->msrs->entries[0]));
     if (!ret)
         ret = state_buf_put(out, &st->lapic, sizeof(st->lapic));
     if (!ret)
-        ret = put_part(out, parts & VCPU_HAS_EVENTS, &st->events, sizeof(st->events));
+        ret = put_part(out, parts & KVM_VCPU_HAS_EVENTS, &st->events, sizeof(st->events));
     if (!ret)
-        ret = put_part(out, parts & VCPU_HAS_MP_STATE, &st->mp_state, sizeof(st->mp_state));
+        ret = put_part(out, parts & KVM_VCPU_HAS_MP_STATE, &st->mp_state, sizeof(st->mp_state));
     if (!ret)
-        ret = put_part(out, parts & VCPU_HAS_DEBUGREGS, &st->debugregs, sizeof(st->debugregs));
+        ret = put_part(out, parts & KVM_VCPU_HAS_DEBUGREGS, &st->debugregs, sizeof(st->debugregs));
     return ret;
 }
 
 int kvm_vcpu_state_save(struct kvm_vcpu *vcpu, struct state_buf *out)
 {
-    struct vcpu_state st = {0};
+    struct kvm_vcpu_state_parts st = {0};
     uint32_t xsave_size = vcpu_xsave_size(vcpu);
     int ret;
 
-    st.hdr = (struct vcpu_state_hdr){
-        .magic = VCPU_STATE_MAGIC,
-        .version = VCPU_STATE_VERSION,
+    st.hdr = (struct kvm_vcpu_state_hdr){
+        .magic = KVM_VCPU_STATE_MAGIC,
+        .version = KVM_VCPU_STATE_VERSION,
         .parts = vcpu_host_parts(vcpu),
         .fpu_size = xsave_size ? xsave_size : (uint32_t)sizeof(struct kvm_fpu),
     };
@@ -376,8 +342,8 @@ int kvm_vcpu_state_save(struct kvm_vcpu *vcpu, struct state_buf *out)
     if (!ret)
         ret = vcpu_state_get(vcpu, &st);
     if (!ret)
-        ret = vcpu_state_put(&st, out);
-    vcpu_state_free(&st);
+        ret = kvm_vcpu_state_put(&st, out);
+    kvm_vcpu_state_parts_free(&st);
     return ret;
 }
 
@@ -396,38 +362,36 @@ static int get_part(struct state_reader *r, int index, bool present, void *out, 
 }
 
 /* A part the blob has and this host cannot load is refused; an absent one is fine. */
-static int vcpu_check_hdr(struct kvm_vcpu *vcpu, const struct vcpu_state_hdr *h)
+static int vcpu_check_hdr(const struct kvm_vcpu_state_hdr *h,
+                          const struct kvm_vcpu_state_host *host, int i)
 {
-    uint32_t missing = h->parts & ~vcpu_host_parts(vcpu);
-    uint32_t host_xsave = vcpu_xsave_size(vcpu);
-    int i = vcpu->index;
+    uint32_t missing = h->parts & ~host->parts;
 
-    if (h->magic != VCPU_STATE_MAGIC)
+    if (h->magic != KVM_VCPU_STATE_MAGIC)
         pr_err("kvm: vcpu%d: saved state is not vCPU state (magic 0x%08x)", i, h->magic);
-    else if (h->version != VCPU_STATE_VERSION)
+    else if (h->version != KVM_VCPU_STATE_VERSION)
         pr_err("kvm: vcpu%d: saved state has version %u, expected %u", i, h->version,
-               VCPU_STATE_VERSION);
-    else if (h->parts & ~VCPU_HAS_ALL)
-        pr_err("kvm: vcpu%d: saved state has unknown parts 0x%x", i, h->parts & ~VCPU_HAS_ALL);
+               KVM_VCPU_STATE_VERSION);
+    else if (h->parts & ~KVM_VCPU_HAS_ALL)
+        pr_err("kvm: vcpu%d: saved state has unknown parts 0x%x", i, h->parts & ~KVM_VCPU_HAS_ALL);
     else if (missing)
         pr_err("kvm: vcpu%d: saved state has parts 0x%x this host's KVM lacks", i, missing);
-    else if ((h->parts & VCPU_HAS_XSAVE) && h->fpu_size != host_xsave)
+    else if ((h->parts & KVM_VCPU_HAS_XSAVE) && h->fpu_size != host->xsave_size)
         pr_err("kvm: vcpu%d: saved XSAVE area is %u bytes, this host's is %u", i, h->fpu_size,
-               host_xsave);
-    else if (!(h->parts & VCPU_HAS_XSAVE) && h->fpu_size != sizeof(struct kvm_fpu))
+               host->xsave_size);
+    else if (!(h->parts & KVM_VCPU_HAS_XSAVE) && h->fpu_size != sizeof(struct kvm_fpu))
         pr_err("kvm: vcpu%d: saved FPU area is %u bytes, expected %zu", i, h->fpu_size,
                sizeof(struct kvm_fpu));
-    else if (h->nmsrs > VCPU_STATE_MAX_MSRS)
+    else if (h->nmsrs > KVM_VCPU_STATE_MAX_MSRS)
         pr_err("kvm: vcpu%d: saved state has %u MSRs, at most %u", i, h->nmsrs,
-               VCPU_STATE_MAX_MSRS);
+               KVM_VCPU_STATE_MAX_MSRS);
     else
         return 0;
     return -EINVAL;
 }
 
-static int vcpu_state_parse(struct kvm_vcpu *vcpu, struct state_reader *r, struct vcpu_state *st)
+static int vcpu_state_parse(struct state_reader *r, int i, struct kvm_vcpu_state_parts *st)
 {
-    int i = vcpu->index;
     uint32_t parts = st->hdr.parts;
     int ret = get_part(r, i, true, &st->regs, sizeof(st->regs), "registers");
 
@@ -436,46 +400,55 @@ static int vcpu_state_parse(struct kvm_vcpu *vcpu, struct state_reader *r, struc
     if (!ret)
         ret = get_part(r, i, true, st->fpu, st->hdr.fpu_size, "FPU/XSAVE area");
     if (!ret)
-        ret = get_part(r, i, parts & VCPU_HAS_XCRS, &st->xcrs, sizeof(st->xcrs), "XCRs");
+        ret = get_part(r, i, parts & KVM_VCPU_HAS_XCRS, &st->xcrs, sizeof(st->xcrs), "XCRs");
     if (!ret)
         ret = get_part(r, i, true, st->msrs->entries, st->hdr.nmsrs * sizeof(st->msrs->entries[0]),
                        "MSRs");
     if (!ret)
         ret = get_part(r, i, true, &st->lapic, sizeof(st->lapic), "LAPIC");
     if (!ret)
-        ret = get_part(r, i, parts & VCPU_HAS_EVENTS, &st->events, sizeof(st->events), "events");
+        ret =
+            get_part(r, i, parts & KVM_VCPU_HAS_EVENTS, &st->events, sizeof(st->events), "events");
     if (!ret)
-        ret = get_part(r, i, parts & VCPU_HAS_MP_STATE, &st->mp_state, sizeof(st->mp_state),
+        ret = get_part(r, i, parts & KVM_VCPU_HAS_MP_STATE, &st->mp_state, sizeof(st->mp_state),
                        "MP state");
     if (!ret)
-        ret = get_part(r, i, parts & VCPU_HAS_DEBUGREGS, &st->debugregs, sizeof(st->debugregs),
+        ret = get_part(r, i, parts & KVM_VCPU_HAS_DEBUGREGS, &st->debugregs, sizeof(st->debugregs),
                        "debug registers");
     st->msrs->nmsrs = st->hdr.nmsrs;
     return ret;
 }
 
-static int vcpu_state_read(struct kvm_vcpu *vcpu, const uint8_t *data, size_t len,
-                           struct vcpu_state *st)
+int kvm_vcpu_state_parse(const uint8_t *data, size_t len, const struct kvm_vcpu_state_host *host,
+                         int index, struct kvm_vcpu_state_parts *st)
 {
     struct state_reader r = state_reader_init(data, len);
-    int ret = get_part(&r, vcpu->index, true, &st->hdr, sizeof(st->hdr), "header");
+    int ret;
 
+    memset(st, 0, sizeof(*st));
+    ret = get_part(&r, index, true, &st->hdr, sizeof(st->hdr), "header");
     if (!ret)
-        ret = vcpu_check_hdr(vcpu, &st->hdr);
+        ret = vcpu_check_hdr(&st->hdr, host, index);
     if (!ret)
         ret = vcpu_state_alloc(st, st->hdr.fpu_size);
     if (!ret)
-        ret = vcpu_state_parse(vcpu, &r, st);
+        ret = vcpu_state_parse(&r, index, st);
     if (!ret && st->xcrs.nr_xcrs > KVM_MAX_XCRS) {
-        pr_err("kvm: vcpu%d: saved state has %u XCRs, at most %d", vcpu->index, st->xcrs.nr_xcrs,
+        pr_err("kvm: vcpu%d: saved state has %u XCRs, at most %d", index, st->xcrs.nr_xcrs,
                KVM_MAX_XCRS);
         ret = -EINVAL;
     }
     if (!ret && !state_reader_done(&r)) {
-        pr_err("kvm: vcpu%d: saved state has %zu bytes past its end", vcpu->index, r.len - r.off);
+        pr_err("kvm: vcpu%d: saved state has %zu bytes past its end", index, r.len - r.off);
         ret = -EINVAL;
     }
     return ret;
+}
+
+void kvm_vcpu_state_host(struct kvm_vcpu *vcpu, struct kvm_vcpu_state_host *host)
+{
+    host->parts = vcpu_host_parts(vcpu);
+    host->xsave_size = vcpu_xsave_size(vcpu);
 }
 
 /* Moves MSR_IA32_TSC_DEADLINE out of the main list: it must follow the LAPIC. */
@@ -509,9 +482,9 @@ static int vcpu_set_msrs(struct kvm_vcpu *vcpu, struct kvm_msrs *msrs)
     return 0;
 }
 
-static int vcpu_set_fpu(struct kvm_vcpu *vcpu, struct vcpu_state *st)
+static int vcpu_set_fpu(struct kvm_vcpu *vcpu, struct kvm_vcpu_state_parts *st)
 {
-    if (st->hdr.parts & VCPU_HAS_XSAVE)
+    if (st->hdr.parts & KVM_VCPU_HAS_XSAVE)
         return vcpu_ioctl(vcpu, KVM_SET_XSAVE, st->fpu, "KVM_SET_XSAVE");
     return vcpu_ioctl(vcpu, KVM_SET_FPU, st->fpu, "KVM_SET_FPU");
 }
@@ -535,7 +508,7 @@ static int vcpu_set_fpu(struct kvm_vcpu *vcpu, struct vcpu_state *st)
  * in sync). kvmclock does not follow from it: on the next entry KVM rewrites
  * the guest's pvclock page (at MSR_KVM_SYSTEM_TIME_NEW) from the VM clock
  * that kvm_vm_state_load() sets, paired with this new TSC. */
-static int vcpu_state_apply(struct kvm_vcpu *vcpu, struct vcpu_state *st)
+static int vcpu_state_apply(struct kvm_vcpu *vcpu, struct kvm_vcpu_state_parts *st)
 {
     union {
         struct kvm_msrs hdr;
@@ -548,32 +521,36 @@ static int vcpu_state_apply(struct kvm_vcpu *vcpu, struct vcpu_state *st)
     ret = vcpu_ioctl(vcpu, KVM_SET_REGS, &st->regs, "KVM_SET_REGS");
     if (!ret)
         ret = vcpu_set_fpu(vcpu, st);
-    if (!ret && (parts & VCPU_HAS_XCRS))
+    if (!ret && (parts & KVM_VCPU_HAS_XCRS))
         ret = vcpu_ioctl(vcpu, KVM_SET_XCRS, &st->xcrs, "KVM_SET_XCRS");
     if (!ret)
         ret = vcpu_ioctl(vcpu, KVM_SET_SREGS, &st->sregs, "KVM_SET_SREGS");
     if (!ret)
         ret = vcpu_set_msrs(vcpu, st->msrs);
-    if (!ret && (parts & VCPU_HAS_MP_STATE))
+    if (!ret && (parts & KVM_VCPU_HAS_MP_STATE))
         ret = vcpu_ioctl(vcpu, KVM_SET_MP_STATE, &st->mp_state, "KVM_SET_MP_STATE");
     if (!ret)
         ret = vcpu_ioctl(vcpu, KVM_SET_LAPIC, &st->lapic, "KVM_SET_LAPIC");
     if (!ret)
         ret = vcpu_set_msrs(vcpu, &deadline.hdr);
-    if (!ret && (parts & VCPU_HAS_EVENTS))
+    if (!ret && (parts & KVM_VCPU_HAS_EVENTS))
         ret = vcpu_ioctl(vcpu, KVM_SET_VCPU_EVENTS, &st->events, "KVM_SET_VCPU_EVENTS");
-    if (!ret && (parts & VCPU_HAS_DEBUGREGS))
+    if (!ret && (parts & KVM_VCPU_HAS_DEBUGREGS))
         ret = vcpu_ioctl(vcpu, KVM_SET_DEBUGREGS, &st->debugregs, "KVM_SET_DEBUGREGS");
     return ret;
 }
 
 int kvm_vcpu_state_load(struct kvm_vcpu *vcpu, const uint8_t *data, size_t len)
 {
-    struct vcpu_state st = {0};
-    int ret = vcpu_state_read(vcpu, data, len, &st);
+    struct kvm_vcpu_state_host host;
+    struct kvm_vcpu_state_parts st;
+    int ret;
+
+    kvm_vcpu_state_host(vcpu, &host);
+    ret = kvm_vcpu_state_parse(data, len, &host, vcpu->index, &st);
 
     if (!ret)
         ret = vcpu_state_apply(vcpu, &st);
-    vcpu_state_free(&st);
+    kvm_vcpu_state_parts_free(&st);
     return ret;
 }
