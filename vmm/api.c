@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define API_OUT_HIGH (256 * 1024) /* stop running a client's requests until it reads */
@@ -532,8 +533,9 @@ struct api_client {
     size_t in_len;
     char *out;
     size_t out_off, out_len, out_cap;
-    bool eof;     /* the peer sent all it will */
-    bool closing; /* drop once the output is written */
+    uint64_t last_input_ms; /* when it connected or last sent bytes: eviction picks the oldest */
+    bool eof;               /* the peer sent all it will */
+    bool closing;           /* drop once the output is written */
     struct api_client *next;
 };
 
@@ -714,6 +716,7 @@ static int client_read(struct api_client *c)
         return 0;
     }
     c->in_len += (size_t)n;
+    c->last_input_ms = c->api->now_ms();
     return 0;
 }
 
@@ -730,8 +733,14 @@ static void client_on_event(void *opaque, uint32_t events)
 
 static void api_refuse(int fd)
 {
-    char *reply = api_error_line("too many control socket clients; try again later");
-    size_t len = reply ? strlen(reply) : 0;
+    char desc[128], *reply;
+    size_t len;
+
+    snprintf(desc, sizeof(desc),
+             "too many control socket clients (%d, none idle for %d s); try again later",
+             API_MAX_CLIENTS, API_IDLE_EVICT_MS / 1000);
+    reply = api_error_line(desc);
+    len = reply ? strlen(reply) : 0;
 
     /* A fresh socket has room for one line: this does not block. */
     if (reply) {
@@ -758,6 +767,7 @@ static int api_add_client(struct api *api, int fd)
     c->api = api;
     c->fd = fd;
     c->events = EPOLLIN;
+    c->last_input_ms = api->now_ms();
     ret = event_loop_add(api->loop, fd, EPOLLIN, client_on_event, c);
     if (ret) {
         client_free(c);
@@ -770,10 +780,60 @@ static int api_add_client(struct api *api, int fd)
     return 0;
 }
 
+/* Sent nothing for API_IDLE_EVICT_MS, with no request half-sent and no reply unread. */
+static bool client_idle(const struct api_client *c, uint64_t now)
+{
+    return !c->in_len && !client_has_output(c) && !c->closing && !c->eof &&
+           now - c->last_input_ms >= API_IDLE_EVICT_MS;
+}
+
+/* Closes the client idle longest, with an error line; false when none is idle. */
+static bool api_evict_idle(struct api *api)
+{
+    struct api_client *oldest = NULL;
+    uint64_t now = api->now_ms();
+    char desc[160], *reply;
+
+    /* The list is newest first: on a tie, the one connected first goes. */
+    for (struct api_client *c = api->clients; c; c = c->next)
+        if (client_idle(c, now) && (!oldest || c->last_input_ms <= oldest->last_input_ms))
+            oldest = c;
+    if (!oldest)
+        return false;
+    snprintf(desc, sizeof(desc),
+             "idle for %llu s while %d clients are connected; closing this connection to make "
+             "room for a new one",
+             (unsigned long long)((now - oldest->last_input_ms) / 1000), API_MAX_CLIENTS);
+    pr_info("control socket: closing client %d, idle for %llu s, to make room", oldest->fd,
+            (unsigned long long)((now - oldest->last_input_ms) / 1000));
+    reply = api_error_line(desc);
+    /* Its buffer is empty: one line fits without blocking; lost if it does not. */
+    if (!reply || client_queue(oldest, reply) || client_write(oldest))
+        pr_debug("control socket: cannot tell an idle client it is closed");
+    free(reply);
+    client_drop(oldest);
+    return true;
+}
+
+void api_accept_fd(struct api *api, int fd)
+{
+    int ret;
+
+    if (api->nclients >= API_MAX_CLIENTS && !api_evict_idle(api)) {
+        pr_warn("control socket: %d clients already, none idle for %d s; refusing another",
+                API_MAX_CLIENTS, API_IDLE_EVICT_MS / 1000);
+        api_refuse(fd);
+        return;
+    }
+    ret = api_add_client(api, fd);
+    if (ret)
+        pr_warn("control socket: cannot take a client: %s", strerror(-ret));
+}
+
 static void api_on_accept(void *opaque, uint32_t events)
 {
     struct api *api = opaque;
-    int fd, ret;
+    int fd;
 
     (void)events;
     fd = accept4(api->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -782,14 +842,7 @@ static void api_on_accept(void *opaque, uint32_t events)
             pr_warn("control socket: accept failed: %s", strerror(errno));
         return;
     }
-    if (api->nclients >= API_MAX_CLIENTS) {
-        pr_warn("control socket: %d clients already; refusing another", API_MAX_CLIENTS);
-        api_refuse(fd);
-        return;
-    }
-    ret = api_add_client(api, fd);
-    if (ret)
-        pr_warn("control socket: cannot take a client: %s", strerror(-ret));
+    api_accept_fd(api, fd);
 }
 
 /* ---- the machine behind the commands ---- */
@@ -866,12 +919,21 @@ static const struct api_ops api_vm_ops = {
 
 /* ---- life cycle ---- */
 
+static uint64_t api_clock_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 void api_setup(struct api *api, const struct api_ops *ops, void *opaque)
 {
     memset(api, 0, sizeof(*api));
     api->ops = ops;
     api->opaque = opaque;
     api->listen_fd = -1;
+    api->now_ms = api_clock_ms;
 }
 
 int api_listen(struct api *api, const char *path, struct event_loop *loop)

@@ -18,6 +18,10 @@
 
 #define API_MAX_LINE (64 * 1024) /* a longer request line drops its client */
 #define API_MAX_CLIENTS 16
+/* With API_MAX_CLIENTS connected, a new client takes the place of the one idle longest
+ * if it has been idle this long: it sent nothing, has no partial request buffered and
+ * no reply waiting to be read. That one gets an error line and is closed. */
+#define API_IDLE_EVICT_MS 10000
 
 struct api_status {
     const char *state; /* "prelaunch" "inmigrate" "running" "paused" "shutting-down" */
@@ -48,6 +52,7 @@ struct api {
     char path[108];
     struct api_client *clients;
     unsigned nclients;
+    uint64_t (*now_ms)(void); /* CLOCK_MONOTONIC; tests and the fuzzer set their own */
 };
 
 /* Listens on path (replacing a stale socket file) and serves it on loop. */
@@ -58,6 +63,12 @@ void api_destroy(struct api *api);
 /* The parts api_init is made of, for tests: the ops, then the socket. */
 void api_setup(struct api *api, const struct api_ops *ops, void *opaque);
 int api_listen(struct api *api, const char *path, struct event_loop *loop);
+
+/* What the listening socket does with a connection (fd: a non-blocking stream socket,
+ * now owned by the api): serves it, making room by evicting the longest-idle client
+ * when API_MAX_CLIENTS are connected, or refuses it with an error line. For tests and
+ * the fuzzer, which hand it one end of a socketpair; api->loop must be set. */
+void api_accept_fd(struct api *api, int fd);
 
 /* Runs one request line (len bytes, no newline, NUL-terminated at len) and
  * returns the malloc'ed reply line without its newline; NULL for a blank line

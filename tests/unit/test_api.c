@@ -1,7 +1,8 @@
 /* The control socket: request parsing and dispatch against a fake machine
  * (api_handle_line), then the socket itself on a real event loop: several
  * clients, partial and pipelined lines, an overlong line, a slow reader,
- * hang-ups, too many clients, stale socket files. */
+ * hang-ups, too many clients, an idle client evicted for a new one, stale socket
+ * files. */
 #include "../../vmm/api.h"
 
 #include "check_main.h"
@@ -919,6 +920,78 @@ START_TEST(socket_too_many_clients_refused)
 }
 END_TEST
 
+/* The control socket's clock, moved by the tests below. */
+static uint64_t fake_now;
+
+static uint64_t fake_clock(void)
+{
+    return fake_now;
+}
+
+/* 16 clients, the 17th arrives once they have idled 10 s: the one idle longest (not the
+ * one that asked something since) is closed with an error line, the newcomer served. */
+START_TEST(socket_idle_client_evicted_for_a_new_one)
+{
+    int fds[API_MAX_CLIENTS], extra;
+    struct json_object *reply;
+
+    api.now_ms = fake_clock;
+    fake_now = 1000;
+    listen_now();
+    for (int i = 0; i < API_MAX_CLIENTS; i++) {
+        fake_now += 10;
+        fds[i] = client();
+    }
+    fake_now = 5000;
+    put(fds[0], "{\"execute\": \"status\", \"id\": 1}\n");
+    expect_reply_id(fds[0], 1);
+    fake_now = 1000 + API_IDLE_EVICT_MS + 1500;
+    extra = client();
+    reply = get_reply(fds[1]);
+    assert_error(reply, "GenericError", "idle for 11 s while 16 clients are connected");
+    json_object_put(reply);
+    expect_closed(fds[1]);
+    ck_assert_uint_eq(api.nclients, API_MAX_CLIENTS);
+    put(extra, "{\"execute\": \"status\", \"id\": 2}\n");
+    expect_reply_id(extra, 2);
+    put(fds[0], "{\"execute\": \"status\", \"id\": 3}\n");
+    expect_reply_id(fds[0], 3);
+    close(extra);
+    for (int i = 0; i < API_MAX_CLIENTS; i++)
+        close(fds[i]);
+}
+END_TEST
+
+/* A client with half a request buffered is never idle, however long it waits; those
+ * idle for less than 10 s keep their place too: the 17th is refused. */
+START_TEST(socket_busy_or_recent_clients_kept)
+{
+    int fds[API_MAX_CLIENTS], extra;
+    struct json_object *reply;
+
+    api.now_ms = fake_clock;
+    fake_now = 1000;
+    listen_now();
+    fds[0] = client();
+    put(fds[0], "{\"execute\": ");
+    event_loop_run_once(&loop, 100);
+    fake_now = 5000;
+    for (int i = 1; i < API_MAX_CLIENTS; i++)
+        fds[i] = client();
+    fake_now = 5000 + API_IDLE_EVICT_MS - 1;
+    extra = client();
+    reply = get_reply(extra);
+    assert_error(reply, "GenericError", "too many control socket clients (16, none idle for 10 s)");
+    json_object_put(reply);
+    expect_closed(extra);
+    close(extra);
+    put(fds[0], "\"status\", \"id\": 4}\n");
+    expect_reply_id(fds[0], 4);
+    for (int i = 0; i < API_MAX_CLIENTS; i++)
+        close(fds[i]);
+}
+END_TEST
+
 START_TEST(socket_file_removed_on_destroy)
 {
     struct stat st;
@@ -1002,6 +1075,8 @@ static Suite *api_suite(void)
     tcase_add_test(sock, socket_last_request_without_newline);
     tcase_add_test(sock, socket_slow_reader_does_not_block_the_loop);
     tcase_add_test(sock, socket_too_many_clients_refused);
+    tcase_add_test(sock, socket_idle_client_evicted_for_a_new_one);
+    tcase_add_test(sock, socket_busy_or_recent_clients_kept);
     tcase_add_test(sock, socket_file_removed_on_destroy);
     tcase_add_test(sock, socket_stale_file_replaced_live_one_refused);
     tcase_add_test(sock, socket_regular_file_refused);
