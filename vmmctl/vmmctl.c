@@ -1,6 +1,9 @@
 /* vmmctl: drives a running vmm through its control socket (--api-socket), so
  * nobody has to type JSON. One request per command; migrate then polls
- * query-migrate and shows the progress. */
+ * query-migrate and shows the progress. What a reply says, and how it is printed,
+ * is vmmctl_reply.c's. */
+#include "vmmctl_reply.h"
+
 #include "../common/util.h"
 
 #include <errno.h>
@@ -23,7 +26,7 @@
 #define VMMCTL_NONE_POLLS 10 /* query-migrate may say "none" this long after migrate */
 #define VMMCTL_MAX_REPLY (64 * 1024)
 
-enum { EXIT_FAIL = 1, EXIT_USAGE = 2 };
+enum { EXIT_FAIL = VMMCTL_EXIT_FAIL, EXIT_USAGE = VMMCTL_EXIT_USAGE };
 
 struct conn {
     const char *path;
@@ -66,22 +69,9 @@ static void usage(FILE *out)
                  "      --verify           with migrate: verify the destination's memory\n"
                  "  -h, --help             show this help\n"
                  "\n"
-                 "Exit status: 0 on success, 1 when vmm reports an error or cannot be reached,\n"
+                 "Exit status: 0 on success; 1 when vmm reports an error, cannot be reached,\n"
+                 "or sends a reply vmmctl cannot read (one error line says which member);\n"
                  "2 on a usage error.\n");
-}
-
-static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int fail(int code, const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("vmmctl: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    return code;
 }
 
 static int64_t now_ms(void)
@@ -110,19 +100,20 @@ static int conn_open(struct conn *c, const char *path)
     c->len = 0;
     c->next_id = 1;
     if (strlen(path) == 0 || strlen(path) >= sizeof(sa.sun_path))
-        return fail(EXIT_USAGE, "--api-socket '%s': the path must be 1 to %zu bytes long", path,
-                    sizeof(sa.sun_path) - 1);
+        return vmmctl_fail(EXIT_USAGE, "--api-socket '%s': the path must be 1 to %zu bytes long",
+                           path, sizeof(sa.sun_path) - 1);
     memcpy(sa.sun_path, path, strlen(path) + 1);
     c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (c->fd < 0)
-        return fail(EXIT_FAIL, "cannot create a socket: %s", strerror(errno));
+        return vmmctl_fail(EXIT_FAIL, "cannot create a socket: %s", strerror(errno));
     if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         int err = errno;
 
         close(c->fd);
         c->fd = -1;
-        return fail(EXIT_FAIL, "cannot connect to %s: %s (is vmm running with --api-socket %s?)",
-                    path, strerror(err), path);
+        return vmmctl_fail(EXIT_FAIL,
+                           "cannot connect to %s: %s (is vmm running with --api-socket %s?)", path,
+                           strerror(err), path);
     }
     return 0;
 }
@@ -137,7 +128,7 @@ static int conn_send(struct conn *c, const char *line)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            return fail(EXIT_FAIL, "cannot write to %s: %s", c->path, strerror(errno));
+            return vmmctl_fail(EXIT_FAIL, "cannot write to %s: %s", c->path, strerror(errno));
         off += (size_t)n;
     }
     return 0;
@@ -176,29 +167,24 @@ static struct json_object *conn_read_reply(struct conn *c)
 
     while (!(nl = memchr(c->buf, '\n', c->len))) {
         if (c->len == VMMCTL_MAX_REPLY) {
-            fail(EXIT_FAIL, "a reply longer than %d bytes from vmm", VMMCTL_MAX_REPLY);
+            vmmctl_fail(EXIT_FAIL, "a reply longer than %d bytes from vmm", VMMCTL_MAX_REPLY);
             return NULL;
         }
         ret = conn_fill(c, deadline);
         if (ret == 0)
-            fail(EXIT_FAIL, "vmm closed the control socket %s without a reply", c->path);
+            vmmctl_fail(EXIT_FAIL, "vmm closed the control socket %s without a reply", c->path);
         else if (ret == -ETIMEDOUT)
-            fail(EXIT_FAIL, "no reply from vmm on %s within %d ms", c->path,
-                 VMMCTL_REPLY_TIMEOUT_MS);
+            vmmctl_fail(EXIT_FAIL, "no reply from vmm on %s within %d ms", c->path,
+                        VMMCTL_REPLY_TIMEOUT_MS);
         else if (ret < 0)
-            fail(EXIT_FAIL, "cannot read from %s: %s", c->path, strerror(-ret));
+            vmmctl_fail(EXIT_FAIL, "cannot read from %s: %s", c->path, strerror(-ret));
         if (ret <= 0)
             return NULL;
     }
     *nl = '\0';
-    reply = json_tokener_parse(c->buf);
+    reply = vmmctl_reply_parse(c->buf);
     c->len -= (size_t)(nl + 1 - c->buf);
     memmove(c->buf, nl + 1, c->len);
-    if (!json_object_is_type(reply, json_type_object)) {
-        json_object_put(reply);
-        fail(EXIT_FAIL, "vmm sent a reply that is not a JSON object");
-        return NULL;
-    }
     return reply;
 }
 
@@ -207,7 +193,7 @@ static struct json_object *conn_read_reply(struct conn *c)
 static struct json_object *conn_call(struct conn *c, const char *name, struct json_object *args,
                                      bool raw)
 {
-    struct json_object *req = json_object_new_object(), *reply, *v, *ret = NULL;
+    struct json_object *req = json_object_new_object(), *reply, *ret;
     unsigned id = c->next_id++;
     char *line;
     int r;
@@ -221,7 +207,7 @@ static struct json_object *conn_call(struct conn *c, const char *name, struct js
                                                          JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(req);
     if (r < 0) {
-        fail(EXIT_FAIL, "out of memory");
+        vmmctl_fail(EXIT_FAIL, "out of memory");
         return NULL;
     }
     r = conn_send(c, line);
@@ -230,91 +216,10 @@ static struct json_object *conn_call(struct conn *c, const char *name, struct js
     if (!reply)
         return NULL;
     if (raw)
-        printf("%s\n", json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN |
-                                                                 JSON_C_TO_STRING_NOSLASHESCAPE));
-    if (!json_object_object_get_ex(reply, "id", &v) || json_object_get_int64(v) != id)
-        fail(EXIT_FAIL, "%s: the reply does not carry the request's id %u", name, id);
-    else if (json_object_object_get_ex(reply, "error", &v))
-        fail(EXIT_FAIL, "%s: %s", name, json_object_get_string(json_object_object_get(v, "desc")));
-    else if (!json_object_object_get_ex(reply, "return", &v))
-        fail(EXIT_FAIL, "%s: the reply has neither return nor error", name);
-    else
-        ret = json_object_get(v);
+        vmmctl_print_raw(stdout, reply);
+    ret = vmmctl_reply_result(reply, name, id);
     json_object_put(reply);
     return ret;
-}
-
-/* ---- replies for people ---- */
-
-static uint64_t get_u64(struct json_object *o, const char *key)
-{
-    return (uint64_t)json_object_get_int64(json_object_object_get(o, key));
-}
-
-static const char *get_str(struct json_object *o, const char *key)
-{
-    const char *s = json_object_get_string(json_object_object_get(o, key));
-
-    return s ? s : "?";
-}
-
-static void print_net(struct json_object *n)
-{
-    uint64_t qp = get_u64(n, "queue-pairs");
-
-    printf("%s: %s, %s, link %s, %llu queue pair%s\n", get_str(n, "id"), get_str(n, "socket"),
-           json_object_get_boolean(json_object_object_get(n, "connected")) ? "connected"
-                                                                           : "not connected",
-           json_object_get_boolean(json_object_object_get(n, "link-up")) ? "up" : "down",
-           (unsigned long long)qp, qp == 1 ? "" : "s");
-}
-
-static void print_status(struct json_object *st)
-{
-    struct json_object *nets = json_object_object_get(st, "nets");
-    uint64_t mem = get_u64(st, "memory-bytes"), up = get_u64(st, "uptime-ms");
-
-    printf("state: %s\n", get_str(st, "state"));
-    printf("vcpus: %llu\n", (unsigned long long)get_u64(st, "vcpus"));
-    printf("memory: %llu MiB\n", (unsigned long long)(mem >> 20));
-    printf("uptime: %llu.%03llu s\n", (unsigned long long)(up / 1000),
-           (unsigned long long)(up % 1000));
-    printf("reboots: %llu\n", (unsigned long long)get_u64(st, "reboots"));
-    for (size_t i = 0; i < json_object_array_length(nets); i++)
-        print_net(json_object_array_get_idx(nets, i));
-}
-
-static void print_verify(struct json_object *v)
-{
-    struct json_object *first = json_object_object_get(v, "first-differing");
-
-    printf("verify: %llu pages compared, %llu differ",
-           (unsigned long long)get_u64(v, "pages-compared"),
-           (unsigned long long)get_u64(v, "pages-differ"));
-    for (size_t i = 0; i < json_object_array_length(first); i++)
-        printf("%s%s",
-               i ? ", " : " (first: ", json_object_get_string(json_object_array_get_idx(first, i)));
-    printf("%s\n", json_object_array_length(first) ? ")" : "");
-}
-
-static void print_migration(struct json_object *m)
-{
-    struct json_object *v;
-
-    printf("status: %s\n", get_str(m, "status"));
-    printf("round: %llu\n", (unsigned long long)get_u64(m, "round"));
-    printf("pages dirtied last round: %llu\n",
-           (unsigned long long)get_u64(m, "pages-dirtied-last-round"));
-    printf("pages sent: %llu of %llu\n", (unsigned long long)get_u64(m, "pages-sent"),
-           (unsigned long long)get_u64(m, "total-pages"));
-    printf("throughput: %.1f MiB/s\n", json_object_get_double(json_object_object_get(m, "mbps")));
-    printf("expected downtime: %llu ms\n", (unsigned long long)get_u64(m, "expected-downtime-ms"));
-    printf("total time: %llu ms\n", (unsigned long long)get_u64(m, "total-time-ms"));
-    printf("downtime: %llu ms\n", (unsigned long long)get_u64(m, "downtime-ms"));
-    if (json_object_object_get_ex(m, "verify", &v))
-        print_verify(v);
-    if (json_object_object_get_ex(m, "error", &v))
-        printf("error: %s\n", json_object_get_string(v));
 }
 
 /* ---- commands ---- */
@@ -334,13 +239,16 @@ static int cmd_simple(struct conn *c, const struct ctl *ctl, const char *done)
 static int cmd_status(struct conn *c, const struct ctl *ctl)
 {
     struct json_object *ret = conn_call(c, ctl->command, NULL, ctl->json);
+    int r = 0;
 
     if (!ret)
         return EXIT_FAIL;
-    if (!ctl->json)
-        (!strcmp(ctl->command, "status") ? print_status : print_migration)(ret);
+    if (!ctl->json && !strcmp(ctl->command, "status"))
+        r = vmmctl_print_status(stdout, ret);
+    else if (!ctl->json)
+        r = vmmctl_print_migration(stdout, ret);
     json_object_put(ret);
-    return 0;
+    return r;
 }
 
 /* vmm closes every client as it exits: the end of input says it is gone. */
@@ -358,12 +266,12 @@ static int cmd_shutdown(struct conn *c, const struct ctl *ctl)
         r = conn_fill(c, deadline);
     }
     if (r == -ETIMEDOUT)
-        return fail(EXIT_FAIL, "shutdown requested, but vmm did not exit within %d ms",
-                    VMMCTL_SHUTDOWN_TIMEOUT_MS);
+        return vmmctl_fail(EXIT_FAIL, "shutdown requested, but vmm did not exit within %d ms",
+                           VMMCTL_SHUTDOWN_TIMEOUT_MS);
     /* A reset connection also means vmm's end is closed. */
     if (r < 0 && r != -ECONNRESET)
-        return fail(EXIT_FAIL, "shutdown requested; then cannot read from %s: %s", c->path,
-                    strerror(-r));
+        return vmmctl_fail(EXIT_FAIL, "shutdown requested; then cannot read from %s: %s", c->path,
+                           strerror(-r));
     if (!ctl->json)
         printf("vmm has shut down\n");
     return 0;
@@ -383,71 +291,6 @@ static int cmd_snapshot(struct conn *c, const struct ctl *ctl)
     return 0;
 }
 
-struct progress {
-    bool tty, shown;
-    char last_status[32];
-    uint64_t last_round;
-    int none_polls;
-};
-
-static void show_progress(struct progress *p, struct json_object *m)
-{
-    const char *status = get_str(m, "status");
-    uint64_t round = get_u64(m, "round");
-    char line[200];
-
-    if (!strcmp(status, "setup") || !strcmp(status, "none"))
-        snprintf(line, sizeof(line), "migration: %s", status);
-    else
-        snprintf(line, sizeof(line),
-                 "migration: round %llu, %llu pages dirtied in the last round, %.1f MiB/s, "
-                 "expected downtime %llu ms",
-                 (unsigned long long)round,
-                 (unsigned long long)get_u64(m, "pages-dirtied-last-round"),
-                 json_object_get_double(json_object_object_get(m, "mbps")),
-                 (unsigned long long)get_u64(m, "expected-downtime-ms"));
-    if (p->tty) {
-        printf("\r%s\033[K", line); /* one line, rewritten in place */
-        p->shown = true;
-    } else if (strcmp(status, p->last_status) || round != p->last_round) {
-        printf("%s\n", line);
-    }
-    fflush(stdout);
-    snprintf(p->last_status, sizeof(p->last_status), "%s", status);
-    p->last_round = round;
-}
-
-/* The summary line, and the exit status: completed and, with --verify, clean. */
-static int migration_result(const struct ctl *ctl, struct json_object *m)
-{
-    const char *status = get_str(m, "status");
-    struct json_object *v = NULL;
-    uint64_t differ = 0;
-
-    if (strcmp(status, "completed")) {
-        const char *err = json_object_get_string(json_object_object_get(m, "error"));
-
-        return fail(EXIT_FAIL, "migration %s%s%s", status, err ? ": " : "", err ? err : "");
-    }
-    printf("migration completed in %llu ms, downtime %llu ms, %llu rounds, %llu pages sent",
-           (unsigned long long)get_u64(m, "total-time-ms"),
-           (unsigned long long)get_u64(m, "downtime-ms"), (unsigned long long)get_u64(m, "round"),
-           (unsigned long long)get_u64(m, "pages-sent"));
-    if (json_object_object_get_ex(m, "verify", &v) && v) {
-        differ = get_u64(v, "pages-differ");
-        printf(", verify: %llu pages compared, %llu differ",
-               (unsigned long long)get_u64(v, "pages-compared"), (unsigned long long)differ);
-    }
-    printf("\n");
-    if (ctl->verify && !v)
-        return fail(EXIT_FAIL, "--verify: vmm reported no verify result");
-    if (differ) {
-        print_verify(v);
-        return fail(EXIT_FAIL, "verify: %llu pages differ", (unsigned long long)differ);
-    }
-    return 0;
-}
-
 static bool migration_running(const char *status)
 {
     return !strcmp(status, "none") || !strcmp(status, "setup") || !strcmp(status, "active");
@@ -459,32 +302,30 @@ static int cmd_raw(struct conn *c, const struct ctl *ctl)
     const char *line = ctl->args[0];
     struct json_object *reply;
     char *text;
-    bool ok;
     int r;
 
     if (strchr(line, '\n'))
-        return fail(EXIT_USAGE, "raw: the line must not contain a newline");
+        return vmmctl_fail(EXIT_USAGE, "raw: the line must not contain a newline");
     if (!line[strspn(line, " \t\r")])
-        return fail(EXIT_USAGE, "raw: the line is blank (vmm does not answer those)");
+        return vmmctl_fail(EXIT_USAGE, "raw: the line is blank (vmm does not answer those)");
     if (asprintf(&text, "%s\n", line) < 0)
-        return fail(EXIT_FAIL, "out of memory");
+        return vmmctl_fail(EXIT_FAIL, "out of memory");
     r = conn_send(c, text);
     free(text);
     reply = r ? NULL : conn_read_reply(c);
     if (!reply)
         return EXIT_FAIL;
-    printf("%s\n", json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN |
-                                                             JSON_C_TO_STRING_NOSLASHESCAPE));
-    ok = json_object_object_get_ex(reply, "return", NULL);
+    r = vmmctl_print_raw(stdout, reply);
     json_object_put(reply);
-    return ok ? 0 : EXIT_FAIL;
+    return r;
 }
 
 static int cmd_migrate(struct conn *c, const struct ctl *ctl)
 {
     struct json_object *args = json_object_new_object(), *m;
-    struct progress p = {.tty = !ctl->json && isatty(STDOUT_FILENO)};
-    int ret;
+    struct vmmctl_progress p = {.tty = !ctl->json && isatty(STDOUT_FILENO)};
+    const char *status;
+    int ret = 0;
 
     json_object_object_add(args, "uri", json_object_new_string(ctl->args[0]));
     json_object_object_add(args, "verify", json_object_new_boolean(ctl->verify));
@@ -497,21 +338,23 @@ static int cmd_migrate(struct conn *c, const struct ctl *ctl)
         m = conn_call(c, "query-migrate", NULL, ctl->json);
         if (!m)
             return EXIT_FAIL;
-        if (!migration_running(get_str(m, "status")))
+        status = vmmctl_migration_status(m);
+        if (!status || !migration_running(status))
             break;
-        if (!strcmp(get_str(m, "status"), "none") && ++p.none_polls > VMMCTL_NONE_POLLS) {
+        if (!strcmp(status, "none") && ++p.none_polls > VMMCTL_NONE_POLLS) {
             json_object_put(m);
-            return fail(EXIT_FAIL, "vmm reports no migration after %d ms",
-                        VMMCTL_NONE_POLLS * VMMCTL_POLL_MS);
+            return vmmctl_fail(EXIT_FAIL, "vmm reports no migration after %d ms",
+                               VMMCTL_NONE_POLLS * VMMCTL_POLL_MS);
         }
-        if (!ctl->json)
-            show_progress(&p, m);
+        if (!ctl->json && (ret = vmmctl_show_progress(stdout, &p, m)))
+            break;
     }
     if (p.shown)
         printf("\n");
-    ret = migration_result(ctl, m);
+    if (status && !ret)
+        ret = vmmctl_migration_result(stdout, m, ctl->verify);
     json_object_put(m);
-    return ret;
+    return status ? ret : EXIT_FAIL;
 }
 
 /* ---- the command line ---- */
@@ -534,13 +377,13 @@ static int check_command(const struct ctl *ctl)
         if (strcmp(commands[i].name, ctl->command))
             continue;
         if (ctl->nargs != commands[i].nargs)
-            return fail(EXIT_USAGE, "usage: vmmctl --api-socket PATH %s%s", commands[i].name,
-                        commands[i].args_usage);
+            return vmmctl_fail(EXIT_USAGE, "usage: vmmctl --api-socket PATH %s%s", commands[i].name,
+                               commands[i].args_usage);
         if (ctl->verify && strcmp(ctl->command, "migrate"))
-            return fail(EXIT_USAGE, "--verify goes with migrate only");
+            return vmmctl_fail(EXIT_USAGE, "--verify goes with migrate only");
         return 0;
     }
-    return fail(EXIT_USAGE, "unknown command '%s' (see --help)", ctl->command);
+    return vmmctl_fail(EXIT_USAGE, "unknown command '%s' (see --help)", ctl->command);
 }
 
 static int parse_args(int argc, char **argv, struct ctl *ctl)
@@ -570,15 +413,15 @@ static int parse_args(int argc, char **argv, struct ctl *ctl)
             usage(stdout);
             return -1;
         case ':':
-            return fail(EXIT_USAGE, "option '%s' needs a value", argv[optind - 1]);
+            return vmmctl_fail(EXIT_USAGE, "option '%s' needs a value", argv[optind - 1]);
         default:
-            return fail(EXIT_USAGE, "unknown option '%s' (see --help)", argv[optind - 1]);
+            return vmmctl_fail(EXIT_USAGE, "unknown option '%s' (see --help)", argv[optind - 1]);
         }
     }
     if (!ctl->socket)
-        return fail(EXIT_USAGE, "--api-socket PATH is required (see --help)");
+        return vmmctl_fail(EXIT_USAGE, "--api-socket PATH is required (see --help)");
     if (optind == argc)
-        return fail(EXIT_USAGE, "no command given (see --help)");
+        return vmmctl_fail(EXIT_USAGE, "no command given (see --help)");
     ctl->command = argv[optind];
     ctl->args = argv + optind + 1;
     ctl->nargs = argc - optind - 1;

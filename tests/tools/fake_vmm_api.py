@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """A stand-in for vmm's control socket that plays a scripted migration, for
 vmmctl's tests: fake_vmm_api.py SOCKET SCENARIO serves one client; migrate
-succeeds, then each query-migrate returns the next step of the scenario (the
-last one repeats)."""
+succeeds, then each other request (query-migrate, status) returns the next step of
+the scenario (the last one repeats). The bad-* scenarios answer with replies vmm
+would never send: members missing or of the wrong type (vmmctl_bad_replies.sh)."""
 import json
 import os
 import socket
@@ -29,6 +30,30 @@ SCENARIOS = {
                            "error": "the destination closed the connection"}],
     "cancelled": PROGRESS[:2] + [{"status": "cancelled", "round": 1}],
 }
+STATUS = {"state": "running", "vcpus": 2, "memory-bytes": 1 << 30, "uptime-ms": 73012,
+          "nets": [{"id": "net0", "socket": "/tmp/vhost0.sock", "connected": True,
+                    "link-up": True, "queue-pairs": 1}], "reboots": 0}
+QUERY = dict(DONE, **{"pages-dirtied-last-round": 0, "total-pages": 131072, "mbps": 812.5,
+                      "expected-downtime-ms": 9},
+             verify={"pages-compared": 131072, "pages-differ": 2,
+                     "first-differing": ["0x1000", "0x2000"]})
+SCENARIOS.update({
+    "status": [STATUS],
+    "query": [QUERY],
+    "bad-nets-missing": [{k: v for k, v in STATUS.items() if k != "nets"}],
+    "bad-nets-string": [dict(STATUS, nets="net0")],
+    "bad-net-number": [dict(STATUS, nets=[7])],
+    "bad-vcpus-string": [dict(STATUS, vcpus="two")],
+    "bad-first-differing-object": [dict(QUERY, verify=dict(QUERY["verify"], **{
+        "first-differing": {"0": "0x1000"}}))],
+    "bad-first-differing-missing": [dict(QUERY, verify={"pages-compared": 1,
+                                                        "pages-differ": 1})],
+    "bad-verify-array": [dict(QUERY, verify=[])],
+    "bad-migrate-first-differing-object": PROGRESS + [dict(DONE, verify={
+        "pages-compared": 131072, "pages-differ": 2, "first-differing": {}})],
+    "bad-migrate-status-missing": PROGRESS[:2] + [{"round": 2}],
+    "bad-progress-round-string": PROGRESS[:1] + [dict(PROGRESS[1], round="1")],
+})
 
 
 def main():
