@@ -340,8 +340,8 @@ static enum options_result parse_one(int c, struct vmm_options *opts, FILE *out,
     return OPTIONS_OK;
 }
 
-enum options_result options_parse(int argc, char **argv, struct vmm_options *opts, FILE *out,
-                                  char *err, size_t errlen)
+static enum options_result parse_args(int argc, char **argv, struct vmm_options *opts, FILE *out,
+                                      char *err, size_t errlen)
 {
     enum options_result res;
     int c, idx;
@@ -370,4 +370,23 @@ enum options_result options_parse(int argc, char **argv, struct vmm_options *opt
         return opt_error(err, errlen, "--kernel cannot go with %s: the guest comes from there",
                          opts->incoming ? "--incoming" : "--restore");
     return OPTIONS_OK;
+}
+
+/* The reason quotes what was given: a control character in it (a newline in an
+ * argument) becomes '?', so the reason stays one line on a terminal. */
+static void scrub(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            *s = '?';
+}
+
+enum options_result options_parse(int argc, char **argv, struct vmm_options *opts, FILE *out,
+                                  char *err, size_t errlen)
+{
+    enum options_result res = parse_args(argc, argv, opts, out, err, errlen);
+
+    if (res == OPTIONS_ERROR && errlen)
+        scrub(err);
+    return res;
 }
