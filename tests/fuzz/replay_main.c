@@ -1,7 +1,8 @@
 /*
  * A main() for the fuzz targets in builds without libFuzzer: runs the target once on
  * every file named, or on every file in every directory named, so the seed corpus and
- * the regression inputs run as a plain test under any compiler.
+ * the regression inputs run as a plain test under any compiler. Like libFuzzer, it
+ * calls the target's LLVMFuzzerInitialize first.
  */
 #include "fuzz_util.h"
 
@@ -58,6 +59,7 @@ int main(int argc, char **argv)
 {
     int count = 0, ret = 0;
 
+    LLVMFuzzerInitialize(&argc, &argv);
     for (int i = 1; i < argc; i++) {
         struct stat st;
 
