@@ -104,6 +104,10 @@ int bzimage_parse(const uint8_t *data, size_t size, struct bzimage *bz, const ch
     bz->pref_address = get32(data, HDR_PREF_ADDRESS) | (uint64_t)get32(data, HDR_PREF_ADDRESS + 4)
                                                            << 32;
     bz->kernel_alignment = data[HDR_RELOCATABLE] ? get32(data, HDR_KERNEL_ALIGNMENT) : 0;
+    if (bz->kernel_alignment & (bz->kernel_alignment - 1)) {
+        *why = "relocatable kernel's kernel_alignment is not a power of two";
+        return -ENOEXEC;
+    }
     return 0;
 }
 
@@ -263,14 +267,20 @@ static void elf_load_segments(struct guest_memory *mem, const struct boot_kernel
 }
 
 /* The kernel decompresses itself to max(load address, pref_address), aligned up
- * to kernel_alignment when relocatable, and needs init_size bytes from there. */
+ * to kernel_alignment when relocatable, and needs init_size bytes from there.
+ * UINT64_MAX for a header whose sums wrap (pref_address near 2^64): it fits nowhere. */
 static uint64_t boot_kernel_end(const struct bzimage *bz)
 {
     uint64_t run_at = bz->pref_address > LAYOUT_HIMEM_START ? bz->pref_address : LAYOUT_HIMEM_START;
     uint64_t image_end = LAYOUT_HIMEM_START + bz->kernel_size;
 
-    if (bz->kernel_alignment > 1)
+    if (bz->kernel_alignment > 1) {
+        if (run_at > UINT64_MAX - (bz->kernel_alignment - 1))
+            return UINT64_MAX;
         run_at = ALIGN_UP(run_at, bz->kernel_alignment);
+    }
+    if (run_at > UINT64_MAX - bz->init_size)
+        return UINT64_MAX;
     return run_at + bz->init_size > image_end ? run_at + bz->init_size : image_end;
 }
 

@@ -453,6 +453,29 @@ START_TEST(initrd_bigger_than_memory_is_enospc)
 }
 END_TEST
 
+/* Found by fuzz_boot: pref_address near 2^64 wrapped max(pref, 1 MiB) + init_size to a
+ * small end, so the initrd went where the kernel would decompress itself. */
+START_TEST(initrd_with_wrapping_pref_address_is_enospc)
+{
+    struct bzimage bz;
+    uint64_t addr = 0;
+
+    make_relocatable(0, 4 * MiB);
+    put32(img, 0x258, 0xffe00000);
+    put32(img, 0x25c, 0xffffffff); /* pref_address 0xffffffffffe00000 */
+    parse_ok(&bz);
+    ck_assert_int_eq(boot_place_initrd(&bz, 512 * MiB, 0x1000, &addr), -ENOSPC);
+}
+END_TEST
+
+START_TEST(parse_rejects_alignment_not_a_power_of_two)
+{
+    make_relocatable(0x1000000, 4 * MiB);
+    put32(img, 0x230, 0x3c01);
+    assert_rejected(img, sizeof(img), -ENOEXEC, "not a power of two");
+}
+END_TEST
+
 /* ---- boot_load into real guest memory ---- */
 
 static struct guest_memory lmem;
@@ -751,6 +774,8 @@ static Suite *boot_suite(void)
     tcase_add_test(initrd, initrd_overlapping_kernel_is_enospc);
     tcase_add_test(initrd, initrd_bigger_than_memory_is_enospc);
     tcase_add_test(initrd, initrd_avoids_relocated_kernel);
+    tcase_add_test(initrd, initrd_with_wrapping_pref_address_is_enospc);
+    tcase_add_test(initrd, parse_rejects_alignment_not_a_power_of_two);
     suite_add_tcase(s, initrd);
 
     tcase_add_checked_fixture(load, load_setup, load_teardown);
