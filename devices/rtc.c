@@ -1,5 +1,7 @@
 #include "rtc.h"
 
+#include "../common/log.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
@@ -153,14 +155,35 @@ static int rtc_save(struct device *dev, struct state_buf *out)
     return ret;
 }
 
+/* The registers as guest writes leave them (rtc_write_reg): UIP clear in A, B with 24H
+ * and nothing but 24H and BINARY, C and D as reset made them (read-only), an index
+ * without the NMI bit. A guest would spin on UIP, or read 12-hour times as 24-hour. */
+static bool rtc_state_reachable(const uint8_t *data)
+{
+    const uint8_t *cmos = data + 1;
+
+    return data[0] < 0x80 && !(cmos[RTC_REG_A] & 0x80) &&
+           cmos[RTC_REG_B] == ((cmos[RTC_REG_B] & REG_B_BINARY) | REG_B_24H) && !cmos[RTC_REG_C] &&
+           cmos[RTC_REG_D] == REG_D_VALID_RAM;
+}
+
 static int rtc_load(struct device *dev, const uint8_t *data, size_t len)
 {
     struct rtc *rtc = to_rtc(dev);
 
-    if (len != 1 + RTC_CMOS_SIZE)
+    if (len != 1 + RTC_CMOS_SIZE) {
+        pr_err("rtc: saved state has %zu bytes, expected %d", len, 1 + RTC_CMOS_SIZE);
         return -EINVAL;
+    }
+    if (!rtc_state_reachable(data)) {
+        pr_err("rtc: saved state is corrupt (index 0x%02x, registers A-D 0x%02x 0x%02x 0x%02x "
+               "0x%02x)",
+               data[0], data[1 + RTC_REG_A], data[1 + RTC_REG_B], data[1 + RTC_REG_C],
+               data[1 + RTC_REG_D]);
+        return -EINVAL;
+    }
     pthread_mutex_lock(&rtc->lock);
-    rtc->index = data[0] & 0x7f;
+    rtc->index = data[0];
     memcpy(rtc->cmos, data + 1, RTC_CMOS_SIZE);
     pthread_mutex_unlock(&rtc->lock);
     return 0;

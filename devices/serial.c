@@ -1,5 +1,6 @@
 #include "serial.h"
 
+#include "../common/log.h"
 #include "../common/tail.h"
 
 #include <errno.h>
@@ -102,19 +103,20 @@ static void serial_update_irq(struct serial *s)
     }
 }
 
-static uint8_t serial_modem_status(const struct serial *s)
+/* MSR as MCR sets it: the lines looped back, or all up; never a delta bit. */
+static uint8_t serial_modem_status(uint8_t mcr)
 {
     uint8_t msr = 0;
 
-    if (!(s->mcr & MCR_LOOP))
+    if (!(mcr & MCR_LOOP))
         return MSR_DCD | MSR_DSR | MSR_CTS;
-    if (s->mcr & MCR_DTR)
+    if (mcr & MCR_DTR)
         msr |= MSR_DSR;
-    if (s->mcr & MCR_RTS)
+    if (mcr & MCR_RTS)
         msr |= MSR_CTS;
-    if (s->mcr & MCR_OUT1)
+    if (mcr & MCR_OUT1)
         msr |= MSR_RI;
-    if (s->mcr & MCR_OUT2)
+    if (mcr & MCR_OUT2)
         msr |= MSR_DCD;
     return msr;
 }
@@ -206,7 +208,7 @@ static void serial_write_reg(struct serial *s, unsigned reg, uint8_t val)
         break;
     case UART_MCR:
         s->mcr = val & 0x1f;
-        s->msr = serial_modem_status(s);
+        s->msr = serial_modem_status(s->mcr);
         break;
     case UART_SCR:
         s->scr = val;
@@ -297,7 +299,7 @@ static void serial_reset_locked(struct serial *s)
     s->dll = 0x0c; /* 9600 baud */
     s->dlm = s->ier = s->fcr = s->lcr = s->mcr = s->scr = 0;
     s->lsr = LSR_THRE | LSR_TEMT;
-    s->msr = serial_modem_status(s);
+    s->msr = serial_modem_status(s->mcr);
     s->thr_ipending = false;
     s->rx_head = s->rx_count = 0;
     serial_update_irq(s);
@@ -348,19 +350,41 @@ static int serial_save(struct device *dev, struct state_buf *out)
     return ret;
 }
 
+/* A state this UART can be in: IER, MCR and FCR as their write masks leave them, THRE
+ * and TEMT set (a byte goes out at once), no line error and no MSR delta (neither is
+ * ever raised), MSR following MCR. Anything else would strand a driver waiting for
+ * THRE, or replay errors that never happened. */
+static bool serial_state_reachable(const struct serial_state *st)
+{
+    return !(st->ier & ~0x0f) && !(st->mcr & ~0x1f) &&
+           !(st->fcr & ~(FCR_ENABLE | FCR_TRIGGER_MASK)) &&
+           (st->lsr & ~LSR_DR) == (LSR_THRE | LSR_TEMT) &&
+           st->msr == serial_modem_status(st->mcr) && st->thr_ipending <= 1;
+}
+
 static int serial_load(struct device *dev, const uint8_t *data, size_t len)
 {
     struct serial *s = to_serial(dev);
     struct serial_state st;
 
-    if (len < sizeof(st))
+    if (len < sizeof(st)) {
+        pr_err("%s: saved state has %zu bytes, expected at least %zu", dev->id, len, sizeof(st));
         return -EINVAL;
+    }
     memcpy(&st, data, sizeof(st));
-    if (st.rx_count > SERIAL_RX_FIFO_SIZE || len != sizeof(st) + st.rx_count)
+    if (st.rx_count > SERIAL_RX_FIFO_SIZE || len != sizeof(st) + st.rx_count) {
+        pr_err("%s: saved state has %zu bytes for %u received byte(s)", dev->id, len, st.rx_count);
         return -EINVAL;
+    }
+    if (!serial_state_reachable(&st)) {
+        pr_err("%s: saved state is corrupt (ier 0x%02x fcr 0x%02x mcr 0x%02x lsr 0x%02x msr "
+               "0x%02x thr_ipending %u)",
+               dev->id, st.ier, st.fcr, st.mcr, st.lsr, st.msr, st.thr_ipending);
+        return -EINVAL;
+    }
     pthread_mutex_lock(&s->lock);
-    s->dll = st.dll, s->dlm = st.dlm, s->ier = st.ier & 0x0f, s->fcr = st.fcr;
-    s->lcr = st.lcr, s->mcr = st.mcr & 0x1f, s->lsr = st.lsr, s->msr = st.msr, s->scr = st.scr;
+    s->dll = st.dll, s->dlm = st.dlm, s->ier = st.ier, s->fcr = st.fcr;
+    s->lcr = st.lcr, s->mcr = st.mcr, s->lsr = st.lsr, s->msr = st.msr, s->scr = st.scr;
     s->thr_ipending = st.thr_ipending;
     s->rx_head = s->rx_count = 0;
     rx_push(s, data + sizeof(st), st.rx_count);

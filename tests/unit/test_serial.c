@@ -428,6 +428,29 @@ START_TEST(load_rejects_garbled_buffer)
 }
 END_TEST
 
+/* Found by fuzz_device_state: a state no guest can reach (FCR bits its write mask drops,
+ * LSR without THRE, which would strand a driver waiting to transmit) was loaded. */
+START_TEST(load_rejects_states_no_guest_reaches)
+{
+    static const struct {
+        unsigned offset;
+        uint8_t value;
+    } bad[] = {{3, 0x3e}, {6, 0x01}, {6, 0x7e}, {7, 0xb1}, {9, 2}};
+
+    save_state();
+    init_second();
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        uint8_t copy[64];
+
+        ck_assert_uint_le(st.len, sizeof(copy));
+        memcpy(copy, st.data, st.len);
+        copy[bad[i].offset] = bad[i].value; /* fcr, lsr, lsr, msr, thr_ipending */
+        ck_assert_int_eq(s2.dev.ops->load(&s2.dev, copy, st.len), -EINVAL);
+    }
+    ck_assert_int_eq(s2.dev.ops->load(&s2.dev, st.data, st.len), 0);
+}
+END_TEST
+
 static Suite *serial_suite(void)
 {
     Suite *su = suite_create("serial");
@@ -464,6 +487,7 @@ static Suite *serial_suite(void)
     tcase_add_test(state, save_load_round_trips);
     tcase_add_test(state, load_rejects_short_buffer);
     tcase_add_test(state, load_rejects_garbled_buffer);
+    tcase_add_test(state, load_rejects_states_no_guest_reaches);
     suite_add_tcase(su, state);
     return su;
 }
