@@ -809,6 +809,9 @@ static int in_device(struct mig_in *in, const struct mig_rec *rec, struct state_
         ret = in_blob(in, rec->b, b);
     if (ret)
         return in_fail(in, ret, "the stream ended inside a device's state");
+    ret = mig_device_id_check(id, rec->a, in->why, sizeof(in->why));
+    if (ret)
+        return ret;
     d = find_device(in->vm, id);
     if (!d || !d->ops->load) {
         snprintf(in->why, sizeof(in->why), "the source has a device '%s' this VM lacks", id);

@@ -236,6 +236,18 @@ int mig_rec_check(const struct mig_rec *r, const struct guest_memory *mem, char 
     return -EINVAL;
 }
 
+int mig_device_id_check(const char *id, size_t id_len, char *why, size_t len)
+{
+    for (size_t i = 0; i < id_len; i++) {
+        if (id[i] < 0x20 || id[i] > 0x7e) {
+            snprintf(why, len, "a device record's id has byte 0x%02x at %zu (not printable)",
+                     (unsigned char)id[i], i);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
 /* ---- sockets ---- */
 
 static int unix_addr(const char *path, struct sockaddr_un *sa)

@@ -102,6 +102,9 @@ int mig_header_check(const struct mig_header *got, const struct mig_header *mine
                      size_t len);
 /* Checks a record's type and sizes before its payload is read. */
 int mig_rec_check(const struct mig_rec *r, const struct guest_memory *mem, char *why, size_t len);
+/* A device record's id (the a bytes after the record): printable ASCII with no NUL, as
+ * every device id is; it names the device in the destination's one error line. */
+int mig_device_id_check(const char *id, size_t id_len, char *why, size_t len);
 
 /* Opens the stream: the source connects, the destination listens then accepts
  * (abort_fd readable, e.g. a signalfd, gives up). unix:PATH or tcp:HOST:PORT. */

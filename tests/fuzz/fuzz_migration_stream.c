@@ -13,7 +13,8 @@
  * Oracles: a record mig_rec_check passes is one in_record can apply safely: its
  * pages lie inside one RAM region (in_record writes through guest_memory_ptr without
  * a NULL check), its blob and id sizes are bounded, a vCPU index is checked before
- * use, the verify record has one hash per page; a refused stream always says why.
+ * use, the verify record has one hash per page; a refused stream always says why, in
+ * one line (a device id from the stream is quoted in it).
  *
  * Input: a byte choosing the reader's buffer size (small buffers take the path where
  * large reads bypass it), then the stream.
@@ -134,11 +135,18 @@ static int in_device(struct in *in, const struct mig_rec *rec)
         ret = read_blob(in, rec->b);
     if (ret)
         return fail(in, ret, "the stream ended inside a device's state");
+    ret = mig_device_id_check(id, rec->a, in->why, sizeof(in->why));
+    if (ret)
+        return ret;
     d = find_device(id);
-    if (!d)
-        return fail(in, -EINVAL, "the source has a device this VM lacks");
+    if (!d) { /* in_device's words: the id goes into the destination's error line */
+        snprintf(in->why, sizeof(in->why), "the source has a device '%s' this VM lacks", id);
+        return -EINVAL;
+    }
     ret = d->ops->load(d, in->blob.data, in->blob.len);
-    return ret ? fail(in, ret, "a device refused its state") : 0;
+    if (ret)
+        snprintf(in->why, sizeof(in->why), "device '%s' refused its state: %s", id, strerror(-ret));
+    return ret;
 }
 
 static int in_verify(struct in *in, uint64_t pages)
@@ -272,6 +280,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ret = in_stream(&in, caps[data[0] % 4]);
     if (ret && !in.why[0])
         fuzz_fail("a refused stream (%d) gives no reason", ret);
+    for (const char *p = in.why; *p; p++)
+        if ((unsigned char)*p < 0x20)
+            fuzz_fail("the reason '%s' holds control byte 0x%02x", in.why, (unsigned char)*p);
     state_buf_free(&in.blob);
     return 0;
 }

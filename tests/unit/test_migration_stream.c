@@ -105,6 +105,19 @@ START_TEST(records_are_bounded)
 }
 END_TEST
 
+/* A device id from the stream goes into the destination's one error line. */
+START_TEST(device_ids_are_printable)
+{
+    char why[200] = "";
+
+    ck_assert_int_eq(mig_device_id_check("serial0", 7, why, sizeof(why)), 0);
+    ck_assert_int_eq(mig_device_id_check("net\n0", 5, why, sizeof(why)), -EINVAL);
+    ck_assert_msg(strstr(why, "byte 0x0a at 3"), "why: %s", why);
+    ck_assert_int_eq(mig_device_id_check("rtc\0x", 5, why, sizeof(why)), -EINVAL);
+    ck_assert_int_eq(mig_device_id_check("\xff", 1, why, sizeof(why)), -EINVAL);
+}
+END_TEST
+
 START_TEST(io_reports_a_closed_peer)
 {
     int sv[2];
@@ -307,6 +320,7 @@ static Suite *migration_stream_suite(void)
     tcase_add_test(tc, header_matches_itself);
     tcase_add_test(tc, header_mismatches_are_named);
     tcase_add_test(tc, records_are_bounded);
+    tcase_add_test(tc, device_ids_are_printable);
     tcase_add_test(tc, io_reports_a_closed_peer);
     tcase_add_test(tc, batched_writes_and_buffered_reads_keep_the_stream);
     tcase_add_test(tc, batched_write_to_a_closed_peer_fails);
