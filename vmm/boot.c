@@ -195,6 +195,20 @@ static void elf_setup_header(uint8_t hdr[BOOT_HDR_SIZE])
     put32(hdr, HDR_CMDLINE_SIZE, 2047); /* COMMAND_LINE_SIZE on x86 */
 }
 
+/* The entry lies in what a segment loads from the file: not in a gap between segments
+ * (where nothing is loaded) nor in a segment's zeroed tail. */
+static bool elf_entry_loaded(const uint8_t *data, const Elf64_Ehdr *eh)
+{
+    for (unsigned i = 0; i < eh->e_phnum; i++) {
+        const Elf64_Phdr *ph = elf_phdr(data, eh, i);
+
+        if (ph->p_type == PT_LOAD && eh->e_entry >= ph->p_paddr &&
+            eh->e_entry - ph->p_paddr < ph->p_filesz)
+            return true;
+    }
+    return false;
+}
+
 static int elf_kernel_parse(const uint8_t *data, size_t size, struct boot_kernel *k,
                             const char **why)
 {
@@ -219,8 +233,8 @@ static int elf_kernel_parse(const uint8_t *data, size_t size, struct boot_kernel
         *why = "ELF kernel has nothing to load (no PT_LOAD segment)";
         return -ENOEXEC;
     }
-    if (eh->e_entry < start || eh->e_entry >= end) {
-        *why = "ELF kernel's entry point is outside its segments";
+    if (!elf_entry_loaded(data, eh)) {
+        *why = "ELF kernel's entry point is outside its segments' contents";
         return -ENOEXEC;
     }
     k->elf = 1;

@@ -9,7 +9,8 @@
  * aligned to kernel_alignment, for init_size bytes) and its image lie in low RAM, with
  * 64-bit arithmetic that cannot wrap (checked here in 128 bits); the initrd lies in
  * low RAM above all of that and under initrd_addr_max; an ELF kernel's entry is
- * inside a loaded segment; the zero page points at the command line and initrd.
+ * inside what a segment loads from the file; the zero page points at the command line
+ * and initrd.
  *
  * Input: a byte (bits 0-2: low RAM of 2, 3, 4, 6, 8, 12, 16 or 32 MiB; bit 3: an
  * initrd), the initrd's size in 64 KiB units, the command line's length, the command
@@ -78,10 +79,10 @@ static void check_elf_entry(const struct boot_kernel *k)
             (const Elf64_Phdr *)(const void *)(k->elf_data + eh->e_phoff + i * sizeof(*ph));
 
         if (ph->p_type == PT_LOAD && k->entry >= ph->p_paddr &&
-            k->entry - ph->p_paddr < ph->p_memsz)
+            k->entry - ph->p_paddr < ph->p_filesz)
             return;
     }
-    fuzz_fail("ELF kernel entry 0x%llx is in no segment", (unsigned long long)k->entry);
+    fuzz_fail("ELF kernel entry 0x%llx is in no segment's contents", (unsigned long long)k->entry);
 }
 
 /* After boot_load succeeded: everything it placed fits where the guest can use it. */
@@ -96,7 +97,8 @@ static void check_loaded(const struct guest_memory *mem, const struct boot_kerne
 
     if (end > low)
         fuzz_fail("kernel reaches 0x%llx%016llx, low RAM ends at 0x%llx",
-                  (unsigned long long)(end >> 64), (unsigned long long)end, (unsigned long long)low);
+                  (unsigned long long)(end >> 64), (unsigned long long)end,
+                  (unsigned long long)low);
     if (entry != k->entry)
         fuzz_fail("boot_load entry differs from the parsed one");
     if (k->elf)
@@ -106,9 +108,9 @@ static void check_loaded(const struct guest_memory *mem, const struct boot_kerne
         fuzz_fail("the zero page's command line is not the one given");
     if (initrd_size != (files->initrd ? files->initrd_size : 0))
         fuzz_fail("the zero page's initrd size is not the initrd's");
-    if (files->initrd && (initrd_addr < end || initrd_addr % 4096 || initrd_addr > low ||
-                          initrd_size > low - initrd_addr ||
-                          (u128)initrd_addr + initrd_size > initrd_limit(&k->bz)))
+    if (files->initrd &&
+        (initrd_addr < end || initrd_addr % 4096 || initrd_addr > low ||
+         initrd_size > low - initrd_addr || (u128)initrd_addr + initrd_size > initrd_limit(&k->bz)))
         fuzz_fail("initrd of 0x%llx bytes at 0x%llx: kernel up to 0x%llx, low RAM 0x%llx, max "
                   "0x%x",
                   (unsigned long long)initrd_size, (unsigned long long)initrd_addr,

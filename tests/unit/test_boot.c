@@ -716,6 +716,9 @@ START_TEST(elf_malformed_kernels_are_refused)
     make_elf(), elf_ph(2)->p_paddr = 0xbfffff000ULL, elf_refused("a segment in the PCI hole");
     make_elf(), elf_eh()->e_entry = ELF_DATA_PA + 12288, elf_refused("an entry past the segments");
     make_elf(), elf_eh()->e_entry = 0x1000, elf_refused("an entry below the segments");
+    /* Found by fuzz_boot: the entry was checked against the segments' span only. */
+    make_elf(), elf_eh()->e_entry = ELF_TEXT_PA + 8192, elf_refused("an entry between segments");
+    make_elf(), elf_eh()->e_entry = ELF_TEXT_PA + 4096, elf_refused("an entry in a zeroed tail");
     make_elf(), elf_ph(0)->p_type = PT_NULL, elf_ph(2)->p_type = PT_NULL, elf_refused("no PT_LOAD");
 }
 END_TEST
