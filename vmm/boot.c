@@ -375,6 +375,11 @@ static int boot_check_fits(const struct bzimage *bz, uint64_t low_end, size_t cm
                cmdline_max);
         return -E2BIG;
     }
+    if (boot_kernel_end(bz) == UINT64_MAX) {
+        pr_err("kernel's pref_address 0x%llx and init_size 0x%x reach past the end of memory",
+               (unsigned long long)bz->pref_address, bz->init_size);
+        return -ENOEXEC;
+    }
     if (boot_kernel_end(bz) > low_end) {
         pr_err("kernel needs %llu MiB from 1 MiB on, guest has %llu MiB of low memory",
                (unsigned long long)((boot_kernel_end(bz) - LAYOUT_HIMEM_START) >> 20),
