@@ -362,8 +362,10 @@ static bool write_status(struct virtio_pci *vp, uint8_t val)
         return false; /* the driver must wait for status 0 first */
     if ((status & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_FEATURES_OK)) {
         vp->vdev->acked_features = vp->driver_features;
-        if (!features_acceptable(vp))
+        if (!features_acceptable(vp)) {
             status &= ~VIRTIO_STATUS_FEATURES_OK;
+            vp->vdev->acked_features = 0; /* refused: saved as acked, it would not load */
+        }
     }
     vp->status = status;
     if ((status & VIRTIO_STATUS_DRIVER_OK) && !(old & VIRTIO_STATUS_DRIVER_OK) &&
@@ -1157,10 +1159,19 @@ static int apply_loaded(struct virtio_pci *vp, const struct vp_loaded *l)
     struct model_blob b = {.vdev = vdev, .data = l->model, .len = l->hdr.model_len};
     int ret = 0;
 
+    /* The features in force, as the transport saved them. A model that saved its own
+     * copy (virtio-net) loads it back into vdev: the two must agree, or what this
+     * function saves next would not load. */
+    vdev->acked_features = l->t.acked_features;
     if (vdev->ops->load)
         ret = event_loop_call(vdev->loop, model_load_call, &b);
     else if (l->hdr.model_len)
         ret = -EINVAL;
+    if (!ret && vdev->acked_features != l->t.acked_features) {
+        pr_err("%s: saved state is corrupt (acked features 0x%llx, the model's 0x%llx)", vdev->id,
+               (unsigned long long)l->t.acked_features, (unsigned long long)vdev->acked_features);
+        ret = -EINVAL;
+    }
     if (!ret)
         ret = pci_device_load(&vp->pci, l->pci, l->hdr.pci_len);
     if (!ret && msix_load(&vp->msix, l->msix, l->hdr.msix_len)) {
