@@ -3,6 +3,7 @@
 #include "api.h"
 
 #include "vm.h"
+#include "vm_migration.h"
 #include "../common/log.h"
 #include "../common/unix_sock.h"
 
@@ -828,22 +829,30 @@ static void vm_op_shutdown(void *opaque, const char *reason)
 
 static int vm_op_migrate(void *opaque, const struct migration_params *p, char *err, size_t errlen)
 {
-    return migration_start(opaque, p, err, errlen);
+    struct vm *vm = opaque;
+
+    return migration_start(vm->mig, p, err, errlen);
 }
 
 static int vm_op_migrate_cancel(void *opaque, char *err, size_t errlen)
 {
-    return migration_cancel(opaque, err, errlen);
+    struct vm *vm = opaque;
+
+    return migration_cancel(vm->mig, err, errlen);
 }
 
 static int vm_op_snapshot(void *opaque, const char *dir, char *err, size_t errlen)
 {
-    return snapshot_save(opaque, dir, err, errlen);
+    struct vm *vm = opaque;
+
+    return snapshot_save(vm->mig, dir, err, errlen);
 }
 
 static void vm_op_query_migrate(void *opaque, struct migration_info *info)
 {
-    migration_query(opaque, info);
+    struct vm *vm = opaque;
+
+    migration_query(vm->mig, info);
 }
 
 static const struct api_ops api_vm_ops = {
