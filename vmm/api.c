@@ -288,8 +288,53 @@ static struct json_object *cmd_shutdown(struct api *api, struct json_object *arg
 static const struct api_arg migrate_args[] = {
     {"uri", json_type_string, true},
     {"verify", json_type_boolean, false},
+    {"downtime-limit", json_type_int, false},
+    {"max-bandwidth", json_type_int, false},
     {NULL, json_type_null, false},
 };
+
+/* QEMU's migrate-set-parameters: downtime-limit in ms, max-bandwidth in bytes/s. */
+static const struct api_arg tunable_args[] = {
+    {"downtime-limit", json_type_int, false},
+    {"max-bandwidth", json_type_int, false},
+    {NULL, json_type_null, false},
+};
+
+/* A non-negative integer argument, if given. */
+static bool get_u64_arg(const char *cmd, struct json_object *args, const char *name, bool *has,
+                        uint64_t *v, struct api_error *e)
+{
+    struct json_object *o;
+    int64_t n;
+
+    *has = json_object_object_get_ex(args, name, &o);
+    if (!*has)
+        return true;
+    n = json_object_get_int64(o);
+    if (n < 0) {
+        api_fail(e, "InvalidParameter", "argument '%s' of %s must not be negative", name, cmd);
+        return false;
+    }
+    *v = (uint64_t)n;
+    return true;
+}
+
+static bool get_tunables(const char *cmd, struct json_object *args, struct migration_tunables *t,
+                         struct api_error *e)
+{
+    char why[200] = "";
+
+    memset(t, 0, sizeof(*t));
+    if (!get_u64_arg(cmd, args, "downtime-limit", &t->has_downtime_limit, &t->downtime_limit_ms,
+                     e) ||
+        !get_u64_arg(cmd, args, "max-bandwidth", &t->has_max_bandwidth, &t->max_bandwidth, e))
+        return false;
+    if (migration_check_tunables(t, why, sizeof(why))) {
+        api_fail(e, "InvalidParameter", "%s: %s", cmd, why);
+        return false;
+    }
+    return true;
+}
 
 static struct json_object *cmd_migrate(struct api *api, struct json_object *args,
                                        struct api_error *e)
@@ -305,6 +350,8 @@ static struct json_object *cmd_migrate(struct api *api, struct json_object *args
     snprintf(p.uri, sizeof(p.uri), "%s", json_object_get_string(v));
     if (json_object_object_get_ex(args, "verify", &v))
         p.verify = json_object_get_boolean(v);
+    if (!get_tunables("migrate", args, &p.tune, e))
+        return NULL;
     ret = api->ops->migrate(api->opaque, &p, err, sizeof(err));
     if (ret < 0)
         api_fail_op(e, "cannot migrate", ret, err);
@@ -321,6 +368,35 @@ static struct json_object *cmd_migrate_cancel(struct api *api, struct json_objec
     if (ret < 0)
         api_fail_op(e, "cannot cancel the migration", ret, err);
     return NULL;
+}
+
+static struct json_object *cmd_migrate_set_parameters(struct api *api, struct json_object *args,
+                                                      struct api_error *e)
+{
+    struct migration_tunables t;
+    char err[256] = "";
+    int ret;
+
+    if (!get_tunables("migrate-set-parameters", args, &t, e))
+        return NULL;
+    ret = api->ops->migrate_set_parameters(api->opaque, &t, err, sizeof(err));
+    if (ret < 0)
+        api_fail_op(e, "cannot set the migration parameters", ret, err);
+    return NULL;
+}
+
+static struct json_object *cmd_query_migrate_parameters(struct api *api, struct json_object *args,
+                                                        struct api_error *e)
+{
+    struct migration_tunables t = {0};
+    struct json_object *ret = json_object_new_object();
+
+    (void)args;
+    (void)e;
+    api->ops->query_migrate_parameters(api->opaque, &t);
+    add_u64(ret, "downtime-limit", t.downtime_limit_ms);
+    add_u64(ret, "max-bandwidth", t.max_bandwidth);
+    return ret;
 }
 
 static const struct api_arg snapshot_args[] = {
@@ -382,6 +458,8 @@ static struct json_object *cmd_query_migrate(struct api *api, struct json_object
     add_u64(ret, "expected-downtime-ms", m.expected_downtime_ms);
     add_u64(ret, "total-time-ms", m.total_time_ms);
     add_u64(ret, "downtime-ms", m.downtime_ms);
+    add_u64(ret, "downtime-limit", m.downtime_limit_ms);
+    add_u64(ret, "max-bandwidth", m.max_bandwidth);
     if (m.verify_done)
         json_object_object_add(ret, "verify", verify_info(&m));
     if (m.error[0])
@@ -398,6 +476,8 @@ static const struct api_command api_commands[] = {
     {"migrate-cancel", NULL, cmd_migrate_cancel},
     {"snapshot", snapshot_args, cmd_snapshot},
     {"query-migrate", NULL, cmd_query_migrate},
+    {"migrate-set-parameters", tunable_args, cmd_migrate_set_parameters},
+    {"query-migrate-parameters", NULL, cmd_query_migrate_parameters},
 };
 
 static const struct api_command *find_command(const char *name)
@@ -855,6 +935,21 @@ static void vm_op_query_migrate(void *opaque, struct migration_info *info)
     migration_query(vm->mig, info);
 }
 
+static int vm_op_migrate_set_parameters(void *opaque, const struct migration_tunables *t, char *err,
+                                        size_t errlen)
+{
+    struct vm *vm = opaque;
+
+    return migration_set_tunables(vm->mig, t, err, errlen);
+}
+
+static void vm_op_query_migrate_parameters(void *opaque, struct migration_tunables *t)
+{
+    struct vm *vm = opaque;
+
+    migration_get_tunables(vm->mig, t);
+}
+
 static const struct api_ops api_vm_ops = {
     .status = vm_op_status,
     .pause = vm_op_pause,
@@ -864,6 +959,8 @@ static const struct api_ops api_vm_ops = {
     .migrate_cancel = vm_op_migrate_cancel,
     .snapshot = vm_op_snapshot,
     .query_migrate = vm_op_query_migrate,
+    .migrate_set_parameters = vm_op_migrate_set_parameters,
+    .query_migrate_parameters = vm_op_query_migrate_parameters,
 };
 
 /* ---- life cycle ---- */

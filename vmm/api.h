@@ -36,6 +36,9 @@ struct api_ops {
     int (*migrate_cancel)(void *opaque, char *err, size_t errlen);
     int (*snapshot)(void *opaque, const char *dir, char *err, size_t errlen);
     void (*query_migrate)(void *opaque, struct migration_info *info);
+    int (*migrate_set_parameters)(void *opaque, const struct migration_tunables *t, char *err,
+                                  size_t errlen);
+    void (*query_migrate_parameters)(void *opaque, struct migration_tunables *t);
 };
 
 struct api_client;
