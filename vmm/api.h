@@ -53,7 +53,8 @@ struct api {
     unsigned nclients;
 };
 
-/* Listens on path (replacing a stale socket file) and serves it on loop. */
+/* Listens on path (replacing a stale socket file) and serves it on loop, the
+ * commands acting on vm (api_vm.c). */
 int api_init(struct api *api, const char *path, struct vm *vm, struct event_loop *loop);
 /* Closes every client and the socket, and removes the socket file. */
 void api_destroy(struct api *api);

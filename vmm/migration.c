@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 void *migration_source_thread(void *arg); /* migration_source.c */
 
@@ -32,6 +34,12 @@ struct migration *migration_create(const struct migration_host *host)
     m->info.status = "none";
     m->fd = -1;
     m->own_log.log.fd = -1;
+    m->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (m->stop_efd < 0) {
+        pthread_mutex_destroy(&m->lock);
+        free(m);
+        return NULL;
+    }
     m->tune.downtime_limit_ms = MIGRATION_DEFAULT_DOWNTIME_MS;
     m->max_rounds = MIG_DEFAULT_MAX_ROUNDS;
     m->ignore_backend_log = getenv("VMM_TEST_MIGRATION_IGNORE_BACKEND_LOG") != NULL;
@@ -47,19 +55,41 @@ static void shut_stream(struct migration *m)
     pthread_mutex_unlock(&m->lock);
 }
 
+static void cancel_source(struct migration *m)
+{
+    atomic_store(&m->cancel, true);
+    shut_stream(m);
+}
+
+void migration_interrupt(struct migration *m)
+{
+    uint64_t one = 1;
+
+    if (!m)
+        return;
+    cancel_source(m);
+    if (write(m->stop_efd, &one, sizeof(one)) < 0)
+        pr_debug("migration: stop eventfd: %s", strerror(errno));
+}
+
+int migration_stop_fd(struct migration *m)
+{
+    return m->stop_efd;
+}
+
 void migration_destroy(struct migration *m)
 {
     if (!m)
         return;
     if (m->thread_started) {
-        atomic_store(&m->cancel, true);
-        shut_stream(m);
+        cancel_source(m);
         pthread_join(m->thread, NULL);
         m->thread_started = false;
     }
     if (m->host.ops->own_log)
         m->host.ops->own_log(m->host.opaque, NULL);
     dirty_own_log_destroy(&m->own_log);
+    close(m->stop_efd);
     pthread_mutex_destroy(&m->lock);
     free(m);
 }
@@ -180,7 +210,6 @@ int migration_cancel(struct migration *m, char *err, size_t errlen)
         snprintf(err, errlen, "no migration is running (status %s)", info.status);
         return -EINVAL;
     }
-    atomic_store(&m->cancel, true);
-    shut_stream(m);
+    cancel_source(m);
     return 0;
 }

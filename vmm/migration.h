@@ -55,6 +55,12 @@ struct migration;
 struct migration *migration_create(const struct migration_host *host);
 /* Cancels a running migration and joins its thread; NULL is fine. */
 void migration_destroy(struct migration *m);
+/* From any thread (vmm is exiting): a running migration fails at once, and the
+ * destination waiting on migration_stop_fd returns -ECANCELED. NULL is fine. */
+void migration_interrupt(struct migration *m);
+/* An eventfd that migration_interrupt makes readable: the stop_fd to give
+ * migration_incoming and snapshot_restore. */
+int migration_stop_fd(struct migration *m);
 
 /* Source (from the control socket, on the loop thread). start returns at once:
  * the devices' log_check runs first, and one that cannot log fails it with its

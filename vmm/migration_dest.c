@@ -31,15 +31,19 @@ struct mig_in {
     char why[200];
 };
 
+/* The first reason wins; a stop or a silent peer is named as such, whatever the
+ * read was for. */
 static int in_fail(struct mig_in *in, int ret, const char *what)
 {
-    if (!in->why[0]) {
-        if (ret == -ECANCELED)
-            what = "stopped (SIGTERM) while receiving";
-        else if (ret == -ETIMEDOUT)
-            what = "the source went silent mid-stream (no data within the idle bound)";
+    if (in->why[0])
+        return ret ? ret : -EINVAL;
+    if (ret == -ECANCELED)
+        snprintf(in->why, sizeof(in->why), "stopped (a signal) while receiving");
+    else if (ret == -ETIMEDOUT)
+        snprintf(in->why, sizeof(in->why), "the source went silent mid-stream: no data for %d ms",
+                 in->rd.idle_ms);
+    else
         snprintf(in->why, sizeof(in->why), "%s", what);
-    }
     return ret ? ret : -EINVAL;
 }
 

@@ -27,7 +27,8 @@ struct migration {
     pthread_t thread;
     bool thread_started;
     atomic_bool cancel;
-    int fd; /* the running migration's stream: a cancel shuts it down */
+    int fd;       /* the running migration's stream: a cancel shuts it down */
+    int stop_efd; /* written by migration_interrupt: a destination's stop_fd */
     unsigned max_rounds;
     /* KVM's manual protection, probed at the first migration (it stays on). */
     bool slot_log_probed, slot_log_manual;

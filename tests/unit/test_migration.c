@@ -1121,6 +1121,33 @@ START_TEST(stop_fd_ends_every_wait_at_once)
 }
 END_TEST
 
+/* vmm's exit path: migration_interrupt makes migration_stop_fd readable. */
+START_TEST(migration_interrupt_stops_the_destination)
+{
+    struct fake_host src;
+    struct migration_host h;
+    struct migration *m;
+    struct dest d;
+    uint64_t t0;
+
+    host_init(&src);
+    h = host_iface(&src);
+    m = migration_create(&h);
+    dest_start(&d, "d.sock", migration_stop_fd(m));
+    usleep(100000);
+    t0 = now_ms();
+    migration_interrupt(m);
+    dest_join(&d);
+    ck_assert_int_eq(d.ret, -ECANCELED);
+    ck_assert_msg(now_ms() - t0 < STOP_BOUND_MS, "stopped after %llu ms",
+                  (unsigned long long)(now_ms() - t0));
+    migration_interrupt(NULL);
+    migration_destroy(m);
+    host_destroy(&d.host);
+    host_destroy(&src);
+}
+END_TEST
+
 /* ---- snapshots and addresses ---- */
 
 START_TEST(snapshot_round_trip)
@@ -1197,6 +1224,7 @@ static Suite *migration_suite(void)
     tcase_add_test(bounds, bad_peers_are_dropped_and_the_next_migrates);
     tcase_add_test(bounds, tcp_listener_drops_a_silent_peer_and_takes_the_next);
     tcase_add_test(bounds, stop_fd_ends_every_wait_at_once);
+    tcase_add_test(bounds, migration_interrupt_stops_the_destination);
     suite_add_tcase(s, bounds);
     tcase_add_test(pure, throttle_bucket_arithmetic);
     tcase_add_test(pure, uri_addresses);
