@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,16 +226,18 @@ static void run_calls(void *opaque, uint32_t events)
     for (c = batch; c; c = c->next)
         c->running = true;
     while ((c = batch)) {
+        bool posted = c->post_fn != NULL;
+
         batch = c->next;
         pthread_mutex_unlock(&loop->lock);
-        if (c->post_fn) {
+        if (posted) {
             c->post_fn(c->arg);
-            free(c);
+            free(c); /* nobody waits for it: gone now */
         } else {
             c->ret = c->fn(c->arg);
         }
         pthread_mutex_lock(&loop->lock);
-        if (!c->post_fn)
+        if (!posted)
             c->done = true;
     }
     pthread_cond_broadcast(&loop->call_done);
@@ -334,40 +337,80 @@ void event_loop_close_calls(struct event_loop *loop)
 static void *event_thread_main(void *arg)
 {
     struct event_thread *t = arg;
+    int ret;
 
-    /* The name shows in /proc/PID/task/TID/comm, top and gdb: which NIC is which. */
+    /* The name shows in /proc/PID/task/TID/comm, top and gdb: which NIC is which
+     * (named before init: a sandbox may not allow it afterwards). */
     pthread_setname_np(pthread_self(), t->name);
-    while (!atomic_load(&t->stop)) {
-        int ret = event_loop_run_once(&t->loop, -1);
+    ret = t->init ? t->init(t->init_arg) : 0;
+    pthread_mutex_lock(&t->loop.lock);
+    t->init_ret = ret;
+    t->init_done = true;
+    pthread_cond_broadcast(&t->loop.call_done);
+    pthread_mutex_unlock(&t->loop.lock);
+    while (!ret && !atomic_load(&t->stop)) {
+        int n = event_loop_run_once(&t->loop, -1);
 
-        if (ret < 0 && ret != -EINTR)
+        if (n < 0 && n != -EINTR)
             break;
     }
     return NULL;
 }
 
-int event_thread_start(struct event_thread *t, const char *name)
+int event_thread_init(struct event_thread *t, const char *name)
 {
-    int ret;
-
     memset(t, 0, sizeof(*t));
     snprintf(t->name, sizeof(t->name), "%s", name);
-    ret = event_loop_init(&t->loop);
-    if (ret)
-        return ret;
+    return event_loop_init(&t->loop);
+}
+
+static const int sync_signals[] = {SIGSYS, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP};
+
+int event_thread_run(struct event_thread *t, int (*init)(void *arg), void *arg)
+{
+    sigset_t all, old;
+    int ret;
+
+    t->init = init;
+    t->init_arg = arg;
     /* The loop is the new thread's before it runs anything: calls from this
-     * thread must queue, not run here. */
+     * thread must queue, not run here. The thread takes no signal (vmm's main loop
+     * reads them from a signalfd): it starts with every one blocked. */
+    sigfillset(&all);
+    /* Not the synchronous ones: a blocked SIGSYS (a seccomp refusal) would kill vmm
+     * without the line that names the call. */
+    for (size_t i = 0; i < sizeof(sync_signals) / sizeof(sync_signals[0]); i++)
+        sigdelset(&all, sync_signals[i]);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     pthread_mutex_lock(&t->loop.lock);
     ret = pthread_create(&t->thread, NULL, event_thread_main, t);
     if (!ret)
         t->loop.thread = t->thread;
+    /* A short wait, no other lock held: init is the thread's own set-up. */
+    while (!ret && !t->init_done)
+        pthread_cond_wait(&t->loop.call_done, &t->loop.lock);
     pthread_mutex_unlock(&t->loop.lock);
-    if (ret) {
-        event_loop_destroy(&t->loop);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (ret)
         return -ret;
+    if (t->init_ret) {
+        pthread_join(t->thread, NULL);
+        t->loop.thread = pthread_self();
+        return t->init_ret;
     }
     t->started = true;
     return 0;
+}
+
+int event_thread_start(struct event_thread *t, const char *name)
+{
+    int ret = event_thread_init(t, name);
+
+    if (!ret)
+        ret = event_thread_run(t, NULL, NULL);
+    if (ret)
+        event_loop_destroy(&t->loop);
+    return ret;
 }
 
 static void mark_stop(void *arg)

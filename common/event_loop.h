@@ -66,11 +66,22 @@ struct event_thread {
     struct event_loop loop;
     pthread_t thread;
     bool started;
+    int (*init)(void *arg); /* the thread's first act (its seccomp filter) */
+    void *init_arg;
+    int init_ret;
+    bool init_done;
     atomic_bool stop; /* set on the loop thread, after what was queued before */
     char name[16];
 };
 
-/* Initialises t->loop and starts the thread; returns once the loop belongs to it. */
+/* The loop alone: sources may be added and calls posted before its thread runs
+ * (they wait for it). */
+int event_thread_init(struct event_thread *t, const char *name);
+/* Starts the thread; init(arg), when given, runs on it first (vmm: its seccomp
+ * filter) and nothing else runs there if it fails: its error is returned here.
+ * Returns once the loop belongs to the thread. */
+int event_thread_run(struct event_thread *t, int (*init)(void *arg), void *arg);
+/* event_thread_init, then event_thread_run without init. */
 int event_thread_start(struct event_thread *t, const char *name);
 /* Ends the loop after what is queued and joins the thread: whoever owns a handler
  * that can block must unblock it first (shutdown() its socket). Idempotent. The

@@ -187,18 +187,9 @@ int net_log_check(struct virtio_device *vdev, char *why, size_t len)
     return -ENOTSUP;
 }
 
-/* Without REPLY_ACK nothing confirms a request: a GET_FEATURES round trip does,
- * since the backend handles messages in order. */
-static int net_barrier(struct virtio_net *net)
-{
-    uint64_t features;
-
-    if (net->conn.protocol_features & (1ULL << VHOST_USER_PROTOCOL_F_REPLY_ACK))
-        return 0;
-    return vhost_user_get_features(&net->conn, &features);
-}
-
-/* SET_FEATURES and every started ring's address, with or without logging. */
+/* SET_FEATURES and every started ring's address, with or without logging. Turning
+ * logging on, each returns once the backend applied it (its ack, or a GET_FEATURES
+ * round trip without REPLY_ACK: vhost/ does it, as QEMU's enforce_reply). */
 static int net_set_logging(struct virtio_net *net, bool on)
 {
     int ret;
@@ -214,7 +205,7 @@ static int net_set_logging(struct virtio_net *net, bool on)
         if (!ret)
             ret = vhost_user_set_vring_addr(&net->conn, &addr);
     }
-    return ret ? ret : net_barrier(net);
+    return ret;
 }
 
 int net_log_start(struct virtio_device *vdev, int log_fd, uint64_t log_size)

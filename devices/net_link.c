@@ -12,6 +12,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Which vhost-user protocol features vmm asks for. Not CONFIG: vmm owns the config
@@ -24,6 +25,9 @@ static void net_on_conn_event(void *arg, uint32_t events);
 static void net_on_backend_req(void *arg, uint32_t events);
 static void net_on_listen(void *arg, uint32_t events);
 static void net_on_retry(void *arg, uint32_t events);
+static void net_first_tick(struct virtio_net *net);
+static void net_first_attach(struct virtio_net *net, int fd);
+static void net_first_finish(struct virtio_net *net, int ret);
 
 int net_watch(struct virtio_net *net, int fd, void (*cb)(void *, uint32_t), bool *watched, bool on)
 {
@@ -336,8 +340,27 @@ static bool net_peer_gone(const struct virtio_net *net)
     return recv(net->conn.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
 }
 
-/* One request on the backend's channel. A channel that fails or closes is closed alone,
- * in one line: the connection goes on, and a reconnect opens a new channel. */
+/* A request read in part gives up at its deadline: the timer says when (the channel
+ * may never be readable again). */
+static void net_arm_channel_timer(struct virtio_net *net)
+{
+    int64_t deadline = net->connected ? vhost_user_backend_req_deadline_ms(&net->conn) : -1;
+    struct itimerspec its = {0};
+
+    if (net->chan_timer_fd < 0)
+        return;
+    if (deadline >= 0) {
+        its.it_value.tv_sec = deadline / 1000;
+        its.it_value.tv_nsec = deadline % 1000 * 1000000 + 1;
+    }
+    if (timerfd_settime(net->chan_timer_fd, TFD_TIMER_ABSTIME, &its, NULL))
+        pr_err("%s: backend channel timer: %s", net->vdev.id, strerror(errno));
+}
+
+/* What the backend sent on its channel, read as far as it goes without waiting
+ * (vhost/ keeps a message's first part). A channel that fails, closes or leaves a
+ * message half-sent past reply-timeout-ms is closed alone, in one line: the
+ * connection goes on, and a reconnect opens a new channel. */
 static void net_on_backend_req(void *arg, uint32_t events)
 {
     struct virtio_net *net = arg;
@@ -350,6 +373,9 @@ static void net_on_backend_req(void *arg, uint32_t events)
     log_hold(&held);
     ret = vhost_user_backend_req_handle(&net->conn, &net_backend_ops, net);
     log_release();
+    net_arm_channel_timer(net);
+    if (ret == -EAGAIN)
+        return; /* the rest of a message is still to come */
     if (net->conn.backend_broken && net_peer_gone(net)) {
         /* A backend that died closed both: one loss, not a channel close first. */
         net_lost_backend(net, "it closed the connection");
@@ -384,6 +410,15 @@ static void net_on_conn_event(void *arg, uint32_t events)
                                   : strerror(errno));
 }
 
+static void net_on_channel_timer(void *arg, uint32_t events)
+{
+    struct virtio_net *net = arg;
+    uint64_t expirations;
+
+    if (read(net->chan_timer_fd, &expirations, sizeof(expirations)) == sizeof(expirations))
+        net_on_backend_req(net, events);
+}
+
 static void net_on_retry(void *arg, uint32_t events)
 {
     struct virtio_net *net = arg;
@@ -394,6 +429,10 @@ static void net_on_retry(void *arg, uint32_t events)
     if (read(net->retry_fd, &expirations, sizeof(expirations)) != sizeof(expirations) ||
         net->connected)
         return;
+    if (net->first_pending) {
+        net_first_tick(net);
+        return;
+    }
     if (net->opts.server) {
         net_watch_listen(net, true); /* the pause after a failed accept is over */
         return;
@@ -416,74 +455,153 @@ static void net_on_listen(void *arg, uint32_t events)
     ret = vhost_user_try_accept(net->listen_fd, &fd);
     if (ret == -EAGAIN || ret == -ECONNABORTED)
         return;
-    if (ret) {
+    if (ret && net->first_pending) {
+        pr_err("vhost-user: cannot accept a back-end: %s", strerror(-ret));
+        net_first_finish(net, ret);
+    } else if (ret) {
         /* E.g. EMFILE: the connection stays queued and the socket readable. Pause
          * instead of spinning on it, and try again after reconnect-ms. */
         pr_warn("%s: cannot accept a backend on %s: %s; trying again in %u ms", net->vdev.id,
                 net->opts.socket_path, strerror(-ret), net->opts.reconnect_ms);
         net_watch_listen(net, false);
         net_retry_timer(net, true, false);
+    } else if (net->first_pending) {
+        net_first_attach(net, fd);
     } else {
         net_reconnect(net, fd);
     }
 }
 
-static int net_connect(struct virtio_net *net, int *fd)
-{
-    int ret;
+/* ---- the first backend: waited for on the loop, like a returning one ---- */
 
-    if (!net->opts.server) {
-        pr_info("%s: connecting to vhost-user backend %s (waiting up to %u ms)", net->vdev.id,
-                net->opts.socket_path, net->opts.connect_timeout_ms);
-        return vhost_user_connect(net->opts.socket_path, net->opts.connect_timeout_ms, fd);
-    }
-    ret = vhost_user_listen(net->opts.socket_path, &net->listen_fd);
-    if (ret)
-        return ret;
-    pr_info("%s: waiting up to %u ms for a vhost-user backend on %s", net->vdev.id,
-            net->opts.connect_timeout_ms, net->opts.socket_path);
-    return vhost_user_accept(net->listen_fd, net->opts.connect_timeout_ms, fd);
+#define FIRST_RETRY_MS 50 /* client: connect attempts while the backend starts */
+
+static int64_t net_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The fds the NIC's loop watches for the connection's whole life. */
-static int net_setup_watches(struct virtio_net *net)
+static void net_timer_ms(struct virtio_net *net, long ms, bool periodic)
 {
-    int ret = 0;
+    struct timespec t = {.tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000000};
+    struct itimerspec its = {.it_value = t, .it_interval = periodic ? t : (struct timespec){0}};
 
-    net->retry_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    if (net->retry_fd < 0) {
-        ret = -errno;
-        pr_err("%s: cannot create its timerfd: %s", net->vdev.id, strerror(-ret));
-        return ret;
-    }
-    ret = net_watch(net, net->retry_fd, net_on_retry, &net->retry_watched, true);
-    if (!ret)
-        ret = net_watch_conn(net);
-    if (ret) {
-        pr_err("%s: cannot watch its backend: %s", net->vdev.id, strerror(-ret));
-        return ret;
-    }
-    return 0;
+    if (!ms)
+        its.it_value.tv_nsec = 1; /* 0 would disarm it: fire at once instead */
+    if (timerfd_settime(net->retry_fd, 0, &its, NULL))
+        pr_err("%s: connect timer: %s", net->vdev.id, strerror(errno));
 }
 
-int net_connect_first(struct virtio_net *net)
+static void net_first_finish(struct virtio_net *net, int ret)
+{
+    net->first_pending = false;
+    net_retry_timer(net, false, false);
+    if (net->opts.server && ret)
+        net_watch_listen(net, false);
+    net->first_done(net->first_done_arg, ret);
+}
+
+/* A connection to the first backend: the handshake, then the NIC is live. */
+static void net_first_attach(struct virtio_net *net, int fd)
 {
     struct log_held held;
-    int fd = -1, ret;
+    int ret;
 
-    ret = net_connect(net, &fd); /* the vhost-user library says why it failed */
-    if (ret)
-        return ret;
     net_open_conn(net, fd);
     ret = net_handshake_held(net, &held);
     if (ret)
         pr_err("%s: vhost-user handshake on %s failed: %s", net->vdev.id, net->opts.socket_path,
                net_held_reason(net, &held, ret));
+    if (!ret && (ret = net_watch_conn(net)))
+        pr_err("%s: cannot watch its backend: %s", net->vdev.id, strerror(-ret));
+    if (ret) {
+        net_close_conn(net);
+        net_first_finish(net, ret);
+        return;
+    }
+    net->backend_features = net->conn.features;
+    net_set_connected(net, true);
+    if (net->opts.server)
+        net_watch_listen(net, false);
+    net_first_finish(net, 0);
+}
+
+/* Client: one attempt (ENOENT, ECONNREFUSED, EAGAIN: the backend is not there yet).
+ * Server: the timer only marks the deadline. */
+static void net_first_tick(struct virtio_net *net)
+{
+    bool late = net_now_ms() >= net->first_deadline_ms;
+    int fd, ret;
+
+    if (net->opts.server) {
+        pr_err("vhost-user: no back-end connected within %u ms", net->opts.connect_timeout_ms);
+        net_first_finish(net, -ETIMEDOUT);
+        return;
+    }
+    ret = vhost_user_try_connect(net->opts.socket_path, &fd);
+    if (!ret) {
+        net_first_attach(net, fd);
+    } else if (ret != -ENOENT && ret != -ECONNREFUSED && ret != -EAGAIN) {
+        pr_err("vhost-user: cannot connect to %s: %s", net->opts.socket_path, strerror(-ret));
+        net_first_finish(net, ret);
+    } else if (late) {
+        pr_err("vhost-user: no back-end listening on %s after %u ms (%s)", net->opts.socket_path,
+               net->opts.connect_timeout_ms, strerror(-ret));
+        net_first_finish(net, -ETIMEDOUT);
+    }
+}
+
+static void net_first_start(void *arg)
+{
+    struct virtio_net *net = arg;
+
+    net->first_pending = true;
+    net->first_deadline_ms = net_now_ms() + net->opts.connect_timeout_ms;
+    if (net->opts.server) {
+        pr_info("%s: waiting up to %u ms for a vhost-user backend on %s", net->vdev.id,
+                net->opts.connect_timeout_ms, net->opts.socket_path);
+        net_watch_listen(net, true);
+        net_timer_ms(net, (long)net->opts.connect_timeout_ms, false);
+        return;
+    }
+    pr_info("%s: connecting to vhost-user backend %s (waiting up to %u ms)", net->vdev.id,
+            net->opts.socket_path, net->opts.connect_timeout_ms);
+    net_timer_ms(net, FIRST_RETRY_MS, true);
+    net_first_tick(net);
+}
+
+int virtio_net_start_link(struct virtio_net *net, void (*done)(void *arg, int ret), void *arg)
+{
+    net->first_done = done;
+    net->first_done_arg = arg;
+    return event_loop_post(net->vdev.loop, net_first_start, net);
+}
+
+/* The timer (connect pacing and deadlines) and, with `server`, the socket the
+ * backend connects to: bound now, while vmm may still create the file. */
+int net_link_init(struct virtio_net *net)
+{
+    int ret;
+
+    net->retry_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    net->chan_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (net->retry_fd < 0 || net->chan_timer_fd < 0) {
+        ret = -errno;
+        pr_err("%s: cannot create its timerfds: %s", net->vdev.id, strerror(-ret));
+        return ret;
+    }
+    ret = net_watch(net, net->retry_fd, net_on_retry, &net->retry_watched, true);
     if (!ret)
-        ret = net_setup_watches(net);
-    if (!ret)
-        net_set_connected(net, true);
-    return ret;
+        ret = net_watch(net, net->chan_timer_fd, net_on_channel_timer, &net->chan_timer_watched,
+                        true);
+    if (ret) {
+        pr_err("%s: cannot watch its timer: %s", net->vdev.id, strerror(-ret));
+        return ret;
+    }
+    return net->opts.server ? vhost_user_listen(net->opts.socket_path, &net->listen_fd) : 0;
 }
 
 void net_link_destroy(struct virtio_net *net)
@@ -496,6 +614,11 @@ void net_link_destroy(struct virtio_net *net)
         net_watch(net, net->retry_fd, NULL, &net->retry_watched, false);
         close(net->retry_fd);
     }
+    if (net->chan_timer_fd >= 0) {
+        net_watch(net, net->chan_timer_fd, NULL, &net->chan_timer_watched, false);
+        close(net->chan_timer_fd);
+    }
+    net->chan_timer_fd = -1;
     if (net->listen_fd >= 0) {
         net_watch(net, net->listen_fd, NULL, &net->listen_watched, false);
         close(net->listen_fd);

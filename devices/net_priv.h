@@ -67,7 +67,7 @@ int net_failed(struct virtio_net *net, int ret, const char *what);
 void net_lost_backend(struct virtio_net *net, const char *why);
 void net_set_link(struct virtio_net *net, bool up);
 void net_set_connected(struct virtio_net *net, bool connected);
-int net_connect_first(struct virtio_net *net);
+int net_link_init(struct virtio_net *net);
 void net_close_conn(struct virtio_net *net);
 void net_link_destroy(struct virtio_net *net);
 /* Registers fd on the NIC's loop (on) or removes it, keeping *watched in step. */

@@ -204,6 +204,7 @@ void virtio_net_setup(struct virtio_net *net, const char *id, const struct virti
     for (unsigned q = 0; q < net->vdev.num_queues; q++)
         net->vdev.queues[q].max_size = 256;
     net->conn.fd = net->conn.backend_fd = net->listen_fd = net->retry_fd = -1;
+    net->chan_timer_fd = -1;
     net->phase = NET_IDLE;
     net->active_pairs = 1;
     pthread_mutex_init(&net->lock, NULL);
@@ -221,13 +222,10 @@ int virtio_net_init(struct virtio_net *net, const char *id, const struct virtio_
     int ret;
 
     virtio_net_setup(net, id, opts, platform, mem, loop);
-    ret = net_connect_first(net);
-    if (ret) {
+    ret = net_link_init(net);
+    if (ret)
         virtio_net_destroy(net);
-        return ret;
-    }
-    net->backend_features = net->conn.features;
-    return 0;
+    return ret;
 }
 
 void virtio_net_destroy(struct virtio_net *net)

@@ -87,9 +87,10 @@ struct virtio_net {
     uint64_t backend_features; /* what the first backend offered: the guest saw these */
     enum virtio_net_phase phase;
     unsigned active_pairs;
-    bool logging;  /* migrating: the backend logs its writes (LOG_ALL, ring log addresses) */
-    int listen_fd; /* server: kept for the next backend */
-    int retry_fd;  /* client: timerfd pacing reconnects */
+    bool logging;      /* migrating: the backend logs its writes (LOG_ALL, ring log addresses) */
+    int listen_fd;     /* server: kept for the next backend */
+    int retry_fd;      /* client: timerfd pacing reconnects */
+    int chan_timer_fd; /* a backend request left half-sent: when to give up on it */
     uint16_t ring_base[VIRTIO_MAX_QUEUES]; /* where each ring (re)starts */
     unsigned reconnects;
     uint32_t rings_started; /* data queues handed to the current backend, one bit each */
@@ -97,17 +98,28 @@ struct virtio_net {
     bool ctrl_pending; /* a bounded batch left commands: the rest is posted */
     /* What is registered on the loop (each removed before its fd closes). */
     bool conn_watched, backend_watched, listen_watched, ctrl_watched, retry_watched;
+    bool chan_timer_watched;
+    /* The first connection, waited for on the loop (virtio_net_start_link). */
+    bool first_pending;
+    int64_t first_deadline_ms;
+    int first_error; /* the last retryable connect error, for the timeout's line */
+    void (*first_done)(void *arg, int ret);
+    void *first_done_arg;
 };
 
-/* Connects to (or waits for) the backend and reads what it offers. Blocking,
- * bounded by the options' timeouts; runs before the guest starts, on the calling
- * thread; afterwards everything runs on loop. A lost backend is a handled event:
- * the link goes down, the rings' positions are kept, and vmm reconnects (client)
- * or accepts the next backend (server), then restarts the rings where the guest
- * left them and brings the link up. */
+/* The NIC without a backend yet; with `server`, its socket is bound and listening
+ * (before vmm gives up its privileges). Everything else runs on loop. */
 int virtio_net_init(struct virtio_net *net, const char *id, const struct virtio_net_options *opts,
                     const struct virtio_platform *platform, const struct guest_mem_access *mem,
                     struct event_loop *loop);
+/* The first backend, on the NIC's loop and without blocking it: connect attempts
+ * every 50 ms (client) or the listening socket (server), up to connect-timeout-ms,
+ * then the handshake, each reply bounded by reply-timeout-ms. done(arg, 0 or
+ * -errno, the reason logged) runs on the NIC's loop. Afterwards a lost backend is a
+ * handled event: the link goes down, the rings' positions are kept, and vmm
+ * reconnects (client) or accepts the next backend (server), then restarts the
+ * rings where the guest left them and brings the link up. */
+int virtio_net_start_link(struct virtio_net *net, void (*done)(void *arg, int ret), void *arg);
 /* On the NIC's loop, or once it has stopped. */
 void virtio_net_destroy(struct virtio_net *net);
 /* From any thread: shuts the backend's sockets down, so that whatever waits on them

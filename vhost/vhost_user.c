@@ -30,6 +30,7 @@ void vhost_user_conn_init(struct vhost_user_conn *c, int fd)
 
 void vhost_user_conn_close(struct vhost_user_conn *c)
 {
+    vu_backend_rx_drop(c);
     if (c->fd >= 0)
         close(c->fd);
     if (c->backend_fd >= 0)
@@ -41,6 +42,7 @@ void vhost_user_conn_close(struct vhost_user_conn *c)
 
 void vhost_user_close_backend_channel(struct vhost_user_conn *c)
 {
+    vu_backend_rx_drop(c);
     if (c->backend_fd >= 0)
         close(c->backend_fd);
     c->backend_fd = -1;
@@ -243,6 +245,64 @@ int vhost_user_get_vring_base(struct vhost_user_conn *c, unsigned index, unsigne
     return 0;
 }
 
+#define PACKED_IDX_MASK 0x7fffu
+#define PACKED_WRAP (1u << 15)
+
+uint32_t vhost_user_vring_pos_encode(const struct vhost_user_vring_pos *pos)
+{
+    uint32_t avail = (pos->avail_idx & PACKED_IDX_MASK) | (pos->avail_wrap ? PACKED_WRAP : 0);
+    uint32_t used = (pos->used_idx & PACKED_IDX_MASK) | (pos->used_wrap ? PACKED_WRAP : 0);
+
+    return avail | used << 16;
+}
+
+void vhost_user_vring_pos_decode(uint32_t num, struct vhost_user_vring_pos *pos)
+{
+    *pos = (struct vhost_user_vring_pos){
+        .avail_idx = num & PACKED_IDX_MASK,
+        .avail_wrap = num & PACKED_WRAP,
+        .used_idx = (num >> 16) & PACKED_IDX_MASK,
+        .used_wrap = (num >> 16) & PACKED_WRAP,
+    };
+}
+
+/* The packed encoding only means something to a back-end that was told the ring is packed. */
+static int check_packed(const struct vhost_user_conn *c, const char *name)
+{
+    if (c->acked_features & (1ULL << VHOST_USER_F_RING_PACKED))
+        return 0;
+    pr_err("vhost-user: %s with packed ring indices, but VIRTIO_F_RING_PACKED was not acked", name);
+    return -EINVAL;
+}
+
+int vhost_user_set_vring_base_packed(struct vhost_user_conn *c, unsigned index,
+                                     const struct vhost_user_vring_pos *pos)
+{
+    int r = check_packed(c, "SET_VRING_BASE");
+
+    if (r)
+        return r;
+    if (pos->avail_idx > PACKED_IDX_MASK || pos->used_idx > PACKED_IDX_MASK) {
+        pr_err("vhost-user: SET_VRING_BASE for ring %u: packed indices %u and %u, at most %u",
+               index, pos->avail_idx, pos->used_idx, PACKED_IDX_MASK);
+        return -EINVAL;
+    }
+    return send_state(c, VHOST_USER_SET_VRING_BASE, index, vhost_user_vring_pos_encode(pos));
+}
+
+int vhost_user_get_vring_base_packed(struct vhost_user_conn *c, unsigned index,
+                                     struct vhost_user_vring_pos *pos)
+{
+    unsigned num;
+    int r = check_packed(c, "GET_VRING_BASE");
+
+    if (!r)
+        r = vhost_user_get_vring_base(c, index, &num);
+    if (!r)
+        vhost_user_vring_pos_decode(num, pos);
+    return r;
+}
+
 static int send_vring_fd(struct vhost_user_conn *c, uint32_t req, unsigned index, int fd)
 {
     struct vu_msg m = MSG(req, sizeof(uint64_t));
@@ -325,6 +385,7 @@ int vhost_user_open_backend_channel(struct vhost_user_conn *c)
         close(sv[0]);
         return r;
     }
+    vu_backend_rx_drop(c); /* a half-read message of the old channel */
     if (c->backend_fd >= 0)
         close(c->backend_fd);
     c->backend_fd = sv[0];

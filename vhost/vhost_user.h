@@ -65,6 +65,7 @@ enum vhost_user_backend_request {
 #define VHOST_USER_F_PROTOCOL_FEATURES 30
 #define VHOST_USER_F_LOG_ALL 26
 #define VHOST_USER_F_IOMMU_PLATFORM 33
+#define VHOST_USER_F_RING_PACKED 34 /* VIRTIO_F_RING_PACKED: the vring base carries two indices */
 
 /* Protocol feature bits (VHOST_USER_GET_PROTOCOL_FEATURES). */
 enum vhost_user_protocol_feature {
@@ -105,6 +106,8 @@ enum vhost_user_protocol_feature {
 #define VHOST_USER_VRING_NOFD (1u << 8)
 #define VHOST_USER_VRING_F_LOG (1u << 0) /* vring address flag: log used-ring writes */
 #define VHOST_USER_DEFAULT_TIMEOUT_MS 10000
+#define VHOST_USER_HDR_SIZE 12
+#define VHOST_USER_MAX_PAYLOAD 268 /* the largest payload accepted: a config space message */
 
 /* Plain-data descriptions of what the requests carry. */
 struct vhost_user_mem_region {
@@ -115,11 +118,24 @@ struct vhost_user_mem_region {
     int fd; /* borrowed: sent, never closed */
 };
 
+/*
+ * A message arriving on the backend-request channel, gathered across calls so that a
+ * back-end that stops mid-message never blocks its reader.
+ */
+struct vhost_user_rx {
+    uint8_t buf[VHOST_USER_HDR_SIZE + VHOST_USER_MAX_PAYLOAD]; /* header, then payload */
+    uint32_t got;                                              /* bytes of buf received */
+    int fds[VHOST_USER_MAX_FDS];                               /* received with them, owned */
+    unsigned nfds;
+    int64_t first_ms; /* CLOCK_MONOTONIC ms of the first byte, when got > 0 */
+};
+
 struct vhost_user_conn {
     int fd;         /* the vhost-user socket, owned */
     int backend_fd; /* our end of the backend-request channel, owned, or -1 */
     bool broken;
     bool backend_broken;                /* the channel failed: close it, the connection goes on */
+    struct vhost_user_rx backend_rx;    /* the request being read from backend_fd */
     uint64_t features;                  /* offered by GET_FEATURES */
     uint64_t acked_features;            /* last SET_FEATURES sent */
     uint64_t backend_protocol_features; /* offered by GET_PROTOCOL_FEATURES */
@@ -143,6 +159,19 @@ struct vhost_user_vring_addr {
     uint64_t used_user_addr;
     uint64_t avail_user_addr;
     uint64_t log_guest_addr;
+};
+
+/*
+ * Where a packed ring stands (VIRTIO_F_RING_PACKED acked): the spec's "vring descriptor
+ * indices for packed virtqueues", carried in the num of SET_VRING_BASE and of the
+ * GET_VRING_BASE reply as bits 0-14 avail_idx, bit 15 avail_wrap, bits 16-30 used_idx,
+ * bit 31 used_wrap (QEMU's virtio_queue_packed_get_last_avail_idx does the same).
+ */
+struct vhost_user_vring_pos {
+    uint16_t avail_idx; /* the next available descriptor the back-end will process, < 2^15 */
+    bool avail_wrap;    /* the Driver (Available) Ring Wrap Counter the back-end tracks */
+    uint16_t used_idx;  /* the entry where it will place the next used descriptor, < 2^15 */
+    bool used_wrap;     /* its Device (Used) Ring Wrap Counter */
 };
 
 struct vhost_user_iotlb {
@@ -177,9 +206,11 @@ int vhost_user_try_accept(int listen_fd, int *fd);
 
 /* Takes ownership of fd; timeout VHOST_USER_DEFAULT_TIMEOUT_MS until changed. */
 void vhost_user_conn_init(struct vhost_user_conn *c, int fd);
-/* Closes both sockets; the struct can be initialised again for a reconnect. */
+/* Closes both sockets (and the fds of a partly read back-end message); the struct can be
+ * initialised again for a reconnect. */
 void vhost_user_conn_close(struct vhost_user_conn *c);
-/* Closes only the backend-request channel (after it failed); the connection goes on. */
+/* Closes only the backend-request channel (after it failed) and drops what was partly
+ * read from it; the connection goes on. */
 void vhost_user_close_backend_channel(struct vhost_user_conn *c);
 /* "GET_FEATURES", or "UNKNOWN" for a number the table does not know. */
 const char *vhost_user_request_name(uint32_t request);
@@ -196,6 +227,10 @@ int vhost_user_negotiate(struct vhost_user_conn *c, uint64_t wanted_protocol_fea
  * One function per request. With REPLY_ACK negotiated, requests without a reply of their
  * own carry NEED_REPLY and wait for the ack; a non-zero ack returns -EIO. A request whose
  * protocol feature was not negotiated returns -ENOTSUP without sending.
+ * Three requests return only once the back-end has applied them, as QEMU's do
+ * (wait_for_reply): SET_VRING_ENABLE always, SET_FEATURES with VHOST_F_LOG_ALL set and
+ * SET_VRING_ADDR with VHOST_USER_VRING_F_LOG set. Without REPLY_ACK they are followed by a
+ * GET_FEATURES round trip (its reply is discarded: c->features is unchanged).
  */
 int vhost_user_get_features(struct vhost_user_conn *c, uint64_t *features);
 /* Adds VHOST_USER_F_PROTOCOL_FEATURES itself when the back-end offered it. */
@@ -213,8 +248,22 @@ int vhost_user_set_log_base(struct vhost_user_conn *c, int fd, uint64_t mmap_siz
 int vhost_user_set_log_fd(struct vhost_user_conn *c, int fd);
 int vhost_user_set_vring_num(struct vhost_user_conn *c, unsigned index, unsigned num);
 int vhost_user_set_vring_addr(struct vhost_user_conn *c, const struct vhost_user_vring_addr *addr);
+/* The raw num: for a split ring the next available index (bits 0-15). */
 int vhost_user_set_vring_base(struct vhost_user_conn *c, unsigned index, unsigned base);
 int vhost_user_get_vring_base(struct vhost_user_conn *c, unsigned index, unsigned *base);
+/*
+ * A packed ring's position, encoded as the spec says; -EINVAL without sending when
+ * VIRTIO_F_RING_PACKED was not acked (SET_FEATURES) or an index does not fit 15 bits.
+ * DPDK's lib/vhost reads and writes only bits 0-15: its GET_VRING_BASE reply has used_idx 0
+ * and used_wrap 0, and on SET_VRING_BASE it takes the used position to be the avail one
+ * (both are equal once a ring is stopped, as GET_VRING_BASE does). Decoded as sent.
+ */
+int vhost_user_set_vring_base_packed(struct vhost_user_conn *c, unsigned index,
+                                     const struct vhost_user_vring_pos *pos);
+int vhost_user_get_vring_base_packed(struct vhost_user_conn *c, unsigned index,
+                                     struct vhost_user_vring_pos *pos);
+uint32_t vhost_user_vring_pos_encode(const struct vhost_user_vring_pos *pos);
+void vhost_user_vring_pos_decode(uint32_t num, struct vhost_user_vring_pos *pos);
 /* fd < 0 sends the NOFD flag instead of a descriptor. */
 int vhost_user_set_vring_kick(struct vhost_user_conn *c, unsigned index, int fd);
 int vhost_user_set_vring_call(struct vhost_user_conn *c, unsigned index, int fd);
@@ -253,13 +302,22 @@ int vhost_user_update_mem(struct vhost_user_conn *c, const struct vhost_user_mem
                           unsigned nregions);
 
 /*
- * Reads and handles one message from c->backend_fd (call when it is readable), answering
- * NEED_REPLY with 0 on success and 1 on failure. Returns 0, the callback's error, or
- * -ENOTSUP for a refused request (channel still usable). An end of file, a malformed
- * message or a failed reply sets c->backend_broken and returns its error: the caller
+ * Reads what c->backend_fd holds now, never waiting, and handles one message once it is
+ * complete, answering NEED_REPLY with 0 on success and 1 on failure. Call it when the
+ * channel is readable, and when the deadline below passes. Returns -EAGAIN while the
+ * message is incomplete (the part read is kept in c->backend_rx), then 0, the callback's
+ * error, or -ENOTSUP for a refused request (channel still usable). An end of file, a
+ * malformed message, a message still incomplete timeout_ms after its first byte
+ * (-ETIMEDOUT), or a reply the back-end does not read (-ENOBUFS: the reply is never waited
+ * for) sets c->backend_broken, closes the fds received and returns the error: the caller
  * closes the channel (vhost_user_close_backend_channel); the connection is unaffected.
  */
 int vhost_user_backend_req_handle(struct vhost_user_conn *c,
                                   const struct vhost_user_backend_ops *ops, void *opaque);
+/* When the message partly read from the backend channel goes stale: an absolute
+ * CLOCK_MONOTONIC time in ms (tv_sec * 1000 + tv_nsec / 1000000), or -1 when no message is
+ * partly read. An event loop arms a timer for it (again after each call, as it changes) and
+ * calls vhost_user_backend_req_handle() when it fires, without polling meanwhile. */
+int64_t vhost_user_backend_req_deadline_ms(const struct vhost_user_conn *c);
 
 #endif

@@ -21,10 +21,11 @@
 
 #define P(bit) VU_G_PROTO, VHOST_USER_PROTOCOL_F_##bit
 
-/* name, request payload, fds, reply, gate */
+/* name, request payload, fds, reply, gate, sync */
 static const struct vu_req_info req_table[] = {
     [VHOST_USER_GET_FEATURES] = {"GET_FEATURES", VU_L_NONE, VU_FD_NONE, VU_R_U64, VU_G_NONE, 0},
-    [VHOST_USER_SET_FEATURES] = {"SET_FEATURES", VU_L_U64, VU_FD_NONE, VU_R_NONE, VU_G_NONE, 0},
+    [VHOST_USER_SET_FEATURES] = {"SET_FEATURES", VU_L_U64, VU_FD_NONE, VU_R_NONE, VU_G_NONE, 0,
+                                 VU_S_LOG_ALL},
     [VHOST_USER_SET_OWNER] = {"SET_OWNER", VU_L_NONE, VU_FD_NONE, VU_R_NONE, VU_G_NONE, 0},
     [VHOST_USER_RESET_OWNER] = {"RESET_OWNER", VU_L_NONE, VU_FD_NONE, VU_R_NONE, VU_G_NONE, 0},
     [VHOST_USER_SET_MEM_TABLE] = {"SET_MEM_TABLE", VU_L_MEMORY, VU_FD_REGIONS, VU_R_NONE, VU_G_NONE,
@@ -32,8 +33,8 @@ static const struct vu_req_info req_table[] = {
     [VHOST_USER_SET_LOG_BASE] = {"SET_LOG_BASE", VU_L_LOG, VU_FD_ONE, VU_R_LOG, P(LOG_SHMFD)},
     [VHOST_USER_SET_LOG_FD] = {"SET_LOG_FD", VU_L_NONE, VU_FD_ONE, VU_R_NONE, VU_G_NONE, 0},
     [VHOST_USER_SET_VRING_NUM] = {"SET_VRING_NUM", VU_L_STATE, VU_FD_NONE, VU_R_NONE, VU_G_NONE, 0},
-    [VHOST_USER_SET_VRING_ADDR] = {"SET_VRING_ADDR", VU_L_ADDR, VU_FD_NONE, VU_R_NONE, VU_G_NONE,
-                                   0},
+    [VHOST_USER_SET_VRING_ADDR] = {"SET_VRING_ADDR", VU_L_ADDR, VU_FD_NONE, VU_R_NONE, VU_G_NONE, 0,
+                                   VU_S_VRING_LOG},
     [VHOST_USER_SET_VRING_BASE] = {"SET_VRING_BASE", VU_L_STATE, VU_FD_NONE, VU_R_NONE, VU_G_NONE,
                                    0},
     [VHOST_USER_GET_VRING_BASE] = {"GET_VRING_BASE", VU_L_STATE, VU_FD_NONE, VU_R_STATE, VU_G_NONE,
@@ -49,7 +50,7 @@ static const struct vu_req_info req_table[] = {
                                           VU_R_NONE_NOACK, VU_G_F_PROTOCOL, 0},
     [VHOST_USER_GET_QUEUE_NUM] = {"GET_QUEUE_NUM", VU_L_NONE, VU_FD_NONE, VU_R_U64, P(MQ)},
     [VHOST_USER_SET_VRING_ENABLE] = {"SET_VRING_ENABLE", VU_L_STATE, VU_FD_NONE, VU_R_NONE,
-                                     VU_G_F_PROTOCOL, 0},
+                                     VU_G_F_PROTOCOL, 0, VU_S_ALWAYS},
     [VHOST_USER_SEND_RARP] = {"SEND_RARP", VU_L_U64, VU_FD_NONE, VU_R_NONE, P(RARP)},
     [VHOST_USER_NET_SET_MTU] = {"NET_SET_MTU", VU_L_U64, VU_FD_NONE, VU_R_NONE, P(MTU)},
     [VHOST_USER_SET_BACKEND_REQ_FD] = {"SET_BACKEND_REQ_FD", VU_L_NONE, VU_FD_ONE, VU_R_NONE,
@@ -415,6 +416,20 @@ static bool has_reply(const struct vu_req_info *ri)
     return ri->reply != VU_R_NONE && ri->reply != VU_R_NONE_NOACK;
 }
 
+static bool needs_sync(const struct vu_req_info *ri, const struct vu_msg *m)
+{
+    switch (ri->sync) {
+    case VU_S_ALWAYS:
+        return true;
+    case VU_S_LOG_ALL:
+        return m->payload.u64 & (1ULL << VHOST_USER_F_LOG_ALL);
+    case VU_S_VRING_LOG:
+        return m->payload.addr.flags & VHOST_USER_VRING_F_LOG;
+    default:
+        return false;
+    }
+}
+
 static bool wants_ack(const struct vhost_user_conn *c, const struct vu_req_info *ri)
 {
     if (ri->reply == VU_R_ACK)
@@ -518,6 +533,15 @@ static int recv_reply(struct vhost_user_conn *c, const struct vu_req_info *ri,
     return r;
 }
 
+/* Without REPLY_ACK a request that must be applied before the caller goes on is followed
+ * by GET_FEATURES: the back-end answers in order, so its reply means it got that far. */
+static int barrier(struct vhost_user_conn *c)
+{
+    struct vu_msg m = {.hdr = {.request = VHOST_USER_GET_FEATURES}};
+
+    return vu_call(c, &m, NULL, 0, NULL);
+}
+
 int vu_call(struct vhost_user_conn *c, struct vu_msg *msg, const int *fds, unsigned nfds,
             struct vu_msg *reply)
 {
@@ -548,7 +572,7 @@ int vu_call(struct vhost_user_conn *c, struct vu_msg *msg, const int *fds, unsig
         return r;
     }
     if (!ack && !has_reply(ri))
-        return 0;
+        return needs_sync(ri, msg) ? barrier(c) : 0;
     reply = reply ? reply : &local;
     r = recv_reply(c, ri, msg, reply, ack, sent_us);
     if (r) {
@@ -597,17 +621,119 @@ static int check_backend_req(const struct vhost_user_conn *c, const struct vu_re
     return 0;
 }
 
+void vu_backend_rx_drop(struct vhost_user_conn *c)
+{
+    vu_close_fds(c->backend_rx.fds, c->backend_rx.nfds);
+    c->backend_rx.nfds = 0;
+    c->backend_rx.got = 0;
+}
+
+static uint32_t rx_payload_size(const struct vhost_user_rx *rx)
+{
+    uint32_t size;
+
+    memcpy(&size, rx->buf + offsetof(struct vu_hdr, size), sizeof(size));
+    return size;
+}
+
+/* Bytes still missing from the message being read: the header first, then its payload. */
+static size_t rx_missing(const struct vhost_user_rx *rx)
+{
+    if (rx->got < VHOST_USER_HDR_SIZE)
+        return VHOST_USER_HDR_SIZE - rx->got;
+    return VHOST_USER_HDR_SIZE + (size_t)rx_payload_size(rx) - rx->got;
+}
+
+/* One recvmsg of what the socket holds now, never past the message's end; the fds that
+ * come with the bytes are kept with them. */
+static int rx_read_some(int sock, struct vhost_user_rx *rx)
+{
+    union cmsg_space ctl;
+    struct iovec iov = {.iov_base = rx->buf + rx->got, .iov_len = rx_missing(rx)};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl)};
+    ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    bool fds_ok;
+
+    if (n < 0)
+        return (errno == EAGAIN || errno == EWOULDBLOCK) ? -EAGAIN : -errno;
+    fds_ok = take_fds(&mh, rx->fds, &rx->nfds);
+    if (n == 0)
+        return -ECONNRESET;
+    if (rx->got == 0)
+        rx->first_ms = vu_now_ms();
+    rx->got += (uint32_t)n;
+    return fds_ok ? 0 : -E2BIG;
+}
+
+/* Reads until the message is complete (0) or the socket is empty (-EAGAIN). The size is
+ * checked as soon as the header is in: an oversized message fails without waiting, and the
+ * payload never overruns the buffer. */
+static int rx_fill(struct vhost_user_conn *c)
+{
+    struct vhost_user_rx *rx = &c->backend_rx;
+
+    while (rx_missing(rx)) {
+        bool had_header = rx->got >= VHOST_USER_HDR_SIZE;
+        int r = rx_read_some(c->backend_fd, rx);
+
+        if (r == -EINTR)
+            continue;
+        if (r)
+            return r;
+        if (!had_header && rx->got >= VHOST_USER_HDR_SIZE && rx_payload_size(rx) > VU_MAX_PAYLOAD) {
+            pr_err("vhost-user: back-end request has size %u, more than the maximum %zu",
+                   rx_payload_size(rx), VU_MAX_PAYLOAD);
+            return -EMSGSIZE;
+        }
+    }
+    return 0;
+}
+
+int64_t vhost_user_backend_req_deadline_ms(const struct vhost_user_conn *c)
+{
+    if (c->backend_fd < 0 || c->backend_broken || !c->backend_rx.got)
+        return -1;
+    return c->backend_rx.first_ms + c->timeout_ms;
+}
+
+/* -EAGAIN while the message is incomplete and young enough; any other error is final. */
+static int rx_step(struct vhost_user_conn *c)
+{
+    struct vhost_user_rx *rx = &c->backend_rx;
+    int r = rx_fill(c);
+    size_t want = rx->got < VHOST_USER_HDR_SIZE ? VHOST_USER_HDR_SIZE : rx->got + rx_missing(rx);
+
+    if (r == -EAGAIN && rx->got && vu_now_ms() >= vhost_user_backend_req_deadline_ms(c))
+        r = -ETIMEDOUT;
+    if (r == -EAGAIN || r == -EMSGSIZE)
+        return r;
+    if (r)
+        log_recv_error(c, "back-end request", r, rx->got, want);
+    return r;
+}
+
 int vu_backend_recv(struct vhost_user_conn *c, struct vu_msg *msg, int *fds, unsigned *nfds,
                     int64_t *recv_us)
 {
+    struct vhost_user_rx *rx = &c->backend_rx;
     const struct vu_req_info *ri;
-    int r;
+    int r = rx_step(c);
 
-    r = recv_msg(c, c->backend_fd, "back-end request", msg, fds, nfds);
-    if (r) {
-        c->backend_broken = true;
+    if (r == -EAGAIN)
         return r;
+    if (r) {
+        vu_backend_rx_drop(c);
+        c->backend_broken = true;
+        return r == -E2BIG || r == -EMSGSIZE ? -EPROTO : r;
     }
+    /* Complete: the message and its fds move to the caller, the buffer is free again. */
+    memcpy(msg, rx->buf, rx->got);
+    memset((uint8_t *)msg + rx->got, 0, sizeof(*msg) - rx->got);
+    memcpy(fds, rx->fds, rx->nfds * sizeof(int));
+    *nfds = rx->nfds;
+    rx->nfds = 0;
+    rx->got = 0;
     *recv_us = vu_now_us();
     vu_trace(c, &(struct vu_trace_msg){.backend_channel = true, .msg = msg, .nfds = *nfds},
              *recv_us);
@@ -619,6 +745,24 @@ int vu_backend_recv(struct vhost_user_conn *c, struct vu_msg *msg, int *fds, uns
         c->backend_broken = true;
     }
     return r;
+}
+
+/* Writes all of buf now or fails: -ENOBUFS when the peer's socket is full. */
+static int send_now(int sock, const void *buf, size_t len)
+{
+    size_t done = 0;
+
+    while (done < len) {
+        ssize_t n = send(sock, (const char *)buf + done, len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+        if (n >= 0)
+            done += (size_t)n;
+        else if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return -ENOBUFS;
+        else if (errno != EINTR)
+            return -errno;
+    }
+    return 0;
 }
 
 int vu_backend_ack(struct vhost_user_conn *c, const struct vu_msg *req, uint64_t result,
@@ -643,11 +787,13 @@ int vu_backend_ack(struct vhost_user_conn *c, const struct vu_msg *req, uint64_t
                                     .ack = true,
                                     .latency_us = now - recv_us},
              now);
-    r = send_all(c->backend_fd, &m, sizeof(m.hdr) + m.hdr.size, NULL, 0,
-                 vu_now_ms() + c->timeout_ms);
-    if (r) {
+    r = send_now(c->backend_fd, &m, sizeof(m.hdr) + m.hdr.size);
+    if (r == -ENOBUFS)
+        pr_err("vhost-user: cannot send the %s reply: the back-end does not read its channel",
+               name);
+    else if (r)
         pr_err("vhost-user: cannot send the %s reply: %s", name, strerror(-r));
+    if (r)
         c->backend_broken = true;
-    }
     return r;
 }

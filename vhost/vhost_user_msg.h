@@ -107,6 +107,10 @@ _Static_assert(sizeof(struct vu_iotlb) == 32, "IOTLB message is 32 bytes");
 _Static_assert(sizeof(struct vu_config) == 12 + 256, "config space is 268 bytes");
 _Static_assert(sizeof(struct vu_area) == 24, "vring area is 24 bytes");
 _Static_assert(sizeof(union vu_payload) == 268, "largest payload is the config space");
+_Static_assert(sizeof(struct vu_hdr) == VHOST_USER_HDR_SIZE, "public header size matches");
+_Static_assert(sizeof(union vu_payload) == VHOST_USER_MAX_PAYLOAD, "public payload size matches");
+_Static_assert(sizeof(struct vu_msg) == sizeof(((struct vhost_user_rx *)0)->buf),
+               "the backend channel's receive buffer holds any message");
 
 #define VU_MAX_PAYLOAD sizeof(union vu_payload)
 #define VU_CONFIG_HDR_SIZE 12u
@@ -152,6 +156,16 @@ enum vu_gate {
     VU_G_IOMMU,      /* VIRTIO_F_IOMMU_PLATFORM acked */
 };
 
+/* When the caller must know the back-end applied a request before going on (QEMU's
+ * wait_for_reply): the REPLY_ACK ack, or without it a GET_FEATURES round trip, since the
+ * back-end handles messages in order (QEMU's enforce_reply). */
+enum vu_sync {
+    VU_S_NONE,
+    VU_S_ALWAYS,    /* SET_VRING_ENABLE: the guest's first request must not race it */
+    VU_S_LOG_ALL,   /* SET_FEATURES with VHOST_F_LOG_ALL: the back-end logs from now on */
+    VU_S_VRING_LOG, /* SET_VRING_ADDR with VHOST_VRING_F_LOG: likewise for its used ring */
+};
+
 struct vu_req_info {
     const char *name;
     uint8_t layout; /* enum vu_layout */
@@ -159,6 +173,7 @@ struct vu_req_info {
     uint8_t reply;  /* enum vu_reply */
     uint8_t gate;   /* enum vu_gate */
     uint8_t proto_bit;
+    uint8_t sync; /* enum vu_sync */
 };
 
 const struct vu_req_info *vu_req_info(uint32_t request);
@@ -178,12 +193,17 @@ int vu_wait_fd(int fd, short events, int64_t deadline);
  * (may be NULL). Marks the connection broken on any protocol error. */
 int vu_call(struct vhost_user_conn *c, struct vu_msg *msg, const int *fds, unsigned nfds,
             struct vu_msg *reply);
-/* The backend-request channel: one message in, validated; fds returned to the caller, and
- * when it arrived (CLOCK_MONOTONIC us), which vu_backend_ack takes for the trace's latency. */
+/* The backend-request channel, read without waiting: -EAGAIN while the message in
+ * c->backend_rx is incomplete; once complete, the message validated, its fds handed to the
+ * caller, and when it was complete (CLOCK_MONOTONIC us), which vu_backend_ack takes for the
+ * trace's latency. An error sets backend_broken and closes the fds received. */
 int vu_backend_recv(struct vhost_user_conn *c, struct vu_msg *msg, int *fds, unsigned *nfds,
                     int64_t *recv_us);
+/* Sends the ack without waiting: a back-end that does not read its channel breaks it. */
 int vu_backend_ack(struct vhost_user_conn *c, const struct vu_msg *req, uint64_t result,
                    int64_t recv_us);
+/* Forgets a partly read back-end message, closing its fds. */
+void vu_backend_rx_drop(struct vhost_user_conn *c);
 void vu_break(struct vhost_user_conn *c);
 void vu_close_fds(int *fds, unsigned nfds);
 

@@ -238,7 +238,16 @@ static void add_u64(struct sbuf *b, uint32_t request, uint64_t v)
     }
 }
 
-static void add_state(struct sbuf *b, uint32_t request, bool reply, const struct vu_state *s)
+/* A packed ring's base: bits 0-14 avail index, 15 its wrap counter, 16-30 used index, 31
+ * its wrap counter (the spec's "vring descriptor indices for packed virtqueues"). */
+static void add_packed_base(struct sbuf *b, uint32_t num)
+{
+    sb_add(b, " idx=%u wrap=%u used_idx=%u used_wrap=%u", num & 0x7fff, (num >> 15) & 1,
+           (num >> 16) & 0x7fff, num >> 31);
+}
+
+static void add_state(struct sbuf *b, uint32_t request, bool reply, bool packed,
+                      const struct vu_state *s)
 {
     const char *key = "num";
 
@@ -248,11 +257,12 @@ static void add_state(struct sbuf *b, uint32_t request, bool reply, const struct
             sb_add(b, " index=%u", s->index);
             return;
         }
-        key = "base";
-        break;
+        /* fall through */
     case VHOST_USER_SET_VRING_BASE:
-        key = "base";
-        break;
+        sb_add(b, " index=%u base=%u", s->index, s->num);
+        if (packed)
+            add_packed_base(b, s->num);
+        return;
     case VHOST_USER_SET_VRING_ENABLE:
         key = "enable";
         break;
@@ -327,7 +337,7 @@ static void add_area(struct sbuf *b, const struct vu_area *a)
 }
 
 /* The payload fields, by the layout the message has; raw hex when its size does not fit. */
-static void add_payload(struct sbuf *b, enum vu_layout l, uint32_t request, bool reply,
+static void add_payload(struct sbuf *b, enum vu_layout l, uint32_t request, bool reply, bool packed,
                         const struct vu_msg *m)
 {
     const union vu_payload *p = &m->payload;
@@ -342,7 +352,7 @@ static void add_payload(struct sbuf *b, enum vu_layout l, uint32_t request, bool
         add_u64(b, request, p->u64);
         break;
     case VU_L_STATE:
-        add_state(b, request, reply, &p->state);
+        add_state(b, request, reply, packed, &p->state);
         break;
     case VU_L_ADDR:
         add_addr(b, &p->addr);
@@ -414,14 +424,14 @@ static void add_body(struct sbuf *b, const struct vu_trace_msg *t)
 
     if (!t->req) {
         ri = info(t, m->hdr.request);
-        add_payload(b, ri ? ri->layout : VU_L_NONE, m->hdr.request, false, m);
+        add_payload(b, ri ? ri->layout : VU_L_NONE, m->hdr.request, false, t->packed, m);
         return;
     }
     ri = info(t, t->req->hdr.request);
     if (t->ack && m->hdr.size == sizeof(uint64_t))
         sb_add(b, " ack=%" PRIu64, m->payload.u64);
     else
-        add_payload(b, reply_layout(t, ri), t->req->hdr.request, true, m);
+        add_payload(b, reply_layout(t, ri), t->req->hdr.request, true, t->packed, m);
 }
 
 void vu_trace_format(char *buf, size_t cap, const struct vu_trace_msg *t)
@@ -447,10 +457,12 @@ void vu_trace_format(char *buf, size_t cap, const struct vu_trace_msg *t)
 
 void vu_trace(const struct vhost_user_conn *c, const struct vu_trace_msg *t, int64_t time_us)
 {
+    struct vu_trace_msg with_ring = *t;
     char line[1024];
 
     if (!c->trace)
         return;
-    vu_trace_format(line, sizeof(line), t);
+    with_ring.packed = c->acked_features & (1ULL << VHOST_USER_F_RING_PACKED);
+    vu_trace_format(line, sizeof(line), &with_ring);
     c->trace(c->trace_opaque, time_us, line);
 }

@@ -20,7 +20,7 @@
 #define API_MAX_CLIENTS 16
 
 struct api_status {
-    const char *state; /* "running" "paused" "shutting-down" */
+    const char *state; /* "prelaunch" "inmigrate" "running" "paused" "shutting-down" */
     unsigned vcpus, reboots, nnets;
     uint64_t memory_bytes, uptime_ms;
     struct vm_net_status nets[VMM_MAX_NETS];

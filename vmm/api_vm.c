@@ -9,8 +9,15 @@ static void vm_op_status(void *opaque, struct api_status *st)
 {
     struct vm *vm = opaque;
 
+    int phase = atomic_load(&vm->phase);
+
+    /* QEMU's words for a VM whose vCPUs have not run yet. */
     if (atomic_load(&vm->stopping))
         st->state = "shutting-down";
+    else if (phase == VM_PHASE_RECEIVING)
+        st->state = "inmigrate";
+    else if (phase == VM_PHASE_CONNECTING || phase == VM_PHASE_LAUNCHING)
+        st->state = "prelaunch";
     else
         st->state = vm_is_paused(vm) ? "paused" : "running";
     st->vcpus = vm->ncpus;

@@ -77,7 +77,7 @@ static int check_host_memory(uint64_t size, bool hugepages)
 
 int guest_memory_create(struct guest_memory *mem, uint64_t size, bool hugepages)
 {
-    unsigned flags = MFD_CLOEXEC | (hugepages ? MFD_HUGETLB : 0);
+    unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING | (hugepages ? MFD_HUGETLB : 0);
     int ret;
 
     memset(mem, 0, sizeof(*mem));
@@ -95,6 +95,14 @@ int guest_memory_create(struct guest_memory *mem, uint64_t size, bool hugepages)
         ret = -errno;
         pr_err("cannot size guest RAM to %llu MiB: %s", (unsigned long long)(size >> 20),
                strerror(errno));
+        goto err_close;
+    }
+    /* Every backend gets this fd: one that shrank it would make vmm's next access to
+     * guest RAM a SIGBUS, and one that sealed writes would stop punch-hole resets.
+     * Sealed as QEMU's memfd backend does by default (and no seal can be added). */
+    if (fcntl(mem->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+        ret = -errno;
+        pr_err("cannot seal guest RAM's memfd: %s", strerror(errno));
         goto err_close;
     }
     mem->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, mem->fd, 0);

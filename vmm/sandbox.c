@@ -137,9 +137,25 @@ static const unsigned long main_ioctls[] = {TCGETS, TCSETS, TCSETSW, TCSETSF, FI
 
 static const unsigned long main_fcntls[] = {F_GETFL, F_SETFL, F_GETFD, F_SETFD, F_ADD_SEALS};
 
+/* A NIC's loop: its vhost-user socket (reconnecting to a client-mode backend,
+ * accepting a server-mode one, the backend-request channel's socketpair), timers,
+ * and the transport's wiring it undoes on a reset (the common ioctls). */
+static const int net_calls[] = {
+    SCMP_SYS(epoll_wait),      SCMP_SYS(epoll_pwait), SCMP_SYS(poll),
+    SCMP_SYS(ppoll),           SCMP_SYS(close),       SCMP_SYS(sendmsg),
+    SCMP_SYS(recvmsg),         SCMP_SYS(sendto),      SCMP_SYS(recvfrom),
+    SCMP_SYS(connect),         SCMP_SYS(accept4),     SCMP_SYS(shutdown),
+    SCMP_SYS(timerfd_settime), SCMP_SYS(getsockopt),  SCMP_SYS(nanosleep),
+    SCMP_SYS(clock_nanosleep),
+};
+
+static const unsigned long net_fcntls[] = {F_GETFL, F_SETFL, F_GETFD, F_SETFD};
+
 static const char *const role_names[SANDBOX_NR_ROLES] = {
     [SANDBOX_VCPU] = "vCPU",
     [SANDBOX_MAIN] = "main (event loop)",
+    [SANDBOX_NET] = "NIC",
+    [SANDBOX_WORKER] = "worker",
 };
 
 const char *sandbox_role_name(enum sandbox_role role)
@@ -229,6 +245,10 @@ static int add_main(scmp_filter_ctx ctx, const struct sandbox_config *cfg)
     if (!ret)
         ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
                                SCMP_A0(SCMP_CMP_EQ, PR_SET_NO_NEW_PRIVS, 0));
+    /* The threads it starts name themselves (vmm-vcpu0...) under its filter. */
+    if (!ret)
+        ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+                               SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME, 0));
     if (!ret)
         ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(seccomp), 1,
                                SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER, 0));
@@ -244,6 +264,36 @@ static int add_main(scmp_filter_ctx ctx, const struct sandbox_config *cfg)
     if (!ret)
         ret = allow_arg_values(ctx, SCMP_SYS(tgkill), 2, kick, 1);
     return ret;
+}
+
+static int add_net(scmp_filter_ctx ctx)
+{
+    const unsigned long unix_only[] = {AF_UNIX};
+    int ret = allow_calls(ctx, net_calls, ARRAY_SIZE(net_calls));
+
+    if (!ret)
+        ret = allow_arg_values(ctx, SCMP_SYS(socket), 0, unix_only, 1);
+    if (!ret)
+        ret = allow_arg_values(ctx, SCMP_SYS(socketpair), 0, unix_only, 1);
+    if (!ret)
+        ret = allow_arg_values(ctx, SCMP_SYS(fcntl), 1, net_fcntls, ARRAY_SIZE(net_fcntls));
+    if (!ret)
+        ret = allow_arg_values(ctx, SCMP_SYS(ioctl), 1, (const unsigned long[]){FIONBIO}, 1);
+    return ret;
+}
+
+static int add_role(scmp_filter_ctx ctx, enum sandbox_role role, const struct sandbox_config *cfg)
+{
+    switch (role) {
+    case SANDBOX_VCPU:
+        return add_vcpu(ctx, cfg);
+    case SANDBOX_NET:
+        return add_net(ctx);
+    case SANDBOX_MAIN:
+    case SANDBOX_WORKER:
+    default:
+        return add_main(ctx, cfg);
+    }
 }
 
 /* The BPF program libseccomp generates, read back through a memfd. */
@@ -286,7 +336,7 @@ static int build_program(enum sandbox_role role, const struct sandbox_config *cf
     if (!ret)
         ret = add_common(ctx);
     if (!ret)
-        ret = role == SANDBOX_VCPU ? add_vcpu(ctx, cfg) : add_main(ctx, cfg);
+        ret = add_role(ctx, role, cfg);
     if (!ret)
         ret = export_program(ctx, prog);
     seccomp_release(ctx);

@@ -8,8 +8,10 @@
 #include <termios.h>
 
 enum sandbox_role {
-    SANDBOX_VCPU, /* KVM_RUN and the device handlers the guest's exits reach */
-    SANDBOX_MAIN, /* the event loop: vhost-user, console, signals, teardown */
+    SANDBOX_VCPU,   /* KVM_RUN and the device handlers the guest's exits reach */
+    SANDBOX_MAIN,   /* the event loop: console, signals, control socket, teardown */
+    SANDBOX_NET,    /* a NIC's loop: its vhost-user link and control queue */
+    SANDBOX_WORKER, /* vCPU threads' creation, migration, snapshots, a reboot's new VM */
     SANDBOX_NR_ROLES,
 };
 

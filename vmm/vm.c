@@ -16,6 +16,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <poll.h>
+#include <stdint.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -32,7 +34,7 @@ void vm_request_stop(struct vm *vm, int exit_code, const char *reason)
     pthread_mutex_lock(&vm->stop_lock);
     if (!atomic_load(&vm->stopping)) {
         vm->exit_code = exit_code;
-        snprintf(vm->exit_reason, sizeof(vm->exit_reason), "%s", reason);
+        snprintf(vm->exit_reason, sizeof(vm->exit_reason), "%s", reason ? reason : "");
         atomic_store(&vm->stopping, true);
     }
     pthread_mutex_unlock(&vm->stop_lock);
@@ -400,6 +402,25 @@ static int vm_setup_timeout(struct vm *vm)
 }
 
 /* The framing lines make the guest's words distinguishable from vmm's. */
+static int vm_setup_worker(struct vm *vm)
+{
+    int ret;
+
+    vm->worker_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (vm->worker_efd < 0) {
+        ret = -errno;
+        pr_err("cannot create the worker's eventfd: %s", strerror(-ret));
+        return ret;
+    }
+    ret = event_thread_init(&vm->worker, "vmm-worker");
+    if (ret) {
+        pr_err("cannot create the worker's loop: %s", strerror(-ret));
+        return ret;
+    }
+    vm->worker_ready = true;
+    return 0;
+}
+
 static void vm_print_console_tail(struct vm *vm)
 {
     char text[TAIL_SIZE + 2], *line = text, *nl;
@@ -455,7 +476,8 @@ int vm_create(struct vm *vm, const struct vmm_options *opts, struct trace_file *
     vm->vhost_trace = vhost_trace;
     vm->ncpus = opts->cpus;
     vm->signal_fd = vm->stop_efd = vm->console.space_efd = -1;
-    vm->timer_fd = vm->pause_efd = vm->nets_stop_efd = -1;
+    vm->timer_fd = vm->pause_efd = vm->nets_stop_efd = vm->nets_ready_efd = -1;
+    vm->worker_efd = -1;
     vm->kvm.sys_fd = vm->kvm.vm_fd = vm->mem.fd = -1;
     vm->loop.epfd = -1;
     pthread_mutex_init(&vm->stop_lock, NULL);
@@ -484,6 +506,8 @@ int vm_create(struct vm *vm, const struct vmm_options *opts, struct trace_file *
         ret = vm_setup_debug_exit(vm);
     if (!ret)
         ret = vm_setup_timeout(vm);
+    if (!ret)
+        ret = vm_setup_worker(vm);
     if (!ret)
         vm_list_devices(vm);
     if (!ret)
@@ -557,6 +581,10 @@ static void *vcpu_thread(void *arg)
     sigset_t kick;
     char why[256];
 
+    char name[16];
+
+    snprintf(name, sizeof(name), "vmm-vcpu%d", v->kvm.index);
+    pthread_setname_np(pthread_self(), name); /* before the filter, which forbids prctl */
     sigemptyset(&kick);
     sigaddset(&kick, VCPU_KICK_SIGNAL);
     pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
@@ -631,21 +659,22 @@ static void vm_stop_vcpus(struct vm *vm)
     }
 }
 
+/* Under pause_lock: vm_pause, on the main loop, sees each vCPU started or not. */
 static int vm_start_vcpus(struct vm *vm)
 {
-    for (unsigned i = 0; i < vm->ncpus; i++) {
-        int ret;
+    int ret = 0;
 
+    pthread_mutex_lock(&vm->pause_lock);
+    for (unsigned i = 0; !ret && i < vm->ncpus; i++) {
         vm->vcpus[i].state = VM_VCPU_RUNNING;
         ret = pthread_create(&vm->vcpus[i].thread, NULL, vcpu_thread, &vm->vcpus[i]);
-
-        if (ret) {
+        if (ret)
             pr_err("cannot start vcpu%u thread: %s", i, strerror(ret));
-            return -ret;
-        }
-        vm->vcpus[i].started = true;
+        else
+            vm->vcpus[i].started = true;
     }
-    return 0;
+    pthread_mutex_unlock(&vm->pause_lock);
+    return -ret;
 }
 
 static void vm_reset_legacy_devices(struct vm *vm)
@@ -691,19 +720,19 @@ static void vm_reboot_begin(struct vm *vm)
 {
     vm->reboots++;
     pr_info("guest reset (reboot %u): restarting it", vm->reboots);
-    atomic_store(&vm->rebooting, true);
+    atomic_store(&vm->phase, VM_PHASE_REBOOTING);
     vm_stop_vcpus(vm); /* they leave their loop on reset_requested: clear it after */
     atomic_store(&vm->reset_requested, false);
     vm_reset_legacy_devices(vm);
     vm_reset_pci_devices(vm, vm_reboot_devices_done);
 }
 
-/* Zeroed RAM with the kernel loaded again, then a new VM and its vCPUs. */
+/* On the worker: zeroed RAM with the kernel loaded again, then a new VM and its
+ * vCPUs. */
 static int vm_reboot_finish(struct vm *vm)
 {
     int ret;
 
-    atomic_store(&vm->reboot_devices_done, false);
     if (vm->pci_ready)
         pci_reset(&vm->pci);
     ret = guest_memory_clear(&vm->mem);
@@ -711,20 +740,19 @@ static int vm_reboot_finish(struct vm *vm)
         ret = vm_load_guest(vm, &vm->boot);
     if (!ret)
         ret = vm_rebuild_kvm(vm);
-    atomic_store(&vm->rebooting, false);
     return ret ? ret : vm_start_vcpus(vm);
 }
 
-/* A migrated or restored guest arrives before its vCPUs first run; a signal
- * (the signalfd becomes readable) ends the wait. */
+/* A migrated or restored guest arrives before its vCPUs first run (on the
+ * worker); vm_stop_worker's migration_interrupt ends every wait of it at once. */
 static int vm_receive_guest(struct vm *vm)
 {
     struct migration_host host = vm_migration_host(vm);
 
     if (vm->opts->incoming)
-        return migration_incoming(&host, vm->opts->incoming, vm->signal_fd);
+        return migration_incoming(&host, vm->opts->incoming, migration_stop_fd(vm->mig));
     if (vm->opts->restore)
-        return snapshot_restore(&host, vm->opts->restore, vm->signal_fd);
+        return snapshot_restore(&host, vm->opts->restore, migration_stop_fd(vm->mig));
     return 0;
 }
 
@@ -806,6 +834,8 @@ int vm_pause(struct vm *vm)
         return -ESHUTDOWN;
     if (atomic_load(&vm->paused))
         return 0;
+    if (atomic_load(&vm->phase) == VM_PHASE_REBOOTING)
+        return -EBUSY; /* the worker is building the new VM's vCPUs */
     atomic_store(&vm->pause_requested, true);
     vm_kick_vcpus(vm);
     ret = vm_wait_parked(vm);
@@ -843,6 +873,19 @@ static int vm_sandbox_prepare(struct vm *vm)
     return ret;
 }
 
+/* A helper thread's first act, before its loop runs anything: its role's filter. */
+static int vm_sandbox_net_thread(void *arg)
+{
+    (void)arg;
+    return sandbox_install(SANDBOX_NET);
+}
+
+static int vm_sandbox_worker_thread(void *arg)
+{
+    (void)arg;
+    return sandbox_install(SANDBOX_WORKER);
+}
+
 /* Each thread loads only its own role's filter. A thread inherits its creator's
  * filter, and stacked filters intersect, so the main thread confines itself
  * once the vCPU threads exist. Threads it creates later (vCPUs after a reboot, a
@@ -859,40 +902,195 @@ static void vm_sandbox_main(struct vm *vm)
     }
 }
 
+/* ---- start-up, on the loop: the NICs' backends, then the guest arrives, then
+ * the vCPUs; signals and the control socket are served all along ---- */
+
+static void vm_worker_result(struct vm *vm, int ret)
+{
+    uint64_t one = 1;
+
+    vm->worker_ret = ret;
+    atomic_store(&vm->worker_done, true);
+    if (write(vm->worker_efd, &one, sizeof(one)) < 0)
+        pr_debug("worker eventfd: %s", strerror(errno));
+}
+
+/* On the worker: vCPU threads are created here (the main thread's sandbox has no
+ * clone), and a reboot's new VM. */
+static void vm_launch_job(void *arg)
+{
+    struct vm *vm = arg;
+    int ret = vm_start_vcpus(vm);
+
+    vm->start_ms = now_ms();
+    vm_worker_result(vm, ret);
+}
+
+static void vm_receive_job(void *arg)
+{
+    struct vm *vm = arg;
+
+    vm_worker_result(vm, vm_receive_guest(vm));
+}
+
+static void vm_reboot_job(void *arg)
+{
+    struct vm *vm = arg;
+
+    vm_worker_result(vm, vm_reboot_finish(vm));
+}
+
+static void vm_post_to_worker(struct vm *vm, enum vm_phase phase, void (*job)(void *))
+{
+    int ret;
+
+    atomic_store(&vm->phase, phase);
+    ret = event_loop_post(&vm->worker.loop, job, vm);
+    if (ret)
+        vm_request_stop(vm, VMM_EXIT_ERROR, "the worker thread refused a job");
+}
+
+static void vm_launch(struct vm *vm)
+{
+    vm_post_to_worker(vm, VM_PHASE_LAUNCHING, vm_launch_job);
+}
+
+/* Every NIC has its first backend: the guest arrives (migration, snapshot) or boots. */
+static void vm_nets_ready(struct vm *vm)
+{
+    if (vm->opts->incoming || vm->opts->restore)
+        vm_post_to_worker(vm, VM_PHASE_RECEIVING, vm_receive_job);
+    else
+        vm_launch(vm);
+}
+
+static void vm_on_nets_ready(void *opaque, uint32_t events)
+{
+    struct vm *vm = opaque;
+    uint64_t v;
+    int ret;
+
+    (void)events;
+    if (read(vm->nets_ready_efd, &v, sizeof(v)) < 0 ||
+        atomic_load(&vm->phase) != VM_PHASE_CONNECTING)
+        return;
+    ret = vm_nets_started(vm);
+    if (ret == -EINPROGRESS)
+        return;
+    if (ret) /* the NIC said why, in one line */
+        vm_request_stop(vm, VMM_EXIT_ERROR, NULL);
+    else
+        vm_nets_ready(vm);
+}
+
+/* A job the worker finished: the next phase, or the end. */
+static void vm_on_worker(void *opaque, uint32_t events)
+{
+    struct vm *vm = opaque;
+    uint64_t v;
+
+    (void)events;
+    if (read(vm->worker_efd, &v, sizeof(v)) < 0 || !atomic_exchange(&vm->worker_done, false))
+        return;
+    switch (atomic_load(&vm->phase)) {
+    case VM_PHASE_RECEIVING:
+        if (vm->worker_ret) /* the migration or restore said why */
+            vm_request_stop(vm, VMM_EXIT_ERROR, NULL);
+        else
+            vm_launch(vm);
+        break;
+    case VM_PHASE_LAUNCHING:
+    case VM_PHASE_REBOOTING:
+        if (vm->worker_ret)
+            vm_request_stop(vm, VMM_EXIT_ERROR,
+                            atomic_load(&vm->phase) == VM_PHASE_REBOOTING
+                                ? "the guest's reboot failed"
+                                : "vCPU threads could not start");
+        atomic_store(&vm->phase, VM_PHASE_RUNNING);
+        break;
+    default:
+        break;
+    }
+}
+
+/* The helper threads start now, after vmm gave up its privileges (glibc's setuid
+ * reaches every thread, which their filters forbid), each confined before it runs
+ * anything for a guest or a peer. */
+static int vm_start(struct vm *vm)
+{
+    bool confine = vm->opts->seccomp;
+    int ret = event_loop_add(&vm->loop, vm->nets_ready_efd, EPOLLIN, vm_on_nets_ready, vm);
+
+    if (!ret)
+        ret = event_loop_add(&vm->loop, vm->worker_efd, EPOLLIN, vm_on_worker, vm);
+    if (ret) {
+        pr_err("cannot watch the start-up's eventfds: %s", strerror(-ret));
+        return ret;
+    }
+    ret = event_thread_run(&vm->worker, confine ? vm_sandbox_worker_thread : NULL, NULL);
+    if (ret) {
+        pr_err("cannot start the worker thread: %s", strerror(-ret));
+        return ret;
+    }
+    atomic_store(&vm->phase, VM_PHASE_CONNECTING);
+    ret = vm_start_nets(vm, confine ? vm_sandbox_net_thread : NULL, NULL);
+    if (!ret && !vm->opts->nnets)
+        vm_nets_ready(vm);
+    return ret;
+}
+
+/* What the worker or a NIC may be waiting on is told to stop; the worker gets a
+ * grace period, after which every NIC's backend sockets are shut down (a job of the
+ * worker may wait for a NIC that waits for a stalled backend). */
+static void vm_stop_worker(struct vm *vm)
+{
+    struct pollfd p = {.fd = vm->worker_efd, .events = POLLIN};
+
+    if (!vm->worker_ready)
+        return;
+    migration_interrupt(vm->mig);
+    if (atomic_load(&vm->phase) == VM_PHASE_RECEIVING ||
+        atomic_load(&vm->phase) == VM_PHASE_LAUNCHING ||
+        atomic_load(&vm->phase) == VM_PHASE_REBOOTING) {
+        if (!atomic_load(&vm->worker_done) && poll(&p, 1, VM_NET_STOP_GRACE_MS) <= 0)
+            for (unsigned i = 0; i < VMM_MAX_NETS; i++)
+                if (vm->nets[i].net_ready)
+                    virtio_net_abort(&vm->nets[i].net);
+    }
+    event_thread_stop(&vm->worker);
+}
+
 int vm_run(struct vm *vm)
 {
-    int ret = vm_receive_guest(vm);
-
-    if (ret)
-        return VMM_EXIT_ERROR;
     if (vm->opts->seccomp && vm_sandbox_prepare(vm))
         return VMM_EXIT_ERROR;
-    ret = vm_start_vcpus(vm);
-    vm->start_ms = now_ms();
-    if (ret)
-        vm_request_stop(vm, VMM_EXIT_ERROR, "vCPU threads could not start");
+    if (vm_start(vm))
+        vm_request_stop(vm, VMM_EXIT_ERROR, "vmm could not start");
     else if (vm->opts->seccomp)
         vm_sandbox_main(vm);
     while (!atomic_load(&vm->stopping)) {
-        ret = event_loop_run_once(&vm->loop, -1);
+        int ret = event_loop_run_once(&vm->loop, -1);
+
         if (ret < 0) {
             pr_err("event loop failed: %s", strerror(-ret));
             vm_request_stop(vm, VMM_EXIT_ERROR, "event loop failed");
         }
         /* A reboot asked for just before a pause waits for the resume. */
         if (atomic_load(&vm->reset_requested) && !atomic_load(&vm->stopping) &&
-            !atomic_load(&vm->paused) && !atomic_load(&vm->rebooting))
+            !atomic_load(&vm->paused) && atomic_load(&vm->phase) == VM_PHASE_RUNNING)
             vm_reboot_begin(vm);
-        if (atomic_load(&vm->reboot_devices_done) && !atomic_load(&vm->stopping) &&
-            vm_reboot_finish(vm))
-            vm_request_stop(vm, VMM_EXIT_ERROR, "the guest's reboot failed");
+        if (atomic_exchange(&vm->reboot_devices_done, false) && !atomic_load(&vm->stopping))
+            vm_post_to_worker(vm, VM_PHASE_REBOOTING, vm_reboot_job);
     }
     /* A migration thread waiting for the loop gives up now. */
     event_loop_close_calls(&vm->loop);
+    vm_stop_worker(vm);
     vm_stop_vcpus(vm);
     vm_stop_pci_devices(vm);
     console_restore(&vm->console);
-    if (vm_exit_is_error(vm->exit_code))
+    if (!vm->exit_reason[0])
+        ; /* said already, where it happened */
+    else if (vm_exit_is_error(vm->exit_code))
         pr_err("%s", vm->exit_reason);
     else
         pr_info("%s", vm->exit_reason);
@@ -905,6 +1103,7 @@ void vm_destroy(struct vm *vm)
 {
     if (vm->loop.epfd >= 0)
         event_loop_close_calls(&vm->loop); /* fails a migration thread's calls into the loop */
+    vm_stop_worker(vm);
     if (vm->vcpus)
         vm_stop_vcpus(vm);
     vm_migration_destroy(vm);
@@ -919,6 +1118,12 @@ void vm_destroy(struct vm *vm)
     if (vm->timer_fd >= 0)
         close(vm->timer_fd);
     vm->timer_fd = -1;
+    if (vm->worker_ready)
+        event_thread_destroy(&vm->worker);
+    vm->worker_ready = false;
+    if (vm->worker_efd >= 0)
+        close(vm->worker_efd);
+    vm->worker_efd = -1;
     vm_destroy_pci_devices(vm);
     if (vm->loop.epfd >= 0)
         event_loop_destroy(&vm->loop);

@@ -40,6 +40,15 @@ _Static_assert(VMM_EXIT_TIMEOUT % 2 == 0, "--timeout's status must not be a debu
 struct vm;
 struct migration;
 
+/* Where the machine is, as the main loop drives it. */
+enum vm_phase {
+    VM_PHASE_CONNECTING, /* each NIC waits for its first backend on its own thread */
+    VM_PHASE_RECEIVING,  /* --incoming/--restore: the worker receives the guest */
+    VM_PHASE_LAUNCHING,  /* the worker starts the vCPU threads */
+    VM_PHASE_RUNNING,
+    VM_PHASE_REBOOTING, /* vCPUs stopped; NICs stopping, then the worker rebuilds the VM */
+};
+
 /* Where a vCPU thread is, for vm_pause (under vm->pause_lock). */
 enum vm_vcpu_state { VM_VCPU_RUNNING, VM_VCPU_PARKED, VM_VCPU_EXITED };
 
@@ -59,6 +68,8 @@ struct vm_net {
     struct virtio_pci vp;
     bool thread_ready, net_ready, pci_ready, registered;
     atomic_bool reset_done; /* vm_reset_pci_devices / vm_stop_pci_devices */
+    atomic_bool started;    /* its first backend came, or failed to: start_ret */
+    int start_ret;
 };
 
 struct vm {
@@ -81,7 +92,8 @@ struct vm {
     struct vm_net nets[VMM_MAX_NETS];
     atomic_uint nets_resetting; /* NICs whose platform reset is under way */
     void (*nets_reset_done)(struct vm *vm);
-    int nets_stop_efd; /* the last NIC stopped (vm_stop_pci_devices) */
+    int nets_stop_efd;  /* the last NIC stopped (vm_stop_pci_devices) */
+    int nets_ready_efd; /* a NIC's first backend came or failed to (vm_start_nets) */
     struct event_loop loop;
     struct console console;
     int signal_fd;
@@ -116,8 +128,16 @@ struct vm {
 
     atomic_bool stopping;
     atomic_bool reset_requested;
-    atomic_bool rebooting;           /* vCPUs stopped, NICs stopping on their threads */
-    atomic_bool reboot_devices_done; /* ... and stopped: the loop finishes the reboot */
+    atomic_bool reboot_devices_done; /* a reboot's NICs stopped: the worker finishes it */
+    atomic_int phase;                /* enum vm_phase */
+    /* The worker thread: what the main loop must not do itself (it creates the
+     * vCPU threads, receives a migrated guest, rebuilds the VM on a reboot), one job
+     * at a time; each result comes back through worker_efd. */
+    struct event_thread worker;
+    bool worker_ready;
+    int worker_efd;
+    atomic_bool worker_done;
+    int worker_ret;
     pthread_mutex_t stop_lock;
     int exit_code;
     char exit_reason[256];
@@ -131,7 +151,8 @@ int vm_create(struct vm *vm, const struct vmm_options *opts, struct trace_file *
 /* Starts the vCPUs and runs the event loop until the guest or a signal ends it. */
 int vm_run(struct vm *vm);
 
-/* Thread-safe; the first request decides the exit code and reason. */
+/* Thread-safe; the first request decides the exit code and reason (NULL: logged
+ * already where it happened, nothing more is said at exit). */
 void vm_request_stop(struct vm *vm, int exit_code, const char *reason);
 
 void vm_destroy(struct vm *vm);

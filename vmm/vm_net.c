@@ -151,10 +151,10 @@ static int vm_setup_net(struct vm *vm, unsigned i)
 
     n->vm = vm;
     snprintf(n->id, sizeof(n->id), "net%u", i);
-    snprintf(name, sizeof(name), "vmm-%s", n->id);
-    ret = event_thread_start(&n->thread, name);
+    snprintf(name, sizeof(name), "vmm-net%u", i);
+    ret = event_thread_init(&n->thread, name);
     if (ret) {
-        pr_err("%s: cannot start its thread: %s", n->id, strerror(-ret));
+        pr_err("%s: cannot create its loop: %s", n->id, strerror(-ret));
         return ret;
     }
     n->thread_ready = true;
@@ -182,7 +182,8 @@ int vm_setup_pci_devices(struct vm *vm)
 
     vm_platform_init(vm);
     vm->nets_stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (vm->nets_stop_efd < 0)
+    vm->nets_ready_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (vm->nets_stop_efd < 0 || vm->nets_ready_efd < 0)
         return -errno;
     ret = kvm_irq_routing_init(&vm->routing, &vm->kvm);
     if (!ret)
@@ -190,6 +191,47 @@ int vm_setup_pci_devices(struct vm *vm)
     for (unsigned i = 0; !ret && i < vm->opts->nnets; i++)
         ret = vm_setup_net(vm, i);
     return ret;
+}
+
+/* On a NIC's thread: its first backend is there (ret 0) or will not be. */
+static void vm_net_link_started(void *arg, int ret)
+{
+    struct vm_net *n = arg;
+    uint64_t one = 1;
+
+    n->start_ret = ret;
+    atomic_store(&n->started, true);
+    if (write(n->vm->nets_ready_efd, &one, sizeof(one)) < 0)
+        pr_debug("%s: ready eventfd: %s", n->id, strerror(errno));
+}
+
+int vm_start_nets(struct vm *vm, int (*init)(void *arg), void *arg)
+{
+    for (unsigned i = 0; i < vm->opts->nnets; i++) {
+        int ret = event_thread_run(&vm->nets[i].thread, init, arg);
+
+        if (ret) {
+            pr_err("%s: cannot start its thread: %s", vm->nets[i].id, strerror(-ret));
+            return ret;
+        }
+        ret = virtio_net_start_link(&vm->nets[i].net, vm_net_link_started, &vm->nets[i]);
+        if (ret) {
+            pr_err("%s: cannot start its link: %s", vm->nets[i].id, strerror(-ret));
+            return ret;
+        }
+    }
+    return 0;
+}
+
+int vm_nets_started(struct vm *vm)
+{
+    for (unsigned i = 0; i < vm->opts->nnets; i++) {
+        if (!atomic_load(&vm->nets[i].started))
+            return -EINPROGRESS;
+        if (vm->nets[i].start_ret)
+            return vm->nets[i].start_ret;
+    }
+    return 0;
 }
 
 /* On a NIC's thread: its platform reset is over; the last one tells the vm. */
@@ -309,7 +351,9 @@ void vm_destroy_pci_devices(struct vm *vm)
     vm->pci_ready = false;
     if (vm->nets_stop_efd >= 0)
         close(vm->nets_stop_efd);
-    vm->nets_stop_efd = -1;
+    if (vm->nets_ready_efd >= 0)
+        close(vm->nets_ready_efd);
+    vm->nets_stop_efd = vm->nets_ready_efd = -1;
 }
 
 void vm_net_status(struct vm *vm, unsigned i, struct vm_net_status *st)

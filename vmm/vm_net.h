@@ -5,9 +5,15 @@
 #include "vm.h"
 
 /* The PCI bus, then one virtio-net PCI function per --net, each with a thread of
- * its own for its loop ("vmm-net0"...) and connected to its backend (blocking,
- * bounded by the option's timeout). */
+ * its own for its loop ("vmm-net0"...), a server socket bound. */
 int vm_setup_pci_devices(struct vm *vm);
+/* Starts each NIC's thread, init(arg) its first act (its seccomp filter), then
+ * each NIC waits for its first backend there; each one done (connected, or not
+ * within its connect-timeout-ms) makes vm->nets_ready_efd readable. */
+int vm_start_nets(struct vm *vm, int (*init)(void *arg), void *arg);
+/* 0 when every NIC has its backend, -EINPROGRESS while one still waits, or the
+ * first NIC's error (logged by it). */
+int vm_nets_started(struct vm *vm);
 /* vmm is exiting, vCPUs stopped: each NIC stops its rings (GET_VRING_BASE) on its
  * thread; a NIC still busy after VM_NET_STOP_GRACE_MS has its backend's sockets
  * shut down (a stalled backend cannot hold vmm), then every NIC thread ends. */

@@ -295,6 +295,16 @@ static void backend_on_request(void *opaque, int64_t time_us, const char *line)
         return;
     if (strstr(line, "NEED_REPLY"))
         fuzz_fail("'%s' asks for a reply without REPLY_ACK negotiated", line);
+    /* The round trip vhost/ makes without REPLY_ACK to know a request was applied. */
+    if (!strncmp(line, "-> GET_FEATURES ", 16)) {
+        struct {
+            uint32_t request, flags, size;
+            uint64_t features;
+        } __attribute__((packed)) reply = {VHOST_USER_GET_FEATURES, 0x5, 8, net.conn.features};
+
+        if (send(backend, &reply, sizeof(reply), MSG_DONTWAIT | MSG_NOSIGNAL) != sizeof(reply))
+            fuzz_fail("cannot queue a GET_FEATURES reply");
+    }
     if (sscanf(line, "-> GET_VRING_BASE flags=%*s size=%u index=%u", &size, &index) == 2) {
         struct {
             uint32_t request, flags, size, index, num;

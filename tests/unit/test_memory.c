@@ -6,6 +6,9 @@
 #include "check_main.h"
 
 #include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -180,6 +183,32 @@ START_TEST(create_maps_writable_memory)
 }
 END_TEST
 
+/* What a backend holding the fd could do to it: shrink or grow it (vmm's next access
+ * would be a SIGBUS), or add a seal of its own (F_SEAL_WRITE would stop resets). */
+START_TEST(memfd_is_sealed_against_resizing)
+{
+    struct guest_memory m;
+    int seals;
+
+    ck_assert_int_eq(guest_memory_create(&m, GUEST_MEM_MIN_SIZE, false), 0);
+    seals = fcntl(m.fd, F_GET_SEALS);
+    ck_assert_int_eq(seals & (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL),
+                     F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+    ck_assert_int_eq(ftruncate(m.fd, 0), -1);
+    ck_assert_int_eq(errno, EPERM);
+    ck_assert_int_eq(ftruncate(m.fd, (off_t)GUEST_MEM_MIN_SIZE * 2), -1);
+    ck_assert_int_eq(errno, EPERM);
+    ck_assert_int_eq(fcntl(m.fd, F_ADD_SEALS, F_SEAL_WRITE), -1);
+    ck_assert_int_eq(errno, EPERM);
+    /* A reboot's reset (punching holes) still works on the sealed memfd. */
+    m.base[4096] = 0x5a;
+    ck_assert_int_eq(guest_memory_clear(&m), 0);
+    ck_assert_uint_eq(m.base[4096], 0);
+    ck_assert_int_eq(fallocate(m.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096), 0);
+    guest_memory_destroy(&m);
+}
+END_TEST
+
 static Suite *memory_suite(void)
 {
     Suite *s = suite_create("memory");
@@ -206,6 +235,7 @@ static Suite *memory_suite(void)
     suite_add_tcase(s, ptr);
 
     tcase_add_test(create, create_maps_writable_memory);
+    tcase_add_test(create, memfd_is_sealed_against_resizing);
     suite_add_tcase(s, create);
     return s;
 }

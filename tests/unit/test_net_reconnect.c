@@ -761,11 +761,34 @@ static void teardown(void)
 
 /* --- steps --------------------------------------------------------------------------------- */
 
-static void net_start(void)
+static bool link_started;
+static int link_start_ret;
+
+static void on_link_started(void *arg, int ret)
 {
-    ck_assert_int_eq(virtio_net_init(&net, "net0", &opts, &platform, &mem, &loop), 0);
+    (void)arg;
+    link_started = true;
+    link_start_ret = ret;
+}
+
+/* vmm's start: the NIC, then its first backend, waited for on its loop (pumped here). */
+static int net_start_ret(void)
+{
+    int ret = virtio_net_init(&net, "net0", &opts, &platform, &mem, &loop);
+
+    if (ret)
+        return ret;
     net_up = true;
     net.vdev.transport_ops = &transport_ops;
+    link_started = false;
+    ck_assert_int_eq(virtio_net_start_link(&net, on_link_started, NULL), 0);
+    pump_until(link_started, WAIT_MS + 1000);
+    return link_start_ret;
+}
+
+static void net_start(void)
+{
+    ck_assert_int_eq(net_start_ret(), 0);
     ck_assert(net.connected);
 }
 
@@ -1543,7 +1566,7 @@ START_TEST(mem_slots_too_few_are_refused)
     be_listen(a);
     be_add_protocol(a, BACKEND_PROTOCOL | PF(CONFIGURE_MEM_SLOTS), 0);
     be_start(a);
-    ck_assert_int_eq(virtio_net_init(&net, "net0", &opts, &platform, &mem, &loop), -ENOSPC);
+    ck_assert_int_eq(net_start_ret(), -ENOSPC);
     expect_logged(1,
                   "net0: vhost-user handshake on %s failed: the backend has 0 memory slots, "
                   "guest RAM needs 1",

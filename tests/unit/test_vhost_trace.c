@@ -126,6 +126,51 @@ START_TEST(vring_state_requests_name_their_value)
 }
 END_TEST
 
+/* With VIRTIO_F_RING_PACKED acked, a vring base is two positions: bits 0-14 the avail
+ * index, 15 its wrap counter, 16-30 the used index, 31 its wrap counter. */
+START_TEST(packed_vring_base_shows_both_positions)
+{
+    struct vu_msg m = msg(VHOST_USER_SET_VRING_BASE, FL_REQ, 8);
+    struct vu_msg req = msg(VHOST_USER_GET_VRING_BASE, FL_REQ, 8);
+    struct vu_msg rep = msg(VHOST_USER_GET_VRING_BASE, FL_REPLY, 8);
+
+    m.payload.state = (struct vu_state){.index = 2, .num = 0x80038005u};
+    vu_trace_format(line, sizeof(line),
+                    &(struct vu_trace_msg){.outgoing = true, .msg = &m, .packed = true});
+    ck_assert_str_eq(line, "-> SET_VRING_BASE flags=v1 size=8 index=2 base=2147713029 idx=5 "
+                           "wrap=1 used_idx=3 used_wrap=1 fds=0");
+    /* A split ring's base, the same number: as it is. */
+    ck_assert_str_eq(request_line(&m, 0),
+                     "-> SET_VRING_BASE flags=v1 size=8 index=2 base=2147713029 fds=0");
+    req.payload.state.index = 2;
+    rep.payload.state = (struct vu_state){.index = 2, .num = 0x8005}; /* DPDK: bits 0-15 only */
+    vu_trace_format(
+        line, sizeof(line),
+        &(struct vu_trace_msg){.msg = &rep, .req = &req, .latency_us = 9, .packed = true});
+    ck_assert_str_eq(line, "<- GET_VRING_BASE flags=v1|REPLY size=8 index=2 base=32773 idx=5 "
+                           "wrap=1 used_idx=0 used_wrap=0 fds=0 reply_to=GET_VRING_BASE "
+                           "latency=9us");
+    /* Other vring states are not bases: no positions. */
+    m.hdr.request = VHOST_USER_SET_VRING_NUM;
+    m.payload.state.num = 256;
+    vu_trace_format(line, sizeof(line),
+                    &(struct vu_trace_msg){.outgoing = true, .msg = &m, .packed = true});
+    ck_assert_str_eq(line, "-> SET_VRING_NUM flags=v1 size=8 index=2 num=256 fds=0");
+}
+END_TEST
+
+/* The transport bits a packed or in-order ring negotiates, by name. */
+START_TEST(transport_feature_bits_are_named)
+{
+    struct vu_msg m = msg(VHOST_USER_SET_FEATURES, FL_REQ, 8);
+
+    m.payload.u64 = 1ULL << 34 | 1ULL << 35 | 1ULL << 38 | 1ULL << 40;
+    ck_assert_str_eq(request_line(&m, 0), "-> SET_FEATURES flags=v1 size=8 features=0x14c00000000("
+                                          "RING_PACKED|IN_ORDER|NOTIFICATION_DATA|RING_RESET) "
+                                          "fds=0");
+}
+END_TEST
+
 START_TEST(vring_fd_requests_show_index_and_nofd)
 {
     struct vu_msg m = msg(VHOST_USER_SET_VRING_KICK, FL_NEED, 8);
@@ -415,6 +460,8 @@ static Suite *vhost_trace_suite(void)
     tcase_add_test(req, set_vring_addr_fields);
     tcase_add_test(req, set_mem_table_lists_regions);
     tcase_add_test(req, vring_state_requests_name_their_value);
+    tcase_add_test(req, packed_vring_base_shows_both_positions);
+    tcase_add_test(req, transport_feature_bits_are_named);
     tcase_add_test(req, vring_fd_requests_show_index_and_nofd);
     tcase_add_test(req, log_base_and_u64_requests);
     tcase_add_test(req, no_payload_requests);

@@ -381,6 +381,7 @@ START_TEST(set_vring_addr_layout)
     };
     struct raw m;
 
+    be_reply_u64(1, 0); /* the logging flag asks for a barrier (see below) */
     ck_assert_int_eq(vhost_user_set_vring_addr(&conn, &a), 0);
     be_read(&m);
     expect_header(&m, 9, FL_REQ, 40, 0);
@@ -390,6 +391,8 @@ START_TEST(set_vring_addr_layout)
     ck_assert_uint_eq(u64_at(&m, 16), 0x7f0000002000ULL);
     ck_assert_uint_eq(u64_at(&m, 24), 0x7f0000003000ULL);
     ck_assert_uint_eq(u64_at(&m, 32), 0x4000);
+    be_read(&m);
+    expect_header(&m, 1, FL_REQ, 0, 0);
 }
 END_TEST
 
@@ -401,6 +404,7 @@ START_TEST(vring_state_requests_layout)
     conn.protocol_features = PF(CROSS_ENDIAN);
     ck_assert_int_eq(vhost_user_set_vring_num(&conn, 0, 256), 0);
     ck_assert_int_eq(vhost_user_set_vring_base(&conn, 1, 0x1234), 0);
+    be_reply_u64(1, F_PROTOCOL); /* SET_VRING_ENABLE's barrier (see below) */
     ck_assert_int_eq(vhost_user_set_vring_enable(&conn, 1, true), 0);
     ck_assert_int_eq(vhost_user_set_vring_endian(&conn, 2, true), 0);
     be_read(&m);
@@ -415,6 +419,8 @@ START_TEST(vring_state_requests_layout)
     expect_header(&m, 18, FL_REQ, 8, 0);
     ck_assert_uint_eq(u32_at(&m, 0), 1);
     ck_assert_uint_eq(u32_at(&m, 4), 1);
+    be_read(&m);
+    expect_header(&m, 1, FL_REQ, 0, 0);
     be_read(&m);
     expect_header(&m, 23, FL_REQ, 8, 0);
     ck_assert_uint_eq(u32_at(&m, 0), 2);
@@ -990,6 +996,195 @@ START_TEST(get_queue_num_of_zero_is_a_protocol_error)
 }
 END_TEST
 
+/* --- requests that must be applied before the caller goes on ------------------------- */
+
+/* The backend's data plane may see the guest's first request before its control plane
+ * sees the enable: without REPLY_ACK, a GET_FEATURES round trip after SET_VRING_ENABLE
+ * (QEMU's enforce_reply) tells vmm the enable was handled. */
+START_TEST(set_vring_enable_without_reply_ack_is_followed_by_get_features)
+{
+    struct raw m;
+
+    conn.features = F_PROTOCOL | (1ULL << 32);
+    be_reply_u64(1, 0x5); /* whatever it says: only its arrival counts */
+    ck_assert_int_eq(vhost_user_set_vring_enable(&conn, 3, false), 0);
+    ck_assert_uint_eq(conn.features, F_PROTOCOL | (1ULL << 32));
+    be_read(&m);
+    expect_header(&m, 18, FL_REQ, 8, 0);
+    ck_assert_uint_eq(u32_at(&m, 0), 3);
+    ck_assert_uint_eq(u32_at(&m, 4), 0);
+    be_read(&m);
+    expect_header(&m, 1, FL_REQ, 0, 0);
+    ck_assert_int_eq(pending(be), 0);
+    ck_assert_int_eq(pending(conn.fd), 0);
+    ck_assert(!conn.broken);
+}
+END_TEST
+
+/* A back-end that never answers the barrier is treated like one that never replies. */
+START_TEST(set_vring_enable_barrier_unanswered_times_out)
+{
+    int64_t t0 = now_ms();
+
+    conn.features = F_PROTOCOL;
+    ck_assert_int_eq(vhost_user_set_vring_enable(&conn, 0, true), -ETIMEDOUT);
+    ck_assert_int_ge(now_ms() - t0, TIMEOUT_MS - 10);
+    expect_broken();
+}
+END_TEST
+
+/* With REPLY_ACK the ack is the confirmation: no GET_FEATURES, and a refusal is -EIO. */
+START_TEST(set_vring_enable_with_reply_ack_waits_for_the_ack)
+{
+    struct raw m;
+
+    conn.features = F_PROTOCOL;
+    conn.protocol_features = PF(REPLY_ACK);
+    be_reply_u64(18, 0);
+    be_reply_u64(18, 1);
+    ck_assert_int_eq(vhost_user_set_vring_enable(&conn, 0, true), 0);
+    capture_start();
+    ck_assert_int_eq(vhost_user_set_vring_enable(&conn, 1, true), -EIO);
+    capture_end();
+    for (int i = 0; i < 2; i++) {
+        be_read(&m);
+        expect_header(&m, 18, FL_REQ_NEED, 8, 0);
+    }
+    ck_assert_int_eq(pending(be), 0);
+    ck_assert(!conn.broken);
+}
+END_TEST
+
+/* Dirty logging counts from the moment the back-end has it: SET_FEATURES with LOG_ALL waits,
+ * as in QEMU's vhost_user_set_features; without it, nothing more is sent. */
+START_TEST(set_features_with_log_all_waits_for_the_backend)
+{
+    uint64_t log_all = 1ULL << VHOST_USER_F_LOG_ALL;
+    struct raw m;
+
+    conn.features = (1ULL << 32) | log_all;
+    ck_assert_int_eq(vhost_user_set_features(&conn, 1ULL << 32), 0);
+    be_read(&m);
+    expect_header(&m, 2, FL_REQ, 8, 0);
+    ck_assert_int_eq(pending(be), 0);
+    be_reply_u64(1, conn.features);
+    ck_assert_int_eq(vhost_user_set_features(&conn, (1ULL << 32) | log_all), 0);
+    be_read(&m);
+    expect_header(&m, 2, FL_REQ, 8, 0);
+    ck_assert_uint_eq(u64_at(&m, 0), (1ULL << 32) | log_all);
+    be_read(&m);
+    expect_header(&m, 1, FL_REQ, 0, 0);
+    ck_assert_int_eq(pending(be), 0);
+    ck_assert_int_eq(pending(conn.fd), 0);
+    ck_assert_uint_eq(conn.acked_features, (1ULL << 32) | log_all);
+}
+END_TEST
+
+/* Likewise a ring address that turns on logging of its used ring. */
+START_TEST(set_vring_addr_with_log_flag_waits_for_the_backend)
+{
+    struct vhost_user_vring_addr a = {.index = 0, .desc_user_addr = 0x1000};
+    struct raw m;
+
+    ck_assert_int_eq(vhost_user_set_vring_addr(&conn, &a), 0);
+    be_read(&m);
+    expect_header(&m, 9, FL_REQ, 40, 0);
+    ck_assert_int_eq(pending(be), 0);
+    a.flags = VHOST_USER_VRING_F_LOG;
+    a.log_guest_addr = 0x2000;
+    be_reply_u64(1, 0);
+    ck_assert_int_eq(vhost_user_set_vring_addr(&conn, &a), 0);
+    be_read(&m);
+    expect_header(&m, 9, FL_REQ, 40, 0);
+    be_read(&m);
+    expect_header(&m, 1, FL_REQ, 0, 0);
+    ck_assert_int_eq(pending(be), 0);
+    ck_assert_int_eq(pending(conn.fd), 0);
+}
+END_TEST
+
+/* --- packed rings: the vring base carries both positions ------------------------------- */
+
+#define F_RING_PACKED (1ULL << 34)
+
+START_TEST(set_vring_base_packed_encodes_both_positions)
+{
+    struct vhost_user_vring_pos pos = {.avail_idx = 5, .avail_wrap = true, .used_idx = 3};
+    struct raw m;
+
+    /* The encoding means nothing to a back-end that was not told the ring is packed. */
+    capture_start();
+    ck_assert_int_eq(vhost_user_set_vring_base_packed(&conn, 1, &pos), -EINVAL);
+    capture_end();
+    ck_assert_int_eq(pending(be), 0);
+    conn.acked_features = F_RING_PACKED;
+    ck_assert_int_eq(vhost_user_set_vring_base_packed(&conn, 1, &pos), 0);
+    pos = (struct vhost_user_vring_pos){
+        .avail_idx = 0x7fff, .avail_wrap = false, .used_idx = 0x7ffe, .used_wrap = true};
+    ck_assert_int_eq(vhost_user_set_vring_base_packed(&conn, 2, &pos), 0);
+    be_read(&m);
+    expect_header(&m, 10, FL_REQ, 8, 0);
+    ck_assert_uint_eq(u32_at(&m, 0), 1);
+    /* bits 0-14 avail index, 15 its wrap counter, 16-30 used index, 31 its wrap counter */
+    ck_assert_uint_eq(u32_at(&m, 4), 5 | 0x8000 | 3 << 16);
+    be_read(&m);
+    ck_assert_uint_eq(u32_at(&m, 0), 2);
+    ck_assert_uint_eq(u32_at(&m, 4), 0x7fffu | 0x7ffeu << 16 | 0x80000000u);
+    /* An index past 15 bits would spill into the wrap counter: refused. */
+    pos.used_idx = 0x8000;
+    capture_start();
+    ck_assert_int_eq(vhost_user_set_vring_base_packed(&conn, 2, &pos), -EINVAL);
+    capture_end();
+    ck_assert_int_eq(pending(be), 0);
+    ck_assert(!conn.broken);
+}
+END_TEST
+
+START_TEST(get_vring_base_packed_decodes_both_positions)
+{
+    struct vhost_user_vring_pos pos;
+    struct raw m;
+
+    conn.acked_features = F_RING_PACKED;
+    be_reply_state(11, 0, 0x80028007u); /* avail 7 wrap 0, used 2 wrap 1 */
+    ck_assert_int_eq(vhost_user_get_vring_base_packed(&conn, 0, &pos), 0);
+    ck_assert_uint_eq(pos.avail_idx, 7);
+    ck_assert(pos.avail_wrap);
+    ck_assert_uint_eq(pos.used_idx, 2);
+    ck_assert(pos.used_wrap);
+    /* As DPDK answers: only bits 0-15, the used half zero. */
+    be_reply_state(11, 0, 0x8005);
+    ck_assert_int_eq(vhost_user_get_vring_base_packed(&conn, 0, &pos), 0);
+    ck_assert_uint_eq(pos.avail_idx, 5);
+    ck_assert(pos.avail_wrap);
+    ck_assert_uint_eq(pos.used_idx, 0);
+    ck_assert(!pos.used_wrap);
+    be_read(&m);
+    expect_header(&m, 11, FL_REQ, 8, 0);
+    ck_assert_uint_eq(u32_at(&m, 4), 0); /* the request's num is reserved */
+    be_read(&m);
+    conn.acked_features = 0;
+    capture_start();
+    ck_assert_int_eq(vhost_user_get_vring_base_packed(&conn, 0, &pos), -EINVAL);
+    capture_end();
+    ck_assert_int_eq(pending(be), 0);
+}
+END_TEST
+
+START_TEST(vring_pos_encoding_round_trips)
+{
+    for (uint32_t i = 0; i < 4096; i++) {
+        uint32_t num = i * 0x9e3779b9u; /* spread over all 32 bits */
+        struct vhost_user_vring_pos pos;
+
+        vhost_user_vring_pos_decode(num, &pos);
+        ck_assert_uint_lt(pos.avail_idx, 0x8000);
+        ck_assert_uint_lt(pos.used_idx, 0x8000);
+        ck_assert_uint_eq(vhost_user_vring_pos_encode(&pos), num);
+    }
+}
+END_TEST
+
 /* --- malformed replies ---------------------------------------------------------------- */
 
 START_TEST(short_header_then_close)
@@ -1263,6 +1458,30 @@ START_TEST(trace_reply_latency_is_the_wait)
                                           "base=5 fds=0 reply_to=GET_VRING_BASE latency="),
                      20000);
     ck_assert_int_ge(tr.times[1] - tr.times[0], 20000);
+}
+END_TEST
+
+/* With RING_PACKED acked, the trace shows a vring base's two positions as well. */
+START_TEST(trace_shows_packed_vring_base_positions)
+{
+    struct vhost_user_vring_pos pos = {.avail_idx = 9, .avail_wrap = true, .used_idx = 4};
+    struct raw m;
+
+    trace_on();
+    ck_assert_int_eq(vhost_user_set_vring_base(&conn, 0, 9), 0);
+    conn.acked_features = F_RING_PACKED;
+    ck_assert_int_eq(vhost_user_set_vring_base_packed(&conn, 1, &pos), 0);
+    be_reply_state(11, 1, 0x8004800a);
+    ck_assert_int_eq(vhost_user_get_vring_base_packed(&conn, 1, &pos), 0);
+    ck_assert_int_eq(tr.n, 4);
+    ck_assert_str_eq(tr.lines[0], "-> SET_VRING_BASE flags=v1 size=8 index=0 base=9 fds=0");
+    ck_assert_str_eq(tr.lines[1], "-> SET_VRING_BASE flags=v1 size=8 index=1 base=294921 idx=9 "
+                                  "wrap=1 used_idx=4 used_wrap=0 fds=0");
+    expect_reply_line(3, "<- GET_VRING_BASE flags=v1|REPLY size=8 index=1 base=2147778570 "
+                         "idx=10 wrap=1 used_idx=4 used_wrap=1 fds=0 "
+                         "reply_to=GET_VRING_BASE latency=");
+    for (int i = 0; i < 3; i++)
+        be_read(&m);
 }
 END_TEST
 
@@ -1714,6 +1933,223 @@ START_TEST(backend_fd_without_send_fd_breaks_and_closes_it)
 }
 END_TEST
 
+/* --- backend-request channel read in pieces ------------------------------------------- */
+
+/* A whole message as it goes on the wire. */
+static size_t wire_msg(uint8_t *buf, uint32_t request, uint32_t flags, const void *payload,
+                       uint32_t size)
+{
+    memcpy(buf, &request, 4);
+    memcpy(buf + 4, &flags, 4);
+    memcpy(buf + 8, &size, 4);
+    if (size)
+        memcpy(buf + 12, payload, size);
+    return 12 + size;
+}
+
+/* One sendmsg of len bytes, with the fds attached to its first byte. */
+static void send_piece(int fd, const uint8_t *p, size_t len, const int *fds, int nfds)
+{
+    union {
+        char b[CMSG_SPACE(sizeof(int) * 8)];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = {.iov_base = (void *)p, .iov_len = len};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+
+    if (nfds) {
+        struct cmsghdr *cm;
+
+        memset(&ctl, 0, sizeof(ctl));
+        mh.msg_control = ctl.b;
+        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+        cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+        memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+    }
+    ck_assert_int_eq(sendmsg(fd, &mh, MSG_NOSIGNAL), (ssize_t)len);
+}
+
+/* The call under test must come back at once, not after a wait for the rest. */
+static int handle_timed(int64_t *ms)
+{
+    int64_t t0 = now_ms();
+    int r = vhost_user_backend_req_handle(&conn, &ops, &seen);
+
+    *ms = now_ms() - t0;
+    return r;
+}
+
+START_TEST(backend_stray_byte_returns_at_once_then_pieces_complete_it)
+{
+    int mfd = make_memfd("notify", 4096, "");
+    uint64_t area[3] = {5, 4096, 0};
+    uint8_t buf[64];
+    size_t len = wire_msg(buf, 3, FL_REQ_NEED, area, sizeof(area));
+    int64_t ms, first;
+    int before;
+
+    seen.expect_fd_of = mfd;
+    ck_assert_int_eq(vhost_user_backend_req_deadline_ms(&conn), -1);
+    send_piece(bk, buf, 1, NULL, 0);
+    first = now_ms();
+    ck_assert_int_eq(handle_timed(&ms), -EAGAIN);
+    ck_assert_int_lt(ms, 50);
+    ck_assert(!conn.backend_broken);
+    /* The deadline runs from the first byte. */
+    ck_assert_int_ge(vhost_user_backend_req_deadline_ms(&conn), first - 5 + TIMEOUT_MS);
+    ck_assert_int_le(vhost_user_backend_req_deadline_ms(&conn), now_ms() + TIMEOUT_MS);
+    /* The rest in three pieces: the header split, the fd with the first piece. */
+    before = count_fds();
+    send_piece(bk, buf + 1, 5, &mfd, 1);
+    ck_assert_int_eq(handle_timed(&ms), -EAGAIN);
+    ck_assert_int_lt(ms, 50);
+    ck_assert_int_eq(count_fds(), before + 1); /* held with the bytes it came with */
+    send_piece(bk, buf + 6, 14, NULL, 0);
+    ck_assert_int_eq(handle_timed(&ms), -EAGAIN);
+    ck_assert_int_lt(ms, 50);
+    ck_assert_int_eq(seen.fd, -2); /* nothing handled before the message is whole */
+    send_piece(bk, buf + 20, len - 20, NULL, 0);
+    ck_assert_int_eq(handle_timed(&ms), 0);
+    ck_assert_uint_eq(seen.index, 5);
+    ck_assert_uint_eq(seen.size, 4096);
+    ck_assert(seen.fd_matches);
+    ck_assert_int_eq(count_fds(), before); /* closed once the callback returned */
+    bk_expect_ack(3, 0);
+    ck_assert_int_eq(vhost_user_backend_req_deadline_ms(&conn), -1);
+    ck_assert(!conn.backend_broken);
+    /* Nothing more on the channel: -EAGAIN, not a wait. */
+    ck_assert_int_eq(handle_timed(&ms), -EAGAIN);
+    ck_assert_int_lt(ms, 50);
+    close(mfd);
+}
+END_TEST
+
+/* Each call handles one message; a second one queued behind stays for the next call. */
+START_TEST(backend_two_messages_in_one_write_are_handled_one_per_call)
+{
+    uint8_t buf[64];
+    size_t len = wire_msg(buf, 2, FL_REQ_NEED, NULL, 0);
+
+    len += wire_msg(buf + len, 2, FL_REQ, NULL, 0);
+    send_piece(bk, buf, len, NULL, 0);
+    ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), 0);
+    ck_assert_int_eq(seen.config_changes, 1);
+    bk_expect_ack(2, 0);
+    ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), 0);
+    ck_assert_int_eq(seen.config_changes, 2);
+    ck_assert_int_eq(pending(bk), 0);
+}
+END_TEST
+
+START_TEST(backend_partial_message_past_the_deadline_breaks_and_closes_its_fds)
+{
+    int mfd = make_memfd("notify", 4096, "");
+    uint64_t area[3] = {1, 4096, 0};
+    uint8_t buf[64];
+    int64_t ms;
+    const char *log;
+    int before = count_fds();
+
+    wire_msg(buf, 3, FL_REQ, area, sizeof(area));
+    send_piece(bk, buf, 16, &mfd, 1);
+    ck_assert_int_eq(handle_timed(&ms), -EAGAIN);
+    ck_assert_int_eq(count_fds(), before + 1);
+    /* Not stale yet: still waiting, without blocking. */
+    ck_assert_int_eq(handle_timed(&ms), -EAGAIN);
+    ck_assert_int_lt(ms, 50);
+    while (now_ms() < vhost_user_backend_req_deadline_ms(&conn))
+        usleep(5000);
+    capture_start();
+    ck_assert_int_eq(handle_timed(&ms), -ETIMEDOUT);
+    log = capture_end();
+    ck_assert_int_lt(ms, 50);
+    ck_assert_ptr_nonnull(strstr(log, "back-end request stalled after 16 of 36 bytes"));
+    ck_assert_int_eq(count_fds(), before);
+    ck_assert_int_eq(seen.fd, -2);
+    ck_assert_int_eq(vhost_user_backend_req_deadline_ms(&conn), -1);
+    expect_channel_broken();
+    close(mfd);
+}
+END_TEST
+
+START_TEST(backend_end_of_file_mid_message_breaks_and_closes_its_fds)
+{
+    int mfd = make_memfd("notify", 4096, "");
+    uint64_t area[3] = {1, 4096, 0};
+    uint8_t buf[64];
+    int64_t ms;
+    int before = count_fds();
+
+    wire_msg(buf, 3, FL_REQ, area, sizeof(area));
+    send_piece(bk, buf, 7, &mfd, 1);
+    ck_assert_int_eq(handle_timed(&ms), -EAGAIN);
+    ck_assert_int_eq(shutdown(bk, SHUT_WR), 0);
+    ck_assert_int_eq(handle_timed(&ms), -ECONNRESET);
+    ck_assert_int_eq(count_fds(), before);
+    expect_channel_broken();
+    close(mfd);
+}
+END_TEST
+
+/* The header says more than any request holds: refused as soon as the header is in. */
+START_TEST(backend_oversized_request_fails_without_waiting_for_payload)
+{
+    int64_t ms;
+
+    ck_assert_int_eq(raw_send(bk, 2, FL_REQ_NEED, 4096, NULL, 0, NULL, 0), 0);
+    ck_assert_int_eq(handle_timed(&ms), -EPROTO);
+    ck_assert_int_lt(ms, 50);
+    ck_assert_int_eq(seen.config_changes, 0);
+    expect_channel_broken();
+}
+END_TEST
+
+/* Closing the channel mid-message drops what was read, fds included. */
+START_TEST(backend_channel_close_drops_a_partial_message)
+{
+    int mfd = make_memfd("notify", 4096, "");
+    uint64_t area[3] = {1, 4096, 0};
+    uint8_t buf[64];
+    int64_t ms;
+    int before = count_fds();
+
+    wire_msg(buf, 3, FL_REQ, area, sizeof(area));
+    send_piece(bk, buf, 3, &mfd, 1);
+    ck_assert_int_eq(handle_timed(&ms), -EAGAIN);
+    ck_assert_int_eq(count_fds(), before + 1);
+    vhost_user_close_backend_channel(&conn);
+    ck_assert_int_eq(count_fds(), before - 1); /* its fd, and our end of the channel */
+    ck_assert_uint_eq(conn.backend_rx.got, 0);
+    ck_assert_int_eq(vhost_user_backend_req_deadline_ms(&conn), -1);
+    close(mfd);
+}
+END_TEST
+
+/* A back-end that does not read its channel cannot stall us in the ack: broken at once. */
+START_TEST(backend_ack_to_a_backend_that_does_not_read_breaks_at_once)
+{
+    char junk[4096] = {0};
+    const char *log;
+    int64_t ms;
+
+    while (send(conn.backend_fd, junk, sizeof(junk), MSG_DONTWAIT | MSG_NOSIGNAL) > 0)
+        ;
+    ck_assert_int_eq(raw_send(bk, 2, FL_REQ_NEED, 0, NULL, 0, NULL, 0), 0);
+    capture_start();
+    ck_assert_int_eq(handle_timed(&ms), -ENOBUFS);
+    log = capture_end();
+    ck_assert_int_lt(ms, 50);
+    ck_assert_int_eq(seen.config_changes, 1);
+    ck_assert_ptr_nonnull(strstr(log, "BACKEND_CONFIG_CHANGE_MSG reply: the back-end does not "
+                                      "read its channel"));
+    ck_assert(conn.backend_broken);
+    ck_assert(!conn.broken);
+}
+END_TEST
+
 /* --- a whole device start against a threaded back-end --------------------------------- */
 
 struct script {
@@ -1927,6 +2363,15 @@ static Suite *vhost_user_suite(void)
     tcase_add_test(nego, reply_ack_failure_returns_eio_and_keeps_connection);
     tcase_add_test(nego, unnegotiated_requests_are_refused_without_sending);
     tcase_add_test(nego, set_protocol_features_refuses_unoffered_bits);
+    tcase_add_test(nego, set_vring_enable_without_reply_ack_is_followed_by_get_features);
+    tcase_add_test(nego, set_vring_enable_barrier_unanswered_times_out);
+    tcase_add_test(nego, set_vring_enable_with_reply_ack_waits_for_the_ack);
+    tcase_add_test(nego, set_features_with_log_all_waits_for_the_backend);
+    tcase_add_test(nego, set_vring_addr_with_log_flag_waits_for_the_backend);
+    tcase_add_test(nego, set_vring_base_packed_encodes_both_positions);
+    tcase_add_test(nego, get_vring_base_packed_decodes_both_positions);
+    tcase_add_test(nego, vring_pos_encoding_round_trips);
+    tcase_add_test(nego, trace_shows_packed_vring_base_positions);
     tcase_add_test(nego, threaded_backend_full_device_start);
     tcase_add_test(nego, threaded_backend_device_start_traced);
     suite_add_tcase(s, nego);
@@ -1976,6 +2421,13 @@ static Suite *vhost_user_suite(void)
     tcase_add_test(back, backend_message_with_reply_flag_breaks_the_channel);
     tcase_add_test(back, backend_fd_without_send_fd_breaks_and_closes_it);
     tcase_add_test(back, backend_channel_end_of_file_breaks_the_channel);
+    tcase_add_test(back, backend_stray_byte_returns_at_once_then_pieces_complete_it);
+    tcase_add_test(back, backend_two_messages_in_one_write_are_handled_one_per_call);
+    tcase_add_test(back, backend_partial_message_past_the_deadline_breaks_and_closes_its_fds);
+    tcase_add_test(back, backend_end_of_file_mid_message_breaks_and_closes_its_fds);
+    tcase_add_test(back, backend_oversized_request_fails_without_waiting_for_payload);
+    tcase_add_test(back, backend_channel_close_drops_a_partial_message);
+    tcase_add_test(back, backend_ack_to_a_backend_that_does_not_read_breaks_at_once);
     suite_add_tcase(s, back);
     return s;
 }

@@ -1651,6 +1651,20 @@ static void be_reply_base(unsigned index, unsigned base)
     ck_assert_int_eq(write(mg_be, msg, sizeof(msg)), (ssize_t)sizeof(msg));
 }
 
+/* Without REPLY_ACK, vmm follows each SET_VRING_ENABLE with GET_FEATURES and waits for its
+ * reply (QEMU's enforce_reply): the answers to the n enables to come, queued beforehand. */
+static void be_reply_barriers(int n)
+{
+    uint32_t hdr[3] = {VHOST_USER_GET_FEATURES, 0x5 /* version 1, reply */, 8};
+    uint64_t features = MG_BACKEND;
+    uint8_t msg[20];
+
+    memcpy(msg, hdr, 12);
+    memcpy(msg + 12, &features, 8);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(write(mg_be, msg, sizeof(msg)), (ssize_t)sizeof(msg));
+}
+
 /* What vmm sent since the last look. */
 struct be_log {
     struct be_msg m[64];
@@ -1755,6 +1769,7 @@ static void mg_setup(void)
     cq_net.phase = NET_IDLE;
     cq_net.vdev.acked_features = MG_ACKED;
     mg_connect(0);
+    be_reply_barriers(MG_RINGS);
     ck_assert_int_eq(cq_net.vdev.ops->activate(&cq_net.vdev), 0);
     ck_assert_int_eq(cq_net.phase, NET_RUNNING);
     ck_assert(mg_watched(cq_net.vdev.queues[CQ_INDEX].kick_fd));
@@ -1918,6 +1933,7 @@ START_TEST(mig_restart_runs_the_rings_from_their_bases)
     be_collect(&log);
     /* A command the guest queued while vmm was not watching. */
     cq_queue(CLASS_RX, RX_PROMISC, &on, 1, LAYOUT_SPLIT);
+    be_reply_barriers(MG_RINGS);
     ck_assert_int_eq(cq_net.vdev.ops->restart(&cq_net.vdev), 0);
     be_collect(&log);
     expect_rings_started(&log, bases, 1);
@@ -1953,12 +1969,14 @@ START_TEST(ctrl_mq_sets_the_backend_rings_enabled)
     uint16_t pairs = 2;
 
     ck_assert_uint_eq(cq_net.active_pairs, 1);
+    be_reply_barriers(MG_RINGS);
     ck_assert_uint_eq(ctrl(CLASS_MQ, MQ_VQ_PAIRS_SET, &pairs, 2), ACK_OK);
     ck_assert_uint_eq(cq_net.active_pairs, 2);
     be_collect(&log);
     for (unsigned q = 0; q < 4; q++)
         ck_assert_int_eq(be_enable(&log, q), 1);
     pairs = 1;
+    be_reply_barriers(MG_RINGS);
     ck_assert_uint_eq(ctrl(CLASS_MQ, MQ_VQ_PAIRS_SET, &pairs, 2), ACK_OK);
     ck_assert_uint_eq(cq_net.active_pairs, 1);
     be_collect(&log);
@@ -1992,6 +2010,7 @@ static void mg_busy_source(const uint16_t *bases)
     struct be_log log;
 
     ck_assert_uint_eq(ctrl(CLASS_MAC, MAC_ADDR_SET, mac, 6), ACK_OK);
+    be_reply_barriers(MG_RINGS);
     ck_assert_uint_eq(ctrl(CLASS_MQ, MQ_VQ_PAIRS_SET, &pairs, 2), ACK_OK);
     ck_assert_uint_eq(cq_calls(), 2);
     mg_stop_at(bases);
@@ -2020,6 +2039,7 @@ START_TEST(mig_round_trip_starts_where_the_source_stopped)
     ck_assert_uint_eq(cq_net.vdev.acked_features, MG_ACKED);
     ck_assert_uint_eq(cq_net.active_pairs, 2);
 
+    be_reply_barriers(MG_RINGS);
     ck_assert_int_eq(cq_net.vdev.ops->start_loaded(&cq_net.vdev), 0);
     ck_assert_int_eq(cq_net.phase, NET_RUNNING);
     be_collect(&log);
@@ -2064,6 +2084,7 @@ START_TEST(mig_announce_with_guest_announce_and_rarp)
     mg_busy_source(bases);
     mg_new_destination("vhost-user,socket=/x,queues=2", PF_RARP);
     ck_assert_int_eq(mg_load(mg_blob.len), 0);
+    be_reply_barriers(MG_RINGS);
     ck_assert_int_eq(cq_net.vdev.ops->start_loaded(&cq_net.vdev), 0);
     ck_assert_uint_eq(cq_net.config.status, VIRTIO_NET_S_LINK_UP | VIRTIO_NET_S_ANNOUNCE);
     ck_assert_uint_eq(config_irqs_take(), 1); /* the config interrupt, from the loop */
@@ -2104,6 +2125,7 @@ START_TEST(mig_link_state_follows_the_destination_backend)
     ck_assert_int_eq(mg_load(mg_blob.len), 0);
     cq_net.vdev.ops->config_read(&cq_net.vdev, 6, (uint8_t *)&status, 2);
     ck_assert_uint_eq(status & VIRTIO_NET_S_LINK_UP, 0); /* what the guest saw so far */
+    be_reply_barriers(MG_RINGS);
     ck_assert_int_eq(cq_net.vdev.ops->start_loaded(&cq_net.vdev), 0);
     cq_net.vdev.ops->config_read(&cq_net.vdev, 6, (uint8_t *)&status, 2);
     ck_assert_uint_eq(status & VIRTIO_NET_S_LINK_UP, VIRTIO_NET_S_LINK_UP);

@@ -1,7 +1,8 @@
-/* Split virtqueues as vmm walks them for the control queue: rings laid out by
- * hand in a fake guest memory, well-formed chains (plain, NEXT, indirect) and
+/* Virtqueues as vmm walks them for the control queue, split and packed: rings laid
+ * out by hand in a fake guest memory, well-formed chains (plain, NEXT, indirect) and
  * every malformed shape a guest could write, which must give -EINVAL and never
- * touch memory outside guest RAM. */
+ * touch memory outside guest RAM. The packed cases play the driver as the virtio
+ * spec's example code does, wrap counters and all. */
 #include "../../devices/virtqueue.h"
 
 #include "check_main.h"
@@ -669,6 +670,550 @@ START_TEST(chain_copies_with_no_buffers_of_a_direction)
 }
 END_TEST
 
+/* ---- packed rings ---- */
+
+#define DRIVER_AREA AVAIL /* Driver Event Suppression: the guest writes, vmm reads */
+#define DEVICE_AREA USED  /* Device Event Suppression: vmm writes */
+#define F_AVAIL VIRTQ_DESC_F_AVAIL
+#define F_USED VIRTQ_DESC_F_USED
+
+/* The guest driver's side of a packed ring, as in the spec's example: its next entry to
+ * make available and to read used, each with its ring wrap counter (1 at start). */
+static struct {
+    uint16_t next_avail, next_used;
+    bool avail_wrap, used_wrap;
+    uint16_t sgs[QSIZE]; /* ring entries of each buffer ID in flight */
+} drv;
+
+static void packed_setup(void)
+{
+    setup();
+    q.packed = true;
+    q.avail_gpa = DRIVER_AREA;
+    q.used_gpa = DEVICE_AREA;
+    virtq_reset_position(&q);
+    drv.next_avail = drv.next_used = 0;
+    drv.avail_wrap = drv.used_wrap = true;
+}
+
+static void pdesc_at(uint64_t table, unsigned i, uint64_t addr, uint32_t len, uint16_t id,
+                     uint16_t flags)
+{
+    uint8_t *d = host(table + 16ULL * i);
+
+    memcpy(d, &addr, 8);
+    memcpy(d + 8, &len, 4);
+    memcpy(d + 12, &id, 2);
+    memcpy(d + 14, &flags, 2);
+}
+
+static uint16_t pflags(unsigned i)
+{
+    return get16(DESC + 16ULL * i + 14);
+}
+
+static uint16_t pid(unsigned i)
+{
+    return get16(DESC + 16ULL * i + 12);
+}
+
+static uint32_t plen(unsigned i)
+{
+    return get32(DESC + 16ULL * i + 8);
+}
+
+struct elem {
+    uint64_t addr;
+    uint32_t len;
+    uint16_t flags; /* WRITE, INDIRECT */
+};
+
+/* The driver makes a buffer of n elements available under buffer ID id: NEXT on all but
+ * the last, the ID in the last (the others get a bogus one that must not be taken), and
+ * the first entry's flags written last. */
+static void offer_packed(const struct elem *e, unsigned n, uint16_t id)
+{
+    uint16_t first = drv.next_avail, first_flags = 0;
+
+    for (unsigned i = 0; i < n; i++) {
+        uint16_t f = e[i].flags | (drv.avail_wrap ? F_AVAIL : F_USED);
+
+        if (i + 1 < n)
+            f |= VIRTQ_DESC_F_NEXT;
+        pdesc_at(DESC, drv.next_avail, e[i].addr, e[i].len, i + 1 < n ? 0xbad : id, 0);
+        if (i == 0)
+            first_flags = f;
+        else
+            put16(DESC + 16ULL * drv.next_avail + 14, f);
+        if (++drv.next_avail == QSIZE) {
+            drv.next_avail = 0;
+            drv.avail_wrap = !drv.avail_wrap;
+        }
+    }
+    drv.sgs[id] = (uint16_t)n;
+    put16(DESC + 16ULL * first + 14, first_flags);
+}
+
+/* The driver reads the next used entry: its ID, or -1 when none is used yet. */
+static int take_used(uint32_t *len)
+{
+    uint16_t f = pflags(drv.next_used);
+    int id;
+
+    if (!!(f & F_USED) != drv.used_wrap || !!(f & F_AVAIL) != drv.used_wrap)
+        return -1;
+    id = pid(drv.next_used);
+    *len = plen(drv.next_used);
+    drv.next_used += drv.sgs[id];
+    if (drv.next_used >= QSIZE) {
+        drv.next_used -= QSIZE;
+        drv.used_wrap = !drv.used_wrap;
+    }
+    return id;
+}
+
+static void set_driver_event(uint16_t off, bool wrap, uint16_t flags)
+{
+    put16(DRIVER_AREA, (uint16_t)(off | wrap << 15));
+    put16(DRIVER_AREA + 2, flags);
+}
+
+START_TEST(packed_layout_takes_any_size_and_checks_each_part)
+{
+    static const uint16_t good[] = {1, 3, 7, 8, 100, 255};
+    const uint64_t end = MEM_BASE + MEM_SIZE;
+
+    for (unsigned i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        q.size = good[i]; /* not a power of two: fine for a packed ring */
+        ck_assert_msg(virtq_check_layout(&q) == 0, "size %u refused", good[i]);
+    }
+    q.size = 0;
+    ck_assert_int_eq(virtq_check_layout(&q), -EINVAL);
+    q.size = QSIZE;
+    q.desc_gpa = DESC + 8;
+    ck_assert_int_eq(virtq_check_layout(&q), -EINVAL);
+    q.desc_gpa = end - 16 * QSIZE;
+    ck_assert_int_eq(virtq_check_layout(&q), 0);
+    q.desc_gpa = end - 16 * QSIZE + 16;
+    ck_assert_int_eq(virtq_check_layout(&q), -EINVAL);
+    q.desc_gpa = DESC;
+    q.avail_gpa = DRIVER_AREA + 2; /* event structures are 4-aligned */
+    ck_assert_int_eq(virtq_check_layout(&q), -EINVAL);
+    q.avail_gpa = end - 4;
+    ck_assert_int_eq(virtq_check_layout(&q), 0);
+    q.avail_gpa = end;
+    ck_assert_int_eq(virtq_check_layout(&q), -EINVAL);
+    q.avail_gpa = DRIVER_AREA;
+    q.used_gpa = DEVICE_AREA + 2;
+    ck_assert_int_eq(virtq_check_layout(&q), -EINVAL);
+    q.used_gpa = 0;
+    ck_assert_int_eq(virtq_check_layout(&q), -EINVAL);
+}
+END_TEST
+
+START_TEST(packed_pop_and_push_one_buffer)
+{
+    struct virtq_chain c;
+    uint32_t len;
+
+    ck_assert(q.avail_wrap && q.used_wrap); /* both counters start at 1 */
+    ck_assert_int_eq(virtq_pop(&q, &c), 0); /* a zeroed ring holds nothing */
+    offer_packed(&(struct elem){DATA, 10, 0}, 1, 5);
+    ck_assert_int_eq(virtq_pop(&q, &c), 1);
+    ck_assert_uint_eq(c.head, 5);
+    ck_assert_uint_eq(c.ndescs, 1);
+    ck_assert_uint_eq(c.count, 1);
+    ck_assert_ptr_eq(c.bufs[0].addr, host(DATA));
+    ck_assert_uint_eq(c.bufs[0].len, 10);
+    ck_assert(!c.bufs[0].writable);
+    ck_assert_uint_eq(q.last_avail, 1);
+    ck_assert_int_eq(virtq_pop(&q, &c), 0);
+    ck_assert_int_eq(take_used(&len), -1);
+    /* The split call cannot know how many entries the buffer took. */
+    ck_assert_int_eq(virtq_push(&q, 5, 0), -EINVAL);
+    ck_assert_int_eq(virtq_push_chain(&q, &c, 0), 0);
+    /* Used: AVAIL and USED both equal the device's counter; no WRITE, nothing written. */
+    ck_assert_uint_eq(pflags(0), F_AVAIL | F_USED);
+    ck_assert_int_eq(take_used(&len), 5);
+    ck_assert_uint_eq(q.used_idx, 1);
+    offer_packed(&(struct elem){DATA, 4, VIRTQ_DESC_F_WRITE}, 1, 2);
+    ck_assert_int_eq(virtq_pop(&q, &c), 1);
+    ck_assert_int_eq(virtq_push_chain(&q, &c, 3), 0);
+    ck_assert_uint_eq(pflags(1), F_AVAIL | F_USED | VIRTQ_DESC_F_WRITE); /* data was written */
+    ck_assert_int_eq(take_used(&len), 2);
+    ck_assert_uint_eq(len, 3);
+}
+END_TEST
+
+START_TEST(packed_chain_with_next_takes_the_last_id)
+{
+    const struct elem e[3] = {
+        {DATA, 2, 0}, {DATA + 0x100, 40, 0}, {DATA + 0x200, 1, VIRTQ_DESC_F_WRITE}};
+    struct virtq_chain c;
+    uint32_t len;
+
+    offer_packed(e, 3, 6);
+    ck_assert_int_eq(virtq_pop(&q, &c), 1);
+    ck_assert_uint_eq(c.head, 6); /* the last descriptor's, not the first's 0xbad */
+    ck_assert_uint_eq(c.ndescs, 3);
+    ck_assert_uint_eq(c.count, 3);
+    ck_assert_ptr_eq(c.bufs[1].addr, host(DATA + 0x100));
+    ck_assert_uint_eq(c.bufs[1].len, 40);
+    ck_assert(!c.bufs[1].writable);
+    ck_assert(c.bufs[2].writable);
+    ck_assert_uint_eq(q.last_avail, 3);
+    ck_assert_int_eq(virtq_push_chain(&q, &c, 1), 0);
+    /* One used entry for the three, then the position skips them all. */
+    ck_assert_uint_eq(q.used_idx, 3);
+    ck_assert_int_eq(take_used(&len), 6);
+    ck_assert_uint_eq(drv.next_used, 3);
+}
+END_TEST
+
+/* Commands of three entries (header, data, ack) popped and pushed for 10 rounds on an
+ * 8-entry ring: the chains straddle the end, both wrap counters flip, stale entries of
+ * the previous lap are never taken again. */
+START_TEST(packed_commands_across_the_ring_wrap)
+{
+    struct virtq_chain c;
+
+    for (unsigned round = 0; round < 10; round++) {
+        const struct elem e[3] = {{DATA + round, 2, 0},
+                                  {DATA + 0x100, 6, 0},
+                                  {DATA + 0x200 + round, 1, VIRTQ_DESC_F_WRITE}};
+        uint16_t at = q.used_idx, id = (uint16_t)(round % QSIZE);
+        bool wrap = q.used_wrap;
+        uint32_t len;
+        uint8_t ack = 0;
+
+        offer_packed(e, 3, id);
+        ck_assert_int_eq(virtq_pop(&q, &c), 1);
+        ck_assert_uint_eq(c.head, id);
+        ck_assert_ptr_eq(c.bufs[0].addr, host(DATA + round));
+        ck_assert_ptr_eq(c.bufs[2].addr, host(DATA + 0x200 + round));
+        ck_assert_int_eq(virtq_pop(&q, &c) == 0, 1);
+        ck_assert_uint_eq(virtq_chain_write(&c, &ack, 1), 1);
+        ck_assert_int_eq(virtq_push_chain(&q, &c, 1), 0);
+        /* The used entry sits where the chain began, flagged with the counter of then. */
+        ck_assert_uint_eq(pflags(at), (wrap ? F_AVAIL | F_USED : 0) | VIRTQ_DESC_F_WRITE);
+        ck_assert_int_eq(take_used(&len), id);
+        ck_assert_uint_eq(len, 1);
+        ck_assert_uint_eq(q.used_idx, drv.next_used);
+        ck_assert(q.used_wrap == drv.used_wrap);
+        ck_assert_uint_eq(q.last_avail, drv.next_avail);
+        ck_assert(q.avail_wrap == drv.avail_wrap);
+    }
+    /* 30 entries: three laps and 6, so both counters flipped three times. */
+    ck_assert_uint_eq(q.last_avail, 6);
+    ck_assert_uint_eq(q.used_idx, 6);
+    ck_assert(!q.avail_wrap);
+    ck_assert(!q.used_wrap);
+}
+END_TEST
+
+START_TEST(packed_indirect_table)
+{
+    struct virtq_chain c;
+    uint32_t len;
+
+    /* In the table only WRITE counts: NEXT, INDIRECT and the IDs are reserved, ignored. */
+    pdesc_at(TABLE, 0, DATA, 2, 0x1234, VIRTQ_DESC_F_NEXT);
+    pdesc_at(TABLE, 1, DATA + 0x10, 6, 0, VIRTQ_DESC_F_INDIRECT);
+    pdesc_at(TABLE, 2, DATA + 0x20, 1, 0, VIRTQ_DESC_F_WRITE);
+    offer_packed(&(struct elem){TABLE, 3 * 16, VIRTQ_DESC_F_INDIRECT}, 1, 4);
+    ck_assert_int_eq(virtq_pop(&q, &c), 1);
+    ck_assert_uint_eq(c.head, 4);
+    ck_assert_uint_eq(c.ndescs, 1); /* one ring entry */
+    ck_assert_uint_eq(c.count, 3);
+    ck_assert_ptr_eq(c.bufs[0].addr, host(DATA));
+    ck_assert_ptr_eq(c.bufs[1].addr, host(DATA + 0x10));
+    ck_assert_uint_eq(c.bufs[1].len, 6);
+    ck_assert(!c.bufs[1].writable);
+    ck_assert(c.bufs[2].writable);
+    ck_assert_uint_eq(q.last_avail, 1);
+    ck_assert_int_eq(virtq_push_chain(&q, &c, 1), 0);
+    ck_assert_int_eq(take_used(&len), 4);
+    ck_assert_uint_eq(q.used_idx, 1);
+}
+END_TEST
+
+static void expect_packed_einval(const char *what)
+{
+    struct virtq_chain c;
+    uint16_t before = q.last_avail;
+    bool wrap = q.avail_wrap;
+
+    ck_assert_msg(virtq_pop(&q, &c) == -EINVAL, "%s accepted", what);
+    ck_assert_msg(q.last_avail == before && q.avail_wrap == wrap, "%s moved the ring", what);
+}
+
+START_TEST(packed_chain_as_long_as_the_ring_is_taken_and_longer_refused)
+{
+    struct elem e[QSIZE];
+    struct virtq_chain c;
+
+    for (unsigned i = 0; i < QSIZE; i++)
+        e[i] = (struct elem){DATA + i, 1, 0};
+    offer_packed(e, QSIZE, 0);
+    ck_assert_int_eq(virtq_pop(&q, &c), 1);
+    ck_assert_uint_eq(c.ndescs, QSIZE);
+    ck_assert_uint_eq(q.last_avail, 0);
+    ck_assert(!q.avail_wrap); /* a whole lap */
+    /* Every entry of this lap says NEXT: the chain would go round and round. */
+    for (unsigned i = 0; i < QSIZE; i++)
+        pdesc_at(DESC, i, DATA, 1, 0, VIRTQ_DESC_F_NEXT | F_USED);
+    expect_packed_einval("a chain longer than the ring");
+}
+END_TEST
+
+START_TEST(packed_pop_rejects_malformed_buffers)
+{
+    struct elem e[2] = {{TABLE, 16, VIRTQ_DESC_F_INDIRECT}, {DATA, 1, 0}};
+
+    /* An ID the ring cannot have. */
+    pdesc_at(DESC, 0, DATA, 1, QSIZE, F_AVAIL);
+    expect_packed_einval("buffer ID == size");
+    /* A buffer past the end of RAM, and one wrapping the address space. */
+    pdesc_at(DESC, 0, MEM_BASE + MEM_SIZE - 4, 8, 0, F_AVAIL);
+    expect_packed_einval("a buffer past RAM");
+    pdesc_at(DESC, 0, UINT64_MAX - 3, 8, 0, F_AVAIL);
+    expect_packed_einval("a buffer wrapping the address space");
+    /* Indirect tables: empty, not whole descriptors, outside RAM, with NEXT, in a chain. */
+    pdesc_at(DESC, 0, TABLE, 0, 0, F_AVAIL | VIRTQ_DESC_F_INDIRECT);
+    expect_packed_einval("an empty indirect table");
+    pdesc_at(DESC, 0, TABLE, 24, 0, F_AVAIL | VIRTQ_DESC_F_INDIRECT);
+    expect_packed_einval("an indirect table of 1.5 descriptors");
+    pdesc_at(DESC, 0, MEM_BASE + MEM_SIZE - 16, 32, 0, F_AVAIL | VIRTQ_DESC_F_INDIRECT);
+    expect_packed_einval("an indirect table past RAM");
+    pdesc_at(DESC, 0, TABLE, 16, 0, F_AVAIL | VIRTQ_DESC_F_INDIRECT | VIRTQ_DESC_F_NEXT);
+    pdesc_at(DESC, 1, DATA, 1, 0, F_AVAIL);
+    expect_packed_einval("an indirect entry with NEXT");
+    memset(host(DESC), 0, 16 * QSIZE);
+    e[0] = (struct elem){DATA, 1, 0};
+    e[1] = (struct elem){TABLE, 16, VIRTQ_DESC_F_INDIRECT};
+    offer_packed(e, 2, 1);
+    expect_packed_einval("an indirect entry inside a chain");
+    /* More buffers in a table than a chain holds. */
+    memset(host(DESC), 0, 16 * QSIZE);
+    for (unsigned i = 0; i <= VIRTQ_CHAIN_MAX; i++)
+        pdesc_at(TABLE, i, DATA, 1, 0, 0);
+    pdesc_at(DESC, 0, TABLE, 16 * (VIRTQ_CHAIN_MAX + 1), 0, F_AVAIL | VIRTQ_DESC_F_INDIRECT);
+    expect_packed_einval("an indirect table longer than VIRTQ_CHAIN_MAX");
+    /* The ring itself outside RAM, or a position past its end (a bad restore). */
+    q.desc_gpa = MEM_BASE + MEM_SIZE;
+    expect_packed_einval("a descriptor ring past RAM");
+    q.desc_gpa = DESC;
+    q.last_avail = QSIZE;
+    expect_packed_einval("a position past the ring");
+}
+END_TEST
+
+START_TEST(packed_push_rejects_what_no_pop_returned)
+{
+    struct virtq_chain c = {.head = 1, .ndescs = 1};
+
+    c.head = QSIZE;
+    ck_assert_int_eq(virtq_push_chain(&q, &c, 0), -EINVAL);
+    c.head = 1;
+    c.ndescs = 0;
+    ck_assert_int_eq(virtq_push_chain(&q, &c, 0), -EINVAL);
+    c.ndescs = QSIZE + 1;
+    ck_assert_int_eq(virtq_push_chain(&q, &c, 0), -EINVAL);
+    c.ndescs = 1;
+    q.desc_gpa = MEM_BASE + MEM_SIZE;
+    ck_assert_int_eq(virtq_push_chain(&q, &c, 0), -EINVAL);
+    ck_assert_uint_eq(q.used_idx, 0);
+    ck_assert(q.used_wrap);
+}
+END_TEST
+
+/* Driver Event Suppression decides used-buffer interrupts: ENABLE always, DISABLE never,
+ * DESC (with EVENT_IDX) when the entry at off_wrap was among those just used. */
+START_TEST(packed_interrupts_follow_the_driver_event_suppression)
+{
+    struct virtq_chain c = {.head = 0, .ndescs = 1};
+
+    set_driver_event(0, true, VIRTQ_EVENT_F_ENABLE);
+    ck_assert_int_eq(virtq_push_chain(&q, &c, 0), 0);
+    ck_assert(virtq_needs_interrupt(&q, 0));
+    set_driver_event(0, true, VIRTQ_EVENT_F_DISABLE);
+    ck_assert_int_eq(virtq_push_chain(&q, &c, 0), 0);
+    ck_assert(!virtq_needs_interrupt(&q, 0));
+    /* DESC means nothing without EVENT_IDX, and 3 is reserved: interrupt, to be safe. */
+    set_driver_event(7, true, VIRTQ_EVENT_F_DESC);
+    ck_assert(virtq_needs_interrupt(&q, 0));
+    set_driver_event(7, true, 3);
+    ck_assert(virtq_needs_interrupt(&q, 0));
+
+    q.event_idx = true;
+    ck_assert_uint_eq(q.used_idx, 2);
+    set_driver_event(2, true, VIRTQ_EVENT_F_DESC);
+    ck_assert(!virtq_needs_interrupt(&q, 0));         /* nothing used since the last look */
+    ck_assert_int_eq(virtq_push_chain(&q, &c, 0), 0); /* entry 2 */
+    ck_assert(virtq_needs_interrupt(&q, 0));
+    c.ndescs = 3; /* entries 3-5 */
+    ck_assert_int_eq(virtq_push_chain(&q, &c, 0), 0);
+    set_driver_event(6, true, VIRTQ_EVENT_F_DESC);
+    ck_assert(!virtq_needs_interrupt(&q, 0)); /* not reached yet */
+    c.ndescs = 1;
+    ck_assert_int_eq(virtq_push_chain(&q, &c, 0), 0); /* entry 6 */
+    ck_assert(virtq_needs_interrupt(&q, 0));
+    /* Entries 7 and 0: across the wrap; the device's counter is 0 afterwards. */
+    ck_assert_int_eq(virtq_push_chain(&q, &c, 0), 0);
+    ck_assert_int_eq(virtq_push_chain(&q, &c, 0), 0);
+    ck_assert(!q.used_wrap);
+    ck_assert_uint_eq(q.used_idx, 1);
+    set_driver_event(7, true, VIRTQ_EVENT_F_DESC); /* 7 of the lap before */
+    ck_assert(virtq_needs_interrupt(&q, 0));
+    ck_assert_int_eq(virtq_push_chain(&q, &c, 0), 0);
+    ck_assert_int_eq(virtq_push_chain(&q, &c, 0), 0); /* entries 1 and 2 */
+    set_driver_event(0, false, VIRTQ_EVENT_F_DESC);   /* 0 of this lap, used before these */
+    ck_assert(!virtq_needs_interrupt(&q, 0));
+    ck_assert_int_eq(virtq_push_chain(&q, &c, 0), 0); /* entry 3 */
+    set_driver_event(3, false, VIRTQ_EVENT_F_DESC);
+    ck_assert(virtq_needs_interrupt(&q, 0));
+    set_driver_event(3, true, VIRTQ_EVENT_F_DESC);    /* 3 of the lap before: long gone */
+    ck_assert_int_eq(virtq_push_chain(&q, &c, 0), 0); /* entry 4 */
+    ck_assert(!virtq_needs_interrupt(&q, 0));
+    /* An offset no entry has: interrupt rather than never. */
+    set_driver_event(QSIZE, false, VIRTQ_EVENT_F_DESC);
+    ck_assert_int_eq(virtq_push_chain(&q, &c, 0), 0);
+    ck_assert(virtq_needs_interrupt(&q, 0));
+    /* A whole lap since the last look covers any entry. */
+    set_driver_event(1, true, VIRTQ_EVENT_F_DESC);
+    for (unsigned i = 0; i < QSIZE; i++)
+        ck_assert_int_eq(virtq_push_chain(&q, &c, 0), 0);
+    ck_assert(virtq_needs_interrupt(&q, 0));
+}
+END_TEST
+
+/* With EVENT_IDX vmm names the next entry it will read in the Device Event Suppression
+ * structure, so the driver kicks for it; without, that structure is left alone. */
+START_TEST(packed_pop_publishes_its_position_with_event_idx)
+{
+    struct virtq_chain c;
+    struct elem e = {DATA, 1, 0};
+
+    put16(DEVICE_AREA, 0xbeef);
+    put16(DEVICE_AREA + 2, 0xbeef);
+    offer_packed(&e, 1, 0);
+    ck_assert_int_eq(virtq_pop(&q, &c), 1);
+    ck_assert_uint_eq(get16(DEVICE_AREA), 0xbeef);
+    ck_assert_uint_eq(get16(DEVICE_AREA + 2), 0xbeef);
+    q.event_idx = true;
+    for (unsigned i = 1; i < QSIZE; i++) {
+        offer_packed(&e, 1, 0);
+        ck_assert_int_eq(virtq_pop(&q, &c), 1);
+    }
+    ck_assert_int_eq(virtq_pop(&q, &c), 0);
+    /* Position 0 of the next lap: the wrap counter (bit 15) is now 0. */
+    ck_assert_uint_eq(get16(DEVICE_AREA), 0);
+    ck_assert_uint_eq(get16(DEVICE_AREA + 2), VIRTQ_EVENT_F_DESC);
+    offer_packed(&e, 1, 0);
+    offer_packed(&e, 1, 0);
+    ck_assert_int_eq(virtq_pop(&q, &c), 1);
+    ck_assert_int_eq(virtq_pop(&q, &c), 1);
+    ck_assert_int_eq(virtq_pop(&q, &c), 0);
+    ck_assert_uint_eq(get16(DEVICE_AREA), 2);
+}
+END_TEST
+
+/* The position saved on one queue and restored on another (a migration) continues the
+ * ring exactly: the next buffer popped, its used entry where and how the driver expects. */
+START_TEST(packed_position_save_and_restore_round_trip)
+{
+    struct virtq_position pos, back;
+    struct virtq_chain c;
+    struct virtq dst;
+    uint32_t len, saved;
+    const struct elem e[3] = {{DATA, 1, 0}, {DATA, 1, 0}, {DATA, 1, VIRTQ_DESC_F_WRITE}};
+
+    for (unsigned round = 0; round < 3; round++) { /* 9 entries: one lap and 1 */
+        offer_packed(e, 3, (uint16_t)round);
+        ck_assert_int_eq(virtq_pop(&q, &c), 1);
+        ck_assert_int_eq(virtq_push_chain(&q, &c, 1), 0);
+        ck_assert_int_eq(take_used(&len), (int)round);
+    }
+    offer_packed(e, 2, 7); /* popped, not yet used: in flight across the migration */
+    ck_assert_int_eq(virtq_pop(&q, &c), 1);
+    virtq_get_position(&q, &pos);
+    ck_assert_uint_eq(pos.last_avail, 3);
+    ck_assert(!pos.avail_wrap);
+    ck_assert_uint_eq(pos.used_idx, 1);
+    ck_assert(!pos.used_wrap);
+    /* As vhost-user carries a packed base: bits 0-14, 15, 16-30, 31. */
+    saved = virtq_position_encode(&pos);
+    ck_assert_uint_eq(saved, 3u | 1u << 16);
+    virtq_position_decode(saved, &back);
+    ck_assert_uint_eq(back.last_avail, pos.last_avail);
+    ck_assert(back.avail_wrap == pos.avail_wrap);
+    ck_assert_uint_eq(back.used_idx, pos.used_idx);
+    ck_assert(back.used_wrap == pos.used_wrap);
+    virtq_position_decode(0x80058002u, &back);
+    ck_assert_uint_eq(back.last_avail, 2);
+    ck_assert(back.avail_wrap);
+    ck_assert_uint_eq(back.used_idx, 5);
+    ck_assert(back.used_wrap);
+    ck_assert_uint_eq(virtq_position_encode(&back), 0x80058002u);
+
+    dst = (struct virtq){.size = QSIZE,
+                         .packed = true,
+                         .desc_gpa = DESC,
+                         .avail_gpa = DRIVER_AREA,
+                         .used_gpa = DEVICE_AREA,
+                         .mem = &mem};
+    virtq_reset_position(&dst);
+    virtq_position_decode(saved, &back);
+    ck_assert_int_eq(virtq_set_position(&dst, &back), 0);
+    ck_assert_int_eq(virtq_pop(&dst, &c) == 0, 1); /* nothing new */
+    c.head = 7;
+    c.ndescs = 2;
+    ck_assert_int_eq(virtq_push_chain(&dst, &c, 0), 0); /* the one in flight */
+    ck_assert_int_eq(take_used(&len), 7);
+    offer_packed(e, 3, 4);
+    ck_assert_int_eq(virtq_pop(&dst, &c), 1);
+    ck_assert_uint_eq(c.head, 4);
+    ck_assert_int_eq(virtq_push_chain(&dst, &c, 1), 0);
+    ck_assert_int_eq(take_used(&len), 4);
+    ck_assert_uint_eq(dst.used_idx, drv.next_used);
+    ck_assert(dst.used_wrap == drv.used_wrap);
+    /* A position the ring cannot have is refused and changes nothing. */
+    back = (struct virtq_position){.last_avail = QSIZE, .avail_wrap = true};
+    ck_assert_int_eq(virtq_set_position(&dst, &back), -EINVAL);
+    back = (struct virtq_position){.used_idx = QSIZE};
+    ck_assert_int_eq(virtq_set_position(&dst, &back), -EINVAL);
+    ck_assert_uint_eq(dst.last_avail, drv.next_avail);
+    ck_assert(dst.avail_wrap == drv.avail_wrap);
+}
+END_TEST
+
+/* The split API and behaviour are unchanged; the new calls work on split rings too. */
+START_TEST(split_ring_position_and_push_chain)
+{
+    struct virtq_position pos;
+    struct virtq_chain c;
+
+    virtq_reset_position(&q);
+    ck_assert(!q.avail_wrap && !q.used_wrap);
+    set_desc(0, DATA, 4, VIRTQ_DESC_F_WRITE, 0);
+    offer(0);
+    ck_assert_int_eq(virtq_pop(&q, &c), 1);
+    ck_assert_uint_eq(c.ndescs, 1);
+    ck_assert_int_eq(virtq_push_chain(&q, &c, 4), 0);
+    ck_assert_uint_eq(get16(USED + 2), 1);
+    ck_assert_uint_eq(get32(USED + 8), 4);
+    q.last_avail = 0xfff0;
+    q.used_idx = 0xffee;
+    virtq_get_position(&q, &pos);
+    ck_assert_uint_eq(pos.last_avail, 0xfff0);
+    ck_assert_uint_eq(pos.used_idx, 0xffee);
+    ck_assert(!pos.avail_wrap && !pos.used_wrap);
+    pos.last_avail = 0x1234;
+    ck_assert_int_eq(virtq_set_position(&q, &pos), 0); /* split indexes are free-running */
+    ck_assert_uint_eq(q.last_avail, 0x1234);
+}
+END_TEST
+
 static Suite *virtqueue_suite(void)
 {
     Suite *s = suite_create("virtqueue");
@@ -677,6 +1222,7 @@ static Suite *virtqueue_suite(void)
     TCase *bad = tcase_create("malformed");
     TCase *used = tcase_create("used");
     TCase *copy = tcase_create("copy");
+    TCase *packed = tcase_create("packed");
 
     tcase_add_checked_fixture(layout, setup, teardown);
     tcase_add_test(layout, layout_accepts_good_rings);
@@ -723,7 +1269,22 @@ static Suite *virtqueue_suite(void)
     tcase_add_test(copy, chain_read_gathers_readable_buffers);
     tcase_add_test(copy, chain_write_scatters_into_writable_buffers);
     tcase_add_test(copy, chain_copies_with_no_buffers_of_a_direction);
+    tcase_add_test(copy, split_ring_position_and_push_chain);
     suite_add_tcase(s, copy);
+
+    tcase_add_checked_fixture(packed, packed_setup, teardown);
+    tcase_add_test(packed, packed_layout_takes_any_size_and_checks_each_part);
+    tcase_add_test(packed, packed_pop_and_push_one_buffer);
+    tcase_add_test(packed, packed_chain_with_next_takes_the_last_id);
+    tcase_add_test(packed, packed_commands_across_the_ring_wrap);
+    tcase_add_test(packed, packed_indirect_table);
+    tcase_add_test(packed, packed_chain_as_long_as_the_ring_is_taken_and_longer_refused);
+    tcase_add_test(packed, packed_pop_rejects_malformed_buffers);
+    tcase_add_test(packed, packed_push_rejects_what_no_pop_returned);
+    tcase_add_test(packed, packed_interrupts_follow_the_driver_event_suppression);
+    tcase_add_test(packed, packed_pop_publishes_its_position_with_event_idx);
+    tcase_add_test(packed, packed_position_save_and_restore_round_trip);
+    suite_add_tcase(s, packed);
     return s;
 }
 

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Nothing vmm talks to can hang it: black-box, against scripted peers, on this host
+# directly (vmm itself runs fine on PVM; the guest only crawls, which does not matter
+# here). Usage: liveness.sh CASE, one of
+#   stray-byte   a backend writes 1 byte of a header on its request channel and stops:
+#                the control socket answers each status within 1 s meanwhile, the
+#                channel alone is closed once reply-timeout-ms passed (the connection
+#                goes on), and SIGTERM ends vmm within 1 s (before: all of vmm frozen
+#                for reply-timeout-ms, 30 s by default)
+#   stall        a backend stops answering in the middle of the handshake: the control
+#                socket answers, and SIGTERM ends vmm within 1 s
+#   dns          `migrate tcp:NAME:PORT` with a name that does not resolve fails with
+#                one error and the VM keeps running (before: the sandbox killed vmm
+#                when glibc's resolver called sendmmsg)
+#   sandbox      every thread of a running vmm (main, vCPUs, NIC, worker) is under a
+#                seccomp filter (/proc/PID/task/*/status: Seccomp: 2)
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+case "${1:-}" in stray-byte | stall | dns | sandbox) ;; *) fail "usage: liveness.sh stray-byte|stall|dns|sandbox" ;; esac
+ensure_guest_image
+need_kvm
+VMM_BIN=${VMM_BIN:-$VMM_REPO_ROOT/build/vmm}
+VMMCTL=${VMMCTL_BIN:-$(dirname "$VMM_BIN")/vmmctl}
+GUEST_DIR=$(guest_image_dir)
+BACKEND="python3 $VMM_REPO_ROOT/tests/tools/vu_backend.py"
+dir=$(mktemp -d)
+at_exit "rm -rf '$dir'"
+
+now_ms() { date +%s%3N; }
+
+# start_vmm ARGS...: vmm on the project's kernel, its control socket at $dir/api.
+start_vmm() {
+    start_bg "$VMM_BIN" --kernel "$GUEST_DIR/bzImage" --initrd "$GUEST_DIR/initramfs.cpio.gz" \
+        --memory 256M --api-socket "$dir/api" "$@" </dev/null >"$dir/vmm.log" 2>&1
+    VMM_PID=$BG_PID
+    wait_grep "$dir/vmm.log" "." 30 "$VMM_PID" || true
+    local end=$((SECONDS + 30))
+    until [ -S "$dir/api" ]; do
+        kill -0 "$VMM_PID" 2>/dev/null || { cat "$dir/vmm.log"; fail "vmm exited"; }
+        [ "$SECONDS" -lt "$end" ] || fail "no control socket after 30 s"
+        sleep 0.1
+    done
+}
+
+# status_within MS ROUNDS: each of ROUNDS `vmmctl status` answers within MS ms.
+status_within() {
+    local limit=$1 rounds=$2 t0 dt worst=0
+    for _ in $(seq "$rounds"); do
+        t0=$(now_ms)
+        timeout 30 "$VMMCTL" --api-socket "$dir/api" status >"$dir/status" 2>&1 ||
+            { cat "$dir/status"; fail "vmmctl status failed"; }
+        dt=$(($(now_ms) - t0))
+        [ "$dt" -le "$worst" ] || worst=$dt
+        [ "$dt" -lt "$limit" ] || { cat "$dir/vmm.log"; fail "status took $dt ms (limit $limit)"; }
+        sleep 0.3
+    done
+    echo "ok: $rounds status requests answered, the slowest in $worst ms"
+}
+
+# sigterm_within MS: SIGTERM ends vmm within MS ms, with status 0.
+sigterm_within() {
+    local limit=$1 t0 dt rc=0
+    t0=$(now_ms)
+    kill -TERM "$VMM_PID"
+    while kill -0 "$VMM_PID" 2>/dev/null; do
+        [ $(($(now_ms) - t0)) -lt 10000 ] || break
+        sleep 0.02
+    done
+    dt=$(($(now_ms) - t0))
+    wait "$VMM_PID" || rc=$?
+    [ "$dt" -lt "$limit" ] || { cat "$dir/vmm.log"; fail "SIGTERM took $dt ms to end vmm (limit $limit)"; }
+    check_eq "vmm exit status after SIGTERM" "$rc" 0
+    echo "ok: SIGTERM ended vmm in $dt ms"
+}
+
+start_backend() {
+    start_bg $BACKEND "$dir/port.sock" "$@" >"$dir/backend.log" 2>&1
+    wait_grep "$dir/backend.log" "^listening" 30 "$BG_PID" || fail "the scripted backend did not start"
+}
+
+case "$1" in
+stray-byte)
+    start_backend --stray-channel-byte
+    start_vmm --net "vhost-user,socket=$dir/port.sock,reply-timeout-ms=3000"
+    wait_grep "$dir/backend.log" "stray byte sent" 30 || { cat "$dir/vmm.log"; fail "the backend never got its channel"; }
+    status_within 1000 10
+    wait_grep "$dir/vmm.log" "request channel on .* is closed" 10 ||
+        { cat "$dir/vmm.log"; fail "the half-sent request was never given up on"; }
+    ! grep -q "lost" "$dir/vmm.log" || { cat "$dir/vmm.log"; fail "the backend was dropped, not its channel"; }
+    grep "request channel" "$dir/vmm.log"
+    sigterm_within 1000
+    pass "a stray byte on the backend channel froze nothing"
+    ;;
+stall)
+    start_backend --stall-on SET_OWNER
+    start_vmm --net "vhost-user,socket=$dir/port.sock"
+    wait_grep "$dir/backend.log" "stalling on SET_OWNER" 30 || fail "the backend never stalled"
+    status_within 1000 5
+    sigterm_within 1000
+    pass "a backend stalled mid-handshake froze nothing"
+    ;;
+dns)
+    start_vmm
+    rc=0
+    timeout 60 "$VMMCTL" --api-socket "$dir/api" migrate "tcp:no-such-host.invalid:4444" \
+        >"$dir/out" 2>&1 || rc=$?
+    cat "$dir/out"
+    [ "$rc" -ne 0 ] || fail "migrate to a name that does not resolve succeeded"
+    grep -qi "resolve\|no-such-host" "$dir/out" || fail "the error does not name the failed lookup"
+    sleep 1
+    kill -0 "$VMM_PID" 2>/dev/null || { cat "$dir/vmm.log"; fail "vmm died"; }
+    status_within 2000 2
+    grep -q '"running"\|running' "$dir/status" || fail "the VM is not running"
+    sigterm_within 2000
+    pass "migrate to an unresolvable name failed cleanly and the VM ran on"
+    ;;
+sandbox)
+    start_backend
+    start_vmm --net "vhost-user,socket=$dir/port.sock"
+    wait_grep "$dir/backend.log" "handshake done" 30 || fail "no handshake"
+    sleep 0.5
+    names=()
+    for t in /proc/"$VMM_PID"/task/*; do
+        name=$(cat "$t/comm")
+        mode=$(awk '/^Seccomp:/ {print $2}' "$t/status")
+        names+=("$name")
+        echo "thread $(basename "$t") ($name): Seccomp: $mode"
+        [ "$mode" = 2 ] || fail "thread $(basename "$t") ($name) is not under a seccomp filter"
+    done
+    for want in vmm vmm-net0 vmm-worker vmm-vcpu0; do
+        printf '%s\n' "${names[@]}" | grep -qx "$want" || fail "no thread named $want"
+    done
+    sigterm_within 2000
+    pass "every one of ${#names[@]} threads runs under its seccomp filter"
+    ;;
+esac
