@@ -575,10 +575,11 @@ static void *closing_thread(void *arg)
     char buf[8192];
     int fd = accept(p->lfd, NULL, NULL);
 
-    if (fd >= 0 && read(fd, buf, sizeof(buf)) > 0)
+    if (fd >= 0) {
+        if (read(fd, buf, sizeof(buf)) <= 0)
+            fprintf(stderr, "closing peer: nothing read\n");
         close(fd);
-    else if (fd >= 0)
-        close(fd);
+    }
     return NULL;
 }
 
