@@ -132,7 +132,7 @@ case $mode in
 verify | ignore-log)
     start_vmm "$dst_log" "$api1" "$sock1" --incoming "$mig_uri"
     dst=$BG_PID
-    wait_for 120 "$dst_log" "[ -S '$dir/mig.sock' ]"
+    wait_for 120 "$dst_log" "grep -aq 'waiting for a migration on' '$dst_log'" # after listen(); the socket file exists from bind()
     rc=0
     start=$SECONDS
     "$VMMCTL" --api-socket "$api0" migrate "$mig_uri" --verify >"$dir/vmmctl.out" 2>&1 || rc=$?
@@ -163,7 +163,7 @@ verify | ignore-log)
 kill-dest)
     start_vmm "$dst_log" "$api1" "$sock1" --incoming "$mig_uri"
     dst=$BG_PID
-    wait_for 120 "$dst_log" "[ -S '$dir/mig.sock' ]"
+    wait_for 120 "$dst_log" "grep -aq 'waiting for a migration on' '$dst_log'" # after listen(); the socket file exists from bind()
     "$VMMCTL" --api-socket "$api0" migrate "$mig_uri" >"$dir/vmmctl.out" 2>&1 &
     ctl=$!
     wait_for 120 "$src_log" "\"$VMMCTL\" --api-socket '$api0' query-migrate | grep -q active"

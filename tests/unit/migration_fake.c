@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -394,12 +395,28 @@ static void *dest_thread(void *arg)
     return NULL;
 }
 
+/* The socket file exists from bind() on, before listen(): a connect in between is
+ * refused. /proc/net/unix says when it listens (flag __SO_ACCEPTCON), without
+ * connecting (a probe would be a peer the destination has to drop). */
+static bool unix_listening(const char *path)
+{
+    FILE *f = fopen("/proc/net/unix", "r");
+    char line[512], sock[256];
+    unsigned flags;
+    bool found = false;
+
+    while (f && !found && fgets(line, sizeof(line), f))
+        found = sscanf(line, "%*s %*s %*s %x %*s %*s %*s %255s", &flags, sock) == 2 &&
+                (flags & 0x10000) && !strcmp(sock, path);
+    if (f)
+        fclose(f);
+    return found;
+}
+
 static void wait_listening(const char *uri)
 {
-    struct stat st;
-
     for (int i = 0; i < 500; i++) {
-        if (strncmp(uri, "unix:", 5) || stat(uri + 5, &st) == 0)
+        if (strncmp(uri, "unix:", 5) || unix_listening(uri + 5))
             return;
         usleep(10000);
     }
@@ -415,8 +432,10 @@ void dest_start_bounded(struct dest *d, const char *name, int stop_fd, unsigned 
         snprintf(d->uri, sizeof(d->uri), "%s", name);
     else
         snprintf(d->uri, sizeof(d->uri), "unix:%s/%s", tmpdir, name);
-    d->opts = (struct migration_incoming_opts){
-        .stop_fd = stop_fd, .header_timeout_ms = header_ms, .idle_timeout_ms = idle_ms};
+    d->own_stop_efd = stop_fd < 0 ? eventfd(0, EFD_CLOEXEC) : -1;
+    d->opts = (struct migration_incoming_opts){.stop_fd = stop_fd < 0 ? d->own_stop_efd : stop_fd,
+                                               .header_timeout_ms = header_ms,
+                                               .idle_timeout_ms = idle_ms};
     d->ret = 1;
     ck_assert_int_eq(pthread_create(&d->thread, NULL, dest_thread, d), 0);
     if (!strncmp(d->uri, "unix:", 5))
@@ -428,9 +447,24 @@ void dest_start(struct dest *d, const char *name, int stop_fd)
     dest_start_bounded(d, name, stop_fd, MIGRATION_HEADER_TIMEOUT_MS, MIGRATION_IDLE_TIMEOUT_MS);
 }
 
+/* A destination still waiting after 60 s (its source failed: the test's own
+ * assertions say why) is stopped, so that a failure never hangs the suite. */
 void dest_join(struct dest *d)
 {
-    pthread_join(d->thread, NULL);
+    struct timespec ts;
+    uint64_t one = 1;
+    int ret;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 60;
+    ret = pthread_timedjoin_np(d->thread, NULL, &ts);
+    if (ret == ETIMEDOUT && d->own_stop_efd >= 0 &&
+        write(d->own_stop_efd, &one, sizeof(one)) == sizeof(one))
+        ret = pthread_join(d->thread, NULL);
+    if (d->own_stop_efd >= 0)
+        close(d->own_stop_efd);
+    d->own_stop_efd = -1;
+    ck_assert_msg(!ret, "the destination on %s did not finish", d->uri);
 }
 
 static bool running(const char *status)
@@ -450,6 +484,12 @@ void wait_done(struct migration *m, struct migration_info *info, unsigned max_ms
         usleep(5000);
     } while (now_ms() < end);
     ck_abort_msg("the migration is still %s after %u ms", info->status, max_ms);
+}
+
+void assert_completed(const struct migration_info *info)
+{
+    ck_assert_msg(!strcmp(info->status, "completed"), "the migration is %s: %s", info->status,
+                  info->error);
 }
 
 int start(struct migration *m, const char *uri, bool verify, uint64_t max_bw)

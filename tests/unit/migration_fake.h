@@ -48,6 +48,7 @@ struct dest {
     struct migration_incoming_opts opts;
     char uri[128];
     pthread_t thread;
+    int own_stop_efd; /* the stop fd when the test gives none: dest_join's way out */
     int ret;
     uint64_t took_ms;
 };
@@ -85,6 +86,8 @@ void dest_start_bounded(struct dest *d, const char *name, int stop_fd, unsigned 
 void dest_start(struct dest *d, const char *name, int stop_fd);
 void dest_join(struct dest *d);
 void wait_done(struct migration *m, struct migration_info *info, unsigned max_ms);
+/* The status is "completed", or the test fails with the migration's error. */
+void assert_completed(const struct migration_info *info);
 int start(struct migration *m, const char *uri, bool verify, uint64_t max_bw);
 void assert_same_ram(struct fake_host *a, struct fake_host *b);
 void *mute_thread(void *arg);
