@@ -2,7 +2,6 @@
  * clients on the event loop, all non-blocking. */
 #include "api.h"
 
-#include "vm.h"
 #include "../common/log.h"
 #include "../common/unix_sock.h"
 
@@ -288,8 +287,53 @@ static struct json_object *cmd_shutdown(struct api *api, struct json_object *arg
 static const struct api_arg migrate_args[] = {
     {"uri", json_type_string, true},
     {"verify", json_type_boolean, false},
+    {"downtime-limit", json_type_int, false},
+    {"max-bandwidth", json_type_int, false},
     {NULL, json_type_null, false},
 };
+
+/* QEMU's migrate-set-parameters: downtime-limit in ms, max-bandwidth in bytes/s. */
+static const struct api_arg tunable_args[] = {
+    {"downtime-limit", json_type_int, false},
+    {"max-bandwidth", json_type_int, false},
+    {NULL, json_type_null, false},
+};
+
+/* A non-negative integer argument, if given. */
+static bool get_u64_arg(const char *cmd, struct json_object *args, const char *name, bool *has,
+                        uint64_t *v, struct api_error *e)
+{
+    struct json_object *o;
+    int64_t n;
+
+    *has = json_object_object_get_ex(args, name, &o);
+    if (!*has)
+        return true;
+    n = json_object_get_int64(o);
+    if (n < 0) {
+        api_fail(e, "InvalidParameter", "argument '%s' of %s must not be negative", name, cmd);
+        return false;
+    }
+    *v = (uint64_t)n;
+    return true;
+}
+
+static bool get_tunables(const char *cmd, struct json_object *args, struct migration_tunables *t,
+                         struct api_error *e)
+{
+    char why[200] = "";
+
+    memset(t, 0, sizeof(*t));
+    if (!get_u64_arg(cmd, args, "downtime-limit", &t->has_downtime_limit, &t->downtime_limit_ms,
+                     e) ||
+        !get_u64_arg(cmd, args, "max-bandwidth", &t->has_max_bandwidth, &t->max_bandwidth, e))
+        return false;
+    if (migration_check_tunables(t, why, sizeof(why))) {
+        api_fail(e, "InvalidParameter", "%s: %s", cmd, why);
+        return false;
+    }
+    return true;
+}
 
 static struct json_object *cmd_migrate(struct api *api, struct json_object *args,
                                        struct api_error *e)
@@ -305,6 +349,8 @@ static struct json_object *cmd_migrate(struct api *api, struct json_object *args
     snprintf(p.uri, sizeof(p.uri), "%s", json_object_get_string(v));
     if (json_object_object_get_ex(args, "verify", &v))
         p.verify = json_object_get_boolean(v);
+    if (!get_tunables("migrate", args, &p.tune, e))
+        return NULL;
     ret = api->ops->migrate(api->opaque, &p, err, sizeof(err));
     if (ret < 0)
         api_fail_op(e, "cannot migrate", ret, err);
@@ -321,6 +367,35 @@ static struct json_object *cmd_migrate_cancel(struct api *api, struct json_objec
     if (ret < 0)
         api_fail_op(e, "cannot cancel the migration", ret, err);
     return NULL;
+}
+
+static struct json_object *cmd_migrate_set_parameters(struct api *api, struct json_object *args,
+                                                      struct api_error *e)
+{
+    struct migration_tunables t;
+    char err[256] = "";
+    int ret;
+
+    if (!get_tunables("migrate-set-parameters", args, &t, e))
+        return NULL;
+    ret = api->ops->migrate_set_parameters(api->opaque, &t, err, sizeof(err));
+    if (ret < 0)
+        api_fail_op(e, "cannot set the migration parameters", ret, err);
+    return NULL;
+}
+
+static struct json_object *cmd_query_migrate_parameters(struct api *api, struct json_object *args,
+                                                        struct api_error *e)
+{
+    struct migration_tunables t = {0};
+    struct json_object *ret = json_object_new_object();
+
+    (void)args;
+    (void)e;
+    api->ops->query_migrate_parameters(api->opaque, &t);
+    add_u64(ret, "downtime-limit", t.downtime_limit_ms);
+    add_u64(ret, "max-bandwidth", t.max_bandwidth);
+    return ret;
 }
 
 static const struct api_arg snapshot_args[] = {
@@ -382,6 +457,8 @@ static struct json_object *cmd_query_migrate(struct api *api, struct json_object
     add_u64(ret, "expected-downtime-ms", m.expected_downtime_ms);
     add_u64(ret, "total-time-ms", m.total_time_ms);
     add_u64(ret, "downtime-ms", m.downtime_ms);
+    add_u64(ret, "downtime-limit", m.downtime_limit_ms);
+    add_u64(ret, "max-bandwidth", m.max_bandwidth);
     if (m.verify_done)
         json_object_object_add(ret, "verify", verify_info(&m));
     if (m.error[0])
@@ -398,6 +475,8 @@ static const struct api_command api_commands[] = {
     {"migrate-cancel", NULL, cmd_migrate_cancel},
     {"snapshot", snapshot_args, cmd_snapshot},
     {"query-migrate", NULL, cmd_query_migrate},
+    {"migrate-set-parameters", tunable_args, cmd_migrate_set_parameters},
+    {"query-migrate-parameters", NULL, cmd_query_migrate_parameters},
 };
 
 static const struct api_command *find_command(const char *name)
@@ -845,78 +924,6 @@ static void api_on_accept(void *opaque, uint32_t events)
     api_accept_fd(api, fd);
 }
 
-/* ---- the machine behind the commands ---- */
-
-static void vm_op_status(void *opaque, struct api_status *st)
-{
-    struct vm *vm = opaque;
-
-    int phase = atomic_load(&vm->phase);
-
-    /* QEMU's words for a VM whose vCPUs have not run yet. */
-    if (atomic_load(&vm->stopping))
-        st->state = "shutting-down";
-    else if (phase == VM_PHASE_RECEIVING)
-        st->state = "inmigrate";
-    else if (phase == VM_PHASE_CONNECTING || phase == VM_PHASE_LAUNCHING)
-        st->state = "prelaunch";
-    else
-        st->state = vm_is_paused(vm) ? "paused" : "running";
-    st->vcpus = vm->ncpus;
-    st->memory_bytes = vm->opts->memory;
-    st->uptime_ms = vm_uptime_ms(vm);
-    st->reboots = vm->reboots;
-    st->nnets = vm->opts->nnets;
-    for (unsigned i = 0; i < st->nnets; i++)
-        vm_net_status(vm, i, &st->nets[i]);
-}
-
-static int vm_op_pause(void *opaque)
-{
-    return vm_pause(opaque);
-}
-
-static int vm_op_resume(void *opaque)
-{
-    return vm_resume(opaque);
-}
-
-static void vm_op_shutdown(void *opaque, const char *reason)
-{
-    vm_request_stop(opaque, VMM_EXIT_OK, reason);
-}
-
-static int vm_op_migrate(void *opaque, const struct migration_params *p, char *err, size_t errlen)
-{
-    return migration_start(opaque, p, err, errlen);
-}
-
-static int vm_op_migrate_cancel(void *opaque, char *err, size_t errlen)
-{
-    return migration_cancel(opaque, err, errlen);
-}
-
-static int vm_op_snapshot(void *opaque, const char *dir, char *err, size_t errlen)
-{
-    return snapshot_save(opaque, dir, err, errlen);
-}
-
-static void vm_op_query_migrate(void *opaque, struct migration_info *info)
-{
-    migration_query(opaque, info);
-}
-
-static const struct api_ops api_vm_ops = {
-    .status = vm_op_status,
-    .pause = vm_op_pause,
-    .resume = vm_op_resume,
-    .shutdown = vm_op_shutdown,
-    .migrate = vm_op_migrate,
-    .migrate_cancel = vm_op_migrate_cancel,
-    .snapshot = vm_op_snapshot,
-    .query_migrate = vm_op_query_migrate,
-};
-
 /* ---- life cycle ---- */
 
 static uint64_t api_clock_ms(void)
@@ -952,12 +959,6 @@ int api_listen(struct api *api, const char *path, struct event_loop *loop)
     }
     pr_info("control socket on %s", path);
     return 0;
-}
-
-int api_init(struct api *api, const char *path, struct vm *vm, struct event_loop *loop)
-{
-    api_setup(api, &api_vm_ops, vm);
-    return api_listen(api, path, loop);
 }
 
 /* The last replies (a shutdown's) go out if the socket takes them now. */

@@ -40,6 +40,9 @@ struct api_ops {
     int (*migrate_cancel)(void *opaque, char *err, size_t errlen);
     int (*snapshot)(void *opaque, const char *dir, char *err, size_t errlen);
     void (*query_migrate)(void *opaque, struct migration_info *info);
+    int (*migrate_set_parameters)(void *opaque, const struct migration_tunables *t, char *err,
+                                  size_t errlen);
+    void (*query_migrate_parameters)(void *opaque, struct migration_tunables *t);
 };
 
 struct api_client;
@@ -55,7 +58,8 @@ struct api {
     uint64_t (*now_ms)(void); /* CLOCK_MONOTONIC; tests and the fuzzer set their own */
 };
 
-/* Listens on path (replacing a stale socket file) and serves it on loop. */
+/* Listens on path (replacing a stale socket file) and serves it on loop, the
+ * commands acting on vm (api_vm.c). */
 int api_init(struct api *api, const char *path, struct vm *vm, struct event_loop *loop);
 /* Closes every client and the socket, and removes the socket file. */
 void api_destroy(struct api *api);

@@ -145,6 +145,51 @@ uint64_t vhost_log_harvest(struct vhost_log *log, struct dirty_map *map)
     return n;
 }
 
+int dirty_own_log_reset(struct dirty_own_log *l, uint64_t ram_end)
+{
+    int ret = l->log.words ? 0 : vhost_log_create(&l->log, ram_end);
+
+    if (!ret)
+        memset(l->log.words, 0, l->log.nwords * sizeof(uint64_t));
+    return ret;
+}
+
+void dirty_own_log_destroy(struct dirty_own_log *l)
+{
+    vhost_log_destroy(&l->log);
+}
+
+void dirty_own_log_mark(struct dirty_own_log *l, const struct guest_memory *mem, const void *hva,
+                        uint64_t len)
+{
+    const uint8_t *p = hva;
+
+    if (!l || !l->log.words || !len)
+        return;
+    for (int i = 0; i < mem->nregions; i++) {
+        const struct guest_region *r = &mem->regions[i];
+        uint64_t gpa, pg, end;
+
+        if (p < r->hva || p >= r->hva + r->size)
+            continue;
+        gpa = r->gpa + (uint64_t)(p - r->hva);
+        end = (gpa + len - 1) >> DIRTY_PAGE_SHIFT;
+        for (pg = gpa >> DIRTY_PAGE_SHIFT; pg <= end && pg / 64 < l->log.nwords; pg++)
+            __atomic_fetch_or(&l->log.words[pg / 64], 1ULL << (pg % 64), __ATOMIC_SEQ_CST);
+        return;
+    }
+}
+
+uint64_t dirty_ram_end(const struct guest_memory *mem)
+{
+    const struct guest_region *last;
+
+    if (!mem->nregions)
+        return 0;
+    last = &mem->regions[mem->nregions - 1];
+    return last->gpa + last->size;
+}
+
 uint64_t dirty_page_hash(const void *page)
 {
     const uint64_t *w = page;

@@ -51,6 +51,24 @@ void vhost_log_destroy(struct vhost_log *log);
  * the backends keep setting bits while vmm reads. Returns the pages it set. */
 uint64_t vhost_log_harvest(struct vhost_log *log, struct dirty_map *map);
 
+/* vmm's own writes into guest RAM (the NICs' control queue), which neither KVM's
+ * log nor a backend's sees: a log of the same layout, kept by the migration and
+ * handed to the machine while one runs (migration_host_ops.own_log). */
+struct dirty_own_log {
+    struct vhost_log log;
+};
+
+/* Creates the log on first use (NULL-safe to destroy: fd -1 first), zeroes it. */
+int dirty_own_log_reset(struct dirty_own_log *l, uint64_t ram_end);
+void dirty_own_log_destroy(struct dirty_own_log *l);
+/* From any thread: [hva, hva + len), a host pointer into mem's RAM, was written.
+ * NULL l (no migration): nothing to do. */
+void dirty_own_log_mark(struct dirty_own_log *l, const struct guest_memory *mem, const void *hva,
+                        uint64_t len);
+
+/* The end of the highest RAM region: the logs' extent. */
+uint64_t dirty_ram_end(const struct guest_memory *mem);
+
 /* A 64-bit hash of one page, for --verify. */
 uint64_t dirty_page_hash(const void *page);
 

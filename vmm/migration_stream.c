@@ -1,16 +1,16 @@
 #include "migration_stream.h"
 
+#include "migration_resolve.h"
 #include "../common/log.h"
 
 #include <errno.h>
-#include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Sends the iovecs, resuming after partial writes. MSG_NOSIGNAL: a vanished peer is
@@ -46,11 +46,35 @@ int mig_write(int fd, const void *buf, size_t len)
     return write_iov(fd, &iov, len ? 1 : 0);
 }
 
+/* Waits until fd has data: 0, -ECANCELED once stop_fd is readable, -ETIMEDOUT
+ * after idle_ms (-1: no bound). A regular file is always readable. */
+static int wait_readable(int fd, int stop_fd, int idle_ms)
+{
+    struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = stop_fd, .events = POLLIN}};
+    int n;
+
+    if (stop_fd < 0 && idle_ms < 0)
+        return 0;
+    do
+        n = poll(p, stop_fd >= 0 ? 2 : 1, idle_ms);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -errno;
+    if (stop_fd >= 0 && p[1].revents)
+        return -ECANCELED;
+    return n ? 0 : -ETIMEDOUT;
+}
+
 /* One read(): bytes read, or -errno (-EPIPE at end of stream or on a reset). */
-static ssize_t read_some(int fd, void *buf, size_t len)
+static ssize_t read_some(int fd, void *buf, size_t len, int stop_fd, int idle_ms)
 {
     for (;;) {
-        ssize_t n = read(fd, buf, len);
+        int ret = wait_readable(fd, stop_fd, idle_ms);
+        ssize_t n;
+
+        if (ret)
+            return ret;
+        n = read(fd, buf, len);
 
         if (n < 0 && errno == EINTR)
             continue;
@@ -60,12 +84,12 @@ static ssize_t read_some(int fd, void *buf, size_t len)
     }
 }
 
-int mig_read(int fd, void *buf, size_t len)
+static int read_all(int fd, void *buf, size_t len, int stop_fd, int idle_ms)
 {
     uint8_t *p = buf;
 
     while (len) {
-        ssize_t n = read_some(fd, p, len);
+        ssize_t n = read_some(fd, p, len, stop_fd, idle_ms);
 
         if (n < 0)
             return (int)n;
@@ -73,6 +97,11 @@ int mig_read(int fd, void *buf, size_t len)
         len -= (size_t)n;
     }
     return 0;
+}
+
+int mig_read(int fd, void *buf, size_t len)
+{
+    return read_all(fd, buf, len, -1, -1);
 }
 
 int mig_out_flush(struct mig_out *o)
@@ -102,7 +131,8 @@ int mig_out_rec(struct mig_out *o, const struct mig_rec *rec, const void *payloa
 
 int mig_reader_init(struct mig_reader *rd, int fd, size_t cap)
 {
-    *rd = (struct mig_reader){.fd = fd, .cap = cap, .buf = malloc(cap)};
+    *rd =
+        (struct mig_reader){.fd = fd, .stop_fd = -1, .idle_ms = -1, .cap = cap, .buf = malloc(cap)};
     return rd->buf ? 0 : -ENOMEM;
 }
 
@@ -128,14 +158,39 @@ int mig_reader_read(struct mig_reader *rd, void *dst, size_t len)
             continue;
         }
         if (len >= rd->cap)
-            return mig_read(rd->fd, p, len);
-        n = read_some(rd->fd, rd->buf, rd->cap);
+            return read_all(rd->fd, p, len, rd->stop_fd, rd->idle_ms);
+        n = read_some(rd->fd, rd->buf, rd->cap, rd->stop_fd, rd->idle_ms);
         if (n < 0)
             return (int)n;
         rd->pos = 0;
         rd->len = (size_t)n;
     }
     return 0;
+}
+
+/* Refills at rate, holding at most a tenth of a second's worth while idle, so a
+ * pause is not followed by a burst. Debt is allowed: a record goes whole. */
+uint64_t mig_throttle_take(struct mig_throttle *t, uint64_t rate, uint64_t now_ns, size_t len)
+{
+    double burst = (double)rate / 10;
+
+    if (!rate) {
+        t->tokens = 0;
+        t->last_ns = now_ns;
+        return 0;
+    }
+    if (t->last_ns && now_ns > t->last_ns)
+        t->tokens += (double)(now_ns - t->last_ns) * (double)rate / 1e9;
+    t->last_ns = now_ns;
+    if (t->tokens > burst)
+        t->tokens = burst;
+    t->tokens -= (double)len;
+    return t->tokens >= 0 ? 0 : (uint64_t)(-t->tokens * 1e9 / (double)rate);
+}
+
+int mig_reader_read_some(struct mig_reader *rd, void *dst, size_t len)
+{
+    return (int)read_some(rd->fd, dst, len, rd->stop_fd, rd->idle_ms);
 }
 
 void mig_header_fill(struct mig_header *h, const struct guest_memory *mem, unsigned ncpus,
@@ -250,83 +305,17 @@ int mig_device_id_check(const char *id, size_t id_len, char *why, size_t len)
 
 /* ---- sockets ---- */
 
-static int unix_addr(const char *path, struct sockaddr_un *sa)
+static int stream_socket(const struct sockaddr_storage *ss, socklen_t len, bool listening, int *fd)
 {
-    memset(sa, 0, sizeof(*sa));
-    if (!*path || strlen(path) >= sizeof(sa->sun_path))
-        return -ENAMETOOLONG;
-    sa->sun_family = AF_UNIX;
-    strcpy(sa->sun_path, path);
-    return 0;
-}
+    int one = 1, err, s = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-/* "tcp:HOST:PORT" -> host and port strings (the last colon splits, for IPv6 literals). */
-static int split_tcp(const char *rest, char *host, size_t hlen, const char **port)
-{
-    const char *colon = strrchr(rest, ':');
-
-    if (!colon || colon == rest || !colon[1] || (size_t)(colon - rest) >= hlen)
-        return -EINVAL;
-    memcpy(host, rest, (size_t)(colon - rest));
-    host[colon - rest] = '\0';
-    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-        memmove(host, host + 1, strlen(host));
-        host[strlen(host) - 1] = '\0';
-    }
-    *port = colon + 1;
-    return 0;
-}
-
-static int tcp_socket(const char *rest, bool listening, int *fd)
-{
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = listening ? AI_PASSIVE : 0};
-    struct addrinfo *res, *ai;
-    const char *port;
-    char host[256];
-    int s = -1, err = EINVAL, one = 1;
-
-    if (split_tcp(rest, host, sizeof(host), &port))
-        return -EINVAL;
-    if (getaddrinfo(host, port, &hints, &res))
-        return -EHOSTUNREACH;
-    for (ai = res; ai && s < 0; ai = ai->ai_next) {
-        s = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-        if (s < 0)
-            continue;
-        if (listening)
-            setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (listening ? bind(s, ai->ai_addr, ai->ai_addrlen) == 0 && listen(s, 1) == 0
-                      : connect(s, ai->ai_addr, ai->ai_addrlen) == 0)
-            break;
-        err = errno;
-        close(s);
-        s = -1;
-    }
-    freeaddrinfo(res);
-    if (s < 0)
-        return -err;
-    *fd = s;
-    return 0;
-}
-
-static int unix_socket(const char *path, bool listening, int *fd)
-{
-    struct sockaddr_un sa;
-    struct stat st;
-    int s, err = unix_addr(path, &sa);
-
-    if (err)
-        return err;
-    if (listening && lstat(path, &st) == 0) {
-        if (!S_ISSOCK(st.st_mode))
-            return -EEXIST; /* never replace a file that is not a socket */
-        unlink(path);
-    }
-    s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (s < 0)
         return -errno;
-    if (listening ? bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(s, 1) < 0
-                  : connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+    if (listening && ss->ss_family != AF_UNIX)
+        setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    /* A backlog of a few: a peer the destination drops is followed by the next. */
+    if (listening ? bind(s, (const struct sockaddr *)ss, len) < 0 || listen(s, 4) < 0
+                  : connect(s, (const struct sockaddr *)ss, len) < 0) {
         err = -errno;
         close(s);
         return err;
@@ -337,11 +326,19 @@ static int unix_socket(const char *path, bool listening, int *fd)
 
 static int open_uri(const char *uri, bool listening, int *fd)
 {
-    if (!strncmp(uri, "unix:", 5))
-        return unix_socket(uri + 5, listening, fd);
-    if (!strncmp(uri, "tcp:", 4))
-        return tcp_socket(uri + 4, listening, fd);
-    return -EINVAL;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    struct stat st;
+    int ret = migration_uri_addr(uri, &ss, &len);
+
+    if (ret)
+        return ret;
+    if (listening && ss.ss_family == AF_UNIX && lstat(uri + 5, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            return -EEXIST; /* never replace a file that is not a socket */
+        unlink(uri + 5);
+    }
+    return stream_socket(&ss, len, listening, fd);
 }
 
 int mig_connect(const char *uri, int *fd)

@@ -86,13 +86,28 @@ int mig_out_flush(struct mig_out *o);
  * reads go straight to their destination. */
 struct mig_reader {
     int fd;
+    int stop_fd; /* -1, or: readable ends every wait with -ECANCELED */
+    int idle_ms; /* -1, or: a peer silent that long fails the read with -ETIMEDOUT */
     uint8_t *buf;
     size_t cap, pos, len;
 };
+/* Unbounded until the caller sets stop_fd and idle_ms. */
 int mig_reader_init(struct mig_reader *rd, int fd, size_t cap);
 void mig_reader_free(struct mig_reader *rd);
 /* Like mig_read. */
 int mig_reader_read(struct mig_reader *rd, void *dst, size_t len);
+/* One wait and one read() of at most len bytes, past the buffer (which must be
+ * empty): bytes read, or like mig_read. */
+int mig_reader_read_some(struct mig_reader *rd, void *dst, size_t len);
+
+/* max-bandwidth: a token bucket over the bytes the source queues. */
+struct mig_throttle {
+    double tokens;    /* bytes that may go now; negative: owed */
+    uint64_t last_ns; /* CLOCK_MONOTONIC of the last take; 0: none yet */
+};
+/* Takes len bytes at rate bytes/s (0: unlimited) at now_ns; returns how long to
+ * wait (ns) before sending them keeps to the rate. Pure: unit-tested. */
+uint64_t mig_throttle_take(struct mig_throttle *t, uint64_t rate, uint64_t now_ns, size_t len);
 
 void mig_header_fill(struct mig_header *h, const struct guest_memory *mem, unsigned ncpus,
                      unsigned nnets, const unsigned *queue_pairs, uint32_t flags);
@@ -106,8 +121,9 @@ int mig_rec_check(const struct mig_rec *r, const struct guest_memory *mem, char 
  * every device id is; it names the device in the destination's one error line. */
 int mig_device_id_check(const char *id, size_t id_len, char *why, size_t len);
 
-/* Opens the stream: the source connects, the destination listens then accepts
- * (abort_fd readable, e.g. a signalfd, gives up). unix:PATH or tcp:HOST:PORT. */
+/* Opens the stream: the source connects (a tcp name is resolved here, by
+ * migration_resolve), the destination listens then accepts (abort_fd readable,
+ * e.g. a signalfd, gives up: -ECANCELED). unix:PATH or tcp:HOST:PORT. */
 int mig_connect(const char *uri, int *fd);
 int mig_listen(const char *uri, int *listen_fd);
 int mig_accept(int listen_fd, int abort_fd, int *fd);

@@ -5,6 +5,7 @@
 #include "mptable.h"
 #include "sandbox.h"
 #include "vcpu_exit.h"
+#include "vm_migration.h"
 #include "vm_net.h"
 #include "../common/log.h"
 
@@ -477,8 +478,6 @@ int vm_create(struct vm *vm, const struct vmm_options *opts, struct trace_file *
     vm->signal_fd = vm->stop_efd = vm->console.space_efd = -1;
     vm->timer_fd = vm->pause_efd = vm->nets_stop_efd = vm->nets_ready_efd = -1;
     vm->worker_efd = -1;
-    vm->vmm_log.fd = -1;
-    migration_init(&vm->mig);
     vm->kvm.sys_fd = vm->kvm.vm_fd = vm->mem.fd = -1;
     vm->loop.epfd = -1;
     pthread_mutex_init(&vm->stop_lock, NULL);
@@ -511,6 +510,8 @@ int vm_create(struct vm *vm, const struct vmm_options *opts, struct trace_file *
         ret = vm_setup_worker(vm);
     if (!ret)
         vm_list_devices(vm);
+    if (!ret)
+        ret = vm_migration_init(vm);
     if (ret)
         vm_destroy(vm);
     return ret;
@@ -742,13 +743,16 @@ static int vm_reboot_finish(struct vm *vm)
     return ret ? ret : vm_start_vcpus(vm);
 }
 
-/* A migrated or restored guest arrives before its vCPUs first run. */
+/* A migrated or restored guest arrives before its vCPUs first run (on the
+ * worker); vm_stop_worker's migration_interrupt ends every wait of it at once. */
 static int vm_receive_guest(struct vm *vm)
 {
+    struct migration_host host = vm_migration_host(vm);
+
     if (vm->opts->incoming)
-        return migration_incoming(vm, vm->opts->incoming);
+        return migration_incoming(&host, vm->opts->incoming, migration_stop_fd(vm->mig));
     if (vm->opts->restore)
-        return snapshot_restore(vm, vm->opts->restore);
+        return snapshot_restore(&host, vm->opts->restore, migration_stop_fd(vm->mig));
     return 0;
 }
 
@@ -1044,7 +1048,7 @@ static void vm_stop_worker(struct vm *vm)
 
     if (!vm->worker_ready)
         return;
-    migration_interrupt(&vm->mig);
+    migration_interrupt(vm->mig);
     if (atomic_load(&vm->phase) == VM_PHASE_RECEIVING ||
         atomic_load(&vm->phase) == VM_PHASE_LAUNCHING ||
         atomic_load(&vm->phase) == VM_PHASE_REBOOTING) {
@@ -1102,7 +1106,7 @@ void vm_destroy(struct vm *vm)
     vm_stop_worker(vm);
     if (vm->vcpus)
         vm_stop_vcpus(vm);
-    migration_destroy(&vm->mig);
+    vm_migration_destroy(vm);
     console_destroy(&vm->console);
     if (vm->signal_fd >= 0)
         close(vm->signal_fd);
@@ -1141,7 +1145,6 @@ void vm_destroy(struct vm *vm)
     free(vm->initrd_copy);
     vm->vcpus = NULL;
     guest_memory_destroy(&vm->mem);
-    vhost_log_destroy(&vm->vmm_log);
     kvm_close(&vm->kvm);
     pthread_mutex_destroy(&vm->stop_lock);
     pthread_cond_destroy(&vm->resume_cond);

@@ -6,7 +6,6 @@
 #include "boot.h"
 #include "console.h"
 #include "dirty.h"
-#include "migration.h"
 #include "../common/event_loop.h"
 #include "memory.h"
 #include "options.h"
@@ -39,6 +38,7 @@ enum vmm_exit_code {
 _Static_assert(VMM_EXIT_TIMEOUT % 2 == 0, "--timeout's status must not be a debug-exit one");
 
 struct vm;
+struct migration;
 
 /* Where the machine is, as the main loop drives it. */
 enum vm_phase {
@@ -107,13 +107,12 @@ struct vm {
     uint64_t boot_entry; /* where the boot CPU starts: the bzImage's or ELF's 64-bit entry */
     unsigned reboots;
 
-    /* Migration: the devices it saves by id, and vmm's own writes into guest RAM. */
-    struct migration mig;
+    /* Migration (vm_migration.c): the devices it saves by id, and the log of vmm's
+     * own writes into guest RAM while one runs (NULL otherwise). */
+    struct migration *mig;
     struct device *devices[8 + VMM_MAX_NETS];
     unsigned ndevices;
-    struct vhost_log vmm_log;
-    atomic_bool vmm_log_on;
-    bool kvm_manual_protect, kvm_manual_protect_tried;
+    _Atomic(struct dirty_own_log *) own_log;
     int64_t start_ms; /* CLOCK_MONOTONIC at vm_run */
 
     /* Pausing: vCPUs park at the top of their loop until resumed. */

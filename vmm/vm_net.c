@@ -102,21 +102,8 @@ static void plat_vhost_trace(void *opaque, const char *id, int64_t time_us, cons
 static void mem_written(void *opaque, const void *hva, uint64_t len)
 {
     struct vm *vm = opaque;
-    const uint8_t *p = hva;
 
-    if (!atomic_load(&vm->vmm_log_on) || !len)
-        return;
-    for (int i = 0; i < vm->mem.nregions; i++) {
-        const struct guest_region *r = &vm->mem.regions[i];
-
-        if (p < r->hva || p >= r->hva + r->size)
-            continue;
-        for (uint64_t pg = (r->gpa + (uint64_t)(p - r->hva)) >> 12,
-                      end = (r->gpa + (uint64_t)(p - r->hva) + len - 1) >> 12;
-             pg <= end && pg / 64 < vm->vmm_log.nwords; pg++)
-            __atomic_fetch_or(&vm->vmm_log.words[pg / 64], 1ULL << (pg % 64), __ATOMIC_SEQ_CST);
-        return;
-    }
+    dirty_own_log_mark(atomic_load(&vm->own_log), &vm->mem, hva, len);
 }
 
 static void vm_platform_init(struct vm *vm)
@@ -137,16 +124,9 @@ static void vm_platform_init(struct vm *vm)
         (struct guest_mem_access){.ptr = mem_ptr, .written = mem_written, .opaque = vm};
 }
 
-static uint64_t ram_end(const struct vm *vm)
-{
-    const struct guest_region *last = &vm->mem.regions[vm->mem.nregions - 1];
-
-    return last->gpa + last->size;
-}
-
 static int vm_setup_pci(struct vm *vm)
 {
-    uint64_t mem64 = ALIGN_UP(ram_end(vm), LAYOUT_PCI_MEM64_ALIGN);
+    uint64_t mem64 = ALIGN_UP(dirty_ram_end(&vm->mem), LAYOUT_PCI_MEM64_ALIGN);
     struct pci_layout layout = {
         .mem32_base = LAYOUT_PCI_MEM32_START,
         .mem32_size = LAYOUT_PCI_MEM32_SIZE,

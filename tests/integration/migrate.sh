@@ -8,7 +8,8 @@
 # before the backend filled it, and a page that only the backend wrote never existed;
 # without it the receive pages are written by the backend alone, and only its dirty
 # log can report them. MODEs:
-#   verify      migrate with --verify: 0 differing pages; on the destination the
+#   verify      migrate with --verify: every guest page compared (pages-compared is
+#               the guest's RAM / 4 KiB) and 0 differing; on the destination the
 #               heartbeat continues from where it was, memtest finds no error, and
 #               the guest keeps receiving packets;
 #   ignore-log  the same with VMM_TEST_MIGRATION_IGNORE_BACKEND_LOG=1 on the source
@@ -74,6 +75,16 @@ wait_for() { # SECS LOG-for-diagnostics CONDITION
     done
 }
 
+# guest_pages SIZE: 4 KiB pages in a --memory size (512M, 1G, or bytes).
+guest_pages() {
+    local n=${1%[MmGg]}
+    case $1 in
+    *[Mm]) echo $((n * 256)) ;;
+    *[Gg]) echo $((n * 262144)) ;;
+    *) echo $(($1 / 4096)) ;;
+    esac
+}
+
 start_vmm() { # LOG API SOCK [EXTRA...]
     local log=$1 api=$2 sock=$3
     shift 3
@@ -121,7 +132,7 @@ case $mode in
 verify | ignore-log)
     start_vmm "$dst_log" "$api1" "$sock1" --incoming "$mig_uri"
     dst=$BG_PID
-    wait_for 120 "$dst_log" "[ -S '$dir/mig.sock' ]"
+    wait_for 120 "$dst_log" "grep -aq 'waiting for a migration on' '$dst_log'" # after listen(); the socket file exists from bind()
     rc=0
     start=$SECONDS
     "$VMMCTL" --api-socket "$api0" migrate "$mig_uri" --verify >"$dir/vmmctl.out" 2>&1 || rc=$?
@@ -129,7 +140,11 @@ verify | ignore-log)
     echo "migration took $((SECONDS - start)) s (vmmctl exit $rc)"
     beat=$(last_beat "$src_log") rx=$(last_value "$src_log" RX)
     differ=$(grep -ao '[0-9]* differ' "$dir/vmmctl.out" | tail -n 1 | cut -d' ' -f1)
-    [ -n "$differ" ] || { tail -n 20 "$src_log" "$dst_log"; fail "vmmctl printed no verify result"; }
+    compared=$(grep -ao '[0-9]* pages compared' "$dir/vmmctl.out" | tail -n 1 | cut -d' ' -f1)
+    [ -n "$differ" ] && [ -n "$compared" ] ||
+        { tail -n 20 "$src_log" "$dst_log"; fail "vmmctl printed no verify result"; }
+    # A verify that compared fewer pages than the guest has proves nothing of the rest.
+    check_eq "pages compared by verify (the guest's RAM / 4 KiB)" "$compared" "$(guest_pages "$mem")"
     if [ "$mode" = verify ]; then
         check_eq "vmmctl migrate --verify exit status" "$rc" 0
         check_eq "pages that differ after the migration" "$differ" 0
@@ -148,7 +163,7 @@ verify | ignore-log)
 kill-dest)
     start_vmm "$dst_log" "$api1" "$sock1" --incoming "$mig_uri"
     dst=$BG_PID
-    wait_for 120 "$dst_log" "[ -S '$dir/mig.sock' ]"
+    wait_for 120 "$dst_log" "grep -aq 'waiting for a migration on' '$dst_log'" # after listen(); the socket file exists from bind()
     "$VMMCTL" --api-socket "$api0" migrate "$mig_uri" >"$dir/vmmctl.out" 2>&1 &
     ctl=$!
     wait_for 120 "$src_log" "\"$VMMCTL\" --api-socket '$api0' query-migrate | grep -q active"

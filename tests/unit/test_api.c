@@ -29,6 +29,8 @@ struct fake {
     const char *op_err;
     char reason[128];
     struct migration_params params;
+    struct migration_tunables tune;
+    int set_parameters_calls;
     char dir[256];
     struct migration_info info;
     struct api_status status;
@@ -102,6 +104,24 @@ static void fake_query(void *opaque, struct migration_info *info)
     *info = ((struct fake *)opaque)->info;
 }
 
+static int fake_set_parameters(void *opaque, const struct migration_tunables *t, char *err,
+                               size_t errlen)
+{
+    struct fake *f = opaque;
+
+    f->set_parameters_calls++;
+    if (t->has_downtime_limit)
+        f->tune.downtime_limit_ms = t->downtime_limit_ms;
+    if (t->has_max_bandwidth)
+        f->tune.max_bandwidth = t->max_bandwidth;
+    return fake_op_result(f, err, errlen);
+}
+
+static void fake_query_parameters(void *opaque, struct migration_tunables *t)
+{
+    *t = ((struct fake *)opaque)->tune;
+}
+
 static const struct api_ops fake_ops = {
     .status = fake_status,
     .pause = fake_pause,
@@ -111,6 +131,8 @@ static const struct api_ops fake_ops = {
     .migrate_cancel = fake_cancel,
     .snapshot = fake_snapshot,
     .query_migrate = fake_query,
+    .migrate_set_parameters = fake_set_parameters,
+    .query_migrate_parameters = fake_query_parameters,
 };
 
 static void setup(void)
@@ -455,6 +477,66 @@ START_TEST(migrate_passes_the_parameters)
 }
 END_TEST
 
+START_TEST(migrate_takes_downtime_limit_and_max_bandwidth)
+{
+    expect_empty_return("{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"unix:/m\", "
+                        "\"downtime-limit\": 50, \"max-bandwidth\": 33554432}}");
+    ck_assert(fake.params.tune.has_downtime_limit && fake.params.tune.has_max_bandwidth);
+    ck_assert_uint_eq(fake.params.tune.downtime_limit_ms, 50);
+    ck_assert_uint_eq(fake.params.tune.max_bandwidth, 32 << 20);
+    expect_empty_return("{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"unix:/m\"}}");
+    ck_assert(!fake.params.tune.has_downtime_limit && !fake.params.tune.has_max_bandwidth);
+    expect_empty_return("{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"unix:/m\", "
+                        "\"max-bandwidth\": 0}}");
+    ck_assert(!fake.params.tune.has_downtime_limit && fake.params.tune.has_max_bandwidth);
+    ck_assert_uint_eq(fake.params.tune.max_bandwidth, 0);
+    ck_assert_int_eq(fake.migrate_calls, 3);
+    expect_error("{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"unix:/m\", "
+                 "\"downtime-limit\": -1}}",
+                 "InvalidParameter", "argument 'downtime-limit' of migrate must not be negative");
+    expect_error("{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"unix:/m\", "
+                 "\"max-bandwidth\": \"32M\"}}",
+                 "InvalidParameter", "argument 'max-bandwidth' of migrate must be an integer");
+    expect_error("{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"unix:/m\", "
+                 "\"downtime-limit\": 2000001}}",
+                 "InvalidParameter", "downtime-limit 2000001 ms is over the maximum of 2000000 ms");
+    ck_assert_int_eq(fake.migrate_calls, 3);
+}
+END_TEST
+
+START_TEST(migrate_set_and_query_parameters)
+{
+    struct json_object *reply, *ret;
+
+    fake.tune.downtime_limit_ms = 300;
+    reply = ask("{\"execute\": \"query-migrate-parameters\"}");
+    ret = returned(reply);
+    ck_assert_int_eq(get_int(ret, "downtime-limit"), 300);
+    ck_assert_int_eq(get_int(ret, "max-bandwidth"), 0);
+    json_object_put(reply);
+    expect_empty_return("{\"execute\": \"migrate-set-parameters\", \"arguments\": "
+                        "{\"max-bandwidth\": 1048576}}");
+    expect_empty_return("{\"execute\": \"migrate-set-parameters\", \"arguments\": "
+                        "{\"downtime-limit\": 20}}");
+    reply = ask("{\"execute\": \"query-migrate-parameters\"}");
+    ret = returned(reply);
+    ck_assert_int_eq(get_int(ret, "downtime-limit"), 20);
+    ck_assert_int_eq(get_int(ret, "max-bandwidth"), 1048576);
+    json_object_put(reply);
+    expect_error("{\"execute\": \"migrate-set-parameters\", \"arguments\": "
+                 "{\"speed\": 1}}",
+                 "InvalidParameter", "'speed' is not an argument of migrate-set-parameters");
+    expect_error("{\"execute\": \"migrate-set-parameters\", \"arguments\": "
+                 "{\"max-bandwidth\": -5}}",
+                 "InvalidParameter", "must not be negative");
+    ck_assert_int_eq(fake.set_parameters_calls, 2);
+    fake.op_ret = -EINVAL;
+    fake.op_err = "nope";
+    expect_error("{\"execute\": \"migrate-set-parameters\", \"arguments\": {}}", "GenericError",
+                 "cannot set the migration parameters: nope");
+}
+END_TEST
+
 START_TEST(migration_errors_are_replied)
 {
     fake.op_ret = -ENOSYS;
@@ -508,6 +590,8 @@ START_TEST(query_migrate_reply_shape)
         .expected_downtime_ms = 9,
         .total_time_ms = 2100,
         .downtime_ms = 11,
+        .downtime_limit_ms = 300,
+        .max_bandwidth = 33554432,
         .verify_done = true,
         .verify_pages_compared = 131072,
         .verify_pages_differ = 2,
@@ -527,6 +611,8 @@ START_TEST(query_migrate_reply_shape)
     ck_assert_int_eq(get_int(ret, "expected-downtime-ms"), 9);
     ck_assert_int_eq(get_int(ret, "total-time-ms"), 2100);
     ck_assert_int_eq(get_int(ret, "downtime-ms"), 11);
+    ck_assert_int_eq(get_int(ret, "downtime-limit"), 300);
+    ck_assert_int_eq(get_int(ret, "max-bandwidth"), 33554432);
     ck_assert_str_eq(get_string(ret, "error"), "late page");
     ck_assert(json_object_object_get_ex(ret, "verify", &v));
     ck_assert_int_eq(get_int(v, "pages-compared"), 131072);
@@ -1058,6 +1144,8 @@ static Suite *api_suite(void)
     tcase_add_test(req, migrate_checks_its_arguments);
     tcase_add_test(req, migrate_checks_the_uri);
     tcase_add_test(req, migrate_passes_the_parameters);
+    tcase_add_test(req, migrate_takes_downtime_limit_and_max_bandwidth);
+    tcase_add_test(req, migrate_set_and_query_parameters);
     tcase_add_test(req, migration_errors_are_replied);
     tcase_add_test(req, snapshot_checks_dir);
     tcase_add_test(req, query_migrate_reply_shape);
