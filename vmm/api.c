@@ -449,6 +449,8 @@ static struct json_object *cmd_query_migrate(struct api *api, struct json_object
     (void)e;
     api->ops->query_migrate(api->opaque, &m);
     add_str(ret, "status", m.status ? m.status : "none");
+    if (m.snapshot)
+        add_bool(ret, "snapshot", true);
     add_u64(ret, "round", m.round);
     add_u64(ret, "pages-dirtied-last-round", m.pages_dirtied_last_round);
     add_u64(ret, "pages-sent", m.pages_sent);

@@ -5,10 +5,12 @@
 #include "vm.h"
 #include "vm_migration.h"
 
+#include <errno.h>
+#include <stdio.h>
+
 static void vm_op_status(void *opaque, struct api_status *st)
 {
     struct vm *vm = opaque;
-
     int phase = atomic_load(&vm->phase);
 
     /* QEMU's words for a VM whose vCPUs have not run yet. */
@@ -44,11 +46,22 @@ static void vm_op_shutdown(void *opaque, const char *reason)
     vm_request_stop(opaque, VMM_EXIT_OK, reason);
 }
 
+/* A migration or a snapshot starts from a running (or paused) guest: before its
+ * vCPUs ran, or while it reboots, there is no machine state to send. */
+static int vm_op_check_running(struct vm *vm, char *err, size_t errlen)
+{
+    if (atomic_load(&vm->phase) == VM_PHASE_RUNNING)
+        return 0;
+    snprintf(err, errlen, "the guest is not running yet (or is rebooting): try again later");
+    return -EAGAIN;
+}
+
 static int vm_op_migrate(void *opaque, const struct migration_params *p, char *err, size_t errlen)
 {
     struct vm *vm = opaque;
+    int ret = vm_op_check_running(vm, err, errlen);
 
-    return migration_start(vm->mig, p, err, errlen);
+    return ret ? ret : migration_start(vm->mig, p, err, errlen);
 }
 
 static int vm_op_migrate_cancel(void *opaque, char *err, size_t errlen)
@@ -61,8 +74,9 @@ static int vm_op_migrate_cancel(void *opaque, char *err, size_t errlen)
 static int vm_op_snapshot(void *opaque, const char *dir, char *err, size_t errlen)
 {
     struct vm *vm = opaque;
+    int ret = vm_op_check_running(vm, err, errlen);
 
-    return snapshot_save(vm->mig, dir, err, errlen);
+    return ret ? ret : snapshot_start(vm->mig, dir, err, errlen);
 }
 
 static void vm_op_query_migrate(void *opaque, struct migration_info *info)

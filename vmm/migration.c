@@ -171,6 +171,23 @@ static int check_can_start(struct migration *m, char *err, size_t errlen)
     return check_devices(m, err, errlen) ? -ENOTSUP : 0;
 }
 
+/* The job's thread: created where the sandbox allows it (the host's spawn). */
+static int start_thread(struct migration *m, void *(*fn)(void *), char *err, size_t errlen)
+{
+    int ret = m->host.ops->spawn ? m->host.ops->spawn(m->host.opaque, &m->thread, fn, m)
+                                 : -pthread_create(&m->thread, NULL, fn, m);
+
+    if (ret) {
+        pthread_mutex_lock(&m->lock);
+        m->info.status = "failed";
+        pthread_mutex_unlock(&m->lock);
+        snprintf(err, errlen, "cannot start the migration thread: %s", strerror(-ret));
+        return ret;
+    }
+    m->thread_started = true;
+    return 0;
+}
+
 int migration_start(struct migration *m, const struct migration_params *p, char *err, size_t errlen)
 {
     int ret = check_can_start(m, err, errlen);
@@ -190,15 +207,31 @@ int migration_start(struct migration *m, const struct migration_params *p, char 
     m->params = *p;
     pthread_mutex_unlock(&m->lock);
     atomic_store(&m->cancel, false);
-    if (pthread_create(&m->thread, NULL, migration_source_thread, m)) {
-        pthread_mutex_lock(&m->lock);
-        m->info.status = "failed";
-        pthread_mutex_unlock(&m->lock);
-        snprintf(err, errlen, "cannot start the migration thread");
-        return -EAGAIN;
+    return start_thread(m, migration_source_thread, err, errlen);
+}
+
+int snapshot_start(struct migration *m, const char *dir, char *err, size_t errlen)
+{
+    int ret = check_can_start(m, err, errlen);
+
+    if (ret)
+        return ret;
+    if (strlen(dir) >= sizeof(m->snapshot_dir)) {
+        snprintf(err, errlen, "the snapshot directory's name is too long");
+        return -ENAMETOOLONG;
     }
-    m->thread_started = true;
-    return 0;
+    if (m->thread_started)
+        pthread_join(m->thread, NULL);
+    m->thread_started = false;
+    pthread_mutex_lock(&m->lock);
+    memset(&m->info, 0, sizeof(m->info));
+    m->info.status = "setup";
+    m->info.snapshot = true;
+    m->info.total_pages = m->host.ops->memory(m->host.opaque)->size / 4096;
+    snprintf(m->snapshot_dir, sizeof(m->snapshot_dir), "%s", dir);
+    pthread_mutex_unlock(&m->lock);
+    atomic_store(&m->cancel, false);
+    return start_thread(m, snapshot_thread, err, errlen);
 }
 
 int migration_cancel(struct migration *m, char *err, size_t errlen)

@@ -37,6 +37,7 @@ struct migration_params {
 
 struct migration_info {
     const char *status; /* "none" "setup" "active" "completed" "failed" "cancelled" */
+    bool snapshot;      /* the job is a snapshot (snapshot_start), not a migration */
     unsigned round;
     uint64_t pages_dirtied_last_round, pages_sent, total_pages;
     double mbps;
@@ -78,8 +79,13 @@ void migration_get_tunables(struct migration *m, struct migration_tunables *t);
 int migration_check_tunables(const struct migration_tunables *t, char *why, size_t len);
 
 /* Writes the VM, paused meanwhile, to DIR/vmm-state; it runs again afterwards if
- * it was running. */
+ * it was running. On the calling thread (it waits for the devices' threads). */
 int snapshot_save(struct migration *m, const char *dir, char *err, size_t errlen);
+/* The same as a job on the migration's thread, as QEMU's snapshot-save is one:
+ * returns at once (0, or -errno with err when one is running already), and
+ * migration_query follows it (info.snapshot set, status "active" then "completed"
+ * or "failed" with the reason). The main loop never waits for a backend this way. */
+int snapshot_start(struct migration *m, const char *dir, char *err, size_t errlen);
 
 /* Destination, before the vCPUs first run (any thread): receives a migration on
  * uri, or reads DIR/vmm-state, into the host's machine; 0 when the guest can run.

@@ -11,6 +11,7 @@
 #include "../common/state_buf.h"
 #include "../devices/device.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -68,6 +69,10 @@ struct migration_host_ops {
     /* From now on, mark them in log (dirty_own_log_mark); NULL: stop. The log
      * stays valid until the migration is destroyed: a writer may still hold it. */
     void (*own_log)(void *opaque, struct dirty_own_log *log);
+    /* Optional: starts the migration's (or snapshot's) thread, as pthread_create does:
+     * vmm creates it on a thread whose sandbox allows that (the main loop's does
+     * not). NULL: pthread_create here. */
+    int (*spawn)(void *opaque, pthread_t *thread, void *(*fn)(void *), void *arg);
 };
 
 struct migration_host {

@@ -36,7 +36,10 @@ struct migration {
     struct dirty_own_log own_log;
     /* Test-only (VMM_TEST_MIGRATION_IGNORE_BACKEND_LOG): see README. */
     bool ignore_backend_log;
+    char snapshot_dir[4096]; /* snapshot_start's, for its thread */
 };
+
+void *snapshot_thread(void *arg);
 
 /* One run of the source or of a snapshot save, held by the thread doing it. */
 struct mig_run {

@@ -15,6 +15,7 @@
 #include <linux/filter.h>
 #include <linux/kvm.h>
 #include <linux/seccomp.h>
+#include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdint.h>
@@ -53,13 +54,23 @@ static const int common_calls[] = {
     SCMP_SYS(exit_group),
 };
 
-/* The main thread runs the event loop: vhost-user (sockets, SCM_RIGHTS, timed
- * waits, and reconnecting later), the control socket, eventfds and timers, the
- * console, guest memory resets (hole punching), stopping the vCPUs and tearing
- * down. Threads it starts later inherit this list: vCPUs after a guest reboot
- * (thread creation, a new KVM VM), and the migration thread (the streams, the
- * dirty logs' memfds, snapshot files, every KVM state ioctl). */
+/* The main thread runs the event loop and nothing else: signals (signalfd), the
+ * console, the control socket's clients (accepted on a socket made before the
+ * filter), eventfds and timers, masked vectors' interrupts, kicking and joining the
+ * other threads, tearing down. It opens no file, creates no socket and no thread
+ * (the worker does), and reaches KVM only for interrupts (the common ioctls). */
 static const int main_calls[] = {
+    SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(poll),        SCMP_SYS(ppoll),
+    SCMP_SYS(close),      SCMP_SYS(accept4),     SCMP_SYS(sendto),      SCMP_SYS(recvfrom),
+    SCMP_SYS(shutdown),   SCMP_SYS(getrandom),   SCMP_SYS(sched_yield),
+};
+
+/* The worker and the threads it starts (vCPUs, whose own filter narrows theirs
+ * again; a migration's or snapshot's thread): a reboot's new KVM VM and vCPUs, guest
+ * memory resets (hole punching), the migration streams (Unix or TCP, the name
+ * resolved by glibc: nscd's socket, /etc files, DNS over UDP with sendmmsg and
+ * FIONREAD), the dirty logs' memfds, snapshot files, every KVM state ioctl. */
+static const int worker_calls[] = {
     SCMP_SYS(epoll_wait),
     SCMP_SYS(epoll_pwait),
     SCMP_SYS(epoll_create1),
@@ -69,6 +80,7 @@ static const int main_calls[] = {
     SCMP_SYS(eventfd2),
     SCMP_SYS(sendmsg),
     SCMP_SYS(recvmsg),
+    SCMP_SYS(sendmmsg),
     SCMP_SYS(connect),
     SCMP_SYS(accept4),
     SCMP_SYS(shutdown),
@@ -86,8 +98,6 @@ static const int main_calls[] = {
     SCMP_SYS(listen),
     SCMP_SYS(getsockname),
     SCMP_SYS(getpeername),
-    SCMP_SYS(clone),
-    SCMP_SYS(clone3),
     SCMP_SYS(set_robust_list),
     SCMP_SYS(rseq),
     SCMP_SYS(memfd_create),
@@ -103,6 +113,7 @@ static const int main_calls[] = {
     SCMP_SYS(unlinkat),
     SCMP_SYS(getrandom),
     SCMP_SYS(sched_getaffinity),
+    SCMP_SYS(sched_yield),
     SCMP_SYS(uname),
 };
 
@@ -228,24 +239,59 @@ static int add_vcpu(scmp_filter_ctx ctx, const struct sandbox_config *cfg)
     return ret;
 }
 
+/* Thread creation, and only that: CLONE_THREAD set (no fork). glibc tries clone3
+ * first, whose flags a filter cannot read: told it is missing, glibc uses clone. */
+static int allow_threads(scmp_filter_ctx ctx)
+{
+    int ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                               SCMP_A0_64(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+
+    return ret ? ret : seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+}
+
 static int add_main(scmp_filter_ctx ctx, const struct sandbox_config *cfg)
 {
-    const unsigned long unix_only[] = {AF_UNIX};
-    const unsigned long stream_families[] = {AF_UNIX, AF_INET, AF_INET6}; /* tcp: migration */
     const unsigned long kick[] = {(unsigned long)cfg->kick_signal};
+    const unsigned long nonblock[] = {F_GETFL, F_SETFL};
     int ret = allow_calls(ctx, main_calls, ARRAY_SIZE(main_calls));
 
     if (!ret)
         ret = allow_arg_values(ctx, SCMP_SYS(ioctl), 1, main_ioctls, ARRAY_SIZE(main_ioctls));
     if (!ret)
+        ret = allow_arg_values(ctx, SCMP_SYS(fcntl), 1, nonblock, ARRAY_SIZE(nonblock));
+    if (!ret)
+        ret = allow_arg_values(ctx, SCMP_SYS(tgkill), 2, kick, 1);
+    /* The socket files vmm made are removed by the worker as vmm exits; teardown's
+     * own unlink (shared with runs without a sandbox) just fails here. */
+    if (!ret)
+        ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(unlink), 0);
+    if (!ret)
+        ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(unlinkat), 0);
+    return ret;
+}
+
+static int add_worker(scmp_filter_ctx ctx, const struct sandbox_config *cfg)
+{
+    const unsigned long stream_families[] = {AF_UNIX, AF_INET, AF_INET6}; /* tcp: migration */
+    const unsigned long unix_only[] = {AF_UNIX};
+    const unsigned long kick[] = {(unsigned long)cfg->kick_signal};
+    const unsigned long fionread[] = {FIONREAD}; /* the resolver's */
+    int ret = allow_calls(ctx, worker_calls, ARRAY_SIZE(worker_calls));
+
+    if (!ret)
+        ret = allow_threads(ctx);
+    if (!ret)
+        ret = allow_arg_values(ctx, SCMP_SYS(ioctl), 1, main_ioctls, ARRAY_SIZE(main_ioctls));
+    if (!ret)
+        ret = allow_arg_values(ctx, SCMP_SYS(ioctl), 1, fionread, 1);
+    if (!ret)
         ret = allow_arg_values(ctx, SCMP_SYS(socket), 0, stream_families,
                                ARRAY_SIZE(stream_families));
-    /* vCPU threads started after a reboot load their own filter under this one:
-     * adding a filter only ever narrows what a thread may do. */
+    /* vCPU threads it starts load their own filter under this one, after naming
+     * themselves: adding a filter only ever narrows what a thread may do. */
     if (!ret)
         ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
                                SCMP_A0(SCMP_CMP_EQ, PR_SET_NO_NEW_PRIVS, 0));
-    /* The threads it starts name themselves (vmm-vcpu0...) under its filter. */
     if (!ret)
         ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
                                SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME, 0));
@@ -289,8 +335,9 @@ static int add_role(scmp_filter_ctx ctx, enum sandbox_role role, const struct sa
         return add_vcpu(ctx, cfg);
     case SANDBOX_NET:
         return add_net(ctx);
-    case SANDBOX_MAIN:
     case SANDBOX_WORKER:
+        return add_worker(ctx, cfg);
+    case SANDBOX_MAIN:
     default:
         return add_main(ctx, cfg);
     }

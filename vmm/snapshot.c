@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static int snapshot_write(struct mig_run *r)
@@ -85,6 +86,30 @@ int snapshot_save(struct migration *m, const char *dir, char *err, size_t errlen
         r.ops->resume(r.opaque);
     }
     return ret;
+}
+
+void *snapshot_thread(void *arg)
+{
+    struct migration *m = arg;
+    char err[256] = "";
+    struct timespec t0, t1;
+    int ret;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pthread_mutex_lock(&m->lock);
+    m->info.status = "active";
+    pthread_mutex_unlock(&m->lock);
+    ret = snapshot_save(m, m->snapshot_dir, err, sizeof(err));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    pthread_mutex_lock(&m->lock);
+    m->info.status = ret ? "failed" : "completed";
+    m->info.total_time_ms =
+        (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+    snprintf(m->info.error, sizeof(m->info.error), "%s", err);
+    pthread_mutex_unlock(&m->lock);
+    if (ret)
+        pr_err("snapshot failed: %s", err);
+    return NULL;
 }
 
 int snapshot_restore(const struct migration_host *host, const char *dir, int stop_fd)

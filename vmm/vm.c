@@ -1039,6 +1039,28 @@ static int vm_start(struct vm *vm)
     return ret;
 }
 
+/* On the worker: the socket files vmm made (the control socket, server-mode NICs')
+ * go with it, as QEMU removes its own; the main thread's sandbox cannot unlink. */
+static void vm_unlink_job(void *arg)
+{
+    struct vm *vm = arg;
+
+    if (vm->opts->api_socket && unlink(vm->opts->api_socket) < 0 && errno != ENOENT)
+        pr_debug("cannot remove %s: %s", vm->opts->api_socket, strerror(errno));
+    for (unsigned i = 0; i < vm->opts->nnets; i++)
+        if (vm->opts->nets[i].server && vm->nets[i].net_ready && vm->nets[i].net.listen_fd >= 0 &&
+            unlink(vm->opts->nets[i].socket_path) < 0 && errno != ENOENT)
+            pr_debug("cannot remove %s: %s", vm->opts->nets[i].socket_path, strerror(errno));
+}
+
+/* Queued before the worker stops: it runs once the worker's current job ends. */
+static void vm_remove_socket_files(struct vm *vm)
+{
+    if (vm->worker_ready && vm->worker.started &&
+        event_loop_post(&vm->worker.loop, vm_unlink_job, vm))
+        pr_debug("the socket files stay: the worker took no job");
+}
+
 /* What the worker or a NIC may be waiting on is told to stop; the worker gets a
  * grace period, after which every NIC's backend sockets are shut down (a job of the
  * worker may wait for a NIC that waits for a stalled backend). */
@@ -1084,6 +1106,7 @@ int vm_run(struct vm *vm)
     }
     /* A migration thread waiting for the loop gives up now. */
     event_loop_close_calls(&vm->loop);
+    vm_remove_socket_files(vm);
     vm_stop_worker(vm);
     vm_stop_vcpus(vm);
     vm_stop_pci_devices(vm);

@@ -136,6 +136,31 @@ static void host_own_log(void *opaque, struct dirty_own_log *log)
     atomic_store(&vm->own_log, log);
 }
 
+struct spawn_args {
+    pthread_t *thread;
+    void *(*fn)(void *);
+    void *arg;
+};
+
+static int spawn_on_worker(void *arg)
+{
+    struct spawn_args *a = arg;
+
+    return -pthread_create(a->thread, NULL, a->fn, a->arg);
+}
+
+/* The worker creates the job's thread: the main loop's sandbox has no clone, and the
+ * new thread inherits the worker's filter, which allows what a migration does. */
+static int host_spawn(void *opaque, pthread_t *thread, void *(*fn)(void *), void *arg)
+{
+    struct vm *vm = opaque;
+    struct spawn_args a = {.thread = thread, .fn = fn, .arg = arg};
+
+    if (!vm->worker_ready)
+        return -pthread_create(thread, NULL, fn, arg);
+    return event_loop_call(&vm->worker.loop, spawn_on_worker, &a);
+}
+
 static const struct migration_host_ops vm_migration_ops = {
     .memory = host_memory,
     .machine = host_machine,
@@ -152,6 +177,7 @@ static const struct migration_host_ops vm_migration_ops = {
     .slot_log_get = host_slot_log_get,
     .slot_log_clear = host_slot_log_clear,
     .own_log = host_own_log,
+    .spawn = host_spawn,
 };
 
 struct migration_host vm_migration_host(struct vm *vm)

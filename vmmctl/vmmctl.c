@@ -39,6 +39,7 @@ struct conn {
 struct ctl {
     const char *socket;
     bool json, verify;
+    const char *downtime_limit, *max_bandwidth; /* ms; MiB/s (vmm takes bytes/s) */
     const char *command;
     char **args;
     int nargs;
@@ -58,8 +59,12 @@ static void usage(FILE *out)
                  "                         progress; --verify compares the memory afterwards.\n"
                  "                         Exit 0 only when it completed (and verified clean)\n"
                  "  migrate-cancel         cancel the migration in progress\n"
-                 "  snapshot DIR           save the VM into directory DIR\n"
-                 "  query-migrate          the migration's progress or result\n"
+                 "  migrate-set-parameters [--downtime-limit MS] [--max-bandwidth MIB]\n"
+                 "                         set the next migrations' tunables\n"
+                 "  query-migrate-parameters  the tunables in force\n"
+                 "  snapshot DIR           save the VM into directory DIR (waits until it is\n"
+                 "                         written: a job query-migrate follows)\n"
+                 "  query-migrate          the migration's or snapshot's progress or result\n"
                  "  raw LINE               send LINE as it is (one JSON request) and print the\n"
                  "                         reply line; exit 0 when it is a return, 1 an error\n"
                  "\n"
@@ -67,6 +72,8 @@ static void usage(FILE *out)
                  "  -s, --api-socket PATH  vmm's control socket (required)\n"
                  "      --json             print vmm's JSON replies as they are\n"
                  "      --verify           with migrate: verify the destination's memory\n"
+                 "      --downtime-limit MS  with migrate: the downtime budget (QEMU's name)\n"
+                 "      --max-bandwidth MIB  with migrate: MiB/s at most on the stream\n"
                  "  -h, --help             show this help\n"
                  "\n"
                  "Exit status: 0 on success; 1 when vmm reports an error, cannot be reached,\n"
@@ -245,6 +252,8 @@ static int cmd_status(struct conn *c, const struct ctl *ctl)
         return EXIT_FAIL;
     if (!ctl->json && !strcmp(ctl->command, "status"))
         r = vmmctl_print_status(stdout, ret);
+    else if (!ctl->json && !strcmp(ctl->command, "query-migrate-parameters"))
+        r = vmmctl_print_migration_parameters(stdout, ret);
     else if (!ctl->json)
         r = vmmctl_print_migration(stdout, ret);
     json_object_put(ret);
@@ -277,23 +286,40 @@ static int cmd_shutdown(struct conn *c, const struct ctl *ctl)
     return 0;
 }
 
-static int cmd_snapshot(struct conn *c, const struct ctl *ctl)
-{
-    struct json_object *args = json_object_new_object(), *ret;
-
-    json_object_object_add(args, "dir", json_object_new_string(ctl->args[0]));
-    ret = conn_call(c, "snapshot", args, ctl->json);
-    if (!ret)
-        return EXIT_FAIL;
-    json_object_put(ret);
-    if (!ctl->json)
-        printf("snapshot saved in %s\n", ctl->args[0]);
-    return 0;
-}
-
 static bool migration_running(const char *status)
 {
     return !strcmp(status, "none") || !strcmp(status, "setup") || !strcmp(status, "active");
+}
+
+/* The snapshot is a job on vmm's side (query-migrate follows it): wait for its end. */
+static int cmd_snapshot(struct conn *c, const struct ctl *ctl)
+{
+    struct json_object *args = json_object_new_object(), *m;
+    const char *status = NULL, *why;
+    int none_polls = 0, ret;
+
+    json_object_object_add(args, "dir", json_object_new_string(ctl->args[0]));
+    m = conn_call(c, "snapshot", args, ctl->json);
+    while (m) {
+        json_object_put(m);
+        sleep_ms(VMMCTL_POLL_MS);
+        m = conn_call(c, "query-migrate", NULL, ctl->json);
+        status = m ? vmmctl_migration_status(m) : NULL;
+        if (!status || !migration_running(status) ||
+            (!strcmp(status, "none") && ++none_polls > VMMCTL_NONE_POLLS))
+            break;
+    }
+    if (!m)
+        return EXIT_FAIL;
+    ret = status && !strcmp(status, "completed") ? 0 : EXIT_FAIL;
+    why = ret ? vmmctl_migration_error(m) : NULL;
+    json_object_put(m);
+    if (ret)
+        return vmmctl_fail(EXIT_FAIL, "snapshot %s: %s", status ? status : "lost",
+                           why ? why : "no reason given");
+    if (!ctl->json)
+        printf("snapshot saved in %s\n", ctl->args[0]);
+    return 0;
 }
 
 /* A request as the user wrote it, for anything the commands above do not say. */
@@ -320,6 +346,59 @@ static int cmd_raw(struct conn *c, const struct ctl *ctl)
     return r;
 }
 
+/* A whole number in [0, max], or -1 with the error said. */
+static long long parse_count(const char *what, const char *s, long long max)
+{
+    char *end;
+    long long v;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (!*s || *end || errno || v < 0 || v > max) {
+        vmmctl_fail(EXIT_USAGE, "%s '%s': a whole number from 0 to %lld is needed", what, s, max);
+        return -1;
+    }
+    return v;
+}
+
+/* --downtime-limit MS and --max-bandwidth MIB as QEMU's downtime-limit (ms) and
+ * max-bandwidth (bytes/s); non-zero when one is malformed. */
+static int add_tunables(struct json_object *args, const struct ctl *ctl)
+{
+    long long v;
+
+    if (ctl->downtime_limit) {
+        v = parse_count("--downtime-limit", ctl->downtime_limit, 2000000);
+        if (v < 0)
+            return -1;
+        json_object_object_add(args, "downtime-limit", json_object_new_int64(v));
+    }
+    if (ctl->max_bandwidth) {
+        v = parse_count("--max-bandwidth", ctl->max_bandwidth, 1LL << 40);
+        if (v < 0)
+            return -1;
+        json_object_object_add(args, "max-bandwidth", json_object_new_int64(v * 1048576));
+    }
+    return 0;
+}
+
+static int cmd_set_parameters(struct conn *c, const struct ctl *ctl)
+{
+    struct json_object *args = json_object_new_object(), *ret;
+
+    if (add_tunables(args, ctl)) {
+        json_object_put(args);
+        return EXIT_USAGE;
+    }
+    ret = conn_call(c, "migrate-set-parameters", args, ctl->json);
+    if (!ret)
+        return EXIT_FAIL;
+    json_object_put(ret);
+    if (!ctl->json)
+        printf("migration parameters set\n");
+    return 0;
+}
+
 static int cmd_migrate(struct conn *c, const struct ctl *ctl)
 {
     struct json_object *args = json_object_new_object(), *m;
@@ -329,6 +408,10 @@ static int cmd_migrate(struct conn *c, const struct ctl *ctl)
 
     json_object_object_add(args, "uri", json_object_new_string(ctl->args[0]));
     json_object_object_add(args, "verify", json_object_new_boolean(ctl->verify));
+    if (add_tunables(args, ctl)) {
+        json_object_put(args);
+        return EXIT_USAGE;
+    }
     m = conn_call(c, "migrate", args, ctl->json);
     if (!m)
         return EXIT_FAIL;
@@ -366,9 +449,17 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"status", 0, ""},       {"pause", 0, ""},         {"resume", 0, ""},
-    {"shutdown", 0, ""},     {"migrate", 1, " URI"},   {"migrate-cancel", 0, ""},
-    {"snapshot", 1, " DIR"}, {"query-migrate", 0, ""}, {"raw", 1, " LINE"},
+    {"status", 0, ""},
+    {"pause", 0, ""},
+    {"resume", 0, ""},
+    {"shutdown", 0, ""},
+    {"migrate", 1, " URI"},
+    {"migrate-cancel", 0, ""},
+    {"snapshot", 1, " DIR"},
+    {"query-migrate", 0, ""},
+    {"raw", 1, " LINE"},
+    {"migrate-set-parameters", 0, ""},
+    {"query-migrate-parameters", 0, ""},
 };
 
 static int check_command(const struct ctl *ctl)
@@ -381,6 +472,11 @@ static int check_command(const struct ctl *ctl)
                                commands[i].args_usage);
         if (ctl->verify && strcmp(ctl->command, "migrate"))
             return vmmctl_fail(EXIT_USAGE, "--verify goes with migrate only");
+        if ((ctl->downtime_limit || ctl->max_bandwidth) && strcmp(ctl->command, "migrate") &&
+            strcmp(ctl->command, "migrate-set-parameters"))
+            return vmmctl_fail(EXIT_USAGE,
+                               "--downtime-limit and --max-bandwidth go with migrate and "
+                               "migrate-set-parameters only");
         return 0;
     }
     return vmmctl_fail(EXIT_USAGE, "unknown command '%s' (see --help)", ctl->command);
@@ -392,6 +488,8 @@ static int parse_args(int argc, char **argv, struct ctl *ctl)
         {"api-socket", required_argument, NULL, 's'},
         {"json", no_argument, NULL, 'j'},
         {"verify", no_argument, NULL, 'V'},
+        {"downtime-limit", required_argument, NULL, 'D'},
+        {"max-bandwidth", required_argument, NULL, 'B'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -408,6 +506,12 @@ static int parse_args(int argc, char **argv, struct ctl *ctl)
             break;
         case 'V':
             ctl->verify = true;
+            break;
+        case 'D':
+            ctl->downtime_limit = optarg;
+            break;
+        case 'B':
+            ctl->max_bandwidth = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -432,8 +536,11 @@ static int run(struct conn *c, const struct ctl *ctl)
 {
     const char *cmd = ctl->command;
 
-    if (!strcmp(cmd, "status") || !strcmp(cmd, "query-migrate"))
+    if (!strcmp(cmd, "status") || !strcmp(cmd, "query-migrate") ||
+        !strcmp(cmd, "query-migrate-parameters"))
         return cmd_status(c, ctl);
+    if (!strcmp(cmd, "migrate-set-parameters"))
+        return cmd_set_parameters(c, ctl);
     if (!strcmp(cmd, "pause"))
         return cmd_simple(c, ctl, "paused");
     if (!strcmp(cmd, "resume"))

@@ -449,3 +449,26 @@ int vmmctl_migration_result(FILE *out, struct json_object *m, bool verify)
     }
     return 0;
 }
+
+const char *vmmctl_migration_error(struct json_object *m)
+{
+    static const struct member error_member = {"error", M_STR};
+
+    if (!json_object_is_type(m, json_type_object) || !json_object_object_get_ex(m, "error", NULL) ||
+        !check_members("query-migrate", "", m, &error_member, 1))
+        return NULL;
+    return get_str(m, "error");
+}
+
+int vmmctl_print_migration_parameters(FILE *out, struct json_object *p)
+{
+    static const struct member members[] = {{"downtime-limit", M_U64}, {"max-bandwidth", M_U64}};
+
+    if (!check_members("query-migrate-parameters", "", p, members, 2))
+        return VMMCTL_EXIT_FAIL;
+    fprintf(out, "downtime-limit: %llu ms\n", (unsigned long long)get_u64(p, "downtime-limit"));
+    fprintf(out, "max-bandwidth: %llu bytes/s (%.1f MiB/s)\n",
+            (unsigned long long)get_u64(p, "max-bandwidth"),
+            (double)get_u64(p, "max-bandwidth") / 1048576.0);
+    return 0;
+}

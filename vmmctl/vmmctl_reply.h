@@ -49,5 +49,9 @@ int vmmctl_show_progress(FILE *out, struct vmmctl_progress *p, struct json_objec
 /* The summary of a finished migration and migrate's exit status: 0 when it completed
  * and, with verify, compared clean; else VMMCTL_EXIT_FAIL after one error line. */
 int vmmctl_migration_result(FILE *out, struct json_object *m, bool verify);
+/* A failed job's reason (its error member, checked), or NULL. */
+const char *vmmctl_migration_error(struct json_object *m);
+/* query-migrate-parameters' result; 0 or VMMCTL_EXIT_FAIL after an error line. */
+int vmmctl_print_migration_parameters(FILE *out, struct json_object *p);
 
 #endif

@@ -9,12 +9,23 @@
 #                for reply-timeout-ms, 30 s by default)
 #   stall        a backend stops answering in the middle of the handshake: the control
 #                socket answers, and SIGTERM ends vmm within 1 s
-#   dns          `migrate tcp:NAME:PORT` with a name that does not resolve fails with
-#                one error and the VM keeps running (before: the sandbox killed vmm
-#                when glibc's resolver called sendmmsg)
+#   dns          `migrate tcp:NAME:PORT` with a name that does not resolve (glibc's
+#                resolver asks DNS, over UDP with sendmmsg) fails with one error and the
+#                VM keeps running (before: the sandbox killed vmm), and one that does
+#                (from /etc/hosts) is connected to. In a mount namespace of its own whose
+#                resolv.conf names 127.0.0.1 (nothing listens): no query leaves the host.
 #   sandbox      every thread of a running vmm (main, vCPUs, NIC, worker) is under a
 #                seccomp filter (/proc/PID/task/*/status: Seccomp: 2)
 set -euo pipefail
+# dns: the whole test in a private mount namespace (its resolv.conf and hosts).
+if [ "${1:-}" = dns ] && [ -z "${LIVENESS_NS:-}" ]; then
+    if [ "$(id -u)" -ne 0 ] || ! command -v unshare >/dev/null; then
+        [ -z "${CI:-}" ] || { echo "FAIL: the dns case needs root and unshare under CI"; exit 1; }
+        echo "SKIP: the dns case needs root and unshare (a private /etc/resolv.conf)"
+        exit 77
+    fi
+    exec env LIVENESS_NS=1 unshare --mount --propagation private bash "$0" "$@"
+fi
 . "$(dirname "$0")/lib.sh"
 case "${1:-}" in stray-byte | stall | dns | sandbox) ;; *) fail "usage: liveness.sh stray-byte|stall|dns|sandbox" ;; esac
 ensure_guest_image
@@ -100,6 +111,17 @@ stall)
     pass "a backend stalled mid-handshake froze nothing"
     ;;
 dns)
+    printf 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n' >"$dir/resolv.conf"
+    printf '127.0.0.1 localhost\n127.0.0.1 vmm-dest.test\n' >"$dir/hosts"
+    mount --bind "$dir/resolv.conf" /etc/resolv.conf
+    mount --bind "$dir/hosts" /etc/hosts
+    # A listener for the name that resolves: it takes the connection and hangs up.
+    start_bg python3 -c 'import socket,sys
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
+print(s.getsockname()[1], flush=True)
+c, _ = s.accept(); print("connected", flush=True); c.close()' >"$dir/listener.log"
+    wait_grep "$dir/listener.log" "^[0-9]" 10 || fail "the listener did not start"
+    port=$(head -n 1 "$dir/listener.log")
     start_vmm
     rc=0
     timeout 60 "$VMMCTL" --api-socket "$dir/api" migrate "tcp:no-such-host.invalid:4444" \
@@ -108,6 +130,12 @@ dns)
     [ "$rc" -ne 0 ] || fail "migrate to a name that does not resolve succeeded"
     grep -qi "resolve\|no-such-host" "$dir/out" || fail "the error does not name the failed lookup"
     sleep 1
+    kill -0 "$VMM_PID" 2>/dev/null || { cat "$dir/vmm.log"; fail "vmm died"; }
+    rc=0
+    timeout 60 "$VMMCTL" --api-socket "$dir/api" migrate "tcp:vmm-dest.test:$port" \
+        >"$dir/out2" 2>&1 || rc=$?
+    cat "$dir/out2"
+    wait_grep "$dir/listener.log" "^connected" 10 || fail "vmm-dest.test was not connected to"
     kill -0 "$VMM_PID" 2>/dev/null || { cat "$dir/vmm.log"; fail "vmm died"; }
     status_within 2000 2
     grep -q '"running"\|running' "$dir/status" || fail "the VM is not running"

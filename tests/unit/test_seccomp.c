@@ -14,7 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ptrace.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -49,10 +53,10 @@ static void read_all(int fd, char *buf, size_t cap)
     buf[len] = '\0';
 }
 
-/* Runs body in a child confined to role (after sandbox_prepare(cfg)), with its
- * stderr captured. body returns the child's exit status. */
-static struct outcome run_confined(enum sandbox_role role, struct sandbox_config cfg,
-                                   int (*body)(void))
+/* Runs body in a child confined to role (after sandbox_prepare(cfg) and pre, which
+ * runs unconfined), with its stderr captured. body returns the child's exit status. */
+static struct outcome run_confined_after(enum sandbox_role role, struct sandbox_config cfg,
+                                         int (*pre)(void), int (*body)(void))
 {
     struct outcome o = {0};
     int err[2];
@@ -63,7 +67,7 @@ static struct outcome run_confined(enum sandbox_role role, struct sandbox_config
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
         dup2(err[1], STDERR_FILENO);
-        if (sandbox_prepare(&cfg))
+        if (sandbox_prepare(&cfg) || (pre && pre()))
             _exit(CHILD_PREPARE_FAILED);
         if (sandbox_install(role))
             _exit(CHILD_INSTALL_FAILED);
@@ -74,6 +78,12 @@ static struct outcome run_confined(enum sandbox_role role, struct sandbox_config
     close(err[0]);
     ck_assert_int_eq(waitpid(pid, &o.status, 0), pid);
     return o;
+}
+
+static struct outcome run_confined(enum sandbox_role role, struct sandbox_config cfg,
+                                   int (*body)(void))
+{
+    return run_confined_after(role, cfg, NULL, body);
 }
 
 static void assert_exited(const struct outcome *o, int want)
@@ -256,20 +266,305 @@ START_TEST(non_native_abi_is_refused)
 }
 END_TEST
 
-/* Unix sockets (vhost-user, the control socket) and TCP/IP (migration), nothing else. */
-START_TEST(main_role_allows_unix_and_ip_sockets_only)
+/* The worker: Unix sockets and TCP/IP (migration), nothing else. */
+START_TEST(worker_role_allows_unix_and_ip_sockets_only)
+{
+    struct outcome o = run_confined(SANDBOX_WORKER, test_config(-1), body_unix_socket);
+    char line[128];
+
+    ck_assert_int_eq(WEXITSTATUS(o.status), CHILD_SURVIVED);
+    o = run_confined(SANDBOX_WORKER, test_config(-1), body_inet_socket);
+    ck_assert_int_eq(WEXITSTATUS(o.status), CHILD_SURVIVED);
+    o = run_confined(SANDBOX_WORKER, test_config(-1), body_netlink_socket);
+    snprintf(line, sizeof(line),
+             "vmm: error: seccomp: forbidden system call %d (socket) in worker thread\n",
+             SYS_socket);
+    assert_refused(&o, line);
+}
+END_TEST
+
+/* The main loop makes no socket at all: the control socket listens from before. */
+START_TEST(main_role_makes_no_socket)
 {
     struct outcome o = run_confined(SANDBOX_MAIN, test_config(-1), body_unix_socket);
     char line[128];
 
-    ck_assert_int_eq(WEXITSTATUS(o.status), CHILD_SURVIVED);
-    o = run_confined(SANDBOX_MAIN, test_config(-1), body_inet_socket);
-    ck_assert_int_eq(WEXITSTATUS(o.status), CHILD_SURVIVED);
-    o = run_confined(SANDBOX_MAIN, test_config(-1), body_netlink_socket);
     snprintf(line, sizeof(line),
              "vmm: error: seccomp: forbidden system call %d (socket) in main (event loop) thread\n",
              SYS_socket);
     assert_refused(&o, line);
+}
+END_TEST
+
+/* ---- each role does its real work ---- */
+
+/* Made before the filter, as vmm makes its loops' fds: an epoll set, an eventfd, a
+ * timerfd, a listening Unix socket, a memfd (guest RAM) and a connected pair. */
+static int loop_ep = -1, loop_tfd = -1, loop_listen = -1, loop_memfd = -1, loop_pair[2] = {-1, -1};
+static pthread_mutex_t contended_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t contended_cond = PTHREAD_COND_INITIALIZER;
+static int contended_turn;
+static pthread_t contender;
+
+/* The other side of a condvar the confined thread waits on, hard. */
+static void *contend(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 2000; i++) {
+        pthread_mutex_lock(&contended_lock);
+        while (contended_turn != 1)
+            pthread_cond_wait(&contended_cond, &contended_lock);
+        contended_turn = 0;
+        pthread_cond_broadcast(&contended_cond);
+        pthread_mutex_unlock(&contended_lock);
+    }
+    return NULL;
+}
+
+static int play_condvar(void)
+{
+    for (int i = 0; i < 2000; i++) {
+        pthread_mutex_lock(&contended_lock);
+        contended_turn = 1;
+        pthread_cond_broadcast(&contended_cond);
+        while (contended_turn != 0)
+            pthread_cond_wait(&contended_cond, &contended_lock);
+        pthread_mutex_unlock(&contended_lock);
+    }
+    return pthread_join(contender, NULL) ? CHILD_CALL_FAILED : 0;
+}
+
+static int epoll_round(void)
+{
+    struct epoll_event ev = {.events = EPOLLIN}, got;
+    uint64_t v = 1;
+
+    if (epoll_ctl(loop_ep, EPOLL_CTL_ADD, vcpu_efd, &ev) ||
+        write(vcpu_efd, &v, sizeof(v)) != sizeof(v) || epoll_wait(loop_ep, &got, 1, 1000) != 1 ||
+        read(vcpu_efd, &v, sizeof(v)) != sizeof(v) ||
+        epoll_ctl(loop_ep, EPOLL_CTL_DEL, vcpu_efd, NULL))
+        return CHILD_CALL_FAILED;
+    return 0;
+}
+
+/* What the main loop does: epoll over eventfds, a client accepted, condvars. */
+static int body_main_loop_work(void)
+{
+    int c = accept4(loop_listen, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+    if (c >= 0 || errno != EAGAIN)
+        return CHILD_CALL_FAILED;
+    if (epoll_round())
+        return CHILD_CALL_FAILED;
+    return play_condvar();
+}
+
+/* What a NIC's loop does: the backend's socket (SCM_RIGHTS with guest RAM's memfd, a
+ * new request channel, a reconnect), epoll, its timers. */
+static int body_nic_loop_work(void)
+{
+    char buf[CMSG_SPACE(sizeof(int))] = {0}, byte = 0;
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = buf, .msg_controllen = sizeof(buf)};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    struct itimerspec its = {.it_value = {.tv_sec = 10}};
+    struct sockaddr_un sa = {.sun_family = AF_UNIX, .sun_path = "/nonexistent/vmm.sock"};
+    int chan[2], s;
+
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &loop_memfd, sizeof(int));
+    if (sendmsg(loop_pair[0], &mh, 0) != 1 || recvmsg(loop_pair[1], &mh, MSG_CMSG_CLOEXEC) != 1)
+        return CHILD_CALL_FAILED;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, chan))
+        return CHILD_CALL_FAILED;
+    s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno != ENOENT)
+        return CHILD_CALL_FAILED;
+    if (timerfd_settime(loop_tfd, 0, &its, NULL) || epoll_round())
+        return CHILD_CALL_FAILED;
+    close(s);
+    close(chan[0]);
+    close(chan[1]);
+    return 0;
+}
+
+/* What the worker does beyond a NIC: threads (a vCPU's, a migration's), files. */
+static void *nothing(void *arg)
+{
+    return arg;
+}
+
+static int body_worker_work(void)
+{
+    char path[] = "/tmp/vmm-seccomp-XXXXXX";
+    pthread_t t;
+    int fd;
+
+    if (pthread_create(&t, NULL, nothing, NULL) || pthread_join(t, NULL))
+        return CHILD_CALL_FAILED;
+    fd = mkstemp(path);
+    if (fd < 0)
+        return CHILD_CALL_FAILED;
+    close(fd);
+    unlink(path);
+    return 0;
+}
+
+static void loop_fds_open(void)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+    loop_ep = epoll_create1(EPOLL_CLOEXEC);
+    loop_tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    loop_memfd = memfd_create("guest-ram", MFD_CLOEXEC);
+    loop_listen = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    ck_assert_int_ge(loop_ep, 0);
+    ck_assert_int_ge(loop_tfd, 0);
+    ck_assert_int_ge(loop_memfd, 0);
+    ck_assert_int_ge(loop_listen, 0);
+    /* An abstract address: nothing on disk. */
+    snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "vmm-seccomp-%d", getpid());
+    ck_assert_int_eq(bind(loop_listen, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(loop_listen, 1), 0);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, loop_pair), 0);
+    contended_turn = 0;
+}
+
+static void loop_fds_close(void)
+{
+    int *fds[] = {&loop_ep, &loop_tfd, &loop_listen, &loop_memfd, &loop_pair[0], &loop_pair[1]};
+
+    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+        close(*fds[i]);
+        *fds[i] = -1;
+    }
+}
+
+/* The contender starts before the filter (unconfined: only the thread under test
+ * is), as vmm's threads exist before the main loop confines itself. */
+static int start_contender(void)
+{
+    return pthread_create(&contender, NULL, contend, NULL) ? CHILD_CALL_FAILED : 0;
+}
+
+/* The contender runs unconfined in the child: only the thread under test is. */
+static int body_main_loop_with_contender(void)
+{
+    return body_main_loop_work();
+}
+
+START_TEST(main_role_runs_the_loops_work)
+{
+    struct outcome o;
+
+    loop_fds_open();
+    o = run_confined_after(SANDBOX_MAIN, test_config(-1), start_contender,
+                           body_main_loop_with_contender);
+    loop_fds_close();
+    assert_exited(&o, 0);
+    ck_assert_str_eq(o.text, "");
+}
+END_TEST
+
+START_TEST(net_role_runs_a_nics_work)
+{
+    struct outcome o;
+
+    loop_fds_open();
+    o = run_confined(SANDBOX_NET, test_config(-1), body_nic_loop_work);
+    loop_fds_close();
+    assert_exited(&o, 0);
+    ck_assert_str_eq(o.text, "");
+}
+END_TEST
+
+/* glibc's first pthread_create in a process sets a signal handler up: vmm's main
+ * thread starts its threads before any filter, so the worker's are never its first. */
+static int first_thread(void)
+{
+    pthread_t t;
+
+    return pthread_create(&t, NULL, nothing, NULL) || pthread_join(t, NULL) ? CHILD_CALL_FAILED : 0;
+}
+
+START_TEST(worker_role_starts_threads_and_writes_files)
+{
+    struct outcome o =
+        run_confined_after(SANDBOX_WORKER, test_config(-1), first_thread, body_worker_work);
+
+    assert_exited(&o, 0);
+    ck_assert_str_eq(o.text, "");
+}
+END_TEST
+
+/* ---- what no role may do ---- */
+
+#ifndef VMM_SANITIZE
+static int body_ptrace(void)
+{
+    ptrace(PTRACE_TRACEME, 0, NULL, NULL);
+    return CHILD_SURVIVED;
+}
+
+static int body_fork(void)
+{
+    pid_t pid = fork();
+
+    if (pid == 0)
+        _exit(0);
+    return CHILD_SURVIVED;
+}
+
+static int body_open_new_file(void)
+{
+    char path[64];
+    int fd;
+
+    snprintf(path, sizeof(path), "/tmp/vmm-seccomp-new-%d", getpid());
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        close(fd);
+        unlink(path);
+    }
+    return CHILD_SURVIVED;
+}
+#endif
+
+static const char *const role_words[SANDBOX_NR_ROLES] = {
+    [SANDBOX_VCPU] = "vCPU",
+    [SANDBOX_MAIN] = "main (event loop)",
+    [SANDBOX_NET] = "NIC",
+    [SANDBOX_WORKER] = "worker",
+};
+
+static void expect_refused(enum sandbox_role role, int (*body)(void), int nr, const char *name)
+{
+    struct outcome o = run_confined(role, test_config(-1), body);
+    char line[160];
+
+    snprintf(line, sizeof(line),
+             "vmm: error: seccomp: forbidden system call %d (%s) in %s thread\n", nr, name,
+             role_words[role]);
+    assert_refused(&o, line);
+}
+
+/* execve, ptrace and fork for every role; opening a new file for all but the worker
+ * (snapshots). The sanitized build's runtime needs ptrace, clone and open for its
+ * own reports (README, Sandbox): those refusals are checked in the plain build. */
+START_TEST(every_role_refuses_exec_ptrace_fork_and_new_files)
+{
+    for (int r = 0; r < SANDBOX_NR_ROLES; r++) {
+        expect_refused((enum sandbox_role)r, body_execve, SYS_execve, "execve");
+#ifndef VMM_SANITIZE
+        expect_refused((enum sandbox_role)r, body_ptrace, SYS_ptrace, "ptrace");
+        expect_refused((enum sandbox_role)r, body_fork, SYS_clone, "clone");
+        if (r != SANDBOX_WORKER)
+            expect_refused((enum sandbox_role)r, body_open_new_file, SYS_openat, "openat");
+#endif
+    }
 }
 END_TEST
 
@@ -333,7 +628,12 @@ static Suite *seccomp_suite(void)
     tcase_add_test(tc, ioctl_outside_the_request_list_is_refused);
     tcase_add_test(tc, terminal_restore_passes_the_vcpu_filter);
     tcase_add_test(tc, non_native_abi_is_refused);
-    tcase_add_test(tc, main_role_allows_unix_and_ip_sockets_only);
+    tcase_add_test(tc, worker_role_allows_unix_and_ip_sockets_only);
+    tcase_add_test(tc, main_role_makes_no_socket);
+    tcase_add_test(tc, main_role_runs_the_loops_work);
+    tcase_add_test(tc, net_role_runs_a_nics_work);
+    tcase_add_test(tc, worker_role_starts_threads_and_writes_files);
+    tcase_add_test(tc, every_role_refuses_exec_ptrace_fork_and_new_files);
     tcase_add_test(tc, filter_confines_only_its_thread);
     tcase_add_test(tc, install_needs_prepare);
     suite_add_tcase(s, tc);
