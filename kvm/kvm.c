@@ -21,13 +21,26 @@ static int kvm_ioctl_err(const char *name)
     return -err;
 }
 
+/* A new VM replaces the old one under the same fd number: the seccomp filters,
+ * built once, allow interrupt ioctls on that number only. */
 int kvm_create_vm(struct kvm *kvm)
 {
-    if (kvm->vm_fd >= 0)
-        close(kvm->vm_fd);
-    kvm->vm_fd = ioctl(kvm->sys_fd, KVM_CREATE_VM, 0);
-    if (kvm->vm_fd < 0)
+    int fd = ioctl(kvm->sys_fd, KVM_CREATE_VM, 0);
+
+    if (fd < 0)
         return kvm_ioctl_err("KVM_CREATE_VM");
+    if (kvm->vm_fd < 0) {
+        kvm->vm_fd = fd;
+        return 0;
+    }
+    if (dup3(fd, kvm->vm_fd, O_CLOEXEC) < 0) {
+        int ret = -errno;
+
+        close(fd);
+        pr_err("cannot put the new VM at fd %d: %s", kvm->vm_fd, strerror(-ret));
+        return ret;
+    }
+    close(fd);
     return 0;
 }
 

@@ -198,6 +198,23 @@ static int allow_arg_values(scmp_filter_ctx ctx, int nr, unsigned arg, const uns
     return 0;
 }
 
+/* KVM ioctls on vmm's VM only: with the fd number fixed (a reboot's new VM takes
+ * the old one's number), a thread cannot reach another VM or /dev/kvm itself. */
+static int allow_kvm_ioctls(scmp_filter_ctx ctx, const struct sandbox_config *cfg,
+                            const unsigned long *requests, size_t n)
+{
+    if (cfg->kvm_vm_fd < 0)
+        return allow_arg_values(ctx, SCMP_SYS(ioctl), 1, requests, n);
+    for (size_t i = 0; i < n; i++) {
+        int ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 2,
+                                   ARG32_EQ(0, cfg->kvm_vm_fd), ARG32_EQ(1, requests[i]));
+
+        if (ret)
+            return ret;
+    }
+    return 0;
+}
+
 /* Memory for malloc, never executable. */
 static int allow_mappings(scmp_filter_ctx ctx)
 {
@@ -207,7 +224,7 @@ static int allow_mappings(scmp_filter_ctx ctx)
     return ret ? ret : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1, no_exec);
 }
 
-static int add_common(scmp_filter_ctx ctx)
+static int add_common(scmp_filter_ctx ctx, const struct sandbox_config *cfg)
 {
     const unsigned long abort_sig[] = {SIGABRT};
     int ret = allow_calls(ctx, common_calls, ARRAY_SIZE(common_calls));
@@ -215,7 +232,7 @@ static int add_common(scmp_filter_ctx ctx)
     if (!ret)
         ret = allow_mappings(ctx);
     if (!ret)
-        ret = allow_arg_values(ctx, SCMP_SYS(ioctl), 1, common_ioctls, ARRAY_SIZE(common_ioctls));
+        ret = allow_kvm_ioctls(ctx, cfg, common_ioctls, ARRAY_SIZE(common_ioctls));
     if (!ret)
         ret = allow_arg_values(ctx, SCMP_SYS(tgkill), 2, abort_sig, 1);
 #ifdef VMM_SANITIZE
@@ -381,7 +398,7 @@ static int build_program(enum sandbox_role role, const struct sandbox_config *cf
     /* A 32-bit (int 0x80) or x32 call is forbidden too, and reported the same way. */
     ret = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_TRAP);
     if (!ret)
-        ret = add_common(ctx);
+        ret = add_common(ctx, cfg);
     if (!ret)
         ret = add_role(ctx, role, cfg);
     if (!ret)

@@ -20,6 +20,10 @@ struct sandbox_config {
     int kick_signal; /* the main thread may send it to the vCPU threads */
     int tty_fd;      /* a terminal set back to `tty` after a forbidden call, or -1 */
     struct termios tty;
+    /* The KVM VM's fd: the only one the interrupt ioctls (IRQ_LINE, IRQFD, IOEVENTFD,
+     * SET_GSI_ROUTING, SIGNAL_MSI) may go to from the main loop, a vCPU or a NIC.
+     * -1: any fd (tests without KVM). */
+    int kvm_vm_fd;
 };
 
 /* Builds every role's filter and installs the SIGSYS handler that reports a

@@ -865,6 +865,7 @@ static int vm_sandbox_prepare(struct vm *vm)
         .kick_signal = VCPU_KICK_SIGNAL,
         .tty_fd = vm->console.raw_set ? vm->console.in_fd : -1,
         .tty = vm->console.saved,
+        .kvm_vm_fd = vm->kvm.vm_fd,
     };
     int ret = sandbox_prepare(&cfg);
 

@@ -40,7 +40,7 @@ struct outcome {
 static struct sandbox_config test_config(int tty_fd)
 {
     return (struct sandbox_config){
-        .exit_status = FORBIDDEN_STATUS, .kick_signal = SIGUSR1, .tty_fd = tty_fd};
+        .exit_status = FORBIDDEN_STATUS, .kick_signal = SIGUSR1, .tty_fd = tty_fd, .kvm_vm_fd = -1};
 }
 
 static void read_all(int fd, char *buf, size_t cap)
@@ -500,6 +500,50 @@ START_TEST(worker_role_starts_threads_and_writes_files)
 }
 END_TEST
 
+/* The interrupt ioctls go to vmm's VM fd only: on it the filter lets them through (an
+ * eventfd stands in: ENOTTY), on any other fd they are refused. */
+static int body_irq_line_on_the_vm_fd(void)
+{
+    struct kvm_irq_level line = {0};
+
+    return ioctl(vcpu_efd, KVM_IRQ_LINE, &line) == 0 || errno != ENOTTY ? CHILD_CALL_FAILED : 0;
+}
+
+static int body_irq_line_elsewhere(void)
+{
+    struct kvm_irq_level line = {0};
+
+    ioctl(loop_ep, KVM_IRQ_LINE, &line);
+    return CHILD_SURVIVED;
+}
+
+START_TEST(kvm_ioctls_only_on_the_vms_fd)
+{
+    struct sandbox_config cfg = test_config(-1);
+    struct outcome o;
+    char line[160];
+
+    loop_fds_open();
+    cfg.kvm_vm_fd = vcpu_efd;
+    for (int r = 0; r < SANDBOX_NR_ROLES; r++) {
+        if (r == SANDBOX_WORKER)
+            continue; /* it builds VMs: every KVM ioctl, any fd */
+        o = run_confined((enum sandbox_role)r, cfg, body_irq_line_on_the_vm_fd);
+        assert_exited(&o, 0);
+        o = run_confined((enum sandbox_role)r, cfg, body_irq_line_elsewhere);
+        snprintf(line, sizeof(line),
+                 "vmm: error: seccomp: forbidden system call %d (ioctl) in %s "
+                 "thread\n",
+                 SYS_ioctl,
+                 r == SANDBOX_VCPU  ? "vCPU"
+                 : r == SANDBOX_NET ? "NIC"
+                                    : "main (event loop)");
+        assert_refused(&o, line);
+    }
+    loop_fds_close();
+}
+END_TEST
+
 /* ---- what no role may do ---- */
 
 #ifndef VMM_SANITIZE
@@ -634,6 +678,7 @@ static Suite *seccomp_suite(void)
     tcase_add_test(tc, net_role_runs_a_nics_work);
     tcase_add_test(tc, worker_role_starts_threads_and_writes_files);
     tcase_add_test(tc, every_role_refuses_exec_ptrace_fork_and_new_files);
+    tcase_add_test(tc, kvm_ioctls_only_on_the_vms_fd);
     tcase_add_test(tc, filter_confines_only_its_thread);
     tcase_add_test(tc, install_needs_prepare);
     suite_add_tcase(s, tc);
