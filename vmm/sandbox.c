@@ -115,6 +115,7 @@ static const int worker_calls[] = {
     SCMP_SYS(sched_getaffinity),
     SCMP_SYS(sched_yield),
     SCMP_SYS(uname),
+    SCMP_SYS(dup3), /* a reboot's new VM takes the old one's fd number */
 };
 
 #ifdef VMM_SANITIZE
@@ -160,7 +161,8 @@ static const int net_calls[] = {
     SCMP_SYS(clock_nanosleep),
 };
 
-static const unsigned long net_fcntls[] = {F_GETFL, F_SETFL, F_GETFD, F_SETFD};
+/* F_DUPFD_CLOEXEC: a NIC keeps migration's dirty log for a backend that comes back. */
+static const unsigned long net_fcntls[] = {F_GETFL, F_SETFL, F_GETFD, F_SETFD, F_DUPFD_CLOEXEC};
 
 static const char *const role_names[SANDBOX_NR_ROLES] = {
     [SANDBOX_VCPU] = "vCPU",
