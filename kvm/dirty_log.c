@@ -27,12 +27,8 @@ int kvm_get_dirty_log(struct kvm *kvm, uint32_t slot, uint64_t *bitmap)
 {
     struct kvm_dirty_log log = {.slot = slot, .dirty_bitmap = bitmap};
 
-    if (ioctl(kvm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {
-        int err = errno;
-
-        pr_err("kvm: KVM_GET_DIRTY_LOG of slot %u failed: %s", slot, strerror(err));
-        return -err;
-    }
+    if (ioctl(kvm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
+        return kvm_ioctl_failed("KVM_GET_DIRTY_LOG of slot %u", slot);
     return 0;
 }
 
@@ -45,11 +41,7 @@ int kvm_clear_dirty_log(struct kvm *kvm, uint32_t slot, uint64_t npages, uint64_
         .dirty_bitmap = bitmap,
     };
 
-    if (ioctl(kvm->vm_fd, KVM_CLEAR_DIRTY_LOG, &clear) < 0) {
-        int err = errno;
-
-        pr_err("kvm: KVM_CLEAR_DIRTY_LOG of slot %u failed: %s", slot, strerror(err));
-        return -err;
-    }
+    if (ioctl(kvm->vm_fd, KVM_CLEAR_DIRTY_LOG, &clear) < 0)
+        return kvm_ioctl_failed("KVM_CLEAR_DIRTY_LOG of slot %u", slot);
     return 0;
 }

@@ -65,10 +65,7 @@ static int kvm_irq_routing_commit(struct kvm_irq_routing_table *t)
         return -ENOMEM;
     r->nr = add_irqchip_routes(r->entries);
     r->nr += add_msi_routes(t, r->entries + r->nr);
-    if (ioctl(t->kvm->vm_fd, KVM_SET_GSI_ROUTING, r) < 0) {
-        ret = -errno;
-        pr_err("kvm: KVM_SET_GSI_ROUTING failed: %s", strerror(errno));
-    }
+    ret = kvm_fd_ioctl(t->kvm->vm_fd, KVM_SET_GSI_ROUTING, r, "KVM_SET_GSI_ROUTING");
     free(r);
     return ret;
 }
@@ -142,11 +139,5 @@ int kvm_signal_msi(struct kvm *kvm, uint64_t addr, uint32_t data)
     struct kvm_msi msi = {
         .address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32), .data = data};
 
-    if (ioctl(kvm->vm_fd, KVM_SIGNAL_MSI, &msi) < 0) {
-        int err = errno;
-
-        pr_err("kvm: KVM_SIGNAL_MSI failed: %s", strerror(err));
-        return -err;
-    }
-    return 0;
+    return kvm_fd_ioctl(kvm->vm_fd, KVM_SIGNAL_MSI, &msi, "KVM_SIGNAL_MSI");
 }

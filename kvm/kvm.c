@@ -3,6 +3,8 @@
 #include "../common/log.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <stdlib.h>
@@ -13,12 +15,27 @@
 #define KVM_EXPECTED_API 12
 #define KVM_CPUID_MAX_ENTRIES 256
 
-static int kvm_ioctl_err(const char *name)
+int kvm_ioctl_failed(const char *fmt, ...)
 {
     int err = errno;
+    char what[160];
+    va_list ap;
 
-    pr_err("kvm: %s failed: %s", name, strerror(err));
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    pr_err("kvm: %s failed: %s", what, strerror(err));
     return -err;
+}
+
+int kvm_fd_ioctl(int fd, unsigned long req, const void *arg, const char *name)
+{
+    return ioctl(fd, req, arg) < 0 ? kvm_ioctl_failed("%s", name) : 0;
+}
+
+static int kvm_ioctl_err(const char *name)
+{
+    return kvm_ioctl_failed("%s", name);
 }
 
 /* A new VM replaces the old one under the same fd number: the seccomp filters,

@@ -56,4 +56,10 @@ int kvm_get_supported_cpuid(struct kvm *kvm, struct kvm_cpuid2 **out);
 /* True when /dev/kvm is PVM, where guest kernel code is emulated. */
 bool kvm_host_is_pvm(void);
 
+/* The one way kvm/ reports a failed ioctl: one line "kvm: <what> failed: <errno's
+ * text>", what printf-formatted; returns -errno, read before anything else runs. */
+int kvm_ioctl_failed(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* ioctl(fd, req, arg): 0, or kvm_ioctl_failed's line naming the request. */
+int kvm_fd_ioctl(int fd, unsigned long req, const void *arg, const char *name);
+
 #endif

@@ -11,13 +11,7 @@
 
 static int vcpu_ioctl(struct kvm_vcpu *vcpu, unsigned long req, const void *arg, const char *name)
 {
-    if (ioctl(vcpu->fd, req, arg) < 0) {
-        int err = errno;
-
-        pr_err("kvm: vcpu%d: %s failed: %s", vcpu->index, name, strerror(err));
-        return -err;
-    }
-    return 0;
+    return ioctl(vcpu->fd, req, arg) < 0 ? kvm_ioctl_failed("vcpu%d: %s", vcpu->index, name) : 0;
 }
 
 int kvm_vcpu_create(struct kvm *kvm, int index, struct kvm_vcpu *vcpu)
@@ -27,11 +21,8 @@ int kvm_vcpu_create(struct kvm *kvm, int index, struct kvm_vcpu *vcpu)
     vcpu->kvm = kvm;
     vcpu->index = index;
     vcpu->fd = ioctl(kvm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
-    if (vcpu->fd < 0) {
-        ret = -errno;
-        pr_err("kvm: KVM_CREATE_VCPU %d failed: %s", index, strerror(errno));
-        return ret;
-    }
+    if (vcpu->fd < 0)
+        return kvm_ioctl_failed("KVM_CREATE_VCPU %d", index);
     vcpu->run_size = kvm->vcpu_mmap_size;
     vcpu->run = mmap(NULL, vcpu->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
     if (vcpu->run == MAP_FAILED) {

@@ -69,13 +69,9 @@ static const uint32_t listed_msrs[] = {
 static const uint32_t fixed_mtrrs[] = {0x250, 0x258, 0x259, 0x268, 0x269, 0x26a,
                                        0x26b, 0x26c, 0x26d, 0x26e, 0x26f};
 
-/* Logs the failed ioctl with errno and returns -errno. */
 static int vcpu_ioctl_err(struct kvm_vcpu *vcpu, const char *name)
 {
-    int err = errno;
-
-    pr_err("kvm: vcpu%d: %s failed: %s", vcpu->index, name, strerror(err));
-    return -err;
+    return kvm_ioctl_failed("vcpu%d: %s", vcpu->index, name);
 }
 
 static int vcpu_ioctl(struct kvm_vcpu *vcpu, unsigned long req, void *arg, const char *name)
@@ -141,22 +137,17 @@ static int vcpu_msr_index_list(struct kvm_vcpu *vcpu, struct kvm_msr_list **out)
     struct kvm_msr_list probe = {.nmsrs = 0}, *list;
 
     /* The first call fails with E2BIG and tells the count. */
-    if (ioctl(vcpu->kvm->sys_fd, KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG) {
-        int err = errno;
-
-        pr_err("kvm: KVM_GET_MSR_INDEX_LIST failed: %s", strerror(err));
-        return -err;
-    }
+    if (ioctl(vcpu->kvm->sys_fd, KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG)
+        return kvm_ioctl_failed("KVM_GET_MSR_INDEX_LIST");
     list = calloc(1, sizeof(*list) + probe.nmsrs * sizeof(list->indices[0]));
     if (!list)
         return -ENOMEM;
     list->nmsrs = probe.nmsrs;
     if (ioctl(vcpu->kvm->sys_fd, KVM_GET_MSR_INDEX_LIST, list) < 0) {
-        int err = errno;
+        int ret = kvm_ioctl_failed("KVM_GET_MSR_INDEX_LIST");
 
-        pr_err("kvm: KVM_GET_MSR_INDEX_LIST failed: %s", strerror(err));
         free(list);
-        return -err;
+        return ret;
     }
     *out = list;
     return 0;

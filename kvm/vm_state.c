@@ -18,13 +18,7 @@ static const char *const chip_names[KVM_VM_STATE_NCHIPS] = {"PIC master", "PIC s
 
 static int vm_ioctl(struct kvm *kvm, unsigned long req, void *arg, const char *name)
 {
-    if (ioctl(kvm->vm_fd, req, arg) < 0) {
-        int err = errno;
-
-        pr_err("kvm: %s failed: %s", name, strerror(err));
-        return -err;
-    }
-    return 0;
+    return kvm_fd_ioctl(kvm->vm_fd, req, arg, name);
 }
 
 uint32_t kvm_vm_state_host_parts(struct kvm *kvm)
