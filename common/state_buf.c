@@ -37,3 +37,12 @@ int state_get(struct state_reader *r, void *out, size_t len)
     r->off += len;
     return 0;
 }
+
+int state_take(struct state_reader *r, size_t len, const uint8_t **p)
+{
+    if (len > r->len - r->off)
+        return -EINVAL;
+    *p = r->data + r->off;
+    r->off += len;
+    return 0;
+}

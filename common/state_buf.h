@@ -30,6 +30,8 @@ static inline struct state_reader state_reader_init(const uint8_t *data, size_t 
 }
 
 int state_get(struct state_reader *r, void *out, size_t len);
+/* Points *p at the next len bytes, without copying (a section read whole later). */
+int state_take(struct state_reader *r, size_t len, const uint8_t **p);
 /* True when every byte was consumed: trailing bytes mean a format mismatch. */
 static inline bool state_reader_done(const struct state_reader *r)
 {

@@ -114,16 +114,20 @@ static int net_check_loaded(struct virtio_net *net, const struct net_state *st, 
 int net_load(struct virtio_device *vdev, const uint8_t *data, size_t len)
 {
     struct virtio_net *net = to_net(vdev);
+    struct state_reader r = state_reader_init(data, len);
+    uint16_t bases[VIRTIO_MAX_QUEUES] = {0};
     struct net_state st;
     int ret;
 
-    if (len < sizeof(st)) {
+    if (state_get(&r, &st, sizeof(st))) {
         pr_err("%s: saved NIC state has %zu bytes, expected at least %zu", vdev->id, len,
                sizeof(st));
         return -EINVAL;
     }
-    memcpy(&st, data, sizeof(st));
     ret = net_check_loaded(net, &st, len);
+    /* The ring bases follow, one per data queue: what the header announced, no more. */
+    if (!ret && (state_get(&r, bases, 4 * (size_t)st.queue_pairs) || !state_reader_done(&r)))
+        ret = -EINVAL;
     if (ret)
         return ret;
     if (net->phase == NET_RUNNING || net->phase == NET_STOPPED) {
@@ -143,8 +147,7 @@ int net_load(struct virtio_device *vdev, const uint8_t *data, size_t len)
     net->active_pairs = st.active_pairs;
     net->ctrl_vq.last_avail = st.ctrl_last_avail;
     net->ctrl_vq.used_idx = st.ctrl_used_idx;
-    memset(net->ring_base, 0, sizeof(net->ring_base));
-    memcpy(net->ring_base, data + sizeof(st), 4 * (size_t)st.queue_pairs);
+    memcpy(net->ring_base, bases, sizeof(net->ring_base));
     net->phase = st.started ? NET_LOADED : NET_IDLE;
     return 0;
 }

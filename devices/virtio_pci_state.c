@@ -152,16 +152,6 @@ int vp_caps_save(struct device *dev, struct state_buf *out)
     return ret;
 }
 
-/* Points *p at the next len bytes of r. */
-static int state_take(struct state_reader *r, size_t len, const uint8_t **p)
-{
-    if (len > r->len - r->off)
-        return -EINVAL;
-    *p = r->data + r->off;
-    r->off += len;
-    return 0;
-}
-
 static int parse_header(struct virtio_pci *vp, struct state_reader *r, struct vp_state_header *h)
 {
     const char *id = vp->vdev->id;
