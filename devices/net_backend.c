@@ -101,6 +101,23 @@ static int send_mem_table(struct virtio_net *net)
     return n < 0 ? n : vhost_user_update_mem(&net->conn, regions, (unsigned)n);
 }
 
+/* On the NIC's loop, while a migrated guest's RAM is still arriving: the backend maps
+ * it now, not after the source stopped (a backend maps all of guest RAM on
+ * SET_MEM_TABLE: seconds for a large guest under emulation). The start that follows
+ * finds it held and sends nothing more. */
+static void prepare_memory_job(void *arg)
+{
+    struct virtio_net *net = arg;
+
+    if (net->connected)
+        net_failed(net, send_mem_table(net), "SET_MEM_TABLE ahead of the migrated guest");
+}
+
+int virtio_net_prepare_memory(struct virtio_net *net)
+{
+    return event_loop_post(net->vdev.loop, prepare_memory_job, net);
+}
+
 static uint64_t net_backend_features(const struct virtio_net *net)
 {
     uint64_t f = virtio_net_backend_features(net->vdev.acked_features, net->conn.features);

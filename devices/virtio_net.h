@@ -126,6 +126,10 @@ int virtio_net_init(struct virtio_net *net, const char *id, const struct virtio_
 int virtio_net_start_link(struct virtio_net *net, void (*done)(void *arg, int ret), void *arg);
 /* On the NIC's loop, or once it has stopped. */
 void virtio_net_destroy(struct virtio_net *net);
+/* A migration's destination, from any thread: the backend gets guest RAM's table
+ * now, while the stream is still arriving, so the start from the migrated state
+ * (after the source stopped) need not wait for it to map the memory. */
+int virtio_net_prepare_memory(struct virtio_net *net);
 /* From any thread: shuts the backend's sockets down, so that whatever waits on them
  * on the NIC's loop returns at once (vmm exiting while a backend stalls). */
 void virtio_net_abort(struct virtio_net *net);

@@ -534,6 +534,36 @@ static bool region_in(const struct vhost_user_mem_region *r,
     return false;
 }
 
+/* The same table the back-end holds already (on this connection, since no reset):
+ * nothing to send. A back-end maps it again on each SET_MEM_TABLE, which costs seconds
+ * for a large guest under emulation; a migration's destination sends it early. */
+static bool table_held(const struct vhost_user_conn *c, const struct vhost_user_mem_region *regions,
+                       unsigned nregions)
+{
+    if (c->nmem_held != nregions)
+        return false;
+    for (unsigned i = 0; i < nregions; i++)
+        if (!region_in(&regions[i], c->mem_held, c->nmem_held))
+            return false;
+    return true;
+}
+
+static int update_mem_table(struct vhost_user_conn *c, const struct vhost_user_mem_region *regions,
+                            unsigned nregions)
+{
+    int r;
+
+    if (nregions && table_held(c, regions, nregions))
+        return 0;
+    r = vhost_user_set_mem_table(c, regions, nregions);
+    c->nmem_held = 0;
+    for (unsigned i = 0; !r && i < nregions && i < VHOST_USER_MAX_REGIONS; i++) {
+        c->mem_held[c->nmem_held] = regions[i];
+        c->mem_held[c->nmem_held++].fd = -1;
+    }
+    return r;
+}
+
 /* REM_MEM_REG for each held region not in regions; the table follows what was acked. */
 static int remove_stale_regions(struct vhost_user_conn *c,
                                 const struct vhost_user_mem_region *regions, unsigned nregions)
@@ -559,7 +589,7 @@ int vhost_user_update_mem(struct vhost_user_conn *c, const struct vhost_user_mem
     int r;
 
     if (!(c->protocol_features & (1ULL << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS)))
-        return vhost_user_set_mem_table(c, regions, nregions);
+        return update_mem_table(c, regions, nregions);
     if (nregions > c->max_mem_slots || nregions > VHOST_USER_MAX_REGIONS) {
         pr_err("vhost-user: %u memory regions, the back-end has %" PRIu64 " memory slots", nregions,
                c->max_mem_slots);

@@ -142,7 +142,8 @@ struct vhost_user_conn {
     uint64_t protocol_features;         /* negotiated by SET_PROTOCOL_FEATURES */
     uint64_t max_queues;                /* GET_QUEUE_NUM, 1 without MQ */
     uint64_t max_mem_slots;             /* GET_MAX_MEM_SLOTS, with CONFIGURE_MEM_SLOTS */
-    /* With CONFIGURE_MEM_SLOTS: the regions the back-end holds (ADD_MEM_REG'd, fd -1). */
+    /* The regions the back-end holds (ADD_MEM_REG'd, or the last SET_MEM_TABLE acked;
+     * fd -1): vhost_user_update_mem sends only what differs. 0 after a reset. */
     struct vhost_user_mem_region mem_held[VHOST_USER_MAX_REGIONS];
     unsigned nmem_held;
     unsigned timeout_ms; /* bound on every wait for the peer */
@@ -293,10 +294,11 @@ int vhost_user_add_mem_reg(struct vhost_user_conn *c, const struct vhost_user_me
 /* region->fd is ignored: the spec says no fd is sent. */
 int vhost_user_rem_mem_reg(struct vhost_user_conn *c, const struct vhost_user_mem_region *region);
 /*
- * Gives the back-end the guest's memory: SET_MEM_TABLE, or with CONFIGURE_MEM_SLOTS
- * REM_MEM_REG for each region it holds that is not in regions, then ADD_MEM_REG for
- * each one it does not hold yet (regions match by guest address, user address and
- * size, as in QEMU). -ENOSPC when the back-end has fewer slots than regions.
+ * Gives the back-end the guest's memory: SET_MEM_TABLE (none when it holds this very
+ * table already on this connection), or with CONFIGURE_MEM_SLOTS REM_MEM_REG for each
+ * region it holds that is not in regions, then ADD_MEM_REG for each one it does not
+ * hold yet (regions match by guest address, user address and size, as in QEMU).
+ * -ENOSPC when the back-end has fewer slots than regions.
  */
 int vhost_user_update_mem(struct vhost_user_conn *c, const struct vhost_user_mem_region *regions,
                           unsigned nregions);

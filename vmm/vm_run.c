@@ -216,9 +216,12 @@ static void vm_launch(struct vm *vm)
 /* Every NIC has its first backend: the guest arrives (migration, snapshot) or boots. */
 static void vm_nets_ready(struct vm *vm)
 {
-    if (vm->opts->incoming || vm->opts->restore)
+    if (vm->opts->incoming || vm->opts->restore) {
+        for (unsigned i = 0; i < vm->opts->nnets; i++)
+            if (virtio_net_prepare_memory(&vm->nets[i].net))
+                pr_debug("%s: the memory table waits for the start", vm->nets[i].id);
         vm_post_to_worker(vm, VM_PHASE_RECEIVING, vm_receive_job);
-    else
+    } else
         vm_launch(vm);
 }
 

@@ -1775,12 +1775,13 @@ static int be_base(const struct be_log *log, unsigned q)
 }
 
 /* Each data ring started once, from bases[q]: NUM, ADDR, BASE, KICK and CALL with
- * their fds, and the enables for the active pairs. */
+ * their fds, and the enables for the active pairs; the memory table tables times
+ * (none to a backend that holds it already on this connection). */
 static void expect_rings_started(const struct be_log *log, const uint16_t *bases,
-                                 unsigned active_pairs)
+                                 unsigned active_pairs, int tables)
 {
     ck_assert_int_eq(be_count(log, VHOST_USER_SET_FEATURES), 1);
-    ck_assert_int_eq(be_count(log, VHOST_USER_SET_MEM_TABLE), 1);
+    ck_assert_int_eq(be_count(log, VHOST_USER_SET_MEM_TABLE), tables);
     ck_assert_int_eq(be_count(log, VHOST_USER_SET_VRING_NUM), MG_RINGS);
     ck_assert_int_eq(be_count(log, VHOST_USER_SET_VRING_ADDR), MG_RINGS);
     ck_assert_int_eq(be_count(log, VHOST_USER_SET_VRING_KICK), MG_RINGS);
@@ -2012,7 +2013,7 @@ START_TEST(mig_restart_runs_the_rings_from_their_bases)
     be_reply_barriers(MG_RINGS);
     ck_assert_int_eq(cq_net.vdev.ops->restart(&cq_net.vdev), 0);
     be_collect(&log);
-    expect_rings_started(&log, bases, 1);
+    expect_rings_started(&log, bases, 1, 0); /* the same backend holds the table */
     ck_assert_int_ne(cq_net.phase, NET_STOPPED);
     ck_assert(mg_watched(cq_net.vdev.queues[CQ_INDEX].kick_fd));
     for (unsigned q = 0; q < MG_RINGS; q++)
@@ -2119,7 +2120,7 @@ START_TEST(mig_round_trip_starts_where_the_source_stopped)
     ck_assert_int_eq(cq_net.vdev.ops->start_loaded(&cq_net.vdev), 0);
     ck_assert_int_eq(cq_net.phase, NET_RUNNING);
     be_collect(&log);
-    expect_rings_started(&log, bases, 2);
+    expect_rings_started(&log, bases, 2, 1);
     ck_assert_int_eq(be_count(&log, VHOST_USER_SEND_RARP), 0);
     ck_assert(mg_watched(cq_net.vdev.queues[CQ_INDEX].kick_fd));
     for (unsigned q = 0; q < MG_RINGS; q++)
@@ -2167,7 +2168,7 @@ START_TEST(mig_announce_by_the_guest_sends_no_rarp)
     ck_assert_uint_eq(cq_net.config.status, VIRTIO_NET_S_LINK_UP | VIRTIO_NET_S_ANNOUNCE);
     ck_assert_uint_eq(config_irqs_take(), 1);
     be_collect(&log);
-    expect_rings_started(&log, bases, 2);
+    expect_rings_started(&log, bases, 2, 1);
     ck_assert_int_eq(be_count(&log, VHOST_USER_SEND_RARP), 0);
     /* The guest acknowledges: S_ANNOUNCE clears, the link stays. */
     ck_assert_uint_eq(ctrl(CLASS_ANNOUNCE, 1, NULL, 0), ACK_ERR); /* no such command */
@@ -2293,7 +2294,7 @@ START_TEST(mig_link_state_follows_the_destination_backend)
         struct be_log log;
 
         be_collect(&log);
-        expect_rings_started(&log, used, 1);
+        expect_rings_started(&log, used, 1, 1);
     }
     state_buf_free(&mg_blob);
 }
