@@ -8,16 +8,6 @@ void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* While a thread holds its messages, its errors and warnings are kept instead of
- * printed (shown as debug lines with -v): the caller reports the first one in a line
- * of its own, so that one failure makes one line. No nesting. */
-struct log_held {
-    char first[512];
-    unsigned count;
-};
-void log_hold(struct log_held *held);
-void log_release(void);
-
 #define pr_err(...) log_msg(LOG_ERR, __VA_ARGS__)
 #define pr_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define pr_info(...) log_msg(LOG_INFO, __VA_ARGS__)

@@ -58,6 +58,8 @@ static void net_open_conn(struct virtio_net *net, int fd)
     pthread_mutex_lock(&net->fd_lock);
     vhost_user_conn_init(&net->conn, fd);
     pthread_mutex_unlock(&net->fd_lock);
+    net->conn.id = net->vdev.id; /* vhost/'s lines name the NIC */
+    net->conn.held = &net->held;
     net->conn.timeout_ms = net->opts.reply_timeout_ms;
     if (net->vdev.platform->vhost_trace || log_get_level() >= LOG_DEBUG) {
         net->conn.trace = net_trace;
@@ -80,8 +82,9 @@ static int net_check_mem_slots(struct virtio_net *net)
         return n;
     if ((uint64_t)n <= net->conn.max_mem_slots)
         return 0;
-    pr_err("%s: the backend has %llu memory slots, guest RAM needs %d", net->vdev.id,
-           (unsigned long long)net->conn.max_mem_slots, n);
+    vhost_user_say(&net->conn, VHOST_USER_ERR,
+                   "the backend has %llu memory slots, guest RAM needs %d",
+                   (unsigned long long)net->conn.max_mem_slots, n);
     return -ENOSPC;
 }
 
@@ -249,26 +252,21 @@ int net_failed(struct virtio_net *net, int ret, const char *what)
     return ret;
 }
 
-/* Why a held attempt failed: the first message it held (without our id in front), or
- * the error code's name. */
-static const char *net_held_reason(const struct virtio_net *net, const struct log_held *held,
-                                   int ret)
+/* Why a held attempt failed: the first line the connection held, or the error
+ * code's name. */
+static const char *net_held_reason(const struct virtio_net *net, int ret)
 {
-    size_t idlen = strlen(net->vdev.id);
-    const char *why = held->count ? held->first : strerror(-ret);
-
-    if (!strncmp(why, net->vdev.id, idlen) && !strncmp(why + idlen, ": ", 2))
-        why += idlen + 2;
-    return why;
+    return net->held.count ? net->held.first : strerror(-ret);
 }
 
-static int net_handshake_held(struct virtio_net *net, struct log_held *held)
+/* The handshake's lines are held: one failure makes one line, said by the caller. */
+static int net_handshake_held(struct virtio_net *net)
 {
     int ret;
 
-    log_hold(held);
+    vhost_user_hold(&net->conn, true);
     ret = net_handshake(net);
-    log_release();
+    vhost_user_hold(&net->conn, false);
     return ret;
 }
 
@@ -291,11 +289,10 @@ static int net_watch_conn(struct virtio_net *net)
  * what it queued meanwhile, and the link up. */
 static void net_reconnect(struct virtio_net *net, int fd)
 {
-    struct log_held held;
     int ret;
 
     net_open_conn(net, fd);
-    ret = net_handshake_held(net, &held);
+    ret = net_handshake_held(net);
     if (!ret && net_check_new_backend(net)) { /* it said why, in one line */
         net_close_conn(net);
         return;
@@ -303,16 +300,16 @@ static void net_reconnect(struct virtio_net *net, int fd)
     if (!ret)
         ret = net_log_resume(net); /* says for itself when the log is lost */
     if (!ret) {
-        log_hold(&held);      /* what went wrong goes into the one line below */
-        if (net_running(net)) /* stopped: restart() starts them */
+        vhost_user_hold(&net->conn, true); /* what went wrong goes into the one line below */
+        if (net_running(net))              /* stopped: restart() starts them */
             ret = net_start_backend(net);
         if (!ret)
             ret = net_watch_conn(net);
-        log_release();
+        vhost_user_hold(&net->conn, false);
     }
     if (ret) {
         pr_warn("%s: the backend on %s failed the handshake (%s); waiting for another",
-                net->vdev.id, net->opts.socket_path, net_held_reason(net, &held, ret));
+                net->vdev.id, net->opts.socket_path, net_held_reason(net, ret));
         net_close_conn(net);
         return;
     }
@@ -366,15 +363,14 @@ static void net_arm_channel_timer(struct virtio_net *net)
 static void net_on_backend_req(void *arg, uint32_t events)
 {
     struct virtio_net *net = arg;
-    struct log_held held;
     int ret;
 
     (void)events;
     if (!net->connected || !net->backend_watched)
         return;
-    log_hold(&held);
+    vhost_user_hold(&net->conn, true);
     ret = vhost_user_backend_req_handle(&net->conn, &net_backend_ops, net);
-    log_release();
+    vhost_user_hold(&net->conn, false);
     net_arm_channel_timer(net);
     if (ret == -EAGAIN)
         return; /* the rest of a message is still to come */
@@ -384,13 +380,13 @@ static void net_on_backend_req(void *arg, uint32_t events)
     } else if (net->conn.backend_broken) {
         pr_warn("%s: the backend's request channel on %s is closed (%s); the connection goes on",
                 net->vdev.id, net->opts.socket_path,
-                ret == -ECONNRESET ? "the backend closed it" : net_held_reason(net, &held, ret));
+                ret == -ECONNRESET ? "the backend closed it" : net_held_reason(net, ret));
         net_unwatch_backend_channel(net);
         pthread_mutex_lock(&net->fd_lock);
         vhost_user_close_backend_channel(&net->conn);
         pthread_mutex_unlock(&net->fd_lock);
-    } else if (held.count) {
-        pr_warn("%s: %s", net->vdev.id, held.first);
+    } else if (net->held.count) {
+        pr_warn("%s: %s", net->vdev.id, net->held.first);
     }
 }
 
@@ -458,7 +454,7 @@ static void net_on_listen(void *arg, uint32_t events)
     if (ret == -EAGAIN || ret == -ECONNABORTED)
         return;
     if (ret && net->first_pending) {
-        pr_err("vhost-user: cannot accept a back-end: %s", strerror(-ret));
+        pr_err("%s: vhost-user: cannot accept a back-end: %s", net->vdev.id, strerror(-ret));
         net_first_finish(net, ret);
     } else if (ret) {
         /* E.g. EMFILE: the connection stays queued and the socket readable. Pause
@@ -509,14 +505,13 @@ static void net_first_finish(struct virtio_net *net, int ret)
 /* A connection to the first backend: the handshake, then the NIC is live. */
 static void net_first_attach(struct virtio_net *net, int fd)
 {
-    struct log_held held;
     int ret;
 
     net_open_conn(net, fd);
-    ret = net_handshake_held(net, &held);
+    ret = net_handshake_held(net);
     if (ret)
         pr_err("%s: vhost-user handshake on %s failed: %s", net->vdev.id, net->opts.socket_path,
-               net_held_reason(net, &held, ret));
+               net_held_reason(net, ret));
     if (!ret && (ret = net_watch_conn(net)))
         pr_err("%s: cannot watch its backend: %s", net->vdev.id, strerror(-ret));
     if (ret) {
@@ -543,7 +538,8 @@ static void net_first_tick(struct virtio_net *net)
     int fd, ret;
 
     if (net->opts.server) {
-        pr_err("vhost-user: no back-end connected within %u ms", net->opts.connect_timeout_ms);
+        pr_err("%s: vhost-user: no back-end connected within %u ms", net->vdev.id,
+               net->opts.connect_timeout_ms);
         net_first_finish(net, -ETIMEDOUT);
         return;
     }
@@ -551,11 +547,12 @@ static void net_first_tick(struct virtio_net *net)
     if (!ret) {
         net_first_attach(net, fd);
     } else if (ret != -ENOENT && ret != -ECONNREFUSED && ret != -EAGAIN) {
-        pr_err("vhost-user: cannot connect to %s: %s", net->opts.socket_path, strerror(-ret));
+        pr_err("%s: vhost-user: cannot connect to %s: %s", net->vdev.id, net->opts.socket_path,
+               strerror(-ret));
         net_first_finish(net, ret);
     } else if (late) {
-        pr_err("vhost-user: no back-end listening on %s after %u ms (%s)", net->opts.socket_path,
-               net->opts.connect_timeout_ms, strerror(-ret));
+        pr_err("%s: vhost-user: no back-end listening on %s after %u ms (%s)", net->vdev.id,
+               net->opts.socket_path, net->opts.connect_timeout_ms, strerror(-ret));
         net_first_finish(net, -ETIMEDOUT);
     }
 }

@@ -84,8 +84,9 @@ struct virtio_net {
      * another thread: the number must not be reused in between. */
     pthread_mutex_t fd_lock;
     struct vhost_user_conn conn;
-    uint64_t backend_features; /* what the first backend offered: the guest saw these */
-    uint64_t backend_protocol; /* the protocol features the first backend negotiated */
+    struct vhost_user_held held; /* conn's lines while the NIC reports them as one */
+    uint64_t backend_features;   /* what the first backend offered: the guest saw these */
+    uint64_t backend_protocol;   /* the protocol features the first backend negotiated */
     enum virtio_net_phase phase;
     unsigned active_pairs;
     bool logging;  /* migrating: the backend logs its writes (LOG_ALL, ring log addresses) */

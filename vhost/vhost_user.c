@@ -113,7 +113,8 @@ int vhost_user_set_features(struct vhost_user_conn *c, uint64_t features)
      * features, so it goes along whenever the back-end offered it. */
     features |= c->features & fp;
     if (features & ~c->features) {
-        pr_err("vhost-user: SET_FEATURES 0x%" PRIx64 " asks for 0x%" PRIx64
+        vu_err(c,
+               "vhost-user: SET_FEATURES 0x%" PRIx64 " asks for 0x%" PRIx64
                ", not offered by GET_FEATURES",
                features, features & ~c->features);
         return -EINVAL;
@@ -138,7 +139,8 @@ int vhost_user_set_protocol_features(struct vhost_user_conn *c, uint64_t feature
     int r;
 
     if (features & ~c->backend_protocol_features) {
-        pr_err("vhost-user: SET_PROTOCOL_FEATURES 0x%" PRIx64 " asks for 0x%" PRIx64
+        vu_err(c,
+               "vhost-user: SET_PROTOCOL_FEATURES 0x%" PRIx64 " asks for 0x%" PRIx64
                ", not offered by GET_PROTOCOL_FEATURES",
                features, features & ~c->backend_protocol_features);
         return -EINVAL;
@@ -174,7 +176,7 @@ int vhost_user_set_mem_table(struct vhost_user_conn *c, const struct vhost_user_
     int fds[VHOST_USER_MAX_REGIONS];
 
     if (nregions > VHOST_USER_MAX_REGIONS) {
-        pr_err("vhost-user: SET_MEM_TABLE with %u regions, the protocol allows %d", nregions,
+        vu_err(c, "vhost-user: SET_MEM_TABLE with %u regions, the protocol allows %d", nregions,
                VHOST_USER_MAX_REGIONS);
         return -E2BIG;
     }
@@ -236,7 +238,7 @@ int vhost_user_get_vring_base(struct vhost_user_conn *c, unsigned index, unsigne
     if (r)
         return r;
     if (reply.payload.state.index != index) {
-        pr_err("vhost-user: GET_VRING_BASE reply is for ring %u, asked for ring %u",
+        vu_err(c, "vhost-user: GET_VRING_BASE reply is for ring %u, asked for ring %u",
                reply.payload.state.index, index);
         vu_break(c);
         return -EPROTO;
@@ -271,7 +273,8 @@ static int check_packed(const struct vhost_user_conn *c, const char *name)
 {
     if (c->acked_features & (1ULL << VHOST_USER_F_RING_PACKED))
         return 0;
-    pr_err("vhost-user: %s with packed ring indices, but VIRTIO_F_RING_PACKED was not acked", name);
+    vu_err(c, "vhost-user: %s with packed ring indices, but VIRTIO_F_RING_PACKED was not acked",
+           name);
     return -EINVAL;
 }
 
@@ -283,7 +286,7 @@ int vhost_user_set_vring_base_packed(struct vhost_user_conn *c, unsigned index,
     if (r)
         return r;
     if (pos->avail_idx > PACKED_IDX_MASK || pos->used_idx > PACKED_IDX_MASK) {
-        pr_err("vhost-user: SET_VRING_BASE for ring %u: packed indices %u and %u, at most %u",
+        vu_err(c, "vhost-user: SET_VRING_BASE for ring %u: packed indices %u and %u, at most %u",
                index, pos->avail_idx, pos->used_idx, PACKED_IDX_MASK);
         return -EINVAL;
     }
@@ -308,7 +311,7 @@ static int send_vring_fd(struct vhost_user_conn *c, uint32_t req, unsigned index
     struct vu_msg m = MSG(req, sizeof(uint64_t));
 
     if (index > VHOST_USER_VRING_IDX_MASK) {
-        pr_err("vhost-user: %s for ring %u, the message carries at most %u",
+        vu_err(c, "vhost-user: %s for ring %u, the message carries at most %u",
                vhost_user_request_name(req), index, VHOST_USER_VRING_IDX_MASK);
         return -EINVAL;
     }
@@ -338,7 +341,7 @@ int vhost_user_get_queue_num(struct vhost_user_conn *c, uint64_t *num)
     if (r)
         return r;
     if (*num == 0) {
-        pr_err("vhost-user: GET_QUEUE_NUM reply says the back-end has 0 queues");
+        vu_err(c, "vhost-user: GET_QUEUE_NUM reply says the back-end has 0 queues");
         vu_break(c);
         return -EPROTO;
     }
@@ -376,7 +379,7 @@ int vhost_user_open_backend_channel(struct vhost_user_conn *c)
 
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
         r = -errno;
-        pr_err("vhost-user: cannot create the back-end request channel: %s", strerror(-r));
+        vu_err(c, "vhost-user: cannot create the back-end request channel: %s", strerror(-r));
         return r;
     }
     r = vhost_user_set_backend_req_fd(c, sv[1]);
@@ -412,11 +415,11 @@ int vhost_user_set_vring_endian(struct vhost_user_conn *c, unsigned index, bool 
     return send_state(c, VHOST_USER_SET_VRING_ENDIAN, index, big_endian ? 1 : 0);
 }
 
-static int fill_config(struct vu_msg *m, const char *name, uint32_t offset, uint32_t size,
-                       uint32_t flags)
+static int fill_config(const struct vhost_user_conn *c, struct vu_msg *m, const char *name,
+                       uint32_t offset, uint32_t size, uint32_t flags)
 {
     if (size > VHOST_USER_MAX_CONFIG_SIZE) {
-        pr_err("vhost-user: %s of %u bytes, the protocol allows %d", name, size,
+        vu_err(c, "vhost-user: %s of %u bytes, the protocol allows %d", name, size,
                VHOST_USER_MAX_CONFIG_SIZE);
         return -E2BIG;
     }
@@ -431,14 +434,14 @@ int vhost_user_get_config(struct vhost_user_conn *c, uint32_t offset, void *buf,
                           uint32_t flags)
 {
     struct vu_msg m = MSG(VHOST_USER_GET_CONFIG, 0), reply;
-    int r = fill_config(&m, "GET_CONFIG", offset, size, flags);
+    int r = fill_config(c, &m, "GET_CONFIG", offset, size, flags);
 
     if (!r)
         r = vu_call(c, &m, NULL, 0, &reply);
     if (r)
         return r;
     if (reply.hdr.size == 0) {
-        pr_err("vhost-user: GET_CONFIG failed: back-end replied with an empty payload");
+        vu_err(c, "vhost-user: GET_CONFIG failed: back-end replied with an empty payload");
         return -EIO;
     }
     memcpy(buf, reply.payload.config.region, size);
@@ -449,7 +452,7 @@ int vhost_user_set_config(struct vhost_user_conn *c, uint32_t offset, const void
                           uint32_t size, uint32_t flags)
 {
     struct vu_msg m = MSG(VHOST_USER_SET_CONFIG, 0);
-    int r = fill_config(&m, "SET_CONFIG", offset, size, flags);
+    int r = fill_config(c, &m, "SET_CONFIG", offset, size, flags);
 
     if (r)
         return r;
@@ -465,7 +468,7 @@ int vhost_user_get_status(struct vhost_user_conn *c, uint8_t *status)
     if (r)
         return r;
     if (v > UINT8_MAX) {
-        pr_err("vhost-user: GET_STATUS reply 0x%" PRIx64 " is not an 8-bit device status", v);
+        vu_err(c, "vhost-user: GET_STATUS reply 0x%" PRIx64 " is not an 8-bit device status", v);
         vu_break(c);
         return -EPROTO;
     }
@@ -591,8 +594,8 @@ int vhost_user_update_mem(struct vhost_user_conn *c, const struct vhost_user_mem
     if (!(c->protocol_features & (1ULL << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS)))
         return update_mem_table(c, regions, nregions);
     if (nregions > c->max_mem_slots || nregions > VHOST_USER_MAX_REGIONS) {
-        pr_err("vhost-user: %u memory regions, the back-end has %" PRIu64 " memory slots", nregions,
-               c->max_mem_slots);
+        vu_err(c, "vhost-user: %u memory regions, the back-end has %" PRIu64 " memory slots",
+               nregions, c->max_mem_slots);
         return -ENOSPC;
     }
     r = remove_stale_regions(c, regions, nregions);
@@ -644,28 +647,29 @@ static const char *vu_backend_req_name(uint32_t request)
     return ri ? ri->name : "UNKNOWN";
 }
 
-static int refuse(const char *name)
+static int refuse(const struct vhost_user_conn *c, const char *name)
 {
-    pr_warn("vhost-user: refusing %s: no handler", name);
+    vu_warn(c, "vhost-user: refusing %s: no handler", name);
     return -ENOTSUP;
 }
 
-static int host_notifier(const struct vhost_user_backend_ops *ops, void *opaque,
-                         const struct vu_area *area, int fd)
+static int host_notifier(const struct vhost_user_conn *c, const struct vhost_user_backend_ops *ops,
+                         void *opaque, const struct vu_area *area, int fd)
 {
     if (!ops->vring_host_notifier)
-        return refuse("BACKEND_VRING_HOST_NOTIFIER_MSG");
+        return refuse(c, "BACKEND_VRING_HOST_NOTIFIER_MSG");
     return ops->vring_host_notifier(opaque, area->u64 & VHOST_USER_VRING_IDX_MASK, area->size,
                                     area->offset, (area->u64 & VHOST_USER_VRING_NOFD) ? -1 : fd);
 }
 
-static int iotlb(const struct vhost_user_backend_ops *ops, void *opaque, const struct vu_iotlb *m)
+static int iotlb(const struct vhost_user_conn *c, const struct vhost_user_backend_ops *ops,
+                 void *opaque, const struct vu_iotlb *m)
 {
     struct vhost_user_iotlb msg = {
         .iova = m->iova, .size = m->size, .uaddr = m->uaddr, .perm = m->perm, .type = m->type};
 
     if (!ops->iotlb_msg)
-        return refuse("BACKEND_IOTLB_MSG");
+        return refuse(c, "BACKEND_IOTLB_MSG");
     return ops->iotlb_msg(opaque, &msg);
 }
 
@@ -675,20 +679,20 @@ static int dispatch(struct vhost_user_conn *c, const struct vhost_user_backend_o
     const struct vu_req_info *ri = vu_backend_req_info(m->hdr.request);
 
     if (!ri) {
-        pr_warn("vhost-user: refusing unknown back-end request %u", m->hdr.request);
+        vu_warn(c, "vhost-user: refusing unknown back-end request %u", m->hdr.request);
         return -ENOTSUP;
     }
     if (vu_check_gate(c, ri))
         return -ENOTSUP;
     switch (m->hdr.request) {
     case VHOST_USER_BACKEND_CONFIG_CHANGE_MSG:
-        return ops->config_change ? ops->config_change(opaque) : refuse(ri->name);
+        return ops->config_change ? ops->config_change(opaque) : refuse(c, ri->name);
     case VHOST_USER_BACKEND_VRING_HOST_NOTIFIER_MSG:
-        return host_notifier(ops, opaque, &m->payload.area, fd);
+        return host_notifier(c, ops, opaque, &m->payload.area, fd);
     case VHOST_USER_BACKEND_IOTLB_MSG:
-        return iotlb(ops, opaque, &m->payload.iotlb);
+        return iotlb(c, ops, opaque, &m->payload.iotlb);
     default:
-        return refuse(ri->name);
+        return refuse(c, ri->name);
     }
 }
 
@@ -711,7 +715,8 @@ int vhost_user_backend_req_handle(struct vhost_user_conn *c,
     result = dispatch(c, ops, opaque, &m, nfds ? fds[0] : -1);
     vu_close_fds(fds, nfds);
     if (result && result != -ENOTSUP)
-        pr_warn("vhost-user: %s failed: %s", vu_backend_req_name(m.hdr.request), strerror(-result));
+        vu_warn(c, "vhost-user: %s failed: %s", vu_backend_req_name(m.hdr.request),
+                strerror(-result));
     if (m.hdr.flags & VHOST_USER_FLAG_NEED_REPLY) {
         r = vu_backend_ack(c, &m, result ? 1 : 0, recv_us);
         if (r)

@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+enum vhost_user_level { VHOST_USER_ERR, VHOST_USER_WARN };
+
 /* Request numbers (front-end to back-end), from the vhost-user specification. */
 enum vhost_user_request {
     VHOST_USER_GET_FEATURES = 1,
@@ -130,9 +132,20 @@ struct vhost_user_rx {
     int64_t first_ms; /* CLOCK_MONOTONIC ms of the first byte, when got > 0 */
 };
 
+/* A connection's error and warning lines while its owner holds them (a handshake
+ * it reports in one line of its own): the first is kept, none is printed (with -v
+ * they show as debug lines). */
+struct vhost_user_held {
+    bool on;
+    char first[256];
+    unsigned count;
+};
+
 struct vhost_user_conn {
-    int fd;         /* the vhost-user socket, owned */
-    int backend_fd; /* our end of the backend-request channel, owned, or -1 */
+    const char *id;               /* who owns it ("net0"): every line vhost/ says starts so */
+    struct vhost_user_held *held; /* optional: where lines go while held */
+    int fd;                       /* the vhost-user socket, owned */
+    int backend_fd;               /* our end of the backend-request channel, owned, or -1 */
     bool broken;
     bool backend_broken;                /* the channel failed: close it, the connection goes on */
     struct vhost_user_rx backend_rx;    /* the request being read from backend_fd */
@@ -207,6 +220,13 @@ int vhost_user_try_accept(int listen_fd, int *fd);
 
 /* Takes ownership of fd; timeout VHOST_USER_DEFAULT_TIMEOUT_MS until changed. */
 void vhost_user_conn_init(struct vhost_user_conn *c, int fd);
+/* One line about the connection, as vhost/ says its own: "ID: ..." (the id, when
+ * set), kept instead of printed while c->held is on. For an owner whose checks
+ * belong with the protocol's (a backend with too few memory slots). */
+void vhost_user_say(const struct vhost_user_conn *c, enum vhost_user_level level, const char *fmt,
+                    ...) __attribute__((format(printf, 3, 4)));
+/* Starts holding c's lines (clearing what was kept), or stops. */
+void vhost_user_hold(struct vhost_user_conn *c, bool on);
 /* Closes both sockets (and the fds of a partly read back-end message); the struct can be
  * initialised again for a reconnect. */
 void vhost_user_conn_close(struct vhost_user_conn *c);

@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -142,6 +143,40 @@ const char *vu_proto_name(unsigned bit)
     return bit < ARRAY_SIZE(proto_names) ? proto_names[bit] : "UNKNOWN";
 }
 
+void vhost_user_say(const struct vhost_user_conn *c, enum vhost_user_level level, const char *fmt,
+                    ...)
+{
+    struct vhost_user_held *h = c ? c->held : NULL;
+    const char *id = c && c->id ? c->id : NULL;
+    char line[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (h && h->on) {
+        if (!h->count++) /* cut to fit: it goes into a longer line */
+            snprintf(h->first, sizeof(h->first), "%.*s", (int)sizeof(h->first) - 1, line);
+        pr_debug("%s%s(held) %s", id ? id : "", id ? ": " : "", line);
+        return;
+    }
+    if (level == VHOST_USER_ERR)
+        pr_err("%s%s%s", id ? id : "", id ? ": " : "", line);
+    else
+        pr_warn("%s%s%s", id ? id : "", id ? ": " : "", line);
+}
+
+void vhost_user_hold(struct vhost_user_conn *c, bool on)
+{
+    if (!c->held)
+        return;
+    if (on) {
+        c->held->first[0] = '\0';
+        c->held->count = 0;
+    }
+    c->held->on = on;
+}
+
 int64_t vu_now_us(void)
 {
     struct timespec ts;
@@ -197,19 +232,20 @@ int vu_check_gate(const struct vhost_user_conn *c, const struct vu_req_info *ri)
     case VU_G_F_PROTOCOL:
         if (c->features & (1ULL << VHOST_USER_F_PROTOCOL_FEATURES))
             return 0;
-        pr_warn("vhost-user: %s needs VHOST_USER_F_PROTOCOL_FEATURES, not offered by the back-end",
+        vu_warn(c,
+                "vhost-user: %s needs VHOST_USER_F_PROTOCOL_FEATURES, not offered by the back-end",
                 ri->name);
         return -ENOTSUP;
     case VU_G_PROTO:
         if (c->protocol_features & (1ULL << ri->proto_bit))
             return 0;
-        pr_warn("vhost-user: %s needs protocol feature %s, which was not negotiated", ri->name,
+        vu_warn(c, "vhost-user: %s needs protocol feature %s, which was not negotiated", ri->name,
                 vu_proto_name(ri->proto_bit));
         return -ENOTSUP;
     case VU_G_IOMMU:
         if (c->acked_features & (1ULL << VHOST_USER_F_IOMMU_PLATFORM))
             return 0;
-        pr_warn("vhost-user: %s needs VIRTIO_F_IOMMU_PLATFORM, which was not acked", ri->name);
+        vu_warn(c, "vhost-user: %s needs VIRTIO_F_IOMMU_PLATFORM, which was not acked", ri->name);
         return -ENOTSUP;
     default:
         return 0;
@@ -374,20 +410,21 @@ static void log_recv_error(const struct vhost_user_conn *c, const char *what, in
                            size_t want)
 {
     if (err == -ETIMEDOUT && got == 0)
-        pr_err("vhost-user: no %s within %u ms", what, c->timeout_ms);
+        vu_err(c, "vhost-user: no %s within %u ms", what, c->timeout_ms);
     else if (err == -ETIMEDOUT)
-        pr_err("vhost-user: %s stalled after %zu of %zu bytes (%u ms)", what, got, want,
+        vu_err(c, "vhost-user: %s stalled after %zu of %zu bytes (%u ms)", what, got, want,
                c->timeout_ms);
     else if (err == -ECONNRESET && got == 0)
-        pr_err("vhost-user: back-end closed the connection instead of sending %s", what);
+        vu_err(c, "vhost-user: back-end closed the connection instead of sending %s", what);
     else if (err == -ECONNRESET)
-        pr_err("vhost-user: back-end closed the connection in the middle of %s (%zu of %zu "
+        vu_err(c,
+               "vhost-user: back-end closed the connection in the middle of %s (%zu of %zu "
                "bytes)",
                what, got, want);
     else if (err == -E2BIG)
-        pr_err("vhost-user: %s carries more than %d fds", what, VHOST_USER_MAX_FDS);
+        vu_err(c, "vhost-user: %s carries more than %d fds", what, VHOST_USER_MAX_FDS);
     else
-        pr_err("vhost-user: cannot read %s: %s", what, strerror(-err));
+        vu_err(c, "vhost-user: cannot read %s: %s", what, strerror(-err));
 }
 
 /* One message: the header, then exactly the announced payload. Closes fds on error. */
@@ -401,7 +438,7 @@ static int recv_msg(struct vhost_user_conn *c, int sock, const char *what, struc
     *nfds = 0;
     r = recv_exact(sock, &m->hdr, sizeof(m->hdr), &got, fds, nfds, deadline);
     if (!r && m->hdr.size > VU_MAX_PAYLOAD) {
-        pr_err("vhost-user: %s has size %u, more than the maximum %zu", what, m->hdr.size,
+        vu_err(c, "vhost-user: %s has size %u, more than the maximum %zu", what, m->hdr.size,
                VU_MAX_PAYLOAD);
         vu_close_fds(fds, *nfds);
         *nfds = 0;
@@ -452,38 +489,38 @@ static bool wants_ack(const struct vhost_user_conn *c, const struct vu_req_info 
 }
 
 /* Our own request must match the table: a mismatch is a bug here, not the back-end's. */
-static int check_request(const struct vu_req_info *ri, const struct vu_msg *m, const int *fds,
-                         unsigned nfds)
+static int check_request(const struct vhost_user_conn *c, const struct vu_req_info *ri,
+                         const struct vu_msg *m, const int *fds, unsigned nfds)
 {
     uint32_t size;
 
     if (!vu_layout_size(ri->layout, m, &size) || size != m->hdr.size) {
-        pr_err("vhost-user: %s request has size %u, expected %u", ri->name, m->hdr.size, size);
+        vu_err(c, "vhost-user: %s request has size %u, expected %u", ri->name, m->hdr.size, size);
         return -EINVAL;
     }
     if (nfds != expected_fds(ri, m) || nfds > VHOST_USER_MAX_FDS) {
-        pr_err("vhost-user: %s request with %u fds, expected %u", ri->name, nfds,
+        vu_err(c, "vhost-user: %s request with %u fds, expected %u", ri->name, nfds,
                expected_fds(ri, m));
         return -EINVAL;
     }
     for (unsigned i = 0; i < nfds; i++) {
         if (fds[i] < 0) {
-            pr_err("vhost-user: %s request with invalid fd %d", ri->name, fds[i]);
+            vu_err(c, "vhost-user: %s request with invalid fd %d", ri->name, fds[i]);
             return -EBADF;
         }
     }
     return 0;
 }
 
-static int check_reply_size(const struct vu_req_info *ri, const struct vu_msg *req, uint32_t size,
-                            bool ack)
+static int check_reply_size(const struct vhost_user_conn *c, const struct vu_req_info *ri,
+                            const struct vu_msg *req, uint32_t size, bool ack)
 {
     uint32_t want = 8;
 
     if (!ack && ri->reply == VU_R_LOG) {
         if (size == 0 || size == 8 || size == 16)
             return 0;
-        pr_err("vhost-user: %s reply has size %u, expected 0, 8 or 16", ri->name, size);
+        vu_err(c, "vhost-user: %s reply has size %u, expected 0, 8 or 16", ri->name, size);
         return -EPROTO;
     }
     if (!ack && ri->reply == VU_R_CONFIG) {
@@ -493,33 +530,34 @@ static int check_reply_size(const struct vu_req_info *ri, const struct vu_msg *r
     }
     if (size == want)
         return 0;
-    pr_err("vhost-user: %s reply has size %u, expected %u", ri->name, size, want);
+    vu_err(c, "vhost-user: %s reply has size %u, expected %u", ri->name, size, want);
     return -EPROTO;
 }
 
 /* Every check a reply must pass, in one place. */
-static int check_reply(const struct vu_req_info *ri, const struct vu_msg *req,
-                       const struct vu_msg *rep, unsigned nfds, bool ack)
+static int check_reply(const struct vhost_user_conn *c, const struct vu_req_info *ri,
+                       const struct vu_msg *req, const struct vu_msg *rep, unsigned nfds, bool ack)
 {
     if (rep->hdr.request != req->hdr.request) {
-        pr_err("vhost-user: %s reply has request type %u (%s)", ri->name, rep->hdr.request,
+        vu_err(c, "vhost-user: %s reply has request type %u (%s)", ri->name, rep->hdr.request,
                vhost_user_request_name(rep->hdr.request));
         return -EPROTO;
     }
     if ((rep->hdr.flags & VHOST_USER_VERSION_MASK) != VHOST_USER_VERSION) {
-        pr_err("vhost-user: %s reply has version %u, expected %u", ri->name,
+        vu_err(c, "vhost-user: %s reply has version %u, expected %u", ri->name,
                rep->hdr.flags & VHOST_USER_VERSION_MASK, VHOST_USER_VERSION);
         return -EPROTO;
     }
     if (!(rep->hdr.flags & VHOST_USER_FLAG_REPLY)) {
-        pr_err("vhost-user: %s reply lacks the reply flag (flags 0x%x)", ri->name, rep->hdr.flags);
+        vu_err(c, "vhost-user: %s reply lacks the reply flag (flags 0x%x)", ri->name,
+               rep->hdr.flags);
         return -EPROTO;
     }
     if (nfds) {
-        pr_err("vhost-user: %s reply carries %u fds, expected none", ri->name, nfds);
+        vu_err(c, "vhost-user: %s reply carries %u fds, expected none", ri->name, nfds);
         return -EPROTO;
     }
-    return check_reply_size(ri, req, rep->hdr.size, ack);
+    return check_reply_size(c, ri, req, rep->hdr.size, ack);
 }
 
 /* sent_us: when the request went out, for the trace's latency. */
@@ -541,7 +579,7 @@ static int recv_reply(struct vhost_user_conn *c, const struct vu_req_info *ri,
              &(struct vu_trace_msg){
                  .msg = rep, .nfds = nfds, .req = req, .ack = ack, .latency_us = now - sent_us},
              now);
-    r = check_reply(ri, req, rep, nfds, ack);
+    r = check_reply(c, ri, req, rep, nfds, ack);
     vu_close_fds(fds, nfds);
     return r;
 }
@@ -570,7 +608,7 @@ int vu_call(struct vhost_user_conn *c, struct vu_msg *msg, const int *fds, unsig
         return -EPIPE;
     r = vu_check_gate(c, ri);
     if (!r)
-        r = check_request(ri, msg, fds, nfds);
+        r = check_request(c, ri, msg, fds, nfds);
     if (r)
         return r;
     ack = wants_ack(c, ri);
@@ -580,7 +618,7 @@ int vu_call(struct vhost_user_conn *c, struct vu_msg *msg, const int *fds, unsig
     r = send_all(c->fd, msg, sizeof(msg->hdr) + msg->hdr.size, fds, nfds,
                  vu_now_ms() + c->timeout_ms);
     if (r) {
-        pr_err("vhost-user: cannot send %s: %s", ri->name, strerror(-r));
+        vu_err(c, "vhost-user: cannot send %s: %s", ri->name, strerror(-r));
         vu_break(c);
         return r;
     }
@@ -594,7 +632,8 @@ int vu_call(struct vhost_user_conn *c, struct vu_msg *msg, const int *fds, unsig
     }
     if (ack && reply->payload.u64) {
         /* A refusal, not a protocol error: the connection stays usable. */
-        pr_err("vhost-user: %s failed: back-end replied 0x%" PRIx64, ri->name, reply->payload.u64);
+        vu_err(c, "vhost-user: %s failed: back-end replied 0x%" PRIx64, ri->name,
+               reply->payload.u64);
         return -EIO;
     }
     return 0;
@@ -609,26 +648,26 @@ static int check_backend_req(const struct vhost_user_conn *c, const struct vu_re
     uint32_t size;
 
     if ((m->hdr.flags & VHOST_USER_VERSION_MASK) != VHOST_USER_VERSION) {
-        pr_err("vhost-user: %s has version %u, expected %u", name,
+        vu_err(c, "vhost-user: %s has version %u, expected %u", name,
                m->hdr.flags & VHOST_USER_VERSION_MASK, VHOST_USER_VERSION);
         return -EPROTO;
     }
     if (m->hdr.flags & VHOST_USER_FLAG_REPLY) {
-        pr_err("vhost-user: %s has the reply flag set (flags 0x%x)", name, m->hdr.flags);
+        vu_err(c, "vhost-user: %s has the reply flag set (flags 0x%x)", name, m->hdr.flags);
         return -EPROTO;
     }
     if (!ri) /* unknown: refused by the caller; its size was bounded when read */
         return 0;
     if (!vu_layout_size(ri->layout, m, &size) || size != m->hdr.size) {
-        pr_err("vhost-user: %s has size %u, expected %u", name, m->hdr.size, size);
+        vu_err(c, "vhost-user: %s has size %u, expected %u", name, m->hdr.size, size);
         return -EPROTO;
     }
     if (nfds != expected_fds(ri, m)) {
-        pr_err("vhost-user: %s carries %u fds, expected %u", name, nfds, expected_fds(ri, m));
+        vu_err(c, "vhost-user: %s carries %u fds, expected %u", name, nfds, expected_fds(ri, m));
         return -EPROTO;
     }
     if (nfds && !(c->protocol_features & (1ULL << VHOST_USER_PROTOCOL_F_BACKEND_SEND_FD))) {
-        pr_err("vhost-user: %s carries an fd but BACKEND_SEND_FD was not negotiated", name);
+        vu_err(c, "vhost-user: %s carries an fd but BACKEND_SEND_FD was not negotiated", name);
         return -EPROTO;
     }
     return 0;
@@ -695,7 +734,7 @@ static int rx_fill(struct vhost_user_conn *c)
         if (r)
             return r;
         if (!had_header && rx->got >= VHOST_USER_HDR_SIZE && rx_payload_size(rx) > VU_MAX_PAYLOAD) {
-            pr_err("vhost-user: back-end request has size %u, more than the maximum %zu",
+            vu_err(c, "vhost-user: back-end request has size %u, more than the maximum %zu",
                    rx_payload_size(rx), VU_MAX_PAYLOAD);
             return -EMSGSIZE;
         }
@@ -802,10 +841,10 @@ int vu_backend_ack(struct vhost_user_conn *c, const struct vu_msg *req, uint64_t
              now);
     r = send_now(c->backend_fd, &m, sizeof(m.hdr) + m.hdr.size);
     if (r == -ENOBUFS)
-        pr_err("vhost-user: cannot send the %s reply: the back-end does not read its channel",
+        vu_err(c, "vhost-user: cannot send the %s reply: the back-end does not read its channel",
                name);
     else if (r)
-        pr_err("vhost-user: cannot send the %s reply: %s", name, strerror(-r));
+        vu_err(c, "vhost-user: cannot send the %s reply: %s", name, strerror(-r));
     if (r)
         c->backend_broken = true;
     return r;

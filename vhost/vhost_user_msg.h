@@ -207,4 +207,7 @@ void vu_backend_rx_drop(struct vhost_user_conn *c);
 void vu_break(struct vhost_user_conn *c);
 void vu_close_fds(int *fds, unsigned nfds);
 
+#define vu_err(c, ...) vhost_user_say((c), VHOST_USER_ERR, __VA_ARGS__)
+#define vu_warn(c, ...) vhost_user_say((c), VHOST_USER_WARN, __VA_ARGS__)
+
 #endif
