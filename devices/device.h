@@ -20,10 +20,12 @@ struct device_ops {
     int (*pause)(struct device *dev);
     int (*resume)(struct device *dev);
     /* Dirty logging, for a device that writes guest RAM behind vmm's back (a
-     * vhost-user backend); NULL for the others. check: 0, or -ENOTSUP with the
-     * reason in why. start: from its return on, the device's writes land in log_fd
-     * (a shared memfd of log_size bytes, one bit per 4 KiB guest-physical page).
-     * stop: logging off again. Called with no lock held, from the migration. */
+     * vhost-user backend); NULL for the others. check: before start, whether the
+     * device can log; after it, whether its log is still whole (a backend that came
+     * back unable to log left a gap): 0, or -ENOTSUP with the reason in why. start: from its return
+     * on, the device's writes land in log_fd (a shared memfd of log_size bytes, one bit per 4 KiB
+     * guest-physical page). stop: logging off again. Called with no lock held, from the migration.
+     */
     int (*log_check)(struct device *dev, char *why, size_t len);
     int (*log_start)(struct device *dev, int log_fd, uint64_t log_size);
     int (*log_stop)(struct device *dev);

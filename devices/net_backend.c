@@ -186,20 +186,23 @@ void net_stop_rings(struct virtio_net *net)
 int net_log_check(struct virtio_device *vdev, char *why, size_t len)
 {
     struct virtio_net *net = to_net(vdev);
-    bool connected, lost;
+    bool connected, lost, logging;
     uint64_t features, protocol;
 
     pthread_mutex_lock(&net->lock);
     connected = net->connected;
     lost = net->log_lost;
+    logging = net->logging;
     features = net->link_features;
     protocol = net->link_protocol;
     pthread_mutex_unlock(&net->lock);
-    if (!connected)
-        snprintf(why, len, "%s: no vhost-user backend is connected", net->vdev.id);
-    else if (lost)
+    if (lost)
         snprintf(why, len, "%s: a backend that came back while migrating could not log its writes",
                  net->vdev.id);
+    else if (logging)
+        return 0; /* a backend away meanwhile writes nothing; one back logs again */
+    else if (!connected)
+        snprintf(why, len, "%s: no vhost-user backend is connected", net->vdev.id);
     else if (!(protocol & PF(LOG_SHMFD)))
         snprintf(why, len, "%s: the backend does not offer LOG_SHMFD (a shared dirty log)",
                  net->vdev.id);
@@ -211,15 +214,23 @@ int net_log_check(struct virtio_device *vdev, char *why, size_t len)
     return -ENOTSUP;
 }
 
+/* logging is written under the lock (log_check reads it from the migration's
+ * thread), read without it on the NIC's own thread. */
+static void net_set_logging_flag(struct virtio_net *net, bool on)
+{
+    pthread_mutex_lock(&net->lock);
+    net->logging = on;
+    if (!on)
+        net->log_lost = false;
+    pthread_mutex_unlock(&net->lock);
+}
+
 static void net_log_forget(struct virtio_net *net)
 {
-    net->logging = false;
+    net_set_logging_flag(net, false);
     if (net->log_fd >= 0)
         close(net->log_fd);
     net->log_fd = -1;
-    pthread_mutex_lock(&net->lock);
-    net->log_lost = false;
-    pthread_mutex_unlock(&net->lock);
 }
 
 /* SET_FEATURES and every started ring's address, with or without logging. Turning
@@ -229,7 +240,7 @@ static int net_set_logging(struct virtio_net *net, bool on)
 {
     int ret;
 
-    net->logging = on;
+    net_set_logging_flag(net, on);
     ret = net_send_features(net, net_running(net));
     for (unsigned q = 0; !ret && q < net_ctrl_index(net); q++) {
         struct vhost_user_vring_addr addr;

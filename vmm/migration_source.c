@@ -157,6 +157,25 @@ static void stop_tracking(struct mig_run *r)
 
 /* ---- precopy ---- */
 
+/* A device whose backend came back unable to log (or left) while logging has a gap
+ * in its log that nothing can fill: the migration fails with its reason instead of
+ * handing the destination RAM that differs where no one can tell. Checked after
+ * each round and once the devices stopped. */
+static int devices_log_intact(struct mig_run *r)
+{
+    char why[160];
+
+    if (!r->devices_logging)
+        return 0;
+    for (unsigned i = 0; i < r->ndevs; i++) {
+        struct device *d = r->devs[i];
+
+        if (d->ops->log_start && d->ops->log_check && d->ops->log_check(d, why, sizeof(why)))
+            return mig_run_fail(r, -EIO, "the dirty log is incomplete: %s", why);
+    }
+    return 0;
+}
+
 static void update_info(struct mig_run *r, unsigned round, uint64_t dirtied, double bytes_per_ms)
 {
     struct migration *m = r->m;
@@ -207,6 +226,9 @@ static int precopy(struct mig_run *r)
         if (dirtied == UINT64_MAX)
             return mig_run_fail(r, -EIO, "%s", "KVM's dirty log could not be read");
         update_info(r, round, dirtied, rate);
+        ret = devices_log_intact(r);
+        if (ret)
+            return ret;
         pthread_mutex_lock(&m->lock);
         limit = m->tune.downtime_limit_ms;
         pthread_mutex_unlock(&m->lock);
@@ -263,7 +285,9 @@ static int complete(struct mig_run *r)
         return mig_run_fail(r, ret, "%s", "the VM could not be paused");
     if (harvest(r) == UINT64_MAX)
         return mig_run_fail(r, -EIO, "%s", "KVM's dirty log could not be read");
-    ret = mig_send_dirty(r, false);
+    ret = devices_log_intact(r);
+    if (!ret)
+        ret = mig_send_dirty(r, false);
     /* The hashes before the state: the destination compares its RAM before its
      * NICs start and its backend writes into the guest again. */
     if (!ret && r->m->params.verify)

@@ -217,6 +217,60 @@ START_TEST(cancel_mid_precopy_leaves_the_source_running)
 }
 END_TEST
 
+/* A backend that came back unable to log while logging: its writes since then are in
+ * no log, and the destination would differ where no one looks. */
+static const char *const gap_reason = "fake0: a backend that came back could not log";
+
+static void gap_after_first_pass(struct fake_host *h, int n)
+{
+    writers_after_first_pass(h, n);
+    if (n == 1)
+        h->dev[0].check_err = gap_reason;
+}
+
+static void gap_at_pause(struct fake_host *h)
+{
+    writers_at_pause(h);
+    h->dev[0].check_err = gap_reason;
+}
+
+START_TEST(a_gap_in_a_devices_log_fails_the_migration)
+{
+    for (int at_pause = 0; at_pause < 2; at_pause++) {
+        struct fake_host src;
+        struct dest d;
+        struct migration_host h;
+        struct migration_info info;
+        struct migration *m;
+        char want[160];
+
+        host_init(&src);
+        guest_wrote(&src, 8 << 20);
+        if (at_pause)
+            src.at_pause = gap_at_pause;
+        else
+            src.at_harvest = gap_after_first_pass;
+        h = host_iface(&src);
+        m = migration_create(&h);
+        dest_start(&d, "mig.sock", -1);
+        start(m, d.uri, false, 0);
+        wait_done(m, &info, 30000);
+        dest_join(&d);
+        ck_assert_msg(!strcmp(info.status, "failed"), "gap %s: %s",
+                      at_pause ? "at the pause" : "in the precopy", info.status);
+        snprintf(want, sizeof(want), "the dirty log is incomplete: %s", gap_reason);
+        ck_assert_str_eq(info.error, want);
+        ck_assert_int_ne(d.ret, 0); /* the destination did not start */
+        if (!at_pause)              /* found at once, not at the final stop */
+            ck_assert_int_eq(src.pauses, 0);
+        assert_source_running(&src);
+        migration_destroy(m);
+        host_destroy(&d.host);
+        host_destroy(&src);
+    }
+}
+END_TEST
+
 START_TEST(cancel_after_the_pause_resumes_the_source)
 {
     struct fake_host src;
@@ -389,6 +443,7 @@ static Suite *migration_suite(void)
     tcase_add_test(full, log_start_gets_a_log_and_log_stop_always_runs);
     tcase_add_test(full, verify_counts_every_page_and_names_a_corrupted_one);
     tcase_add_test(full, a_device_that_cannot_log_refuses_at_once);
+    tcase_add_test(full, a_gap_in_a_devices_log_fails_the_migration);
     tcase_add_test(full, cancel_mid_precopy_leaves_the_source_running);
     tcase_add_test(full, cancel_after_the_pause_resumes_the_source);
     tcase_add_test(full, max_bandwidth_throttles_the_precopy);
