@@ -963,6 +963,11 @@ int api_listen(struct api *api, const char *path, struct event_loop *loop)
     return 0;
 }
 
+void api_file_removed(struct api *api)
+{
+    api->path[0] = '\0';
+}
+
 /* The last replies (a shutdown's) go out if the socket takes them now. */
 void api_destroy(struct api *api)
 {

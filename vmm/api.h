@@ -61,8 +61,12 @@ struct api {
 /* Listens on path (replacing a stale socket file) and serves it on loop, the
  * commands acting on vm (api_vm.c). */
 int api_init(struct api *api, const char *path, struct vm *vm, struct event_loop *loop);
-/* Closes every client and the socket, and removes the socket file. */
+/* Closes every client and the socket, and removes the socket file (unless
+ * api_file_removed said it is gone). */
 void api_destroy(struct api *api);
+/* Someone else removed the socket file (vmm's worker, whose sandbox may unlink):
+ * api_destroy leaves the name alone, which may be another vmm's socket by then. */
+void api_file_removed(struct api *api);
 
 /* The parts api_init is made of, for tests: the ops, then the socket. */
 void api_setup(struct api *api, const struct api_ops *ops, void *opaque);

@@ -44,7 +44,7 @@ static void set_log_level(int verbosity)
 int main(int argc, char **argv)
 {
     int64_t start_us = trace_file_now_us(); /* time 0 of the --vhost-trace lines */
-    struct trace_file trace = {0};
+    struct trace_file trace = {.fd = -1};
     struct vmm_options opts;
     struct privs_target privs;
     uint8_t *kernel = NULL, *initrd = NULL;
@@ -73,7 +73,8 @@ int main(int argc, char **argv)
         privs_resolve(opts.user, opts.group, &privs) ||
         (opts.vhost_trace && trace_file_open(&trace, opts.vhost_trace, start_us)))
         goto out;
-    if (vm_create(&vm, &opts, trace.f ? &trace : NULL, kernel, kernel_size, initrd, initrd_size))
+    if (vm_create(&vm, &opts, trace_file_on(&trace) ? &trace : NULL, kernel, kernel_size, initrd,
+                  initrd_size))
         goto out;
     /* The guest image is in guest memory now; free it before the guest runs. */
     free(kernel);
@@ -83,6 +84,8 @@ int main(int argc, char **argv)
     if ((!opts.api_socket || api_init(&api, opts.api_socket, &vm, &vm.loop) == 0) &&
         privs_drop(&privs) == 0)
         status = vm_run(&vm);
+    if (atomic_load(&vm.socket_files_removed))
+        api_file_removed(&api);
     api_destroy(&api);
     vm_destroy(&vm);
 out:

@@ -137,6 +137,7 @@ struct vm {
     bool worker_ready;
     int worker_efd;
     atomic_bool worker_done;
+    atomic_bool socket_files_removed; /* by the worker, at exit: nothing else unlinks them */
     int worker_ret;
     pthread_mutex_t stop_lock;
     int exit_code;

@@ -312,6 +312,7 @@ static void vm_unlink_job(void *arg)
         if (vm->opts->nets[i].server && vm->nets[i].net_ready && vm->nets[i].net.listen_fd >= 0 &&
             unlink(vm->opts->nets[i].socket_path) < 0 && errno != ENOENT)
             pr_debug("cannot remove %s: %s", vm->opts->nets[i].socket_path, strerror(errno));
+    atomic_store(&vm->socket_files_removed, true);
 }
 
 /* Queued before the worker stops: it runs once the worker's current job ends. */

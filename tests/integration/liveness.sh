@@ -15,7 +15,8 @@
 #                (from /etc/hosts) is connected to. In a mount namespace of its own whose
 #                resolv.conf names 127.0.0.1 (nothing listens): no query leaves the host.
 #   sandbox      every thread of a running vmm (main, vCPUs, NIC, worker) is under a
-#                seccomp filter (/proc/PID/task/*/status: Seccomp: 2)
+#                seccomp filter (/proc/PID/task/*/status: Seccomp: 2), and the NIC's
+#                --vhost-trace lines are written within its filter
 set -euo pipefail
 # dns: the whole test in a private mount namespace (its resolv.conf and hosts).
 if [ "${1:-}" = dns ] && [ -z "${LIVENESS_NS:-}" ]; then
@@ -81,6 +82,10 @@ sigterm_within() {
     wait "$VMM_PID" || rc=$?
     [ "$dt" -lt "$limit" ] || { cat "$dir/vmm.log"; fail "SIGTERM took $dt ms to end vmm (limit $limit)"; }
     check_eq "vmm exit status after SIGTERM" "$rc" 0
+    # Its control socket goes with it (the worker removes it; the main thread's
+    # sandbox cannot, and must not try).
+    [ ! -e "$dir/api" ] || fail "the control socket file stays after SIGTERM"
+    ! grep -a 'cannot remove' "$dir/vmm.log" || fail "vmm could not remove a socket file"
     echo "ok: SIGTERM ended vmm in $dt ms"
 }
 
@@ -144,9 +149,14 @@ c, _ = s.accept(); print("connected", flush=True); c.close()' >"$dir/listener.lo
     ;;
 sandbox)
     start_backend
-    start_vmm --net "vhost-user,socket=$dir/port.sock"
-    wait_grep "$dir/backend.log" "handshake done" 30 || fail "no handshake"
+    # With --vhost-trace: the NIC's thread writes the trace under its own filter.
+    start_vmm --net "vhost-user,socket=$dir/port.sock" --vhost-trace "$dir/trace.log"
+    wait_grep "$dir/backend.log" "handshake done" 30 "$VMM_PID" ||
+        fail "no handshake; vmm said: $(tail -n 1 "$dir/vmm.log")"
     sleep 0.5
+    kill -0 "$VMM_PID" 2>/dev/null || { cat "$dir/vmm.log"; fail "vmm died during the handshake"; }
+    grep -q ' net0 -> GET_FEATURES' "$dir/trace.log" ||
+        { cat "$dir/vmm.log"; fail "the trace has no GET_FEATURES line"; }
     names=()
     for t in /proc/"$VMM_PID"/task/*; do
         name=$(cat "$t/comm")
