@@ -3,6 +3,7 @@
 #define VMM_TESTS_FUZZ_UTIL_H
 
 #include "../../common/log.h"
+#include "../support/support.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -17,16 +18,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 /* Where fuzz_fail writes: stderr, kept open when libFuzzer's -close_fd_mask=2 silences
- * the library's log lines (LLVMFuzzerInitialize runs before it closes stderr). */
+ * the library's log lines (LLVMFuzzerInitialize runs before it closes stderr:
+ * fuzz_keep_stderr). */
 static int fuzz_err_fd = STDERR_FILENO;
-
-static inline void fuzz_keep_stderr(void)
-{
-    int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
-
-    if (fd >= 0)
-        fuzz_err_fd = fd;
-}
 
 /* A broken invariant: the message, then abort() so the fuzzer keeps the input. */
 static inline void __attribute__((noreturn, format(printf, 1, 2))) fuzz_fail(const char *fmt, ...)
@@ -39,6 +33,22 @@ static inline void __attribute__((noreturn, format(printf, 1, 2))) fuzz_fail(con
     va_end(ap);
     dprintf(fuzz_err_fd, "fuzz: invariant broken: %s\n", msg);
     abort();
+}
+
+/* A helper of tests/support that fails (the fake platform refusing a call, ...)
+ * breaks an invariant too. */
+static inline void fuzz_support_fail(const char *msg)
+{
+    fuzz_fail("%s", msg);
+}
+
+static inline void fuzz_keep_stderr(void)
+{
+    int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+
+    if (fd >= 0)
+        fuzz_err_fd = fd;
+    support_set_fail(fuzz_support_fail);
 }
 
 /* VMM_FUZZ_DEBUG=1 shows the library's debug lines (the vhost-user trace, device logs). */

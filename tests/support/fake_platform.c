@@ -1,6 +1,7 @@
 #include "fake_platform.h"
 #include "support.h"
 
+#include "../../devices/virtio_pci.h"
 #include "../../vhost/vhost_user.h"
 
 #include <errno.h>
@@ -349,4 +350,51 @@ void fake_platform_run_watched(struct fake_platform *p)
     for (int i = 0; i < n; i++)
         if (still_watched(p, &ready[i]))
             ready[i].cb(ready[i].arg, EPOLLIN);
+}
+
+static bool queue_matches(struct fake_platform *p, const struct virtio_pci *vp, unsigned q,
+                          bool mapped, char *why, size_t len)
+{
+    const struct virtio_queue *vq = &vp->vdev->queues[q];
+    bool has_vector = vq->msix_vector < vp->nvectors;
+    bool masked = has_vector && vp->vectors[vq->msix_vector].masked;
+    int gsi = fake_irqfd_gsi(p, vq->call_fd);
+    bool watched = fake_watch_index(p, vq->call_fd) >= 0;
+
+    if (mapped && fake_ioeventfd_at(p, vp->notify_base + 4 * q, vq->kick_fd) < 0) {
+        snprintf(why, len, "queue %u has no doorbell at 0x%llx", q,
+                 (unsigned long long)(vp->notify_base + 4 * q));
+        return false;
+    }
+    if (!vp->wired || !has_vector) {
+        if (gsi < 0 && !watched)
+            return true;
+        snprintf(why, len, "queue %u interrupt wired without a live vector", q);
+        return false;
+    }
+    if (masked ? gsi < 0 && watched : gsi == vp->vectors[vq->msix_vector].gsi && !watched)
+        return true;
+    snprintf(why, len, "queue %u vector %u (%s): irqfd gsi %d, %s", q, vq->msix_vector,
+             masked ? "masked" : "unmasked", gsi, watched ? "watched" : "not watched");
+    return false;
+}
+
+bool fake_platform_matches(struct fake_platform *p, const struct virtio_pci *vp, char *why,
+                           size_t len)
+{
+    unsigned nq = vp->vdev->num_queues;
+    bool mapped = vp->wired && vp->notify_base != PCI_BAR_UNMAPPED;
+    int nioev;
+
+    pthread_mutex_lock(&p->lock);
+    nioev = p->nioev;
+    pthread_mutex_unlock(&p->lock);
+    if (nioev != (mapped ? (int)nq : 0)) {
+        snprintf(why, len, "%d ioeventfds with the device %s", nioev, vp->wired ? "wired" : "idle");
+        return false;
+    }
+    for (unsigned q = 0; q < nq; q++)
+        if (!queue_matches(p, vp, q, mapped, why, len))
+            return false;
+    return true;
 }

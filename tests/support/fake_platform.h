@@ -15,6 +15,7 @@
 #include "guest_mem.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -93,6 +94,12 @@ int fake_ioeventfd_at(struct fake_platform *p, uint64_t addr, int fd); /* its le
 int fake_irqfd_gsi(struct fake_platform *p, int fd);                   /* or -1 */
 int fake_watch_index(struct fake_platform *p, int fd);                 /* or -1 */
 int fake_bad_calls(struct fake_platform *p);
+struct virtio_pci;
+/* KVM's view against the transport's state: a wired function has every doorbell where
+ * its BAR is and each queue's interrupt on its vector's route (unmasked) or polled
+ * (masked); an idle one has nothing. false with the first difference in why. */
+bool fake_platform_matches(struct fake_platform *p, const struct virtio_pci *vp, char *why,
+                           size_t len);
 /* Every watched fd that is readable gets its callback once, as a loop would run them
  * (the table's watches: without a loop). */
 void fake_platform_run_watched(struct fake_platform *p);

@@ -7,6 +7,7 @@
 #include "../../devices/bus.h"
 #include "../../devices/virtio_pci.h"
 
+#include "../support/fake_platform.h"
 #include "check_main.h"
 
 #include <check.h>
@@ -62,205 +63,23 @@
 #define S_DRIVER_OK VIRTIO_STATUS_DRIVER_OK
 #define S_LIVE (S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK)
 
-/* ---- the fake platform: KVM's state as it would be ---- */
-
-#define MAX_LIVE 64
-
-struct fake_platform {
-    struct {
-        uint64_t addr;
-        uint32_t len;
-        int fd;
-    } ioev[MAX_LIVE];
-    int nioev, ioev_assigns, ioev_bad;
-    uint64_t ioev_fail_addr; /* an assign there fails, as when KVM runs out of slots */
-    struct {
-        int gsi, fd;
-    } irqfd[MAX_LIVE];
-    int nirqfd, irqfd_assigns, irqfd_bad;
-    struct {
-        int fd;
-        void (*cb)(void *arg, uint32_t events);
-        void *arg;
-    } watch[MAX_LIVE];
-    int nwatch, watch_bad;
-    int next_gsi, allocs, alloc_fail_at;
-    int freed[32], nfreed;
-    uint64_t route_addr[32];
-    uint32_t route_data[32];
-    int route_sets;
-    struct {
-        uint64_t addr;
-        uint32_t data;
-    } msis[64];
-    int nmsis;
-};
+/* ---- the fake platform: KVM's state as it would be (tests/support) ---- */
 
 static struct fake_platform fp;
 
-static int plat_ioeventfd(void *opaque, uint64_t addr, uint32_t len, int fd, bool assign)
-{
-    struct fake_platform *p = opaque;
-
-    if (assign && addr == p->ioev_fail_addr)
-        return -ENOSPC;
-    for (int i = 0; i < p->nioev; i++) {
-        if (p->ioev[i].addr != addr)
-            continue;
-        if (assign || p->ioev[i].len != len || p->ioev[i].fd != fd)
-            break;
-        p->ioev[i] = p->ioev[--p->nioev];
-        return 0;
-    }
-    if (!assign || p->nioev == MAX_LIVE) {
-        p->ioev_bad++; /* KVM: -ENOENT for a deassign it does not know */
-        return -ENOENT;
-    }
-    for (int i = 0; i < p->nioev; i++)
-        if (p->ioev[i].addr == addr) {
-            p->ioev_bad++;
-            return -EEXIST;
-        }
-    p->ioev[p->nioev].addr = addr;
-    p->ioev[p->nioev].len = len;
-    p->ioev[p->nioev].fd = fd;
-    p->nioev++;
-    p->ioev_assigns++;
-    return 0;
-}
-
-static int plat_irqfd(void *opaque, int gsi, int fd, bool assign)
-{
-    struct fake_platform *p = opaque;
-
-    for (int i = 0; i < p->nirqfd; i++) {
-        if (p->irqfd[i].fd != fd)
-            continue;
-        if (assign || p->irqfd[i].gsi != gsi) {
-            p->irqfd_bad++; /* KVM: -EBUSY, one eventfd drives one irqfd */
-            return -EBUSY;
-        }
-        p->irqfd[i] = p->irqfd[--p->nirqfd];
-        return 0;
-    }
-    if (!assign || p->nirqfd == MAX_LIVE) {
-        p->irqfd_bad++;
-        return -ENOENT;
-    }
-    p->irqfd[p->nirqfd].gsi = gsi;
-    p->irqfd[p->nirqfd].fd = fd;
-    p->nirqfd++;
-    p->irqfd_assigns++;
-    return 0;
-}
-
-static int plat_msi_route_alloc(void *opaque)
-{
-    struct fake_platform *p = opaque;
-
-    if (p->allocs++ == p->alloc_fail_at)
-        return -ENOSPC;
-    return p->next_gsi++;
-}
-
-static void plat_msi_route_free(void *opaque, int gsi)
-{
-    struct fake_platform *p = opaque;
-
-    ck_assert_int_lt(p->nfreed, 32);
-    p->freed[p->nfreed++] = gsi;
-}
-
-static int plat_msi_route_set(void *opaque, int gsi, uint64_t addr, uint32_t data)
-{
-    struct fake_platform *p = opaque;
-
-    ck_assert_int_ge(gsi, GSI_BASE);
-    ck_assert_int_lt(gsi, GSI_BASE + 32);
-    p->route_addr[gsi - GSI_BASE] = addr;
-    p->route_data[gsi - GSI_BASE] = data;
-    p->route_sets++;
-    return 0;
-}
-
-static int plat_signal_msi(void *opaque, uint64_t addr, uint32_t data)
-{
-    struct fake_platform *p = opaque;
-
-    if (p->nmsis < 64) {
-        p->msis[p->nmsis].addr = addr;
-        p->msis[p->nmsis].data = data;
-    }
-    p->nmsis++;
-    return 0;
-}
-
-static int plat_watch_fd(void *opaque, int fd, void (*cb)(void *arg, uint32_t events), void *arg,
-                         bool on)
-{
-    struct fake_platform *p = opaque;
-
-    for (int i = 0; i < p->nwatch; i++) {
-        if (p->watch[i].fd != fd)
-            continue;
-        if (on) {
-            p->watch_bad++;
-            return -EEXIST;
-        }
-        p->watch[i] = p->watch[--p->nwatch];
-        return 0;
-    }
-    if (!on || p->nwatch == MAX_LIVE) {
-        p->watch_bad++;
-        return -ENOENT;
-    }
-    p->watch[p->nwatch].fd = fd;
-    p->watch[p->nwatch].cb = cb;
-    p->watch[p->nwatch].arg = arg;
-    p->nwatch++;
-    return 0;
-}
-
-static int plat_mem_regions(void *opaque, struct vhost_user_mem_region *regions, int max)
-{
-    (void)opaque, (void)regions, (void)max;
-    return 0;
-}
-
-static const struct virtio_platform platform = {
-    .ioeventfd = plat_ioeventfd,
-    .irqfd = plat_irqfd,
-    .msi_route_alloc = plat_msi_route_alloc,
-    .msi_route_free = plat_msi_route_free,
-    .msi_route_set = plat_msi_route_set,
-    .signal_msi = plat_signal_msi,
-    .watch_fd = plat_watch_fd,
-    .mem_regions = plat_mem_regions,
-    .opaque = &fp,
-};
-
 static bool ioev_live(uint64_t addr, int fd)
 {
-    for (int i = 0; i < fp.nioev; i++)
-        if (fp.ioev[i].addr == addr && fp.ioev[i].fd == fd && fp.ioev[i].len == 2)
-            return true;
-    return false;
+    return fake_ioeventfd_at(&fp, addr, fd) == 2;
 }
 
 static bool irqfd_live(int gsi, int fd)
 {
-    for (int i = 0; i < fp.nirqfd; i++)
-        if (fp.irqfd[i].gsi == gsi && fp.irqfd[i].fd == fd)
-            return true;
-    return false;
+    return fake_irqfd_gsi(&fp, fd) == gsi;
 }
 
 static int watch_index(int fd)
 {
-    for (int i = 0; i < fp.nwatch; i++)
-        if (fp.watch[i].fd == fd)
-            return i;
-    return -1;
+    return fake_watch_index(&fp, fd);
 }
 
 /* ---- the fake device model ---- */
@@ -441,9 +260,7 @@ static void setup_function(unsigned nq, uint64_t features)
 {
     const struct pci_layout layout = {MEM32_BASE, MEM32_SIZE, MEM64_BASE, MEM64_SIZE};
 
-    memset(&fp, 0, sizeof(fp));
-    fp.next_gsi = GSI_BASE;
-    fp.alloc_fail_at = -1;
+    fake_platform_init(&fp);
     fake_dev_init(&dev, nq);
     dev.features = features;
     ck_assert_int_eq(event_loop_init(&loop), 0);
@@ -451,7 +268,7 @@ static void setup_function(unsigned nq, uint64_t features)
     ck_assert_int_eq(bus_init(&pio, "pio"), 0);
     ck_assert_int_eq(bus_init(&mmio, "mmio"), 0);
     ck_assert_int_eq(pci_init(&host, &pio, &mmio, &layout), 0);
-    ck_assert_int_eq(virtio_pci_init(&vp, &dev.vdev, &platform), 0);
+    ck_assert_int_eq(virtio_pci_init(&vp, &dev.vdev, &fp.ops), 0);
     ck_assert_int_eq(pci_register(&host, &vp.pci, -1), 0);
     bar4 = pci_bar_address(&vp.pci, VIRTIO_PCI_CAPS_BAR);
     bar1 = pci_bar_address(&vp.pci, VIRTIO_PCI_MSIX_BAR);
@@ -472,6 +289,7 @@ static void teardown(void)
     bus_destroy(&mmio);
     bus_destroy(&pio);
     event_loop_destroy(&loop);
+    fake_platform_destroy(&fp);
 }
 
 /* ---- the guest's accesses ---- */
@@ -645,6 +463,7 @@ static void assert_no_bad_calls(void)
     ck_assert_int_eq(fp.ioev_bad, 0);
     ck_assert_int_eq(fp.irqfd_bad, 0);
     ck_assert_int_eq(fp.watch_bad, 0);
+    ck_assert_int_eq(fp.route_bad, 0);
 }
 
 static void assert_nothing_wired(void)
@@ -1519,7 +1338,7 @@ START_TEST(init_rejects_too_many_queues)
     int allocs = fp.allocs;
 
     fake_dev_init(&dev2, VIRTIO_MAX_QUEUES + 1);
-    ck_assert_int_eq(virtio_pci_init(&vp2, &dev2.vdev, &platform), -EINVAL);
+    ck_assert_int_eq(virtio_pci_init(&vp2, &dev2.vdev, &fp.ops), -EINVAL);
     ck_assert_int_eq(fp.allocs, allocs);
     ck_assert_int_eq(dev2.vdev.queues[0].kick_fd, -1);
 }
@@ -1534,7 +1353,7 @@ START_TEST(init_failure_releases_what_it_took)
 
     fake_dev_init(&dev2, NQ);
     fp.alloc_fail_at = fp.allocs + 2; /* the third route */
-    ck_assert_int_eq(virtio_pci_init(&vp2, &dev2.vdev, &platform), -ENOSPC);
+    ck_assert_int_eq(virtio_pci_init(&vp2, &dev2.vdev, &fp.ops), -ENOSPC);
     ck_assert_int_eq(fp.nfreed, 2);
     ck_assert_int_eq(fp.freed[0], first_gsi);
     ck_assert_int_eq(fp.freed[1], first_gsi + 1);
@@ -1554,7 +1373,7 @@ START_TEST(destroy_releases_routes_and_eventfds)
     int first_gsi = fp.next_gsi;
 
     fake_dev_init(&dev2, 1);
-    ck_assert_int_eq(virtio_pci_init(&vp2, &dev2.vdev, &platform), 0);
+    ck_assert_int_eq(virtio_pci_init(&vp2, &dev2.vdev, &fp.ops), 0);
     ck_assert_int_eq(open_fds(), fds + 2);
     ck_assert_uint_eq(pci_config_read(&vp2.pci, PCI_DEVICE_ID, 2), 0x1041);
     virtio_pci_destroy(&vp2);
