@@ -1,5 +1,6 @@
 #include "support.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -42,4 +43,17 @@ void support_sleep_ms(long ms)
 
     while (nanosleep(&ts, &ts) && errno == EINTR)
         ;
+}
+
+int support_count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+
+    if (!d)
+        support_fail("cannot open /proc/self/fd");
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
 }

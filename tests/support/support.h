@@ -16,5 +16,7 @@ __attribute__((noreturn, format(printf, 1, 2))) void support_fail(const char *fm
 /* CLOCK_MONOTONIC, in ms: deadlines of tests and helpers. */
 int64_t support_now_ms(void);
 void support_sleep_ms(long ms);
+/* Open fds of this process (leak checks: the same count before and after). */
+int support_count_fds(void);
 
 #endif

@@ -164,7 +164,7 @@ static void be_record(struct vu_backend *be, struct vu_session *s, struct vu_msg
     }
     if (m->request == VHOST_USER_SET_BACKEND_REQ_FD && m->nfds == 1 && s->chan < 0) {
         s->chan = m->fds[0]; /* kept: the test speaks on it */
-        m->nfds = 0;
+        m->fds[0] = -1;
     }
     pthread_mutex_unlock(&be->lock);
     vu_msg_close_fds(m);
@@ -422,6 +422,15 @@ bool vu_backend_ended(struct vu_backend *be, int s)
     ended = x->ended;
     pthread_mutex_unlock(&be->lock);
     return ended;
+}
+
+bool vu_backend_wait_ended(struct vu_backend *be, int s, int ms)
+{
+    int64_t deadline = support_now_ms() + ms;
+
+    while (!vu_backend_ended(be, s) && support_now_ms() < deadline)
+        support_sleep_ms(1);
+    return vu_backend_ended(be, s);
 }
 
 struct vu_session vu_backend_session(struct vu_backend *be, int s)

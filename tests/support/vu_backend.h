@@ -107,6 +107,8 @@ struct vu_record vu_backend_record(struct vu_backend *be, int s, int k); /* k mu
 bool vu_backend_saw(struct vu_backend *be, int s, uint32_t request);
 int vu_backend_find(struct vu_backend *be, int s, uint32_t request, int from); /* index or -1 */
 bool vu_backend_ended(struct vu_backend *be, int s);
+/* Waits up to ms for session s to end (the frontend hung up); whether it did. */
+bool vu_backend_wait_ended(struct vu_backend *be, int s, int ms);
 struct vu_session vu_backend_session(struct vu_backend *be, int s); /* a copy */
 int vu_backend_chan(struct vu_backend *be, int s);                  /* or -1 */
 void vu_backend_close_chan(struct vu_backend *be, int s);

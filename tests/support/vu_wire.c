@@ -67,9 +67,11 @@ static int recv_all(int fd, void *buf, size_t len, struct vu_msg *m, int timeout
 
 void vu_msg_close_fds(struct vu_msg *m)
 {
-    for (int i = 0; i < m->nfds; i++)
-        close(m->fds[i]);
-    m->nfds = 0;
+    for (int i = 0; i < m->nfds; i++) {
+        if (m->fds[i] >= 0)
+            close(m->fds[i]);
+        m->fds[i] = -1;
+    }
 }
 
 int vu_recv(int fd, struct vu_msg *m, int timeout_ms)
@@ -117,13 +119,13 @@ uint64_t vu_u64(const struct vu_msg *m, size_t off)
 int vu_send_bytes(int fd, const void *buf, size_t len, const int *fds, int nfds)
 {
     union {
-        char b[CMSG_SPACE(sizeof(int) * VU_MAX_FDS)];
+        char b[CMSG_SPACE(sizeof(int) * VU_SEND_MAX_FDS)];
         struct cmsghdr align;
     } ctl;
     struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 
-    if (nfds < 0 || nfds > VU_MAX_FDS)
+    if (nfds < 0 || nfds > VU_SEND_MAX_FDS)
         return -1;
     if (nfds) {
         struct cmsghdr *cm;

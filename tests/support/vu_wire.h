@@ -11,6 +11,7 @@
 #define VU_HDR_SIZE 12
 #define VU_MAX_PAYLOAD 512
 #define VU_MAX_FDS 8
+#define VU_SEND_MAX_FDS 16 /* more than a message may carry: frontends must refuse them */
 
 /* Header flags as a backend sees them. */
 #define VU_FL_REQ 0x1u   /* version 1 */
@@ -21,7 +22,7 @@ struct vu_msg {
     uint32_t request, flags, size;
     uint8_t payload[VU_MAX_PAYLOAD];
     int fds[VU_MAX_FDS]; /* received with the message, owned: vu_msg_close_fds */
-    int nfds;
+    int nfds;            /* how many came (kept when they are closed) */
 };
 
 /* One whole message, waiting up to timeout_ms for each part (-1: forever, 0: only what
@@ -29,6 +30,7 @@ struct vu_msg {
  * file, -EPROTO for a size over VU_MAX_PAYLOAD: on errors no fd is left open. Fds past
  * VU_MAX_FDS are closed. */
 int vu_recv(int fd, struct vu_msg *m, int timeout_ms);
+/* Closes the fds that came (each becomes -1; nfds still says how many came). */
 void vu_msg_close_fds(struct vu_msg *m);
 /* Reads and drops whatever is waiting, closing the fds that came with it. */
 void vu_drain(int fd);

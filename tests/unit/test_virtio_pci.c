@@ -11,7 +11,6 @@
 #include "check_main.h"
 
 #include <check.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1319,18 +1318,6 @@ END_TEST
 
 /* ---- creation and destruction ---- */
 
-static int open_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-
-    ck_assert_ptr_nonnull(d);
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
 START_TEST(init_rejects_too_many_queues)
 {
     static struct virtio_pci vp2;
@@ -1348,7 +1335,7 @@ START_TEST(init_failure_releases_what_it_took)
 {
     static struct virtio_pci vp2;
     static struct fake_dev dev2;
-    int fds = open_fds();
+    int fds = support_count_fds();
     int first_gsi = fp.next_gsi;
 
     fake_dev_init(&dev2, NQ);
@@ -1361,7 +1348,7 @@ START_TEST(init_failure_releases_what_it_took)
         ck_assert_int_eq(dev2.vdev.queues[q].kick_fd, -1);
         ck_assert_int_eq(dev2.vdev.queues[q].call_fd, -1);
     }
-    ck_assert_int_eq(open_fds(), fds);
+    ck_assert_int_eq(support_count_fds(), fds);
 }
 END_TEST
 
@@ -1369,18 +1356,18 @@ START_TEST(destroy_releases_routes_and_eventfds)
 {
     static struct virtio_pci vp2;
     static struct fake_dev dev2;
-    int fds = open_fds();
+    int fds = support_count_fds();
     int first_gsi = fp.next_gsi;
 
     fake_dev_init(&dev2, 1);
     ck_assert_int_eq(virtio_pci_init(&vp2, &dev2.vdev, &fp.ops), 0);
-    ck_assert_int_eq(open_fds(), fds + 2);
+    ck_assert_int_eq(support_count_fds(), fds + 2);
     ck_assert_uint_eq(pci_config_read(&vp2.pci, PCI_DEVICE_ID, 2), 0x1041);
     virtio_pci_destroy(&vp2);
     ck_assert_int_eq(fp.nfreed, 2);
     ck_assert_int_eq(fp.freed[0], first_gsi);
     ck_assert_int_eq(fp.freed[1], first_gsi + 1);
-    ck_assert_int_eq(open_fds(), fds);
+    ck_assert_int_eq(support_count_fds(), fds);
 }
 END_TEST
 
