@@ -5,7 +5,9 @@
  * back-end is a thread serving a list of sessions (one connection each) that can hang up,
  * stall, answer with the wrong request, close in the middle of activation or lack a feature
  * the guest uses. What vmm logs goes to a memfd and is checked line by line. Wire layouts
- * are read at literal offsets.
+ * are read at literal offsets. The last cases are the scenarios of QEMU's
+ * tests/qtest/vhost-user-test.c (flags-mismatch, connect-fail, reconnect, migrate,
+ * multiqueue) as vmm meets them.
  */
 #include "../../common/log.h"
 #include "../../devices/virtio_net.h"
@@ -39,7 +41,8 @@
 #define BIT(n) (1ULL << (n))
 #define MEM_SIZE (1u << 20)
 #define QSIZE 64
-#define NQ 3 /* one queue pair and the control queue */
+#define NQ 3     /* one queue pair and the control queue */
+#define MAX_NQ 5 /* two queue pairs and the control queue: the multiqueue cases */
 #define DESC(q) (0x10000ULL + (q)*0x4000ULL)
 #define AVAIL(q) (DESC(q) + 0x1000)
 #define USED(q) (DESC(q) + 0x2000)
@@ -121,7 +124,7 @@ static struct virtio_net net;
 static bool net_up;
 static struct vu_backend bes[2];
 static char dir[64];
-static int kick[NQ], call[NQ];
+static int kick[MAX_NQ], call[MAX_NQ];
 static unsigned config_irqs;
 static int log_fd = -1, saved_stderr = -1;
 
@@ -214,7 +217,7 @@ static void setup(void)
                                        .reply_timeout_ms = REPLY_TIMEOUT_MS,
                                        .reconnect_ms = RECONNECT_MS};
     strcpy(opts.socket_path, sock_path);
-    for (int q = 0; q < NQ; q++) {
+    for (int q = 0; q < MAX_NQ; q++) {
         kick[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         call[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         ck_assert_int_ge(kick[q], 0);
@@ -235,7 +238,7 @@ static void teardown(void)
     if (net_up)
         virtio_net_destroy(&net);
     event_loop_destroy(&loop);
-    for (int q = 0; q < NQ; q++) {
+    for (int q = 0; q < MAX_NQ; q++) {
         close(kick[q]);
         close(call[q]);
     }
@@ -264,17 +267,20 @@ static void on_link_started(void *arg, int ret)
     link_start_ret = ret;
 }
 
-/* vmm's start: the NIC, then its first backend, waited for on its loop (pumped here). */
-static int net_start_ret(void)
+/* vmm's start: the NIC, then its first backend, waited for on its loop. */
+static void net_begin(void)
 {
-    int ret = virtio_net_init(&net, "net0", &opts, &fp.ops, &ram.access, &loop);
-
-    if (ret)
-        return ret;
+    ck_assert_int_eq(virtio_net_init(&net, "net0", &opts, &fp.ops, &ram.access, &loop), 0);
     net_up = true;
     net.vdev.transport_ops = &transport_ops;
     link_started = false;
     ck_assert_int_eq(virtio_net_start_link(&net, on_link_started, NULL), 0);
+}
+
+/* The start, its loop pumped here until the first backend came or the start failed. */
+static int net_start_ret(void)
+{
+    net_begin();
     pump_until(link_started, WAIT_MS + 1000);
     return link_start_ret;
 }
@@ -285,10 +291,10 @@ static void net_start(void)
     ck_assert(net.connected);
 }
 
-/* The guest's driver: rings in guest memory, features acked, DRIVER_OK. */
-static void guest_start(void)
+/* The guest's driver: nq queues' rings in guest memory, features acked, DRIVER_OK. */
+static void guest_start_queues(int nq, uint64_t features)
 {
-    for (int q = 0; q < NQ; q++) {
+    for (int q = 0; q < nq; q++) {
         struct virtio_queue *vq = &net.vdev.queues[q];
 
         vq->size = QSIZE;
@@ -299,9 +305,14 @@ static void guest_start(void)
         vq->kick_fd = kick[q];
         vq->call_fd = call[q];
     }
-    net.vdev.acked_features = GUEST_FEATURES;
+    net.vdev.acked_features = features;
     ck_assert_int_eq(net.vdev.ops->activate(&net.vdev), 0);
     ck_assert_int_eq(net.phase, NET_RUNNING);
+}
+
+static void guest_start(void)
+{
+    guest_start_queues(NQ, GUEST_FEATURES);
 }
 
 /* The guest's driver consuming used entries: the used index it has reached. */
@@ -1044,10 +1055,12 @@ END_TEST
 static int log_memfd = -1;
 
 /* A session with a backend that logs: LOG_SHMFD and VHOST_F_LOG_ALL. */
-static void be_add_logging(struct vu_backend *be)
+static struct vu_session *be_add_logging(struct vu_backend *be)
 {
-    be_add_protocol(be, LOG_PROTOCOL, 8);
-    be->s[be->nsessions - 1].features = LOG_FEATURES;
+    struct vu_session *s = be_add_protocol(be, LOG_PROTOCOL, 8);
+
+    s->features = LOG_FEATURES;
+    return s;
 }
 
 /* Migration turns dirty logging on (its device op, called here on the NIC's loop). */
@@ -1292,10 +1305,265 @@ START_TEST(backend_channel_answers_survives_its_close_and_reopens)
 }
 END_TEST
 
+/* --- QEMU's tests/qtest/vhost-user-test.c, against vmm's virtio-net ----------------------- */
+
+/* flags-mismatch: a backend dies on the guest's SET_FEATURES; the next offers no feature at
+ * all (QEMU's TEST_FLAGS_BAD) and is refused for it before anything of the guest's reaches
+ * it; the one after runs the guest's rings. With vmm as client, and as the server (QEMU's
+ * way: the backend connects). */
+static const bool as_server[] = {false, true};
+
+START_TEST(flags_mismatch_backend_offering_nothing_is_refused)
+{
+    struct vu_backend *a = &bes[0];
+
+    opts.server = as_server[_i];
+    if (!opts.server)
+        be_listen(a);
+    be_add(a, VU_CLOSE, VHOST_USER_SET_FEATURES, BACKEND_FEATURES);
+    be_add(a, VU_WELL, 0, 0); /* not even PROTOCOL_FEATURES */
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES);
+    vu_backend_start(a);
+    net_start();
+    guest_start(); /* 0: the backend's death is not the guest's failure */
+    pump_until(net.connected && vu_backend_nrecords(a, 2) == NHANDSHAKE + NSTART, WAIT_MS);
+    ck_assert(link_up());
+    ck_assert_uint_eq(net.reconnects, 1);
+    ck_assert_int_eq(vu_backend_nrecords(a, 1), 2);
+    expect_msg(a, 1, 0, VHOST_USER_GET_FEATURES);
+    expect_msg(a, 1, 1, VHOST_USER_SET_OWNER);
+    expect_logged(1, "net0: vhost-user backend on %s lost (it failed while the rings started)",
+                  sock_path);
+    expect_logged(1,
+                  "warning: net0: the backend on %s failed the handshake (the backend does not "
+                  "offer VIRTIO_F_VERSION_1); waiting for another",
+                  sock_path);
+    expect_logged(1, "net0: vhost-user backend back on %s (reconnect 1): link up", sock_path);
+    /* The only error: the death, as the guest's start met it. */
+    expect_logged(1, "error:");
+    expect_logged(1, "error: vhost-user: back-end closed the connection instead of sending "
+                     "SET_FEATURES reply");
+    expect_session(a, 2, 0, 0);
+}
+END_TEST
+
+/* flags-mismatch on the wire: a reply whose header has another protocol version, or lacks
+ * the reply flag, fails the attempt with the vhost-user layer's reason; the next backend
+ * runs the rings from where the guest left them. */
+static const struct {
+    uint32_t at, flags;
+    const char *says;
+} wrong_flags[] = {
+    {VHOST_USER_GET_PROTOCOL_FEATURES, 0x6,
+     "GET_PROTOCOL_FEATURES reply has version 2, expected 1"},
+    {VHOST_USER_SET_MEM_TABLE, VU_FL_REQ, "SET_MEM_TABLE reply lacks the reply flag (flags 0x1)"},
+};
+
+START_TEST(reply_with_wrong_header_flags_fails_the_attempt_cleanly)
+{
+    struct vu_backend *b = &bes[1];
+    uint32_t at = wrong_flags[_i].at;
+
+    running_then_lost(100, 200);
+    be_listen(b);
+    be_add(b, VU_WRONG_FLAGS, at, BACKEND_FEATURES)->reply_flags = wrong_flags[_i].flags;
+    be_add(b, VU_WELL, 0, BACKEND_FEATURES);
+    vu_backend_start(b);
+    pump_until(vu_backend_saw(b, 0, at) && net.conn.fd < 0, WAIT_MS);
+    ck_assert(!net.connected);
+    ck_assert(!link_up());
+    expect_logged(1, "warning: net0: the backend on %s failed the handshake (vhost-user: %s)",
+                  sock_path, wrong_flags[_i].says);
+    expect_logged(0, "error:");
+    expect_back(1);
+    expect_session(b, 1, 100, 200);
+}
+END_TEST
+
+/* connect-fail: at start the backend's socket is there but refuses (a stale file, a backend
+ * restarting): vmm tries again, silently, until one listens, and starts on it. */
+START_TEST(connect_fail_start_goes_on_through_refused_connects)
+{
+    struct vu_backend *a = &bes[0];
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int stale = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    strcpy(sa.sun_path, sock_path);
+    ck_assert_int_eq(bind(stale, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    close(stale); /* the file stays, nobody listens: connect() says ECONNREFUSED */
+    net_begin();
+    pump_for(5 * RECONNECT_MS);
+    ck_assert(!link_started);
+    expect_logged(0, "error:");
+    expect_logged(0, "warning:");
+    be_listen(a);
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES);
+    vu_backend_start(a);
+    pump_until(link_started, WAIT_MS);
+    ck_assert_int_eq(link_start_ret, 0);
+    ck_assert(net.connected);
+    ck_assert_int_eq(vu_backend_nrecords(a, 0), NHANDSHAKE);
+    expect_handshake(a, 0);
+    expect_logged(0, "error:");
+}
+END_TEST
+
+/* reconnect: the backend that comes back is given guest RAM again and reads what the guest
+ * wrote through the fd it got (QEMU's read-guest-mem), then runs both rings. Either role. */
+START_TEST(reconnect_backend_reads_guest_ram_through_the_new_fd)
+{
+    static const char first[16] = "guest RAM, 1st", second[16] = "guest RAM, 2nd";
+    struct vu_backend *a = &bes[0];
+    struct vu_session seen;
+
+    opts.server = as_server[_i];
+    if (!opts.server)
+        be_listen(a);
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES);
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES);
+    guest_write(&ram, 0, first, sizeof(first));
+    vu_backend_start(a);
+    net_start();
+    guest_start();
+    expect_session(a, 0, 0, 0);
+    seen = vu_backend_session(a, 0);
+    ck_assert(seen.mem_mapped);
+    ck_assert_mem_eq(seen.mem_head, first, sizeof(first));
+    guest_write(&ram, 0, second, sizeof(second));
+    drain_kicks();
+    vu_backend_hangup(a);
+    pump_until(!net.connected, WAIT_MS);
+    expect_back(1);
+    expect_session(a, 1, 0, 0);
+    seen = vu_backend_session(a, 1);
+    ck_assert(seen.mem_mapped);
+    ck_assert_mem_eq(seen.mem_head, second, sizeof(second));
+    expect_logged(0, "error:");
+}
+END_TEST
+
+/* migrate: with LOG_SHMFD the backend gets the log's fd and its size (QEMU checks that it
+ * is RAM / (4 KiB * 8)), maps it and marks what it writes, which vmm then sees in its own
+ * log; LOG_ALL and each started ring's log flag follow, and go again when logging stops. */
+START_TEST(migrate_gives_the_backend_the_log_fd_and_its_size)
+{
+    const uint64_t log_size = MEM_SIZE / (4096 * 8);
+    struct vu_backend *a = &bes[0];
+    struct vu_record m;
+    struct stat st;
+    uint8_t dirty = 0;
+    int k0, k;
+
+    be_listen(a);
+    be_add_logging(a)->mark_log = true;
+    vu_backend_start(a);
+    net_start();
+    guest_start();
+    k0 = vu_backend_nrecords(a, 0);
+    log_memfd = memfd_create("dirty-log", MFD_CLOEXEC);
+    ck_assert_int_ge(log_memfd, 0);
+    ck_assert_int_eq(ftruncate(log_memfd, (off_t)log_size), 0);
+    ck_assert_int_eq(net.vdev.ops->log_start(&net.vdev, log_memfd, log_size), 0);
+    k = vu_backend_find(a, 0, VHOST_USER_SET_LOG_BASE, k0);
+    ck_assert_int_eq(k, k0);
+    m = vu_backend_record(a, 0, k);
+    ck_assert_int_eq(fstat(log_memfd, &st), 0);
+    ck_assert_int_eq(m.nfds, 1);
+    ck_assert_uint_eq(m.ino, st.st_ino);
+    ck_assert_uint_eq(m.size, 16);
+    ck_assert_uint_eq(vu_record_u64(&m, 0), log_size);
+    ck_assert_uint_eq(vu_record_u64(&m, 8), 0);
+    ck_assert(vu_backend_session(a, 0).log_marked);
+    ck_assert_int_eq(pread(log_memfd, &dirty, 1, 0), 1);
+    ck_assert_uint_eq(dirty & 1, 1);
+    m = expect_msg(a, 0, k + 1, VHOST_USER_SET_FEATURES);
+    ck_assert_uint_eq(vu_record_u64(&m, 0), RING_FEATURES | BIT(VHOST_USER_F_LOG_ALL));
+    for (unsigned q = 0; q < 2; q++) {
+        m = expect_msg(a, 0, k + 2 + (int)q, VHOST_USER_SET_VRING_ADDR);
+        ck_assert_uint_eq(vu_record_u32(&m, 0), q);
+        ck_assert_uint_eq(vu_record_u32(&m, 4), VHOST_USER_VRING_F_LOG);
+        ck_assert_uint_eq(vu_record_u64(&m, 32), USED(q));
+    }
+    ck_assert_int_eq(net.vdev.ops->log_stop(&net.vdev), 0);
+    m = expect_msg(a, 0, k + 4, VHOST_USER_SET_FEATURES);
+    ck_assert_uint_eq(vu_record_u64(&m, 0), RING_FEATURES);
+    for (unsigned q = 0; q < 2; q++) {
+        m = expect_msg(a, 0, k + 5 + (int)q, VHOST_USER_SET_VRING_ADDR);
+        ck_assert_uint_eq(vu_record_u32(&m, 4), 0);
+    }
+    ck_assert_int_eq(vu_backend_nrecords(a, 0), k + 7);
+    close(log_memfd);
+    expect_logged(0, "error:");
+}
+END_TEST
+
+/* multiqueue: queues=2 against a backend offering at least 2 pairs (GET_QUEUE_NUM): every
+ * data ring of both pairs starts, pair 0 enabled until the guest asks for more. */
+static const uint64_t pairs_offered[] = {2, 8};
+
+START_TEST(multiqueue_starts_both_pairs_rings)
+{
+    struct vu_backend *a = &bes[0];
+    int k;
+
+    opts.queue_pairs = 2;
+    be_listen(a);
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES)->queues = pairs_offered[_i];
+    vu_backend_start(a);
+    net_start();
+    ck_assert_uint_eq(net.conn.max_queues, pairs_offered[_i]);
+    guest_start_queues(MAX_NQ, GUEST_FEATURES | BIT(VIRTIO_NET_F_MQ));
+    expect_handshake(a, 0);
+    k = vu_backend_find(a, 0, VHOST_USER_SET_VRING_NUM, NHANDSHAKE);
+    ck_assert_int_gt(k, NHANDSHAKE);
+    for (unsigned q = 0; q < 4; q++, k += RING_MSGS)
+        expect_vring(a, 0, k, q, 0);
+    for (unsigned q = 0; q < 4; q++) {
+        struct vu_record m = expect_msg(a, 0, k + (int)q, VHOST_USER_SET_VRING_ENABLE);
+
+        ck_assert_uint_eq(vu_record_u32(&m, 0), q);
+        ck_assert_uint_eq(vu_record_u32(&m, 4), q < 2);
+    }
+    ck_assert_int_eq(vu_backend_nrecords(a, 0), k + 4);
+    expect_logged(0, "error:");
+}
+END_TEST
+
+/* A backend with fewer pairs than queues= is refused, at start and on a reconnect. */
+START_TEST(multiqueue_backend_with_fewer_pairs_is_refused)
+{
+    struct vu_backend *a = &bes[0];
+
+    opts.queue_pairs = 2;
+    be_listen(a);
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES)->queues = 1;
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES)->queues = 2;
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES)->queues = 1;
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES)->queues = 2;
+    vu_backend_start(a);
+    ck_assert_int_eq(net_start_ret(), -ENOTSUP);
+    expect_logged(1,
+                  "net0: vhost-user handshake on %s failed: queues=2, but the backend offers 1 "
+                  "queue pair(s)",
+                  sock_path);
+    virtio_net_destroy(&net);
+    net_up = false;
+    net_start();
+    vu_backend_hangup(a);
+    pump_until(net.connected && vu_backend_nrecords(a, 3) == NHANDSHAKE, WAIT_MS);
+    expect_logged(1,
+                  "warning: net0: the backend on %s failed the handshake (queues=2, but the "
+                  "backend offers 1 queue pair(s)); waiting for another",
+                  sock_path);
+    ck_assert_uint_eq(net.reconnects, 1);
+}
+END_TEST
+
 static Suite *net_reconnect_suite(void)
 {
     Suite *s = suite_create("net_reconnect");
     TCase *tc = tcase_create("reconnect");
+    TCase *qemu = tcase_create("qemu_vhost_user_test");
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 30); /* a bound for a hung test; each takes well under a second */
@@ -1318,6 +1586,17 @@ static Suite *net_reconnect_suite(void)
     tcase_add_test(tc, backend_back_unable_to_log_fails_the_log_check);
     tcase_add_test(tc, backend_channel_answers_survives_its_close_and_reopens);
     suite_add_tcase(s, tc);
+
+    tcase_add_checked_fixture(qemu, setup, teardown);
+    tcase_set_timeout(qemu, 30);
+    tcase_add_loop_test(qemu, flags_mismatch_backend_offering_nothing_is_refused, 0, 2);
+    tcase_add_loop_test(qemu, reply_with_wrong_header_flags_fails_the_attempt_cleanly, 0, 2);
+    tcase_add_test(qemu, connect_fail_start_goes_on_through_refused_connects);
+    tcase_add_loop_test(qemu, reconnect_backend_reads_guest_ram_through_the_new_fd, 0, 2);
+    tcase_add_test(qemu, migrate_gives_the_backend_the_log_fd_and_its_size);
+    tcase_add_loop_test(qemu, multiqueue_starts_both_pairs_rings, 0, 2);
+    tcase_add_test(qemu, multiqueue_backend_with_fewer_pairs_is_refused);
+    suite_add_tcase(s, qemu);
     return s;
 }
 
