@@ -120,7 +120,7 @@ static uint16_t vring_base[VIRTIO_MAX_QUEUES]; /* what SET_VRING_BASE gave each 
 /* Reads and drops whatever the front-end sent, closing the fds that came with it. */
 static void backend_drain(void)
 {
-    vu_drain(backend);
+    vu_wire_drain(backend);
 }
 
 /* An idle, well-behaved back-end: GET_VRING_BASE answers the base the ring was started
@@ -136,8 +136,8 @@ static void backend_on_request(void *opaque, int64_t time_us, const char *line)
         index < VIRTIO_MAX_QUEUES)
         vring_base[index] = (uint16_t)base;
     if (sscanf(line, "-> GET_VRING_BASE flags=%*s size=%u index=%u", &size, &index) == 2 &&
-        vu_reply_state(backend, VHOST_USER_GET_VRING_BASE, index,
-                       index < VIRTIO_MAX_QUEUES ? vring_base[index] : 0))
+        vu_wire_reply_state(backend, VHOST_USER_GET_VRING_BASE, index,
+                            index < VIRTIO_MAX_QUEUES ? vring_base[index] : 0))
         fuzz_fail("cannot queue a GET_VRING_BASE reply");
 }
 

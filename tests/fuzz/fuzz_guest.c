@@ -121,7 +121,7 @@ static time_t fixed_time(void)
 /* Reads and drops whatever the front-end sent, closing the fds that came with it. */
 static void backend_drain(void)
 {
-    vu_drain(backend);
+    vu_wire_drain(backend);
 }
 
 static void backend_on_request(void *opaque, int64_t time_us, const char *line)
@@ -135,10 +135,10 @@ static void backend_on_request(void *opaque, int64_t time_us, const char *line)
         fuzz_fail("'%s' asks for a reply without REPLY_ACK negotiated", line);
     /* The round trip vhost/ makes without REPLY_ACK to know a request was applied. */
     if (!strncmp(line, "-> GET_FEATURES ", 16) &&
-        vu_reply_u64(backend, VHOST_USER_GET_FEATURES, net.conn.features))
+        vu_wire_reply_u64(backend, VHOST_USER_GET_FEATURES, net.conn.features))
         fuzz_fail("cannot queue a GET_FEATURES reply");
     if (sscanf(line, "-> GET_VRING_BASE flags=%*s size=%u index=%u", &size, &index) == 2 &&
-        vu_reply_state(backend, VHOST_USER_GET_VRING_BASE, index, 0))
+        vu_wire_reply_state(backend, VHOST_USER_GET_VRING_BASE, index, 0))
         fuzz_fail("cannot queue a GET_VRING_BASE reply");
 }
 

@@ -110,7 +110,7 @@ static bool send_chunk(int sock, const uint8_t *data, size_t len, unsigned nfds,
         if (fds[n] < 0)
             break;
     }
-    sent = vu_send_bytes(sock, data, len, fds, (int)n) == 0;
+    sent = vu_wire_send_bytes(sock, data, len, fds, (int)n) == 0;
     for (unsigned i = 0; i < n; i++)
         close(fds[i]);
     return sent;

@@ -96,9 +96,9 @@ static bool be_wait(struct vu_backend *be, int fd)
 /* SET_MEM_TABLE's first region and ADD_MEM_REG's one share the layout: size at 16,
  * mmap offset at 32. The backend reads the guest's first bytes through the fd, as a
  * real one would, and may leave its mark for the frontend to see. */
-static void be_map_memory(struct vu_session *s, const struct vu_msg *m)
+static void be_map_memory(struct vu_session *s, const struct vu_wire_msg *m)
 {
-    uint64_t size = vu_u64(m, 16), off = vu_u64(m, 32);
+    uint64_t size = vu_wire_u64(m, 16), off = vu_wire_u64(m, 32);
     uint8_t *p;
 
     if (size < 128 || off > UINT64_MAX - size)
@@ -114,9 +114,9 @@ static void be_map_memory(struct vu_session *s, const struct vu_msg *m)
 }
 
 /* SET_LOG_BASE: {mmap_size, mmap_offset} and the log's fd. */
-static void be_take_log(struct vu_session *s, const struct vu_msg *m)
+static void be_take_log(struct vu_session *s, const struct vu_wire_msg *m)
 {
-    uint64_t size = vu_u64(m, 0), off = vu_u64(m, 8);
+    uint64_t size = vu_wire_u64(m, 0), off = vu_wire_u64(m, 8);
     uint8_t *log;
 
     s->log_size = size;
@@ -130,7 +130,7 @@ static void be_take_log(struct vu_session *s, const struct vu_msg *m)
     s->log_marked = true;
 }
 
-static void be_look_at_fds(struct vu_backend *be, struct vu_session *s, const struct vu_msg *m)
+static void be_look_at_fds(struct vu_backend *be, struct vu_session *s, const struct vu_wire_msg *m)
 {
     bool mem = m->request == VHOST_USER_SET_MEM_TABLE || m->request == VHOST_USER_ADD_MEM_REG;
 
@@ -146,7 +146,7 @@ static void be_look_at_fds(struct vu_backend *be, struct vu_session *s, const st
 
 /* Recorded, and its fds closed, before it is answered: once the frontend has the answer,
  * the test sees the message and the backend holds no fd of it. */
-static void be_record(struct vu_backend *be, struct vu_session *s, struct vu_msg *m)
+static void be_record(struct vu_backend *be, struct vu_session *s, struct vu_wire_msg *m)
 {
     struct stat st = {0};
 
@@ -167,11 +167,11 @@ static void be_record(struct vu_backend *be, struct vu_session *s, struct vu_msg
         m->fds[0] = -1;
     }
     pthread_mutex_unlock(&be->lock);
-    vu_msg_close_fds(m);
+    vu_wire_close_fds(m);
 }
 
 /* The value a request with a reply of its own gets, or false for one without. */
-static bool be_reply_value(struct vu_session *s, const struct vu_msg *m, uint64_t *v)
+static bool be_reply_value(struct vu_session *s, const struct vu_wire_msg *m, uint64_t *v)
 {
     switch (m->request) {
     case VHOST_USER_GET_FEATURES:
@@ -190,20 +190,20 @@ static bool be_reply_value(struct vu_session *s, const struct vu_msg *m, uint64_
         *v = s->queues;
         return true;
     case VHOST_USER_GET_VRING_BASE: /* {index, num} */
-        *v = (uint64_t)s->vring_base << 32 | vu_u32(m, 0);
+        *v = (uint64_t)s->vring_base << 32 | vu_wire_u32(m, 0);
         return true;
     case VHOST_USER_SET_LOG_BASE: /* the spec's reply to it, with LOG_SHMFD */
         *v = 0;
         return true;
     default:
         *v = 0; /* an ack, when asked for one */
-        return m->flags & VU_FL_NEED_REPLY;
+        return m->flags & VU_WIRE_FL_NEED_REPLY;
     }
 }
 
-static int be_answer(struct vu_session *s, int fd, const struct vu_msg *m, bool faulty)
+static int be_answer(struct vu_session *s, int fd, const struct vu_wire_msg *m, bool faulty)
 {
-    uint32_t type = m->request, flags = VU_FL_REPLY;
+    uint32_t type = m->request, flags = VU_WIRE_FL_REPLY;
     uint64_t v;
 
     if (m->request == VHOST_USER_SET_STATUS)
@@ -215,14 +215,14 @@ static int be_answer(struct vu_session *s, int fd, const struct vu_msg *m, bool 
                                                : VHOST_USER_GET_FEATURES;
     if (faulty && s->fault == VU_WRONG_FLAGS)
         flags = s->reply_flags;
-    return vu_send(fd, type, flags, 8, &v, 8, NULL, 0);
+    return vu_wire_send(fd, type, flags, 8, &v, 8, NULL, 0);
 }
 
 static void be_serve(struct vu_backend *be, struct vu_session *s, int fd)
 {
-    struct vu_msg m;
+    struct vu_wire_msg m;
 
-    while (be_wait(be, fd) && vu_recv(fd, &m, be->reply_wait_ms) == 0) {
+    while (be_wait(be, fd) && vu_wire_recv(fd, &m, be->reply_wait_ms) == 0) {
         bool hit = s->fault != VU_WELL && m.request == s->at;
 
         be_record(be, s, &m);

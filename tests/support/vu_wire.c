@@ -8,7 +8,7 @@
 
 /* The one place the tests' backends take fds out of SCM_RIGHTS: kept in m while there is
  * room (m NULL: none kept), the rest closed. */
-static void take_fds(struct msghdr *mh, struct vu_msg *m)
+static void take_fds(struct msghdr *mh, struct vu_wire_msg *m)
 {
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
         size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
@@ -18,7 +18,7 @@ static void take_fds(struct msghdr *mh, struct vu_msg *m)
             int fd;
 
             memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-            if (m && m->nfds < VU_MAX_FDS)
+            if (m && m->nfds < VU_WIRE_MAX_FDS)
                 m->fds[m->nfds++] = fd;
             else
                 close(fd);
@@ -27,7 +27,7 @@ static void take_fds(struct msghdr *mh, struct vu_msg *m)
 }
 
 /* recvmsg with room for fds; what poll and recvmsg return, as -errno. */
-static ssize_t recv_piece(int fd, void *buf, size_t len, struct vu_msg *m, int timeout_ms,
+static ssize_t recv_piece(int fd, void *buf, size_t len, struct vu_wire_msg *m, int timeout_ms,
                           int flags)
 {
     union {
@@ -49,7 +49,7 @@ static ssize_t recv_piece(int fd, void *buf, size_t len, struct vu_msg *m, int t
     return n;
 }
 
-static int recv_all(int fd, void *buf, size_t len, struct vu_msg *m, int timeout_ms)
+static int recv_all(int fd, void *buf, size_t len, struct vu_wire_msg *m, int timeout_ms)
 {
     size_t got = 0;
 
@@ -65,7 +65,7 @@ static int recv_all(int fd, void *buf, size_t len, struct vu_msg *m, int timeout
     return 0;
 }
 
-void vu_msg_close_fds(struct vu_msg *m)
+void vu_wire_close_fds(struct vu_wire_msg *m)
 {
     for (int i = 0; i < m->nfds; i++) {
         if (m->fds[i] >= 0)
@@ -74,9 +74,9 @@ void vu_msg_close_fds(struct vu_msg *m)
     }
 }
 
-int vu_recv(int fd, struct vu_msg *m, int timeout_ms)
+int vu_wire_recv(int fd, struct vu_wire_msg *m, int timeout_ms)
 {
-    uint8_t hdr[VU_HDR_SIZE];
+    uint8_t hdr[VU_WIRE_HDR_SIZE];
     int ret;
 
     memset(m, 0, sizeof(*m));
@@ -85,14 +85,15 @@ int vu_recv(int fd, struct vu_msg *m, int timeout_ms)
         memcpy(&m->request, hdr, 4);
         memcpy(&m->flags, hdr + 4, 4);
         memcpy(&m->size, hdr + 8, 4);
-        ret = m->size > VU_MAX_PAYLOAD ? -EPROTO : recv_all(fd, m->payload, m->size, m, timeout_ms);
+        ret = m->size > VU_WIRE_MAX_PAYLOAD ? -EPROTO
+                                            : recv_all(fd, m->payload, m->size, m, timeout_ms);
     }
     if (ret)
-        vu_msg_close_fds(m);
+        vu_wire_close_fds(m);
     return ret;
 }
 
-void vu_drain(int fd)
+void vu_wire_drain(int fd)
 {
     char data[4096];
 
@@ -100,7 +101,7 @@ void vu_drain(int fd)
         ;
 }
 
-uint32_t vu_u32(const struct vu_msg *m, size_t off)
+uint32_t vu_wire_u32(const struct vu_wire_msg *m, size_t off)
 {
     uint32_t v;
 
@@ -108,7 +109,7 @@ uint32_t vu_u32(const struct vu_msg *m, size_t off)
     return v;
 }
 
-uint64_t vu_u64(const struct vu_msg *m, size_t off)
+uint64_t vu_wire_u64(const struct vu_wire_msg *m, size_t off)
 {
     uint64_t v;
 
@@ -116,16 +117,16 @@ uint64_t vu_u64(const struct vu_msg *m, size_t off)
     return v;
 }
 
-int vu_send_bytes(int fd, const void *buf, size_t len, const int *fds, int nfds)
+int vu_wire_send_bytes(int fd, const void *buf, size_t len, const int *fds, int nfds)
 {
     union {
-        char b[CMSG_SPACE(sizeof(int) * VU_SEND_MAX_FDS)];
+        char b[CMSG_SPACE(sizeof(int) * VU_WIRE_SEND_MAX_FDS)];
         struct cmsghdr align;
     } ctl;
     struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 
-    if (nfds < 0 || nfds > VU_SEND_MAX_FDS)
+    if (nfds < 0 || nfds > VU_WIRE_SEND_MAX_FDS)
         return -1;
     if (nfds) {
         struct cmsghdr *cm;
@@ -142,41 +143,42 @@ int vu_send_bytes(int fd, const void *buf, size_t len, const int *fds, int nfds)
     return sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)len ? 0 : -1;
 }
 
-size_t vu_encode(uint8_t *buf, uint32_t request, uint32_t flags, const void *payload, uint32_t size)
+size_t vu_wire_encode(uint8_t *buf, uint32_t request, uint32_t flags, const void *payload,
+                      uint32_t size)
 {
     memcpy(buf, &request, 4);
     memcpy(buf + 4, &flags, 4);
     memcpy(buf + 8, &size, 4);
     if (size)
-        memcpy(buf + VU_HDR_SIZE, payload, size);
-    return VU_HDR_SIZE + size;
+        memcpy(buf + VU_WIRE_HDR_SIZE, payload, size);
+    return VU_WIRE_HDR_SIZE + size;
 }
 
-int vu_send(int fd, uint32_t request, uint32_t flags, uint32_t size, const void *payload,
-            size_t len, const int *fds, int nfds)
+int vu_wire_send(int fd, uint32_t request, uint32_t flags, uint32_t size, const void *payload,
+                 size_t len, const int *fds, int nfds)
 {
-    uint8_t buf[VU_HDR_SIZE + VU_MAX_PAYLOAD];
+    uint8_t buf[VU_WIRE_HDR_SIZE + VU_WIRE_MAX_PAYLOAD];
 
-    if (len > VU_MAX_PAYLOAD)
+    if (len > VU_WIRE_MAX_PAYLOAD)
         return -1;
-    vu_encode(buf, request, flags, payload, (uint32_t)len);
+    vu_wire_encode(buf, request, flags, payload, (uint32_t)len);
     memcpy(buf + 8, &size, 4);
-    return vu_send_bytes(fd, buf, VU_HDR_SIZE + len, fds, nfds);
+    return vu_wire_send_bytes(fd, buf, VU_WIRE_HDR_SIZE + len, fds, nfds);
 }
 
-int vu_reply(int fd, uint32_t request, const void *payload, uint32_t size)
+int vu_wire_reply(int fd, uint32_t request, const void *payload, uint32_t size)
 {
-    return vu_send(fd, request, VU_FL_REPLY, size, payload, size, NULL, 0);
+    return vu_wire_send(fd, request, VU_WIRE_FL_REPLY, size, payload, size, NULL, 0);
 }
 
-int vu_reply_u64(int fd, uint32_t request, uint64_t value)
+int vu_wire_reply_u64(int fd, uint32_t request, uint64_t value)
 {
-    return vu_reply(fd, request, &value, 8);
+    return vu_wire_reply(fd, request, &value, 8);
 }
 
-int vu_reply_state(int fd, uint32_t request, uint32_t index, uint32_t num)
+int vu_wire_reply_state(int fd, uint32_t request, uint32_t index, uint32_t num)
 {
     uint32_t state[2] = {index, num};
 
-    return vu_reply(fd, request, state, 8);
+    return vu_wire_reply(fd, request, state, 8);
 }

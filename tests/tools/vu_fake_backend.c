@@ -20,17 +20,17 @@
 #define F_VERSION_1 (1ULL << 32)
 
 /* The reply to m, 0 for a request without one, -1 when it cannot be sent. */
-static int answer(int fd, const struct vu_msg *m)
+static int answer(int fd, const struct vu_wire_msg *m)
 {
     switch (m->request) {
     case VHOST_USER_GET_FEATURES:
-        return vu_reply_u64(fd, m->request, F_VERSION_1);
+        return vu_wire_reply_u64(fd, m->request, F_VERSION_1);
     case VHOST_USER_GET_PROTOCOL_FEATURES:
-        return vu_reply_u64(fd, m->request, 0);
+        return vu_wire_reply_u64(fd, m->request, 0);
     case VHOST_USER_GET_QUEUE_NUM:
-        return vu_reply_u64(fd, m->request, 1);
+        return vu_wire_reply_u64(fd, m->request, 1);
     case VHOST_USER_GET_VRING_BASE: /* {index, num}: the ring stopped where it started */
-        return vu_reply_state(fd, m->request, vu_u32(m, 0), 0);
+        return vu_wire_reply_state(fd, m->request, vu_wire_u32(m, 0), 0);
     default:
         return 0;
     }
@@ -38,10 +38,10 @@ static int answer(int fd, const struct vu_msg *m)
 
 static void serve(int fd)
 {
-    struct vu_msg m;
+    struct vu_wire_msg m;
 
-    while (vu_recv(fd, &m, -1) == 0) {
-        vu_msg_close_fds(&m);
+    while (vu_wire_recv(fd, &m, -1) == 0) {
+        vu_wire_close_fds(&m);
         if (answer(fd, &m))
             break;
     }

@@ -399,8 +399,9 @@ static void expect_handshake(struct vu_backend *be, int s)
     set_protocol = vu_backend_record(be, s, 2);
     ck_assert_uint_eq(vu_record_u64(&set_protocol, 0), BACKEND_PROTOCOL);
     /* REPLY_ACK is in force from the request after SET_PROTOCOL_FEATURES. */
-    ck_assert_uint_eq(set_protocol.flags & VU_FL_NEED_REPLY, 0);
-    ck_assert_uint_eq(vu_backend_record(be, s, 4).flags & VU_FL_NEED_REPLY, VU_FL_NEED_REPLY);
+    ck_assert_uint_eq(set_protocol.flags & VU_WIRE_FL_NEED_REPLY, 0);
+    ck_assert_uint_eq(vu_backend_record(be, s, 4).flags & VU_WIRE_FL_NEED_REPLY,
+                      VU_WIRE_FL_NEED_REPLY);
 }
 
 static void expect_vring(struct vu_backend *be, int s, int k, unsigned q, uint16_t base)
@@ -452,7 +453,8 @@ static void expect_rings_started(struct vu_backend *be, int s, uint16_t base0, u
         ck_assert_uint_eq(vu_record_u32(&m, 4), 1);
     }
     for (int i = NHANDSHAKE; i < NHANDSHAKE + NSTART; i++)
-        ck_assert_uint_eq(vu_backend_record(be, s, i).flags & VU_FL_NEED_REPLY, VU_FL_NEED_REPLY);
+        ck_assert_uint_eq(vu_backend_record(be, s, i).flags & VU_WIRE_FL_NEED_REPLY,
+                          VU_WIRE_FL_NEED_REPLY);
 }
 
 /* A whole session: the handshake and the rings, nothing else. */
@@ -993,11 +995,11 @@ START_TEST(status_and_reset_device_when_the_backend_offers_them)
     k = expect_start(a, 0, k, status, extra & PF(RESET_DEVICE) ? VHOST_USER_SET_MEM_TABLE : 0, 0);
     ck_assert_int_eq(vu_backend_nrecords(a, 0), k);
     for (int i = NHANDSHAKE; i < k; i++)
-        ck_assert_uint_eq(vu_backend_record(a, 0, i).flags & VU_FL_NEED_REPLY,
+        ck_assert_uint_eq(vu_backend_record(a, 0, i).flags & VU_WIRE_FL_NEED_REPLY,
                           vu_backend_record(a, 0, i).request == VHOST_USER_GET_STATUS ||
                                   vu_backend_record(a, 0, i).request == VHOST_USER_GET_VRING_BASE
                               ? 0
-                              : VU_FL_NEED_REPLY);
+                              : VU_WIRE_FL_NEED_REPLY);
     ck_assert(net.connected);
     expect_logged(0, "error:");
     expect_logged(0, "warning:");
@@ -1231,7 +1233,7 @@ static uint64_t chan_reply(int chan, uint32_t request)
     memcpy(hdr, buf, 12);
     memcpy(&v, buf + 12, 8);
     ck_assert_uint_eq(hdr[0], request);
-    ck_assert_uint_eq(hdr[1], VU_FL_REPLY);
+    ck_assert_uint_eq(hdr[1], VU_WIRE_FL_REPLY);
     ck_assert_uint_eq(hdr[2], 8);
     return v;
 }
@@ -1252,16 +1254,17 @@ START_TEST(backend_channel_answers_survives_its_close_and_reopens)
     net_start();
     k = expect_handshake_with(a, 0, extra);
     ck_assert_int_eq(vu_backend_record(a, 0, k - 2).nfds, 1);
-    ck_assert_uint_eq(vu_backend_record(a, 0, k - 2).flags & VU_FL_NEED_REPLY, VU_FL_NEED_REPLY);
+    ck_assert_uint_eq(vu_backend_record(a, 0, k - 2).flags & VU_WIRE_FL_NEED_REPLY,
+                      VU_WIRE_FL_NEED_REPLY);
     chan = vu_backend_chan(a, 0);
     ck_assert_int_ge(chan, 0);
     guest_start();
     expect_start(a, 0, k, false, VHOST_USER_SET_MEM_TABLE, 0);
     fds = support_count_fds();
     /* A config change (CONFIG is not negotiated) and an unknown request: each refused. */
-    chan_send(chan, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, 0x1 | VU_FL_NEED_REPLY);
+    chan_send(chan, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, 0x1 | VU_WIRE_FL_NEED_REPLY);
     ck_assert_uint_eq(chan_reply(chan, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG), 1);
-    chan_send(chan, 99, 0x1 | VU_FL_NEED_REPLY);
+    chan_send(chan, 99, 0x1 | VU_WIRE_FL_NEED_REPLY);
     ck_assert_uint_eq(chan_reply(chan, 99), 1);
     ck_assert(net.connected);
     ck_assert(link_up());
@@ -1290,7 +1293,7 @@ START_TEST(backend_channel_answers_survives_its_close_and_reopens)
             vu_backend_close_chan(a, 1);
         ck_assert_int_eq(expect_handshake_with(a, s, extra), k);
         chan = vu_backend_chan(a, s);
-        chan_send(chan, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, 0x1 | VU_FL_NEED_REPLY);
+        chan_send(chan, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, 0x1 | VU_WIRE_FL_NEED_REPLY);
         ck_assert_uint_eq(chan_reply(chan, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG), 1);
         ck_assert_int_eq(support_count_fds(), fds);
     }
@@ -1356,7 +1359,8 @@ static const struct {
 } wrong_flags[] = {
     {VHOST_USER_GET_PROTOCOL_FEATURES, 0x6,
      "GET_PROTOCOL_FEATURES reply has version 2, expected 1"},
-    {VHOST_USER_SET_MEM_TABLE, VU_FL_REQ, "SET_MEM_TABLE reply lacks the reply flag (flags 0x1)"},
+    {VHOST_USER_SET_MEM_TABLE, VU_WIRE_FL_REQ,
+     "SET_MEM_TABLE reply lacks the reply flag (flags 0x1)"},
 };
 
 START_TEST(reply_with_wrong_header_flags_fails_the_attempt_cleanly)

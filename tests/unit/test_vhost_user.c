@@ -30,9 +30,9 @@
 #include <unistd.h>
 
 #define TIMEOUT_MS 200
-#define FL_REQ VU_FL_REQ
-#define FL_REQ_NEED (VU_FL_REQ | VU_FL_NEED_REPLY)
-#define FL_REPLY VU_FL_REPLY
+#define FL_REQ VU_WIRE_FL_REQ
+#define FL_REQ_NEED (VU_WIRE_FL_REQ | VU_WIRE_FL_NEED_REPLY)
+#define FL_REPLY VU_WIRE_FL_REPLY
 #define PF(bit) (1ULL << VHOST_USER_PROTOCOL_F_##bit)
 #define F_PROTOCOL (1ULL << 30)
 
@@ -42,14 +42,14 @@ static int bk = -1; /* the fake back-end's end of the backend-request channel */
 
 /* --- fake back-end plumbing ----------------------------------------------------------- */
 
-static void be_read(struct vu_msg *m)
+static void be_read(struct vu_wire_msg *m)
 {
-    ck_assert_msg(vu_recv(be, m, 1000) == 0, "the back-end received no complete message");
+    ck_assert_msg(vu_wire_recv(be, m, 1000) == 0, "the back-end received no complete message");
 }
 
 static void be_reply(uint32_t request, uint32_t flags, const void *payload, uint32_t size)
 {
-    ck_assert_int_eq(vu_send(be, request, flags, size, payload, size, NULL, 0), 0);
+    ck_assert_int_eq(vu_wire_send(be, request, flags, size, payload, size, NULL, 0), 0);
 }
 
 static void be_reply_u64(uint32_t request, uint64_t value)
@@ -72,8 +72,8 @@ static int pending(int fd)
     return n;
 }
 
-static void expect_header(const struct vu_msg *m, uint32_t request, uint32_t flags, uint32_t size,
-                          int nfds)
+static void expect_header(const struct vu_wire_msg *m, uint32_t request, uint32_t flags,
+                          uint32_t size, int nfds)
 {
     ck_assert_uint_eq(m->request, request);
     ck_assert_uint_eq(m->flags, flags);
@@ -160,7 +160,7 @@ static void expect_broken(void)
 
 START_TEST(get_features_layout_and_reply)
 {
-    struct vu_msg m;
+    struct vu_wire_msg m;
     uint64_t f = 0;
 
     be_reply_u64(1, 0x1122334455667788ULL);
@@ -175,7 +175,7 @@ END_TEST
 
 START_TEST(set_features_adds_protocol_bit_and_refuses_unoffered)
 {
-    struct vu_msg m;
+    struct vu_wire_msg m;
     uint64_t f;
 
     be_reply_u64(1, (1ULL << 32) | F_PROTOCOL | (1ULL << 5));
@@ -184,7 +184,7 @@ START_TEST(set_features_adds_protocol_bit_and_refuses_unoffered)
     be_read(&m);
     be_read(&m);
     expect_header(&m, 2, FL_REQ, 8, 0);
-    ck_assert_uint_eq(vu_u64(&m, 0), (1ULL << 32) | F_PROTOCOL | (1ULL << 5));
+    ck_assert_uint_eq(vu_wire_u64(&m, 0), (1ULL << 32) | F_PROTOCOL | (1ULL << 5));
     ck_assert_uint_eq(conn.acked_features, (1ULL << 32) | F_PROTOCOL | (1ULL << 5));
     ck_assert_int_eq(vhost_user_set_features(&conn, 1ULL << 7), -EINVAL);
     ck_assert_int_eq(pending(be), 0);
@@ -200,22 +200,22 @@ START_TEST(set_mem_table_layout_and_fds)
         {0x0, 0x8000, 0x7f0000000000ULL, 0x0, lo},
         {0x100000000ULL, 0x4000, 0x7f1000000000ULL, 0x1000, hi},
     };
-    struct vu_msg m;
+    struct vu_wire_msg m;
     char *p;
 
     ck_assert_int_eq(vhost_user_set_mem_table(&conn, r, 2), 0);
     be_read(&m);
     expect_header(&m, 5, FL_REQ, 8 + 2 * 32, 2);
-    ck_assert_uint_eq(vu_u32(&m, 0), 2);
-    ck_assert_uint_eq(vu_u32(&m, 4), 0);
-    ck_assert_uint_eq(vu_u64(&m, 8), 0x0);
-    ck_assert_uint_eq(vu_u64(&m, 16), 0x8000);
-    ck_assert_uint_eq(vu_u64(&m, 24), 0x7f0000000000ULL);
-    ck_assert_uint_eq(vu_u64(&m, 32), 0x0);
-    ck_assert_uint_eq(vu_u64(&m, 40), 0x100000000ULL);
-    ck_assert_uint_eq(vu_u64(&m, 48), 0x4000);
-    ck_assert_uint_eq(vu_u64(&m, 56), 0x7f1000000000ULL);
-    ck_assert_uint_eq(vu_u64(&m, 64), 0x1000);
+    ck_assert_uint_eq(vu_wire_u32(&m, 0), 2);
+    ck_assert_uint_eq(vu_wire_u32(&m, 4), 0);
+    ck_assert_uint_eq(vu_wire_u64(&m, 8), 0x0);
+    ck_assert_uint_eq(vu_wire_u64(&m, 16), 0x8000);
+    ck_assert_uint_eq(vu_wire_u64(&m, 24), 0x7f0000000000ULL);
+    ck_assert_uint_eq(vu_wire_u64(&m, 32), 0x0);
+    ck_assert_uint_eq(vu_wire_u64(&m, 40), 0x100000000ULL);
+    ck_assert_uint_eq(vu_wire_u64(&m, 48), 0x4000);
+    ck_assert_uint_eq(vu_wire_u64(&m, 56), 0x7f1000000000ULL);
+    ck_assert_uint_eq(vu_wire_u64(&m, 64), 0x1000);
     same_file(m.fds[0], lo);
     same_file(m.fds[1], hi);
     /* The back-end maps what it received and sees our memory. */
@@ -223,7 +223,7 @@ START_TEST(set_mem_table_layout_and_fds)
     ck_assert_ptr_ne(p, MAP_FAILED);
     ck_assert_str_eq(p, "HIGHMEM");
     munmap(p, 0x5000);
-    vu_msg_close_fds(&m);
+    vu_wire_close_fds(&m);
     close(lo);
     close(hi);
 }
@@ -253,18 +253,18 @@ START_TEST(set_vring_addr_layout)
         .avail_user_addr = 0x7f0000003000ULL,
         .log_guest_addr = 0x4000,
     };
-    struct vu_msg m;
+    struct vu_wire_msg m;
 
     be_reply_u64(1, 0); /* the logging flag asks for a barrier (see below) */
     ck_assert_int_eq(vhost_user_set_vring_addr(&conn, &a), 0);
     be_read(&m);
     expect_header(&m, 9, FL_REQ, 40, 0);
-    ck_assert_uint_eq(vu_u32(&m, 0), 1);
-    ck_assert_uint_eq(vu_u32(&m, 4), 1);
-    ck_assert_uint_eq(vu_u64(&m, 8), 0x7f0000001000ULL);
-    ck_assert_uint_eq(vu_u64(&m, 16), 0x7f0000002000ULL);
-    ck_assert_uint_eq(vu_u64(&m, 24), 0x7f0000003000ULL);
-    ck_assert_uint_eq(vu_u64(&m, 32), 0x4000);
+    ck_assert_uint_eq(vu_wire_u32(&m, 0), 1);
+    ck_assert_uint_eq(vu_wire_u32(&m, 4), 1);
+    ck_assert_uint_eq(vu_wire_u64(&m, 8), 0x7f0000001000ULL);
+    ck_assert_uint_eq(vu_wire_u64(&m, 16), 0x7f0000002000ULL);
+    ck_assert_uint_eq(vu_wire_u64(&m, 24), 0x7f0000003000ULL);
+    ck_assert_uint_eq(vu_wire_u64(&m, 32), 0x4000);
     be_read(&m);
     expect_header(&m, 1, FL_REQ, 0, 0);
 }
@@ -272,7 +272,7 @@ END_TEST
 
 START_TEST(vring_state_requests_layout)
 {
-    struct vu_msg m;
+    struct vu_wire_msg m;
 
     conn.features = F_PROTOCOL;
     conn.protocol_features = PF(CROSS_ENDIAN);
@@ -283,28 +283,28 @@ START_TEST(vring_state_requests_layout)
     ck_assert_int_eq(vhost_user_set_vring_endian(&conn, 2, true), 0);
     be_read(&m);
     expect_header(&m, 8, FL_REQ, 8, 0);
-    ck_assert_uint_eq(vu_u32(&m, 0), 0);
-    ck_assert_uint_eq(vu_u32(&m, 4), 256);
+    ck_assert_uint_eq(vu_wire_u32(&m, 0), 0);
+    ck_assert_uint_eq(vu_wire_u32(&m, 4), 256);
     be_read(&m);
     expect_header(&m, 10, FL_REQ, 8, 0);
-    ck_assert_uint_eq(vu_u32(&m, 0), 1);
-    ck_assert_uint_eq(vu_u32(&m, 4), 0x1234);
+    ck_assert_uint_eq(vu_wire_u32(&m, 0), 1);
+    ck_assert_uint_eq(vu_wire_u32(&m, 4), 0x1234);
     be_read(&m);
     expect_header(&m, 18, FL_REQ, 8, 0);
-    ck_assert_uint_eq(vu_u32(&m, 0), 1);
-    ck_assert_uint_eq(vu_u32(&m, 4), 1);
+    ck_assert_uint_eq(vu_wire_u32(&m, 0), 1);
+    ck_assert_uint_eq(vu_wire_u32(&m, 4), 1);
     be_read(&m);
     expect_header(&m, 1, FL_REQ, 0, 0);
     be_read(&m);
     expect_header(&m, 23, FL_REQ, 8, 0);
-    ck_assert_uint_eq(vu_u32(&m, 0), 2);
-    ck_assert_uint_eq(vu_u32(&m, 4), 1);
+    ck_assert_uint_eq(vu_wire_u32(&m, 0), 2);
+    ck_assert_uint_eq(vu_wire_u32(&m, 4), 1);
 }
 END_TEST
 
 START_TEST(get_vring_base_layout_and_reply)
 {
-    struct vu_msg m;
+    struct vu_wire_msg m;
     unsigned base = 0;
 
     be_reply_state(11, 1, 0x4321);
@@ -312,8 +312,8 @@ START_TEST(get_vring_base_layout_and_reply)
     ck_assert_uint_eq(base, 0x4321);
     be_read(&m);
     expect_header(&m, 11, FL_REQ, 8, 0);
-    ck_assert_uint_eq(vu_u32(&m, 0), 1);
-    ck_assert_uint_eq(vu_u32(&m, 4), 0);
+    ck_assert_uint_eq(vu_wire_u32(&m, 0), 1);
+    ck_assert_uint_eq(vu_wire_u32(&m, 4), 0);
 }
 END_TEST
 
@@ -321,7 +321,7 @@ START_TEST(vring_kick_call_err_fds_and_nofd)
 {
     int efd = eventfd(0, EFD_CLOEXEC);
     uint64_t v = 0x2a, got = 0;
-    struct vu_msg m;
+    struct vu_wire_msg m;
 
     ck_assert_int_ge(efd, 0);
     ck_assert_int_eq(vhost_user_set_vring_kick(&conn, 1, efd), 0);
@@ -330,20 +330,20 @@ START_TEST(vring_kick_call_err_fds_and_nofd)
     ck_assert_int_eq(vhost_user_set_vring_kick(&conn, 256, efd), -EINVAL);
     be_read(&m);
     expect_header(&m, 12, FL_REQ, 8, 1);
-    ck_assert_uint_eq(vu_u64(&m, 0), 1);
+    ck_assert_uint_eq(vu_wire_u64(&m, 0), 1);
     /* Writing through the received fd signals our eventfd: it is the same object. */
     ck_assert_int_eq(write(m.fds[0], &v, 8), 8);
     ck_assert_int_eq(read(efd, &got, 8), 8);
     ck_assert_uint_eq(got, 0x2a);
-    vu_msg_close_fds(&m);
+    vu_wire_close_fds(&m);
     be_read(&m);
     expect_header(&m, 13, FL_REQ, 8, 0);
-    ck_assert_uint_eq(vu_u64(&m, 0), 0x100);
+    ck_assert_uint_eq(vu_wire_u64(&m, 0), 0x100);
     be_read(&m);
     expect_header(&m, 14, FL_REQ, 8, 1);
-    ck_assert_uint_eq(vu_u64(&m, 0), 3);
+    ck_assert_uint_eq(vu_wire_u64(&m, 0), 3);
     same_file(m.fds[0], efd);
-    vu_msg_close_fds(&m);
+    vu_wire_close_fds(&m);
     ck_assert_int_eq(pending(be), 0);
     close(efd);
 }
@@ -354,7 +354,7 @@ START_TEST(set_log_base_accepts_0_8_16_byte_replies)
     static const uint8_t body[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
     int log = make_memfd("dirty-log", 0x10000, "");
     uint32_t sizes[3] = {0, 8, 16};
-    struct vu_msg m;
+    struct vu_wire_msg m;
 
     conn.protocol_features = PF(LOG_SHMFD) | PF(REPLY_ACK);
     /* All three replies queued at once: each call must read exactly its own. */
@@ -365,10 +365,10 @@ START_TEST(set_log_base_accepts_0_8_16_byte_replies)
         be_read(&m);
         /* It has a reply of its own, so no NEED_REPLY even with REPLY_ACK. */
         expect_header(&m, 6, FL_REQ, 16, 1);
-        ck_assert_uint_eq(vu_u64(&m, 0), 0x10000);
-        ck_assert_uint_eq(vu_u64(&m, 8), 0x200);
+        ck_assert_uint_eq(vu_wire_u64(&m, 0), 0x10000);
+        ck_assert_uint_eq(vu_wire_u64(&m, 8), 0x200);
         same_file(m.fds[0], log);
-        vu_msg_close_fds(&m);
+        vu_wire_close_fds(&m);
     }
     ck_assert(!conn.broken);
     ck_assert_int_eq(pending(conn.fd), 0);
@@ -392,20 +392,20 @@ END_TEST
 START_TEST(set_log_fd_layout)
 {
     int efd = eventfd(0, EFD_CLOEXEC);
-    struct vu_msg m;
+    struct vu_wire_msg m;
 
     ck_assert_int_eq(vhost_user_set_log_fd(&conn, efd), 0);
     be_read(&m);
     expect_header(&m, 7, FL_REQ, 0, 1);
     same_file(m.fds[0], efd);
-    vu_msg_close_fds(&m);
+    vu_wire_close_fds(&m);
     close(efd);
 }
 END_TEST
 
 START_TEST(backend_channel_fd_reaches_the_backend)
 {
-    struct vu_msg m;
+    struct vu_wire_msg m;
     char buf[8] = {0};
     struct stat st;
 
@@ -421,14 +421,14 @@ START_TEST(backend_channel_fd_reaches_the_backend)
     ck_assert_int_eq(write(m.fds[0], "ping", 4), 4);
     ck_assert_int_eq(read(conn.backend_fd, buf, sizeof(buf)), 4);
     ck_assert_str_eq(buf, "ping");
-    vu_msg_close_fds(&m);
+    vu_wire_close_fds(&m);
 }
 END_TEST
 
 START_TEST(rarp_mtu_status_layout)
 {
     static const uint8_t mac[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
-    struct vu_msg m;
+    struct vu_wire_msg m;
     uint8_t status = 0;
 
     conn.protocol_features = PF(RARP) | PF(MTU) | PF(STATUS);
@@ -445,10 +445,10 @@ START_TEST(rarp_mtu_status_layout)
     ck_assert_uint_eq(m.payload[7], 0);
     be_read(&m);
     expect_header(&m, 20, FL_REQ, 8, 0);
-    ck_assert_uint_eq(vu_u64(&m, 0), 9000);
+    ck_assert_uint_eq(vu_wire_u64(&m, 0), 9000);
     be_read(&m);
     expect_header(&m, 39, FL_REQ, 8, 0);
-    ck_assert_uint_eq(vu_u64(&m, 0), 0x0f);
+    ck_assert_uint_eq(vu_wire_u64(&m, 0), 0x0f);
     be_read(&m);
     expect_header(&m, 40, FL_REQ, 0, 0);
 }
@@ -470,7 +470,7 @@ START_TEST(mem_slot_requests_layout)
     int fd = make_memfd("hotplug", 0x2000, "");
     struct vhost_user_mem_region r = {0x200000000ULL, 0x2000, 0x7f2000000000ULL, 0x1000, fd};
     uint64_t slots = 0;
-    struct vu_msg m;
+    struct vu_wire_msg m;
 
     conn.protocol_features = PF(CONFIGURE_MEM_SLOTS);
     be_reply_u64(36, 509);
@@ -483,14 +483,14 @@ START_TEST(mem_slot_requests_layout)
     for (int req = 37; req <= 38; req++) {
         be_read(&m);
         expect_header(&m, req, FL_REQ, 40, req == 37 ? 1 : 0);
-        ck_assert_uint_eq(vu_u64(&m, 0), 0);
-        ck_assert_uint_eq(vu_u64(&m, 8), 0x200000000ULL);
-        ck_assert_uint_eq(vu_u64(&m, 16), 0x2000);
-        ck_assert_uint_eq(vu_u64(&m, 24), 0x7f2000000000ULL);
-        ck_assert_uint_eq(vu_u64(&m, 32), 0x1000);
+        ck_assert_uint_eq(vu_wire_u64(&m, 0), 0);
+        ck_assert_uint_eq(vu_wire_u64(&m, 8), 0x200000000ULL);
+        ck_assert_uint_eq(vu_wire_u64(&m, 16), 0x2000);
+        ck_assert_uint_eq(vu_wire_u64(&m, 24), 0x7f2000000000ULL);
+        ck_assert_uint_eq(vu_wire_u64(&m, 32), 0x1000);
         if (req == 37)
             same_file(m.fds[0], fd);
-        vu_msg_close_fds(&m);
+        vu_wire_close_fds(&m);
     }
     close(fd);
 }
@@ -499,7 +499,7 @@ END_TEST
 /* GET_STATUS, then SET_STATUS with the bits added; nothing more when they are set. */
 START_TEST(add_status_sets_missing_bits_only)
 {
-    struct vu_msg m;
+    struct vu_wire_msg m;
 
     conn.protocol_features = PF(STATUS);
     be_reply_u64(40, 0x08);
@@ -510,7 +510,7 @@ START_TEST(add_status_sets_missing_bits_only)
     expect_header(&m, 40, FL_REQ, 0, 0);
     be_read(&m);
     expect_header(&m, 39, FL_REQ, 8, 0);
-    ck_assert_uint_eq(vu_u64(&m, 0), 0x0f);
+    ck_assert_uint_eq(vu_wire_u64(&m, 0), 0x0f);
     be_read(&m);
     expect_header(&m, 40, FL_REQ, 0, 0);
     ck_assert_int_eq(pending(be), 0);
@@ -521,14 +521,14 @@ END_TEST
 
 static void expect_mem_reg(uint32_t request, const struct vhost_user_mem_region *r)
 {
-    struct vu_msg m;
+    struct vu_wire_msg m;
 
     be_read(&m);
     expect_header(&m, request, FL_REQ, 40, request == 37 ? 1 : 0);
-    ck_assert_uint_eq(vu_u64(&m, 8), r->guest_phys_addr);
-    ck_assert_uint_eq(vu_u64(&m, 16), r->memory_size);
-    ck_assert_uint_eq(vu_u64(&m, 24), r->userspace_addr);
-    vu_msg_close_fds(&m);
+    ck_assert_uint_eq(vu_wire_u64(&m, 8), r->guest_phys_addr);
+    ck_assert_uint_eq(vu_wire_u64(&m, 16), r->memory_size);
+    ck_assert_uint_eq(vu_wire_u64(&m, 24), r->userspace_addr);
+    vu_wire_close_fds(&m);
 }
 
 /* Without CONFIGURE_MEM_SLOTS: the whole table every time. With it: only the difference
@@ -539,12 +539,12 @@ START_TEST(update_mem_sends_table_or_difference)
     struct vhost_user_mem_region r[3] = {{0, 0x1000, 0x7f0000000000ULL, 0, fd},
                                          {0x100000000ULL, 0x1000, 0x7f0000001000ULL, 0x1000, fd},
                                          {0x200000000ULL, 0x1000, 0x7f0000002000ULL, 0, fd}};
-    struct vu_msg m;
+    struct vu_wire_msg m;
 
     ck_assert_int_eq(vhost_user_update_mem(&conn, r, 2), 0);
     be_read(&m);
     expect_header(&m, 5, FL_REQ, 8 + 2 * 32, 2);
-    vu_msg_close_fds(&m);
+    vu_wire_close_fds(&m);
     /* The same table again: the back-end holds it (a migration's destination sent it
      * ahead), nothing is sent. */
     ck_assert_int_eq(vhost_user_update_mem(&conn, r, 2), 0);
@@ -553,7 +553,7 @@ START_TEST(update_mem_sends_table_or_difference)
     ck_assert_int_eq(vhost_user_update_mem(&conn, r + 1, 2), 0);
     be_read(&m);
     expect_header(&m, 5, FL_REQ, 8 + 2 * 32, 2);
-    vu_msg_close_fds(&m);
+    vu_wire_close_fds(&m);
     /* CONFIGURE_MEM_SLOTS, as a new connection negotiates it: nothing held yet. */
     conn.nmem_held = 0;
     conn.protocol_features = PF(CONFIGURE_MEM_SLOTS);
@@ -586,7 +586,7 @@ START_TEST(update_mem_records_only_acked_regions)
 {
     int fd = make_memfd("ram", 0x1000, "");
     struct vhost_user_mem_region r = {0, 0x1000, 0x7f0000000000ULL, 0, fd};
-    struct vu_msg m;
+    struct vu_wire_msg m;
 
     conn.protocol_features = PF(CONFIGURE_MEM_SLOTS) | PF(REPLY_ACK);
     conn.max_mem_slots = 8;
@@ -599,7 +599,7 @@ START_TEST(update_mem_records_only_acked_regions)
     for (int i = 0; i < 2; i++) {
         be_read(&m);
         expect_header(&m, 37, FL_REQ_NEED, 40, 1);
-        vu_msg_close_fds(&m);
+        vu_wire_close_fds(&m);
     }
     close(fd);
 }
@@ -610,7 +610,7 @@ START_TEST(config_requests_layout)
     static const uint8_t mac[6] = {0x52, 0x54, 0x00, 0xab, 0xcd, 0xef};
     uint8_t reply[18] = {0}, buf[6] = {0};
     uint32_t six = 6;
-    struct vu_msg m;
+    struct vu_wire_msg m;
 
     conn.protocol_features = PF(CONFIG);
     memcpy(reply + 4, &six, 4);
@@ -621,14 +621,14 @@ START_TEST(config_requests_layout)
     ck_assert_int_eq(vhost_user_set_config(&conn, 4, "\xaa\xbb", 2, 1), 0);
     be_read(&m);
     expect_header(&m, 24, FL_REQ, 18, 0);
-    ck_assert_uint_eq(vu_u32(&m, 0), 0);
-    ck_assert_uint_eq(vu_u32(&m, 4), 6);
-    ck_assert_uint_eq(vu_u32(&m, 8), 0);
+    ck_assert_uint_eq(vu_wire_u32(&m, 0), 0);
+    ck_assert_uint_eq(vu_wire_u32(&m, 4), 6);
+    ck_assert_uint_eq(vu_wire_u32(&m, 8), 0);
     be_read(&m);
     expect_header(&m, 25, FL_REQ, 14, 0);
-    ck_assert_uint_eq(vu_u32(&m, 0), 4);
-    ck_assert_uint_eq(vu_u32(&m, 4), 2);
-    ck_assert_uint_eq(vu_u32(&m, 8), 1);
+    ck_assert_uint_eq(vu_wire_u32(&m, 0), 4);
+    ck_assert_uint_eq(vu_wire_u32(&m, 4), 2);
+    ck_assert_uint_eq(vu_wire_u32(&m, 8), 1);
     ck_assert_uint_eq(m.payload[12], 0xaa);
     ck_assert_uint_eq(m.payload[13], 0xbb);
 }
@@ -649,7 +649,7 @@ END_TEST
 START_TEST(iotlb_msg_layout_always_needs_reply)
 {
     struct vhost_user_iotlb t = {0x1000, 0x2000, 0x7f3000000000ULL, 3, 2};
-    struct vu_msg m;
+    struct vu_wire_msg m;
 
     ck_assert_int_eq(vhost_user_iotlb_msg(&conn, &t), -ENOTSUP);
     conn.acked_features = 1ULL << 33;
@@ -657,9 +657,9 @@ START_TEST(iotlb_msg_layout_always_needs_reply)
     ck_assert_int_eq(vhost_user_iotlb_msg(&conn, &t), 0);
     be_read(&m);
     expect_header(&m, 22, FL_REQ_NEED, 32, 0);
-    ck_assert_uint_eq(vu_u64(&m, 0), 0x1000);
-    ck_assert_uint_eq(vu_u64(&m, 8), 0x2000);
-    ck_assert_uint_eq(vu_u64(&m, 16), 0x7f3000000000ULL);
+    ck_assert_uint_eq(vu_wire_u64(&m, 0), 0x1000);
+    ck_assert_uint_eq(vu_wire_u64(&m, 8), 0x2000);
+    ck_assert_uint_eq(vu_wire_u64(&m, 16), 0x7f3000000000ULL);
     ck_assert_uint_eq(m.payload[24], 3);
     ck_assert_uint_eq(m.payload[25], 2);
     for (int i = 26; i < 32; i++)
@@ -669,7 +669,7 @@ END_TEST
 
 START_TEST(owner_and_reset_requests_layout)
 {
-    struct vu_msg m;
+    struct vu_wire_msg m;
 
     ck_assert_int_eq(vhost_user_set_owner(&conn), 0);
     ck_assert_int_eq(vhost_user_reset_owner(&conn), 0);
@@ -690,7 +690,7 @@ END_TEST
 
 START_TEST(negotiate_without_protocol_features)
 {
-    struct vu_msg m;
+    struct vu_wire_msg m;
 
     be_reply_u64(1, (1ULL << 32) | (1ULL << 5));
     ck_assert_int_eq(vhost_user_negotiate(&conn, ~0ULL), 0);
@@ -710,7 +710,7 @@ END_TEST
 START_TEST(negotiate_with_protocol_features_and_mq)
 {
     uint64_t offered = PF(MQ) | PF(LOG_SHMFD) | PF(RARP) | PF(PAGEFAULT);
-    struct vu_msg m;
+    struct vu_wire_msg m;
 
     be_reply_u64(1, (1ULL << 32) | F_PROTOCOL);
     be_reply_u64(15, offered);
@@ -724,7 +724,7 @@ START_TEST(negotiate_with_protocol_features_and_mq)
     be_read(&m);
     expect_header(&m, 16, FL_REQ, 8, 0);
     /* PAGEFAULT is offered and wanted but this library cannot drive it. */
-    ck_assert_uint_eq(vu_u64(&m, 0), PF(MQ) | PF(RARP));
+    ck_assert_uint_eq(vu_wire_u64(&m, 0), PF(MQ) | PF(RARP));
     be_read(&m);
     expect_header(&m, 17, FL_REQ, 0, 0);
     ck_assert_uint_eq(conn.backend_protocol_features, offered);
@@ -740,7 +740,7 @@ END_TEST
 /* GET_MAX_MEM_SLOTS follows GET_QUEUE_NUM when CONFIGURE_MEM_SLOTS is negotiated. */
 START_TEST(negotiate_reads_max_mem_slots)
 {
-    struct vu_msg m;
+    struct vu_wire_msg m;
 
     be_reply_u64(1, F_PROTOCOL);
     be_reply_u64(15, PF(MQ) | PF(CONFIGURE_MEM_SLOTS));
@@ -766,7 +766,7 @@ END_TEST
 
 START_TEST(negotiate_with_reply_ack)
 {
-    struct vu_msg m;
+    struct vu_wire_msg m;
     uint64_t f;
 
     be_reply_u64(1, F_PROTOCOL);
@@ -779,7 +779,7 @@ START_TEST(negotiate_with_reply_ack)
     be_read(&m);
     /* REPLY_ACK takes effect after SET_PROTOCOL_FEATURES, not on it. */
     expect_header(&m, 16, FL_REQ, 8, 0);
-    ck_assert_uint_eq(vu_u64(&m, 0), PF(REPLY_ACK));
+    ck_assert_uint_eq(vu_wire_u64(&m, 0), PF(REPLY_ACK));
     ck_assert_int_eq(pending(be), 0);
     be_reply_u64(8, 0);
     ck_assert_int_eq(vhost_user_set_vring_num(&conn, 0, 256), 0);
@@ -802,7 +802,7 @@ END_TEST
 START_TEST(reply_ack_failure_returns_eio_and_keeps_connection)
 {
     const char *log;
-    struct vu_msg m;
+    struct vu_wire_msg m;
 
     conn.protocol_features = PF(REPLY_ACK);
     be_reply_u64(8, 1);
@@ -888,7 +888,7 @@ END_TEST
  * (QEMU's enforce_reply) tells vmm the enable was handled. */
 START_TEST(set_vring_enable_without_reply_ack_is_followed_by_get_features)
 {
-    struct vu_msg m;
+    struct vu_wire_msg m;
 
     conn.features = F_PROTOCOL | (1ULL << 32);
     be_reply_u64(1, 0x5); /* whatever it says: only its arrival counts */
@@ -896,8 +896,8 @@ START_TEST(set_vring_enable_without_reply_ack_is_followed_by_get_features)
     ck_assert_uint_eq(conn.features, F_PROTOCOL | (1ULL << 32));
     be_read(&m);
     expect_header(&m, 18, FL_REQ, 8, 0);
-    ck_assert_uint_eq(vu_u32(&m, 0), 3);
-    ck_assert_uint_eq(vu_u32(&m, 4), 0);
+    ck_assert_uint_eq(vu_wire_u32(&m, 0), 3);
+    ck_assert_uint_eq(vu_wire_u32(&m, 4), 0);
     be_read(&m);
     expect_header(&m, 1, FL_REQ, 0, 0);
     ck_assert_int_eq(pending(be), 0);
@@ -921,7 +921,7 @@ END_TEST
 /* With REPLY_ACK the ack is the confirmation: no GET_FEATURES, and a refusal is -EIO. */
 START_TEST(set_vring_enable_with_reply_ack_waits_for_the_ack)
 {
-    struct vu_msg m;
+    struct vu_wire_msg m;
 
     conn.features = F_PROTOCOL;
     conn.protocol_features = PF(REPLY_ACK);
@@ -945,7 +945,7 @@ END_TEST
 START_TEST(set_features_with_log_all_waits_for_the_backend)
 {
     uint64_t log_all = 1ULL << VHOST_USER_F_LOG_ALL;
-    struct vu_msg m;
+    struct vu_wire_msg m;
 
     conn.features = (1ULL << 32) | log_all;
     ck_assert_int_eq(vhost_user_set_features(&conn, 1ULL << 32), 0);
@@ -956,7 +956,7 @@ START_TEST(set_features_with_log_all_waits_for_the_backend)
     ck_assert_int_eq(vhost_user_set_features(&conn, (1ULL << 32) | log_all), 0);
     be_read(&m);
     expect_header(&m, 2, FL_REQ, 8, 0);
-    ck_assert_uint_eq(vu_u64(&m, 0), (1ULL << 32) | log_all);
+    ck_assert_uint_eq(vu_wire_u64(&m, 0), (1ULL << 32) | log_all);
     be_read(&m);
     expect_header(&m, 1, FL_REQ, 0, 0);
     ck_assert_int_eq(pending(be), 0);
@@ -969,7 +969,7 @@ END_TEST
 START_TEST(set_vring_addr_with_log_flag_waits_for_the_backend)
 {
     struct vhost_user_vring_addr a = {.index = 0, .desc_user_addr = 0x1000};
-    struct vu_msg m;
+    struct vu_wire_msg m;
 
     ck_assert_int_eq(vhost_user_set_vring_addr(&conn, &a), 0);
     be_read(&m);
@@ -995,7 +995,7 @@ END_TEST
 START_TEST(set_vring_base_packed_encodes_both_positions)
 {
     struct vhost_user_vring_pos pos = {.avail_idx = 5, .avail_wrap = true, .used_idx = 3};
-    struct vu_msg m;
+    struct vu_wire_msg m;
 
     /* The encoding means nothing to a back-end that was not told the ring is packed. */
     capture_start();
@@ -1009,12 +1009,12 @@ START_TEST(set_vring_base_packed_encodes_both_positions)
     ck_assert_int_eq(vhost_user_set_vring_base_packed(&conn, 2, &pos), 0);
     be_read(&m);
     expect_header(&m, 10, FL_REQ, 8, 0);
-    ck_assert_uint_eq(vu_u32(&m, 0), 1);
+    ck_assert_uint_eq(vu_wire_u32(&m, 0), 1);
     /* bits 0-14 avail index, 15 its wrap counter, 16-30 used index, 31 its wrap counter */
-    ck_assert_uint_eq(vu_u32(&m, 4), 5 | 0x8000 | 3 << 16);
+    ck_assert_uint_eq(vu_wire_u32(&m, 4), 5 | 0x8000 | 3 << 16);
     be_read(&m);
-    ck_assert_uint_eq(vu_u32(&m, 0), 2);
-    ck_assert_uint_eq(vu_u32(&m, 4), 0x7fffu | 0x7ffeu << 16 | 0x80000000u);
+    ck_assert_uint_eq(vu_wire_u32(&m, 0), 2);
+    ck_assert_uint_eq(vu_wire_u32(&m, 4), 0x7fffu | 0x7ffeu << 16 | 0x80000000u);
     /* An index past 15 bits would spill into the wrap counter: refused. */
     pos.used_idx = 0x8000;
     capture_start();
@@ -1028,7 +1028,7 @@ END_TEST
 START_TEST(get_vring_base_packed_decodes_both_positions)
 {
     struct vhost_user_vring_pos pos;
-    struct vu_msg m;
+    struct vu_wire_msg m;
 
     conn.acked_features = F_RING_PACKED;
     be_reply_state(11, 0, 0x80028007u); /* avail 7 wrap 0, used 2 wrap 1 */
@@ -1046,7 +1046,7 @@ START_TEST(get_vring_base_packed_decodes_both_positions)
     ck_assert(!pos.used_wrap);
     be_read(&m);
     expect_header(&m, 11, FL_REQ, 8, 0);
-    ck_assert_uint_eq(vu_u32(&m, 4), 0); /* the request's num is reserved */
+    ck_assert_uint_eq(vu_wire_u32(&m, 4), 0); /* the request's num is reserved */
     be_read(&m);
     conn.acked_features = 0;
     capture_start();
@@ -1096,7 +1096,7 @@ END_TEST
 START_TEST(wrong_request_type)
 {
     const char *log;
-    struct vu_msg m;
+    struct vu_wire_msg m;
     uint64_t f;
 
     be_reply_u64(15, 0);
@@ -1138,7 +1138,7 @@ START_TEST(oversized_size_fails_without_waiting_for_payload)
     int64_t t0;
     uint64_t f;
 
-    ck_assert_int_eq(vu_send(be, 1, FL_REPLY, 4096, NULL, 0, NULL, 0), 0);
+    ck_assert_int_eq(vu_wire_send(be, 1, FL_REPLY, 4096, NULL, 0, NULL, 0), 0);
     t0 = support_now_ms();
     ck_assert_int_eq(vhost_user_get_features(&conn, &f), -EPROTO);
     ck_assert_int_lt(support_now_ms() - t0, TIMEOUT_MS / 2);
@@ -1179,7 +1179,7 @@ START_TEST(fds_attached_to_reply_are_closed)
     int before;
 
     ck_assert_int_ge(efd, 0);
-    ck_assert_int_eq(vu_send(be, 1, FL_REPLY, 8, &v, 8, &efd, 1), 0);
+    ck_assert_int_eq(vu_wire_send(be, 1, FL_REPLY, 8, &v, 8, &efd, 1), 0);
     before = support_count_fds();
     ck_assert_int_eq(vhost_user_get_features(&conn, &f), -EPROTO);
     ck_assert_int_eq(support_count_fds(), before);
@@ -1193,7 +1193,7 @@ START_TEST(peer_closes_mid_message)
     uint8_t half[4] = {1, 2, 3, 4};
     uint64_t f;
 
-    ck_assert_int_eq(vu_send(be, 1, FL_REPLY, 8, half, 4, NULL, 0), 0);
+    ck_assert_int_eq(vu_wire_send(be, 1, FL_REPLY, 8, half, 4, NULL, 0), 0);
     ck_assert_int_eq(shutdown(be, SHUT_WR), 0);
     ck_assert_int_eq(vhost_user_get_features(&conn, &f), -ECONNRESET);
     expect_broken();
@@ -1202,7 +1202,7 @@ END_TEST
 
 START_TEST(peer_closes_before_replying)
 {
-    struct vu_msg m;
+    struct vu_wire_msg m;
     uint64_t f;
 
     ck_assert_int_eq(shutdown(be, SHUT_WR), 0);
@@ -1249,12 +1249,12 @@ END_TEST
 /* Answers GET_VRING_BASE for ring 1 with base 5, 30 ms after the request arrives. */
 static void *late_vring_base(void *arg)
 {
-    struct vu_msg m;
+    struct vu_wire_msg m;
 
     (void)arg;
-    if (vu_recv(be, &m, 2000) == 0) {
+    if (vu_wire_recv(be, &m, 2000) == 0) {
         usleep(30000);
-        vu_send(be, 11, FL_REPLY, 8, (uint32_t[2]){1, 5}, 8, NULL, 0);
+        vu_wire_send(be, 11, FL_REPLY, 8, (uint32_t[2]){1, 5}, 8, NULL, 0);
     }
     return NULL;
 }
@@ -1305,7 +1305,7 @@ START_TEST(trace_has_one_line_per_message)
     int efd = eventfd(0, EFD_CLOEXEC);
     int64_t t0 = support_now_ms() * 1000;
     uint64_t f;
-    struct vu_msg m;
+    struct vu_wire_msg m;
 
     trace_on();
     be_reply_u64(1, 0x3);
@@ -1323,7 +1323,7 @@ START_TEST(trace_has_one_line_per_message)
     ck_assert_int_le(tr.times[1], tr.times[2]);
     be_read(&m);
     be_read(&m);
-    vu_msg_close_fds(&m);
+    vu_wire_close_fds(&m);
     close(efd);
 }
 END_TEST
@@ -1350,7 +1350,7 @@ END_TEST
 START_TEST(trace_shows_packed_vring_base_positions)
 {
     struct vhost_user_vring_pos pos = {.avail_idx = 9, .avail_wrap = true, .used_idx = 4};
-    struct vu_msg m;
+    struct vu_wire_msg m;
 
     trace_on();
     ck_assert_int_eq(vhost_user_set_vring_base(&conn, 0, 9), 0);
@@ -1634,16 +1634,16 @@ static void bk_setup(void)
 
 static void bk_expect_ack(uint32_t request, uint64_t value)
 {
-    struct vu_msg m;
+    struct vu_wire_msg m;
 
-    ck_assert_int_eq(vu_recv(bk, &m, 1000), 0);
+    ck_assert_int_eq(vu_wire_recv(bk, &m, 1000), 0);
     expect_header(&m, request, FL_REPLY, 8, 0);
-    ck_assert_uint_eq(vu_u64(&m, 0), value);
+    ck_assert_uint_eq(vu_wire_u64(&m, 0), value);
 }
 
 START_TEST(backend_config_change_with_need_reply_gets_ack)
 {
-    ck_assert_int_eq(vu_send(bk, 2, FL_REQ_NEED, 0, NULL, 0, NULL, 0), 0);
+    ck_assert_int_eq(vu_wire_send(bk, 2, FL_REQ_NEED, 0, NULL, 0, NULL, 0), 0);
     ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), 0);
     ck_assert_int_eq(seen.config_changes, 1);
     bk_expect_ack(2, 0);
@@ -1654,7 +1654,7 @@ END_TEST
 START_TEST(backend_request_and_ack_are_traced)
 {
     trace_on();
-    ck_assert_int_eq(vu_send(bk, 2, FL_REQ_NEED, 0, NULL, 0, NULL, 0), 0);
+    ck_assert_int_eq(vu_wire_send(bk, 2, FL_REQ_NEED, 0, NULL, 0, NULL, 0), 0);
     ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), 0);
     bk_expect_ack(2, 0);
     ck_assert_int_eq(tr.n, 2);
@@ -1669,7 +1669,7 @@ START_TEST(backend_config_change_failure_acks_nonzero)
     const char *log;
 
     seen.result = -EIO;
-    ck_assert_int_eq(vu_send(bk, 2, FL_REQ_NEED, 0, NULL, 0, NULL, 0), 0);
+    ck_assert_int_eq(vu_wire_send(bk, 2, FL_REQ_NEED, 0, NULL, 0, NULL, 0), 0);
     capture_start();
     ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), -EIO);
     log = capture_end();
@@ -1681,7 +1681,7 @@ END_TEST
 
 START_TEST(backend_config_change_without_need_reply_gets_no_reply)
 {
-    ck_assert_int_eq(vu_send(bk, 2, FL_REQ, 0, NULL, 0, NULL, 0), 0);
+    ck_assert_int_eq(vu_wire_send(bk, 2, FL_REQ, 0, NULL, 0, NULL, 0), 0);
     ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), 0);
     ck_assert_int_eq(seen.config_changes, 1);
     ck_assert_int_eq(pending(bk), 0);
@@ -1695,14 +1695,14 @@ START_TEST(backend_host_notifier_passes_fd_then_closes_it)
     uint64_t nofd[3] = {2 | 0x100, 0, 0};
 
     seen.expect_fd_of = mfd;
-    ck_assert_int_eq(vu_send(bk, 3, FL_REQ, 24, area, 24, &mfd, 1), 0);
+    ck_assert_int_eq(vu_wire_send(bk, 3, FL_REQ, 24, area, 24, &mfd, 1), 0);
     ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), 0);
     ck_assert_uint_eq(seen.index, 2);
     ck_assert_uint_eq(seen.size, 4096);
     ck_assert_uint_eq(seen.offset, 0);
     ck_assert(seen.fd_matches);
     ck_assert_int_eq(fcntl(seen.fd, F_GETFD), -1); /* closed once the callback returned */
-    ck_assert_int_eq(vu_send(bk, 3, FL_REQ, 24, nofd, 24, NULL, 0), 0);
+    ck_assert_int_eq(vu_wire_send(bk, 3, FL_REQ, 24, nofd, 24, NULL, 0), 0);
     ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), 0);
     ck_assert_int_eq(seen.fd, -1);
     close(mfd);
@@ -1719,7 +1719,7 @@ START_TEST(backend_iotlb_msg_is_decoded)
     memcpy(p + 8, &size, 8);
     p[24] = 1; /* read */
     p[25] = 1; /* miss */
-    ck_assert_int_eq(vu_send(bk, 1, FL_REQ_NEED, 32, p, 32, NULL, 0), 0);
+    ck_assert_int_eq(vu_wire_send(bk, 1, FL_REQ_NEED, 32, p, 32, NULL, 0), 0);
     ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), 0);
     ck_assert_uint_eq(seen.iotlb.iova, 0xfee00000ULL);
     ck_assert_uint_eq(seen.iotlb.size, 0x1000);
@@ -1733,8 +1733,8 @@ START_TEST(backend_unknown_request_is_refused_and_stream_stays_in_sync)
 {
     uint64_t junk = 0xdeadbeef;
 
-    ck_assert_int_eq(vu_send(bk, 99, FL_REQ_NEED, 8, &junk, 8, NULL, 0), 0);
-    ck_assert_int_eq(vu_send(bk, 2, FL_REQ_NEED, 0, NULL, 0, NULL, 0), 0);
+    ck_assert_int_eq(vu_wire_send(bk, 99, FL_REQ_NEED, 8, &junk, 8, NULL, 0), 0);
+    ck_assert_int_eq(vu_wire_send(bk, 2, FL_REQ_NEED, 0, NULL, 0, NULL, 0), 0);
     ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), -ENOTSUP);
     bk_expect_ack(99, 1);
     ck_assert(!conn.broken);
@@ -1746,7 +1746,7 @@ END_TEST
 START_TEST(backend_request_for_unnegotiated_feature_is_refused)
 {
     conn.protocol_features &= ~PF(CONFIG);
-    ck_assert_int_eq(vu_send(bk, 2, FL_REQ_NEED, 0, NULL, 0, NULL, 0), 0);
+    ck_assert_int_eq(vu_wire_send(bk, 2, FL_REQ_NEED, 0, NULL, 0, NULL, 0), 0);
     ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), -ENOTSUP);
     ck_assert_int_eq(seen.config_changes, 0);
     bk_expect_ack(2, 1);
@@ -1757,7 +1757,7 @@ END_TEST
  * the channel too). */
 static void expect_channel_broken(void)
 {
-    struct vu_msg m;
+    struct vu_wire_msg m;
 
     ck_assert(conn.backend_broken);
     ck_assert(!conn.broken);
@@ -1776,7 +1776,7 @@ START_TEST(backend_request_with_bad_size_breaks_the_channel)
 {
     uint64_t junk = 1;
 
-    ck_assert_int_eq(vu_send(bk, 2, FL_REQ_NEED, 8, &junk, 8, NULL, 0), 0);
+    ck_assert_int_eq(vu_wire_send(bk, 2, FL_REQ_NEED, 8, &junk, 8, NULL, 0), 0);
     ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), -EPROTO);
     ck_assert_int_eq(seen.config_changes, 0);
     expect_channel_broken();
@@ -1785,7 +1785,7 @@ END_TEST
 
 START_TEST(backend_message_with_reply_flag_breaks_the_channel)
 {
-    ck_assert_int_eq(vu_send(bk, 2, FL_REPLY, 0, NULL, 0, NULL, 0), 0);
+    ck_assert_int_eq(vu_wire_send(bk, 2, FL_REPLY, 0, NULL, 0, NULL, 0), 0);
     ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), -EPROTO);
     ck_assert_int_eq(seen.config_changes, 0);
     expect_channel_broken();
@@ -1808,7 +1808,7 @@ START_TEST(backend_fd_without_send_fd_breaks_and_closes_it)
     int before;
 
     conn.protocol_features &= ~PF(BACKEND_SEND_FD);
-    ck_assert_int_eq(vu_send(bk, 3, FL_REQ, 24, area, 24, &mfd, 1), 0);
+    ck_assert_int_eq(vu_wire_send(bk, 3, FL_REQ, 24, area, 24, &mfd, 1), 0);
     before = support_count_fds();
     ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), -EPROTO);
     ck_assert_int_eq(support_count_fds(), before);
@@ -1823,7 +1823,7 @@ END_TEST
 /* One sendmsg of len bytes, with the fds attached to its first byte. */
 static void send_piece(int fd, const uint8_t *p, size_t len, const int *fds, int nfds)
 {
-    ck_assert_int_eq(vu_send_bytes(fd, p, len, fds, nfds), 0);
+    ck_assert_int_eq(vu_wire_send_bytes(fd, p, len, fds, nfds), 0);
 }
 
 /* The call under test must come back at once, not after a wait for the rest. */
@@ -1841,7 +1841,7 @@ START_TEST(backend_stray_byte_returns_at_once_then_pieces_complete_it)
     int mfd = make_memfd("notify", 4096, "");
     uint64_t area[3] = {5, 4096, 0};
     uint8_t buf[64];
-    size_t len = vu_encode(buf, 3, FL_REQ_NEED, area, sizeof(area));
+    size_t len = vu_wire_encode(buf, 3, FL_REQ_NEED, area, sizeof(area));
     int64_t ms, first;
     int before;
 
@@ -1885,9 +1885,9 @@ END_TEST
 START_TEST(backend_two_messages_in_one_write_are_handled_one_per_call)
 {
     uint8_t buf[64];
-    size_t len = vu_encode(buf, 2, FL_REQ_NEED, NULL, 0);
+    size_t len = vu_wire_encode(buf, 2, FL_REQ_NEED, NULL, 0);
 
-    len += vu_encode(buf + len, 2, FL_REQ, NULL, 0);
+    len += vu_wire_encode(buf + len, 2, FL_REQ, NULL, 0);
     send_piece(bk, buf, len, NULL, 0);
     ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), 0);
     ck_assert_int_eq(seen.config_changes, 1);
@@ -1907,7 +1907,7 @@ START_TEST(backend_partial_message_past_the_deadline_breaks_and_closes_its_fds)
     const char *log;
     int before = support_count_fds();
 
-    vu_encode(buf, 3, FL_REQ, area, sizeof(area));
+    vu_wire_encode(buf, 3, FL_REQ, area, sizeof(area));
     send_piece(bk, buf, 16, &mfd, 1);
     ck_assert_int_eq(handle_timed(&ms), -EAGAIN);
     ck_assert_int_eq(support_count_fds(), before + 1);
@@ -1937,7 +1937,7 @@ START_TEST(backend_end_of_file_mid_message_breaks_and_closes_its_fds)
     int64_t ms;
     int before = support_count_fds();
 
-    vu_encode(buf, 3, FL_REQ, area, sizeof(area));
+    vu_wire_encode(buf, 3, FL_REQ, area, sizeof(area));
     send_piece(bk, buf, 7, &mfd, 1);
     ck_assert_int_eq(handle_timed(&ms), -EAGAIN);
     ck_assert_int_eq(shutdown(bk, SHUT_WR), 0);
@@ -1953,7 +1953,7 @@ START_TEST(backend_oversized_request_fails_without_waiting_for_payload)
 {
     int64_t ms;
 
-    ck_assert_int_eq(vu_send(bk, 2, FL_REQ_NEED, 4096, NULL, 0, NULL, 0), 0);
+    ck_assert_int_eq(vu_wire_send(bk, 2, FL_REQ_NEED, 4096, NULL, 0, NULL, 0), 0);
     ck_assert_int_eq(handle_timed(&ms), -EPROTO);
     ck_assert_int_lt(ms, 50);
     ck_assert_int_eq(seen.config_changes, 0);
@@ -1970,7 +1970,7 @@ START_TEST(backend_channel_close_drops_a_partial_message)
     int64_t ms;
     int before = support_count_fds();
 
-    vu_encode(buf, 3, FL_REQ, area, sizeof(area));
+    vu_wire_encode(buf, 3, FL_REQ, area, sizeof(area));
     send_piece(bk, buf, 3, &mfd, 1);
     ck_assert_int_eq(handle_timed(&ms), -EAGAIN);
     ck_assert_int_eq(support_count_fds(), before + 1);
@@ -1991,7 +1991,7 @@ START_TEST(backend_ack_to_a_backend_that_does_not_read_breaks_at_once)
 
     while (send(conn.backend_fd, junk, sizeof(junk), MSG_DONTWAIT | MSG_NOSIGNAL) > 0)
         ;
-    ck_assert_int_eq(vu_send(bk, 2, FL_REQ_NEED, 0, NULL, 0, NULL, 0), 0);
+    ck_assert_int_eq(vu_wire_send(bk, 2, FL_REQ_NEED, 0, NULL, 0, NULL, 0), 0);
     capture_start();
     ck_assert_int_eq(handle_timed(&ms), -ENOBUFS);
     log = capture_end();

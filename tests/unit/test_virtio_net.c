@@ -1401,20 +1401,20 @@ static void lc_queue(unsigned q, bool enabled)
 
 static void lc_queue_vring_base_reply(uint32_t index)
 {
-    ck_assert_int_eq(vu_reply_state(lc_backend, VHOST_USER_GET_VRING_BASE, index, 0), 0);
+    ck_assert_int_eq(vu_wire_reply_state(lc_backend, VHOST_USER_GET_VRING_BASE, index, 0), 0);
 }
 
 /* Reads what the front-end sent; returns how many GET_VRING_BASE, their rings in a mask. */
 static int lc_vring_base_requests(uint32_t *rings)
 {
-    struct vu_msg m;
+    struct vu_wire_msg m;
     int count = 0, ret;
 
     *rings = 0;
-    while ((ret = vu_recv(lc_backend, &m, 0)) == 0) {
-        vu_msg_close_fds(&m);
+    while ((ret = vu_wire_recv(lc_backend, &m, 0)) == 0) {
+        vu_wire_close_fds(&m);
         if (m.request == VHOST_USER_GET_VRING_BASE) {
-            *rings |= 1u << vu_u32(&m, 0);
+            *rings |= 1u << vu_wire_u32(&m, 0);
             count++;
         }
     }
@@ -1513,20 +1513,20 @@ static bool mg_watched(int fd)
 
 /* One message as the backend reads it, its fds closed (counted); false when none is
  * waiting. */
-static bool be_recv(struct vu_msg *m)
+static bool be_recv(struct vu_wire_msg *m)
 {
-    int ret = vu_recv(mg_be, m, 0);
+    int ret = vu_wire_recv(mg_be, m, 0);
 
     if (ret == -ETIMEDOUT)
         return false;
     ck_assert_int_eq(ret, 0);
-    vu_msg_close_fds(m);
+    vu_wire_close_fds(m);
     return true;
 }
 
 static void be_reply_base(unsigned index, unsigned base)
 {
-    ck_assert_int_eq(vu_reply_state(mg_be, VHOST_USER_GET_VRING_BASE, index, base), 0);
+    ck_assert_int_eq(vu_wire_reply_state(mg_be, VHOST_USER_GET_VRING_BASE, index, base), 0);
 }
 
 /* Without REPLY_ACK, vmm follows each SET_VRING_ENABLE with GET_FEATURES and waits for its
@@ -1534,18 +1534,18 @@ static void be_reply_base(unsigned index, unsigned base)
 static void be_reply_barriers(int n)
 {
     for (int i = 0; i < n; i++)
-        ck_assert_int_eq(vu_reply_u64(mg_be, VHOST_USER_GET_FEATURES, MG_BACKEND), 0);
+        ck_assert_int_eq(vu_wire_reply_u64(mg_be, VHOST_USER_GET_FEATURES, MG_BACKEND), 0);
 }
 
 /* What vmm sent since the last look. */
 struct be_log {
-    struct vu_msg m[64];
+    struct vu_wire_msg m[64];
     int n;
 };
 
 static void be_collect(struct be_log *log)
 {
-    static struct vu_msg extra;
+    static struct vu_wire_msg extra;
 
     log->n = 0;
     while (log->n < 64 && be_recv(&log->m[log->n]))
@@ -1566,8 +1566,8 @@ static int be_count(const struct be_log *log, uint32_t request)
 static int be_base(const struct be_log *log, unsigned q)
 {
     for (int i = 0; i < log->n; i++)
-        if (log->m[i].request == VHOST_USER_SET_VRING_BASE && vu_u32(&log->m[i], 0) == q)
-            return (int)vu_u32(&log->m[i], 4);
+        if (log->m[i].request == VHOST_USER_SET_VRING_BASE && vu_wire_u32(&log->m[i], 0) == q)
+            return (int)vu_wire_u32(&log->m[i], 4);
     return -1;
 }
 
@@ -1590,7 +1590,8 @@ static void expect_rings_started(const struct be_log *log, const uint16_t *bases
     ck_assert_int_eq(be_count(log, VHOST_USER_SET_VRING_ENABLE), MG_RINGS);
     for (int i = 0; i < log->n; i++)
         if (log->m[i].request == VHOST_USER_SET_VRING_ENABLE)
-            ck_assert_uint_eq(vu_u32(&log->m[i], 4), vu_u32(&log->m[i], 0) < 2 * active_pairs);
+            ck_assert_uint_eq(vu_wire_u32(&log->m[i], 4),
+                              vu_wire_u32(&log->m[i], 0) < 2 * active_pairs);
     ck_assert_int_eq(be_count(log, VHOST_USER_GET_VRING_BASE), 0);
 }
 
@@ -1747,7 +1748,7 @@ START_TEST(mig_stop_reads_each_ring_base_once)
     ck_assert_int_eq(log.n, MG_RINGS);
     for (unsigned q = 0; q < MG_RINGS; q++) {
         ck_assert_uint_eq(log.m[q].request, VHOST_USER_GET_VRING_BASE);
-        ck_assert_uint_eq(vu_u32(&log.m[q], 0), q);
+        ck_assert_uint_eq(vu_wire_u32(&log.m[q], 0), q);
         ck_assert_uint_eq(cq_net.ring_base[q], bases[q]);
     }
     ck_assert_int_eq(cq_net.phase, NET_STOPPED); /* logically started */
@@ -1832,8 +1833,8 @@ static int be_enable(const struct be_log *log, unsigned q)
     int v = -1;
 
     for (int i = 0; i < log->n; i++)
-        if (log->m[i].request == VHOST_USER_SET_VRING_ENABLE && vu_u32(&log->m[i], 0) == q)
-            v = (int)vu_u32(&log->m[i], 4);
+        if (log->m[i].request == VHOST_USER_SET_VRING_ENABLE && vu_wire_u32(&log->m[i], 0) == q)
+            v = (int)vu_wire_u32(&log->m[i], 4);
     return v;
 }
 
