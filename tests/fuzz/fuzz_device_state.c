@@ -67,21 +67,6 @@ static struct fake_platform kvm;
 static int null_fd = -1;
 static struct guest_mem ram; /* at 0; its fd is null_fd: the drained backend never maps it */
 
-static void irq_set(void *opaque, uint32_t irq, int level)
-{
-    (void)opaque, (void)irq, (void)level;
-}
-
-static void reset_cpu(void *opaque)
-{
-    (void)opaque;
-}
-
-static time_t fixed_time(void)
-{
-    return 1700000000;
-}
-
 /* ---- the NIC's loop ----
  * In vmm the NIC's ops run on a loop on a thread of its own. Here that loop is the
  * harness's own thread: the transport's calls (load, start_loaded, save, pause, reset)
@@ -165,11 +150,11 @@ static void backend_connect(const uint8_t *h)
 
 static void legacy_init(void)
 {
-    const struct irq_line com1 = {.set = irq_set, .irq = SERIAL_COM1_IRQ};
-    const struct irq_line kbd_irq = {.set = irq_set, .irq = I8042_KBD_IRQ};
+    const struct irq_line com1 = {.set = fuzz_irq_set, .irq = SERIAL_COM1_IRQ};
+    const struct irq_line kbd_irq = {.set = fuzz_irq_set, .irq = I8042_KBD_IRQ};
 
     if (serial_init(&uart, "serial0", &com1, null_fd) ||
-        i8042_init(&kbd, &kbd_irq, reset_cpu, NULL) || rtc_init(&rtc, fixed_time))
+        i8042_init(&kbd, &kbd_irq, fuzz_reset_cpu, NULL) || rtc_init(&rtc, fuzz_fixed_time))
         fuzz_fail("cannot build the legacy devices");
 }
 

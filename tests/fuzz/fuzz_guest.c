@@ -98,21 +98,6 @@ static void nic_sync(void)
             fuzz_fail("the NIC's loop refused a call");
 }
 
-static void irq_set(void *opaque, uint32_t irq, int level)
-{
-    (void)opaque, (void)irq, (void)level;
-}
-
-static void reset_cpu(void *opaque)
-{
-    (void)opaque;
-}
-
-static time_t fixed_time(void)
-{
-    return 1700000000;
-}
-
 /* ---- the back-end ----
  * A well-behaved back-end without threads: it answers GET_VRING_BASE (what the model
  * sends to stop a ring) from the connection's trace hook, which sees each request just
@@ -181,8 +166,8 @@ static void backend_connect(void)
 static void machine_init(const uint8_t *h)
 {
     const struct pci_layout layout = {0xc0000000ULL, 0x3e000000ULL, 0x200000000ULL, 0x400000000ULL};
-    const struct irq_line com1 = {.set = irq_set, .irq = SERIAL_COM1_IRQ};
-    const struct irq_line kbd_irq = {.set = irq_set, .irq = I8042_KBD_IRQ};
+    const struct irq_line com1 = {.set = fuzz_irq_set, .irq = SERIAL_COM1_IRQ};
+    const struct irq_line kbd_irq = {.set = fuzz_irq_set, .irq = I8042_KBD_IRQ};
     struct virtio_net_options opts = {
         .socket_path = "fuzz",
         .queue_pairs = 1 + h[8] % VIRTIO_NET_MAX_PAIRS,
@@ -197,7 +182,7 @@ static void machine_init(const uint8_t *h)
     guest_mem_clear(&ram);
     if (bus_init(&pio, "pio") || bus_init(&mmio, "mmio") || pci_init(&pci, &pio, &mmio, &layout) ||
         serial_init(&uart, "serial0", &com1, null_fd) ||
-        i8042_init(&kbd, &kbd_irq, reset_cpu, NULL) || rtc_init(&rtc, fixed_time))
+        i8042_init(&kbd, &kbd_irq, fuzz_reset_cpu, NULL) || rtc_init(&rtc, fuzz_fixed_time))
         fuzz_fail("cannot build the machine");
     ret |= bus_register(&pio, SERIAL_COM1_BASE, SERIAL_NR_PORTS, &uart.dev);
     ret |= bus_register(&pio, I8042_DATA_PORT, 1, &kbd.data_dev);

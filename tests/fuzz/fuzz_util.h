@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -60,6 +61,24 @@ static inline void fuzz_log_level(void)
 static inline int fuzz_count_fds(void)
 {
     return support_count_fds();
+}
+
+/* The legacy devices' outside world, for the targets that build a machine: an
+ * interrupt line to nowhere, a reset that does nothing, a fixed clock (an input
+ * replays the same). */
+static inline void fuzz_irq_set(void *opaque, uint32_t irq, int level)
+{
+    (void)opaque, (void)irq, (void)level;
+}
+
+static inline void fuzz_reset_cpu(void *opaque)
+{
+    (void)opaque;
+}
+
+static inline time_t fuzz_fixed_time(void)
+{
+    return 1700000000;
 }
 
 /* Every fd the library received or created during one input is closed again. */

@@ -478,16 +478,10 @@ void vu_backend_check(struct vu_backend *be)
 
 uint32_t vu_record_u32(const struct vu_record *r, size_t off)
 {
-    uint32_t v;
-
-    memcpy(&v, r->payload + off, 4);
-    return v;
+    return vu_wire_load32(r->payload, off);
 }
 
 uint64_t vu_record_u64(const struct vu_record *r, size_t off)
 {
-    uint64_t v;
-
-    memcpy(&v, r->payload + off, 8);
-    return v;
+    return vu_wire_load64(r->payload, off);
 }

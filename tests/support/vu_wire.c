@@ -101,20 +101,30 @@ void vu_wire_drain(int fd)
         ;
 }
 
-uint32_t vu_wire_u32(const struct vu_wire_msg *m, size_t off)
+uint32_t vu_wire_load32(const uint8_t *payload, size_t off)
 {
     uint32_t v;
 
-    memcpy(&v, m->payload + off, 4);
+    memcpy(&v, payload + off, sizeof(v));
     return v;
+}
+
+uint64_t vu_wire_load64(const uint8_t *payload, size_t off)
+{
+    uint64_t v;
+
+    memcpy(&v, payload + off, sizeof(v));
+    return v;
+}
+
+uint32_t vu_wire_u32(const struct vu_wire_msg *m, size_t off)
+{
+    return vu_wire_load32(m->payload, off);
 }
 
 uint64_t vu_wire_u64(const struct vu_wire_msg *m, size_t off)
 {
-    uint64_t v;
-
-    memcpy(&v, m->payload + off, 8);
-    return v;
+    return vu_wire_load64(m->payload, off);
 }
 
 int vu_wire_send_bytes(int fd, const void *buf, size_t len, const int *fds, int nfds)

@@ -36,9 +36,11 @@ void vu_wire_close_fds(struct vu_wire_msg *m);
 /* Reads and drops whatever is waiting, closing the fds that came with it. */
 void vu_wire_drain(int fd);
 
-/* The payload at a literal offset. */
+/* A payload's value at a literal offset (of a message, or of any copy of its bytes). */
 uint32_t vu_wire_u32(const struct vu_wire_msg *m, size_t off);
 uint64_t vu_wire_u64(const struct vu_wire_msg *m, size_t off);
+uint32_t vu_wire_load32(const uint8_t *payload, size_t off);
+uint64_t vu_wire_load64(const uint8_t *payload, size_t off);
 
 /* Writers return 0, or -1 when the message did not go out whole at once (never a wait:
  * a peer that does not read fails the test instead of hanging it).
