@@ -1344,7 +1344,7 @@ START_TEST(flags_mismatch_backend_offering_nothing_is_refused)
     expect_logged(1, "net0: vhost-user backend back on %s (reconnect 1): link up", sock_path);
     /* The only error: the death, as the guest's start met it. */
     expect_logged(1, "error:");
-    expect_logged(1, "error: vhost-user: back-end closed the connection instead of sending "
+    expect_logged(1, "error: net0: vhost-user: back-end closed the connection instead of sending "
                      "SET_FEATURES reply");
     expect_session(a, 2, 0, 0);
 }
