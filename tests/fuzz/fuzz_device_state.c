@@ -36,9 +36,8 @@
 #include "../../devices/virtio_pci.h"
 #include "../../common/event_loop.h"
 
-#include "../support/fake_platform.h"
 #include "../support/vu_wire.h"
-#include "fuzz_util.h"
+#include "fuzz_platform.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -591,14 +590,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc, (void)argv;
     fuzz_keep_stderr();
     fuzz_log_level();
-    null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (null_fd < 0)
-        fuzz_fail("cannot open /dev/null");
-    guest_mem_init(&ram, 0, GUEST_RAM);
-    ram.fd = null_fd;
-    fake_platform_init(&kvm);
-    kvm.fail_on_bad = true;
-    kvm.mem = &ram;
+    null_fd = fuzz_platform_init(&kvm, &ram, GUEST_RAM);
     if (dir) {
         write_legacy_seeds(dir);
         write_virtio_seeds(dir);

@@ -27,9 +27,8 @@
 #include "../../devices/virtio_net.h"
 #include "../../devices/virtio_pci.h"
 
-#include "../support/fake_platform.h"
 #include "../support/vu_wire.h"
-#include "fuzz_util.h"
+#include "fuzz_platform.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -340,14 +339,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     if (null_fd < 0) {
         fuzz_log_level();
-        null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-        if (null_fd < 0)
-            fuzz_fail("cannot open /dev/null");
-        guest_mem_init(&ram, 0, GUEST_RAM);
-        ram.fd = null_fd;
-        fake_platform_init(&kvm);
-        kvm.fail_on_bad = true;
-        kvm.mem = &ram;
+        null_fd = fuzz_platform_init(&kvm, &ram, GUEST_RAM);
     }
     fds_before = fuzz_count_fds();
     machine_init(data);
