@@ -36,7 +36,8 @@
 #include "../../devices/virtio_pci.h"
 #include "../../common/event_loop.h"
 
-#include "fuzz_util.h"
+#include "../support/vu_wire.h"
+#include "fuzz_platform.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -57,166 +58,13 @@ enum kind { K_SERIAL, K_I8042, K_RTC, K_PCI, K_MSIX, K_VIRTIO, K_VIRTIO_PATCH, K
 #define H_MASKED 0x08   /* patch mode: the guest masked vector 1 before the save */
 
 #define GUEST_RAM 0x10000
-#define MAX_LIVE 64
-#define GSI_BASE 24
 
-/* ---- the platform: KVM's state as it would be ---- */
+/* ---- the platform: KVM's state as it would be (tests/support, as fuzz_guest has it) ----
+ * A call KVM would refuse fails the input at once (fail_on_bad). */
 
-struct watch {
-    int fd;
-    void (*cb)(void *arg, uint32_t events);
-    void *arg;
-};
-
-static struct {
-    struct {
-        uint64_t addr;
-        int fd;
-    } ioev[MAX_LIVE];
-    int nioev;
-    struct {
-        int gsi, fd;
-    } irqfd[MAX_LIVE];
-    int nirqfd;
-    struct watch watch[MAX_LIVE];
-    int nwatch;
-    int next_gsi;
-} kvm;
-
-static int plat_ioeventfd(void *opaque, uint64_t addr, uint32_t len, int fd, bool assign)
-{
-    (void)opaque, (void)len;
-    for (int i = 0; i < kvm.nioev; i++) {
-        if (kvm.ioev[i].addr != addr)
-            continue;
-        if (assign || kvm.ioev[i].fd != fd)
-            fuzz_fail("ioeventfd at 0x%llx assigned twice or deassigned with another fd",
-                      (unsigned long long)addr);
-        kvm.ioev[i] = kvm.ioev[--kvm.nioev];
-        return 0;
-    }
-    if (!assign)
-        fuzz_fail("deassign of an unknown ioeventfd at 0x%llx", (unsigned long long)addr);
-    if (kvm.nioev == MAX_LIVE)
-        return -ENOSPC;
-    kvm.ioev[kvm.nioev].addr = addr;
-    kvm.ioev[kvm.nioev++].fd = fd;
-    return 0;
-}
-
-static int plat_irqfd(void *opaque, int gsi, int fd, bool assign)
-{
-    (void)opaque;
-    for (int i = 0; i < kvm.nirqfd; i++) {
-        if (kvm.irqfd[i].fd != fd)
-            continue;
-        if (assign || kvm.irqfd[i].gsi != gsi)
-            fuzz_fail("irqfd %d assigned twice or deassigned from another gsi", fd);
-        kvm.irqfd[i] = kvm.irqfd[--kvm.nirqfd];
-        return 0;
-    }
-    if (!assign)
-        fuzz_fail("deassign of an unknown irqfd %d", fd);
-    if (kvm.nirqfd == MAX_LIVE)
-        return -ENOSPC;
-    kvm.irqfd[kvm.nirqfd].gsi = gsi;
-    kvm.irqfd[kvm.nirqfd++].fd = fd;
-    return 0;
-}
-
-static int plat_msi_route_alloc(void *opaque)
-{
-    (void)opaque;
-    return kvm.next_gsi++;
-}
-
-static void plat_msi_route_free(void *opaque, int gsi)
-{
-    (void)opaque, (void)gsi;
-}
-
-static int plat_msi_route_set(void *opaque, int gsi, uint64_t addr, uint32_t data)
-{
-    (void)opaque, (void)addr, (void)data;
-    if (gsi < GSI_BASE || gsi >= kvm.next_gsi)
-        fuzz_fail("MSI route %d was never allocated", gsi);
-    return 0;
-}
-
-static int plat_signal_msi(void *opaque, uint64_t addr, uint32_t data)
-{
-    (void)opaque, (void)addr, (void)data;
-    return 0;
-}
-
-static int plat_watch_fd(void *opaque, int fd, void (*cb)(void *arg, uint32_t events), void *arg,
-                         bool on)
-{
-    (void)opaque;
-    for (int i = 0; i < kvm.nwatch; i++) {
-        if (kvm.watch[i].fd != fd)
-            continue;
-        if (on)
-            fuzz_fail("fd %d watched twice", fd);
-        kvm.watch[i] = kvm.watch[--kvm.nwatch];
-        return 0;
-    }
-    if (!on)
-        fuzz_fail("unwatch of an unknown fd %d", fd);
-    if (kvm.nwatch == MAX_LIVE)
-        return -ENOSPC;
-    kvm.watch[kvm.nwatch++] = (struct watch){fd, cb, arg};
-    return 0;
-}
-
+static struct fake_platform kvm;
 static int null_fd = -1;
-static uint8_t ram[GUEST_RAM];
-
-static int plat_mem_regions(void *opaque, struct vhost_user_mem_region *regions, int max)
-{
-    (void)opaque;
-    if (max < 1)
-        return -ENOSPC;
-    regions[0] = (struct vhost_user_mem_region){
-        .memory_size = GUEST_RAM, .userspace_addr = (uintptr_t)ram, .fd = null_fd};
-    return 1;
-}
-
-static const struct virtio_platform platform = {
-    .ioeventfd = plat_ioeventfd,
-    .irqfd = plat_irqfd,
-    .msi_route_alloc = plat_msi_route_alloc,
-    .msi_route_free = plat_msi_route_free,
-    .msi_route_set = plat_msi_route_set,
-    .signal_msi = plat_signal_msi,
-    .watch_fd = plat_watch_fd,
-    .mem_regions = plat_mem_regions,
-};
-
-static void *ram_ptr(void *opaque, uint64_t gpa, uint64_t len)
-{
-    (void)opaque;
-    if (gpa > GUEST_RAM || len > GUEST_RAM - gpa)
-        return NULL;
-    return ram + gpa;
-}
-
-static const struct guest_mem_access guest_mem = {.ptr = ram_ptr};
-
-static void irq_set(void *opaque, uint32_t irq, int level)
-{
-    (void)opaque, (void)irq, (void)level;
-}
-
-static void reset_cpu(void *opaque)
-{
-    (void)opaque;
-}
-
-static time_t fixed_time(void)
-{
-    return 1700000000;
-}
+static struct guest_mem ram; /* at 0; its fd is null_fd: the drained backend never maps it */
 
 /* ---- the NIC's loop ----
  * In vmm the NIC's ops run on a loop on a thread of its own. Here that loop is the
@@ -256,31 +104,7 @@ static uint16_t vring_base[VIRTIO_MAX_QUEUES]; /* what SET_VRING_BASE gave each 
 /* Reads and drops whatever the front-end sent, closing the fds that came with it. */
 static void backend_drain(void)
 {
-    for (;;) {
-        union {
-            char buf[CMSG_SPACE(sizeof(int) * 16)];
-            struct cmsghdr align;
-        } ctl;
-        char data[4096];
-        struct iovec iov = {.iov_base = data, .iov_len = sizeof(data)};
-        struct msghdr mh = {.msg_iov = &iov,
-                            .msg_iovlen = 1,
-                            .msg_control = ctl.buf,
-                            .msg_controllen = sizeof(ctl)};
-
-        if (backend < 0 || recvmsg(backend, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) <= 0)
-            return;
-        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-            size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-
-            for (size_t i = 0; cm->cmsg_type == SCM_RIGHTS && i < n; i++) {
-                int fd;
-
-                memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(fd));
-                close(fd);
-            }
-        }
-    }
+    vu_wire_drain(backend);
 }
 
 /* An idle, well-behaved back-end: GET_VRING_BASE answers the base the ring was started
@@ -295,15 +119,10 @@ static void backend_on_request(void *opaque, int64_t time_us, const char *line)
                &base) == 3 &&
         index < VIRTIO_MAX_QUEUES)
         vring_base[index] = (uint16_t)base;
-    if (sscanf(line, "-> GET_VRING_BASE flags=%*s size=%u index=%u", &size, &index) == 2) {
-        struct {
-            uint32_t request, flags, size, index, num;
-        } __attribute__((packed)) reply = {VHOST_USER_GET_VRING_BASE, 0x5, 8, index,
-                                           index < VIRTIO_MAX_QUEUES ? vring_base[index] : 0};
-
-        if (send(backend, &reply, sizeof(reply), MSG_DONTWAIT | MSG_NOSIGNAL) != sizeof(reply))
-            fuzz_fail("cannot queue a GET_VRING_BASE reply");
-    }
+    if (sscanf(line, "-> GET_VRING_BASE flags=%*s size=%u index=%u", &size, &index) == 2 &&
+        vu_wire_reply_state(backend, VHOST_USER_GET_VRING_BASE, index,
+                            index < VIRTIO_MAX_QUEUES ? vring_base[index] : 0))
+        fuzz_fail("cannot queue a GET_VRING_BASE reply");
 }
 
 static void backend_connect(const uint8_t *h)
@@ -330,11 +149,11 @@ static void backend_connect(const uint8_t *h)
 
 static void legacy_init(void)
 {
-    const struct irq_line com1 = {.set = irq_set, .irq = SERIAL_COM1_IRQ};
-    const struct irq_line kbd_irq = {.set = irq_set, .irq = I8042_KBD_IRQ};
+    const struct irq_line com1 = {.set = fuzz_irq_set, .irq = SERIAL_COM1_IRQ};
+    const struct irq_line kbd_irq = {.set = fuzz_irq_set, .irq = I8042_KBD_IRQ};
 
     if (serial_init(&uart, "serial0", &com1, null_fd) ||
-        i8042_init(&kbd, &kbd_irq, reset_cpu, NULL) || rtc_init(&rtc, fixed_time))
+        i8042_init(&kbd, &kbd_irq, fuzz_reset_cpu, NULL) || rtc_init(&rtc, fuzz_fixed_time))
         fuzz_fail("cannot build the legacy devices");
 }
 
@@ -356,17 +175,16 @@ static void machine_init(const uint8_t *h)
         .mtu = (uint16_t)(h[2] | h[3] << 8),
     };
 
-    memset(&kvm, 0, sizeof(kvm));
+    fake_platform_reset(&kvm);
     memset(vring_base, 0, sizeof(vring_base));
-    kvm.next_gsi = GSI_BASE;
-    memset(ram, 0, sizeof(ram));
+    guest_mem_clear(&ram);
     if (bus_init(&pio, "pio") || bus_init(&mmio, "mmio") || pci_init(&pci, &pio, &mmio, &layout))
         fuzz_fail("cannot build the PCI host");
     nic_loop_init();
-    virtio_net_setup(&net, "net0", &opts, &platform, &guest_mem, &nic_loop);
+    virtio_net_setup(&net, "net0", &opts, &kvm.ops, &ram.access, &nic_loop);
     backend = -1;
     backend_connect(h);
-    if (virtio_pci_init(&vp, &net.vdev, &platform) || pci_register(&pci, &vp.pci, -1))
+    if (virtio_pci_init(&vp, &net.vdev, &kvm.ops) || pci_register(&pci, &vp.pci, -1))
         fuzz_fail("cannot register the virtio-pci function");
 }
 
@@ -498,76 +316,20 @@ static void machine_save(const uint8_t *h, struct state_buf *out)
 
 /* ---- what KVM holds must match the transport's state ---- */
 
-static bool ioev_live(uint64_t addr, int fd)
-{
-    for (int i = 0; i < kvm.nioev; i++)
-        if (kvm.ioev[i].addr == addr && kvm.ioev[i].fd == fd)
-            return true;
-    return false;
-}
-
-static int irqfd_gsi(int fd)
-{
-    for (int i = 0; i < kvm.nirqfd; i++)
-        if (kvm.irqfd[i].fd == fd)
-            return kvm.irqfd[i].gsi;
-    return -1;
-}
-
-static bool watched(int fd)
-{
-    for (int i = 0; i < kvm.nwatch; i++)
-        if (kvm.watch[i].fd == fd)
-            return true;
-    return false;
-}
-
 static void check_wiring(void)
 {
-    unsigned nq = net.vdev.num_queues;
-    bool mapped = vp.wired && vp.notify_base != PCI_BAR_UNMAPPED;
+    char why[160];
 
     if ((vp.phase == VP_ACTIVE) != vp.wired)
         fuzz_fail("loaded function in phase %d is %s", vp.phase, vp.wired ? "wired" : "not wired");
-    if (kvm.nioev != (mapped ? (int)nq : 0))
-        fuzz_fail("%d ioeventfds with the device %s", kvm.nioev, vp.wired ? "wired" : "idle");
-    for (unsigned q = 0; q < nq; q++) {
-        const struct virtio_queue *vq = &net.vdev.queues[q];
-        bool has_vector = vq->msix_vector < vp.nvectors;
-        bool masked = has_vector && vp.vectors[vq->msix_vector].masked;
-        int gsi = irqfd_gsi(vq->call_fd);
-
-        if (mapped && !ioev_live(vp.notify_base + 4 * q, vq->kick_fd))
-            fuzz_fail("queue %u has no doorbell", q);
-        if (!vp.wired || !has_vector) {
-            if (gsi >= 0 || watched(vq->call_fd))
-                fuzz_fail("queue %u interrupt wired without a live vector", q);
-        } else if (masked ? gsi >= 0 || !watched(vq->call_fd)
-                          : gsi != vp.vectors[vq->msix_vector].gsi || watched(vq->call_fd)) {
-            fuzz_fail("queue %u vector %u (%s): irqfd gsi %d", q, vq->msix_vector,
-                      masked ? "masked" : "unmasked", gsi);
-        }
-    }
+    if (!fake_platform_matches(&kvm, &vp, why, sizeof(why)))
+        fuzz_fail("%s", why);
 }
 
 /* Every watched fd that is readable gets its callback once, as the loop would. */
 static void run_loop(void)
 {
-    struct watch ready[MAX_LIVE];
-    int n = 0;
-
-    for (int i = 0; i < kvm.nwatch; i++) {
-        struct pollfd p = {.fd = kvm.watch[i].fd, .events = POLLIN};
-
-        if (poll(&p, 1, 0) == 1)
-            ready[n++] = kvm.watch[i];
-    }
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < kvm.nwatch; j++)
-            if (kvm.watch[j].fd == ready[i].fd && kvm.watch[j].cb == ready[i].cb) {
-                ready[i].cb(ready[i].arg, EPOLLIN);
-                break;
-            }
+    fake_platform_run_watched(&kvm);
 }
 
 /* ---- the virtio function ---- */
@@ -828,9 +590,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc, (void)argv;
     fuzz_keep_stderr();
     fuzz_log_level();
-    null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (null_fd < 0)
-        fuzz_fail("cannot open /dev/null");
+    null_fd = fuzz_platform_init(&kvm, &ram, GUEST_RAM);
     if (dir) {
         write_legacy_seeds(dir);
         write_virtio_seeds(dir);

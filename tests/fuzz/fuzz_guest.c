@@ -27,7 +27,8 @@
 #include "../../devices/virtio_net.h"
 #include "../../devices/virtio_pci.h"
 
-#include "fuzz_util.h"
+#include "../support/vu_wire.h"
+#include "fuzz_platform.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -43,8 +44,6 @@
 #define HEADER_SIZE 16
 #define OP_SIZE 8
 #define GUEST_RAM 0x10000
-#define MAX_LIVE 64
-#define GSI_BASE 24
 
 #define H_PROTOCOL 0x01 /* the back-end offered VHOST_USER_F_PROTOCOL_FEATURES */
 
@@ -61,122 +60,15 @@ enum target {
                    * queue kick (a fast way into the virtqueue walk) */
 };
 
-/* ---- the platform: KVM's state as it would be ---- */
+/* ---- the platform: KVM's state as it would be (tests/support) ----
+ * A call KVM would refuse fails the input at once (fail_on_bad). */
 
-struct watch {
-    int fd;
-    void (*cb)(void *arg, uint32_t events);
-    void *arg;
-};
-
-static struct {
-    struct {
-        uint64_t addr;
-        int fd;
-    } ioev[MAX_LIVE];
-    int nioev;
-    struct {
-        int gsi, fd;
-    } irqfd[MAX_LIVE];
-    int nirqfd;
-    struct watch watch[MAX_LIVE];
-    int nwatch;
-    int next_gsi;
-} kvm;
-
-static int plat_ioeventfd(void *opaque, uint64_t addr, uint32_t len, int fd, bool assign)
-{
-    (void)opaque, (void)len;
-    for (int i = 0; i < kvm.nioev; i++) {
-        if (kvm.ioev[i].addr != addr)
-            continue;
-        if (assign)
-            fuzz_fail("ioeventfd at 0x%llx assigned twice", (unsigned long long)addr);
-        if (kvm.ioev[i].fd != fd)
-            fuzz_fail("ioeventfd at 0x%llx deassigned with another fd", (unsigned long long)addr);
-        kvm.ioev[i] = kvm.ioev[--kvm.nioev];
-        return 0;
-    }
-    if (!assign)
-        fuzz_fail("deassign of an unknown ioeventfd at 0x%llx", (unsigned long long)addr);
-    if (kvm.nioev == MAX_LIVE)
-        return -ENOSPC;
-    kvm.ioev[kvm.nioev].addr = addr;
-    kvm.ioev[kvm.nioev++].fd = fd;
-    return 0;
-}
-
-static int plat_irqfd(void *opaque, int gsi, int fd, bool assign)
-{
-    (void)opaque;
-    for (int i = 0; i < kvm.nirqfd; i++) {
-        if (kvm.irqfd[i].fd != fd)
-            continue;
-        if (assign)
-            fuzz_fail("irqfd %d assigned twice", fd);
-        if (kvm.irqfd[i].gsi != gsi)
-            fuzz_fail("irqfd %d deassigned from gsi %d, assigned to %d", fd, gsi, kvm.irqfd[i].gsi);
-        kvm.irqfd[i] = kvm.irqfd[--kvm.nirqfd];
-        return 0;
-    }
-    if (!assign)
-        fuzz_fail("deassign of an unknown irqfd %d", fd);
-    if (kvm.nirqfd == MAX_LIVE)
-        return -ENOSPC;
-    kvm.irqfd[kvm.nirqfd].gsi = gsi;
-    kvm.irqfd[kvm.nirqfd++].fd = fd;
-    return 0;
-}
-
-static int plat_msi_route_alloc(void *opaque)
-{
-    (void)opaque;
-    return kvm.next_gsi++;
-}
-
-static void plat_msi_route_free(void *opaque, int gsi)
-{
-    (void)opaque, (void)gsi;
-}
-
-static int plat_msi_route_set(void *opaque, int gsi, uint64_t addr, uint32_t data)
-{
-    (void)opaque, (void)addr, (void)data;
-    if (gsi < GSI_BASE || gsi >= kvm.next_gsi)
-        fuzz_fail("MSI route %d was never allocated", gsi);
-    return 0;
-}
-
-static int plat_signal_msi(void *opaque, uint64_t addr, uint32_t data)
-{
-    (void)opaque, (void)addr, (void)data;
-    return 0;
-}
-
-static int plat_watch_fd(void *opaque, int fd, void (*cb)(void *arg, uint32_t events), void *arg,
-                         bool on)
-{
-    (void)opaque;
-    for (int i = 0; i < kvm.nwatch; i++) {
-        if (kvm.watch[i].fd != fd)
-            continue;
-        if (on)
-            fuzz_fail("fd %d watched twice", fd);
-        kvm.watch[i] = kvm.watch[--kvm.nwatch];
-        return 0;
-    }
-    if (!on)
-        fuzz_fail("unwatch of an unknown fd %d", fd);
-    if (kvm.nwatch == MAX_LIVE)
-        return -ENOSPC;
-    kvm.watch[kvm.nwatch++] = (struct watch){fd, cb, arg};
-    return 0;
-}
+static struct fake_platform kvm;
 
 /* ---- the machine ---- */
 
 static int null_fd = -1;
-static uint8_t ram[GUEST_RAM];
+static struct guest_mem ram; /* at 0; its fd is null_fd: the drained backend never maps it */
 static struct bus pio, mmio;
 static struct pci pci;
 static struct serial uart;
@@ -205,52 +97,6 @@ static void nic_sync(void)
             fuzz_fail("the NIC's loop refused a call");
 }
 
-static int plat_mem_regions(void *opaque, struct vhost_user_mem_region *regions, int max)
-{
-    (void)opaque;
-    if (max < 1)
-        return -ENOSPC;
-    regions[0] = (struct vhost_user_mem_region){
-        .memory_size = GUEST_RAM, .userspace_addr = (uintptr_t)ram, .fd = null_fd};
-    return 1;
-}
-
-static const struct virtio_platform platform = {
-    .ioeventfd = plat_ioeventfd,
-    .irqfd = plat_irqfd,
-    .msi_route_alloc = plat_msi_route_alloc,
-    .msi_route_free = plat_msi_route_free,
-    .msi_route_set = plat_msi_route_set,
-    .signal_msi = plat_signal_msi,
-    .watch_fd = plat_watch_fd,
-    .mem_regions = plat_mem_regions,
-};
-
-static void *ram_ptr(void *opaque, uint64_t gpa, uint64_t len)
-{
-    (void)opaque;
-    if (gpa > GUEST_RAM || len > GUEST_RAM - gpa)
-        return NULL;
-    return ram + gpa;
-}
-
-static const struct guest_mem_access guest_mem = {.ptr = ram_ptr};
-
-static void irq_set(void *opaque, uint32_t irq, int level)
-{
-    (void)opaque, (void)irq, (void)level;
-}
-
-static void reset_cpu(void *opaque)
-{
-    (void)opaque;
-}
-
-static time_t fixed_time(void)
-{
-    return 1700000000;
-}
-
 /* ---- the back-end ----
  * A well-behaved back-end without threads: it answers GET_VRING_BASE (what the model
  * sends to stop a ring) from the connection's trace hook, which sees each request just
@@ -259,31 +105,7 @@ static time_t fixed_time(void)
 /* Reads and drops whatever the front-end sent, closing the fds that came with it. */
 static void backend_drain(void)
 {
-    for (;;) {
-        union {
-            char buf[CMSG_SPACE(sizeof(int) * 16)];
-            struct cmsghdr align;
-        } ctl;
-        char data[4096];
-        struct iovec iov = {.iov_base = data, .iov_len = sizeof(data)};
-        struct msghdr mh = {.msg_iov = &iov,
-                            .msg_iovlen = 1,
-                            .msg_control = ctl.buf,
-                            .msg_controllen = sizeof(ctl)};
-
-        if (recvmsg(backend, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) <= 0)
-            return;
-        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-            size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-
-            for (size_t i = 0; cm->cmsg_type == SCM_RIGHTS && i < n; i++) {
-                int fd;
-
-                memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(fd));
-                close(fd);
-            }
-        }
-    }
+    vu_wire_drain(backend);
 }
 
 static void backend_on_request(void *opaque, int64_t time_us, const char *line)
@@ -296,23 +118,12 @@ static void backend_on_request(void *opaque, int64_t time_us, const char *line)
     if (strstr(line, "NEED_REPLY"))
         fuzz_fail("'%s' asks for a reply without REPLY_ACK negotiated", line);
     /* The round trip vhost/ makes without REPLY_ACK to know a request was applied. */
-    if (!strncmp(line, "-> GET_FEATURES ", 16)) {
-        struct {
-            uint32_t request, flags, size;
-            uint64_t features;
-        } __attribute__((packed)) reply = {VHOST_USER_GET_FEATURES, 0x5, 8, net.conn.features};
-
-        if (send(backend, &reply, sizeof(reply), MSG_DONTWAIT | MSG_NOSIGNAL) != sizeof(reply))
-            fuzz_fail("cannot queue a GET_FEATURES reply");
-    }
-    if (sscanf(line, "-> GET_VRING_BASE flags=%*s size=%u index=%u", &size, &index) == 2) {
-        struct {
-            uint32_t request, flags, size, index, num;
-        } __attribute__((packed)) reply = {VHOST_USER_GET_VRING_BASE, 0x5, 8, index, 0};
-
-        if (send(backend, &reply, sizeof(reply), MSG_DONTWAIT | MSG_NOSIGNAL) != sizeof(reply))
-            fuzz_fail("cannot queue a GET_VRING_BASE reply");
-    }
+    if (!strncmp(line, "-> GET_FEATURES ", 16) &&
+        vu_wire_reply_u64(backend, VHOST_USER_GET_FEATURES, net.conn.features))
+        fuzz_fail("cannot queue a GET_FEATURES reply");
+    if (sscanf(line, "-> GET_VRING_BASE flags=%*s size=%u index=%u", &size, &index) == 2 &&
+        vu_wire_reply_state(backend, VHOST_USER_GET_VRING_BASE, index, 0))
+        fuzz_fail("cannot queue a GET_VRING_BASE reply");
 }
 
 /* On the NIC's loop, where the connection belongs. */
@@ -354,8 +165,8 @@ static void backend_connect(void)
 static void machine_init(const uint8_t *h)
 {
     const struct pci_layout layout = {0xc0000000ULL, 0x3e000000ULL, 0x200000000ULL, 0x400000000ULL};
-    const struct irq_line com1 = {.set = irq_set, .irq = SERIAL_COM1_IRQ};
-    const struct irq_line kbd_irq = {.set = irq_set, .irq = I8042_KBD_IRQ};
+    const struct irq_line com1 = {.set = fuzz_irq_set, .irq = SERIAL_COM1_IRQ};
+    const struct irq_line kbd_irq = {.set = fuzz_irq_set, .irq = I8042_KBD_IRQ};
     struct virtio_net_options opts = {
         .socket_path = "fuzz",
         .queue_pairs = 1 + h[8] % VIRTIO_NET_MAX_PAIRS,
@@ -366,12 +177,11 @@ static void machine_init(const uint8_t *h)
 
     memcpy(&backend_features, h, 8);
     header_flags = h[9];
-    memset(&kvm, 0, sizeof(kvm));
-    kvm.next_gsi = GSI_BASE;
-    memset(ram, 0, sizeof(ram));
+    fake_platform_reset(&kvm);
+    guest_mem_clear(&ram);
     if (bus_init(&pio, "pio") || bus_init(&mmio, "mmio") || pci_init(&pci, &pio, &mmio, &layout) ||
         serial_init(&uart, "serial0", &com1, null_fd) ||
-        i8042_init(&kbd, &kbd_irq, reset_cpu, NULL) || rtc_init(&rtc, fixed_time))
+        i8042_init(&kbd, &kbd_irq, fuzz_reset_cpu, NULL) || rtc_init(&rtc, fuzz_fixed_time))
         fuzz_fail("cannot build the machine");
     ret |= bus_register(&pio, SERIAL_COM1_BASE, SERIAL_NR_PORTS, &uart.dev);
     ret |= bus_register(&pio, I8042_DATA_PORT, 1, &kbd.data_dev);
@@ -379,10 +189,10 @@ static void machine_init(const uint8_t *h)
     ret |= bus_register(&pio, RTC_INDEX_PORT, RTC_NR_PORTS, &rtc.dev);
     if (event_thread_start(&nic, "fuzz-net0"))
         fuzz_fail("cannot start the NIC's thread");
-    virtio_net_setup(&net, "net0", &opts, &platform, &guest_mem, &nic.loop);
+    virtio_net_setup(&net, "net0", &opts, &kvm.ops, &ram.access, &nic.loop);
     backend = -1;
     backend_connect();
-    ret |= virtio_pci_init(&vp, &net.vdev, &platform);
+    ret |= virtio_pci_init(&vp, &net.vdev, &kvm.ops);
     ret |= pci_register(&pci, &vp.pci, -1);
     if (ret)
         fuzz_fail("cannot register the devices");
@@ -416,80 +226,19 @@ static void machine_destroy(void)
 
 /* ---- what KVM holds must match the transport's state ---- */
 
-static bool ioev_live(uint64_t addr, int fd)
-{
-    for (int i = 0; i < kvm.nioev; i++)
-        if (kvm.ioev[i].addr == addr && kvm.ioev[i].fd == fd)
-            return true;
-    return false;
-}
-
-static int irqfd_gsi(int fd)
-{
-    for (int i = 0; i < kvm.nirqfd; i++)
-        if (kvm.irqfd[i].fd == fd)
-            return kvm.irqfd[i].gsi;
-    return -1;
-}
-
-static bool watched(int fd)
-{
-    for (int i = 0; i < kvm.nwatch; i++)
-        if (kvm.watch[i].fd == fd)
-            return true;
-    return false;
-}
-
-/* A live device has every doorbell where the BAR is and each queue's interrupt either
- * on its vector's route (unmasked) or polled (masked); an idle one has nothing. */
 static void check_wiring(void)
 {
-    unsigned nq = net.vdev.num_queues;
-    bool mapped = vp.wired && vp.notify_base != PCI_BAR_UNMAPPED;
+    char why[160];
 
-    if (kvm.nioev != (mapped ? (int)nq : 0))
-        fuzz_fail("%d ioeventfds with the device %s", kvm.nioev, vp.wired ? "wired" : "idle");
-    for (unsigned q = 0; q < nq; q++) {
-        const struct virtio_queue *vq = &net.vdev.queues[q];
-        bool has_vector = vq->msix_vector < vp.nvectors;
-        bool masked = has_vector && vp.vectors[vq->msix_vector].masked;
-        int gsi = irqfd_gsi(vq->call_fd);
-
-        if (mapped && !ioev_live(vp.notify_base + 4 * q, vq->kick_fd))
-            fuzz_fail("queue %u has no doorbell at 0x%llx", q,
-                      (unsigned long long)(vp.notify_base + 4 * q));
-        if (!vp.wired || !has_vector) {
-            if (gsi >= 0 || watched(vq->call_fd))
-                fuzz_fail("queue %u interrupt wired without a live vector", q);
-        } else if (masked ? gsi >= 0 || !watched(vq->call_fd)
-                          : gsi != vp.vectors[vq->msix_vector].gsi || watched(vq->call_fd)) {
-            fuzz_fail("queue %u vector %u (%s): irqfd gsi %d, %s", q, vq->msix_vector,
-                      masked ? "masked" : "unmasked", gsi,
-                      watched(vq->call_fd) ? "watched" : "not watched");
-        }
-    }
+    if (!fake_platform_matches(&kvm, &vp, why, sizeof(why)))
+        fuzz_fail("%s", why);
 }
 
 /* ---- the ops ---- */
 
 static void run_loop(void)
 {
-    struct watch ready[MAX_LIVE];
-    int n = 0;
-
-    for (int i = 0; i < kvm.nwatch; i++) {
-        struct pollfd p = {.fd = kvm.watch[i].fd, .events = POLLIN};
-
-        if (poll(&p, 1, 0) == 1)
-            ready[n++] = kvm.watch[i];
-    }
-    /* A callback may unwatch others: run only those still watched. */
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < kvm.nwatch; j++)
-            if (kvm.watch[j].fd == ready[i].fd && kvm.watch[j].cb == ready[i].cb) {
-                ready[i].cb(ready[i].arg, EPOLLIN);
-                break;
-            }
+    fake_platform_run_watched(&kvm);
 }
 
 static void access_bus(struct bus *bus, uint64_t addr, bool write, uint32_t len, uint64_t value)
@@ -512,7 +261,7 @@ static void load_image_and_kick(uint32_t offset, const uint8_t *image, size_t le
 
     if (len > GUEST_RAM - offset)
         len = GUEST_RAM - offset;
-    memcpy(ram + offset, image, len);
+    guest_write(&ram, offset, image, len);
     if (write(ctrl->kick_fd, &one, sizeof(one)) != sizeof(one))
         fuzz_fail("cannot kick the control queue: %s", strerror(errno));
     run_loop();
@@ -552,7 +301,7 @@ static bool run_op(const uint8_t *op, const uint8_t *rest, size_t rest_len)
         break;
     case T_RAM:
         if (off + len <= GUEST_RAM)
-            memcpy(ram + off, &value, len);
+            guest_write(&ram, off, &value, len);
         break;
     case T_CONSOLE:
         serial_receive(&uart, op + 4, len > 4 ? 4 : len);
@@ -590,9 +339,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     if (null_fd < 0) {
         fuzz_log_level();
-        null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-        if (null_fd < 0)
-            fuzz_fail("cannot open /dev/null");
+        null_fd = fuzz_platform_init(&kvm, &ram, GUEST_RAM);
     }
     fds_before = fuzz_count_fds();
     machine_init(data);

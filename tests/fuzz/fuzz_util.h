@@ -3,30 +3,24 @@
 #define VMM_TESTS_FUZZ_UTIL_H
 
 #include "../../common/log.h"
+#include "../support/support.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 /* Where fuzz_fail writes: stderr, kept open when libFuzzer's -close_fd_mask=2 silences
- * the library's log lines (LLVMFuzzerInitialize runs before it closes stderr). */
+ * the library's log lines (LLVMFuzzerInitialize runs before it closes stderr:
+ * fuzz_keep_stderr). */
 static int fuzz_err_fd = STDERR_FILENO;
-
-static inline void fuzz_keep_stderr(void)
-{
-    int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
-
-    if (fd >= 0)
-        fuzz_err_fd = fd;
-}
 
 /* A broken invariant: the message, then abort() so the fuzzer keeps the input. */
 static inline void __attribute__((noreturn, format(printf, 1, 2))) fuzz_fail(const char *fmt, ...)
@@ -41,6 +35,22 @@ static inline void __attribute__((noreturn, format(printf, 1, 2))) fuzz_fail(con
     abort();
 }
 
+/* A helper of tests/support that fails (the fake platform refusing a call, ...)
+ * breaks an invariant too. */
+static inline void fuzz_support_fail(const char *msg)
+{
+    fuzz_fail("%s", msg);
+}
+
+static inline void fuzz_keep_stderr(void)
+{
+    int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+
+    if (fd >= 0)
+        fuzz_err_fd = fd;
+    support_set_fail(fuzz_support_fail);
+}
+
 /* VMM_FUZZ_DEBUG=1 shows the library's debug lines (the vhost-user trace, device logs). */
 static inline void fuzz_log_level(void)
 {
@@ -50,15 +60,25 @@ static inline void fuzz_log_level(void)
 
 static inline int fuzz_count_fds(void)
 {
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
+    return support_count_fds();
+}
 
-    if (!d)
-        fuzz_fail("cannot open /proc/self/fd");
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
+/* The legacy devices' outside world, for the targets that build a machine: an
+ * interrupt line to nowhere, a reset that does nothing, a fixed clock (an input
+ * replays the same). */
+static inline void fuzz_irq_set(void *opaque, uint32_t irq, int level)
+{
+    (void)opaque, (void)irq, (void)level;
+}
+
+static inline void fuzz_reset_cpu(void *opaque)
+{
+    (void)opaque;
+}
+
+static inline time_t fuzz_fixed_time(void)
+{
+    return 1700000000;
 }
 
 /* Every fd the library received or created during one input is closed again. */

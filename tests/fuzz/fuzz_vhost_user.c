@@ -13,6 +13,7 @@
  */
 #include "../../vhost/vhost_user.h"
 
+#include "../support/vu_wire.h"
 #include "fuzz_util.h"
 
 #include <errno.h>
@@ -100,37 +101,19 @@ static int make_fd(unsigned kind)
 /* Sends one chunk with nfds fresh fds attached; false when the socket takes no more. */
 static bool send_chunk(int sock, const uint8_t *data, size_t len, unsigned nfds, unsigned kind)
 {
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * 15)];
-        struct cmsghdr align;
-    } ctl;
-    struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
     int fds[15];
     unsigned n = 0;
-    ssize_t sent;
+    bool sent;
 
     for (; n < nfds; n++) {
         fds[n] = make_fd(kind);
         if (fds[n] < 0)
             break;
     }
-    if (n) {
-        struct cmsghdr *cm;
-
-        memset(&ctl, 0, sizeof(ctl));
-        mh.msg_control = ctl.buf;
-        mh.msg_controllen = CMSG_SPACE(sizeof(int) * n);
-        cm = CMSG_FIRSTHDR(&mh);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int) * n);
-        memcpy(CMSG_DATA(cm), fds, sizeof(int) * n);
-    }
-    sent = sendmsg(sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    sent = vu_wire_send_bytes(sock, data, len, fds, (int)n) == 0;
     for (unsigned i = 0; i < n; i++)
         close(fds[i]);
-    return sent == (ssize_t)len;
+    return sent;
 }
 
 /* Writes the chunks of the stream to the two back-end sockets. */

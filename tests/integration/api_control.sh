@@ -7,10 +7,7 @@
 # status 0 and removes the socket.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-ensure_guest_image
-run_in_rig_if_needed "$0" "$@"
-need_kvm
-. "$(dirname "$0")/guest.sh"
+guest_test_begin "$0" "$@"
 
 VMMCTL_BIN=${VMMCTL_BIN:-$(dirname "$VMM_BIN")/vmmctl}
 [ -x "$VMMCTL_BIN" ] || fail "vmmctl binary not found at $VMMCTL_BIN"

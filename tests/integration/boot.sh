@@ -13,10 +13,7 @@ mem_gib=${memory%G}
 # L1 needs room for the guest plus its own few hundred MiB; up to 1G, the rig's
 # default 3G does (and the shared rig session can run the test).
 if [ "$mem_gib" != "$memory" ] && [ "$mem_gib" -gt 1 ]; then RIG_MEMORY=$((mem_gib + 3))G; fi
-ensure_guest_image
-run_in_rig_if_needed "$0" "$@"
-need_kvm
-. "$(dirname "$0")/guest.sh"
+guest_test_begin "$0" "$@"
 
 log=$(mktemp)
 at_exit "rm -f '$log'"

@@ -5,10 +5,7 @@
 # vmm exits 0.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-ensure_guest_image
-run_in_rig_if_needed "$0" "$@"
-need_kvm
-. "$(dirname "$0")/guest.sh"
+guest_test_begin "$0" "$@"
 
 status_field() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 

@@ -9,10 +9,7 @@
 #     seen in raw mode (-icanon -echo -isig).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-ensure_guest_image
-run_in_rig_if_needed "$0" "$@"
-need_kvm
-. "$(dirname "$0")/guest.sh"
+guest_test_begin "$0" "$@"
 
 command -v script >/dev/null || fail "script (util-linux) is needed for the terminal checks"
 timeout=${GUEST_TIMEOUT:-300}

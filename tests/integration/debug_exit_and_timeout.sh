@@ -6,10 +6,7 @@
 # first boot took (at least 20 s): a slow rig must not stop the guest before it speaks.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-ensure_guest_image
-run_in_rig_if_needed "$0" "$@"
-need_kvm
-. "$(dirname "$0")/guest.sh"
+guest_test_begin "$0" "$@"
 
 tmp=$(mktemp -d)
 at_exit "rm -rf '$tmp'"

@@ -1,11 +1,15 @@
 # shellcheck shell=bash
-# Helpers for the integration tests (bash). A test starts like this:
+# Helpers for the integration tests (bash). A test that boots the guest starts like this:
 #   . "$(dirname "$0")/lib.sh"
 #   RIG_MEMORY=3G                      # optional: L1 memory when run in the rig
 #   RIG_APPEND=kvm_amd.npt=1           # optional: extra L1 kernel parameters
+#   guest_test_begin "$0" "$@"         # the four steps below, then guest.sh's helpers
+# which is:
 #   ensure_guest_image                 # builds build/guest on the host side if missing
 #   run_in_rig_if_needed "$0" "$@"     # re-runs this script inside L1 where needed
 #   need_kvm                           # SKIP (77) or, under CI, FAIL without /dev/kvm
+#   . "$(dirname "$0")/guest.sh"
+# A NIC test starts with net_test_begin (testpmd.sh) instead.
 # Exit codes: 0 pass, 1 fail, 77 skip (CTest SKIP_RETURN_CODE), 125 rig failure.
 
 VMM_REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -57,6 +61,14 @@ run_in_rig_if_needed() {
     echo "rig: running $(basename "$script") inside the nested rig"
     exec "$VMM_REPO_ROOT/tests/rig/rig-run" --memory "${RIG_MEMORY:-3G}" \
         --timeout "${RIG_TIMEOUT:-600}" ${RIG_APPEND:+--append "$RIG_APPEND"} -- bash "$script" "$@"
+}
+
+# guest_test_begin "$0" "$@": the start every test booting the guest shares (above).
+guest_test_begin() {
+    ensure_guest_image
+    run_in_rig_if_needed "$@"
+    need_kvm
+    . "$VMM_REPO_ROOT/tests/integration/guest.sh"
 }
 
 # start_bg CMD...: runs CMD in the background; its PID is in BG_PID. Each runs in its

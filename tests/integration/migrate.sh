@@ -23,11 +23,8 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/testpmd.sh"
 need_testpmd
-ensure_guest_image
 export RIG_TIMEOUT=${RIG_TIMEOUT:-880}
-run_in_rig_if_needed "$0" "$@"
-need_kvm
-. "$(dirname "$0")/guest.sh"
+guest_test_begin "$0" "$@"
 
 mode=${1:?usage: migrate.sh verify|ignore-log|kill-dest|snapshot}
 VMMCTL=${VMMCTL_BIN:-$(dirname "$VMM_BIN")/vmmctl}

@@ -4,11 +4,8 @@
 # missing, and the guest keeps running (its heartbeat goes on; status: running).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-ensure_guest_image
 export RIG_TIMEOUT=${RIG_TIMEOUT:-600}
-run_in_rig_if_needed "$0" "$@"
-need_kvm
-. "$(dirname "$0")/guest.sh"
+guest_test_begin "$0" "$@"
 
 VMMCTL=${VMMCTL_BIN:-$(dirname "$VMM_BIN")/vmmctl}
 BACKEND=${VMM_FAKE_BACKEND:-$(dirname "$VMM_BIN")/tests/vu-fake-backend}

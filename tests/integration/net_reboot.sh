@@ -10,15 +10,8 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/testpmd.sh"
-need_testpmd
-ensure_guest_image
-run_in_rig_if_needed "$0" "$@"
-need_kvm
-. "$(dirname "$0")/guest.sh"
+net_test_begin net-reboot "$0" "$@"
 
-sock=/tmp/vmm-net-reboot-$$.sock
-log=$(mktemp)
-at_exit "rm -f '$log'"
 n=/sys/class/net/eth0
 guest="echo BOOT_ID=\$(cat /proc/sys/kernel/random/boot_id) && ip link set eth0 up &&
  sleep 3 && echo RX=\$(cat $n/statistics/rx_packets)"

@@ -14,19 +14,12 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/testpmd.sh"
-need_testpmd
-ensure_guest_image
 export RIG_TIMEOUT=${RIG_TIMEOUT:-880} # ten restarts of testpmd under TCG take long
-run_in_rig_if_needed "$0" "$@"
-need_kvm
-. "$(dirname "$0")/guest.sh"
+net_test_begin net-reconnect "$0" "$@"
 
 mode=${1:?usage: net_reconnect.sh client|server|reboot [CYCLES]}
 cycles=${VMM_RECONNECT_CYCLES:-${2:-10}}
 recover_s=${VMM_RECONNECT_BOUND_S:-$((TESTPMD_START_TIMEOUT + 120))} # testpmd start + handshake + traffic
-sock=/tmp/vmm-net-reconnect-$$.sock
-log=$(mktemp)
-at_exit "rm -f '$log' '$sock'"
 n=/sys/class/net/eth0
 # shellcheck disable=SC2016 # $(...) runs in the guest
 guest='ip link set eth0 up; while :; do echo STAT rx=$(cat '$n'/statistics/rx_packets) carrier=$(cat '$n'/carrier); sleep 1; done'

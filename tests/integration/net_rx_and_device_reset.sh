@@ -11,15 +11,8 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/testpmd.sh"
-need_testpmd
-ensure_guest_image
-run_in_rig_if_needed "$0" "$@"
-need_kvm
-. "$(dirname "$0")/guest.sh"
+net_test_begin net-rx "$0" "$@"
 
-sock=/tmp/vmm-net-rx-$$.sock
-log=$(mktemp)
-at_exit "rm -f '$log'"
 # Inside vmm.run="...": no double quotes. The PCI address is that of eth0's device.
 n=/sys/class/net/eth0
 drv=/sys/bus/pci/drivers/virtio-pci

@@ -7,16 +7,8 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/testpmd.sh"
-need_testpmd
-ensure_guest_image
-run_in_rig_if_needed "$0" "$@"
-need_kvm
-. "$(dirname "$0")/guest.sh"
+net_test_begin net-server "$0" "$@"
 
-sock=/tmp/vmm-net-server-$$.sock
-log=$(mktemp)
-at_exit "rm -f '$log' '$sock'"
-rm -f "$sock"
 start_testpmd txonly "$sock" 1 client=1
 rc=0
 # shellcheck disable=SC2016 # $(...) runs in the guest

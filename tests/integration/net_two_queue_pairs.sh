@@ -9,15 +9,8 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/testpmd.sh"
-need_testpmd
-ensure_guest_image
-run_in_rig_if_needed "$0" "$@"
-need_kvm
-. "$(dirname "$0")/guest.sh"
+net_test_begin net-mq "$0" "$@"
 
-sock=/tmp/vmm-net-mq-$$.sock
-log=$(mktemp)
-at_exit "rm -f '$log'"
 # IRQ-<name>=<count on CPU0 + CPU1> for each virtio interrupt line (2 vCPUs).
 guest="ip link set eth0 up && sleep 3 && echo QUEUES=\$(ls /sys/class/net/eth0/queues) &&
  echo RX=\$(cat /sys/class/net/eth0/statistics/rx_packets) && grep virtio /proc/interrupts &&

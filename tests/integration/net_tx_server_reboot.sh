@@ -12,17 +12,9 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/testpmd.sh"
-need_testpmd
-ensure_guest_image
-run_in_rig_if_needed "$0" "$@"
-need_kvm
-. "$(dirname "$0")/guest.sh"
+net_test_begin net-tx "$0" "$@"
 
 count=20000
-sock=/tmp/vmm-net-tx-$$.sock
-log=$(mktemp)
-at_exit "rm -f '$log' '$sock'"
-rm -f "$sock"
 n=/sys/class/net/eth0
 guest="echo BOOT_ID=\$(cat /proc/sys/kernel/random/boot_id) && ip link set eth0 up &&
  vmm-pktgen $count eth0 && echo TX=\$(cat $n/statistics/tx_packets)"

@@ -9,18 +9,12 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/testpmd.sh"
-need_testpmd
-ensure_guest_image
-run_in_rig_if_needed "$0" "$@"
-need_kvm
-. "$(dirname "$0")/guest.sh"
+net_test_begin net-trace "$0" "$@"
 
-sock=/tmp/vmm-net-trace-$$.sock
-log=$(mktemp)
 trace=$(mktemp)
 want=$(mktemp)
 got=$(mktemp)
-at_exit "rm -f '$log' '$trace' '$want' '$got'"
+at_exit "rm -f '$trace' '$want' '$got'"
 
 # Of what vmm asks for, testpmd 22.11 (DPDK's vhost library) offers MQ, REPLY_ACK, MTU,
 # RARP, LOG_SHMFD, STATUS and BACKEND_REQ (not RESET_DEVICE, CONFIGURE_MEM_SLOTS), so:

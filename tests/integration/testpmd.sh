@@ -2,8 +2,8 @@
 # Helpers for the NIC tests: DPDK's testpmd as the vhost-user backend of the guest's
 # virtio-net NIC (sourced after lib.sh; boot_net_guest also needs guest.sh).
 # A test goes:
-#   need_testpmd                        # SKIP (77) or, under CI, FAIL without testpmd
-#   start_testpmd txonly /tmp/x.sock 1  # waits for its socket
+#   net_test_begin NAME "$0" "$@"       # the shared start (below): sets $sock and $log
+#   start_testpmd txonly "$sock" 1      # waits for its socket
 #   boot_net_guest "$log" 'GUEST CMD' --net vhost-user,socket=/tmp/x.sock
 #   stop_testpmd                        # SIGINT; TESTPMD_RX / TESTPMD_TX from its totals
 # testpmd polls with one forwarding core, so it needs 2 CPUs (-l 0-1): the rig has 2.
@@ -13,6 +13,22 @@ TESTPMD_BIN=${VMM_TESTPMD:-dpdk-testpmd}
 TESTPMD_START_TIMEOUT=${VMM_TESTPMD_START_TIMEOUT:-300}
 TESTPMD_PID=
 TESTPMD_LOG=
+
+# net_test_begin NAME "$0" "$@": the start every NIC test shares: SKIP (77) or, under
+# CI, FAIL without testpmd, then guest_test_begin (lib.sh: the guest image, the rig
+# where this host needs it, with RIG_TIMEOUT exported before for a longer bound, KVM,
+# guest.sh). Then the test's files: sock, the vhost-user socket /tmp/vmm-NAME-PID.sock
+# (none there yet), and log, a temporary file for vmm's output; both removed at exit.
+net_test_begin() {
+    local name=$1
+    shift
+    need_testpmd
+    guest_test_begin "$@"
+    sock=/tmp/vmm-$name-$$.sock
+    log=$(mktemp)
+    rm -f "$sock"
+    at_exit "rm -f '$log' '$sock'"
+}
 
 need_testpmd() {
     command -v "$TESTPMD_BIN" >/dev/null 2>&1 && return 0

@@ -6,30 +6,14 @@
 # The good replies first, to show the same commands print them.
 set -euo pipefail
 . "$(dirname "$0")/../integration/lib.sh"
-
-VMMCTL_BIN=${VMMCTL_BIN:-$VMM_REPO_ROOT/build/vmmctl}
-[ -x "$VMMCTL_BIN" ] || fail "vmmctl binary not found at $VMMCTL_BIN"
-tmp=$(mktemp -d)
-at_exit "rm -rf '$tmp'"
-
-# run SCENARIO VMMCTL-ARGS...: vmmctl against the scenario; sets rc, out, err.
-run() {
-    local sc=$1
-    shift
-    rm -f "$tmp/api"
-    start_bg python3 "$(dirname "$0")/fake_vmm_api.py" "$tmp/api" "$sc"
-    for _ in $(seq 100); do [ -S "$tmp/api" ] && break; sleep 0.1; done
-    rc=0
-    "$VMMCTL_BIN" --api-socket "$tmp/api" "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
-    out=$(cat "$tmp/out")
-    err=$(cat "$tmp/err")
-}
+. "$(dirname "$0")/vmmctl_lib.sh"
+vmmctl_test_begin
 
 # bad SCENARIO WANT-IN-ERROR VMMCTL-ARGS...: exit 1, one error line mentioning WANT.
 bad() {
     local sc=$1 want=$2
     shift 2
-    run "$sc" "$@"
+    vmmctl_run "$sc" "$@"
     echo "$sc: vmmctl $*: exit $rc; stderr: $err"
     check_eq "$sc: exit status" "$rc" 1
     check_eq "$sc: error lines" "$(wc -l <"$tmp/err")" 1
@@ -39,11 +23,11 @@ bad() {
     esac
 }
 
-run status status
+vmmctl_run status status
 check_eq "good status: exit status" "$rc" 0
 check_eq "good status: its NIC line" "$(tail -n 1 <<<"$out")" \
     "net0: /tmp/vhost0.sock, connected, link up, 1 queue pair"
-run query query-migrate
+vmmctl_run query query-migrate
 check_eq "good query-migrate: exit status" "$rc" 0
 check_eq "good query-migrate: verify line" "$(grep '^verify' <<<"$out")" \
     "verify: 131072 pages compared, 2 differ (first: 0x1000, 0x2000)"

@@ -4,24 +4,14 @@
 # line, and the exit status: 0 only for a completed migration with a clean verify.
 set -euo pipefail
 . "$(dirname "$0")/../integration/lib.sh"
-
-VMMCTL_BIN=${VMMCTL_BIN:-$VMM_REPO_ROOT/build/vmmctl}
-[ -x "$VMMCTL_BIN" ] || fail "vmmctl binary not found at $VMMCTL_BIN"
-tmp=$(mktemp -d)
-at_exit "rm -rf '$tmp'"
+. "$(dirname "$0")/vmmctl_lib.sh"
+vmmctl_test_begin
 
 # run SCENARIO [VMMCTL-ARGS]: vmmctl migrate against the scenario; sets rc, out, err.
 run() {
     local sc=$1
     shift
-    rm -f "$tmp/api"
-    start_bg python3 "$(dirname "$0")/fake_vmm_api.py" "$tmp/api" "$sc"
-    for _ in $(seq 100); do [ -S "$tmp/api" ] && break; sleep 0.1; done
-    rc=0
-    "$VMMCTL_BIN" --api-socket "$tmp/api" migrate unix:/tmp/mig.sock "$@" \
-        >"$tmp/out" 2>"$tmp/err" || rc=$?
-    out=$(cat "$tmp/out")
-    err=$(cat "$tmp/err")
+    vmmctl_run "$sc" migrate unix:/tmp/mig.sock "$@"
     echo "$sc: exit $rc; last line: $(tail -n 1 "$tmp/out")${err:+; stderr: $err}"
 }
 

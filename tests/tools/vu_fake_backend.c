@@ -3,7 +3,11 @@
  * no LOG_SHMFD, no VHOST_F_LOG_ALL: a backend that cannot be migrated), listens on
  * SOCKET, serves one frontend at a time, answers the requests that have replies
  * (GET_FEATURES, GET_PROTOCOL_FEATURES, GET_QUEUE_NUM, GET_VRING_BASE) and drops
- * the rest, closing any fds that come with them. It never touches the rings. */
+ * the rest, closing any fds that come with them (tests/support/vu_wire reads them).
+ * It never touches the rings. */
+#include "../../vhost/vhost_user.h"
+#include "../support/vu_wire.h"
+
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,81 +17,32 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-enum {
-    GET_FEATURES = 1,
-    GET_PROTOCOL_FEATURES = 15,
-    GET_QUEUE_NUM = 17,
-    GET_VRING_BASE = 11,
-};
-#define FLAG_REPLY 0x4
-#define VERSION 0x1
 #define F_VERSION_1 (1ULL << 32)
 
-struct hdr {
-    uint32_t request, flags, size;
-} __attribute__((packed));
-
-static int recv_msg(int fd, struct hdr *h, uint8_t *payload, size_t cap)
+/* The reply to m, 0 for a request without one, -1 when it cannot be sent. */
+static int answer(int fd, const struct vu_wire_msg *m)
 {
-    char cbuf[CMSG_SPACE(8 * sizeof(int))];
-    struct iovec iov = {.iov_base = h, .iov_len = sizeof(*h)};
-    struct msghdr mh = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
-    ssize_t n = recvmsg(fd, &mh, MSG_WAITALL | MSG_CMSG_CLOEXEC);
-
-    if (n != sizeof(*h))
-        return -1;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-        int *fds = (int *)CMSG_DATA(c);
-
-        for (size_t i = 0;
-             c->cmsg_type == SCM_RIGHTS && i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++)
-            close(fds[i]);
+    switch (m->request) {
+    case VHOST_USER_GET_FEATURES:
+        return vu_wire_reply_u64(fd, m->request, F_VERSION_1);
+    case VHOST_USER_GET_PROTOCOL_FEATURES:
+        return vu_wire_reply_u64(fd, m->request, 0);
+    case VHOST_USER_GET_QUEUE_NUM:
+        return vu_wire_reply_u64(fd, m->request, 1);
+    case VHOST_USER_GET_VRING_BASE: /* {index, num}: the ring stopped where it started */
+        return vu_wire_reply_state(fd, m->request, vu_wire_u32(m, 0), 0);
+    default:
+        return 0;
     }
-    if (h->size > cap)
-        return -1;
-    return h->size && recv(fd, payload, h->size, MSG_WAITALL) != (ssize_t)h->size ? -1 : 0;
-}
-
-static int reply(int fd, const struct hdr *req, const void *payload, uint32_t size)
-{
-    struct hdr h = {.request = req->request, .flags = VERSION | FLAG_REPLY, .size = size};
-    uint8_t buf[sizeof(h) + 16];
-
-    memcpy(buf, &h, sizeof(h));
-    memcpy(buf + sizeof(h), payload, size);
-    return send(fd, buf, sizeof(h) + size, MSG_NOSIGNAL) == (ssize_t)(sizeof(h) + size) ? 0 : -1;
 }
 
 static void serve(int fd)
 {
-    uint8_t payload[4096];
-    struct hdr h;
+    struct vu_wire_msg m;
 
-    while (recv_msg(fd, &h, payload, sizeof(payload)) == 0) {
-        uint64_t u64 = 0;
-        int ret = 0;
-
-        switch (h.request) {
-        case GET_FEATURES:
-            u64 = F_VERSION_1;
-            ret = reply(fd, &h, &u64, 8);
-            break;
-        case GET_PROTOCOL_FEATURES:
-            ret = reply(fd, &h, &u64, 8);
-            break;
-        case GET_QUEUE_NUM:
-            u64 = 1;
-            ret = reply(fd, &h, &u64, 8);
-            break;
-        case GET_VRING_BASE: /* {index, num}: the ring stopped where it started */
-            memset(payload + 4, 0, 4);
-            ret = reply(fd, &h, payload, 8);
-            break;
-        default:
-            break;
-        }
-        if (ret)
+    while (vu_wire_recv(fd, &m, -1) == 0) {
+        vu_wire_close_fds(&m);
+        if (answer(fd, &m))
             break;
     }
     close(fd);

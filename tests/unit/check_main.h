@@ -2,8 +2,16 @@
 #ifndef VMM_TESTS_CHECK_MAIN_H
 #define VMM_TESTS_CHECK_MAIN_H
 
+#include "../support/support.h"
+
 #include <check.h>
 #include <stdlib.h>
+
+/* The support library's helpers fail the running test, as an assert in it would. */
+static inline void check_support_fail(const char *msg)
+{
+    ck_abort_msg("%s", msg);
+}
 
 static inline int check_run_suite(Suite *suite)
 {
@@ -19,6 +27,7 @@ static inline int check_run_suite(Suite *suite)
 #define CHECK_MAIN(suite_fn)                                                                       \
     int main(void)                                                                                 \
     {                                                                                              \
+        support_set_fail(check_support_fail);                                                      \
         return check_run_suite(suite_fn());                                                        \
     }
 

@@ -217,34 +217,48 @@ static void assert_e820(const struct boot_e820_entry *e, uint64_t addr, uint64_t
     ck_assert_uint_eq(e->type, type);
 }
 
-START_TEST(e820_for_512m)
+/* The map for a RAM size: the low RAM up to the EBDA, the EBDA, the BIOS area, RAM from
+ * 1 MiB up to the hole, KVM's identity map and TSS, then RAM above 4 GiB. */
+#define IDENTITY_MAP_AND_TSS LAYOUT_KVM_IDENTITY_MAP_ADDR, LAYOUT_KVM_TSS_ADDR + 3 * 4096
+
+static const struct {
+    const char *what;
+    uint64_t ram;
+    int n;
+    struct {
+        uint64_t addr, end;
+        uint32_t type;
+    } want[6];
+} e820_maps[] = {
+    {"e820_for_512m",
+     512 * MiB,
+     5,
+     {{0, 0x9fc00, E820_RAM},
+      {0x9fc00, 0xa0000, E820_RESERVED},
+      {0xf0000, 0x100000, E820_RESERVED},
+      {MiB, 512 * MiB, E820_RAM},
+      {IDENTITY_MAP_AND_TSS, E820_RESERVED}}},
+    {"e820_for_6g",
+     6 * GiB,
+     6,
+     {{0, 0x9fc00, E820_RAM},
+      {0x9fc00, 0xa0000, E820_RESERVED},
+      {0xf0000, 0x100000, E820_RESERVED},
+      {MiB, 3 * GiB, E820_RAM},
+      {IDENTITY_MAP_AND_TSS, E820_RESERVED},
+      {4 * GiB, 7 * GiB, E820_RAM}}},
+};
+
+START_TEST(e820_for_the_ram_size)
 {
     struct boot_e820_entry e[BOOT_E820_MAX];
     struct guest_memory mem;
 
-    mem_of_size(&mem, 512 * MiB);
-    ck_assert_int_eq(boot_build_e820(&mem, e, BOOT_E820_MAX), 5);
-    assert_e820(&e[0], 0, 0x9fc00, E820_RAM);
-    assert_e820(&e[1], 0x9fc00, 0xa0000, E820_RESERVED);
-    assert_e820(&e[2], 0xf0000, 0x100000, E820_RESERVED);
-    assert_e820(&e[3], MiB, 512 * MiB, E820_RAM);
-    assert_e820(&e[4], LAYOUT_KVM_IDENTITY_MAP_ADDR, LAYOUT_KVM_TSS_ADDR + 3 * 4096, E820_RESERVED);
-}
-END_TEST
-
-START_TEST(e820_for_6g)
-{
-    struct boot_e820_entry e[BOOT_E820_MAX];
-    struct guest_memory mem;
-
-    mem_of_size(&mem, 6 * GiB);
-    ck_assert_int_eq(boot_build_e820(&mem, e, BOOT_E820_MAX), 6);
-    assert_e820(&e[0], 0, 0x9fc00, E820_RAM);
-    assert_e820(&e[1], 0x9fc00, 0xa0000, E820_RESERVED);
-    assert_e820(&e[2], 0xf0000, 0x100000, E820_RESERVED);
-    assert_e820(&e[3], MiB, 3 * GiB, E820_RAM);
-    assert_e820(&e[4], LAYOUT_KVM_IDENTITY_MAP_ADDR, LAYOUT_KVM_TSS_ADDR + 3 * 4096, E820_RESERVED);
-    assert_e820(&e[5], 4 * GiB, 7 * GiB, E820_RAM);
+    mem_of_size(&mem, e820_maps[_i].ram);
+    ck_assert_int_eq(boot_build_e820(&mem, e, BOOT_E820_MAX), e820_maps[_i].n);
+    for (int i = 0; i < e820_maps[_i].n; i++)
+        assert_e820(&e[i], e820_maps[_i].want[i].addr, e820_maps[_i].want[i].end,
+                    e820_maps[_i].want[i].type);
 }
 END_TEST
 
@@ -756,8 +770,7 @@ static Suite *boot_suite(void)
     tcase_add_test(parse, parse_rejects_no_payload);
     suite_add_tcase(s, parse);
 
-    tcase_add_test(e820, e820_for_512m);
-    tcase_add_test(e820, e820_for_6g);
+    tcase_add_loop_test(e820, e820_for_the_ram_size, 0, sizeof(e820_maps) / sizeof(e820_maps[0]));
     tcase_add_test(e820, e820_has_no_ram_in_hole);
     tcase_add_test(e820, e820_respects_max);
     suite_add_tcase(s, e820);

@@ -110,30 +110,25 @@ START_TEST(leaf4_terminator_untouched)
 }
 END_TEST
 
-START_TEST(leaf_b_smt_level)
-{
-    kvm_cpuid_adjust(cpuid, 3, 4);
-    ck_assert_uint_eq(leaf(0xb, 0)->eax, 0);
-    ck_assert_uint_eq(leaf(0xb, 0)->ebx, 1);
-    ck_assert_uint_eq(leaf(0xb, 0)->ecx, 0x100);
-}
-END_TEST
+/* Leaf 0xb for vCPU 3 of 4: the SMT level, the core level, then the invalid level that
+ * ends the list (its ECX keeps the subleaf). */
+static const struct {
+    const char *what;
+    uint32_t subleaf, eax, ebx, ecx;
+} leaf_b[] = {
+    {"leaf_b_smt_level", 0, 0, 1, 0x100},
+    {"leaf_b_core_level", 1, 2, 4, 0x201},
+    {"leaf_b_invalid_level", 2, 0, 0, 2},
+};
 
-START_TEST(leaf_b_core_level)
+START_TEST(leaf_b_levels)
 {
-    kvm_cpuid_adjust(cpuid, 3, 4);
-    ck_assert_uint_eq(leaf(0xb, 1)->eax, 2);
-    ck_assert_uint_eq(leaf(0xb, 1)->ebx, 4);
-    ck_assert_uint_eq(leaf(0xb, 1)->ecx, 0x201);
-}
-END_TEST
+    const struct kvm_cpuid_entry2 *e;
 
-START_TEST(leaf_b_invalid_level)
-{
     kvm_cpuid_adjust(cpuid, 3, 4);
-    ck_assert_uint_eq(leaf(0xb, 2)->eax, 0);
-    ck_assert_uint_eq(leaf(0xb, 2)->ebx, 0);
-    ck_assert_uint_eq(leaf(0xb, 2)->ecx, 2);
+    e = leaf(0xb, leaf_b[_i].subleaf);
+    ck_assert_msg(e->eax == leaf_b[_i].eax && e->ebx == leaf_b[_i].ebx && e->ecx == leaf_b[_i].ecx,
+                  "%s: eax 0x%x ebx 0x%x ecx 0x%x", leaf_b[_i].what, e->eax, e->ebx, e->ecx);
 }
 END_TEST
 
@@ -260,9 +255,7 @@ static Suite *cpuid_suite(void)
     tcase_add_test(tc, one_cpu_clears_htt);
     tcase_add_test(tc, leaf4_sharing_and_core_count);
     tcase_add_test(tc, leaf4_terminator_untouched);
-    tcase_add_test(tc, leaf_b_smt_level);
-    tcase_add_test(tc, leaf_b_core_level);
-    tcase_add_test(tc, leaf_b_invalid_level);
+    tcase_add_loop_test(tc, leaf_b_levels, 0, sizeof(leaf_b) / sizeof(leaf_b[0]));
     tcase_add_test(tc, leaf_b_x2apic_id_everywhere);
     tcase_add_test(tc, leaf_b_shift_rounds_up);
     tcase_add_test(tc, amd_core_count);

@@ -1,19 +1,24 @@
 /*
  * virtio-net's vhost-user reconnect, end to end on the event loop: the real device model
- * against scripted fake back-ends on a real Unix socket. The test thread is the event-loop
- * thread, as vmm's main thread is, and pumps the loop itself; each back-end is a thread
- * serving a list of sessions (one connection each) that can hang up, stall, answer with the
- * wrong request, close in the middle of activation or lack a feature the guest uses. What vmm
- * logs goes to a memfd and is checked line by line. Wire layouts are read at literal offsets.
+ * against scripted fake back-ends on a real Unix socket (tests/support/vu_backend). The test
+ * thread is the event-loop thread, as vmm's main thread is, and pumps the loop itself; each
+ * back-end is a thread serving a list of sessions (one connection each) that can hang up,
+ * stall, answer with the wrong request, close in the middle of activation or lack a feature
+ * the guest uses. What vmm logs goes to a memfd and is checked line by line. Wire layouts
+ * are read at literal offsets. The last cases are the scenarios of QEMU's
+ * tests/qtest/vhost-user-test.c (flags-mismatch, connect-fail, reconnect, migrate,
+ * multiqueue) as vmm meets them.
  */
 #include "../../common/log.h"
 #include "../../devices/virtio_net.h"
 #include "../../common/event_loop.h"
 
+#include "../support/fake_platform.h"
+#include "../support/guest_mem.h"
+#include "../support/vu_backend.h"
 #include "check_main.h"
 
 #include <check.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -36,7 +41,8 @@
 #define BIT(n) (1ULL << (n))
 #define MEM_SIZE (1u << 20)
 #define QSIZE 64
-#define NQ 3 /* one queue pair and the control queue */
+#define NQ 3     /* one queue pair and the control queue */
+#define MAX_NQ 5 /* two queue pairs and the control queue: the multiqueue cases */
 #define DESC(q) (0x10000ULL + (q)*0x4000ULL)
 #define AVAIL(q) (DESC(q) + 0x1000)
 #define USED(q) (DESC(q) + 0x2000)
@@ -46,13 +52,8 @@
 #define REPLY_TIMEOUT_MS 3000
 #define STALL_TIMEOUT_MS 400
 #define RECONNECT_MS 50
-#define WAIT_MS 5000 /* bound on waiting for what should happen soon */
-#define BE_IDLE_MS 10000
-#define BE_MAX_SESSIONS 10
-#define BE_MAX_MSGS 64
-
-#define FL_NEED_REPLY 0x8u
-#define FL_REPLY 0x5u /* version 1 + REPLY */
+#define WAIT_MS 5000     /* bound on waiting for what should happen soon */
+#define BE_IDLE_MS 10000 /* the watchdog's bound, as the back-end's idle one */
 
 #define BACKEND_FEATURES                                                                           \
     (BIT(VIRTIO_F_VERSION_1) | BIT(VHOST_USER_F_PROTOCOL_FEATURES) | BIT(VIRTIO_NET_F_MRG_RXBUF) | \
@@ -69,161 +70,40 @@
     (BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_NET_F_MRG_RXBUF) | BIT(VIRTIO_NET_F_CSUM) |              \
      BIT(VHOST_USER_F_PROTOCOL_FEATURES))
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void nap_ms(long ms)
-{
-    struct timespec ts = {.tv_sec = 0, .tv_nsec = ms * 1000000};
-
-    nanosleep(&ts, NULL);
-}
-
-/* --- the fake back-end's wire ------------------------------------------------------------ */
-
-struct raw {
-    uint32_t request, flags, size;
-    uint8_t payload[512];
-    int fds[8];
-    int nfds;
-};
-
-static int read_part(int fd, void *buf, size_t len, struct raw *m)
-{
-    size_t got = 0;
-
-    while (got < len) {
-        union {
-            char b[CMSG_SPACE(sizeof(int) * 8)];
-            struct cmsghdr align;
-        } ctl;
-        struct iovec iov = {.iov_base = (char *)buf + got, .iov_len = len - got};
-        struct msghdr mh = {.msg_iov = &iov,
-                            .msg_iovlen = 1,
-                            .msg_control = ctl.b,
-                            .msg_controllen = sizeof(ctl.b)};
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        ssize_t n;
-
-        if (poll(&p, 1, WAIT_MS) != 1)
-            return -1;
-        n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-        if (n <= 0)
-            return -1;
-        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-            size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-
-            for (size_t i = 0; i < k; i++) {
-                int rfd;
-
-                memcpy(&rfd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-                if (m->nfds < 8)
-                    m->fds[m->nfds++] = rfd;
-                else
-                    close(rfd);
-            }
-        }
-        got += (size_t)n;
-    }
-    return 0;
-}
-
-/* One message as a back-end reads it; 0, or -1 on EOF, timeout or a bad size. */
-static int raw_recv(int fd, struct raw *m)
-{
-    uint8_t hdr[12];
-
-    memset(m, 0, sizeof(*m));
-    if (read_part(fd, hdr, sizeof(hdr), m))
-        return -1;
-    memcpy(&m->request, hdr, 4);
-    memcpy(&m->flags, hdr + 4, 4);
-    memcpy(&m->size, hdr + 8, 4);
-    if (m->size > sizeof(m->payload))
-        return -1;
-    return read_part(fd, m->payload, m->size, m);
-}
-
-static int raw_reply_u64(int fd, uint32_t request, uint64_t value)
-{
-    uint8_t buf[20];
-
-    memcpy(buf, &request, 4);
-    memcpy(buf + 4, &(uint32_t){FL_REPLY}, 4);
-    memcpy(buf + 8, &(uint32_t){8}, 4);
-    memcpy(buf + 12, &value, 8);
-    return send(fd, buf, sizeof(buf), MSG_NOSIGNAL) == sizeof(buf) ? 0 : -1;
-}
-
-/* --- the fake back-end -------------------------------------------------------------------- */
-
-enum be_fault {
-    BE_WELL,        /* answers everything, hangs up when the test asks */
-    BE_STALL,       /* stops answering at `at` and waits for vmm to give up */
-    BE_WRONG_REPLY, /* answers `at` with another request's type */
-    BE_CLOSE,       /* closes the connection on `at`, without answering */
-    BE_CLOSE_AFTER, /* answers `at`, then closes */
-};
-
-struct be_msg {
-    uint32_t request, flags, size;
-    uint8_t payload[64];
-    int nfds;
-    ino_t ino; /* the first fd's inode: which file came along */
-};
-
-struct be_session {
-    enum be_fault fault;
-    uint32_t at;       /* the request the fault hits */
-    uint64_t features; /* its GET_FEATURES answer */
-    uint64_t protocol; /* its GET_PROTOCOL_FEATURES answer */
-    uint64_t slots;    /* its GET_MAX_MEM_SLOTS answer */
-    uint8_t status;    /* the device status SET_STATUS left (back-end thread only) */
-    int chan;          /* the backend-request channel SET_BACKEND_REQ_FD gave, or -1 */
-    struct be_msg msgs[BE_MAX_MSGS];
-    int nmsgs;
-    bool ended;
-};
-
-struct backend {
-    pthread_t thread;
-    bool running;
-    pthread_mutex_t lock; /* sessions: written by the back-end, read by the test */
-    int listen_fd;        /* vmm is the client: our listening socket; else we connect */
-    int ctl;              /* eventfd: hang up the current session, or stop */
-    atomic_bool stop;
-    pthread_barrier_t ready; /* the thread runs: it accepts (or connects) at once */
-    struct be_session s[BE_MAX_SESSIONS];
-    int nsessions;
-    char error[160]; /* the back-end's own failures: ck_assert is for the test thread */
-};
+/* --- the fake back-ends (tests/support/vu_backend) ---------------------------------------- */
 
 static char sock_path[108];
 
-static void be_fail(struct backend *be, const char *what)
+/* Every session answers as a backend offering BACKEND_PROTOCOL with 8 memory slots. */
+static void be_init(struct vu_backend *be)
 {
-    pthread_mutex_lock(&be->lock);
-    if (!be->error[0])
-        snprintf(be->error, sizeof(be->error), "back-end: %s: %s", what, strerror(errno));
-    pthread_mutex_unlock(&be->lock);
+    vu_backend_init(be, sock_path);
+    be->script.protocol = BACKEND_PROTOCOL;
+    be->script.slots = 8;
 }
 
-static int be_connect(void)
+static void be_listen(struct vu_backend *be)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    vu_backend_listen(be, 8);
+}
 
-    strcpy(sa.sun_path, sock_path);
-    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-        return fd;
-    if (fd >= 0)
-        close(fd);
-    return -1;
+static struct vu_session *be_add(struct vu_backend *be, enum vu_fault fault, uint32_t at,
+                                 uint64_t features)
+{
+    struct vu_session *s = vu_backend_add(be, fault, at);
+
+    s->features = features;
+    return s;
+}
+
+/* A well-behaved session offering more protocol features, with `slots` memory slots. */
+static struct vu_session *be_add_protocol(struct vu_backend *be, uint64_t protocol, uint64_t slots)
+{
+    struct vu_session *s = be_add(be, VU_WELL, 0, BACKEND_FEATURES);
+
+    s->protocol = protocol;
+    s->slots = slots;
+    return s;
 }
 
 static void drain(int efd)
@@ -234,326 +114,26 @@ static void drain(int efd)
         ;
 }
 
-/* The next connection: accepted (vmm is the client) or made (vmm is the server). */
-static int be_open(struct backend *be)
-{
-    int64_t deadline = now_ms() + BE_IDLE_MS;
-
-    while (!atomic_load(&be->stop) && now_ms() < deadline) {
-        struct pollfd p[2] = {{.fd = be->listen_fd, .events = POLLIN},
-                              {.fd = be->ctl, .events = POLLIN}};
-        int fd;
-
-        if (be->listen_fd < 0) {
-            fd = be_connect();
-            if (fd >= 0)
-                return fd;
-            nap_ms(5); /* vmm's socket is not there yet */
-            continue;
-        }
-        if (poll(p, 2, 100) <= 0)
-            continue;
-        if (p[1].revents)
-            drain(be->ctl);
-        if (p[0].revents & POLLIN)
-            return accept4(be->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-    }
-    return -1;
-}
-
-/* True when fd has something (a message or EOF); false on hang-up, stop or idle timeout. */
-static bool be_wait(struct backend *be, int fd)
-{
-    struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = be->ctl, .events = POLLIN}};
-
-    if (poll(p, 2, BE_IDLE_MS) <= 0)
-        return false;
-    if (p[1].revents) {
-        drain(be->ctl);
-        return false;
-    }
-    return !atomic_load(&be->stop);
-}
-
-/* Recorded, and its fds closed, before it is answered: once vmm has the answer, the
- * test sees the message and the back-end holds no fd of it. */
-static void be_record(struct backend *be, struct be_session *s, struct raw *m)
-{
-    struct stat st = {0};
-
-    if (m->nfds)
-        fstat(m->fds[0], &st);
-    pthread_mutex_lock(&be->lock);
-    if (s->nmsgs < BE_MAX_MSGS) {
-        struct be_msg *r = &s->msgs[s->nmsgs++];
-
-        *r = (struct be_msg){
-            .request = m->request, .flags = m->flags, .size = m->size, .nfds = m->nfds};
-        r->ino = st.st_ino;
-        memcpy(r->payload, m->payload, sizeof(r->payload));
-    }
-    if (m->request == VHOST_USER_SET_BACKEND_REQ_FD && m->nfds == 1 && s->chan < 0) {
-        s->chan = m->fds[0]; /* kept: the test speaks on it */
-        m->nfds = 0;
-    }
-    pthread_mutex_unlock(&be->lock);
-    for (int i = 0; i < m->nfds; i++)
-        close(m->fds[i]);
-    m->nfds = 0;
-}
-
-static int be_answer(struct be_session *s, int fd, const struct raw *m, bool wrong)
-{
-    uint32_t type = m->request;
-    uint64_t v = 0;
-
-    if (m->request == VHOST_USER_SET_STATUS)
-        s->status = m->payload[0];
-    switch (m->request) {
-    case VHOST_USER_GET_FEATURES:
-        v = s->features;
-        break;
-    case VHOST_USER_GET_PROTOCOL_FEATURES:
-        v = s->protocol;
-        break;
-    case VHOST_USER_GET_STATUS:
-        v = s->status;
-        break;
-    case VHOST_USER_GET_MAX_MEM_SLOTS:
-        v = s->slots;
-        break;
-    case VHOST_USER_GET_QUEUE_NUM:
-        v = 1;
-        break;
-    case VHOST_USER_GET_VRING_BASE:
-        memcpy(&v, m->payload, 4); /* {index, num 0} */
-        break;
-    case VHOST_USER_SET_LOG_BASE: /* the spec's reply to it, with LOG_SHMFD */
-        break;
-    default:
-        if (!(m->flags & FL_NEED_REPLY))
-            return 0;
-    }
-    if (wrong)
-        type = type == VHOST_USER_GET_FEATURES ? VHOST_USER_GET_PROTOCOL_FEATURES
-                                               : VHOST_USER_GET_FEATURES;
-    return raw_reply_u64(fd, type, v);
-}
-
-static void be_serve(struct backend *be, struct be_session *s, int fd)
-{
-    struct raw m;
-
-    while (be_wait(be, fd) && raw_recv(fd, &m) == 0) {
-        bool hit = s->fault != BE_WELL && m.request == s->at;
-
-        be_record(be, s, &m);
-        if (hit && s->fault == BE_CLOSE)
-            return;
-        if (hit && s->fault == BE_STALL) {
-            be_wait(be, fd); /* until vmm gives up and closes */
-            return;
-        }
-        if (be_answer(s, fd, &m, hit && s->fault == BE_WRONG_REPLY)) {
-            be_fail(be, "cannot answer");
-            return;
-        }
-        if (hit && s->fault == BE_CLOSE_AFTER)
-            return;
-    }
-}
-
-static void *be_main(void *arg)
-{
-    struct backend *be = arg;
-
-    pthread_barrier_wait(&be->ready);
-    for (int i = 0; i < be->nsessions && !atomic_load(&be->stop); i++) {
-        int fd = be_open(be);
-
-        if (fd < 0) {
-            if (!atomic_load(&be->stop))
-                be_fail(be, "no connection from vmm");
-            break;
-        }
-        be_serve(be, &be->s[i], fd);
-        close(fd);
-        pthread_mutex_lock(&be->lock);
-        be->s[i].ended = true;
-        pthread_mutex_unlock(&be->lock);
-    }
-    return NULL;
-}
-
-static void be_init(struct backend *be)
-{
-    memset(be, 0, sizeof(*be));
-    pthread_mutex_init(&be->lock, NULL);
-    be->listen_fd = -1;
-    be->ctl = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    ck_assert_int_ge(be->ctl, 0);
-}
-
-/* A back-end process appearing: its socket first, then its sessions in order. */
-static void be_listen_backlog(struct backend *be, int backlog)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-
-    strcpy(sa.sun_path, sock_path);
-    unlink(sock_path);
-    be->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(be->listen_fd, 0);
-    ck_assert_int_eq(bind(be->listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    ck_assert_int_eq(listen(be->listen_fd, backlog), 0);
-}
-
-static void be_listen(struct backend *be)
-{
-    be_listen_backlog(be, 8);
-}
-
-static void be_add(struct backend *be, enum be_fault fault, uint32_t at, uint64_t features)
-{
-    ck_assert_int_lt(be->nsessions, BE_MAX_SESSIONS);
-    be->s[be->nsessions++] = (struct be_session){.fault = fault,
-                                                 .at = at,
-                                                 .features = features,
-                                                 .protocol = BACKEND_PROTOCOL,
-                                                 .slots = 8,
-                                                 .chan = -1};
-}
-
-/* A well-behaved session offering more protocol features, with `slots` memory slots. */
-static void be_add_protocol(struct backend *be, uint64_t protocol, uint64_t slots)
-{
-    be_add(be, BE_WELL, 0, BACKEND_FEATURES);
-    be->s[be->nsessions - 1].protocol = protocol;
-    be->s[be->nsessions - 1].slots = slots;
-}
-
-static bool be_ended(struct backend *be, int s)
-{
-    bool ended;
-
-    pthread_mutex_lock(&be->lock);
-    ended = be->s[s].ended;
-    pthread_mutex_unlock(&be->lock);
-    return ended;
-}
-
-/* The backend-request channel of session s, once vmm gave it (-1 before). */
-static int be_chan(struct backend *be, int s)
-{
-    int fd;
-
-    pthread_mutex_lock(&be->lock);
-    fd = be->s[s].chan;
-    pthread_mutex_unlock(&be->lock);
-    return fd;
-}
-
-static void be_start(struct backend *be)
-{
-    pthread_barrier_init(&be->ready, NULL, 2);
-    ck_assert_int_eq(pthread_create(&be->thread, NULL, be_main, be), 0);
-    be->running = true;
-    pthread_barrier_wait(&be->ready);
-    pthread_barrier_destroy(&be->ready);
-}
-
-static void be_hangup(struct backend *be)
-{
-    uint64_t one = 1;
-
-    ck_assert_int_eq(write(be->ctl, &one, sizeof(one)), sizeof(one));
-}
-
-/* The back-end process going away: no session left, its socket closed. */
-static void be_stop(struct backend *be)
-{
-    if (be->running) {
-        atomic_store(&be->stop, true);
-        be_hangup(be);
-        pthread_join(be->thread, NULL);
-        be->running = false;
-    }
-    if (be->listen_fd >= 0)
-        close(be->listen_fd);
-    be->listen_fd = -1;
-}
-
-static void be_free(struct backend *be)
-{
-    be_stop(be);
-    for (int i = 0; i < be->nsessions; i++)
-        if (be->s[i].chan >= 0)
-            close(be->s[i].chan);
-    if (be->ctl >= 0)
-        close(be->ctl);
-    be->ctl = -1;
-    pthread_mutex_destroy(&be->lock);
-}
-
-static int be_nmsgs(struct backend *be, int s)
-{
-    int n;
-
-    pthread_mutex_lock(&be->lock);
-    n = be->s[s].nmsgs;
-    pthread_mutex_unlock(&be->lock);
-    return n;
-}
-
-static struct be_msg be_get(struct backend *be, int s, int k)
-{
-    struct be_msg m;
-
-    ck_assert_int_lt(k, be_nmsgs(be, s));
-    pthread_mutex_lock(&be->lock);
-    m = be->s[s].msgs[k];
-    pthread_mutex_unlock(&be->lock);
-    return m;
-}
-
-static bool be_saw(struct backend *be, int s, uint32_t request)
-{
-    bool saw = false;
-
-    pthread_mutex_lock(&be->lock);
-    for (int k = 0; k < be->s[s].nmsgs; k++)
-        saw |= be->s[s].msgs[k].request == request;
-    pthread_mutex_unlock(&be->lock);
-    return saw;
-}
-
-static void be_check(struct backend *be)
-{
-    pthread_mutex_lock(&be->lock);
-    ck_assert_msg(!be->error[0], "%s", be->error);
-    pthread_mutex_unlock(&be->lock);
-}
-
 /* --- vmm's side: loop, platform, guest memory, captured log -------------------------------- */
 
 static struct event_loop loop;
-static struct virtio_platform platform;
-static struct guest_mem_access mem;
+static struct fake_platform fp; /* virtio-net makes no KVM call: the transport does */
+static struct guest_mem ram;    /* a memfd at guest-physical 0, as the backend maps it */
 static struct virtio_net_options opts;
 static struct virtio_net net;
 static bool net_up;
-static struct backend bes[2];
+static struct vu_backend bes[2];
 static char dir[64];
-static int memfd = -1;
-static uint8_t *ram;
-static int kick[NQ], call[NQ];
+static int kick[MAX_NQ], call[MAX_NQ];
 static unsigned config_irqs;
 static int log_fd = -1, saved_stderr = -1;
 
 #define pump_until(cond, ms)                                                                       \
     do {                                                                                           \
-        int64_t deadline_ = now_ms() + (ms);                                                       \
+        int64_t deadline_ = support_now_ms() + (ms);                                               \
         while (!(cond)) {                                                                          \
-            ck_assert_msg(now_ms() < deadline_, "still not (%s) after %d ms", #cond, (int)(ms));   \
+            ck_assert_msg(support_now_ms() < deadline_, "still not (%s) after %d ms", #cond,       \
+                          (int)(ms));                                                              \
             ck_assert_int_ge(event_loop_run_once(&loop, 5), 0);                                    \
         }                                                                                          \
     } while (0)
@@ -561,75 +141,10 @@ static int log_fd = -1, saved_stderr = -1;
 /* Runs the loop for ms whatever happens: for what must not happen. */
 static void pump_for(int ms)
 {
-    int64_t deadline = now_ms() + ms;
+    int64_t deadline = support_now_ms() + ms;
 
-    while (now_ms() < deadline)
+    while (support_now_ms() < deadline)
         ck_assert_int_ge(event_loop_run_once(&loop, 5), 0);
-}
-
-static int plat_watch_fd(void *opaque, int fd, void (*cb)(void *, uint32_t), void *arg, bool on)
-{
-    return on ? event_loop_add(opaque, fd, EPOLLIN, cb, arg) : event_loop_del(opaque, fd);
-}
-
-static int plat_mem_regions(void *opaque, struct vhost_user_mem_region *r, int max)
-{
-    (void)opaque;
-    ck_assert_int_ge(max, 1);
-    r[0] = (struct vhost_user_mem_region){.guest_phys_addr = 0,
-                                          .memory_size = MEM_SIZE,
-                                          .userspace_addr = (uint64_t)(uintptr_t)ram,
-                                          .mmap_offset = 0,
-                                          .fd = memfd};
-    return 1;
-}
-
-/* virtio-net wires nothing to KVM: the transport does. */
-static int plat_ioeventfd(void *opaque, uint64_t addr, uint32_t len, int fd, bool assign)
-{
-    (void)opaque, (void)addr, (void)len, (void)fd, (void)assign;
-    ck_abort_msg("virtio-net called platform->ioeventfd");
-    return -1;
-}
-
-static int plat_irqfd(void *opaque, int gsi, int fd, bool assign)
-{
-    (void)opaque, (void)gsi, (void)fd, (void)assign;
-    ck_abort_msg("virtio-net called platform->irqfd");
-    return -1;
-}
-
-static int plat_msi_route_alloc(void *opaque)
-{
-    (void)opaque;
-    ck_abort_msg("virtio-net called platform->msi_route_alloc");
-    return -1;
-}
-
-static void plat_msi_route_free(void *opaque, int gsi)
-{
-    (void)opaque, (void)gsi;
-    ck_abort_msg("virtio-net called platform->msi_route_free");
-}
-
-static int plat_msi_route_set(void *opaque, int gsi, uint64_t addr, uint32_t data)
-{
-    (void)opaque, (void)gsi, (void)addr, (void)data;
-    ck_abort_msg("virtio-net called platform->msi_route_set");
-    return -1;
-}
-
-static int plat_signal_msi(void *opaque, uint64_t addr, uint32_t data)
-{
-    (void)opaque, (void)addr, (void)data;
-    ck_abort_msg("virtio-net called platform->signal_msi");
-    return -1;
-}
-
-static void *ram_ptr(void *opaque, uint64_t gpa, uint64_t len)
-{
-    (void)opaque;
-    return len <= MEM_SIZE && gpa <= MEM_SIZE - len ? ram + gpa : NULL;
 }
 
 static void count_config_irq(void *transport)
@@ -678,18 +193,6 @@ static int log_lines(void)
     return count_in(logged(), "\n");
 }
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-
-    ck_assert_ptr_nonnull(d);
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
 static void setup(void)
 {
     fflush(stderr);
@@ -700,22 +203,13 @@ static void setup(void)
     strcpy(dir, "/tmp/vmm-net-reconnect-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(dir));
     snprintf(sock_path, sizeof(sock_path), "%s/vhost.sock", dir);
-    memfd = memfd_create("guest-ram", MFD_CLOEXEC);
-    ck_assert_int_ge(memfd, 0);
-    ck_assert_int_eq(ftruncate(memfd, MEM_SIZE), 0);
-    ram = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
-    ck_assert_ptr_ne(ram, MAP_FAILED);
+    guest_mem_init_shared(&ram, 0, MEM_SIZE);
     ck_assert_int_eq(event_loop_init(&loop), 0);
-    platform = (struct virtio_platform){.ioeventfd = plat_ioeventfd,
-                                        .irqfd = plat_irqfd,
-                                        .msi_route_alloc = plat_msi_route_alloc,
-                                        .msi_route_free = plat_msi_route_free,
-                                        .msi_route_set = plat_msi_route_set,
-                                        .signal_msi = plat_signal_msi,
-                                        .watch_fd = plat_watch_fd,
-                                        .mem_regions = plat_mem_regions,
-                                        .opaque = &loop};
-    mem = (struct guest_mem_access){.ptr = ram_ptr};
+    fake_platform_init(&fp);
+    fp.forbid = FAKE_KVM_CALLS;
+    fp.who = "virtio-net";
+    fp.loop = &loop;
+    fp.mem = &ram;
     opts = (struct virtio_net_options){.queue_pairs = 1,
                                        .mac = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56},
                                        .mtu = MTU,
@@ -723,7 +217,7 @@ static void setup(void)
                                        .reply_timeout_ms = REPLY_TIMEOUT_MS,
                                        .reconnect_ms = RECONNECT_MS};
     strcpy(opts.socket_path, sock_path);
-    for (int q = 0; q < NQ; q++) {
+    for (int q = 0; q < MAX_NQ; q++) {
         kick[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         call[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         ck_assert_int_ge(kick[q], 0);
@@ -740,16 +234,16 @@ static void teardown(void)
     const char *log;
 
     for (int i = 0; i < 2; i++)
-        be_free(&bes[i]);
+        vu_backend_free(&bes[i]);
     if (net_up)
         virtio_net_destroy(&net);
     event_loop_destroy(&loop);
-    for (int q = 0; q < NQ; q++) {
+    for (int q = 0; q < MAX_NQ; q++) {
         close(kick[q]);
         close(call[q]);
     }
-    munmap(ram, MEM_SIZE);
-    close(memfd);
+    fake_platform_destroy(&fp);
+    guest_mem_destroy(&ram);
     unlink(sock_path);
     rmdir(dir);
     log = logged();
@@ -773,17 +267,20 @@ static void on_link_started(void *arg, int ret)
     link_start_ret = ret;
 }
 
-/* vmm's start: the NIC, then its first backend, waited for on its loop (pumped here). */
-static int net_start_ret(void)
+/* vmm's start: the NIC, then its first backend, waited for on its loop. */
+static void net_begin(void)
 {
-    int ret = virtio_net_init(&net, "net0", &opts, &platform, &mem, &loop);
-
-    if (ret)
-        return ret;
+    ck_assert_int_eq(virtio_net_init(&net, "net0", &opts, &fp.ops, &ram.access, &loop), 0);
     net_up = true;
     net.vdev.transport_ops = &transport_ops;
     link_started = false;
     ck_assert_int_eq(virtio_net_start_link(&net, on_link_started, NULL), 0);
+}
+
+/* The start, its loop pumped here until the first backend came or the start failed. */
+static int net_start_ret(void)
+{
+    net_begin();
     pump_until(link_started, WAIT_MS + 1000);
     return link_start_ret;
 }
@@ -794,10 +291,10 @@ static void net_start(void)
     ck_assert(net.connected);
 }
 
-/* The guest's driver: rings in guest memory, features acked, DRIVER_OK. */
-static void guest_start(void)
+/* The guest's driver: nq queues' rings in guest memory, features acked, DRIVER_OK. */
+static void guest_start_queues(int nq, uint64_t features)
 {
-    for (int q = 0; q < NQ; q++) {
+    for (int q = 0; q < nq; q++) {
         struct virtio_queue *vq = &net.vdev.queues[q];
 
         vq->size = QSIZE;
@@ -808,15 +305,20 @@ static void guest_start(void)
         vq->kick_fd = kick[q];
         vq->call_fd = call[q];
     }
-    net.vdev.acked_features = GUEST_FEATURES;
+    net.vdev.acked_features = features;
     ck_assert_int_eq(net.vdev.ops->activate(&net.vdev), 0);
     ck_assert_int_eq(net.phase, NET_RUNNING);
+}
+
+static void guest_start(void)
+{
+    guest_start_queues(NQ, GUEST_FEATURES);
 }
 
 /* The guest's driver consuming used entries: the used index it has reached. */
 static void set_used_idx(int q, uint16_t idx)
 {
-    memcpy(ram + USED(q) + 2, &idx, 2);
+    guest_put16(&ram, USED(q) + 2, idx);
 }
 
 static bool link_up(void)
@@ -841,14 +343,14 @@ static void drain_kicks(void)
 }
 
 /* The back-end closes while idle; vmm sees it on the loop: link down, positions kept. */
-static void lose_backend(struct backend *be)
+static void lose_backend(struct vu_backend *be)
 {
     unsigned irqs = config_irqs;
 
-    be_hangup(be);
+    vu_backend_hangup(be);
     pump_until(!net.connected, WAIT_MS);
     ck_assert(!link_up());
-    be_stop(be);
+    vu_backend_stop(be);
     pump_until(config_irqs == irqs + 1, WAIT_MS);
 }
 
@@ -878,102 +380,88 @@ static const uint32_t handshake[] = {VHOST_USER_GET_FEATURES, VHOST_USER_GET_PRO
 #define RING_MSGS 5 /* NUM, ADDR, BASE, KICK, CALL */
 #define NSTART (3 + 2 * RING_MSGS + 2)
 
-static uint32_t u32_at(const struct be_msg *m, size_t off)
-{
-    uint32_t v;
-
-    memcpy(&v, m->payload + off, 4);
-    return v;
-}
-
-static uint64_t u64_at(const struct be_msg *m, size_t off)
-{
-    uint64_t v;
-
-    memcpy(&v, m->payload + off, 8);
-    return v;
-}
-
 /* The k-th message of session s is `request`; returns it. */
-static struct be_msg expect_msg(struct backend *be, int s, int k, uint32_t request)
+static struct vu_record expect_msg(struct vu_backend *be, int s, int k, uint32_t request)
 {
-    struct be_msg m = be_get(be, s, k);
+    struct vu_record m = vu_backend_record(be, s, k);
 
     ck_assert_msg(m.request == request, "session %d message %d is %s, expected %s", s, k,
                   vhost_user_request_name(m.request), vhost_user_request_name(request));
     return m;
 }
 
-static void expect_handshake(struct backend *be, int s)
+static void expect_handshake(struct vu_backend *be, int s)
 {
-    struct be_msg set_protocol;
+    struct vu_record set_protocol;
 
     for (int k = 0; k < NHANDSHAKE; k++)
         expect_msg(be, s, k, handshake[k]);
-    set_protocol = be_get(be, s, 2);
-    ck_assert_uint_eq(u64_at(&set_protocol, 0), BACKEND_PROTOCOL);
+    set_protocol = vu_backend_record(be, s, 2);
+    ck_assert_uint_eq(vu_record_u64(&set_protocol, 0), BACKEND_PROTOCOL);
     /* REPLY_ACK is in force from the request after SET_PROTOCOL_FEATURES. */
-    ck_assert_uint_eq(set_protocol.flags & FL_NEED_REPLY, 0);
-    ck_assert_uint_eq(be_get(be, s, 4).flags & FL_NEED_REPLY, FL_NEED_REPLY);
+    ck_assert_uint_eq(set_protocol.flags & VU_WIRE_FL_NEED_REPLY, 0);
+    ck_assert_uint_eq(vu_backend_record(be, s, 4).flags & VU_WIRE_FL_NEED_REPLY,
+                      VU_WIRE_FL_NEED_REPLY);
 }
 
-static void expect_vring(struct backend *be, int s, int k, unsigned q, uint16_t base)
+static void expect_vring(struct vu_backend *be, int s, int k, unsigned q, uint16_t base)
 {
-    struct be_msg m = expect_msg(be, s, k, VHOST_USER_SET_VRING_NUM);
+    struct vu_record m = expect_msg(be, s, k, VHOST_USER_SET_VRING_NUM);
 
-    ck_assert_uint_eq(u32_at(&m, 0), q);
-    ck_assert_uint_eq(u32_at(&m, 4), QSIZE);
+    ck_assert_uint_eq(vu_record_u32(&m, 0), q);
+    ck_assert_uint_eq(vu_record_u32(&m, 4), QSIZE);
     m = expect_msg(be, s, k + 1, VHOST_USER_SET_VRING_ADDR);
-    ck_assert_uint_eq(u32_at(&m, 0), q);
-    ck_assert_uint_eq(u64_at(&m, 8), (uintptr_t)ram + DESC(q));
-    ck_assert_uint_eq(u64_at(&m, 16), (uintptr_t)ram + USED(q));
-    ck_assert_uint_eq(u64_at(&m, 24), (uintptr_t)ram + AVAIL(q));
+    ck_assert_uint_eq(vu_record_u32(&m, 0), q);
+    ck_assert_uint_eq(vu_record_u64(&m, 8), (uintptr_t)ram.buf + DESC(q));
+    ck_assert_uint_eq(vu_record_u64(&m, 16), (uintptr_t)ram.buf + USED(q));
+    ck_assert_uint_eq(vu_record_u64(&m, 24), (uintptr_t)ram.buf + AVAIL(q));
     m = expect_msg(be, s, k + 2, VHOST_USER_SET_VRING_BASE);
-    ck_assert_uint_eq(u32_at(&m, 0), q);
-    ck_assert_msg(u32_at(&m, 4) == base, "queue %u restarted at %u, expected %u", q, u32_at(&m, 4),
-                  base);
+    ck_assert_uint_eq(vu_record_u32(&m, 0), q);
+    ck_assert_msg(vu_record_u32(&m, 4) == base, "queue %u restarted at %u, expected %u", q,
+                  vu_record_u32(&m, 4), base);
     m = expect_msg(be, s, k + 3, VHOST_USER_SET_VRING_KICK);
-    ck_assert_uint_eq(u64_at(&m, 0), q);
+    ck_assert_uint_eq(vu_record_u64(&m, 0), q);
     ck_assert_int_eq(m.nfds, 1);
     m = expect_msg(be, s, k + 4, VHOST_USER_SET_VRING_CALL);
-    ck_assert_uint_eq(u64_at(&m, 0), q);
+    ck_assert_uint_eq(vu_record_u64(&m, 0), q);
     ck_assert_int_eq(m.nfds, 1);
 }
 
 /* Features, MTU, the memory table, each data ring from its base, both enabled. */
-static void expect_rings_started(struct backend *be, int s, uint16_t base0, uint16_t base1)
+static void expect_rings_started(struct vu_backend *be, int s, uint16_t base0, uint16_t base1)
 {
     struct stat st;
-    struct be_msg m = expect_msg(be, s, NHANDSHAKE, VHOST_USER_SET_FEATURES);
+    struct vu_record m = expect_msg(be, s, NHANDSHAKE, VHOST_USER_SET_FEATURES);
     int k = NHANDSHAKE + 3;
 
-    ck_assert_uint_eq(u64_at(&m, 0), RING_FEATURES);
+    ck_assert_uint_eq(vu_record_u64(&m, 0), RING_FEATURES);
     m = expect_msg(be, s, NHANDSHAKE + 1, VHOST_USER_NET_SET_MTU);
-    ck_assert_uint_eq(u64_at(&m, 0), MTU);
+    ck_assert_uint_eq(vu_record_u64(&m, 0), MTU);
     m = expect_msg(be, s, NHANDSHAKE + 2, VHOST_USER_SET_MEM_TABLE);
-    ck_assert_int_eq(fstat(memfd, &st), 0);
+    ck_assert_int_eq(fstat(ram.fd, &st), 0);
     ck_assert_int_eq(m.nfds, 1);
     ck_assert_uint_eq(m.ino, st.st_ino);
-    ck_assert_uint_eq(u32_at(&m, 0), 1);
-    ck_assert_uint_eq(u64_at(&m, 8), 0);
-    ck_assert_uint_eq(u64_at(&m, 16), MEM_SIZE);
-    ck_assert_uint_eq(u64_at(&m, 24), (uintptr_t)ram);
+    ck_assert_uint_eq(vu_record_u32(&m, 0), 1);
+    ck_assert_uint_eq(vu_record_u64(&m, 8), 0);
+    ck_assert_uint_eq(vu_record_u64(&m, 16), MEM_SIZE);
+    ck_assert_uint_eq(vu_record_u64(&m, 24), (uintptr_t)ram.buf);
     expect_vring(be, s, k, 0, base0);
     expect_vring(be, s, k + RING_MSGS, 1, base1);
     for (int q = 0; q < 2; q++) {
         m = expect_msg(be, s, k + 2 * RING_MSGS + q, VHOST_USER_SET_VRING_ENABLE);
-        ck_assert_uint_eq(u32_at(&m, 0), q);
-        ck_assert_uint_eq(u32_at(&m, 4), 1);
+        ck_assert_uint_eq(vu_record_u32(&m, 0), q);
+        ck_assert_uint_eq(vu_record_u32(&m, 4), 1);
     }
     for (int i = NHANDSHAKE; i < NHANDSHAKE + NSTART; i++)
-        ck_assert_uint_eq(be_get(be, s, i).flags & FL_NEED_REPLY, FL_NEED_REPLY);
+        ck_assert_uint_eq(vu_backend_record(be, s, i).flags & VU_WIRE_FL_NEED_REPLY,
+                          VU_WIRE_FL_NEED_REPLY);
 }
 
 /* A whole session: the handshake and the rings, nothing else. */
-static void expect_session(struct backend *be, int s, uint16_t base0, uint16_t base1)
+static void expect_session(struct vu_backend *be, int s, uint16_t base0, uint16_t base1)
 {
-    be_check(be);
-    ck_assert_int_eq(be_nmsgs(be, s), NHANDSHAKE + NSTART);
+    vu_backend_check(be);
+    ck_assert_int_eq(vu_backend_nrecords(be, s), NHANDSHAKE + NSTART);
     expect_handshake(be, s);
     expect_rings_started(be, s, base0, base1);
 }
@@ -982,11 +470,11 @@ static void expect_session(struct backend *be, int s, uint16_t base0, uint16_t b
  * the guest at used index base0/base1. */
 static void running_then_lost(uint16_t base0, uint16_t base1)
 {
-    struct backend *a = &bes[0];
+    struct vu_backend *a = &bes[0];
 
     be_listen(a);
-    be_add(a, BE_WELL, 0, BACKEND_FEATURES);
-    be_start(a);
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES);
+    vu_backend_start(a);
     net_start();
     guest_start();
     expect_session(a, 0, 0, 0);
@@ -1006,7 +494,7 @@ static void running_then_lost(uint16_t base0, uint16_t base1)
 
 START_TEST(idle_hangup_restarts_rings_where_the_guest_left_them)
 {
-    struct backend *b = &bes[1];
+    struct vu_backend *b = &bes[1];
     int lines;
 
     running_then_lost(1234, 65535);
@@ -1019,8 +507,8 @@ START_TEST(idle_hangup_restarts_rings_where_the_guest_left_them)
     ck_assert_int_eq(log_lines(), lines);
     drain_kicks();
     be_listen(b);
-    be_add(b, BE_WELL, 0, BACKEND_FEATURES);
-    be_start(b);
+    be_add(b, VU_WELL, 0, BACKEND_FEATURES);
+    vu_backend_start(b);
     expect_back(1);
     expect_session(b, 0, 1234, 65535);
     /* The new back-end is watched like the first. */
@@ -1035,19 +523,19 @@ static const uint32_t stall_at[] = {VHOST_USER_GET_PROTOCOL_FEATURES, VHOST_USER
 
 START_TEST(stalled_backend_is_abandoned_after_the_reply_timeout)
 {
-    struct backend *b = &bes[1];
+    struct vu_backend *b = &bes[1];
     uint32_t at = stall_at[_i];
     int64_t t0;
 
     running_then_lost(7, 9);
     be_listen(b);
-    be_add(b, BE_STALL, at, BACKEND_FEATURES);
-    be_add(b, BE_WELL, 0, BACKEND_FEATURES);
-    be_start(b);
+    be_add(b, VU_STALL, at, BACKEND_FEATURES);
+    be_add(b, VU_WELL, 0, BACKEND_FEATURES);
+    vu_backend_start(b);
     net.opts.reply_timeout_ms = STALL_TIMEOUT_MS;
-    t0 = now_ms();
-    pump_until(be_saw(b, 0, at) && net.conn.fd < 0, WAIT_MS);
-    ck_assert_int_ge(now_ms() - t0, STALL_TIMEOUT_MS);
+    t0 = support_now_ms();
+    pump_until(vu_backend_saw(b, 0, at) && net.conn.fd < 0, WAIT_MS);
+    ck_assert_int_ge(support_now_ms() - t0, STALL_TIMEOUT_MS);
     net.opts.reply_timeout_ms = REPLY_TIMEOUT_MS;
     ck_assert(!net.connected);
     ck_assert(!link_up());
@@ -1068,15 +556,15 @@ static const uint32_t wrong_at[] = {VHOST_USER_GET_PROTOCOL_FEATURES, VHOST_USER
 
 START_TEST(wrong_reply_type_fails_the_attempt_cleanly)
 {
-    struct backend *b = &bes[1];
+    struct vu_backend *b = &bes[1];
     uint32_t at = wrong_at[_i];
 
     running_then_lost(100, 200);
     be_listen(b);
-    be_add(b, BE_WRONG_REPLY, at, BACKEND_FEATURES);
-    be_add(b, BE_WELL, 0, BACKEND_FEATURES);
-    be_start(b);
-    pump_until(be_saw(b, 0, at) && net.conn.fd < 0, WAIT_MS);
+    be_add(b, VU_WRONG_REPLY, at, BACKEND_FEATURES);
+    be_add(b, VU_WELL, 0, BACKEND_FEATURES);
+    vu_backend_start(b);
+    pump_until(vu_backend_saw(b, 0, at) && net.conn.fd < 0, WAIT_MS);
     ck_assert(!net.connected);
     ck_assert(!link_up());
     expect_logged(1,
@@ -1090,16 +578,16 @@ START_TEST(wrong_reply_type_fails_the_attempt_cleanly)
 END_TEST
 
 /* Dies on SET_MEM_TABLE, before or after acking it, while the guest starts the NIC. */
-static const enum be_fault close_how[] = {BE_CLOSE, BE_CLOSE_AFTER};
+static const enum vu_fault close_how[] = {VU_CLOSE, VU_CLOSE_AFTER};
 
 START_TEST(close_after_set_mem_table_during_activation)
 {
-    struct backend *a = &bes[0];
+    struct vu_backend *a = &bes[0];
 
     be_listen(a);
     be_add(a, close_how[_i], VHOST_USER_SET_MEM_TABLE, BACKEND_FEATURES);
-    be_add(a, BE_WELL, 0, BACKEND_FEATURES);
-    be_start(a);
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES);
+    vu_backend_start(a);
     net_start();
     guest_start(); /* returns 0: the guest is not failed for the back-end's death */
     ck_assert(!net.connected);
@@ -1107,7 +595,7 @@ START_TEST(close_after_set_mem_table_during_activation)
     ck_assert_uint_eq(net.ring_base[0], 0);
     ck_assert_uint_eq(net.ring_base[1], 0);
     pump_until(config_irqs == 1, WAIT_MS);
-    ck_assert_int_eq(be_nmsgs(a, 0), NHANDSHAKE + 3);
+    ck_assert_int_eq(vu_backend_nrecords(a, 0), NHANDSHAKE + 3);
     expect_msg(a, 0, NHANDSHAKE + 2, VHOST_USER_SET_MEM_TABLE);
     expect_logged(1, "net0: vhost-user backend on %s lost (it failed while the rings started)",
                   sock_path);
@@ -1119,12 +607,12 @@ END_TEST
 
 START_TEST(server_mode_accepts_the_next_backend)
 {
-    struct backend *a = &bes[0], *b = &bes[1];
+    struct vu_backend *a = &bes[0], *b = &bes[1];
     int lines;
 
     opts.server = true;
-    be_add(a, BE_WELL, 0, BACKEND_FEATURES); /* connects once vmm listens */
-    be_start(a);
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES); /* connects once vmm listens */
+    vu_backend_start(a);
     net_start();
     guest_start();
     expect_session(a, 0, 0, 0);
@@ -1142,16 +630,16 @@ START_TEST(server_mode_accepts_the_next_backend)
     ck_assert(!net.connected);
     ck_assert_int_eq(log_lines(), lines);
     drain_kicks();
-    be_add(b, BE_WELL, 0, BACKEND_FEATURES);
-    be_start(b);
+    be_add(b, VU_WELL, 0, BACKEND_FEATURES);
+    vu_backend_start(b);
     expect_back(1);
     expect_session(b, 0, 3, 5);
     /* And once more: the listening socket is watched again after the second loss. */
     lose_backend(b);
-    be_free(a);
+    vu_backend_free(a);
     be_init(a);
-    be_add(a, BE_WELL, 0, BACKEND_FEATURES);
-    be_start(a);
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES);
+    vu_backend_start(a);
     drain_kicks();
     expect_back(2);
     expect_session(a, 0, 3, 5);
@@ -1164,15 +652,15 @@ END_TEST
  * works again the queued connection is taken, and the next backend after it. */
 START_TEST(server_accept_failure_backs_off_instead_of_spinning)
 {
-    struct backend *a = &bes[0], *b = &bes[1];
+    struct vu_backend *a = &bes[0], *b = &bes[1];
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     struct rlimit old, low;
     int client, lowest = 0, failures;
     char c;
 
     opts.server = true;
-    be_add(a, BE_WELL, 0, BACKEND_FEATURES);
-    be_start(a);
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES);
+    vu_backend_start(a);
     net_start();
     guest_start();
     expect_session(a, 0, 0, 0);
@@ -1202,8 +690,8 @@ START_TEST(server_accept_failure_backs_off_instead_of_spinning)
                   "net0: the backend on %s failed the handshake (vhost-user: no GET_FEATURES "
                   "reply within %d ms); waiting for another",
                   sock_path, STALL_TIMEOUT_MS);
-    be_add(b, BE_WELL, 0, BACKEND_FEATURES);
-    be_start(b);
+    be_add(b, VU_WELL, 0, BACKEND_FEATURES);
+    vu_backend_start(b);
     drain_kicks();
     expect_back(1);
 }
@@ -1211,19 +699,19 @@ END_TEST
 
 START_TEST(backend_lacking_an_acked_feature_is_refused)
 {
-    struct backend *b = &bes[1];
+    struct vu_backend *b = &bes[1];
 
     running_then_lost(11, 22);
     be_listen(b);
-    be_add(b, BE_WELL, 0, BACKEND_FEATURES & ~BIT(VIRTIO_NET_F_MRG_RXBUF));
-    be_add(b, BE_WELL, 0, BACKEND_FEATURES);
-    be_start(b);
-    pump_until(be_saw(b, 0, VHOST_USER_SET_OWNER) && net.conn.fd < 0, WAIT_MS);
+    be_add(b, VU_WELL, 0, BACKEND_FEATURES & ~BIT(VIRTIO_NET_F_MRG_RXBUF));
+    be_add(b, VU_WELL, 0, BACKEND_FEATURES);
+    vu_backend_start(b);
+    pump_until(vu_backend_saw(b, 0, VHOST_USER_SET_OWNER) && net.conn.fd < 0, WAIT_MS);
     ck_assert(!net.connected);
     ck_assert(!link_up());
     ck_assert_uint_eq(config_irqs, 1);
     /* Refused before anything of the guest's reached it. */
-    ck_assert_int_eq(be_nmsgs(b, 0), NHANDSHAKE);
+    ck_assert_int_eq(vu_backend_nrecords(b, 0), NHANDSHAKE);
     expect_logged(1,
                   "net0: the backend on %s lacks MRG_RXBUF (feature bit 15), which the guest "
                   "uses: the link stays down",
@@ -1236,19 +724,19 @@ END_TEST
 /* Before DRIVER_OK the back-end goes and comes back: the rings start on activation. */
 START_TEST(guest_starts_the_nic_while_the_backend_is_away)
 {
-    struct backend *a = &bes[0], *b = &bes[1];
+    struct vu_backend *a = &bes[0], *b = &bes[1];
 
     be_listen(a);
-    be_add(a, BE_WELL, 0, BACKEND_FEATURES);
-    be_start(a);
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES);
+    vu_backend_start(a);
     net_start();
     lose_backend(a);
     guest_start();
     ck_assert(!net.connected);
     expect_logged(1, "net0: the guest started the NIC; its rings start when the backend is back");
     be_listen(b);
-    be_add(b, BE_WELL, 0, BACKEND_FEATURES);
-    be_start(b);
+    be_add(b, VU_WELL, 0, BACKEND_FEATURES);
+    vu_backend_start(b);
     expect_back(1);
     expect_session(b, 0, 0, 0);
     expect_logged(0, "error:");
@@ -1260,11 +748,11 @@ END_TEST
  * reconnect-ms, and the link would never come up. */
 START_TEST(guest_rings_outside_ram_fail_activation_while_the_backend_is_away)
 {
-    struct backend *a = &bes[0], *b = &bes[1];
+    struct vu_backend *a = &bes[0], *b = &bes[1];
 
     be_listen(a);
-    be_add(a, BE_WELL, 0, BACKEND_FEATURES);
-    be_start(a);
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES);
+    vu_backend_start(a);
     net_start();
     lose_backend(a);
     net.vdev.queues[1] = (struct virtio_queue){.size = QSIZE,
@@ -1280,11 +768,11 @@ START_TEST(guest_rings_outside_ram_fail_activation_while_the_backend_is_away)
     expect_logged(1, "net0: queue 1: rings outside guest RAM");
     /* The back-end returns to a device the guest has not started: handshake only. */
     be_listen(b);
-    be_add(b, BE_WELL, 0, BACKEND_FEATURES);
-    be_start(b);
+    be_add(b, VU_WELL, 0, BACKEND_FEATURES);
+    vu_backend_start(b);
     pump_until(net.connected, WAIT_MS);
     ck_assert(link_up());
-    ck_assert_int_eq(be_nmsgs(b, 0), NHANDSHAKE);
+    ck_assert_int_eq(vu_backend_nrecords(b, 0), NHANDSHAKE);
     expect_handshake(b, 0);
     expect_logged(0, "failed the handshake");
 }
@@ -1304,12 +792,12 @@ static void *watchdog_main(void *arg)
     struct watchdog *w = arg;
     struct pollfd p[2] = {{.fd = w->cancel, .events = POLLIN},
                           {.fd = w->listen_fd, .events = POLLIN}};
-    int64_t deadline = now_ms() + BE_IDLE_MS;
+    int64_t deadline = support_now_ms() + BE_IDLE_MS;
 
     if (poll(p, 1, WAIT_MS) > 0)
         return NULL;
     atomic_store(&w->fired, true);
-    while (now_ms() < deadline && poll(p, 2, 100) >= 0 && !p[0].revents) {
+    while (support_now_ms() < deadline && poll(p, 2, 100) >= 0 && !p[0].revents) {
         int fd = p[1].revents ? accept4(w->listen_fd, NULL, NULL, SOCK_CLOEXEC) : -1;
 
         if (fd >= 0)
@@ -1323,12 +811,12 @@ static void *watchdog_main(void *arg)
  * next attempt brings the link up. */
 START_TEST(backend_not_accepting_never_blocks_the_loop)
 {
-    struct backend *b = &bes[1];
+    struct vu_backend *b = &bes[1];
     struct watchdog w = {.cancel = eventfd(0, EFD_CLOEXEC)};
     uint64_t one = 1;
 
     running_then_lost(1, 2);
-    be_listen_backlog(b, 0);
+    vu_backend_listen(b, 0);
     w.listen_fd = b->listen_fd;
     ck_assert_int_ge(w.cancel, 0);
     ck_assert_int_eq(pthread_create(&w.thread, NULL, watchdog_main, &w), 0);
@@ -1345,9 +833,9 @@ START_TEST(backend_not_accepting_never_blocks_the_loop)
     expect_logged(1, "vhost-user: no GET_FEATURES reply within %d ms", STALL_TIMEOUT_MS);
     expect_logged(1, "failed the handshake");
     /* It wakes up: the stale connection first (vmm gave up on it), then a real one. */
-    be_add(b, BE_CLOSE, VHOST_USER_GET_FEATURES, BACKEND_FEATURES);
-    be_add(b, BE_WELL, 0, BACKEND_FEATURES);
-    be_start(b);
+    be_add(b, VU_CLOSE, VHOST_USER_GET_FEATURES, BACKEND_FEATURES);
+    be_add(b, VU_WELL, 0, BACKEND_FEATURES);
+    vu_backend_start(b);
     expect_back(1);
     expect_session(b, 1, 1, 2);
 }
@@ -1356,31 +844,31 @@ END_TEST
 /* Hang-ups, refusals and failed attempts leave no fd behind in vmm. */
 START_TEST(fds_back_to_the_same_count_after_cycles)
 {
-    struct backend *a = &bes[0];
+    struct vu_backend *a = &bes[0];
     int fds;
 
     be_listen(a);
-    be_add(a, BE_WELL, 0, BACKEND_FEATURES);
-    be_add(a, BE_WELL, 0, BACKEND_FEATURES);
-    be_add(a, BE_WRONG_REPLY, VHOST_USER_GET_FEATURES, BACKEND_FEATURES);
-    be_add(a, BE_CLOSE, VHOST_USER_SET_VRING_KICK, BACKEND_FEATURES);
-    be_add(a, BE_WELL, 0, BACKEND_FEATURES & ~BIT(VIRTIO_NET_F_CSUM));
-    be_add(a, BE_WELL, 0, BACKEND_FEATURES);
-    be_add(a, BE_WELL, 0, BACKEND_FEATURES);
-    be_add(a, BE_WELL, 0, BACKEND_FEATURES);
-    be_start(a);
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES);
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES);
+    be_add(a, VU_WRONG_REPLY, VHOST_USER_GET_FEATURES, BACKEND_FEATURES);
+    be_add(a, VU_CLOSE, VHOST_USER_SET_VRING_KICK, BACKEND_FEATURES);
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES & ~BIT(VIRTIO_NET_F_CSUM));
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES);
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES);
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES);
+    vu_backend_start(a);
     net_start();
     guest_start();
-    be_hangup(a);
-    pump_until(be_nmsgs(a, 1) == NHANDSHAKE + NSTART && net.connected, WAIT_MS);
-    fds = count_fds();
+    vu_backend_hangup(a);
+    pump_until(vu_backend_nrecords(a, 1) == NHANDSHAKE + NSTART && net.connected, WAIT_MS);
+    fds = support_count_fds();
     for (int cycle = 0; cycle < 3; cycle++) {
-        be_hangup(a);
+        vu_backend_hangup(a);
         pump_until(!net.connected, WAIT_MS);
         pump_until(net.connected, WAIT_MS);
-        ck_assert_int_eq(count_fds(), fds);
+        ck_assert_int_eq(support_count_fds(), fds);
     }
-    be_check(a);
+    vu_backend_check(a);
     ck_assert_uint_eq(net.reconnects, 4);
     /* The backend lacking CSUM is refused with a line of its own. */
     expect_logged(2, "failed the handshake");
@@ -1394,7 +882,7 @@ END_TEST
 #define PF(bit) BIT(VHOST_USER_PROTOCOL_F_##bit)
 
 /* From message k of session s on, exactly these requests, in order; returns the next k. */
-static int expect_requests(struct backend *be, int s, int k, const uint32_t *reqs, int n)
+static int expect_requests(struct vu_backend *be, int s, int k, const uint32_t *reqs, int n)
 {
     for (int i = 0; i < n; i++)
         expect_msg(be, s, k + i, reqs[i]);
@@ -1402,7 +890,7 @@ static int expect_requests(struct backend *be, int s, int k, const uint32_t *req
 }
 
 /* The handshake with what the extra protocol features add, in QEMU's order. */
-static int expect_handshake_with(struct backend *be, int s, uint64_t extra)
+static int expect_handshake_with(struct vu_backend *be, int s, uint64_t extra)
 {
     uint32_t reqs[8];
     int n = 0;
@@ -1415,16 +903,16 @@ static int expect_handshake_with(struct backend *be, int s, uint64_t extra)
     if (extra & PF(BACKEND_REQ))
         reqs[n++] = VHOST_USER_SET_BACKEND_REQ_FD;
     reqs[n++] = VHOST_USER_SET_OWNER;
-    struct be_msg set_protocol = be_get(be, s, 2);
+    struct vu_record set_protocol = vu_backend_record(be, s, 2);
 
-    ck_assert_uint_eq(u64_at(&set_protocol, 0), BACKEND_PROTOCOL | extra);
+    ck_assert_uint_eq(vu_record_u64(&set_protocol, 0), BACKEND_PROTOCOL | extra);
     return expect_requests(be, s, 0, reqs, n);
 }
 
 /* A device start from message k: with STATUS, FEATURES_OK after SET_FEATURES and
  * ACKNOWLEDGE|DRIVER|DRIVER_OK once the rings are enabled; the memory as `mem` says
  * (SET_MEM_TABLE, ADD_MEM_REG or nothing). Returns the next k. */
-static int expect_start(struct backend *be, int s, int k, bool status, uint32_t mem,
+static int expect_start(struct vu_backend *be, int s, int k, bool status, uint32_t mem,
                         uint8_t status_before)
 {
     uint32_t reqs[32];
@@ -1454,10 +942,10 @@ static int expect_start(struct backend *be, int s, int k, bool status, uint32_t 
     }
     k = expect_requests(be, s, k, reqs, n);
     for (int i = first; status && i < k; i++) {
-        struct be_msg m = be_get(be, s, i);
+        struct vu_record m = vu_backend_record(be, s, i);
 
         if (m.request == VHOST_USER_SET_STATUS)
-            ck_assert_uint_eq(u64_at(&m, 0), i == k - 1 ? 0x0f : 0x08);
+            ck_assert_uint_eq(vu_record_u64(&m, 0), i == k - 1 ? 0x0f : 0x08);
     }
     return k;
 }
@@ -1476,7 +964,7 @@ static const uint64_t status_reset_variants[] = {0, PF(STATUS), PF(RESET_DEVICE)
  * got. */
 START_TEST(status_and_reset_device_when_the_backend_offers_them)
 {
-    struct backend *a = &bes[0];
+    struct vu_backend *a = &bes[0];
     uint64_t extra = status_reset_variants[_i];
     bool status = extra & PF(STATUS);
     uint32_t stop[4] = {VHOST_USER_GET_VRING_BASE, VHOST_USER_GET_VRING_BASE};
@@ -1488,30 +976,30 @@ START_TEST(status_and_reset_device_when_the_backend_offers_them)
         stop[nstop++] = VHOST_USER_RESET_DEVICE;
     be_listen(a);
     be_add_protocol(a, BACKEND_PROTOCOL | extra, 8);
-    be_start(a);
+    vu_backend_start(a);
     net_start();
     guest_start();
     k = expect_handshake_with(a, 0, extra);
     k = expect_start(a, 0, k, status, VHOST_USER_SET_MEM_TABLE, 0);
-    ck_assert_int_eq(be_nmsgs(a, 0), k);
+    ck_assert_int_eq(vu_backend_nrecords(a, 0), k);
     guest_reset();
     k = expect_requests(a, 0, k, stop, nstop);
-    ck_assert_int_eq(be_nmsgs(a, 0), k);
+    ck_assert_int_eq(vu_backend_nrecords(a, 0), k);
     if (status) {
-        struct be_msg zero = be_get(a, 0, k - nstop + 2);
+        struct vu_record zero = vu_backend_record(a, 0, k - nstop + 2);
 
-        ck_assert_uint_eq(u64_at(&zero, 0), 0);
+        ck_assert_uint_eq(vu_record_u64(&zero, 0), 0);
     }
     guest_start();
     /* The backend keeps the table it holds, unless RESET_DEVICE re-initialised it. */
     k = expect_start(a, 0, k, status, extra & PF(RESET_DEVICE) ? VHOST_USER_SET_MEM_TABLE : 0, 0);
-    ck_assert_int_eq(be_nmsgs(a, 0), k);
+    ck_assert_int_eq(vu_backend_nrecords(a, 0), k);
     for (int i = NHANDSHAKE; i < k; i++)
-        ck_assert_uint_eq(be_get(a, 0, i).flags & FL_NEED_REPLY,
-                          be_get(a, 0, i).request == VHOST_USER_GET_STATUS ||
-                                  be_get(a, 0, i).request == VHOST_USER_GET_VRING_BASE
+        ck_assert_uint_eq(vu_backend_record(a, 0, i).flags & VU_WIRE_FL_NEED_REPLY,
+                          vu_backend_record(a, 0, i).request == VHOST_USER_GET_STATUS ||
+                                  vu_backend_record(a, 0, i).request == VHOST_USER_GET_VRING_BASE
                               ? 0
-                              : FL_NEED_REPLY);
+                              : VU_WIRE_FL_NEED_REPLY);
     ck_assert(net.connected);
     expect_logged(0, "error:");
     expect_logged(0, "warning:");
@@ -1522,40 +1010,40 @@ END_TEST
  * memfd), nothing on a second start, all of it again to the next backend. */
 START_TEST(mem_slots_add_each_region_once_per_connection)
 {
-    struct backend *a = &bes[0];
+    struct vu_backend *a = &bes[0];
     const uint64_t extra = PF(CONFIGURE_MEM_SLOTS);
     struct stat st;
-    struct be_msg add;
+    struct vu_record add;
     int k;
 
     be_listen(a);
     be_add_protocol(a, BACKEND_PROTOCOL | extra, 2);
     be_add_protocol(a, BACKEND_PROTOCOL | extra, 1);
-    be_start(a);
+    vu_backend_start(a);
     net_start();
     ck_assert_uint_eq(net.conn.max_mem_slots, 2);
     guest_start();
     k = expect_handshake_with(a, 0, extra);
-    add = be_get(a, 0, k + 2);
+    add = vu_backend_record(a, 0, k + 2);
     k = expect_start(a, 0, k, false, VHOST_USER_ADD_MEM_REG, 0);
-    ck_assert_int_eq(fstat(memfd, &st), 0);
+    ck_assert_int_eq(fstat(ram.fd, &st), 0);
     ck_assert_int_eq(add.nfds, 1);
     ck_assert_uint_eq(add.ino, st.st_ino);
     ck_assert_uint_eq(add.size, 40);
-    ck_assert_uint_eq(u64_at(&add, 8), 0);
-    ck_assert_uint_eq(u64_at(&add, 16), MEM_SIZE);
-    ck_assert_uint_eq(u64_at(&add, 24), (uintptr_t)ram);
+    ck_assert_uint_eq(vu_record_u64(&add, 8), 0);
+    ck_assert_uint_eq(vu_record_u64(&add, 16), MEM_SIZE);
+    ck_assert_uint_eq(vu_record_u64(&add, 24), (uintptr_t)ram.buf);
     guest_reset();
     k += 2;
     guest_start();
     k = expect_start(a, 0, k, false, 0, 0);
-    ck_assert_int_eq(be_nmsgs(a, 0), k);
-    be_hangup(a);
+    ck_assert_int_eq(vu_backend_nrecords(a, 0), k);
+    vu_backend_hangup(a);
     pump_until(!net.connected, WAIT_MS);
     expect_back(1);
     k = expect_handshake_with(a, 1, extra);
     k = expect_start(a, 1, k, false, VHOST_USER_ADD_MEM_REG, 0);
-    ck_assert_int_eq(be_nmsgs(a, 1), k);
+    ck_assert_int_eq(vu_backend_nrecords(a, 1), k);
     expect_logged(0, "error:");
 }
 END_TEST
@@ -1569,10 +1057,12 @@ END_TEST
 static int log_memfd = -1;
 
 /* A session with a backend that logs: LOG_SHMFD and VHOST_F_LOG_ALL. */
-static void be_add_logging(struct backend *be)
+static struct vu_session *be_add_logging(struct vu_backend *be)
 {
-    be_add_protocol(be, LOG_PROTOCOL, 8);
-    be->s[be->nsessions - 1].features = LOG_FEATURES;
+    struct vu_session *s = be_add_protocol(be, LOG_PROTOCOL, 8);
+
+    s->features = LOG_FEATURES;
+    return s;
 }
 
 /* Migration turns dirty logging on (its device op, called here on the NIC's loop). */
@@ -1584,38 +1074,30 @@ static void start_logging(void)
     ck_assert_int_eq(net.vdev.ops->log_start(&net.vdev, log_memfd, LOG_SIZE), 0);
 }
 
-static int find_msg(struct backend *be, int s, uint32_t request, int from)
-{
-    for (int k = from; k < be_nmsgs(be, s); k++)
-        if (be_get(be, s, k).request == request)
-            return k;
-    return -1;
-}
-
 /* The backend of session s got the shared log (this log's memfd) before its first
  * SET_FEATURES, which carries LOG_ALL, and every ring address it got logs. */
-static void expect_logging_session(struct backend *be, int s)
+static void expect_logging_session(struct vu_backend *be, int s)
 {
     struct stat st;
-    int k_log = find_msg(be, s, VHOST_USER_SET_LOG_BASE, 0);
-    int k_feat = find_msg(be, s, VHOST_USER_SET_FEATURES, 0);
-    struct be_msg m;
+    int k_log = vu_backend_find(be, s, VHOST_USER_SET_LOG_BASE, 0);
+    int k_feat = vu_backend_find(be, s, VHOST_USER_SET_FEATURES, 0);
+    struct vu_record m;
 
     ck_assert_msg(k_log >= 0, "the backend that came back never got SET_LOG_BASE; log:\n%s",
                   logged());
     ck_assert_msg(k_feat > k_log, "SET_FEATURES (at %d) came before SET_LOG_BASE (at %d)", k_feat,
                   k_log);
-    m = be_get(be, s, k_log);
+    m = vu_backend_record(be, s, k_log);
     ck_assert_int_eq(fstat(log_memfd, &st), 0);
     ck_assert_int_eq(m.nfds, 1);
     ck_assert_uint_eq(m.ino, st.st_ino);
-    ck_assert_uint_eq(u64_at(&m, 0), LOG_SIZE);
-    m = be_get(be, s, k_feat);
-    ck_assert_uint_ne(u64_at(&m, 0) & BIT(VHOST_USER_F_LOG_ALL), 0);
-    for (int k = find_msg(be, s, VHOST_USER_SET_VRING_ADDR, 0); k >= 0;
-         k = find_msg(be, s, VHOST_USER_SET_VRING_ADDR, k + 1)) {
-        m = be_get(be, s, k);
-        ck_assert_uint_eq(u32_at(&m, 4) & VHOST_USER_VRING_F_LOG, VHOST_USER_VRING_F_LOG);
+    ck_assert_uint_eq(vu_record_u64(&m, 0), LOG_SIZE);
+    m = vu_backend_record(be, s, k_feat);
+    ck_assert_uint_ne(vu_record_u64(&m, 0) & BIT(VHOST_USER_F_LOG_ALL), 0);
+    for (int k = vu_backend_find(be, s, VHOST_USER_SET_VRING_ADDR, 0); k >= 0;
+         k = vu_backend_find(be, s, VHOST_USER_SET_VRING_ADDR, k + 1)) {
+        m = vu_backend_record(be, s, k);
+        ck_assert_uint_eq(vu_record_u32(&m, 4) & VHOST_USER_VRING_F_LOG, VHOST_USER_VRING_F_LOG);
     }
 }
 
@@ -1624,22 +1106,22 @@ static void expect_logging_session(struct backend *be, int s)
  * one). QEMU resends SET_LOG_BASE whenever logging is on. */
 START_TEST(backend_back_while_migrating_gets_the_log_again)
 {
-    struct backend *a = &bes[0], *b = &bes[1];
+    struct vu_backend *a = &bes[0], *b = &bes[1];
     char why[160];
 
     be_listen(a);
     be_add_logging(a);
-    be_start(a);
+    vu_backend_start(a);
     net_start();
     guest_start();
     start_logging();
-    ck_assert(be_saw(a, 0, VHOST_USER_SET_LOG_BASE));
+    ck_assert(vu_backend_saw(a, 0, VHOST_USER_SET_LOG_BASE));
     lose_backend(a);
     /* Away, it writes nothing: the log has no gap, the migration goes on. */
     ck_assert_msg(net.vdev.ops->log_check(&net.vdev, why, sizeof(why)) == 0, "%s", why);
     be_listen(b);
     be_add_logging(b);
-    be_start(b);
+    vu_backend_start(b);
     expect_back(1);
     expect_logging_session(b, 0);
     ck_assert_int_eq(net.vdev.ops->log_check(&net.vdev, why, sizeof(why)), 0);
@@ -1652,21 +1134,21 @@ END_TEST
  * rings start with logging, after the log base. */
 START_TEST(guest_starts_after_a_reconnect_while_migrating)
 {
-    struct backend *a = &bes[0], *b = &bes[1];
+    struct vu_backend *a = &bes[0], *b = &bes[1];
 
     be_listen(a);
     be_add_logging(a);
-    be_start(a);
+    vu_backend_start(a);
     net_start();
     start_logging();
     lose_backend(a);
     be_listen(b);
     be_add_logging(b);
-    be_start(b);
+    vu_backend_start(b);
     pump_until(net.connected, WAIT_MS);
-    ck_assert(be_saw(b, 0, VHOST_USER_SET_LOG_BASE));
+    ck_assert(vu_backend_saw(b, 0, VHOST_USER_SET_LOG_BASE));
     guest_start();
-    pump_until(find_msg(b, 0, VHOST_USER_SET_VRING_ENABLE, 0) >= 0, WAIT_MS);
+    pump_until(vu_backend_find(b, 0, VHOST_USER_SET_VRING_ENABLE, 0) >= 0, WAIT_MS);
     expect_logging_session(b, 0);
     ck_assert_int_eq(net.vdev.ops->log_stop(&net.vdev), 0);
     close(log_memfd);
@@ -1677,24 +1159,24 @@ END_TEST
  * on it), and the migration is told its log is incomplete. */
 START_TEST(backend_back_unable_to_log_fails_the_log_check)
 {
-    struct backend *a = &bes[0], *b = &bes[1];
-    struct be_msg feat;
+    struct vu_backend *a = &bes[0], *b = &bes[1];
+    struct vu_record feat;
     char why[160];
 
     be_listen(a);
     be_add_logging(a);
-    be_start(a);
+    vu_backend_start(a);
     net_start();
     guest_start();
     start_logging();
     lose_backend(a);
     be_listen(b);
-    be_add(b, BE_WELL, 0, BACKEND_FEATURES); /* no LOG_SHMFD, no LOG_ALL */
-    be_start(b);
+    be_add(b, VU_WELL, 0, BACKEND_FEATURES); /* no LOG_SHMFD, no LOG_ALL */
+    vu_backend_start(b);
     expect_back(1);
-    ck_assert(!be_saw(b, 0, VHOST_USER_SET_LOG_BASE));
-    feat = be_get(b, 0, find_msg(b, 0, VHOST_USER_SET_FEATURES, 0));
-    ck_assert_uint_eq(u64_at(&feat, 0) & BIT(VHOST_USER_F_LOG_ALL), 0);
+    ck_assert(!vu_backend_saw(b, 0, VHOST_USER_SET_LOG_BASE));
+    feat = vu_backend_record(b, 0, vu_backend_find(b, 0, VHOST_USER_SET_FEATURES, 0));
+    ck_assert_uint_eq(vu_record_u64(&feat, 0) & BIT(VHOST_USER_F_LOG_ALL), 0);
     ck_assert_int_eq(net.vdev.ops->log_check(&net.vdev, why, sizeof(why)), -ENOTSUP);
     ck_assert_msg(strstr(why, "came back while migrating"), "%s", why);
     expect_logged(1, "net0: the backend on %s cannot log its writes", sock_path);
@@ -1707,24 +1189,24 @@ END_TEST
  * start or on a reconnect. */
 START_TEST(mem_slots_too_few_are_refused)
 {
-    struct backend *a = &bes[0], *b = &bes[1];
+    struct vu_backend *a = &bes[0], *b = &bes[1];
 
     be_listen(a);
     be_add_protocol(a, BACKEND_PROTOCOL | PF(CONFIGURE_MEM_SLOTS), 0);
-    be_start(a);
+    vu_backend_start(a);
     ck_assert_int_eq(net_start_ret(), -ENOSPC);
     expect_logged(1,
                   "net0: vhost-user handshake on %s failed: the backend has 0 memory slots, "
                   "guest RAM needs 1",
                   sock_path);
-    ck_assert_int_eq(be_nmsgs(a, 0), NHANDSHAKE);
-    be_free(a);
+    ck_assert_int_eq(vu_backend_nrecords(a, 0), NHANDSHAKE);
+    vu_backend_free(a);
     be_init(a);
     running_then_lost(3, 4);
     be_listen(b);
     be_add_protocol(b, BACKEND_PROTOCOL | PF(CONFIGURE_MEM_SLOTS), 0);
-    be_add(b, BE_WELL, 0, BACKEND_FEATURES);
-    be_start(b);
+    be_add(b, VU_WELL, 0, BACKEND_FEATURES);
+    vu_backend_start(b);
     expect_back(1);
     expect_logged(1,
                   "warning: net0: the backend on %s failed the handshake (the backend has 0 "
@@ -1753,17 +1235,9 @@ static uint64_t chan_reply(int chan, uint32_t request)
     memcpy(hdr, buf, 12);
     memcpy(&v, buf + 12, 8);
     ck_assert_uint_eq(hdr[0], request);
-    ck_assert_uint_eq(hdr[1], FL_REPLY);
+    ck_assert_uint_eq(hdr[1], VU_WIRE_FL_REPLY);
     ck_assert_uint_eq(hdr[2], 8);
     return v;
-}
-
-static void be_close_chan(struct backend *be, int s)
-{
-    pthread_mutex_lock(&be->lock);
-    close(be->s[s].chan);
-    be->s[s].chan = -1;
-    pthread_mutex_unlock(&be->lock);
 }
 
 /* BACKEND_REQ: the channel opens in the handshake; a request is answered (refused: vmm
@@ -1771,27 +1245,28 @@ static void be_close_chan(struct backend *be, int s)
  * a reconnect opens a new one; no fd is left behind. */
 START_TEST(backend_channel_answers_survives_its_close_and_reopens)
 {
-    struct backend *a = &bes[0];
+    struct vu_backend *a = &bes[0];
     const uint64_t extra = PF(BACKEND_REQ);
     int k, fds, chan;
 
     be_listen(a);
     for (int i = 0; i < 3; i++)
         be_add_protocol(a, BACKEND_PROTOCOL | extra, 8);
-    be_start(a);
+    vu_backend_start(a);
     net_start();
     k = expect_handshake_with(a, 0, extra);
-    ck_assert_int_eq(be_get(a, 0, k - 2).nfds, 1);
-    ck_assert_uint_eq(be_get(a, 0, k - 2).flags & FL_NEED_REPLY, FL_NEED_REPLY);
-    chan = be_chan(a, 0);
+    ck_assert_int_eq(vu_backend_record(a, 0, k - 2).nfds, 1);
+    ck_assert_uint_eq(vu_backend_record(a, 0, k - 2).flags & VU_WIRE_FL_NEED_REPLY,
+                      VU_WIRE_FL_NEED_REPLY);
+    chan = vu_backend_chan(a, 0);
     ck_assert_int_ge(chan, 0);
     guest_start();
     expect_start(a, 0, k, false, VHOST_USER_SET_MEM_TABLE, 0);
-    fds = count_fds();
+    fds = support_count_fds();
     /* A config change (CONFIG is not negotiated) and an unknown request: each refused. */
-    chan_send(chan, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, 0x1 | FL_NEED_REPLY);
+    chan_send(chan, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, 0x1 | VU_WIRE_FL_NEED_REPLY);
     ck_assert_uint_eq(chan_reply(chan, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG), 1);
-    chan_send(chan, 99, 0x1 | FL_NEED_REPLY);
+    chan_send(chan, 99, 0x1 | VU_WIRE_FL_NEED_REPLY);
     ck_assert_uint_eq(chan_reply(chan, 99), 1);
     ck_assert(net.connected);
     ck_assert(link_up());
@@ -1799,7 +1274,7 @@ START_TEST(backend_channel_answers_survives_its_close_and_reopens)
     expect_logged(1, "warning: net0: vhost-user: BACKEND_CONFIG_CHANGE_MSG needs protocol "
                      "feature CONFIG, which was not negotiated");
     /* The backend closes the channel: closed on vmm's side too, the connection goes on. */
-    be_close_chan(a, 0);
+    vu_backend_close_chan(a, 0);
     pump_until(net.conn.backend_fd < 0, WAIT_MS);
     expect_logged(1,
                   "warning: net0: the backend's request channel on %s is closed (the backend "
@@ -1807,28 +1282,27 @@ START_TEST(backend_channel_answers_survives_its_close_and_reopens)
                   sock_path);
     ck_assert(net.connected);
     ck_assert(!net.conn.broken);
-    ck_assert_int_eq(count_fds(), fds - 2);
+    ck_assert_int_eq(support_count_fds(), fds - 2);
     guest_reset();
-    ck_assert_int_eq(be_nmsgs(a, 0), k + NSTART + 2);
+    ck_assert_int_eq(vu_backend_nrecords(a, 0), k + NSTART + 2);
     guest_start();
     /* A reconnect opens a new one, which works; the old one is not leaked. */
     for (int s = 1; s <= 2; s++) {
-        be_hangup(a);
+        vu_backend_hangup(a);
         pump_until(!net.connected, WAIT_MS);
-        pump_until(net.connected && be_chan(a, s) >= 0, WAIT_MS);
+        pump_until(net.connected && vu_backend_chan(a, s) >= 0, WAIT_MS);
         if (s == 2)
-            be_close_chan(a, 1);
+            vu_backend_close_chan(a, 1);
         ck_assert_int_eq(expect_handshake_with(a, s, extra), k);
-        chan = be_chan(a, s);
-        chan_send(chan, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, 0x1 | FL_NEED_REPLY);
+        chan = vu_backend_chan(a, s);
+        chan_send(chan, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, 0x1 | VU_WIRE_FL_NEED_REPLY);
         ck_assert_uint_eq(chan_reply(chan, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG), 1);
-        ck_assert_int_eq(count_fds(), fds);
+        ck_assert_int_eq(support_count_fds(), fds);
     }
     /* A backend that dies closes both, the channel first here: one loss, no channel line. */
-    be_close_chan(a, 2);
-    be_hangup(a);
-    for (int64_t end = now_ms() + WAIT_MS; !be_ended(a, 2);)
-        ck_assert_msg(now_ms() < end, "the back-end did not hang up");
+    vu_backend_close_chan(a, 2);
+    vu_backend_hangup(a);
+    ck_assert_msg(vu_backend_wait_ended(a, 2, WAIT_MS), "the back-end did not hang up");
     pump_until(!net.connected, WAIT_MS);
     expect_logged(1, "request channel");
     expect_logged(3, "net0: vhost-user backend on %s lost (it closed the connection)", sock_path);
@@ -1836,10 +1310,266 @@ START_TEST(backend_channel_answers_survives_its_close_and_reopens)
 }
 END_TEST
 
+/* --- QEMU's tests/qtest/vhost-user-test.c, against vmm's virtio-net ----------------------- */
+
+/* flags-mismatch: a backend dies on the guest's SET_FEATURES; the next offers no feature at
+ * all (QEMU's TEST_FLAGS_BAD) and is refused for it before anything of the guest's reaches
+ * it; the one after runs the guest's rings. With vmm as client, and as the server (QEMU's
+ * way: the backend connects). */
+static const bool as_server[] = {false, true};
+
+START_TEST(flags_mismatch_backend_offering_nothing_is_refused)
+{
+    struct vu_backend *a = &bes[0];
+
+    opts.server = as_server[_i];
+    if (!opts.server)
+        be_listen(a);
+    be_add(a, VU_CLOSE, VHOST_USER_SET_FEATURES, BACKEND_FEATURES);
+    be_add(a, VU_WELL, 0, 0); /* not even PROTOCOL_FEATURES */
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES);
+    vu_backend_start(a);
+    net_start();
+    guest_start(); /* 0: the backend's death is not the guest's failure */
+    pump_until(net.connected && vu_backend_nrecords(a, 2) == NHANDSHAKE + NSTART, WAIT_MS);
+    ck_assert(link_up());
+    ck_assert_uint_eq(net.reconnects, 1);
+    ck_assert_int_eq(vu_backend_nrecords(a, 1), 2);
+    expect_msg(a, 1, 0, VHOST_USER_GET_FEATURES);
+    expect_msg(a, 1, 1, VHOST_USER_SET_OWNER);
+    expect_logged(1, "net0: vhost-user backend on %s lost (it failed while the rings started)",
+                  sock_path);
+    expect_logged(1,
+                  "warning: net0: the backend on %s failed the handshake (the backend does not "
+                  "offer VIRTIO_F_VERSION_1); waiting for another",
+                  sock_path);
+    expect_logged(1, "net0: vhost-user backend back on %s (reconnect 1): link up", sock_path);
+    /* The only error: the death, as the guest's start met it. */
+    expect_logged(1, "error:");
+    expect_logged(1, "error: net0: vhost-user: back-end closed the connection instead of sending "
+                     "SET_FEATURES reply");
+    expect_session(a, 2, 0, 0);
+}
+END_TEST
+
+/* flags-mismatch on the wire: a reply whose header has another protocol version, or lacks
+ * the reply flag, fails the attempt with the vhost-user layer's reason; the next backend
+ * runs the rings from where the guest left them. */
+static const struct {
+    uint32_t at, flags;
+    const char *says;
+} wrong_flags[] = {
+    {VHOST_USER_GET_PROTOCOL_FEATURES, 0x6,
+     "GET_PROTOCOL_FEATURES reply has version 2, expected 1"},
+    {VHOST_USER_SET_MEM_TABLE, VU_WIRE_FL_REQ,
+     "SET_MEM_TABLE reply lacks the reply flag (flags 0x1)"},
+};
+
+START_TEST(reply_with_wrong_header_flags_fails_the_attempt_cleanly)
+{
+    struct vu_backend *b = &bes[1];
+    uint32_t at = wrong_flags[_i].at;
+
+    running_then_lost(100, 200);
+    be_listen(b);
+    be_add(b, VU_WRONG_FLAGS, at, BACKEND_FEATURES)->reply_flags = wrong_flags[_i].flags;
+    be_add(b, VU_WELL, 0, BACKEND_FEATURES);
+    vu_backend_start(b);
+    pump_until(vu_backend_saw(b, 0, at) && net.conn.fd < 0, WAIT_MS);
+    ck_assert(!net.connected);
+    ck_assert(!link_up());
+    expect_logged(1, "warning: net0: the backend on %s failed the handshake (vhost-user: %s)",
+                  sock_path, wrong_flags[_i].says);
+    expect_logged(0, "error:");
+    expect_back(1);
+    expect_session(b, 1, 100, 200);
+}
+END_TEST
+
+/* connect-fail: at start the backend's socket is there but refuses (a stale file, a backend
+ * restarting): vmm tries again, silently, until one listens, and starts on it. */
+START_TEST(connect_fail_start_goes_on_through_refused_connects)
+{
+    struct vu_backend *a = &bes[0];
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int stale = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    strcpy(sa.sun_path, sock_path);
+    ck_assert_int_eq(bind(stale, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    close(stale); /* the file stays, nobody listens: connect() says ECONNREFUSED */
+    net_begin();
+    pump_for(5 * RECONNECT_MS);
+    ck_assert(!link_started);
+    expect_logged(0, "error:");
+    expect_logged(0, "warning:");
+    be_listen(a);
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES);
+    vu_backend_start(a);
+    pump_until(link_started, WAIT_MS);
+    ck_assert_int_eq(link_start_ret, 0);
+    ck_assert(net.connected);
+    ck_assert_int_eq(vu_backend_nrecords(a, 0), NHANDSHAKE);
+    expect_handshake(a, 0);
+    expect_logged(0, "error:");
+}
+END_TEST
+
+/* reconnect: the backend that comes back is given guest RAM again and reads what the guest
+ * wrote through the fd it got (QEMU's read-guest-mem), then runs both rings. Either role. */
+START_TEST(reconnect_backend_reads_guest_ram_through_the_new_fd)
+{
+    static const char first[16] = "guest RAM, 1st", second[16] = "guest RAM, 2nd";
+    struct vu_backend *a = &bes[0];
+    struct vu_session seen;
+
+    opts.server = as_server[_i];
+    if (!opts.server)
+        be_listen(a);
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES);
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES);
+    guest_write(&ram, 0, first, sizeof(first));
+    vu_backend_start(a);
+    net_start();
+    guest_start();
+    expect_session(a, 0, 0, 0);
+    seen = vu_backend_session(a, 0);
+    ck_assert(seen.mem_mapped);
+    ck_assert_mem_eq(seen.mem_head, first, sizeof(first));
+    guest_write(&ram, 0, second, sizeof(second));
+    drain_kicks();
+    vu_backend_hangup(a);
+    pump_until(!net.connected, WAIT_MS);
+    expect_back(1);
+    expect_session(a, 1, 0, 0);
+    seen = vu_backend_session(a, 1);
+    ck_assert(seen.mem_mapped);
+    ck_assert_mem_eq(seen.mem_head, second, sizeof(second));
+    expect_logged(0, "error:");
+}
+END_TEST
+
+/* migrate: with LOG_SHMFD the backend gets the log's fd and its size (QEMU checks that it
+ * is RAM / (4 KiB * 8)), maps it and marks what it writes, which vmm then sees in its own
+ * log; LOG_ALL and each started ring's log flag follow, and go again when logging stops. */
+START_TEST(migrate_gives_the_backend_the_log_fd_and_its_size)
+{
+    const uint64_t log_size = MEM_SIZE / (4096 * 8);
+    struct vu_backend *a = &bes[0];
+    struct vu_record m;
+    struct stat st;
+    uint8_t dirty = 0;
+    int k0, k;
+
+    be_listen(a);
+    be_add_logging(a)->mark_log = true;
+    vu_backend_start(a);
+    net_start();
+    guest_start();
+    k0 = vu_backend_nrecords(a, 0);
+    log_memfd = memfd_create("dirty-log", MFD_CLOEXEC);
+    ck_assert_int_ge(log_memfd, 0);
+    ck_assert_int_eq(ftruncate(log_memfd, (off_t)log_size), 0);
+    ck_assert_int_eq(net.vdev.ops->log_start(&net.vdev, log_memfd, log_size), 0);
+    k = vu_backend_find(a, 0, VHOST_USER_SET_LOG_BASE, k0);
+    ck_assert_int_eq(k, k0);
+    m = vu_backend_record(a, 0, k);
+    ck_assert_int_eq(fstat(log_memfd, &st), 0);
+    ck_assert_int_eq(m.nfds, 1);
+    ck_assert_uint_eq(m.ino, st.st_ino);
+    ck_assert_uint_eq(m.size, 16);
+    ck_assert_uint_eq(vu_record_u64(&m, 0), log_size);
+    ck_assert_uint_eq(vu_record_u64(&m, 8), 0);
+    ck_assert(vu_backend_session(a, 0).log_marked);
+    ck_assert_int_eq(pread(log_memfd, &dirty, 1, 0), 1);
+    ck_assert_uint_eq(dirty & 1, 1);
+    m = expect_msg(a, 0, k + 1, VHOST_USER_SET_FEATURES);
+    ck_assert_uint_eq(vu_record_u64(&m, 0), RING_FEATURES | BIT(VHOST_USER_F_LOG_ALL));
+    for (unsigned q = 0; q < 2; q++) {
+        m = expect_msg(a, 0, k + 2 + (int)q, VHOST_USER_SET_VRING_ADDR);
+        ck_assert_uint_eq(vu_record_u32(&m, 0), q);
+        ck_assert_uint_eq(vu_record_u32(&m, 4), VHOST_USER_VRING_F_LOG);
+        ck_assert_uint_eq(vu_record_u64(&m, 32), USED(q));
+    }
+    ck_assert_int_eq(net.vdev.ops->log_stop(&net.vdev), 0);
+    m = expect_msg(a, 0, k + 4, VHOST_USER_SET_FEATURES);
+    ck_assert_uint_eq(vu_record_u64(&m, 0), RING_FEATURES);
+    for (unsigned q = 0; q < 2; q++) {
+        m = expect_msg(a, 0, k + 5 + (int)q, VHOST_USER_SET_VRING_ADDR);
+        ck_assert_uint_eq(vu_record_u32(&m, 4), 0);
+    }
+    ck_assert_int_eq(vu_backend_nrecords(a, 0), k + 7);
+    close(log_memfd);
+    expect_logged(0, "error:");
+}
+END_TEST
+
+/* multiqueue: queues=2 against a backend offering at least 2 pairs (GET_QUEUE_NUM): every
+ * data ring of both pairs starts, pair 0 enabled until the guest asks for more. */
+static const uint64_t pairs_offered[] = {2, 8};
+
+START_TEST(multiqueue_starts_both_pairs_rings)
+{
+    struct vu_backend *a = &bes[0];
+    int k;
+
+    opts.queue_pairs = 2;
+    be_listen(a);
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES)->queues = pairs_offered[_i];
+    vu_backend_start(a);
+    net_start();
+    ck_assert_uint_eq(net.conn.max_queues, pairs_offered[_i]);
+    guest_start_queues(MAX_NQ, GUEST_FEATURES | BIT(VIRTIO_NET_F_MQ));
+    expect_handshake(a, 0);
+    k = vu_backend_find(a, 0, VHOST_USER_SET_VRING_NUM, NHANDSHAKE);
+    ck_assert_int_gt(k, NHANDSHAKE);
+    for (unsigned q = 0; q < 4; q++, k += RING_MSGS)
+        expect_vring(a, 0, k, q, 0);
+    for (unsigned q = 0; q < 4; q++) {
+        struct vu_record m = expect_msg(a, 0, k + (int)q, VHOST_USER_SET_VRING_ENABLE);
+
+        ck_assert_uint_eq(vu_record_u32(&m, 0), q);
+        ck_assert_uint_eq(vu_record_u32(&m, 4), q < 2);
+    }
+    ck_assert_int_eq(vu_backend_nrecords(a, 0), k + 4);
+    expect_logged(0, "error:");
+}
+END_TEST
+
+/* A backend with fewer pairs than queues= is refused, at start and on a reconnect. */
+START_TEST(multiqueue_backend_with_fewer_pairs_is_refused)
+{
+    struct vu_backend *a = &bes[0];
+
+    opts.queue_pairs = 2;
+    be_listen(a);
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES)->queues = 1;
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES)->queues = 2;
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES)->queues = 1;
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES)->queues = 2;
+    vu_backend_start(a);
+    ck_assert_int_eq(net_start_ret(), -ENOTSUP);
+    expect_logged(1,
+                  "net0: vhost-user handshake on %s failed: queues=2, but the backend offers 1 "
+                  "queue pair(s)",
+                  sock_path);
+    virtio_net_destroy(&net);
+    net_up = false;
+    net_start();
+    vu_backend_hangup(a);
+    pump_until(net.connected && vu_backend_nrecords(a, 3) == NHANDSHAKE, WAIT_MS);
+    expect_logged(1,
+                  "warning: net0: the backend on %s failed the handshake (queues=2, but the "
+                  "backend offers 1 queue pair(s)); waiting for another",
+                  sock_path);
+    ck_assert_uint_eq(net.reconnects, 1);
+}
+END_TEST
+
 static Suite *net_reconnect_suite(void)
 {
     Suite *s = suite_create("net_reconnect");
     TCase *tc = tcase_create("reconnect");
+    TCase *qemu = tcase_create("qemu_vhost_user_test");
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 30); /* a bound for a hung test; each takes well under a second */
@@ -1862,6 +1592,17 @@ static Suite *net_reconnect_suite(void)
     tcase_add_test(tc, backend_back_unable_to_log_fails_the_log_check);
     tcase_add_test(tc, backend_channel_answers_survives_its_close_and_reopens);
     suite_add_tcase(s, tc);
+
+    tcase_add_checked_fixture(qemu, setup, teardown);
+    tcase_set_timeout(qemu, 30);
+    tcase_add_loop_test(qemu, flags_mismatch_backend_offering_nothing_is_refused, 0, 2);
+    tcase_add_loop_test(qemu, reply_with_wrong_header_flags_fails_the_attempt_cleanly, 0, 2);
+    tcase_add_test(qemu, connect_fail_start_goes_on_through_refused_connects);
+    tcase_add_loop_test(qemu, reconnect_backend_reads_guest_ram_through_the_new_fd, 0, 2);
+    tcase_add_test(qemu, migrate_gives_the_backend_the_log_fd_and_its_size);
+    tcase_add_loop_test(qemu, multiqueue_starts_both_pairs_rings, 0, 2);
+    tcase_add_test(qemu, multiqueue_backend_with_fewer_pairs_is_refused);
+    suite_add_tcase(s, qemu);
     return s;
 }
 

@@ -21,56 +21,34 @@ static void put(const char *s)
     tail_append(&t, s, strlen(s));
 }
 
-START_TEST(empty_has_no_lines)
-{
-    ck_assert_uint_eq(tail_last_lines(&t, 20, out, sizeof(out)), 0);
-    ck_assert_str_eq(out, "");
-}
-END_TEST
+/* What the guest wrote, the lines asked for, and the lines the tail gives back. */
+static const struct {
+    const char *what, *input;
+    unsigned asked, lines;
+    const char *out;
+} last_lines[] = {
+    {"empty_has_no_lines", "", 20, 0, ""},
+    {"keeps_every_line_when_few", "VMM-GUEST-UP uptime=5.10\r\nhello\r\n", 20, 2,
+     "VMM-GUEST-UP uptime=5.10\nhello\n"},
+    {"keeps_only_the_last_3", "1\n2\n3\n4\n5\n", 3, 3, "3\n4\n5\n"},
+    {"keeps_only_the_last_1", "1\n2\n3\n4\n5\n", 1, 1, "5\n"},
+    {"keeps_only_the_last_0", "1\n2\n3\n4\n5\n", 0, 0, ""},
+    /* A prompt or a line still being written counts: it is what the guest was doing. */
+    {"unfinished_last_line_counts", "a\nb\n~ # ", 2, 2, "b\n~ # \n"},
+    {"empty_lines_count", "a\n\n\nb\n", 3, 3, "\n\nb\n"},
+    /* Escape sequences and other control bytes must not reach the CI log raw. */
+    {"control_characters_are_shown_as_question_marks", "\x1b[1mbold\x1b[0m\tx\x7f\x01\r\n", 20, 1,
+     "?[1mbold?[0m\tx??\n"},
+};
 
-START_TEST(keeps_every_line_when_few)
+START_TEST(last_lines_of_what_the_guest_wrote)
 {
-    put("VMM-GUEST-UP uptime=5.10\r\nhello\r\n");
-    ck_assert_uint_eq(tail_last_lines(&t, 20, out, sizeof(out)), 2);
-    ck_assert_str_eq(out, "VMM-GUEST-UP uptime=5.10\nhello\n");
-}
-END_TEST
+    unsigned n;
 
-START_TEST(keeps_only_the_last_lines)
-{
-    put("1\n2\n3\n4\n5\n");
-    ck_assert_uint_eq(tail_last_lines(&t, 3, out, sizeof(out)), 3);
-    ck_assert_str_eq(out, "3\n4\n5\n");
-    ck_assert_uint_eq(tail_last_lines(&t, 1, out, sizeof(out)), 1);
-    ck_assert_str_eq(out, "5\n");
-    ck_assert_uint_eq(tail_last_lines(&t, 0, out, sizeof(out)), 0);
-    ck_assert_str_eq(out, "");
-}
-END_TEST
-
-/* A prompt or a line still being written counts: it is what the guest was doing. */
-START_TEST(unfinished_last_line_counts)
-{
-    put("a\nb\n~ # ");
-    ck_assert_uint_eq(tail_last_lines(&t, 2, out, sizeof(out)), 2);
-    ck_assert_str_eq(out, "b\n~ # \n");
-}
-END_TEST
-
-START_TEST(empty_lines_count)
-{
-    put("a\n\n\nb\n");
-    ck_assert_uint_eq(tail_last_lines(&t, 3, out, sizeof(out)), 3);
-    ck_assert_str_eq(out, "\n\nb\n");
-}
-END_TEST
-
-/* Escape sequences and other control bytes must not reach the CI log raw. */
-START_TEST(control_characters_are_shown_as_question_marks)
-{
-    put("\x1b[1mbold\x1b[0m\tx\x7f\x01\r\n");
-    ck_assert_uint_eq(tail_last_lines(&t, 20, out, sizeof(out)), 1);
-    ck_assert_str_eq(out, "?[1mbold?[0m\tx??\n");
+    put(last_lines[_i].input);
+    n = tail_last_lines(&t, last_lines[_i].asked, out, sizeof(out));
+    ck_assert_msg(n == last_lines[_i].lines && !strcmp(out, last_lines[_i].out),
+                  "%s: %u lines '%s'", last_lines[_i].what, n, out);
 }
 END_TEST
 
@@ -136,12 +114,8 @@ static Suite *tail_suite(void)
     TCase *tc = tcase_create("tail");
 
     tcase_add_checked_fixture(tc, setup, NULL);
-    tcase_add_test(tc, empty_has_no_lines);
-    tcase_add_test(tc, keeps_every_line_when_few);
-    tcase_add_test(tc, keeps_only_the_last_lines);
-    tcase_add_test(tc, unfinished_last_line_counts);
-    tcase_add_test(tc, empty_lines_count);
-    tcase_add_test(tc, control_characters_are_shown_as_question_marks);
+    tcase_add_loop_test(tc, last_lines_of_what_the_guest_wrote, 0,
+                        sizeof(last_lines) / sizeof(last_lines[0]));
     tcase_add_test(tc, wraps_and_drops_the_partial_first_line);
     tcase_add_test(tc, one_huge_line_after_a_wrap_keeps_its_end);
     tcase_add_test(tc, small_output_keeps_the_newest_lines);

@@ -20,6 +20,7 @@
 #include "../../devices/net_priv.h"
 #include "../../devices/virtio_pci.h"
 
+#include "../support/fake_platform.h"
 #include "check_main.h"
 
 #include <check.h>
@@ -54,7 +55,6 @@
 #define COMMON_Q_AVAILLO 0x28
 #define COMMON_Q_USEDLO 0x30
 
-static uint8_t *ram;
 static struct bus pio, mmio;
 static struct pci host;
 static struct virtio_pci vp;
@@ -75,79 +75,10 @@ static void worker_fail(const char *what)
     pthread_mutex_unlock(&error_lock);
 }
 
-/* ---- a platform that accepts everything, from any thread ---- */
-
-static atomic_int next_gsi = 24;
-static atomic_uint msis;
-
-static int plat_ioeventfd(void *o, uint64_t a, uint32_t l, int fd, bool on)
-{
-    (void)o, (void)a, (void)l, (void)fd, (void)on;
-    return 0;
-}
-
-static int plat_irqfd(void *o, int gsi, int fd, bool on)
-{
-    (void)o, (void)gsi, (void)fd, (void)on;
-    return 0;
-}
-
-static int plat_route_alloc(void *o)
-{
-    (void)o;
-    return atomic_fetch_add(&next_gsi, 1);
-}
-
-static void plat_route_free(void *o, int gsi)
-{
-    (void)o, (void)gsi;
-}
-
-static int plat_route_set(void *o, int gsi, uint64_t addr, uint32_t data)
-{
-    (void)o, (void)gsi, (void)addr, (void)data;
-    return 0;
-}
-
-static int plat_signal_msi(void *o, uint64_t addr, uint32_t data)
-{
-    (void)o, (void)addr, (void)data;
-    atomic_fetch_add(&msis, 1);
-    return 0;
-}
-
-/* Masked vectors' call fds are polled on the main loop, as in vmm. */
-static int plat_watch_fd(void *o, int fd, void (*cb)(void *, uint32_t), void *arg, bool on)
-{
-    (void)o;
-    return on ? event_loop_add(&main_loop.loop, fd, EPOLLIN, cb, arg)
-              : event_loop_del(&main_loop.loop, fd);
-}
-
-static int plat_mem_regions(void *o, struct vhost_user_mem_region *r, int max)
-{
-    (void)o, (void)r, (void)max;
-    return 0;
-}
-
-static const struct virtio_platform platform = {
-    .ioeventfd = plat_ioeventfd,
-    .irqfd = plat_irqfd,
-    .msi_route_alloc = plat_route_alloc,
-    .msi_route_free = plat_route_free,
-    .msi_route_set = plat_route_set,
-    .signal_msi = plat_signal_msi,
-    .watch_fd = plat_watch_fd,
-    .mem_regions = plat_mem_regions,
-};
-
-static void *ram_ptr(void *o, uint64_t gpa, uint64_t len)
-{
-    (void)o;
-    return len <= MEM_SIZE && gpa <= MEM_SIZE - len ? ram + gpa : NULL;
-}
-
-static const struct guest_mem_access mem = {.ptr = ram_ptr};
+/* The platform keeps KVM's view from every thread (tests/support); masked vectors'
+ * call fds are polled on the main loop, as in vmm. */
+static struct fake_platform fp;
+static struct guest_mem ram;
 
 /* ---- the guest's accesses ---- */
 
@@ -179,14 +110,6 @@ static unsigned find_cap(uint8_t id)
         if (pci_config_read(&vp.pci, off, 1) == id)
             return off;
     return 0;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- the threads ---- */
@@ -258,10 +181,10 @@ static void *vcpu_status(void *arg)
 
         bring_up();
         wr(COMMON_STATUS, 1, 0);
-        deadline = now_ms() + END_MS;
-        while (status() && !atomic_load(&stop) && now_ms() < deadline)
+        deadline = support_now_ms() + END_MS;
+        while (status() && !atomic_load(&stop) && support_now_ms() < deadline)
             usleep(100);
-        if (now_ms() >= deadline)
+        if (support_now_ms() >= deadline)
             worker_fail("a device reset did not complete in time");
         atomic_fetch_add(&w->rounds, 1);
     }
@@ -318,8 +241,9 @@ static void setup(void)
     struct virtio_net_options opts = {.queue_pairs = PAIRS, .socket_path = "/nowhere"};
 
     log_set_level(LOG_WARN); /* thousands of starts: their info lines say nothing here */
-    ram = calloc(1, MEM_SIZE);
-    ck_assert_ptr_nonnull(ram);
+    guest_mem_init(&ram, 0, MEM_SIZE);
+    fake_platform_init(&fp);
+    fp.loop = &main_loop.loop;
     atomic_store(&stop, false);
     worker_error[0] = '\0';
     ck_assert_int_eq(event_thread_start(&main_loop, "test-main"), 0);
@@ -327,9 +251,9 @@ static void setup(void)
     ck_assert_int_eq(bus_init(&pio, "pio"), 0);
     ck_assert_int_eq(bus_init(&mmio, "mmio"), 0);
     ck_assert_int_eq(pci_init(&host, &pio, &mmio, &layout), 0);
-    virtio_net_setup(&net, "net0", &opts, &platform, &mem, &nic.loop);
+    virtio_net_setup(&net, "net0", &opts, &fp.ops, &ram.access, &nic.loop);
     net.backend_features = 1ULL << VIRTIO_F_VERSION_1;
-    ck_assert_int_eq(virtio_pci_init(&vp, &net.vdev, &platform), 0);
+    ck_assert_int_eq(virtio_pci_init(&vp, &net.vdev, &fp.ops), 0);
     ck_assert_int_eq(pci_register(&host, &vp.pci, -1), 0);
     pci_config_write(&vp.pci, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
     bar4 = pci_bar_address(&vp.pci, VIRTIO_PCI_CAPS_BAR);
@@ -350,7 +274,8 @@ static void teardown(void)
     event_thread_destroy(&main_loop);
     bus_destroy(&mmio);
     bus_destroy(&pio);
-    free(ram);
+    fake_platform_destroy(&fp);
+    guest_mem_destroy(&ram);
 }
 
 START_TEST(msix_writes_resets_and_link_changes_never_deadlock)
@@ -369,9 +294,9 @@ START_TEST(msix_writes_resets_and_link_changes_never_deadlock)
         ck_assert_int_eq(pthread_create(&workers[i].thread, NULL, workers[i].fn, &workers[i]), 0);
     usleep(RUN_MS * 1000);
     atomic_store(&stop, true);
-    deadline = now_ms() + END_MS;
+    deadline = support_now_ms() + END_MS;
     for (size_t i = 0; i < n; i++) {
-        while (!atomic_load(&workers[i].done) && now_ms() < deadline)
+        while (!atomic_load(&workers[i].done) && support_now_ms() < deadline)
             usleep(1000);
         /* A deadlocked thread cannot be joined or cancelled cleanly: fail loudly. */
         ck_assert_msg(atomic_load(&workers[i].done), "%s is stuck: deadlock", workers[i].name);
@@ -381,7 +306,7 @@ START_TEST(msix_writes_resets_and_link_changes_never_deadlock)
         printf("%s: %u rounds\n", workers[i].name, atomic_load(&workers[i].rounds));
         ck_assert_msg(atomic_load(&workers[i].rounds) > 0, "%s made no progress", workers[i].name);
     }
-    printf("MSIs delivered: %u\n", atomic_load(&msis));
+    printf("MSIs delivered: %d\n", fp.nmsis);
     ck_assert_msg(!worker_error[0], "%s", worker_error);
 }
 END_TEST

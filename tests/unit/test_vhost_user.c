@@ -1,10 +1,14 @@
 /*
  * The vhost-user frontend against a scripted fake back-end on a socketpair: byte layouts,
  * fds passed, negotiation, REPLY_ACK, malformed replies, sockets and the back-end channel.
- * Layouts are checked at literal offsets, not through the library's own structs.
+ * Layouts are checked at literal offsets, not through the library's own structs; the
+ * back-end's side of the wire is tests/support's (vu_wire, and vu_backend for a threaded
+ * one).
  */
 #include "../../vhost/vhost_user.h"
 
+#include "../support/vu_backend.h"
+#include "../support/vu_wire.h"
 #include "check_main.h"
 
 #include <check.h>
@@ -26,18 +30,11 @@
 #include <unistd.h>
 
 #define TIMEOUT_MS 200
-#define FL_REQ 0x1u      /* version 1 */
-#define FL_REQ_NEED 0x9u /* version 1 + NEED_REPLY */
-#define FL_REPLY 0x5u    /* version 1 + REPLY */
+#define FL_REQ VU_WIRE_FL_REQ
+#define FL_REQ_NEED (VU_WIRE_FL_REQ | VU_WIRE_FL_NEED_REPLY)
+#define FL_REPLY VU_WIRE_FL_REPLY
 #define PF(bit) (1ULL << VHOST_USER_PROTOCOL_F_##bit)
 #define F_PROTOCOL (1ULL << 30)
-
-struct raw {
-    uint32_t request, flags, size;
-    uint8_t payload[512];
-    int fds[8];
-    int nfds;
-};
 
 static struct vhost_user_conn conn;
 static int be = -1; /* the fake back-end's end of the vhost-user socket */
@@ -45,109 +42,14 @@ static int bk = -1; /* the fake back-end's end of the backend-request channel */
 
 /* --- fake back-end plumbing ----------------------------------------------------------- */
 
-static int64_t now_ms(void)
+static void be_read(struct vu_wire_msg *m)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int read_part(int fd, void *buf, size_t len, struct raw *m, int timeout_ms)
-{
-    size_t got = 0;
-
-    while (got < len) {
-        union {
-            char b[CMSG_SPACE(sizeof(int) * 8)];
-            struct cmsghdr align;
-        } ctl;
-        struct iovec iov = {.iov_base = (char *)buf + got, .iov_len = len - got};
-        struct msghdr mh = {.msg_iov = &iov,
-                            .msg_iovlen = 1,
-                            .msg_control = ctl.b,
-                            .msg_controllen = sizeof(ctl.b)};
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        ssize_t n;
-
-        if (poll(&p, 1, timeout_ms) != 1)
-            return -1;
-        n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-        if (n <= 0)
-            return -1;
-        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-            size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-
-            for (size_t i = 0; i < k && m->nfds < 8; i++)
-                memcpy(&m->fds[m->nfds++], CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-        }
-        got += (size_t)n;
-    }
-    return 0;
-}
-
-/* Reads one message as a back-end would; 0, or -1 on EOF, timeout or a bad size. */
-static int raw_recv(int fd, struct raw *m, int timeout_ms)
-{
-    uint8_t hdr[12];
-
-    memset(m, 0, sizeof(*m));
-    if (read_part(fd, hdr, sizeof(hdr), m, timeout_ms))
-        return -1;
-    memcpy(&m->request, hdr, 4);
-    memcpy(&m->flags, hdr + 4, 4);
-    memcpy(&m->size, hdr + 8, 4);
-    if (m->size > sizeof(m->payload))
-        return -1;
-    return read_part(fd, m->payload, m->size, m, timeout_ms);
-}
-
-static int raw_send(int fd, uint32_t request, uint32_t flags, uint32_t size, const void *payload,
-                    size_t len, const int *fds, int nfds)
-{
-    uint8_t buf[12 + 512];
-    union {
-        char b[CMSG_SPACE(sizeof(int) * 8)];
-        struct cmsghdr align;
-    } ctl;
-    struct iovec iov = {.iov_base = buf, .iov_len = 12 + len};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-
-    memcpy(buf, &request, 4);
-    memcpy(buf + 4, &flags, 4);
-    memcpy(buf + 8, &size, 4);
-    if (len)
-        memcpy(buf + 12, payload, len);
-    if (nfds) {
-        struct cmsghdr *cm;
-
-        memset(&ctl, 0, sizeof(ctl));
-        mh.msg_control = ctl.b;
-        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-        cm = CMSG_FIRSTHDR(&mh);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-        memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
-    }
-    return sendmsg(fd, &mh, MSG_NOSIGNAL) == (ssize_t)(12 + len) ? 0 : -1;
-}
-
-static void be_read(struct raw *m)
-{
-    ck_assert_msg(raw_recv(be, m, 1000) == 0, "the back-end received no complete message");
-}
-
-static void be_close_fds(struct raw *m)
-{
-    for (int i = 0; i < m->nfds; i++)
-        close(m->fds[i]);
-    m->nfds = 0;
+    ck_assert_msg(vu_wire_recv(be, m, 1000) == 0, "the back-end received no complete message");
 }
 
 static void be_reply(uint32_t request, uint32_t flags, const void *payload, uint32_t size)
 {
-    ck_assert_int_eq(raw_send(be, request, flags, size, payload, size, NULL, 0), 0);
+    ck_assert_int_eq(vu_wire_send(be, request, flags, size, payload, size, NULL, 0), 0);
 }
 
 static void be_reply_u64(uint32_t request, uint64_t value)
@@ -170,24 +72,8 @@ static int pending(int fd)
     return n;
 }
 
-static uint64_t u64_at(const struct raw *m, size_t off)
-{
-    uint64_t v;
-
-    memcpy(&v, m->payload + off, 8);
-    return v;
-}
-
-static uint32_t u32_at(const struct raw *m, size_t off)
-{
-    uint32_t v;
-
-    memcpy(&v, m->payload + off, 4);
-    return v;
-}
-
-static void expect_header(const struct raw *m, uint32_t request, uint32_t flags, uint32_t size,
-                          int nfds)
+static void expect_header(const struct vu_wire_msg *m, uint32_t request, uint32_t flags,
+                          uint32_t size, int nfds)
 {
     ck_assert_uint_eq(m->request, request);
     ck_assert_uint_eq(m->flags, flags);
@@ -213,18 +99,6 @@ static int make_memfd(const char *name, size_t size, const char *magic)
     ck_assert_int_eq(ftruncate(fd, (off_t)size), 0);
     ck_assert_int_eq(pwrite(fd, magic, strlen(magic), 0), (ssize_t)strlen(magic));
     return fd;
-}
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-
-    ck_assert_ptr_nonnull(d);
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
 }
 
 /* stderr capture, to check what the library logs. */
@@ -286,7 +160,7 @@ static void expect_broken(void)
 
 START_TEST(get_features_layout_and_reply)
 {
-    struct raw m;
+    struct vu_wire_msg m;
     uint64_t f = 0;
 
     be_reply_u64(1, 0x1122334455667788ULL);
@@ -301,7 +175,7 @@ END_TEST
 
 START_TEST(set_features_adds_protocol_bit_and_refuses_unoffered)
 {
-    struct raw m;
+    struct vu_wire_msg m;
     uint64_t f;
 
     be_reply_u64(1, (1ULL << 32) | F_PROTOCOL | (1ULL << 5));
@@ -310,7 +184,7 @@ START_TEST(set_features_adds_protocol_bit_and_refuses_unoffered)
     be_read(&m);
     be_read(&m);
     expect_header(&m, 2, FL_REQ, 8, 0);
-    ck_assert_uint_eq(u64_at(&m, 0), (1ULL << 32) | F_PROTOCOL | (1ULL << 5));
+    ck_assert_uint_eq(vu_wire_u64(&m, 0), (1ULL << 32) | F_PROTOCOL | (1ULL << 5));
     ck_assert_uint_eq(conn.acked_features, (1ULL << 32) | F_PROTOCOL | (1ULL << 5));
     ck_assert_int_eq(vhost_user_set_features(&conn, 1ULL << 7), -EINVAL);
     ck_assert_int_eq(pending(be), 0);
@@ -326,22 +200,22 @@ START_TEST(set_mem_table_layout_and_fds)
         {0x0, 0x8000, 0x7f0000000000ULL, 0x0, lo},
         {0x100000000ULL, 0x4000, 0x7f1000000000ULL, 0x1000, hi},
     };
-    struct raw m;
+    struct vu_wire_msg m;
     char *p;
 
     ck_assert_int_eq(vhost_user_set_mem_table(&conn, r, 2), 0);
     be_read(&m);
     expect_header(&m, 5, FL_REQ, 8 + 2 * 32, 2);
-    ck_assert_uint_eq(u32_at(&m, 0), 2);
-    ck_assert_uint_eq(u32_at(&m, 4), 0);
-    ck_assert_uint_eq(u64_at(&m, 8), 0x0);
-    ck_assert_uint_eq(u64_at(&m, 16), 0x8000);
-    ck_assert_uint_eq(u64_at(&m, 24), 0x7f0000000000ULL);
-    ck_assert_uint_eq(u64_at(&m, 32), 0x0);
-    ck_assert_uint_eq(u64_at(&m, 40), 0x100000000ULL);
-    ck_assert_uint_eq(u64_at(&m, 48), 0x4000);
-    ck_assert_uint_eq(u64_at(&m, 56), 0x7f1000000000ULL);
-    ck_assert_uint_eq(u64_at(&m, 64), 0x1000);
+    ck_assert_uint_eq(vu_wire_u32(&m, 0), 2);
+    ck_assert_uint_eq(vu_wire_u32(&m, 4), 0);
+    ck_assert_uint_eq(vu_wire_u64(&m, 8), 0x0);
+    ck_assert_uint_eq(vu_wire_u64(&m, 16), 0x8000);
+    ck_assert_uint_eq(vu_wire_u64(&m, 24), 0x7f0000000000ULL);
+    ck_assert_uint_eq(vu_wire_u64(&m, 32), 0x0);
+    ck_assert_uint_eq(vu_wire_u64(&m, 40), 0x100000000ULL);
+    ck_assert_uint_eq(vu_wire_u64(&m, 48), 0x4000);
+    ck_assert_uint_eq(vu_wire_u64(&m, 56), 0x7f1000000000ULL);
+    ck_assert_uint_eq(vu_wire_u64(&m, 64), 0x1000);
     same_file(m.fds[0], lo);
     same_file(m.fds[1], hi);
     /* The back-end maps what it received and sees our memory. */
@@ -349,7 +223,7 @@ START_TEST(set_mem_table_layout_and_fds)
     ck_assert_ptr_ne(p, MAP_FAILED);
     ck_assert_str_eq(p, "HIGHMEM");
     munmap(p, 0x5000);
-    be_close_fds(&m);
+    vu_wire_close_fds(&m);
     close(lo);
     close(hi);
 }
@@ -379,18 +253,18 @@ START_TEST(set_vring_addr_layout)
         .avail_user_addr = 0x7f0000003000ULL,
         .log_guest_addr = 0x4000,
     };
-    struct raw m;
+    struct vu_wire_msg m;
 
     be_reply_u64(1, 0); /* the logging flag asks for a barrier (see below) */
     ck_assert_int_eq(vhost_user_set_vring_addr(&conn, &a), 0);
     be_read(&m);
     expect_header(&m, 9, FL_REQ, 40, 0);
-    ck_assert_uint_eq(u32_at(&m, 0), 1);
-    ck_assert_uint_eq(u32_at(&m, 4), 1);
-    ck_assert_uint_eq(u64_at(&m, 8), 0x7f0000001000ULL);
-    ck_assert_uint_eq(u64_at(&m, 16), 0x7f0000002000ULL);
-    ck_assert_uint_eq(u64_at(&m, 24), 0x7f0000003000ULL);
-    ck_assert_uint_eq(u64_at(&m, 32), 0x4000);
+    ck_assert_uint_eq(vu_wire_u32(&m, 0), 1);
+    ck_assert_uint_eq(vu_wire_u32(&m, 4), 1);
+    ck_assert_uint_eq(vu_wire_u64(&m, 8), 0x7f0000001000ULL);
+    ck_assert_uint_eq(vu_wire_u64(&m, 16), 0x7f0000002000ULL);
+    ck_assert_uint_eq(vu_wire_u64(&m, 24), 0x7f0000003000ULL);
+    ck_assert_uint_eq(vu_wire_u64(&m, 32), 0x4000);
     be_read(&m);
     expect_header(&m, 1, FL_REQ, 0, 0);
 }
@@ -398,7 +272,7 @@ END_TEST
 
 START_TEST(vring_state_requests_layout)
 {
-    struct raw m;
+    struct vu_wire_msg m;
 
     conn.features = F_PROTOCOL;
     conn.protocol_features = PF(CROSS_ENDIAN);
@@ -409,28 +283,28 @@ START_TEST(vring_state_requests_layout)
     ck_assert_int_eq(vhost_user_set_vring_endian(&conn, 2, true), 0);
     be_read(&m);
     expect_header(&m, 8, FL_REQ, 8, 0);
-    ck_assert_uint_eq(u32_at(&m, 0), 0);
-    ck_assert_uint_eq(u32_at(&m, 4), 256);
+    ck_assert_uint_eq(vu_wire_u32(&m, 0), 0);
+    ck_assert_uint_eq(vu_wire_u32(&m, 4), 256);
     be_read(&m);
     expect_header(&m, 10, FL_REQ, 8, 0);
-    ck_assert_uint_eq(u32_at(&m, 0), 1);
-    ck_assert_uint_eq(u32_at(&m, 4), 0x1234);
+    ck_assert_uint_eq(vu_wire_u32(&m, 0), 1);
+    ck_assert_uint_eq(vu_wire_u32(&m, 4), 0x1234);
     be_read(&m);
     expect_header(&m, 18, FL_REQ, 8, 0);
-    ck_assert_uint_eq(u32_at(&m, 0), 1);
-    ck_assert_uint_eq(u32_at(&m, 4), 1);
+    ck_assert_uint_eq(vu_wire_u32(&m, 0), 1);
+    ck_assert_uint_eq(vu_wire_u32(&m, 4), 1);
     be_read(&m);
     expect_header(&m, 1, FL_REQ, 0, 0);
     be_read(&m);
     expect_header(&m, 23, FL_REQ, 8, 0);
-    ck_assert_uint_eq(u32_at(&m, 0), 2);
-    ck_assert_uint_eq(u32_at(&m, 4), 1);
+    ck_assert_uint_eq(vu_wire_u32(&m, 0), 2);
+    ck_assert_uint_eq(vu_wire_u32(&m, 4), 1);
 }
 END_TEST
 
 START_TEST(get_vring_base_layout_and_reply)
 {
-    struct raw m;
+    struct vu_wire_msg m;
     unsigned base = 0;
 
     be_reply_state(11, 1, 0x4321);
@@ -438,8 +312,8 @@ START_TEST(get_vring_base_layout_and_reply)
     ck_assert_uint_eq(base, 0x4321);
     be_read(&m);
     expect_header(&m, 11, FL_REQ, 8, 0);
-    ck_assert_uint_eq(u32_at(&m, 0), 1);
-    ck_assert_uint_eq(u32_at(&m, 4), 0);
+    ck_assert_uint_eq(vu_wire_u32(&m, 0), 1);
+    ck_assert_uint_eq(vu_wire_u32(&m, 4), 0);
 }
 END_TEST
 
@@ -447,7 +321,7 @@ START_TEST(vring_kick_call_err_fds_and_nofd)
 {
     int efd = eventfd(0, EFD_CLOEXEC);
     uint64_t v = 0x2a, got = 0;
-    struct raw m;
+    struct vu_wire_msg m;
 
     ck_assert_int_ge(efd, 0);
     ck_assert_int_eq(vhost_user_set_vring_kick(&conn, 1, efd), 0);
@@ -456,20 +330,20 @@ START_TEST(vring_kick_call_err_fds_and_nofd)
     ck_assert_int_eq(vhost_user_set_vring_kick(&conn, 256, efd), -EINVAL);
     be_read(&m);
     expect_header(&m, 12, FL_REQ, 8, 1);
-    ck_assert_uint_eq(u64_at(&m, 0), 1);
+    ck_assert_uint_eq(vu_wire_u64(&m, 0), 1);
     /* Writing through the received fd signals our eventfd: it is the same object. */
     ck_assert_int_eq(write(m.fds[0], &v, 8), 8);
     ck_assert_int_eq(read(efd, &got, 8), 8);
     ck_assert_uint_eq(got, 0x2a);
-    be_close_fds(&m);
+    vu_wire_close_fds(&m);
     be_read(&m);
     expect_header(&m, 13, FL_REQ, 8, 0);
-    ck_assert_uint_eq(u64_at(&m, 0), 0x100);
+    ck_assert_uint_eq(vu_wire_u64(&m, 0), 0x100);
     be_read(&m);
     expect_header(&m, 14, FL_REQ, 8, 1);
-    ck_assert_uint_eq(u64_at(&m, 0), 3);
+    ck_assert_uint_eq(vu_wire_u64(&m, 0), 3);
     same_file(m.fds[0], efd);
-    be_close_fds(&m);
+    vu_wire_close_fds(&m);
     ck_assert_int_eq(pending(be), 0);
     close(efd);
 }
@@ -480,7 +354,7 @@ START_TEST(set_log_base_accepts_0_8_16_byte_replies)
     static const uint8_t body[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
     int log = make_memfd("dirty-log", 0x10000, "");
     uint32_t sizes[3] = {0, 8, 16};
-    struct raw m;
+    struct vu_wire_msg m;
 
     conn.protocol_features = PF(LOG_SHMFD) | PF(REPLY_ACK);
     /* All three replies queued at once: each call must read exactly its own. */
@@ -491,10 +365,10 @@ START_TEST(set_log_base_accepts_0_8_16_byte_replies)
         be_read(&m);
         /* It has a reply of its own, so no NEED_REPLY even with REPLY_ACK. */
         expect_header(&m, 6, FL_REQ, 16, 1);
-        ck_assert_uint_eq(u64_at(&m, 0), 0x10000);
-        ck_assert_uint_eq(u64_at(&m, 8), 0x200);
+        ck_assert_uint_eq(vu_wire_u64(&m, 0), 0x10000);
+        ck_assert_uint_eq(vu_wire_u64(&m, 8), 0x200);
         same_file(m.fds[0], log);
-        be_close_fds(&m);
+        vu_wire_close_fds(&m);
     }
     ck_assert(!conn.broken);
     ck_assert_int_eq(pending(conn.fd), 0);
@@ -502,36 +376,23 @@ START_TEST(set_log_base_accepts_0_8_16_byte_replies)
 }
 END_TEST
 
-START_TEST(set_log_base_rejects_24_byte_reply)
-{
-    uint8_t body[24] = {0};
-    int log = make_memfd("dirty-log", 0x1000, "");
-
-    conn.protocol_features = PF(LOG_SHMFD);
-    be_reply(6, FL_REPLY, body, 24);
-    ck_assert_int_eq(vhost_user_set_log_base(&conn, log, 0x1000, 0), -EPROTO);
-    expect_broken();
-    close(log);
-}
-END_TEST
-
 START_TEST(set_log_fd_layout)
 {
     int efd = eventfd(0, EFD_CLOEXEC);
-    struct raw m;
+    struct vu_wire_msg m;
 
     ck_assert_int_eq(vhost_user_set_log_fd(&conn, efd), 0);
     be_read(&m);
     expect_header(&m, 7, FL_REQ, 0, 1);
     same_file(m.fds[0], efd);
-    be_close_fds(&m);
+    vu_wire_close_fds(&m);
     close(efd);
 }
 END_TEST
 
 START_TEST(backend_channel_fd_reaches_the_backend)
 {
-    struct raw m;
+    struct vu_wire_msg m;
     char buf[8] = {0};
     struct stat st;
 
@@ -547,14 +408,14 @@ START_TEST(backend_channel_fd_reaches_the_backend)
     ck_assert_int_eq(write(m.fds[0], "ping", 4), 4);
     ck_assert_int_eq(read(conn.backend_fd, buf, sizeof(buf)), 4);
     ck_assert_str_eq(buf, "ping");
-    be_close_fds(&m);
+    vu_wire_close_fds(&m);
 }
 END_TEST
 
 START_TEST(rarp_mtu_status_layout)
 {
     static const uint8_t mac[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
-    struct raw m;
+    struct vu_wire_msg m;
     uint8_t status = 0;
 
     conn.protocol_features = PF(RARP) | PF(MTU) | PF(STATUS);
@@ -571,23 +432,12 @@ START_TEST(rarp_mtu_status_layout)
     ck_assert_uint_eq(m.payload[7], 0);
     be_read(&m);
     expect_header(&m, 20, FL_REQ, 8, 0);
-    ck_assert_uint_eq(u64_at(&m, 0), 9000);
+    ck_assert_uint_eq(vu_wire_u64(&m, 0), 9000);
     be_read(&m);
     expect_header(&m, 39, FL_REQ, 8, 0);
-    ck_assert_uint_eq(u64_at(&m, 0), 0x0f);
+    ck_assert_uint_eq(vu_wire_u64(&m, 0), 0x0f);
     be_read(&m);
     expect_header(&m, 40, FL_REQ, 0, 0);
-}
-END_TEST
-
-START_TEST(get_status_rejects_value_over_8_bits)
-{
-    uint8_t status;
-
-    conn.protocol_features = PF(STATUS);
-    be_reply_u64(40, 0x1ff);
-    ck_assert_int_eq(vhost_user_get_status(&conn, &status), -EPROTO);
-    expect_broken();
 }
 END_TEST
 
@@ -596,7 +446,7 @@ START_TEST(mem_slot_requests_layout)
     int fd = make_memfd("hotplug", 0x2000, "");
     struct vhost_user_mem_region r = {0x200000000ULL, 0x2000, 0x7f2000000000ULL, 0x1000, fd};
     uint64_t slots = 0;
-    struct raw m;
+    struct vu_wire_msg m;
 
     conn.protocol_features = PF(CONFIGURE_MEM_SLOTS);
     be_reply_u64(36, 509);
@@ -609,14 +459,14 @@ START_TEST(mem_slot_requests_layout)
     for (int req = 37; req <= 38; req++) {
         be_read(&m);
         expect_header(&m, req, FL_REQ, 40, req == 37 ? 1 : 0);
-        ck_assert_uint_eq(u64_at(&m, 0), 0);
-        ck_assert_uint_eq(u64_at(&m, 8), 0x200000000ULL);
-        ck_assert_uint_eq(u64_at(&m, 16), 0x2000);
-        ck_assert_uint_eq(u64_at(&m, 24), 0x7f2000000000ULL);
-        ck_assert_uint_eq(u64_at(&m, 32), 0x1000);
+        ck_assert_uint_eq(vu_wire_u64(&m, 0), 0);
+        ck_assert_uint_eq(vu_wire_u64(&m, 8), 0x200000000ULL);
+        ck_assert_uint_eq(vu_wire_u64(&m, 16), 0x2000);
+        ck_assert_uint_eq(vu_wire_u64(&m, 24), 0x7f2000000000ULL);
+        ck_assert_uint_eq(vu_wire_u64(&m, 32), 0x1000);
         if (req == 37)
             same_file(m.fds[0], fd);
-        be_close_fds(&m);
+        vu_wire_close_fds(&m);
     }
     close(fd);
 }
@@ -625,7 +475,7 @@ END_TEST
 /* GET_STATUS, then SET_STATUS with the bits added; nothing more when they are set. */
 START_TEST(add_status_sets_missing_bits_only)
 {
-    struct raw m;
+    struct vu_wire_msg m;
 
     conn.protocol_features = PF(STATUS);
     be_reply_u64(40, 0x08);
@@ -636,7 +486,7 @@ START_TEST(add_status_sets_missing_bits_only)
     expect_header(&m, 40, FL_REQ, 0, 0);
     be_read(&m);
     expect_header(&m, 39, FL_REQ, 8, 0);
-    ck_assert_uint_eq(u64_at(&m, 0), 0x0f);
+    ck_assert_uint_eq(vu_wire_u64(&m, 0), 0x0f);
     be_read(&m);
     expect_header(&m, 40, FL_REQ, 0, 0);
     ck_assert_int_eq(pending(be), 0);
@@ -647,14 +497,14 @@ END_TEST
 
 static void expect_mem_reg(uint32_t request, const struct vhost_user_mem_region *r)
 {
-    struct raw m;
+    struct vu_wire_msg m;
 
     be_read(&m);
     expect_header(&m, request, FL_REQ, 40, request == 37 ? 1 : 0);
-    ck_assert_uint_eq(u64_at(&m, 8), r->guest_phys_addr);
-    ck_assert_uint_eq(u64_at(&m, 16), r->memory_size);
-    ck_assert_uint_eq(u64_at(&m, 24), r->userspace_addr);
-    be_close_fds(&m);
+    ck_assert_uint_eq(vu_wire_u64(&m, 8), r->guest_phys_addr);
+    ck_assert_uint_eq(vu_wire_u64(&m, 16), r->memory_size);
+    ck_assert_uint_eq(vu_wire_u64(&m, 24), r->userspace_addr);
+    vu_wire_close_fds(&m);
 }
 
 /* Without CONFIGURE_MEM_SLOTS: the whole table every time. With it: only the difference
@@ -665,12 +515,12 @@ START_TEST(update_mem_sends_table_or_difference)
     struct vhost_user_mem_region r[3] = {{0, 0x1000, 0x7f0000000000ULL, 0, fd},
                                          {0x100000000ULL, 0x1000, 0x7f0000001000ULL, 0x1000, fd},
                                          {0x200000000ULL, 0x1000, 0x7f0000002000ULL, 0, fd}};
-    struct raw m;
+    struct vu_wire_msg m;
 
     ck_assert_int_eq(vhost_user_update_mem(&conn, r, 2), 0);
     be_read(&m);
     expect_header(&m, 5, FL_REQ, 8 + 2 * 32, 2);
-    be_close_fds(&m);
+    vu_wire_close_fds(&m);
     /* The same table again: the back-end holds it (a migration's destination sent it
      * ahead), nothing is sent. */
     ck_assert_int_eq(vhost_user_update_mem(&conn, r, 2), 0);
@@ -679,7 +529,7 @@ START_TEST(update_mem_sends_table_or_difference)
     ck_assert_int_eq(vhost_user_update_mem(&conn, r + 1, 2), 0);
     be_read(&m);
     expect_header(&m, 5, FL_REQ, 8 + 2 * 32, 2);
-    be_close_fds(&m);
+    vu_wire_close_fds(&m);
     /* CONFIGURE_MEM_SLOTS, as a new connection negotiates it: nothing held yet. */
     conn.nmem_held = 0;
     conn.protocol_features = PF(CONFIGURE_MEM_SLOTS);
@@ -712,7 +562,7 @@ START_TEST(update_mem_records_only_acked_regions)
 {
     int fd = make_memfd("ram", 0x1000, "");
     struct vhost_user_mem_region r = {0, 0x1000, 0x7f0000000000ULL, 0, fd};
-    struct raw m;
+    struct vu_wire_msg m;
 
     conn.protocol_features = PF(CONFIGURE_MEM_SLOTS) | PF(REPLY_ACK);
     conn.max_mem_slots = 8;
@@ -725,7 +575,7 @@ START_TEST(update_mem_records_only_acked_regions)
     for (int i = 0; i < 2; i++) {
         be_read(&m);
         expect_header(&m, 37, FL_REQ_NEED, 40, 1);
-        be_close_fds(&m);
+        vu_wire_close_fds(&m);
     }
     close(fd);
 }
@@ -736,7 +586,7 @@ START_TEST(config_requests_layout)
     static const uint8_t mac[6] = {0x52, 0x54, 0x00, 0xab, 0xcd, 0xef};
     uint8_t reply[18] = {0}, buf[6] = {0};
     uint32_t six = 6;
-    struct raw m;
+    struct vu_wire_msg m;
 
     conn.protocol_features = PF(CONFIG);
     memcpy(reply + 4, &six, 4);
@@ -747,14 +597,14 @@ START_TEST(config_requests_layout)
     ck_assert_int_eq(vhost_user_set_config(&conn, 4, "\xaa\xbb", 2, 1), 0);
     be_read(&m);
     expect_header(&m, 24, FL_REQ, 18, 0);
-    ck_assert_uint_eq(u32_at(&m, 0), 0);
-    ck_assert_uint_eq(u32_at(&m, 4), 6);
-    ck_assert_uint_eq(u32_at(&m, 8), 0);
+    ck_assert_uint_eq(vu_wire_u32(&m, 0), 0);
+    ck_assert_uint_eq(vu_wire_u32(&m, 4), 6);
+    ck_assert_uint_eq(vu_wire_u32(&m, 8), 0);
     be_read(&m);
     expect_header(&m, 25, FL_REQ, 14, 0);
-    ck_assert_uint_eq(u32_at(&m, 0), 4);
-    ck_assert_uint_eq(u32_at(&m, 4), 2);
-    ck_assert_uint_eq(u32_at(&m, 8), 1);
+    ck_assert_uint_eq(vu_wire_u32(&m, 0), 4);
+    ck_assert_uint_eq(vu_wire_u32(&m, 4), 2);
+    ck_assert_uint_eq(vu_wire_u32(&m, 8), 1);
     ck_assert_uint_eq(m.payload[12], 0xaa);
     ck_assert_uint_eq(m.payload[13], 0xbb);
 }
@@ -775,7 +625,7 @@ END_TEST
 START_TEST(iotlb_msg_layout_always_needs_reply)
 {
     struct vhost_user_iotlb t = {0x1000, 0x2000, 0x7f3000000000ULL, 3, 2};
-    struct raw m;
+    struct vu_wire_msg m;
 
     ck_assert_int_eq(vhost_user_iotlb_msg(&conn, &t), -ENOTSUP);
     conn.acked_features = 1ULL << 33;
@@ -783,9 +633,9 @@ START_TEST(iotlb_msg_layout_always_needs_reply)
     ck_assert_int_eq(vhost_user_iotlb_msg(&conn, &t), 0);
     be_read(&m);
     expect_header(&m, 22, FL_REQ_NEED, 32, 0);
-    ck_assert_uint_eq(u64_at(&m, 0), 0x1000);
-    ck_assert_uint_eq(u64_at(&m, 8), 0x2000);
-    ck_assert_uint_eq(u64_at(&m, 16), 0x7f3000000000ULL);
+    ck_assert_uint_eq(vu_wire_u64(&m, 0), 0x1000);
+    ck_assert_uint_eq(vu_wire_u64(&m, 8), 0x2000);
+    ck_assert_uint_eq(vu_wire_u64(&m, 16), 0x7f3000000000ULL);
     ck_assert_uint_eq(m.payload[24], 3);
     ck_assert_uint_eq(m.payload[25], 2);
     for (int i = 26; i < 32; i++)
@@ -795,7 +645,7 @@ END_TEST
 
 START_TEST(owner_and_reset_requests_layout)
 {
-    struct raw m;
+    struct vu_wire_msg m;
 
     ck_assert_int_eq(vhost_user_set_owner(&conn), 0);
     ck_assert_int_eq(vhost_user_reset_owner(&conn), 0);
@@ -816,7 +666,7 @@ END_TEST
 
 START_TEST(negotiate_without_protocol_features)
 {
-    struct raw m;
+    struct vu_wire_msg m;
 
     be_reply_u64(1, (1ULL << 32) | (1ULL << 5));
     ck_assert_int_eq(vhost_user_negotiate(&conn, ~0ULL), 0);
@@ -836,7 +686,7 @@ END_TEST
 START_TEST(negotiate_with_protocol_features_and_mq)
 {
     uint64_t offered = PF(MQ) | PF(LOG_SHMFD) | PF(RARP) | PF(PAGEFAULT);
-    struct raw m;
+    struct vu_wire_msg m;
 
     be_reply_u64(1, (1ULL << 32) | F_PROTOCOL);
     be_reply_u64(15, offered);
@@ -850,7 +700,7 @@ START_TEST(negotiate_with_protocol_features_and_mq)
     be_read(&m);
     expect_header(&m, 16, FL_REQ, 8, 0);
     /* PAGEFAULT is offered and wanted but this library cannot drive it. */
-    ck_assert_uint_eq(u64_at(&m, 0), PF(MQ) | PF(RARP));
+    ck_assert_uint_eq(vu_wire_u64(&m, 0), PF(MQ) | PF(RARP));
     be_read(&m);
     expect_header(&m, 17, FL_REQ, 0, 0);
     ck_assert_uint_eq(conn.backend_protocol_features, offered);
@@ -866,7 +716,7 @@ END_TEST
 /* GET_MAX_MEM_SLOTS follows GET_QUEUE_NUM when CONFIGURE_MEM_SLOTS is negotiated. */
 START_TEST(negotiate_reads_max_mem_slots)
 {
-    struct raw m;
+    struct vu_wire_msg m;
 
     be_reply_u64(1, F_PROTOCOL);
     be_reply_u64(15, PF(MQ) | PF(CONFIGURE_MEM_SLOTS));
@@ -892,7 +742,7 @@ END_TEST
 
 START_TEST(negotiate_with_reply_ack)
 {
-    struct raw m;
+    struct vu_wire_msg m;
     uint64_t f;
 
     be_reply_u64(1, F_PROTOCOL);
@@ -905,7 +755,7 @@ START_TEST(negotiate_with_reply_ack)
     be_read(&m);
     /* REPLY_ACK takes effect after SET_PROTOCOL_FEATURES, not on it. */
     expect_header(&m, 16, FL_REQ, 8, 0);
-    ck_assert_uint_eq(u64_at(&m, 0), PF(REPLY_ACK));
+    ck_assert_uint_eq(vu_wire_u64(&m, 0), PF(REPLY_ACK));
     ck_assert_int_eq(pending(be), 0);
     be_reply_u64(8, 0);
     ck_assert_int_eq(vhost_user_set_vring_num(&conn, 0, 256), 0);
@@ -928,7 +778,7 @@ END_TEST
 START_TEST(reply_ack_failure_returns_eio_and_keeps_connection)
 {
     const char *log;
-    struct raw m;
+    struct vu_wire_msg m;
 
     conn.protocol_features = PF(REPLY_ACK);
     be_reply_u64(8, 1);
@@ -943,17 +793,6 @@ START_TEST(reply_ack_failure_returns_eio_and_keeps_connection)
     expect_header(&m, 8, FL_REQ_NEED, 8, 0);
     be_read(&m);
     expect_header(&m, 10, FL_REQ_NEED, 8, 0);
-}
-END_TEST
-
-START_TEST(reply_ack_with_wrong_size_breaks)
-{
-    uint32_t four = 0;
-
-    conn.protocol_features = PF(REPLY_ACK);
-    be_reply(8, FL_REPLY, &four, 4);
-    ck_assert_int_eq(vhost_user_set_vring_num(&conn, 0, 256), -EPROTO);
-    expect_broken();
 }
 END_TEST
 
@@ -996,17 +835,6 @@ START_TEST(set_protocol_features_refuses_unoffered_bits)
 }
 END_TEST
 
-START_TEST(get_queue_num_of_zero_is_a_protocol_error)
-{
-    uint64_t n;
-
-    conn.protocol_features = PF(MQ);
-    be_reply_u64(17, 0);
-    ck_assert_int_eq(vhost_user_get_queue_num(&conn, &n), -EPROTO);
-    expect_broken();
-}
-END_TEST
-
 /* --- requests that must be applied before the caller goes on ------------------------- */
 
 /* The backend's data plane may see the guest's first request before its control plane
@@ -1014,7 +842,7 @@ END_TEST
  * (QEMU's enforce_reply) tells vmm the enable was handled. */
 START_TEST(set_vring_enable_without_reply_ack_is_followed_by_get_features)
 {
-    struct raw m;
+    struct vu_wire_msg m;
 
     conn.features = F_PROTOCOL | (1ULL << 32);
     be_reply_u64(1, 0x5); /* whatever it says: only its arrival counts */
@@ -1022,8 +850,8 @@ START_TEST(set_vring_enable_without_reply_ack_is_followed_by_get_features)
     ck_assert_uint_eq(conn.features, F_PROTOCOL | (1ULL << 32));
     be_read(&m);
     expect_header(&m, 18, FL_REQ, 8, 0);
-    ck_assert_uint_eq(u32_at(&m, 0), 3);
-    ck_assert_uint_eq(u32_at(&m, 4), 0);
+    ck_assert_uint_eq(vu_wire_u32(&m, 0), 3);
+    ck_assert_uint_eq(vu_wire_u32(&m, 4), 0);
     be_read(&m);
     expect_header(&m, 1, FL_REQ, 0, 0);
     ck_assert_int_eq(pending(be), 0);
@@ -1035,11 +863,11 @@ END_TEST
 /* A back-end that never answers the barrier is treated like one that never replies. */
 START_TEST(set_vring_enable_barrier_unanswered_times_out)
 {
-    int64_t t0 = now_ms();
+    int64_t t0 = support_now_ms();
 
     conn.features = F_PROTOCOL;
     ck_assert_int_eq(vhost_user_set_vring_enable(&conn, 0, true), -ETIMEDOUT);
-    ck_assert_int_ge(now_ms() - t0, TIMEOUT_MS - 10);
+    ck_assert_int_ge(support_now_ms() - t0, TIMEOUT_MS - 10);
     expect_broken();
 }
 END_TEST
@@ -1047,7 +875,7 @@ END_TEST
 /* With REPLY_ACK the ack is the confirmation: no GET_FEATURES, and a refusal is -EIO. */
 START_TEST(set_vring_enable_with_reply_ack_waits_for_the_ack)
 {
-    struct raw m;
+    struct vu_wire_msg m;
 
     conn.features = F_PROTOCOL;
     conn.protocol_features = PF(REPLY_ACK);
@@ -1071,7 +899,7 @@ END_TEST
 START_TEST(set_features_with_log_all_waits_for_the_backend)
 {
     uint64_t log_all = 1ULL << VHOST_USER_F_LOG_ALL;
-    struct raw m;
+    struct vu_wire_msg m;
 
     conn.features = (1ULL << 32) | log_all;
     ck_assert_int_eq(vhost_user_set_features(&conn, 1ULL << 32), 0);
@@ -1082,7 +910,7 @@ START_TEST(set_features_with_log_all_waits_for_the_backend)
     ck_assert_int_eq(vhost_user_set_features(&conn, (1ULL << 32) | log_all), 0);
     be_read(&m);
     expect_header(&m, 2, FL_REQ, 8, 0);
-    ck_assert_uint_eq(u64_at(&m, 0), (1ULL << 32) | log_all);
+    ck_assert_uint_eq(vu_wire_u64(&m, 0), (1ULL << 32) | log_all);
     be_read(&m);
     expect_header(&m, 1, FL_REQ, 0, 0);
     ck_assert_int_eq(pending(be), 0);
@@ -1095,7 +923,7 @@ END_TEST
 START_TEST(set_vring_addr_with_log_flag_waits_for_the_backend)
 {
     struct vhost_user_vring_addr a = {.index = 0, .desc_user_addr = 0x1000};
-    struct raw m;
+    struct vu_wire_msg m;
 
     ck_assert_int_eq(vhost_user_set_vring_addr(&conn, &a), 0);
     be_read(&m);
@@ -1121,7 +949,7 @@ END_TEST
 START_TEST(set_vring_base_packed_encodes_both_positions)
 {
     struct vhost_user_vring_pos pos = {.avail_idx = 5, .avail_wrap = true, .used_idx = 3};
-    struct raw m;
+    struct vu_wire_msg m;
 
     /* The encoding means nothing to a back-end that was not told the ring is packed. */
     capture_start();
@@ -1135,12 +963,12 @@ START_TEST(set_vring_base_packed_encodes_both_positions)
     ck_assert_int_eq(vhost_user_set_vring_base_packed(&conn, 2, &pos), 0);
     be_read(&m);
     expect_header(&m, 10, FL_REQ, 8, 0);
-    ck_assert_uint_eq(u32_at(&m, 0), 1);
+    ck_assert_uint_eq(vu_wire_u32(&m, 0), 1);
     /* bits 0-14 avail index, 15 its wrap counter, 16-30 used index, 31 its wrap counter */
-    ck_assert_uint_eq(u32_at(&m, 4), 5 | 0x8000 | 3 << 16);
+    ck_assert_uint_eq(vu_wire_u32(&m, 4), 5 | 0x8000 | 3 << 16);
     be_read(&m);
-    ck_assert_uint_eq(u32_at(&m, 0), 2);
-    ck_assert_uint_eq(u32_at(&m, 4), 0x7fffu | 0x7ffeu << 16 | 0x80000000u);
+    ck_assert_uint_eq(vu_wire_u32(&m, 0), 2);
+    ck_assert_uint_eq(vu_wire_u32(&m, 4), 0x7fffu | 0x7ffeu << 16 | 0x80000000u);
     /* An index past 15 bits would spill into the wrap counter: refused. */
     pos.used_idx = 0x8000;
     capture_start();
@@ -1154,7 +982,7 @@ END_TEST
 START_TEST(get_vring_base_packed_decodes_both_positions)
 {
     struct vhost_user_vring_pos pos;
-    struct raw m;
+    struct vu_wire_msg m;
 
     conn.acked_features = F_RING_PACKED;
     be_reply_state(11, 0, 0x80028007u); /* avail 7 wrap 0, used 2 wrap 1 */
@@ -1172,7 +1000,7 @@ START_TEST(get_vring_base_packed_decodes_both_positions)
     ck_assert(!pos.used_wrap);
     be_read(&m);
     expect_header(&m, 11, FL_REQ, 8, 0);
-    ck_assert_uint_eq(u32_at(&m, 4), 0); /* the request's num is reserved */
+    ck_assert_uint_eq(vu_wire_u32(&m, 4), 0); /* the request's num is reserved */
     be_read(&m);
     conn.acked_features = 0;
     capture_start();
@@ -1198,6 +1026,88 @@ END_TEST
 
 /* --- malformed replies ---------------------------------------------------------------- */
 
+/* A reply the call must refuse: -EPROTO, the connection broken, and the reason logged. */
+enum bad_call {
+    CALL_GET_FEATURES,
+    CALL_GET_VRING_BASE,
+    CALL_GET_STATUS,
+    CALL_GET_QUEUE_NUM,
+    CALL_SET_VRING_NUM,
+    CALL_SET_LOG_BASE
+};
+
+static const struct bad_reply {
+    const char *what;
+    uint64_t protocol; /* negotiated before */
+    uint32_t request, flags, size;
+    uint64_t value; /* the payload's first 8 bytes; the rest zero */
+    enum bad_call call;
+    const char *says; /* in the log, when given */
+} bad_replies[] = {
+    {"missing_reply_flag", 0, 1, FL_REQ, 8, 3, CALL_GET_FEATURES, NULL},
+    {"wrong_version", 0, 1, 0x4 | 0x2, 8, 3, CALL_GET_FEATURES, NULL},
+    {"wrong_payload_size_is_named", 0, 11, FL_REPLY, 4, 7, CALL_GET_VRING_BASE,
+     "vhost-user: GET_VRING_BASE reply has size 4, expected 8"},
+    {"get_vring_base_reply_for_another_ring", 0, 11, FL_REPLY, 8, (uint64_t)100 << 32 | 5,
+     CALL_GET_VRING_BASE, NULL},
+    {"set_log_base_rejects_24_byte_reply", PF(LOG_SHMFD), 6, FL_REPLY, 24, 0, CALL_SET_LOG_BASE,
+     NULL},
+    {"reply_ack_with_wrong_size_breaks", PF(REPLY_ACK), 8, FL_REPLY, 4, 0, CALL_SET_VRING_NUM,
+     NULL},
+    {"get_status_rejects_value_over_8_bits", PF(STATUS), 40, FL_REPLY, 8, 0x1ff, CALL_GET_STATUS,
+     NULL},
+    {"get_queue_num_of_zero_is_a_protocol_error", PF(MQ), 17, FL_REPLY, 8, 0, CALL_GET_QUEUE_NUM,
+     NULL},
+};
+
+static int bad_reply_call(enum bad_call call)
+{
+    uint64_t u64;
+    uint8_t status;
+    unsigned base = 0;
+    int log, ret;
+
+    switch (call) {
+    case CALL_GET_FEATURES:
+        return vhost_user_get_features(&conn, &u64);
+    case CALL_GET_VRING_BASE:
+        ret = vhost_user_get_vring_base(&conn, 1, &base);
+        ck_assert_uint_eq(base, 0); /* nothing taken from the bad reply */
+        return ret;
+    case CALL_GET_STATUS:
+        return vhost_user_get_status(&conn, &status);
+    case CALL_GET_QUEUE_NUM:
+        return vhost_user_get_queue_num(&conn, &u64);
+    case CALL_SET_VRING_NUM:
+        return vhost_user_set_vring_num(&conn, 0, 256);
+    case CALL_SET_LOG_BASE:
+        log = make_memfd("dirty-log", 0x1000, "");
+        ret = vhost_user_set_log_base(&conn, log, 0x1000, 0);
+        close(log);
+        return ret;
+    }
+    return -EINVAL;
+}
+
+START_TEST(malformed_reply_breaks_the_connection)
+{
+    const struct bad_reply *c = &bad_replies[_i];
+    uint8_t payload[24] = {0};
+    const char *log;
+    int ret;
+
+    memcpy(payload, &c->value, sizeof(c->value));
+    conn.protocol_features = c->protocol;
+    ck_assert_int_eq(vu_wire_send(be, c->request, c->flags, c->size, payload, c->size, NULL, 0), 0);
+    capture_start();
+    ret = bad_reply_call(c->call);
+    log = capture_end();
+    ck_assert_msg(ret == -EPROTO, "%s: %d", c->what, ret);
+    ck_assert_msg(!c->says || strstr(log, c->says), "%s: the log says '%s'", c->what, log);
+    expect_broken();
+}
+END_TEST
+
 START_TEST(short_header_then_close)
 {
     uint64_t f;
@@ -1222,7 +1132,7 @@ END_TEST
 START_TEST(wrong_request_type)
 {
     const char *log;
-    struct raw m;
+    struct vu_wire_msg m;
     uint64_t f;
 
     be_reply_u64(15, 0);
@@ -1239,61 +1149,15 @@ START_TEST(wrong_request_type)
 }
 END_TEST
 
-START_TEST(missing_reply_flag)
-{
-    uint64_t f, v = 3;
-
-    be_reply(1, FL_REQ, &v, 8);
-    ck_assert_int_eq(vhost_user_get_features(&conn, &f), -EPROTO);
-    expect_broken();
-}
-END_TEST
-
-START_TEST(wrong_version)
-{
-    uint64_t f, v = 3;
-
-    be_reply(1, 0x4 | 0x2, &v, 8);
-    ck_assert_int_eq(vhost_user_get_features(&conn, &f), -EPROTO);
-    expect_broken();
-}
-END_TEST
-
 START_TEST(oversized_size_fails_without_waiting_for_payload)
 {
     int64_t t0;
     uint64_t f;
 
-    ck_assert_int_eq(raw_send(be, 1, FL_REPLY, 4096, NULL, 0, NULL, 0), 0);
-    t0 = now_ms();
+    ck_assert_int_eq(vu_wire_send(be, 1, FL_REPLY, 4096, NULL, 0, NULL, 0), 0);
+    t0 = support_now_ms();
     ck_assert_int_eq(vhost_user_get_features(&conn, &f), -EPROTO);
-    ck_assert_int_lt(now_ms() - t0, TIMEOUT_MS / 2);
-    expect_broken();
-}
-END_TEST
-
-START_TEST(wrong_payload_size_is_named)
-{
-    uint32_t four = 7;
-    unsigned base;
-    const char *log;
-
-    be_reply(11, FL_REPLY, &four, 4);
-    capture_start();
-    ck_assert_int_eq(vhost_user_get_vring_base(&conn, 0, &base), -EPROTO);
-    log = capture_end();
-    ck_assert_ptr_nonnull(strstr(log, "vhost-user: GET_VRING_BASE reply has size 4, expected 8"));
-    expect_broken();
-}
-END_TEST
-
-START_TEST(get_vring_base_reply_for_another_ring)
-{
-    unsigned base = 0;
-
-    be_reply_state(11, 5, 100);
-    ck_assert_int_eq(vhost_user_get_vring_base(&conn, 1, &base), -EPROTO);
-    ck_assert_uint_eq(base, 0);
+    ck_assert_int_lt(support_now_ms() - t0, TIMEOUT_MS / 2);
     expect_broken();
 }
 END_TEST
@@ -1305,10 +1169,10 @@ START_TEST(fds_attached_to_reply_are_closed)
     int before;
 
     ck_assert_int_ge(efd, 0);
-    ck_assert_int_eq(raw_send(be, 1, FL_REPLY, 8, &v, 8, &efd, 1), 0);
-    before = count_fds();
+    ck_assert_int_eq(vu_wire_send(be, 1, FL_REPLY, 8, &v, 8, &efd, 1), 0);
+    before = support_count_fds();
     ck_assert_int_eq(vhost_user_get_features(&conn, &f), -EPROTO);
-    ck_assert_int_eq(count_fds(), before);
+    ck_assert_int_eq(support_count_fds(), before);
     expect_broken();
     close(efd);
 }
@@ -1319,7 +1183,7 @@ START_TEST(peer_closes_mid_message)
     uint8_t half[4] = {1, 2, 3, 4};
     uint64_t f;
 
-    ck_assert_int_eq(raw_send(be, 1, FL_REPLY, 8, half, 4, NULL, 0), 0);
+    ck_assert_int_eq(vu_wire_send(be, 1, FL_REPLY, 8, half, 4, NULL, 0), 0);
     ck_assert_int_eq(shutdown(be, SHUT_WR), 0);
     ck_assert_int_eq(vhost_user_get_features(&conn, &f), -ECONNRESET);
     expect_broken();
@@ -1328,7 +1192,7 @@ END_TEST
 
 START_TEST(peer_closes_before_replying)
 {
-    struct raw m;
+    struct vu_wire_msg m;
     uint64_t f;
 
     ck_assert_int_eq(shutdown(be, SHUT_WR), 0);
@@ -1350,11 +1214,11 @@ END_TEST
 
 START_TEST(no_reply_within_timeout)
 {
-    int64_t t0 = now_ms(), dt;
+    int64_t t0 = support_now_ms(), dt;
     uint64_t f;
 
     ck_assert_int_eq(vhost_user_get_features(&conn, &f), -ETIMEDOUT);
-    dt = now_ms() - t0;
+    dt = support_now_ms() - t0;
     ck_assert_int_ge(dt, TIMEOUT_MS - 10);
     ck_assert_int_lt(dt, 5 * TIMEOUT_MS);
     expect_broken();
@@ -1375,12 +1239,12 @@ END_TEST
 /* Answers GET_VRING_BASE for ring 1 with base 5, 30 ms after the request arrives. */
 static void *late_vring_base(void *arg)
 {
-    struct raw m;
+    struct vu_wire_msg m;
 
     (void)arg;
-    if (raw_recv(be, &m, 2000) == 0) {
+    if (vu_wire_recv(be, &m, 2000) == 0) {
         usleep(30000);
-        raw_send(be, 11, FL_REPLY, 8, (uint32_t[2]){1, 5}, 8, NULL, 0);
+        vu_wire_send(be, 11, FL_REPLY, 8, (uint32_t[2]){1, 5}, 8, NULL, 0);
     }
     return NULL;
 }
@@ -1429,9 +1293,9 @@ static long long expect_reply_line(int i, const char *prefix)
 START_TEST(trace_has_one_line_per_message)
 {
     int efd = eventfd(0, EFD_CLOEXEC);
-    int64_t t0 = now_ms() * 1000;
+    int64_t t0 = support_now_ms() * 1000;
     uint64_t f;
-    struct raw m;
+    struct vu_wire_msg m;
 
     trace_on();
     be_reply_u64(1, 0x3);
@@ -1444,12 +1308,12 @@ START_TEST(trace_has_one_line_per_message)
     ck_assert_str_eq(tr.lines[2], "-> SET_VRING_KICK flags=v1 size=8 index=1 fds=1");
     /* CLOCK_MONOTONIC microseconds, in order. */
     ck_assert_int_ge(tr.times[0], t0 - 1000);
-    ck_assert_int_le(tr.times[2], now_ms() * 1000 + 1000);
+    ck_assert_int_le(tr.times[2], support_now_ms() * 1000 + 1000);
     ck_assert_int_le(tr.times[0], tr.times[1]);
     ck_assert_int_le(tr.times[1], tr.times[2]);
     be_read(&m);
     be_read(&m);
-    be_close_fds(&m);
+    vu_wire_close_fds(&m);
     close(efd);
 }
 END_TEST
@@ -1476,7 +1340,7 @@ END_TEST
 START_TEST(trace_shows_packed_vring_base_positions)
 {
     struct vhost_user_vring_pos pos = {.avail_idx = 9, .avail_wrap = true, .used_idx = 4};
-    struct raw m;
+    struct vu_wire_msg m;
 
     trace_on();
     ck_assert_int_eq(vhost_user_set_vring_base(&conn, 0, 9), 0);
@@ -1515,14 +1379,14 @@ static void sock_teardown(void)
 
 START_TEST(connect_times_out_on_missing_path)
 {
-    int64_t t0 = now_ms();
+    int64_t t0 = support_now_ms();
     const char *log;
     int fd = -1;
 
     capture_start();
     ck_assert_int_eq(vhost_user_connect(sock_path, TIMEOUT_MS, &fd), -ETIMEDOUT);
     log = capture_end();
-    ck_assert_int_ge(now_ms() - t0, TIMEOUT_MS - 10);
+    ck_assert_int_ge(support_now_ms() - t0, TIMEOUT_MS - 10);
     ck_assert_int_eq(fd, -1);
     ck_assert_ptr_nonnull(strstr(log, sock_path));
 }
@@ -1614,9 +1478,9 @@ START_TEST(accept_times_out)
     int lfd = -1, fd = -1;
 
     ck_assert_int_eq(vhost_user_listen(sock_path, &lfd), 0);
-    t0 = now_ms();
+    t0 = support_now_ms();
     ck_assert_int_eq(vhost_user_accept(lfd, 100, &fd), -ETIMEDOUT);
-    ck_assert_int_ge(now_ms() - t0, 90);
+    ck_assert_int_ge(support_now_ms() - t0, 90);
     ck_assert_int_eq(fd, -1);
     close(lfd);
 }
@@ -1638,9 +1502,9 @@ static void *fill_the_queue(void *arg)
 
     while (q->n < 4 && (q->r = vhost_user_try_connect(sock_path, &q->fds[q->n])) == 0)
         q->n++;
-    t0 = now_ms();
+    t0 = support_now_ms();
     q->r_wait = vhost_user_connect(sock_path, TIMEOUT_MS, &q->fds[q->n]);
-    q->wait_ms = now_ms() - t0;
+    q->wait_ms = support_now_ms() - t0;
     return NULL;
 }
 
@@ -1651,7 +1515,7 @@ START_TEST(connect_to_a_full_listen_queue_fails_at_once)
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), fd;
     struct full_queue q = {.r = 1};
-    int64_t deadline = now_ms() + 3000;
+    int64_t deadline = support_now_ms() + 3000;
     bool stuck = false;
     pthread_t t;
 
@@ -1662,7 +1526,7 @@ START_TEST(connect_to_a_full_listen_queue_fails_at_once)
     ck_assert_int_eq(pthread_create(&t, NULL, fill_the_queue, &q), 0);
     while (pthread_tryjoin_np(t, NULL)) {
         /* Past the deadline, unblock a stuck connect() so that the test fails, not hangs. */
-        if (now_ms() > deadline && (fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
+        if (support_now_ms() > deadline && (fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
             stuck = true;
             close(fd);
         }
@@ -1760,16 +1624,16 @@ static void bk_setup(void)
 
 static void bk_expect_ack(uint32_t request, uint64_t value)
 {
-    struct raw m;
+    struct vu_wire_msg m;
 
-    ck_assert_int_eq(raw_recv(bk, &m, 1000), 0);
+    ck_assert_int_eq(vu_wire_recv(bk, &m, 1000), 0);
     expect_header(&m, request, FL_REPLY, 8, 0);
-    ck_assert_uint_eq(u64_at(&m, 0), value);
+    ck_assert_uint_eq(vu_wire_u64(&m, 0), value);
 }
 
 START_TEST(backend_config_change_with_need_reply_gets_ack)
 {
-    ck_assert_int_eq(raw_send(bk, 2, FL_REQ_NEED, 0, NULL, 0, NULL, 0), 0);
+    ck_assert_int_eq(vu_wire_send(bk, 2, FL_REQ_NEED, 0, NULL, 0, NULL, 0), 0);
     ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), 0);
     ck_assert_int_eq(seen.config_changes, 1);
     bk_expect_ack(2, 0);
@@ -1780,7 +1644,7 @@ END_TEST
 START_TEST(backend_request_and_ack_are_traced)
 {
     trace_on();
-    ck_assert_int_eq(raw_send(bk, 2, FL_REQ_NEED, 0, NULL, 0, NULL, 0), 0);
+    ck_assert_int_eq(vu_wire_send(bk, 2, FL_REQ_NEED, 0, NULL, 0, NULL, 0), 0);
     ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), 0);
     bk_expect_ack(2, 0);
     ck_assert_int_eq(tr.n, 2);
@@ -1795,7 +1659,7 @@ START_TEST(backend_config_change_failure_acks_nonzero)
     const char *log;
 
     seen.result = -EIO;
-    ck_assert_int_eq(raw_send(bk, 2, FL_REQ_NEED, 0, NULL, 0, NULL, 0), 0);
+    ck_assert_int_eq(vu_wire_send(bk, 2, FL_REQ_NEED, 0, NULL, 0, NULL, 0), 0);
     capture_start();
     ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), -EIO);
     log = capture_end();
@@ -1807,7 +1671,7 @@ END_TEST
 
 START_TEST(backend_config_change_without_need_reply_gets_no_reply)
 {
-    ck_assert_int_eq(raw_send(bk, 2, FL_REQ, 0, NULL, 0, NULL, 0), 0);
+    ck_assert_int_eq(vu_wire_send(bk, 2, FL_REQ, 0, NULL, 0, NULL, 0), 0);
     ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), 0);
     ck_assert_int_eq(seen.config_changes, 1);
     ck_assert_int_eq(pending(bk), 0);
@@ -1821,14 +1685,14 @@ START_TEST(backend_host_notifier_passes_fd_then_closes_it)
     uint64_t nofd[3] = {2 | 0x100, 0, 0};
 
     seen.expect_fd_of = mfd;
-    ck_assert_int_eq(raw_send(bk, 3, FL_REQ, 24, area, 24, &mfd, 1), 0);
+    ck_assert_int_eq(vu_wire_send(bk, 3, FL_REQ, 24, area, 24, &mfd, 1), 0);
     ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), 0);
     ck_assert_uint_eq(seen.index, 2);
     ck_assert_uint_eq(seen.size, 4096);
     ck_assert_uint_eq(seen.offset, 0);
     ck_assert(seen.fd_matches);
     ck_assert_int_eq(fcntl(seen.fd, F_GETFD), -1); /* closed once the callback returned */
-    ck_assert_int_eq(raw_send(bk, 3, FL_REQ, 24, nofd, 24, NULL, 0), 0);
+    ck_assert_int_eq(vu_wire_send(bk, 3, FL_REQ, 24, nofd, 24, NULL, 0), 0);
     ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), 0);
     ck_assert_int_eq(seen.fd, -1);
     close(mfd);
@@ -1845,7 +1709,7 @@ START_TEST(backend_iotlb_msg_is_decoded)
     memcpy(p + 8, &size, 8);
     p[24] = 1; /* read */
     p[25] = 1; /* miss */
-    ck_assert_int_eq(raw_send(bk, 1, FL_REQ_NEED, 32, p, 32, NULL, 0), 0);
+    ck_assert_int_eq(vu_wire_send(bk, 1, FL_REQ_NEED, 32, p, 32, NULL, 0), 0);
     ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), 0);
     ck_assert_uint_eq(seen.iotlb.iova, 0xfee00000ULL);
     ck_assert_uint_eq(seen.iotlb.size, 0x1000);
@@ -1859,8 +1723,8 @@ START_TEST(backend_unknown_request_is_refused_and_stream_stays_in_sync)
 {
     uint64_t junk = 0xdeadbeef;
 
-    ck_assert_int_eq(raw_send(bk, 99, FL_REQ_NEED, 8, &junk, 8, NULL, 0), 0);
-    ck_assert_int_eq(raw_send(bk, 2, FL_REQ_NEED, 0, NULL, 0, NULL, 0), 0);
+    ck_assert_int_eq(vu_wire_send(bk, 99, FL_REQ_NEED, 8, &junk, 8, NULL, 0), 0);
+    ck_assert_int_eq(vu_wire_send(bk, 2, FL_REQ_NEED, 0, NULL, 0, NULL, 0), 0);
     ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), -ENOTSUP);
     bk_expect_ack(99, 1);
     ck_assert(!conn.broken);
@@ -1872,7 +1736,7 @@ END_TEST
 START_TEST(backend_request_for_unnegotiated_feature_is_refused)
 {
     conn.protocol_features &= ~PF(CONFIG);
-    ck_assert_int_eq(raw_send(bk, 2, FL_REQ_NEED, 0, NULL, 0, NULL, 0), 0);
+    ck_assert_int_eq(vu_wire_send(bk, 2, FL_REQ_NEED, 0, NULL, 0, NULL, 0), 0);
     ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), -ENOTSUP);
     ck_assert_int_eq(seen.config_changes, 0);
     bk_expect_ack(2, 1);
@@ -1883,7 +1747,7 @@ END_TEST
  * the channel too). */
 static void expect_channel_broken(void)
 {
-    struct raw m;
+    struct vu_wire_msg m;
 
     ck_assert(conn.backend_broken);
     ck_assert(!conn.broken);
@@ -1902,7 +1766,7 @@ START_TEST(backend_request_with_bad_size_breaks_the_channel)
 {
     uint64_t junk = 1;
 
-    ck_assert_int_eq(raw_send(bk, 2, FL_REQ_NEED, 8, &junk, 8, NULL, 0), 0);
+    ck_assert_int_eq(vu_wire_send(bk, 2, FL_REQ_NEED, 8, &junk, 8, NULL, 0), 0);
     ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), -EPROTO);
     ck_assert_int_eq(seen.config_changes, 0);
     expect_channel_broken();
@@ -1911,7 +1775,7 @@ END_TEST
 
 START_TEST(backend_message_with_reply_flag_breaks_the_channel)
 {
-    ck_assert_int_eq(raw_send(bk, 2, FL_REPLY, 0, NULL, 0, NULL, 0), 0);
+    ck_assert_int_eq(vu_wire_send(bk, 2, FL_REPLY, 0, NULL, 0, NULL, 0), 0);
     ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), -EPROTO);
     ck_assert_int_eq(seen.config_changes, 0);
     expect_channel_broken();
@@ -1934,10 +1798,10 @@ START_TEST(backend_fd_without_send_fd_breaks_and_closes_it)
     int before;
 
     conn.protocol_features &= ~PF(BACKEND_SEND_FD);
-    ck_assert_int_eq(raw_send(bk, 3, FL_REQ, 24, area, 24, &mfd, 1), 0);
-    before = count_fds();
+    ck_assert_int_eq(vu_wire_send(bk, 3, FL_REQ, 24, area, 24, &mfd, 1), 0);
+    before = support_count_fds();
     ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), -EPROTO);
-    ck_assert_int_eq(count_fds(), before);
+    ck_assert_int_eq(support_count_fds(), before);
     ck_assert_int_eq(seen.fd, -2); /* the callback never ran */
     expect_channel_broken();
     close(mfd);
@@ -1946,50 +1810,19 @@ END_TEST
 
 /* --- backend-request channel read in pieces ------------------------------------------- */
 
-/* A whole message as it goes on the wire. */
-static size_t wire_msg(uint8_t *buf, uint32_t request, uint32_t flags, const void *payload,
-                       uint32_t size)
-{
-    memcpy(buf, &request, 4);
-    memcpy(buf + 4, &flags, 4);
-    memcpy(buf + 8, &size, 4);
-    if (size)
-        memcpy(buf + 12, payload, size);
-    return 12 + size;
-}
-
 /* One sendmsg of len bytes, with the fds attached to its first byte. */
 static void send_piece(int fd, const uint8_t *p, size_t len, const int *fds, int nfds)
 {
-    union {
-        char b[CMSG_SPACE(sizeof(int) * 8)];
-        struct cmsghdr align;
-    } ctl;
-    struct iovec iov = {.iov_base = (void *)p, .iov_len = len};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-
-    if (nfds) {
-        struct cmsghdr *cm;
-
-        memset(&ctl, 0, sizeof(ctl));
-        mh.msg_control = ctl.b;
-        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-        cm = CMSG_FIRSTHDR(&mh);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-        memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
-    }
-    ck_assert_int_eq(sendmsg(fd, &mh, MSG_NOSIGNAL), (ssize_t)len);
+    ck_assert_int_eq(vu_wire_send_bytes(fd, p, len, fds, nfds), 0);
 }
 
 /* The call under test must come back at once, not after a wait for the rest. */
 static int handle_timed(int64_t *ms)
 {
-    int64_t t0 = now_ms();
+    int64_t t0 = support_now_ms();
     int r = vhost_user_backend_req_handle(&conn, &ops, &seen);
 
-    *ms = now_ms() - t0;
+    *ms = support_now_ms() - t0;
     return r;
 }
 
@@ -1998,26 +1831,26 @@ START_TEST(backend_stray_byte_returns_at_once_then_pieces_complete_it)
     int mfd = make_memfd("notify", 4096, "");
     uint64_t area[3] = {5, 4096, 0};
     uint8_t buf[64];
-    size_t len = wire_msg(buf, 3, FL_REQ_NEED, area, sizeof(area));
+    size_t len = vu_wire_encode(buf, 3, FL_REQ_NEED, area, sizeof(area));
     int64_t ms, first;
     int before;
 
     seen.expect_fd_of = mfd;
     ck_assert_int_eq(vhost_user_backend_req_deadline_ms(&conn), -1);
     send_piece(bk, buf, 1, NULL, 0);
-    first = now_ms();
+    first = support_now_ms();
     ck_assert_int_eq(handle_timed(&ms), -EAGAIN);
     ck_assert_int_lt(ms, 50);
     ck_assert(!conn.backend_broken);
     /* The deadline runs from the first byte. */
     ck_assert_int_ge(vhost_user_backend_req_deadline_ms(&conn), first - 5 + TIMEOUT_MS);
-    ck_assert_int_le(vhost_user_backend_req_deadline_ms(&conn), now_ms() + TIMEOUT_MS);
+    ck_assert_int_le(vhost_user_backend_req_deadline_ms(&conn), support_now_ms() + TIMEOUT_MS);
     /* The rest in three pieces: the header split, the fd with the first piece. */
-    before = count_fds();
+    before = support_count_fds();
     send_piece(bk, buf + 1, 5, &mfd, 1);
     ck_assert_int_eq(handle_timed(&ms), -EAGAIN);
     ck_assert_int_lt(ms, 50);
-    ck_assert_int_eq(count_fds(), before + 1); /* held with the bytes it came with */
+    ck_assert_int_eq(support_count_fds(), before + 1); /* held with the bytes it came with */
     send_piece(bk, buf + 6, 14, NULL, 0);
     ck_assert_int_eq(handle_timed(&ms), -EAGAIN);
     ck_assert_int_lt(ms, 50);
@@ -2027,7 +1860,7 @@ START_TEST(backend_stray_byte_returns_at_once_then_pieces_complete_it)
     ck_assert_uint_eq(seen.index, 5);
     ck_assert_uint_eq(seen.size, 4096);
     ck_assert(seen.fd_matches);
-    ck_assert_int_eq(count_fds(), before); /* closed once the callback returned */
+    ck_assert_int_eq(support_count_fds(), before); /* closed once the callback returned */
     bk_expect_ack(3, 0);
     ck_assert_int_eq(vhost_user_backend_req_deadline_ms(&conn), -1);
     ck_assert(!conn.backend_broken);
@@ -2042,9 +1875,9 @@ END_TEST
 START_TEST(backend_two_messages_in_one_write_are_handled_one_per_call)
 {
     uint8_t buf[64];
-    size_t len = wire_msg(buf, 2, FL_REQ_NEED, NULL, 0);
+    size_t len = vu_wire_encode(buf, 2, FL_REQ_NEED, NULL, 0);
 
-    len += wire_msg(buf + len, 2, FL_REQ, NULL, 0);
+    len += vu_wire_encode(buf + len, 2, FL_REQ, NULL, 0);
     send_piece(bk, buf, len, NULL, 0);
     ck_assert_int_eq(vhost_user_backend_req_handle(&conn, &ops, &seen), 0);
     ck_assert_int_eq(seen.config_changes, 1);
@@ -2062,23 +1895,23 @@ START_TEST(backend_partial_message_past_the_deadline_breaks_and_closes_its_fds)
     uint8_t buf[64];
     int64_t ms;
     const char *log;
-    int before = count_fds();
+    int before = support_count_fds();
 
-    wire_msg(buf, 3, FL_REQ, area, sizeof(area));
+    vu_wire_encode(buf, 3, FL_REQ, area, sizeof(area));
     send_piece(bk, buf, 16, &mfd, 1);
     ck_assert_int_eq(handle_timed(&ms), -EAGAIN);
-    ck_assert_int_eq(count_fds(), before + 1);
+    ck_assert_int_eq(support_count_fds(), before + 1);
     /* Not stale yet: still waiting, without blocking. */
     ck_assert_int_eq(handle_timed(&ms), -EAGAIN);
     ck_assert_int_lt(ms, 50);
-    while (now_ms() < vhost_user_backend_req_deadline_ms(&conn))
+    while (support_now_ms() < vhost_user_backend_req_deadline_ms(&conn))
         usleep(5000);
     capture_start();
     ck_assert_int_eq(handle_timed(&ms), -ETIMEDOUT);
     log = capture_end();
     ck_assert_int_lt(ms, 50);
     ck_assert_ptr_nonnull(strstr(log, "back-end request stalled after 16 of 36 bytes"));
-    ck_assert_int_eq(count_fds(), before);
+    ck_assert_int_eq(support_count_fds(), before);
     ck_assert_int_eq(seen.fd, -2);
     ck_assert_int_eq(vhost_user_backend_req_deadline_ms(&conn), -1);
     expect_channel_broken();
@@ -2092,14 +1925,14 @@ START_TEST(backend_end_of_file_mid_message_breaks_and_closes_its_fds)
     uint64_t area[3] = {1, 4096, 0};
     uint8_t buf[64];
     int64_t ms;
-    int before = count_fds();
+    int before = support_count_fds();
 
-    wire_msg(buf, 3, FL_REQ, area, sizeof(area));
+    vu_wire_encode(buf, 3, FL_REQ, area, sizeof(area));
     send_piece(bk, buf, 7, &mfd, 1);
     ck_assert_int_eq(handle_timed(&ms), -EAGAIN);
     ck_assert_int_eq(shutdown(bk, SHUT_WR), 0);
     ck_assert_int_eq(handle_timed(&ms), -ECONNRESET);
-    ck_assert_int_eq(count_fds(), before);
+    ck_assert_int_eq(support_count_fds(), before);
     expect_channel_broken();
     close(mfd);
 }
@@ -2110,7 +1943,7 @@ START_TEST(backend_oversized_request_fails_without_waiting_for_payload)
 {
     int64_t ms;
 
-    ck_assert_int_eq(raw_send(bk, 2, FL_REQ_NEED, 4096, NULL, 0, NULL, 0), 0);
+    ck_assert_int_eq(vu_wire_send(bk, 2, FL_REQ_NEED, 4096, NULL, 0, NULL, 0), 0);
     ck_assert_int_eq(handle_timed(&ms), -EPROTO);
     ck_assert_int_lt(ms, 50);
     ck_assert_int_eq(seen.config_changes, 0);
@@ -2125,14 +1958,14 @@ START_TEST(backend_channel_close_drops_a_partial_message)
     uint64_t area[3] = {1, 4096, 0};
     uint8_t buf[64];
     int64_t ms;
-    int before = count_fds();
+    int before = support_count_fds();
 
-    wire_msg(buf, 3, FL_REQ, area, sizeof(area));
+    vu_wire_encode(buf, 3, FL_REQ, area, sizeof(area));
     send_piece(bk, buf, 3, &mfd, 1);
     ck_assert_int_eq(handle_timed(&ms), -EAGAIN);
-    ck_assert_int_eq(count_fds(), before + 1);
+    ck_assert_int_eq(support_count_fds(), before + 1);
     vhost_user_close_backend_channel(&conn);
-    ck_assert_int_eq(count_fds(), before - 1); /* its fd, and our end of the channel */
+    ck_assert_int_eq(support_count_fds(), before - 1); /* its fd, and our end of the channel */
     ck_assert_uint_eq(conn.backend_rx.got, 0);
     ck_assert_int_eq(vhost_user_backend_req_deadline_ms(&conn), -1);
     close(mfd);
@@ -2148,7 +1981,7 @@ START_TEST(backend_ack_to_a_backend_that_does_not_read_breaks_at_once)
 
     while (send(conn.backend_fd, junk, sizeof(junk), MSG_DONTWAIT | MSG_NOSIGNAL) > 0)
         ;
-    ck_assert_int_eq(raw_send(bk, 2, FL_REQ_NEED, 0, NULL, 0, NULL, 0), 0);
+    ck_assert_int_eq(vu_wire_send(bk, 2, FL_REQ_NEED, 0, NULL, 0, NULL, 0), 0);
     capture_start();
     ck_assert_int_eq(handle_timed(&ms), -ENOBUFS);
     log = capture_end();
@@ -2163,68 +1996,28 @@ END_TEST
 
 /* --- a whole device start against a threaded back-end --------------------------------- */
 
-struct script {
-    int fd;
-    uint32_t requests[32];
-    uint32_t flags[32];
-    int n;
-    bool saw_guest_magic;
-    bool bad;
-};
+static struct vu_backend scripted;
 
-static void serve_mem_table(struct script *s, struct raw *m)
-{
-    uint64_t size;
-    char *p;
-
-    memcpy(&size, m->payload + 16, 8);
-    p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, m->fds[0], 0);
-    if (p == MAP_FAILED) {
-        s->bad = true;
-        return;
-    }
-    s->saw_guest_magic = !strcmp(p, "guest");
-    strcpy(p + 64, "backend"); /* visible to the frontend through the shared memfd */
-    munmap(p, size);
-}
-
-/* Answers like a well-behaved back-end until the frontend hangs up. */
-static void *backend_thread(void *arg)
-{
-    struct script *s = arg;
-    struct raw m;
-
-    while (raw_recv(s->fd, &m, 2000) == 0 && s->n < 32) {
-        s->requests[s->n] = m.request;
-        s->flags[s->n++] = m.flags;
-        if (m.request == 1)
-            raw_send(s->fd, 1, FL_REPLY, 8, &(uint64_t){F_PROTOCOL | (1ULL << 32)}, 8, NULL, 0);
-        else if (m.request == 15)
-            raw_send(s->fd, 15, FL_REPLY, 8, &(uint64_t){PF(MQ) | PF(REPLY_ACK)}, 8, NULL, 0);
-        else if (m.request == 17)
-            raw_send(s->fd, 17, FL_REPLY, 8, &(uint64_t){2}, 8, NULL, 0);
-        else if (m.request == 11)
-            raw_send(s->fd, 11, FL_REPLY, 8, (uint32_t[2]){u32_at(&m, 0), 77}, 8, NULL, 0);
-        if (m.request == 5 && m.nfds == 1)
-            serve_mem_table(s, &m);
-        if (m.flags & 0x8)
-            raw_send(s->fd, m.request, FL_REPLY, 8, &(uint64_t){0}, 8, NULL, 0);
-        for (int i = 0; i < m.nfds; i++)
-            close(m.fds[i]);
-    }
-    return NULL;
-}
-
-/* What a device start and stop sends, one ring, against backend_thread. */
-static void device_start_and_stop(struct script *s, int mem, unsigned *base)
+/* A well-behaved back-end on the socketpair (PROTOCOL_FEATURES, MQ and REPLY_ACK, two
+ * queue pairs, rings stopped at 77) that maps the memory it is given and writes
+ * "backend" there; then a device start and stop, one ring. */
+static struct vu_session device_start_and_stop(int mem, unsigned *base)
 {
     int kick = eventfd(0, EFD_CLOEXEC), call = eventfd(0, EFD_CLOEXEC);
     struct vhost_user_mem_region r = {0, 0x10000, 0x7f0000000000ULL, 0, mem};
     struct vhost_user_vring_addr a = {0, 0, 0x1000, 0x2000, 0x3000, 0};
-    pthread_t t;
+    struct vu_session *script, seen;
 
+    vu_backend_init(&scripted, NULL);
+    script = vu_backend_add(&scripted, VU_WELL, 0);
+    script->features = F_PROTOCOL | (1ULL << 32);
+    script->protocol = PF(MQ) | PF(REPLY_ACK);
+    script->queues = 2;
+    script->vring_base = 77;
+    script->mem_mark = "backend";
+    vu_backend_start_pair(&scripted, be);
+    be = -1; /* the back-end's now */
     conn.timeout_ms = 2000;
-    ck_assert_int_eq(pthread_create(&t, NULL, backend_thread, s), 0);
     ck_assert_int_eq(vhost_user_negotiate(&conn, VHOST_USER_PROTOCOL_SUPPORTED), 0);
     ck_assert_int_eq(vhost_user_set_owner(&conn), 0);
     ck_assert_int_eq(vhost_user_set_features(&conn, 1ULL << 32), 0);
@@ -2237,31 +2030,35 @@ static void device_start_and_stop(struct script *s, int mem, unsigned *base)
     ck_assert_int_eq(vhost_user_set_vring_enable(&conn, 0, true), 0);
     ck_assert_int_eq(vhost_user_get_vring_base(&conn, 0, base), 0);
     vhost_user_conn_close(&conn);
-    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    ck_assert_msg(vu_backend_wait_ended(&scripted, 0, 2000),
+                  "the back-end did not see the hang-up");
+    vu_backend_check(&scripted);
+    seen = vu_backend_session(&scripted, 0);
+    vu_backend_free(&scripted);
     close(kick);
     close(call);
+    return seen;
 }
 
 START_TEST(threaded_backend_full_device_start)
 {
     static const uint32_t expected[] = {1, 15, 16, 17, 3, 2, 5, 8, 9, 10, 12, 13, 18, 11};
-    struct script s = {.fd = be};
     int mem = make_memfd("guest", 0x10000, "guest");
     char back[8] = {0};
     unsigned base = 0;
+    struct vu_session s = device_start_and_stop(mem, &base);
 
-    device_start_and_stop(&s, mem, &base);
     ck_assert_uint_eq(base, 77);
     ck_assert_uint_eq(conn.max_queues, 2);
-    ck_assert(!s.bad);
-    ck_assert(s.saw_guest_magic);
+    ck_assert(s.mem_mapped);
+    ck_assert_str_eq((const char *)s.mem_head, "guest");
     ck_assert_int_eq(pread(mem, back, 7, 64), 7);
     ck_assert_str_eq(back, "backend");
-    ck_assert_int_eq(s.n, (int)(sizeof(expected) / sizeof(expected[0])));
-    for (int i = 0; i < s.n; i++) {
-        ck_assert_uint_eq(s.requests[i], expected[i]);
+    ck_assert_int_eq(s.nrecords, (int)(sizeof(expected) / sizeof(expected[0])));
+    for (int i = 0; i < s.nrecords; i++) {
+        ck_assert_uint_eq(s.records[i].request, expected[i]);
         /* Everything after SET_PROTOCOL_FEATURES without a reply of its own asks for an ack. */
-        ck_assert_uint_eq(s.flags[i], i >= 4 && expected[i] != 11 ? FL_REQ_NEED : FL_REQ);
+        ck_assert_uint_eq(s.records[i].flags, i >= 4 && expected[i] != 11 ? FL_REQ_NEED : FL_REQ);
     }
     close(mem);
 }
@@ -2299,12 +2096,11 @@ START_TEST(threaded_backend_device_start_traced)
         "-> GET_VRING_BASE",
         "<- GET_VRING_BASE",
     };
-    struct script s = {.fd = be};
     int mem = make_memfd("guest", 0x10000, "guest");
     unsigned base = 0;
 
     trace_on();
-    device_start_and_stop(&s, mem, &base);
+    device_start_and_stop(mem, &base);
     close(mem);
     ck_assert_int_eq(tr.n, (int)(sizeof(expected) / sizeof(expected[0])));
     for (int i = 0; i < tr.n; i++) {
@@ -2391,21 +2187,15 @@ static Suite *vhost_user_suite(void)
     tcase_add_test(bad, short_header_then_close);
     tcase_add_test(bad, short_header_then_silence_times_out);
     tcase_add_test(bad, wrong_request_type);
-    tcase_add_test(bad, missing_reply_flag);
-    tcase_add_test(bad, wrong_version);
     tcase_add_test(bad, oversized_size_fails_without_waiting_for_payload);
-    tcase_add_test(bad, wrong_payload_size_is_named);
-    tcase_add_test(bad, get_vring_base_reply_for_another_ring);
     tcase_add_test(bad, fds_attached_to_reply_are_closed);
     tcase_add_test(bad, peer_closes_mid_message);
     tcase_add_test(bad, peer_closes_before_replying);
     tcase_add_test(bad, peer_gone_before_request_no_sigpipe);
     tcase_add_test(bad, no_reply_within_timeout);
-    tcase_add_test(bad, set_log_base_rejects_24_byte_reply);
-    tcase_add_test(bad, reply_ack_with_wrong_size_breaks);
-    tcase_add_test(bad, get_status_rejects_value_over_8_bits);
-    tcase_add_test(bad, get_queue_num_of_zero_is_a_protocol_error);
     tcase_add_test(bad, broken_connection_returns_epipe_without_sending);
+    tcase_add_loop_test(bad, malformed_reply_breaks_the_connection, 0,
+                        sizeof(bad_replies) / sizeof(bad_replies[0]));
     suite_add_tcase(s, bad);
 
     tcase_add_checked_fixture(sock, sock_setup, sock_teardown);

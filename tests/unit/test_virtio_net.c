@@ -4,6 +4,9 @@
  * on a device set up without a backend. */
 #include "../../devices/virtio_net.h"
 
+#include "../support/fake_platform.h"
+#include "../support/guest_mem.h"
+#include "../support/vu_wire.h"
 #include "check_main.h"
 
 #include <check.h>
@@ -457,79 +460,16 @@ enum cq_layout {
     LAYOUT_INDIRECT, /* header, data, ack in an indirect table */
 };
 
-struct cq_fake_mem {
-    uint8_t *buf;
-    uint64_t base, size;
-};
-
-static struct cq_fake_mem cq_fm;
-static struct guest_mem_access cq_mem;
-static struct virtio_platform cq_platform;
+static struct guest_mem cq_ram;
+static const struct split_ring cq_ring = {&cq_ram, CQ_DESC, CQ_AVAIL, CQ_USED, CQ_QSIZE};
+/* Nothing the control queue does may reach the platform: no KVM, no event loop. */
+static struct fake_platform cq_platform;
 static struct virtio_net_options cq_opts;
 static struct virtio_net cq_net;
 static uint16_t cq_next_desc;     /* next free descriptor in the ring */
 static unsigned cq_next_table;    /* next free entry in the indirect-table area */
 static uint64_t cq_next_buf;      /* next free command buffer */
 static uint64_t cq_ack[CQ_QSIZE]; /* the ack byte's address, by head */
-
-static void *cq_mem_ptr(void *opaque, uint64_t gpa, uint64_t len)
-{
-    struct cq_fake_mem *m = opaque;
-
-    if (gpa < m->base || len > m->size || gpa - m->base > m->size - len)
-        return NULL;
-    return m->buf + (gpa - m->base);
-}
-
-/* Nothing the control queue does may reach the platform: no KVM, no event loop. */
-static int stub_ioeventfd(void *opaque, uint64_t addr, uint32_t len, int fd, bool assign)
-{
-    (void)opaque, (void)addr, (void)len, (void)fd, (void)assign;
-    ck_abort_msg("control queue processing called platform->ioeventfd");
-    return -1;
-}
-
-static int stub_irqfd(void *opaque, int gsi, int fd, bool assign)
-{
-    (void)opaque, (void)gsi, (void)fd, (void)assign;
-    ck_abort_msg("control queue processing called platform->irqfd");
-    return -1;
-}
-
-static int stub_msi_route_alloc(void *opaque)
-{
-    (void)opaque;
-    ck_abort_msg("control queue processing called platform->msi_route_alloc");
-    return -1;
-}
-
-static void stub_msi_route_free(void *opaque, int gsi)
-{
-    (void)opaque, (void)gsi;
-    ck_abort_msg("control queue processing called platform->msi_route_free");
-}
-
-static int stub_msi_route_set(void *opaque, int gsi, uint64_t addr, uint32_t data)
-{
-    (void)opaque, (void)gsi, (void)addr, (void)data;
-    ck_abort_msg("control queue processing called platform->msi_route_set");
-    return -1;
-}
-
-static int stub_signal_msi(void *opaque, uint64_t addr, uint32_t data)
-{
-    (void)opaque, (void)addr, (void)data;
-    ck_abort_msg("control queue processing called platform->signal_msi");
-    return -1;
-}
-
-static int stub_watch_fd(void *opaque, int fd, void (*cb)(void *arg, uint32_t events), void *arg,
-                         bool on)
-{
-    (void)opaque, (void)fd, (void)cb, (void)arg, (void)on;
-    ck_abort_msg("control queue processing called platform->watch_fd");
-    return -1;
-}
 
 /* The NIC's loop, pumped by the test thread where a test needs it (the NIC's
  * watches live there); config interrupts are counted through the transport ops. */
@@ -553,52 +493,6 @@ static unsigned config_irqs_take(void)
     return n;
 }
 
-static int stub_mem_regions(void *opaque, struct vhost_user_mem_region *regions, int max)
-{
-    (void)opaque, (void)regions, (void)max;
-    ck_abort_msg("control queue processing called platform->mem_regions");
-    return -1;
-}
-
-static uint8_t *cq_host(uint64_t gpa, uint64_t len)
-{
-    ck_assert_uint_ge(gpa, CQ_MEM_BASE);
-    ck_assert_uint_le(gpa + len, CQ_MEM_BASE + CQ_MEM_SIZE);
-    return cq_fm.buf + (gpa - CQ_MEM_BASE);
-}
-
-static void cq_put16(uint64_t gpa, uint16_t v)
-{
-    memcpy(cq_host(gpa, 2), &v, 2);
-}
-
-static uint16_t cq_get16(uint64_t gpa)
-{
-    uint16_t v;
-
-    memcpy(&v, cq_host(gpa, 2), 2);
-    return v;
-}
-
-static uint32_t cq_get32(uint64_t gpa)
-{
-    uint32_t v;
-
-    memcpy(&v, cq_host(gpa, 4), 4);
-    return v;
-}
-
-static void cq_set_desc_at(uint64_t table_gpa, unsigned i, uint64_t addr, uint32_t len,
-                           uint16_t flags, uint16_t next)
-{
-    uint8_t *d = cq_host(table_gpa + 16ULL * i, 16);
-
-    memcpy(d, &addr, 8);
-    memcpy(d + 8, &len, 4);
-    memcpy(d + 12, &flags, 2);
-    memcpy(d + 14, &next, 2);
-}
-
 /* Copies bytes into a fresh buffer of guest memory; returns its address. */
 static uint64_t cq_buf(const void *data, uint32_t len)
 {
@@ -606,7 +500,7 @@ static uint64_t cq_buf(const void *data, uint32_t len)
 
     ck_assert_uint_le(gpa + len, CQ_MEM_BASE + CQ_MEM_SIZE);
     if (len)
-        memcpy(cq_host(gpa, len), data, len);
+        memcpy(guest_mem_host(&cq_ram, gpa, len), data, len);
     cq_next_buf = (gpa + len + 15) & ~15ULL;
     return gpa;
 }
@@ -648,32 +542,24 @@ static uint16_t cq_chain(const uint8_t *bytes, uint32_t len, enum cq_layout layo
 
         ck_assert_uint_le(first + n, 256);
         for (unsigned i = 0; i < n; i++)
-            cq_set_desc_at(CQ_TABLE + 16ULL * first, i, parts[i], lens[i], (uint16_t)flags[i],
-                           (uint16_t)(i + 1));
+            split_desc_put(&cq_ram, CQ_TABLE + 16ULL * first, i, parts[i], lens[i],
+                           (uint16_t)flags[i], (uint16_t)(i + 1));
         cq_next_table += n;
         head = cq_alloc_desc();
-        cq_set_desc_at(CQ_DESC, head, CQ_TABLE + 16ULL * first, 16 * n, VIRTQ_DESC_F_INDIRECT, 0);
+        split_desc_put(&cq_ram, CQ_DESC, head, CQ_TABLE + 16ULL * first, 16 * n,
+                       VIRTQ_DESC_F_INDIRECT, 0);
     } else {
         uint16_t idx[3];
 
         for (unsigned i = 0; i < n; i++)
             idx[i] = cq_alloc_desc();
         for (unsigned i = 0; i < n; i++)
-            cq_set_desc_at(CQ_DESC, idx[i], parts[i], lens[i], (uint16_t)flags[i],
+            split_desc_put(&cq_ram, CQ_DESC, idx[i], parts[i], lens[i], (uint16_t)flags[i],
                            i + 1 < n ? idx[i + 1] : 0);
         head = idx[0];
     }
     cq_ack[head] = ack;
     return head;
-}
-
-/* The guest puts head on the avail ring. */
-static void cq_offer(uint16_t head)
-{
-    uint16_t idx = cq_get16(CQ_AVAIL + 2);
-
-    cq_put16(CQ_AVAIL + 4 + 2 * (idx % CQ_QSIZE), head);
-    cq_put16(CQ_AVAIL + 2, (uint16_t)(idx + 1));
 }
 
 /* Builds {class, cmd} + data into out; returns the length. */
@@ -695,23 +581,24 @@ static uint16_t cq_queue(uint8_t cls, uint8_t cmd, const void *data, uint32_t le
 
     ck_assert_uint_le(len + 2, sizeof(bytes));
     head = cq_chain(bytes, cq_cmd(bytes, cls, cmd, data, len), layout);
-    cq_offer(head);
+    split_ring_offer(&cq_ring, head);
     return head;
 }
 
 static uint16_t cq_used_idx(void)
 {
-    return cq_get16(CQ_USED + 2);
+    return split_ring_used_idx(&cq_ring);
 }
 
 /* The used entry at position pos must be {head, 1}, with the ack byte written. */
 static uint8_t cq_used_ack(uint16_t pos, uint16_t head)
 {
-    uint64_t elem = CQ_USED + 4 + 8ULL * (pos % CQ_QSIZE);
+    uint32_t id, len;
 
-    ck_assert_uint_eq(cq_get32(elem), head);
-    ck_assert_uint_eq(cq_get32(elem + 4), 1);
-    return *cq_host(cq_ack[head], 1);
+    split_ring_used_elem(&cq_ring, pos, &id, &len);
+    ck_assert_uint_eq(id, head);
+    ck_assert_uint_eq(len, 1);
+    return guest_get8(&cq_ram, cq_ack[head]);
 }
 
 /* How many times the queue's call eventfd was signalled since the last look. */
@@ -777,26 +664,15 @@ static void cq_setup(void)
 {
     char e[128];
 
-    cq_fm.buf = calloc(1, CQ_MEM_SIZE);
-    ck_assert_ptr_nonnull(cq_fm.buf);
-    cq_fm.base = CQ_MEM_BASE;
-    cq_fm.size = CQ_MEM_SIZE;
-    cq_mem = (struct guest_mem_access){.ptr = cq_mem_ptr, .opaque = &cq_fm};
-    cq_platform = (struct virtio_platform){
-        .ioeventfd = stub_ioeventfd,
-        .irqfd = stub_irqfd,
-        .msi_route_alloc = stub_msi_route_alloc,
-        .msi_route_free = stub_msi_route_free,
-        .msi_route_set = stub_msi_route_set,
-        .signal_msi = stub_signal_msi,
-        .watch_fd = stub_watch_fd,
-        .mem_regions = stub_mem_regions,
-    };
+    guest_mem_init(&cq_ram, CQ_MEM_BASE, CQ_MEM_SIZE);
+    fake_platform_init(&cq_platform);
+    cq_platform.forbid = FAKE_ALL_CALLS;
+    cq_platform.who = "control queue processing";
     ck_assert_int_eq(
         virtio_net_parse_options("vhost-user,socket=/x,queues=2", &cq_opts, e, sizeof(e)), 0);
     ck_assert_int_eq(event_loop_init(&cq_loop), 0);
     config_irqs = 0;
-    virtio_net_setup(&cq_net, "net0", &cq_opts, &cq_platform, &cq_mem, &cq_loop);
+    virtio_net_setup(&cq_net, "net0", &cq_opts, &cq_platform.ops, &cq_ram.access, &cq_loop);
     cq_net.vdev.transport_ops = &count_transport_ops;
     ck_assert_uint_eq(cq_net.vdev.num_queues, CQ_INDEX + 1);
     /* Every queue gets a call eventfd, so an interrupt on the wrong one shows. */
@@ -822,8 +698,8 @@ static void cq_teardown(void)
     }
     virtio_net_destroy(&cq_net);
     event_loop_destroy(&cq_loop);
-    free(cq_fm.buf);
-    cq_fm.buf = NULL;
+    fake_platform_destroy(&cq_platform);
+    guest_mem_destroy(&cq_ram);
 }
 
 static void cq_mac(uint8_t mac[6])
@@ -1034,12 +910,12 @@ START_TEST(ctrl_mac_table_set_trailing_byte_past_4096)
     ck_assert_uint_eq(n, 4096);
     /* Without the trailing byte the command is valid. */
     head = cq_chain(bytes, n, LAYOUT_JOINED);
-    cq_offer(head);
+    split_ring_offer(&cq_ring, head);
     ck_assert_uint_eq(cq_run(head), ACK_OK);
     bytes[n++] = 0;
     cq_next_desc = 0;
     head = cq_chain(bytes, n, LAYOUT_JOINED);
-    cq_offer(head);
+    split_ring_offer(&cq_ring, head);
     ck_assert_msg(cq_run(head) == ACK_ERR,
                   "a 4097-byte MAC_TABLE_SET with a trailing byte was accepted (truncated to "
                   "4096 bytes before validation)");
@@ -1182,12 +1058,12 @@ START_TEST(ctrl_a_flood_is_served_in_bounded_batches)
     const uint8_t cmd[3] = {CLASS_RX, RX_PROMISC, 1};
     int turns = 0;
 
-    memcpy(cq_host(FLOOD_CMD, sizeof(cmd)), cmd, sizeof(cmd));
-    cq_set_desc_at(FLOOD_DESC, 0, FLOOD_CMD, sizeof(cmd), VIRTQ_DESC_F_NEXT, 1);
-    cq_set_desc_at(FLOOD_DESC, 1, FLOOD_ACK, 1, VIRTQ_DESC_F_WRITE, 0);
+    memcpy(guest_mem_host(&cq_ram, FLOOD_CMD, sizeof(cmd)), cmd, sizeof(cmd));
+    split_desc_put(&cq_ram, FLOOD_DESC, 0, FLOOD_CMD, sizeof(cmd), VIRTQ_DESC_F_NEXT, 1);
+    split_desc_put(&cq_ram, FLOOD_DESC, 1, FLOOD_ACK, 1, VIRTQ_DESC_F_WRITE, 0);
     for (unsigned i = 0; i < FLOOD_SIZE; i++)
-        cq_put16(FLOOD_AVAIL + 4 + 2 * i, 0);
-    cq_put16(FLOOD_AVAIL + 2, 200);
+        guest_put16(&cq_ram, FLOOD_AVAIL + 4 + 2 * i, 0);
+    guest_put16(&cq_ram, FLOOD_AVAIL + 2, 200);
     cq_net.ctrl_vq = (struct virtq){.size = FLOOD_SIZE,
                                     .desc_gpa = FLOOD_DESC,
                                     .avail_gpa = FLOOD_AVAIL,
@@ -1204,7 +1080,7 @@ START_TEST(ctrl_a_flood_is_served_in_bounded_batches)
     ck_assert_int_eq(turns, 3); /* 64 + 64 + 64 + 8 */
     ck_assert(!cq_net.ctrl_pending);
     ck_assert_int_eq(event_loop_run_once(&cq_loop, 0), 0); /* nothing left behind */
-    ck_assert_uint_eq(cq_get16(FLOOD_USED + 2), 200);
+    ck_assert_uint_eq(guest_get16(&cq_ram, FLOOD_USED + 2), 200);
 }
 END_TEST
 
@@ -1214,7 +1090,7 @@ START_TEST(ctrl_command_shorter_than_header)
     uint16_t head;
 
     head = cq_chain(&one, 1, LAYOUT_SPLIT);
-    cq_offer(head);
+    split_ring_offer(&cq_ring, head);
     ck_assert_uint_eq(cq_run(head), ACK_ERR);
     ck_assert_uint_eq(cq_calls(), 1);
 }
@@ -1231,20 +1107,20 @@ START_TEST(ctrl_zero_length_readable_descriptors)
     uint16_t head;
 
     /* A command that is nothing but a zero-length readable descriptor. */
-    cq_set_desc_at(CQ_DESC, 0, CQ_BUFS, 0, VIRTQ_DESC_F_NEXT, 1);
-    cq_set_desc_at(CQ_DESC, 1, ack, 1, VIRTQ_DESC_F_WRITE, 0);
+    split_desc_put(&cq_ram, CQ_DESC, 0, CQ_BUFS, 0, VIRTQ_DESC_F_NEXT, 1);
+    split_desc_put(&cq_ram, CQ_DESC, 1, ack, 1, VIRTQ_DESC_F_WRITE, 0);
     cq_ack[0] = ack;
-    cq_offer(0);
+    split_ring_offer(&cq_ring, 0);
     ck_assert_uint_eq(cq_run(0), ACK_ERR);
     /* An empty descriptor between the header and the data. */
-    *cq_host(ack, 1) = ACK_UNWRITTEN;
-    cq_set_desc_at(CQ_DESC, 2, cq_buf(cmd, 2), 2, VIRTQ_DESC_F_NEXT, 3);
-    cq_set_desc_at(CQ_DESC, 3, CQ_BUFS, 0, VIRTQ_DESC_F_NEXT, 4);
-    cq_set_desc_at(CQ_DESC, 4, cq_buf(cmd + 2, 1), 1, VIRTQ_DESC_F_NEXT, 5);
-    cq_set_desc_at(CQ_DESC, 5, ack, 1, VIRTQ_DESC_F_WRITE, 0);
+    *guest_mem_host(&cq_ram, ack, 1) = ACK_UNWRITTEN;
+    split_desc_put(&cq_ram, CQ_DESC, 2, cq_buf(cmd, 2), 2, VIRTQ_DESC_F_NEXT, 3);
+    split_desc_put(&cq_ram, CQ_DESC, 3, CQ_BUFS, 0, VIRTQ_DESC_F_NEXT, 4);
+    split_desc_put(&cq_ram, CQ_DESC, 4, cq_buf(cmd + 2, 1), 1, VIRTQ_DESC_F_NEXT, 5);
+    split_desc_put(&cq_ram, CQ_DESC, 5, ack, 1, VIRTQ_DESC_F_WRITE, 0);
     head = 2;
     cq_ack[head] = ack;
-    cq_offer(head);
+    split_ring_offer(&cq_ring, head);
     ck_assert_uint_eq(cq_run(head), ACK_OK);
     ck_assert_uint_eq(cq_calls(), 2);
 }
@@ -1257,11 +1133,11 @@ START_TEST(ctrl_zero_length_writable_descriptor)
     const uint8_t unwritten = ACK_UNWRITTEN;
     uint64_t ack = cq_buf(&unwritten, 1);
 
-    cq_set_desc_at(CQ_DESC, 0, cq_buf(cmd, 3), 3, VIRTQ_DESC_F_NEXT, 1);
-    cq_set_desc_at(CQ_DESC, 1, CQ_BUFS, 0, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 2);
-    cq_set_desc_at(CQ_DESC, 2, ack, 1, VIRTQ_DESC_F_WRITE, 0);
+    split_desc_put(&cq_ram, CQ_DESC, 0, cq_buf(cmd, 3), 3, VIRTQ_DESC_F_NEXT, 1);
+    split_desc_put(&cq_ram, CQ_DESC, 1, CQ_BUFS, 0, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 2);
+    split_desc_put(&cq_ram, CQ_DESC, 2, ack, 1, VIRTQ_DESC_F_WRITE, 0);
     cq_ack[0] = ack;
-    cq_offer(0);
+    split_ring_offer(&cq_ring, 0);
     ck_assert_uint_eq(cq_run(0), ACK_OK);
     ck_assert_uint_eq(cq_calls(), 1);
 }
@@ -1273,12 +1149,12 @@ START_TEST(ctrl_command_without_ack_buffer)
     const uint8_t cmd[3] = {CLASS_RX, RX_PROMISC, 1};
     uint64_t gpa = cq_buf(cmd, 3);
 
-    cq_set_desc_at(CQ_DESC, 0, gpa, 3, 0, 0);
-    cq_offer(0);
+    split_desc_put(&cq_ram, CQ_DESC, 0, gpa, 3, 0, 0);
+    split_ring_offer(&cq_ring, 0);
     virtio_net_ctrl_process(&cq_net);
     ck_assert_uint_eq(cq_used_idx(), 1);
-    ck_assert_uint_eq(cq_get32(CQ_USED + 4), 0);
-    ck_assert_uint_eq(cq_get32(CQ_USED + 8), 0);
+    ck_assert_uint_eq(guest_get32(&cq_ram, CQ_USED + 4), 0);
+    ck_assert_uint_eq(guest_get32(&cq_ram, CQ_USED + 8), 0);
     ck_assert_uint_eq(cq_calls(), 1);
 }
 END_TEST
@@ -1317,8 +1193,8 @@ START_TEST(ctrl_across_the_index_wrap)
     /* Both sides far along: the avail and used indexes wrap past 0xffff. */
     cq_net.ctrl_vq.last_avail = 0xffff;
     cq_net.ctrl_vq.used_idx = 0xffff;
-    cq_put16(CQ_AVAIL + 2, 0xffff);
-    cq_put16(CQ_USED + 2, 0xffff);
+    guest_put16(&cq_ram, CQ_AVAIL + 2, 0xffff);
+    guest_put16(&cq_ram, CQ_USED + 2, 0xffff);
     h1 = cq_queue(CLASS_RX, RX_PROMISC, &on, 1, LAYOUT_SPLIT);
     h2 = cq_queue(CLASS_RX, 6, &on, 1, LAYOUT_SPLIT);
     virtio_net_ctrl_process(&cq_net);
@@ -1334,13 +1210,13 @@ START_TEST(ctrl_no_interrupt_flag)
     const uint8_t on = 1;
     uint16_t head;
 
-    cq_put16(CQ_AVAIL, VIRTQ_AVAIL_F_NO_INTERRUPT);
+    guest_put16(&cq_ram, CQ_AVAIL, VIRTQ_AVAIL_F_NO_INTERRUPT);
     head = cq_queue(CLASS_RX, RX_PROMISC, &on, 1, LAYOUT_SPLIT);
     ck_assert_uint_eq(cq_run(head), ACK_OK);
     ck_assert_uint_eq(cq_calls(), 0);
     /* used_event means nothing without EVENT_IDX. */
-    cq_put16(CQ_AVAIL, 0);
-    cq_put16(CQ_USED_EVENT, 0x1234);
+    guest_put16(&cq_ram, CQ_AVAIL, 0);
+    guest_put16(&cq_ram, CQ_USED_EVENT, 0x1234);
     head = cq_queue(CLASS_RX, RX_PROMISC, &on, 1, LAYOUT_SPLIT);
     ck_assert_uint_eq(cq_run(head), ACK_OK);
     ck_assert_uint_eq(cq_calls(), 1);
@@ -1355,33 +1231,33 @@ START_TEST(ctrl_event_idx)
     cq_start(CQ_FEATURES | BIT(VIRTIO_F_RING_EVENT_IDX));
     ck_assert(cq_net.ctrl_vq.event_idx);
     /* used_event 0: the first used entry crosses it. The flag is ignored. */
-    cq_put16(CQ_AVAIL, VIRTQ_AVAIL_F_NO_INTERRUPT);
-    cq_put16(CQ_USED_EVENT, 0);
+    guest_put16(&cq_ram, CQ_AVAIL, VIRTQ_AVAIL_F_NO_INTERRUPT);
+    guest_put16(&cq_ram, CQ_USED_EVENT, 0);
     head = cq_queue(CLASS_RX, RX_PROMISC, &on, 1, LAYOUT_SPLIT);
     ck_assert_uint_eq(cq_run(head), ACK_OK);
     ck_assert_uint_eq(cq_calls(), 1);
-    ck_assert_uint_eq(cq_get16(CQ_AVAIL_EVENT), 1); /* the device read up to 1 */
+    ck_assert_uint_eq(guest_get16(&cq_ram, CQ_AVAIL_EVENT), 1); /* the device read up to 1 */
     /* Still 0: the second entry does not cross it. */
     head = cq_queue(CLASS_RX, RX_PROMISC, &on, 1, LAYOUT_SPLIT);
     ck_assert_uint_eq(cq_run(head), ACK_OK);
     ck_assert_uint_eq(cq_calls(), 0);
-    ck_assert_uint_eq(cq_get16(CQ_AVAIL_EVENT), 2);
+    ck_assert_uint_eq(guest_get16(&cq_ram, CQ_AVAIL_EVENT), 2);
     /* The guest asks again at 2: the third one does. */
-    cq_put16(CQ_USED_EVENT, 2);
+    guest_put16(&cq_ram, CQ_USED_EVENT, 2);
     head = cq_queue(CLASS_RX, RX_PROMISC, &on, 1, LAYOUT_SPLIT);
     ck_assert_uint_eq(cq_run(head), ACK_OK);
     ck_assert_uint_eq(cq_calls(), 1);
     /* Two at once, used_event far ahead: none. */
-    cq_put16(CQ_USED_EVENT, 100);
+    guest_put16(&cq_ram, CQ_USED_EVENT, 100);
     cq_next_desc = 0;
     cq_queue(CLASS_RX, RX_PROMISC, &on, 1, LAYOUT_SPLIT);
     cq_queue(CLASS_RX, RX_PROMISC, &on, 1, LAYOUT_SPLIT);
     virtio_net_ctrl_process(&cq_net);
     ck_assert_uint_eq(cq_used_idx(), 5);
     ck_assert_uint_eq(cq_calls(), 0);
-    ck_assert_uint_eq(cq_get16(CQ_AVAIL_EVENT), 5);
+    ck_assert_uint_eq(guest_get16(&cq_ram, CQ_AVAIL_EVENT), 5);
     /* Two at once with used_event at the first of them (3 -> 5 crosses 3): one. */
-    cq_put16(CQ_USED_EVENT, 5);
+    guest_put16(&cq_ram, CQ_USED_EVENT, 5);
     cq_next_desc = 0;
     cq_queue(CLASS_RX, RX_PROMISC, &on, 1, LAYOUT_SPLIT);
     cq_queue(CLASS_RX, RX_PROMISC, &on, 1, LAYOUT_SPLIT);
@@ -1399,14 +1275,14 @@ START_TEST(ctrl_malformed_chain_stops_processing)
     uint16_t head = cq_queue(CLASS_RX, RX_PROMISC, &on, 1, LAYOUT_SPLIT);
     uint16_t after;
 
-    cq_offer(CQ_QSIZE);                                           /* head == size */
+    split_ring_offer(&cq_ring, CQ_QSIZE);                         /* head == size */
     after = cq_queue(CLASS_RX, RX_PROMISC, &on, 1, LAYOUT_SPLIT); /* never reached */
     virtio_net_ctrl_process(&cq_net);
     ck_assert_uint_eq(cq_used_idx(), 1);
     ck_assert_uint_eq(cq_net.ctrl_vq.used_idx, 1);
     ck_assert_uint_eq(cq_net.ctrl_vq.last_avail, 1);
     ck_assert_uint_eq(cq_used_ack(0, head), ACK_OK);
-    ck_assert_uint_eq(*cq_host(cq_ack[after], 1), ACK_UNWRITTEN);
+    ck_assert_uint_eq(*guest_mem_host(&cq_ram, cq_ack[after], 1), ACK_UNWRITTEN);
     ck_assert_uint_eq(cq_calls(), 1);
     /* Another kick changes nothing. */
     virtio_net_ctrl_process(&cq_net);
@@ -1420,25 +1296,25 @@ START_TEST(ctrl_malformed_chain_alone)
 {
     static const uint8_t zero[8 * CQ_QSIZE];
 
-    cq_offer(0xffff);
+    split_ring_offer(&cq_ring, 0xffff);
     virtio_net_ctrl_process(&cq_net);
     ck_assert_uint_eq(cq_used_idx(), 0);
     ck_assert_uint_eq(cq_net.ctrl_vq.used_idx, 0);
     ck_assert_uint_eq(cq_net.ctrl_vq.last_avail, 0);
-    ck_assert_mem_eq(cq_host(CQ_USED + 4, sizeof(zero)), zero, sizeof(zero));
+    ck_assert_mem_eq(guest_mem_host(&cq_ram, CQ_USED + 4, sizeof(zero)), zero, sizeof(zero));
     ck_assert_uint_eq(cq_calls(), 0);
     /* A descriptor loop and a buffer outside RAM: the same. */
-    cq_put16(CQ_AVAIL + 4, 0);
-    cq_set_desc_at(CQ_DESC, 0, CQ_BUFS, 2, VIRTQ_DESC_F_NEXT, 0);
+    guest_put16(&cq_ram, CQ_AVAIL + 4, 0);
+    split_desc_put(&cq_ram, CQ_DESC, 0, CQ_BUFS, 2, VIRTQ_DESC_F_NEXT, 0);
     virtio_net_ctrl_process(&cq_net);
-    cq_set_desc_at(CQ_DESC, 0, CQ_MEM_BASE + CQ_MEM_SIZE - 1, 2, 0, 0);
+    split_desc_put(&cq_ram, CQ_DESC, 0, CQ_MEM_BASE + CQ_MEM_SIZE - 1, 2, 0, 0);
     virtio_net_ctrl_process(&cq_net);
     /* An avail index more than a ring ahead. */
-    cq_put16(CQ_AVAIL + 2, CQ_QSIZE + 1);
+    guest_put16(&cq_ram, CQ_AVAIL + 2, CQ_QSIZE + 1);
     virtio_net_ctrl_process(&cq_net);
     ck_assert_uint_eq(cq_used_idx(), 0);
     ck_assert_uint_eq(cq_net.ctrl_vq.last_avail, 0);
-    ck_assert_mem_eq(cq_host(CQ_USED + 4, sizeof(zero)), zero, sizeof(zero));
+    ck_assert_mem_eq(guest_mem_host(&cq_ram, CQ_USED + 4, sizeof(zero)), zero, sizeof(zero));
     ck_assert_uint_eq(cq_calls(), 0);
 }
 END_TEST
@@ -1461,7 +1337,6 @@ END_TEST
 #define LC_CTRL (2 * LC_PAIRS)
 
 static struct virtio_net lc_net;
-static struct virtio_platform lc_platform;
 static int lc_backend = -1;
 static struct event_loop lc_loop;
 
@@ -1470,27 +1345,20 @@ static bool lc_ctrl_watched(void)
     return event_loop_watching(&lc_loop, lc_net.vdev.queues[LC_CTRL].kick_fd);
 }
 
-static int lc_mem_regions(void *opaque, struct vhost_user_mem_region *regions, int max)
-{
-    (void)opaque, (void)regions, (void)max;
-    return 0;
-}
-
 static void lc_setup(void)
 {
     char e[128];
     int sv[2];
 
-    cq_fm.buf = calloc(1, CQ_MEM_SIZE);
-    ck_assert_ptr_nonnull(cq_fm.buf);
-    cq_fm.base = CQ_MEM_BASE;
-    cq_fm.size = CQ_MEM_SIZE;
-    cq_mem = (struct guest_mem_access){.ptr = cq_mem_ptr, .opaque = &cq_fm};
-    lc_platform = (struct virtio_platform){.mem_regions = lc_mem_regions};
+    guest_mem_init(&cq_ram, CQ_MEM_BASE, CQ_MEM_SIZE);
+    /* The model alone: no KVM call; no memory region to give either. */
+    fake_platform_init(&cq_platform);
+    cq_platform.forbid = FAKE_KVM_CALLS | FAKE_WATCH_FD;
+    cq_platform.who = "virtio-net";
     ck_assert_int_eq(event_loop_init(&lc_loop), 0);
     ck_assert_int_eq(
         virtio_net_parse_options("vhost-user,socket=/x,queues=2", &cq_opts, e, sizeof(e)), 0);
-    virtio_net_setup(&lc_net, "net0", &cq_opts, &lc_platform, &cq_mem, &lc_loop);
+    virtio_net_setup(&lc_net, "net0", &cq_opts, &cq_platform.ops, &cq_ram.access, &lc_loop);
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     vhost_user_conn_init(&lc_net.conn, sv[0]);
     lc_net.conn.features = BIT(VIRTIO_F_VERSION_1);
@@ -1514,8 +1382,8 @@ static void lc_teardown(void)
     virtio_net_destroy(&lc_net);
     event_loop_destroy(&lc_loop);
     close(lc_backend);
-    free(cq_fm.buf);
-    cq_fm.buf = NULL;
+    fake_platform_destroy(&cq_platform);
+    guest_mem_destroy(&cq_ram);
 }
 
 /* Queue q's rings in guest RAM, as a driver sets them up; enabled or not. */
@@ -1533,34 +1401,24 @@ static void lc_queue(unsigned q, bool enabled)
 
 static void lc_queue_vring_base_reply(uint32_t index)
 {
-    uint32_t m[5] = {VHOST_USER_GET_VRING_BASE, 0x5, 8, index, 0};
-
-    ck_assert_int_eq(send(lc_backend, m, sizeof(m), 0), (ssize_t)sizeof(m));
+    ck_assert_int_eq(vu_wire_reply_state(lc_backend, VHOST_USER_GET_VRING_BASE, index, 0), 0);
 }
 
 /* Reads what the front-end sent; returns how many GET_VRING_BASE, their rings in a mask. */
 static int lc_vring_base_requests(uint32_t *rings)
 {
-    static uint8_t buf[65536];
-    ssize_t n = 0, got;
-    int count = 0;
-
-    /* A read stops where fds were attached (kick, call): read until nothing is left. */
-    while ((got = recv(lc_backend, buf + n, sizeof(buf) - (size_t)n, MSG_DONTWAIT)) > 0)
-        n += got;
+    struct vu_wire_msg m;
+    int count = 0, ret;
 
     *rings = 0;
-    for (ssize_t off = 0; n > 0 && off + 12 <= n;) {
-        uint32_t hdr[3], index;
-
-        memcpy(hdr, buf + off, 12);
-        if (hdr[0] == VHOST_USER_GET_VRING_BASE) {
-            memcpy(&index, buf + off + 12, 4);
-            *rings |= 1u << index;
+    while ((ret = vu_wire_recv(lc_backend, &m, 0)) == 0) {
+        vu_wire_close_fds(&m);
+        if (m.request == VHOST_USER_GET_VRING_BASE) {
+            *rings |= 1u << vu_wire_u32(&m, 0);
             count++;
         }
-        off += 12 + hdr[2];
     }
+    ck_assert_int_eq(ret, -ETIMEDOUT);
     return count;
 }
 
@@ -1645,12 +1503,6 @@ END_TEST
 #define PF_RESET (1ULL << VHOST_USER_PROTOCOL_F_RESET_DEVICE)
 #define PF_SLOTS (1ULL << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS)
 
-struct be_msg {
-    uint32_t request, flags, size;
-    uint8_t payload[512];
-    int nfds;
-};
-
 static int mg_be = -1; /* the backend's end of the socket */
 static int mg_memfd = -1;
 /* Watched on the NIC's loop (cq_loop). */
@@ -1659,96 +1511,41 @@ static bool mg_watched(int fd)
     return event_loop_watching(&cq_loop, fd);
 }
 
-static int mg_mem_regions(void *opaque, struct vhost_user_mem_region *regions, int max)
+/* One message as the backend reads it, its fds closed (counted); false when none is
+ * waiting. */
+static bool be_recv(struct vu_wire_msg *m)
 {
-    (void)opaque;
-    ck_assert_int_ge(max, 1);
-    regions[0] = (struct vhost_user_mem_region){.guest_phys_addr = CQ_MEM_BASE,
-                                                .memory_size = CQ_MEM_SIZE,
-                                                .userspace_addr = (uintptr_t)cq_fm.buf,
-                                                .fd = mg_memfd};
-    return 1;
-}
+    int ret = vu_wire_recv(mg_be, m, 0);
 
-/* One message as the backend reads it; false when none is waiting. */
-static bool be_recv(struct be_msg *m)
-{
-    union {
-        char b[CMSG_SPACE(sizeof(int) * 8)];
-        struct cmsghdr align;
-    } ctl;
-    uint8_t hdr[12];
-    struct iovec iov = {.iov_base = hdr, .iov_len = sizeof(hdr)};
-    struct msghdr mh = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof(ctl.b)};
-    ssize_t n = recvmsg(mg_be, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-
-    memset(m, 0, sizeof(*m));
-    if (n <= 0)
+    if (ret == -ETIMEDOUT)
         return false;
-    ck_assert_int_eq(n, sizeof(hdr));
-    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-        size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-
-        for (size_t i = 0; i < k; i++) {
-            int fd;
-
-            memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-            close(fd);
-            m->nfds++;
-        }
-    }
-    memcpy(&m->request, hdr, 4);
-    memcpy(&m->flags, hdr + 4, 4);
-    memcpy(&m->size, hdr + 8, 4);
-    ck_assert_uint_le(m->size, sizeof(m->payload));
-    if (m->size)
-        ck_assert_int_eq(recv(mg_be, m->payload, m->size, MSG_DONTWAIT), (ssize_t)m->size);
+    ck_assert_int_eq(ret, 0);
+    vu_wire_close_fds(m);
     return true;
-}
-
-static uint32_t msg_u32(const struct be_msg *m, unsigned off)
-{
-    uint32_t v;
-
-    memcpy(&v, m->payload + off, 4);
-    return v;
 }
 
 static void be_reply_base(unsigned index, unsigned base)
 {
-    uint8_t msg[20];
-    uint32_t hdr[3] = {VHOST_USER_GET_VRING_BASE, 0x5 /* version 1, reply */, 8};
-    uint32_t state[2] = {index, base};
-
-    memcpy(msg, hdr, 12);
-    memcpy(msg + 12, state, 8);
-    ck_assert_int_eq(write(mg_be, msg, sizeof(msg)), (ssize_t)sizeof(msg));
+    ck_assert_int_eq(vu_wire_reply_state(mg_be, VHOST_USER_GET_VRING_BASE, index, base), 0);
 }
 
 /* Without REPLY_ACK, vmm follows each SET_VRING_ENABLE with GET_FEATURES and waits for its
  * reply (QEMU's enforce_reply): the answers to the n enables to come, queued beforehand. */
 static void be_reply_barriers(int n)
 {
-    uint32_t hdr[3] = {VHOST_USER_GET_FEATURES, 0x5 /* version 1, reply */, 8};
-    uint64_t features = MG_BACKEND;
-    uint8_t msg[20];
-
-    memcpy(msg, hdr, 12);
-    memcpy(msg + 12, &features, 8);
     for (int i = 0; i < n; i++)
-        ck_assert_int_eq(write(mg_be, msg, sizeof(msg)), (ssize_t)sizeof(msg));
+        ck_assert_int_eq(vu_wire_reply_u64(mg_be, VHOST_USER_GET_FEATURES, MG_BACKEND), 0);
 }
 
 /* What vmm sent since the last look. */
 struct be_log {
-    struct be_msg m[64];
+    struct vu_wire_msg m[64];
     int n;
 };
 
 static void be_collect(struct be_log *log)
 {
-    static struct be_msg extra;
+    static struct vu_wire_msg extra;
 
     log->n = 0;
     while (log->n < 64 && be_recv(&log->m[log->n]))
@@ -1769,8 +1566,8 @@ static int be_count(const struct be_log *log, uint32_t request)
 static int be_base(const struct be_log *log, unsigned q)
 {
     for (int i = 0; i < log->n; i++)
-        if (log->m[i].request == VHOST_USER_SET_VRING_BASE && msg_u32(&log->m[i], 0) == q)
-            return (int)msg_u32(&log->m[i], 4);
+        if (log->m[i].request == VHOST_USER_SET_VRING_BASE && vu_wire_u32(&log->m[i], 0) == q)
+            return (int)vu_wire_u32(&log->m[i], 4);
     return -1;
 }
 
@@ -1793,7 +1590,8 @@ static void expect_rings_started(const struct be_log *log, const uint16_t *bases
     ck_assert_int_eq(be_count(log, VHOST_USER_SET_VRING_ENABLE), MG_RINGS);
     for (int i = 0; i < log->n; i++)
         if (log->m[i].request == VHOST_USER_SET_VRING_ENABLE)
-            ck_assert_uint_eq(msg_u32(&log->m[i], 4), msg_u32(&log->m[i], 0) < 2 * active_pairs);
+            ck_assert_uint_eq(vu_wire_u32(&log->m[i], 4),
+                              vu_wire_u32(&log->m[i], 0) < 2 * active_pairs);
     ck_assert_int_eq(be_count(log, VHOST_USER_GET_VRING_BASE), 0);
 }
 
@@ -1830,8 +1628,10 @@ static void mg_setup(void)
     struct be_log log;
 
     cq_setup();
-    cq_platform.mem_regions = mg_mem_regions;
     mg_memfd = eventfd(0, EFD_CLOEXEC); /* any fd: the fake backend only counts it */
+    cq_ram.fd = mg_memfd;
+    cq_platform.forbid &= ~FAKE_MEM_REGIONS;
+    cq_platform.mem = &cq_ram;
     for (unsigned q = 0; q < MG_RINGS; q++) {
         struct virtio_queue *vq = &cq_net.vdev.queues[q];
 
@@ -1869,7 +1669,7 @@ static void mg_teardown(void)
 
 static void mg_set_used_idx(unsigned q, uint16_t idx)
 {
-    cq_put16(cq_net.vdev.queues[q].used + 2, idx);
+    guest_put16(&cq_ram, cq_net.vdev.queues[q].used + 2, idx);
 }
 
 static void mg_stop_at(const uint16_t *bases)
@@ -1901,7 +1701,7 @@ static void mg_new_destination(const char *net_arg, uint64_t protocol_features)
         cq_net.vdev.queues[q].call_fd = cq_net.vdev.queues[q].kick_fd = -1;
     virtio_net_destroy(&cq_net);
     ck_assert_int_eq(virtio_net_parse_options(net_arg, &cq_opts, e, sizeof(e)), 0);
-    virtio_net_setup(&cq_net, "net0", &cq_opts, &cq_platform, &cq_mem, &cq_loop);
+    virtio_net_setup(&cq_net, "net0", &cq_opts, &cq_platform.ops, &cq_ram.access, &cq_loop);
     cq_net.vdev.transport_ops = &count_transport_ops;
     memcpy(cq_net.vdev.queues, queues, sizeof(queues));
     mg_connect(protocol_features);
@@ -1948,7 +1748,7 @@ START_TEST(mig_stop_reads_each_ring_base_once)
     ck_assert_int_eq(log.n, MG_RINGS);
     for (unsigned q = 0; q < MG_RINGS; q++) {
         ck_assert_uint_eq(log.m[q].request, VHOST_USER_GET_VRING_BASE);
-        ck_assert_uint_eq(msg_u32(&log.m[q], 0), q);
+        ck_assert_uint_eq(vu_wire_u32(&log.m[q], 0), q);
         ck_assert_uint_eq(cq_net.ring_base[q], bases[q]);
     }
     ck_assert_int_eq(cq_net.phase, NET_STOPPED); /* logically started */
@@ -2033,8 +1833,8 @@ static int be_enable(const struct be_log *log, unsigned q)
     int v = -1;
 
     for (int i = 0; i < log->n; i++)
-        if (log->m[i].request == VHOST_USER_SET_VRING_ENABLE && msg_u32(&log->m[i], 0) == q)
-            v = (int)msg_u32(&log->m[i], 4);
+        if (log->m[i].request == VHOST_USER_SET_VRING_ENABLE && vu_wire_u32(&log->m[i], 0) == q)
+            v = (int)vu_wire_u32(&log->m[i], 4);
     return v;
 }
 

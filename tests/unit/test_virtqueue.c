@@ -5,6 +5,7 @@
  * spec's example code does, wrap counters and all. */
 #include "../../devices/virtqueue.h"
 
+#include "../support/guest_mem.h"
 #include "check_main.h"
 
 #include <check.h>
@@ -21,99 +22,30 @@
 #define TABLE (MEM_BASE + 0x3000) /* indirect tables */
 #define DATA (MEM_BASE + 0x8000)  /* buffers */
 
-struct fake_mem {
-    uint8_t *buf;
-    uint64_t base, size;
-};
-
-static struct fake_mem fm;
-static struct guest_mem_access mem;
+static struct guest_mem ram; /* tests/support: bounds-checked like the real memory map */
+static const struct split_ring ring = {&ram, DESC, AVAIL, USED, QSIZE};
 static struct virtq q;
-
-/* Bounds-checked like the real memory map: NULL unless [gpa, gpa+len) is RAM. */
-static void *mem_ptr(void *opaque, uint64_t gpa, uint64_t len)
-{
-    struct fake_mem *m = opaque;
-
-    if (gpa < m->base || len > m->size || gpa - m->base > m->size - len)
-        return NULL;
-    return m->buf + (gpa - m->base);
-}
 
 static uint8_t *host(uint64_t gpa)
 {
-    ck_assert_uint_ge(gpa, MEM_BASE);
-    ck_assert_uint_lt(gpa, MEM_BASE + MEM_SIZE);
-    return fm.buf + (gpa - MEM_BASE);
-}
-
-static void put16(uint64_t gpa, uint16_t v)
-{
-    memcpy(host(gpa), &v, 2);
-}
-
-static uint16_t get16(uint64_t gpa)
-{
-    uint16_t v;
-
-    memcpy(&v, host(gpa), 2);
-    return v;
-}
-
-static uint32_t get32(uint64_t gpa)
-{
-    uint32_t v;
-
-    memcpy(&v, host(gpa), 4);
-    return v;
-}
-
-/* A descriptor in the table at table_gpa. */
-static void set_desc_at(uint64_t table_gpa, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
-                        uint16_t next)
-{
-    uint8_t *d = host(table_gpa + 16ULL * i);
-
-    memcpy(d, &addr, 8);
-    memcpy(d + 8, &len, 4);
-    memcpy(d + 12, &flags, 2);
-    memcpy(d + 14, &next, 2);
+    return guest_mem_host(&ram, gpa, 1);
 }
 
 static void set_desc(unsigned i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
 {
-    set_desc_at(DESC, i, addr, len, flags, next);
-}
-
-static uint16_t avail_idx(void)
-{
-    return get16(AVAIL + 2);
-}
-
-/* The guest offers the chain starting at head. */
-static void offer(uint16_t head)
-{
-    uint16_t idx = avail_idx();
-
-    put16(AVAIL + 4 + 2 * (idx % QSIZE), head);
-    put16(AVAIL + 2, (uint16_t)(idx + 1));
+    split_desc_put(&ram, DESC, i, addr, len, flags, next);
 }
 
 static void setup(void)
 {
-    fm.buf = calloc(1, MEM_SIZE);
-    ck_assert_ptr_nonnull(fm.buf);
-    fm.base = MEM_BASE;
-    fm.size = MEM_SIZE;
-    mem = (struct guest_mem_access){.ptr = mem_ptr, .opaque = &fm};
+    guest_mem_init(&ram, MEM_BASE, MEM_SIZE);
     q = (struct virtq){
-        .size = QSIZE, .desc_gpa = DESC, .avail_gpa = AVAIL, .used_gpa = USED, .mem = &mem};
+        .size = QSIZE, .desc_gpa = DESC, .avail_gpa = AVAIL, .used_gpa = USED, .mem = &ram.access};
 }
 
 static void teardown(void)
 {
-    free(fm.buf);
-    fm.buf = NULL;
+    guest_mem_destroy(&ram);
 }
 
 /* ---- virtq_check_layout ---- */
@@ -203,7 +135,7 @@ START_TEST(pop_single_descriptor)
     struct virtq_chain c;
 
     set_desc(0, DATA, 10, 0, 0);
-    offer(0);
+    split_ring_offer(&ring, 0);
     ck_assert_int_eq(virtq_pop(&q, &c), 1);
     ck_assert_uint_eq(c.head, 0);
     ck_assert_uint_eq(c.count, 1);
@@ -222,7 +154,7 @@ START_TEST(pop_chain_with_next)
     set_desc(2, DATA, 2, VIRTQ_DESC_F_NEXT, 5);
     set_desc(5, DATA + 0x100, 40, VIRTQ_DESC_F_NEXT, 1);
     set_desc(1, DATA + 0x200, 1, VIRTQ_DESC_F_WRITE, 7); /* next ignored without NEXT */
-    offer(2);
+    split_ring_offer(&ring, 2);
     ck_assert_int_eq(virtq_pop(&q, &c), 1);
     ck_assert_uint_eq(c.head, 2);
     ck_assert_uint_eq(c.count, 3);
@@ -243,10 +175,10 @@ START_TEST(pop_indirect_table)
     struct virtq_chain c;
 
     set_desc(3, TABLE, 3 * 16, VIRTQ_DESC_F_INDIRECT, 0);
-    set_desc_at(TABLE, 0, DATA, 2, VIRTQ_DESC_F_NEXT, 2);
-    set_desc_at(TABLE, 2, DATA + 0x10, 6, VIRTQ_DESC_F_NEXT, 1);
-    set_desc_at(TABLE, 1, DATA + 0x20, 1, VIRTQ_DESC_F_WRITE, 0);
-    offer(3);
+    split_desc_put(&ram, TABLE, 0, DATA, 2, VIRTQ_DESC_F_NEXT, 2);
+    split_desc_put(&ram, TABLE, 2, DATA + 0x10, 6, VIRTQ_DESC_F_NEXT, 1);
+    split_desc_put(&ram, TABLE, 1, DATA + 0x20, 1, VIRTQ_DESC_F_WRITE, 0);
+    split_ring_offer(&ring, 3);
     ck_assert_int_eq(virtq_pop(&q, &c), 1);
     ck_assert_uint_eq(c.head, 3);
     ck_assert_uint_eq(c.count, 3);
@@ -266,11 +198,11 @@ START_TEST(pop_indirect_table_of_chain_max)
     struct virtq_chain c;
 
     for (unsigned i = 0; i < VIRTQ_CHAIN_MAX; i++)
-        set_desc_at(TABLE, i, DATA + i, 1,
-                    i + 1 < VIRTQ_CHAIN_MAX ? VIRTQ_DESC_F_NEXT : VIRTQ_DESC_F_WRITE,
-                    (uint16_t)(i + 1));
+        split_desc_put(&ram, TABLE, i, DATA + i, 1,
+                       i + 1 < VIRTQ_CHAIN_MAX ? VIRTQ_DESC_F_NEXT : VIRTQ_DESC_F_WRITE,
+                       (uint16_t)(i + 1));
     set_desc(0, TABLE, 16 * VIRTQ_CHAIN_MAX, VIRTQ_DESC_F_INDIRECT, 0);
-    offer(0);
+    split_ring_offer(&ring, 0);
     ck_assert_int_eq(virtq_pop(&q, &c), 1);
     ck_assert_uint_eq(c.count, VIRTQ_CHAIN_MAX);
     ck_assert_ptr_eq(c.bufs[VIRTQ_CHAIN_MAX - 1].addr, host(DATA + VIRTQ_CHAIN_MAX - 1));
@@ -283,7 +215,7 @@ START_TEST(pop_zero_length_buffer_is_not_dereferenced)
 
     set_desc(0, 0xdead0000ULL, 0, VIRTQ_DESC_F_NEXT, 1); /* address outside RAM, length 0 */
     set_desc(1, DATA, 4, VIRTQ_DESC_F_WRITE, 0);
-    offer(0);
+    split_ring_offer(&ring, 0);
     ck_assert_int_eq(virtq_pop(&q, &c), 1);
     ck_assert_uint_eq(c.count, 2);
     ck_assert_uint_eq(c.bufs[0].len, 0);
@@ -298,11 +230,11 @@ START_TEST(pop_takes_entries_in_order_across_the_index_wrap)
     for (unsigned i = 0; i < QSIZE; i++)
         set_desc(i, DATA + 16 * i, 16, 0, 0);
     q.last_avail = 0xfffe;
-    put16(AVAIL + 2, 0xfffe);
-    offer(4); /* slot 6 */
-    offer(1); /* slot 7 */
-    offer(6); /* slot 0, idx wraps to 1 */
-    ck_assert_uint_eq(avail_idx(), 1);
+    guest_put16(&ram, AVAIL + 2, 0xfffe);
+    split_ring_offer(&ring, 4); /* slot 6 */
+    split_ring_offer(&ring, 1); /* slot 7 */
+    split_ring_offer(&ring, 6); /* slot 0, idx wraps to 1 */
+    ck_assert_uint_eq(split_ring_avail_idx(&ring), 1);
     ck_assert_int_eq(virtq_pop(&q, &c), 1);
     ck_assert_uint_eq(c.head, 4);
     ck_assert_int_eq(virtq_pop(&q, &c), 1);
@@ -321,7 +253,7 @@ START_TEST(pop_accepts_a_full_ring)
 
     for (unsigned i = 0; i < QSIZE; i++) {
         set_desc(i, DATA + 16 * i, 16, 0, 0);
-        offer((uint16_t)(QSIZE - 1 - i));
+        split_ring_offer(&ring, (uint16_t)(QSIZE - 1 - i));
     }
     for (unsigned i = 0; i < QSIZE; i++) {
         ck_assert_int_eq(virtq_pop(&q, &c), 1);
@@ -345,9 +277,9 @@ static void expect_einval(const char *what)
 START_TEST(pop_rejects_head_out_of_range)
 {
     set_desc(0, DATA, 4, 0, 0);
-    offer(QSIZE);
+    split_ring_offer(&ring, QSIZE);
     expect_einval("head == size");
-    put16(AVAIL + 4, 0xffff);
+    guest_put16(&ram, AVAIL + 4, 0xffff);
     expect_einval("head 0xffff");
 }
 END_TEST
@@ -355,7 +287,7 @@ END_TEST
 START_TEST(pop_rejects_next_out_of_range)
 {
     set_desc(0, DATA, 4, VIRTQ_DESC_F_NEXT, QSIZE);
-    offer(0);
+    split_ring_offer(&ring, 0);
     expect_einval("next == size");
 }
 END_TEST
@@ -364,7 +296,7 @@ START_TEST(pop_rejects_descriptor_loops)
 {
     set_desc(0, DATA, 4, VIRTQ_DESC_F_NEXT, 1);
     set_desc(1, DATA, 4, VIRTQ_DESC_F_NEXT, 0);
-    offer(0);
+    split_ring_offer(&ring, 0);
     expect_einval("0 -> 1 -> 0");
     set_desc(0, DATA, 4, VIRTQ_DESC_F_NEXT, 0);
     expect_einval("0 -> 0");
@@ -374,7 +306,7 @@ END_TEST
 START_TEST(pop_rejects_buffers_outside_memory)
 {
     set_desc(0, MEM_BASE + MEM_SIZE - 4, 8, 0, 0);
-    offer(0);
+    split_ring_offer(&ring, 0);
     expect_einval("buffer straddles the end of RAM");
     set_desc(0, MEM_BASE - 1, 1, 0, 0);
     expect_einval("buffer below RAM");
@@ -395,20 +327,20 @@ END_TEST
 START_TEST(pop_rejects_indirect_inside_indirect)
 {
     set_desc(0, TABLE, 32, VIRTQ_DESC_F_INDIRECT, 0);
-    set_desc_at(TABLE, 0, DATA, 4, VIRTQ_DESC_F_NEXT, 1);
-    set_desc_at(TABLE, 1, TABLE + 0x100, 16, VIRTQ_DESC_F_INDIRECT, 0);
-    set_desc_at(TABLE + 0x100, 0, DATA, 4, 0, 0);
-    offer(0);
+    split_desc_put(&ram, TABLE, 0, DATA, 4, VIRTQ_DESC_F_NEXT, 1);
+    split_desc_put(&ram, TABLE, 1, TABLE + 0x100, 16, VIRTQ_DESC_F_INDIRECT, 0);
+    split_desc_put(&ram, TABLE + 0x100, 0, DATA, 4, 0, 0);
+    split_ring_offer(&ring, 0);
     expect_einval("nested indirect table");
 }
 END_TEST
 
 START_TEST(pop_rejects_bad_indirect_lengths)
 {
-    set_desc_at(TABLE, 0, DATA, 4, 0, 0);
-    set_desc_at(TABLE, 1, DATA, 4, 0, 0);
+    split_desc_put(&ram, TABLE, 0, DATA, 4, 0, 0);
+    split_desc_put(&ram, TABLE, 1, DATA, 4, 0, 0);
     set_desc(0, TABLE, 24, VIRTQ_DESC_F_INDIRECT, 0);
-    offer(0);
+    split_ring_offer(&ring, 0);
     expect_einval("indirect length 24");
     set_desc(0, TABLE, 0, VIRTQ_DESC_F_INDIRECT, 0);
     expect_einval("indirect length 0");
@@ -431,11 +363,11 @@ END_TEST
 START_TEST(pop_rejects_loops_and_overruns_inside_indirect)
 {
     set_desc(0, TABLE, 32, VIRTQ_DESC_F_INDIRECT, 0);
-    set_desc_at(TABLE, 0, DATA, 4, VIRTQ_DESC_F_NEXT, 1);
-    set_desc_at(TABLE, 1, DATA, 4, VIRTQ_DESC_F_NEXT, 0);
-    offer(0);
+    split_desc_put(&ram, TABLE, 0, DATA, 4, VIRTQ_DESC_F_NEXT, 1);
+    split_desc_put(&ram, TABLE, 1, DATA, 4, VIRTQ_DESC_F_NEXT, 0);
+    split_ring_offer(&ring, 0);
     expect_einval("loop in an indirect table");
-    set_desc_at(TABLE, 1, DATA, 4, VIRTQ_DESC_F_NEXT, 2);
+    split_desc_put(&ram, TABLE, 1, DATA, 4, VIRTQ_DESC_F_NEXT, 2);
     expect_einval("next past the indirect table");
 }
 END_TEST
@@ -443,10 +375,10 @@ END_TEST
 START_TEST(pop_rejects_chains_longer_than_chain_max)
 {
     for (unsigned i = 0; i <= VIRTQ_CHAIN_MAX; i++)
-        set_desc_at(TABLE, i, DATA + i, 1, i < VIRTQ_CHAIN_MAX ? VIRTQ_DESC_F_NEXT : 0,
-                    (uint16_t)(i + 1));
+        split_desc_put(&ram, TABLE, i, DATA + i, 1, i < VIRTQ_CHAIN_MAX ? VIRTQ_DESC_F_NEXT : 0,
+                       (uint16_t)(i + 1));
     set_desc(0, TABLE, 16 * (VIRTQ_CHAIN_MAX + 1), VIRTQ_DESC_F_INDIRECT, 0);
-    offer(0);
+    split_ring_offer(&ring, 0);
     expect_einval("65 buffers");
 }
 END_TEST
@@ -457,13 +389,13 @@ START_TEST(pop_rejects_avail_idx_too_far_ahead)
 
     for (unsigned i = 0; i < QSIZE; i++)
         set_desc(i, DATA, 4, 0, 0);
-    put16(AVAIL + 2, QSIZE + 1);
+    guest_put16(&ram, AVAIL + 2, QSIZE + 1);
     expect_einval("avail idx size+1 ahead");
-    put16(AVAIL + 2, 0x8000);
+    guest_put16(&ram, AVAIL + 2, 0x8000);
     expect_einval("avail idx 0x8000 ahead");
-    put16(AVAIL + 2, 0xffff); /* behind by one reads as 0xffff ahead */
+    guest_put16(&ram, AVAIL + 2, 0xffff); /* behind by one reads as 0xffff ahead */
     expect_einval("avail idx behind");
-    put16(AVAIL + 2, QSIZE);
+    guest_put16(&ram, AVAIL + 2, QSIZE);
     ck_assert_int_eq(virtq_pop(&q, &c), 1);
 }
 END_TEST
@@ -473,7 +405,7 @@ START_TEST(pop_rejects_rings_outside_memory)
     struct virtq_chain c;
 
     set_desc(0, DATA, 4, 0, 0);
-    offer(0);
+    split_ring_offer(&ring, 0);
     q.size = 0;
     ck_assert_int_eq(virtq_pop(&q, &c), -EINVAL);
     q.size = QSIZE;
@@ -492,15 +424,15 @@ END_TEST
 START_TEST(push_writes_used_elements_and_index)
 {
     ck_assert_int_eq(virtq_push(&q, 5, 77), 0);
-    ck_assert_uint_eq(get32(USED + 4), 5);
-    ck_assert_uint_eq(get32(USED + 8), 77);
-    ck_assert_uint_eq(get16(USED + 2), 1);
+    ck_assert_uint_eq(guest_get32(&ram, USED + 4), 5);
+    ck_assert_uint_eq(guest_get32(&ram, USED + 8), 77);
+    ck_assert_uint_eq(guest_get16(&ram, USED + 2), 1);
     ck_assert_uint_eq(q.used_idx, 1);
     ck_assert_int_eq(virtq_push(&q, 2, 0x12345678), 0);
-    ck_assert_uint_eq(get32(USED + 12), 2);
-    ck_assert_uint_eq(get32(USED + 16), 0x12345678);
-    ck_assert_uint_eq(get16(USED + 2), 2);
-    ck_assert_uint_eq(get16(USED + 0), 0); /* flags untouched */
+    ck_assert_uint_eq(guest_get32(&ram, USED + 12), 2);
+    ck_assert_uint_eq(guest_get32(&ram, USED + 16), 0x12345678);
+    ck_assert_uint_eq(guest_get16(&ram, USED + 2), 2);
+    ck_assert_uint_eq(guest_get16(&ram, USED + 0), 0); /* flags untouched */
 }
 END_TEST
 
@@ -508,12 +440,12 @@ START_TEST(push_wraps_the_ring_and_the_index)
 {
     q.used_idx = 0xffff; /* slot 7 */
     ck_assert_int_eq(virtq_push(&q, 3, 9), 0);
-    ck_assert_uint_eq(get32(USED + 4 + 8 * 7), 3);
-    ck_assert_uint_eq(get32(USED + 4 + 8 * 7 + 4), 9);
-    ck_assert_uint_eq(get16(USED + 2), 0);
+    ck_assert_uint_eq(guest_get32(&ram, USED + 4 + 8 * 7), 3);
+    ck_assert_uint_eq(guest_get32(&ram, USED + 4 + 8 * 7 + 4), 9);
+    ck_assert_uint_eq(guest_get16(&ram, USED + 2), 0);
     ck_assert_int_eq(virtq_push(&q, 4, 10), 0);
-    ck_assert_uint_eq(get32(USED + 4), 4);
-    ck_assert_uint_eq(get16(USED + 2), 1);
+    ck_assert_uint_eq(guest_get32(&ram, USED + 4), 4);
+    ck_assert_uint_eq(guest_get16(&ram, USED + 2), 1);
 }
 END_TEST
 
@@ -528,11 +460,11 @@ END_TEST
 START_TEST(interrupt_without_event_idx_follows_no_interrupt_flag)
 {
     q.used_idx = 1;
-    put16(AVAIL, 0);
+    guest_put16(&ram, AVAIL, 0);
     ck_assert(virtq_needs_interrupt(&q, 0));
-    put16(AVAIL, VIRTQ_AVAIL_F_NO_INTERRUPT);
+    guest_put16(&ram, AVAIL, VIRTQ_AVAIL_F_NO_INTERRUPT);
     ck_assert(!virtq_needs_interrupt(&q, 0));
-    put16(AVAIL + 4 + 2 * QSIZE, 0); /* used_event means nothing without EVENT_IDX */
+    guest_put16(&ram, AVAIL + 4 + 2 * QSIZE, 0); /* used_event means nothing without EVENT_IDX */
     ck_assert(!virtq_needs_interrupt(&q, 0));
 }
 END_TEST
@@ -542,23 +474,23 @@ START_TEST(interrupt_with_event_idx_follows_used_event)
     const uint64_t used_event = AVAIL + 4 + 2 * QSIZE;
 
     q.event_idx = true;
-    put16(AVAIL, VIRTQ_AVAIL_F_NO_INTERRUPT); /* ignored with EVENT_IDX */
+    guest_put16(&ram, AVAIL, VIRTQ_AVAIL_F_NO_INTERRUPT); /* ignored with EVENT_IDX */
     q.used_idx = 1;
-    put16(used_event, 0);
+    guest_put16(&ram, used_event, 0);
     ck_assert(virtq_needs_interrupt(&q, 0));
-    put16(used_event, 1);
+    guest_put16(&ram, used_event, 1);
     ck_assert(!virtq_needs_interrupt(&q, 0));
     q.used_idx = 3;
-    put16(used_event, 1);
+    guest_put16(&ram, used_event, 1);
     ck_assert(virtq_needs_interrupt(&q, 0)); /* stepped over 1 */
     ck_assert(!virtq_needs_interrupt(&q, 2));
-    put16(used_event, 2);
+    guest_put16(&ram, used_event, 2);
     ck_assert(virtq_needs_interrupt(&q, 2));
     /* Across the 16-bit wrap. */
     q.used_idx = 1;
-    put16(used_event, 0xffff);
+    guest_put16(&ram, used_event, 0xffff);
     ck_assert(virtq_needs_interrupt(&q, 0xfffe));
-    put16(used_event, 2);
+    guest_put16(&ram, used_event, 2);
     ck_assert(!virtq_needs_interrupt(&q, 0xfffe));
 }
 END_TEST
@@ -569,19 +501,19 @@ START_TEST(pop_publishes_avail_event_with_event_idx)
     struct virtq_chain c;
 
     q.event_idx = true;
-    put16(avail_event, 0xbeef);
+    guest_put16(&ram, avail_event, 0xbeef);
     set_desc(0, DATA, 4, 0, 0);
     set_desc(1, DATA, 4, 0, 0);
-    offer(0);
-    offer(1);
+    split_ring_offer(&ring, 0);
+    split_ring_offer(&ring, 1);
     ck_assert_int_eq(virtq_pop(&q, &c), 1);
-    ck_assert_uint_eq(get16(avail_event), 0); /* published before looking */
+    ck_assert_uint_eq(guest_get16(&ram, avail_event), 0); /* published before looking */
     ck_assert_int_eq(virtq_pop(&q, &c), 1);
-    ck_assert_uint_eq(get16(avail_event), 1);
+    ck_assert_uint_eq(guest_get16(&ram, avail_event), 1);
     ck_assert_int_eq(virtq_pop(&q, &c), 0);
     /* The empty pop that ends a run leaves the guest told how far vmm read. */
-    ck_assert_uint_eq(get16(avail_event), 2);
-    ck_assert_uint_eq(get16(avail_event), q.last_avail);
+    ck_assert_uint_eq(guest_get16(&ram, avail_event), 2);
+    ck_assert_uint_eq(guest_get16(&ram, avail_event), q.last_avail);
 }
 END_TEST
 
@@ -590,12 +522,12 @@ START_TEST(pop_leaves_avail_event_alone_without_event_idx)
     const uint64_t avail_event = USED + 4 + 8 * QSIZE;
     struct virtq_chain c;
 
-    put16(avail_event, 0xbeef);
+    guest_put16(&ram, avail_event, 0xbeef);
     set_desc(0, DATA, 4, 0, 0);
-    offer(0);
+    split_ring_offer(&ring, 0);
     ck_assert_int_eq(virtq_pop(&q, &c), 1);
     ck_assert_int_eq(virtq_pop(&q, &c), 0);
-    ck_assert_uint_eq(get16(avail_event), 0xbeef);
+    ck_assert_uint_eq(guest_get16(&ram, avail_event), 0xbeef);
 }
 END_TEST
 
@@ -612,7 +544,7 @@ static void mixed_chain(struct virtq_chain *c)
     set_desc(1, DATA + 0x200, 2, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 2);
     set_desc(2, DATA + 0x100, 4, VIRTQ_DESC_F_NEXT, 3);
     set_desc(3, DATA + 0x300, 8, VIRTQ_DESC_F_WRITE, 0);
-    offer(0);
+    split_ring_offer(&ring, 0);
     ck_assert_int_eq(virtq_pop(&q, c), 1);
     ck_assert_uint_eq(c->count, 4);
 }
@@ -659,11 +591,11 @@ START_TEST(chain_copies_with_no_buffers_of_a_direction)
     uint8_t out[4] = {0};
 
     set_desc(0, DATA, 4, VIRTQ_DESC_F_WRITE, 0);
-    offer(0);
+    split_ring_offer(&ring, 0);
     ck_assert_int_eq(virtq_pop(&q, &c), 1);
     ck_assert_uint_eq(virtq_chain_read(&c, out, sizeof(out)), 0);
     set_desc(1, DATA, 4, 0, 0);
-    offer(1);
+    split_ring_offer(&ring, 1);
     ck_assert_int_eq(virtq_pop(&q, &c), 1);
     ck_assert_uint_eq(virtq_chain_write(&c, "abcd", 4), 0);
     ck_assert_uint_eq(*host(DATA), 0);
@@ -709,17 +641,17 @@ static void pdesc_at(uint64_t table, unsigned i, uint64_t addr, uint32_t len, ui
 
 static uint16_t pflags(unsigned i)
 {
-    return get16(DESC + 16ULL * i + 14);
+    return guest_get16(&ram, DESC + 16ULL * i + 14);
 }
 
 static uint16_t pid(unsigned i)
 {
-    return get16(DESC + 16ULL * i + 12);
+    return guest_get16(&ram, DESC + 16ULL * i + 12);
 }
 
 static uint32_t plen(unsigned i)
 {
-    return get32(DESC + 16ULL * i + 8);
+    return guest_get32(&ram, DESC + 16ULL * i + 8);
 }
 
 struct elem {
@@ -744,14 +676,14 @@ static void offer_packed(const struct elem *e, unsigned n, uint16_t id)
         if (i == 0)
             first_flags = f;
         else
-            put16(DESC + 16ULL * drv.next_avail + 14, f);
+            guest_put16(&ram, DESC + 16ULL * drv.next_avail + 14, f);
         if (++drv.next_avail == QSIZE) {
             drv.next_avail = 0;
             drv.avail_wrap = !drv.avail_wrap;
         }
     }
     drv.sgs[id] = (uint16_t)n;
-    put16(DESC + 16ULL * first + 14, first_flags);
+    guest_put16(&ram, DESC + 16ULL * first + 14, first_flags);
 }
 
 /* The driver reads the next used entry: its ID, or -1 when none is used yet. */
@@ -774,8 +706,8 @@ static int take_used(uint32_t *len)
 
 static void set_driver_event(uint16_t off, bool wrap, uint16_t flags)
 {
-    put16(DRIVER_AREA, (uint16_t)(off | wrap << 15));
-    put16(DRIVER_AREA + 2, flags);
+    guest_put16(&ram, DRIVER_AREA, (uint16_t)(off | wrap << 15));
+    guest_put16(&ram, DRIVER_AREA + 2, flags);
 }
 
 START_TEST(packed_layout_takes_any_size_and_checks_each_part)
@@ -1094,12 +1026,12 @@ START_TEST(packed_pop_publishes_its_position_with_event_idx)
     struct virtq_chain c;
     struct elem e = {DATA, 1, 0};
 
-    put16(DEVICE_AREA, 0xbeef);
-    put16(DEVICE_AREA + 2, 0xbeef);
+    guest_put16(&ram, DEVICE_AREA, 0xbeef);
+    guest_put16(&ram, DEVICE_AREA + 2, 0xbeef);
     offer_packed(&e, 1, 0);
     ck_assert_int_eq(virtq_pop(&q, &c), 1);
-    ck_assert_uint_eq(get16(DEVICE_AREA), 0xbeef);
-    ck_assert_uint_eq(get16(DEVICE_AREA + 2), 0xbeef);
+    ck_assert_uint_eq(guest_get16(&ram, DEVICE_AREA), 0xbeef);
+    ck_assert_uint_eq(guest_get16(&ram, DEVICE_AREA + 2), 0xbeef);
     q.event_idx = true;
     for (unsigned i = 1; i < QSIZE; i++) {
         offer_packed(&e, 1, 0);
@@ -1107,14 +1039,14 @@ START_TEST(packed_pop_publishes_its_position_with_event_idx)
     }
     ck_assert_int_eq(virtq_pop(&q, &c), 0);
     /* Position 0 of the next lap: the wrap counter (bit 15) is now 0. */
-    ck_assert_uint_eq(get16(DEVICE_AREA), 0);
-    ck_assert_uint_eq(get16(DEVICE_AREA + 2), VIRTQ_EVENT_F_DESC);
+    ck_assert_uint_eq(guest_get16(&ram, DEVICE_AREA), 0);
+    ck_assert_uint_eq(guest_get16(&ram, DEVICE_AREA + 2), VIRTQ_EVENT_F_DESC);
     offer_packed(&e, 1, 0);
     offer_packed(&e, 1, 0);
     ck_assert_int_eq(virtq_pop(&q, &c), 1);
     ck_assert_int_eq(virtq_pop(&q, &c), 1);
     ck_assert_int_eq(virtq_pop(&q, &c), 0);
-    ck_assert_uint_eq(get16(DEVICE_AREA), 2);
+    ck_assert_uint_eq(guest_get16(&ram, DEVICE_AREA), 2);
 }
 END_TEST
 
@@ -1161,7 +1093,7 @@ START_TEST(packed_position_save_and_restore_round_trip)
                          .desc_gpa = DESC,
                          .avail_gpa = DRIVER_AREA,
                          .used_gpa = DEVICE_AREA,
-                         .mem = &mem};
+                         .mem = &ram.access};
     virtq_reset_position(&dst);
     virtq_position_decode(saved, &back);
     ck_assert_int_eq(virtq_set_position(&dst, &back), 0);
@@ -1196,12 +1128,12 @@ START_TEST(split_ring_position_and_push_chain)
     virtq_reset_position(&q);
     ck_assert(!q.avail_wrap && !q.used_wrap);
     set_desc(0, DATA, 4, VIRTQ_DESC_F_WRITE, 0);
-    offer(0);
+    split_ring_offer(&ring, 0);
     ck_assert_int_eq(virtq_pop(&q, &c), 1);
     ck_assert_uint_eq(c.ndescs, 1);
     ck_assert_int_eq(virtq_push_chain(&q, &c, 4), 0);
-    ck_assert_uint_eq(get16(USED + 2), 1);
-    ck_assert_uint_eq(get32(USED + 8), 4);
+    ck_assert_uint_eq(guest_get16(&ram, USED + 2), 1);
+    ck_assert_uint_eq(guest_get32(&ram, USED + 8), 4);
     q.last_avail = 0xfff0;
     q.used_idx = 0xffee;
     virtq_get_position(&q, &pos);
