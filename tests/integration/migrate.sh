@@ -18,7 +18,13 @@
 #   kill-dest   the destination is killed mid-migration: vmmctl reports the failure,
 #               the source keeps running and its guest keeps receiving;
 #   snapshot    vmmctl snapshot DIR, the source is shut down, a new vmm --restore DIR
-#               continues: the heartbeat goes on and the NIC passes traffic.
+#               continues: the heartbeat goes on and the NIC passes traffic;
+#   verify-packed [PAIRS]
+#               verify with packed rings of 1024 entries (--net ...,packed=on,
+#               queue-size=1024) and PAIRS queue pairs (default 1; as many vCPUs): the
+#               guest must have negotiated VIRTIO_F_RING_PACKED (bit 34 of its
+#               device/features), and the destination is started as QEMU's are, with the
+#               source's command line (--kernel, --initrd, --cmdline) plus --incoming.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/testpmd.sh"
@@ -29,7 +35,12 @@ run_in_rig_if_needed "$0" "$@"
 need_kvm
 . "$(dirname "$0")/guest.sh"
 
-mode=${1:?usage: migrate.sh verify|ignore-log|kill-dest|snapshot}
+mode=${1:?usage: migrate.sh verify|ignore-log|kill-dest|snapshot|verify-packed [PAIRS]}
+net_extra= pairs=1 packed=0
+if [ "$mode" = verify-packed ]; then
+    mode=verify packed=1 pairs=${2:-1} net_extra=,packed=on,queue-size=1024
+    [ "$pairs" = 1 ] || net_extra="$net_extra,queues=$pairs"
+fi
 VMMCTL=${VMMCTL_BIN:-$(dirname "$VMM_BIN")/vmmctl}
 [ -x "$VMMCTL" ] || fail "vmmctl not found at $VMMCTL"
 mem=${VMM_MIGRATE_MEMORY:-512M}
@@ -39,21 +50,22 @@ sock0=$dir/port0.sock sock1=$dir/port1.sock api0=$dir/src.api api1=$dir/dst.api
 src_log=$dir/src.log dst_log=$dir/dst.log mig_uri=unix:$dir/mig.sock
 n=/sys/class/net/eth0
 # shellcheck disable=SC2016 # $(...) runs in the guest
-guest='ip link set eth0 up; vmm-memtest 64 & while :; do echo RX=$(cat '$n'/statistics/rx_packets); sleep 1; done'
+guest='ip link set eth0 up; echo FEATURES=$(cat '$n'/device/features); vmm-memtest 64 & while :; do echo RX=$(cat '$n'/statistics/rx_packets); sleep 1; done'
 
 # One testpmd, two vhost-user ports, both transmitting into their guest. Multi-flow:
 # each packet differs (its source address), so a receive buffer the backend rewrites
 # changes content; with one fixed packet a rewrite leaves the page as it was, and a
 # page only the backend wrote could not show up in --verify.
 start_testpmd_two_ports() {
-    local prefix=vmm-migrate-$$
+    local prefix=vmm-migrate-$$ qargs=()
+    [ "$pairs" = 1 ] || qargs=(--rxq="$pairs" --txq="$pairs")
     TESTPMD_LOG=$dir/testpmd.log
     at_exit "rm -rf '/var/run/dpdk/$prefix'"
     start_bg "$(dirname "$0")/testpmd-lean" "$TESTPMD_BIN" --no-huge -m 512 --no-pci -l 0-1 \
-        --file-prefix="$prefix" --vdev "net_vhost0,iface=$sock0,queues=1" \
-        --vdev "net_vhost1,iface=$sock1,queues=1" -- --total-num-mbufs=16384 \
+        --file-prefix="$prefix" --vdev "net_vhost0,iface=$sock0,queues=$pairs" \
+        --vdev "net_vhost1,iface=$sock1,queues=$pairs" -- --total-num-mbufs=16384 \
         --forward-mode=txonly --txonly-multi-flow --auto-start --stats-period 5 --nb-cores=1 \
-        </dev/null >"$TESTPMD_LOG" 2>&1
+        "${qargs[@]}" </dev/null >"$TESTPMD_LOG" 2>&1
     TESTPMD_PID=$BG_PID
     local end=$((SECONDS + TESTPMD_START_TIMEOUT))
     until [ -S "$sock0" ] && [ -S "$sock1" ]; do
@@ -88,18 +100,25 @@ guest_pages() {
 start_vmm() { # LOG API SOCK [EXTRA...]
     local log=$1 api=$2 sock=$3
     shift 3
-    start_bg "$VMM_BIN" --memory "$mem" --cpus 1 --api-socket "$api" \
-        --net "vhost-user,socket=$sock" "$@" </dev/null >"$log" 2>&1
+    start_bg "$VMM_BIN" --memory "$mem" --cpus "$pairs" --api-socket "$api" \
+        --net "vhost-user,socket=$sock$net_extra" "$@" </dev/null >"$log" 2>&1
 }
 
 start_testpmd_two_ports
 [ "$mode" != ignore-log ] || export VMM_TEST_MIGRATION_IGNORE_BACKEND_LOG=1
-start_vmm "$src_log" "$api0" "$sock0" --kernel "$GUEST_DIR/bzImage" \
-    --initrd "$GUEST_DIR/initramfs.cpio.gz" \
-    --cmdline "$GUEST_CMDLINE_BASE init_on_alloc=0 vmm.run=\"$guest\""
+boot=(--kernel "$GUEST_DIR/bzImage" --initrd "$GUEST_DIR/initramfs.cpio.gz"
+    --cmdline "$GUEST_CMDLINE_BASE init_on_alloc=0 vmm.run=\"$guest\"")
+start_vmm "$src_log" "$api0" "$sock0" "${boot[@]}"
 src=$BG_PID
+dst_boot=() # QEMU's habit, in the packed runs: the destination gets the same boot options
+[ "$packed" = 0 ] || dst_boot=("${boot[@]}")
 wait_for 300 "$src_log" '[ "$(last_beat "$src_log")" -ge 3 ] 2>/dev/null && [ "$(last_value "$src_log" RX)" -ge 1000 ] 2>/dev/null'
 echo "ok: source guest up: heartbeat $(last_beat "$src_log"), rx $(last_value "$src_log" RX)"
+features=$(last_value "$src_log" FEATURES)
+echo "guest eth0 features: $features"
+if [ "$packed" = 1 ]; then
+    check_eq "VIRTIO_F_RING_PACKED (bit 34) negotiated by the guest" "${features:34:1}" 1
+fi
 
 unset VMM_TEST_MIGRATION_IGNORE_BACKEND_LOG
 
@@ -130,7 +149,7 @@ stop_vmm() { # PID API NAME
 
 case $mode in
 verify | ignore-log)
-    start_vmm "$dst_log" "$api1" "$sock1" --incoming "$mig_uri"
+    start_vmm "$dst_log" "$api1" "$sock1" "${dst_boot[@]}" --incoming "$mig_uri"
     dst=$BG_PID
     wait_for 120 "$dst_log" "grep -aq 'waiting for a migration on' '$dst_log'" # after listen(); the socket file exists from bind()
     rc=0
@@ -151,7 +170,12 @@ verify | ignore-log)
         stop_vmm "$src" "$api0" source
         check_continues "$dst_log" "$beat" "$rx"
         stop_vmm "$dst" "$api1" destination
-        pass "migrated under traffic: verify found 0 differing pages, the guest went on"
+        if [ "$packed" = 1 ]; then
+            grep -a 'are not loaded' "$dst_log" || fail "the destination did not say what it did with --kernel"
+            pass "packed rings of 1024 entries, $pairs queue pair(s), the destination on the source's command line plus --incoming: verify found 0 differing pages, the guest went on"
+        else
+            pass "migrated under traffic: verify found 0 differing pages, the guest went on"
+        fi
     else
         [ "$rc" -ne 0 ] || fail "vmmctl exited 0 although pages differ"
         [ "$differ" -gt 0 ] || fail "without the backend's log, verify found no differing page"

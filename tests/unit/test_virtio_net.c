@@ -23,7 +23,8 @@
      BIT(VIRTIO_NET_F_GUEST_TSO6) | BIT(VIRTIO_NET_F_GUEST_ECN) | BIT(VIRTIO_NET_F_GUEST_UFO) |    \
      BIT(VIRTIO_NET_F_HOST_TSO4) | BIT(VIRTIO_NET_F_HOST_TSO6) | BIT(VIRTIO_NET_F_HOST_ECN) |      \
      BIT(VIRTIO_NET_F_HOST_UFO) | BIT(VIRTIO_NET_F_MRG_RXBUF) | BIT(VIRTIO_F_RING_INDIRECT_DESC) | \
-     BIT(VIRTIO_F_RING_EVENT_IDX) | BIT(VIRTIO_F_VERSION_1))
+     BIT(VIRTIO_F_RING_EVENT_IDX) | BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_F_IN_ORDER) |             \
+     BIT(VIRTIO_F_NOTIFICATION_DATA))
 
 /* What vmm provides itself: config space, the control queue, announcements. */
 #define VMM_BITS                                                                                   \
@@ -172,6 +173,28 @@ START_TEST(bad_numbers)
 }
 END_TEST
 
+START_TEST(packed_and_queue_size_options)
+{
+    ck_assert_int_eq(parse("vhost-user,socket=/s"), 0);
+    ck_assert(!opts.packed);
+    ck_assert_uint_eq(opts.queue_size, 256);
+    ck_assert_int_eq(parse("vhost-user,socket=/s,packed=on,queue-size=1024"), 0);
+    ck_assert(opts.packed);
+    ck_assert_uint_eq(opts.queue_size, 1024);
+    ck_assert_int_eq(parse("vhost-user,socket=/s,packed=off,queue-size=64"), 0);
+    ck_assert(!opts.packed);
+    ck_assert_uint_eq(opts.queue_size, 64);
+    ck_assert_int_eq(parse("vhost-user,socket=/s,queue-size=32768"), 0);
+    ck_assert_uint_eq(opts.queue_size, 32768);
+    expect_error("vhost-user,socket=/s,packed=yes", "'packed=yes'");
+    expect_error("vhost-user,socket=/s,packed", "'packed'");
+    expect_error("vhost-user,socket=/s,queue-size=1000", "'queue-size=1000'");
+    expect_error("vhost-user,socket=/s,queue-size=32", "'queue-size=32'");
+    expect_error("vhost-user,socket=/s,queue-size=65536", "'queue-size=65536'");
+    expect_error("vhost-user,socket=/s,queue-size=0", "'queue-size=0'");
+}
+END_TEST
+
 START_TEST(reconnect_ms_option)
 {
     ck_assert_int_eq(parse("vhost-user,socket=/s"), 0);
@@ -282,11 +305,45 @@ START_TEST(offered_passes_data_path_bits_through)
 }
 END_TEST
 
+/* Packed rings: only with packed=on and the backend offering them (QEMU: packed=off). */
+START_TEST(offered_packed_only_when_asked_and_offered)
+{
+    struct virtio_net_options o = with(1, 0);
+
+    ck_assert_uint_eq(virtio_net_offered_features(BIT(VIRTIO_F_RING_PACKED), &o), VMM_BITS);
+    o.packed = true;
+    ck_assert_uint_eq(virtio_net_offered_features(BIT(VIRTIO_F_RING_PACKED), &o),
+                      VMM_BITS | BIT(VIRTIO_F_RING_PACKED));
+    ck_assert_uint_eq(virtio_net_offered_features(0, &o), VMM_BITS);
+    ck_assert_uint_eq(virtio_net_offered_features(~0ULL, &o),
+                      DATA_PATH_BITS | VMM_BITS | BIT(VIRTIO_F_RING_PACKED));
+    /* The backend gets it back when the guest acked it, as any data-path bit. */
+    ck_assert_uint_eq(
+        virtio_net_backend_features(BIT(VIRTIO_F_RING_PACKED) | BIT(VIRTIO_F_IN_ORDER),
+                                    BIT(VIRTIO_F_RING_PACKED) | BIT(VIRTIO_F_IN_ORDER)),
+        BIT(VIRTIO_F_RING_PACKED) | BIT(VIRTIO_F_IN_ORDER));
+    ck_assert_int_eq(virtio_net_missing_feature(BIT(VIRTIO_F_RING_PACKED), 0),
+                     VIRTIO_F_RING_PACKED);
+}
+END_TEST
+
+START_TEST(offered_in_order_and_notification_data_pass_through)
+{
+    struct virtio_net_options o = with(1, 0);
+
+    ck_assert_uint_eq(virtio_net_offered_features(BIT(VIRTIO_F_IN_ORDER), &o),
+                      VMM_BITS | BIT(VIRTIO_F_IN_ORDER));
+    ck_assert_uint_eq(virtio_net_offered_features(BIT(VIRTIO_F_NOTIFICATION_DATA), &o),
+                      VMM_BITS | BIT(VIRTIO_F_NOTIFICATION_DATA));
+}
+END_TEST
+
 START_TEST(offered_drops_unknown_backend_bits)
 {
     struct virtio_net_options o = with(1, 0);
     const uint64_t unknown = BIT(VHOST_USER_F_PROTOCOL_FEATURES) | BIT(VHOST_USER_F_LOG_ALL) |
-                             BIT(33) /* ACCESS_PLATFORM */ | BIT(34) /* RING_PACKED */ | BIT(63);
+                             BIT(33) /* ACCESS_PLATFORM */ | BIT(34) /* RING_PACKED, packed=off */ |
+                             BIT(63);
 
     ck_assert_uint_eq(virtio_net_offered_features(unknown, &o), VMM_BITS);
     ck_assert_uint_eq(virtio_net_offered_features(~0ULL, &o), DATA_PATH_BITS | VMM_BITS);
@@ -357,7 +414,8 @@ START_TEST(backend_never_gets_vmm_bits)
 
     ck_assert_uint_eq(virtio_net_backend_features(vmm_only, vmm_only), 0);
     ck_assert_uint_eq(virtio_net_backend_features(~0ULL, ~0ULL),
-                      DATA_PATH_BITS | BIT(VHOST_USER_F_PROTOCOL_FEATURES));
+                      DATA_PATH_BITS | BIT(VIRTIO_F_RING_PACKED) |
+                          BIT(VHOST_USER_F_PROTOCOL_FEATURES));
     ck_assert_uint_eq(virtio_net_backend_features(~0ULL, ~0ULL) &
                           (BIT(VIRTIO_NET_F_CTRL_VQ) | BIT(VIRTIO_NET_F_MQ) |
                            BIT(VIRTIO_NET_F_MAC) | BIT(VIRTIO_NET_F_STATUS)),
@@ -396,7 +454,7 @@ END_TEST
 START_TEST(missing_feature_only_data_path_bits)
 {
     for (unsigned bit = 0; bit < 64; bit++) {
-        int want = (DATA_PATH_BITS & BIT(bit)) ? (int)bit : -1;
+        int want = ((DATA_PATH_BITS | BIT(VIRTIO_F_RING_PACKED)) & BIT(bit)) ? (int)bit : -1;
 
         ck_assert_msg(virtio_net_missing_feature(BIT(bit), 0) == want,
                       "bit %u in use, not offered: %d, expected %d", bit,
@@ -2336,8 +2394,12 @@ START_TEST(mig_load_refuses_truncated_and_corrupt_state)
         uint8_t value;
         const char *says;
     } bad[] = {
-        {0, 'X', "not virtio-net state"}, {4, 2, "not virtio-net state"}, {26, 0, "active pairs 0"},
-        {26, 3, "active pairs 3"},        {32, 2, "started 2"},           {22, 0x04, "status 0x4"},
+        {0, 'X', "not virtio-net state"},
+        {4, 1, "version 1; this vmm reads version 2"},
+        {26, 0, "active pairs 0"},
+        {26, 3, "active pairs 3"},
+        {32, 2, "started 2"},
+        {22, 0x04, "status 0x4"},
     };
 
     mg_busy_source(bases);
@@ -2382,6 +2444,7 @@ static Suite *virtio_net_suite(void)
     tcase_add_test(options, mac_takes_hex_digits_only);
     tcase_add_test(options, bad_numbers);
     tcase_add_test(options, reconnect_ms_option);
+    tcase_add_test(options, packed_and_queue_size_options);
     tcase_add_test(options, bad_socket);
     tcase_add_test(options, bad_backend_type);
     tcase_add_test(options, too_long);
@@ -2391,6 +2454,8 @@ static Suite *virtio_net_suite(void)
     tcase_add_test(offered, offered_vmm_bits_always);
     tcase_add_test(offered, offered_passes_data_path_bits_through);
     tcase_add_test(offered, offered_drops_unknown_backend_bits);
+    tcase_add_test(offered, offered_packed_only_when_asked_and_offered);
+    tcase_add_test(offered, offered_in_order_and_notification_data_pass_through);
     tcase_add_test(offered, offered_mq_only_with_several_pairs);
     tcase_add_test(offered, offered_mtu_only_with_mtu_set);
     suite_add_tcase(s, offered);
