@@ -169,7 +169,8 @@ static uint32_t net_recover_split(struct virtio_net *net, unsigned q)
 
 /* A packed ring keeps no used index: virtq_recover_packed reads the position from the
  * descriptor ring when the ring shows only one reading. With IN_ORDER a device may mark
- * a batch used with one descriptor, and memory does not say where the batch ends. A ring
+ * a batch used with one descriptor, and memory does not say where the batch ends; without
+ * INDIRECT_DESC the driver chains, and the end of a two-entry chain is not seen. A ring
  * it cannot read is marked unknown (it stays stopped until the guest resets the NIC);
  * loud says so now (else at the retry). */
 static int net_recover_packed(struct virtio_net *net, unsigned q, bool loud)
@@ -181,7 +182,11 @@ static int net_recover_packed(struct virtio_net *net, unsigned q, bool loud)
     const char *why = "VIRTIO_F_IN_ORDER: a used descriptor may stand for a batch of buffers";
     int ret = -EINVAL;
 
-    if (!virtio_has_feature(&net->vdev, VIRTIO_F_IN_ORDER))
+    /* Without indirect descriptors a driver chains every buffer of several parts (Linux's
+     * transmit): a two-entry chain used last reads like two one-entry buffers. */
+    if (!virtio_has_feature(&net->vdev, VIRTIO_F_RING_INDIRECT_DESC))
+        why = "no VIRTIO_F_RING_INDIRECT_DESC: the driver chains descriptors";
+    else if (!virtio_has_feature(&net->vdev, VIRTIO_F_IN_ORDER))
         ret = virtq_recover_packed(&ring, &pos, &why);
     if (!ret) {
         struct vhost_user_vring_pos p = {pos.last_avail, pos.avail_wrap, pos.used_idx,

@@ -1864,6 +1864,10 @@ static uint64_t efd_take(int fd)
     return v;
 }
 
+/* Features the fake backend offers (and the guest acks) beyond MG_BACKEND: the packed
+ * tests add VIRTIO_F_RING_PACKED and INDIRECT_DESC. */
+static uint64_t mg_extra;
+
 /* A fresh backend connection for cq_net, as virtio_net_init leaves it. */
 static void mg_connect(uint64_t protocol_features)
 {
@@ -1872,15 +1876,18 @@ static void mg_connect(uint64_t protocol_features)
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     vhost_user_conn_init(&cq_net.conn, sv[0]);
     cq_net.conn.timeout_ms = 500;
-    cq_net.conn.features = MG_BACKEND;
+    cq_net.conn.features = MG_BACKEND | mg_extra;
     cq_net.conn.protocol_features = protocol_features;
-    cq_net.backend_features = MG_BACKEND;
+    cq_net.backend_features = MG_BACKEND | mg_extra;
     cq_net.connected = true;
-    cq_net.link_features = MG_BACKEND;
+    cq_net.link_features = MG_BACKEND | mg_extra;
     cq_net.link_protocol = protocol_features;
     cq_net.backend_protocol = protocol_features; /* as if this were the first backend */
     mg_be = sv[1];
 }
+
+/* What the backend got when the guest started the NIC. */
+static struct be_log mg_start_log;
 
 /* The guest set up every ring and started the NIC (DRIVER_OK). */
 static void mg_setup(void)
@@ -1902,7 +1909,7 @@ static void mg_setup(void)
     }
     cq_net.vdev.queues[CQ_INDEX].kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     cq_net.phase = NET_IDLE;
-    cq_net.vdev.acked_features = MG_ACKED;
+    cq_net.vdev.acked_features = MG_ACKED | mg_extra;
     mg_connect(0);
     be_reply_barriers(MG_RINGS);
     ck_assert_int_eq(cq_net.vdev.ops->activate(&cq_net.vdev), 0);
@@ -1910,6 +1917,14 @@ static void mg_setup(void)
     ck_assert(mg_watched(cq_net.vdev.queues[CQ_INDEX].kick_fd));
     be_collect(&log);
     ck_assert_int_eq(be_count(&log, VHOST_USER_SET_VRING_BASE), MG_RINGS);
+    mg_start_log = log;
+}
+
+/* The same with packed rings (the guest acked RING_PACKED and INDIRECT_DESC). */
+static void mg_setup_packed(void)
+{
+    mg_extra = BIT(VIRTIO_F_RING_PACKED) | BIT(VIRTIO_F_RING_INDIRECT_DESC);
+    mg_setup();
 }
 
 static void mg_teardown(void)
@@ -1922,6 +1937,7 @@ static void mg_teardown(void)
         close(mg_be);
     close(mg_memfd);
     mg_be = mg_memfd = -1;
+    mg_extra = 0;
     cq_teardown(); /* closes the connection */
 }
 
@@ -2425,11 +2441,147 @@ START_TEST(mig_load_refuses_truncated_and_corrupt_state)
 }
 END_TEST
 
+/* ---- packed rings: the 32-bit bases through start, stop, migration, a dead backend ---- */
+
+#define PACKED_START 0x80008000u /* (0, wrap 1, 0, wrap 1) */
+
+static uint32_t be_base32(const struct be_log *log, unsigned q)
+{
+    for (int i = 0; i < log->n; i++)
+        if (log->m[i].request == VHOST_USER_SET_VRING_BASE && msg_u32(&log->m[i], 0) == q)
+            return msg_u32(&log->m[i], 4);
+    ck_abort_msg("no SET_VRING_BASE for ring %u", q);
+    return 0;
+}
+
+START_TEST(packed_rings_start_with_both_wrap_counters_set)
+{
+    for (unsigned q = 0; q < MG_RINGS; q++)
+        ck_assert_uint_eq(be_base32(&mg_start_log, q), PACKED_START);
+    ck_assert(cq_net.ctrl_vq.packed);
+    ck_assert(cq_net.ctrl_vq.avail_wrap && cq_net.ctrl_vq.used_wrap);
+}
+END_TEST
+
+/* DPDK answers GET_VRING_BASE of a packed ring with bits 0-15 (its used half 0): used
+ * is avail once stopped. The destination starts each ring from the whole position. */
+START_TEST(packed_bases_stop_save_load_and_start_the_destination)
+{
+    struct be_log log;
+
+    be_reply_base(0, 0x8005);      /* avail 5, wrap 1 (DPDK) */
+    be_reply_base(1, 0x0003);      /* avail 3, wrap 0 (DPDK) */
+    be_reply_base(2, 0x0002800au); /* avail 10 wrap 1, used 2 wrap 0 */
+    be_reply_base(3, 0x800f800fu); /* a backend that says both */
+    ck_assert_int_eq(cq_net.vdev.ops->stop(&cq_net.vdev), 0);
+    ck_assert_uint_eq(cq_net.ring_base[0], 0x80058005u);
+    ck_assert_uint_eq(cq_net.ring_base[1], 0x00030003u);
+    ck_assert_uint_eq(cq_net.ring_base[2], 0x0002800au);
+    ck_assert_uint_eq(cq_net.ring_base[3], 0x800f800fu);
+    mg_save();
+    mg_new_destination("vhost-user,socket=/x,queues=2,packed=on", 0);
+    ck_assert_int_eq(mg_load(mg_blob.len), 0);
+    be_reply_barriers(MG_RINGS);
+    ck_assert_int_eq(cq_net.vdev.ops->start_loaded(&cq_net.vdev), 0);
+    be_collect(&log);
+    ck_assert_uint_eq(be_base32(&log, 0), 0x80058005u);
+    ck_assert_uint_eq(be_base32(&log, 1), 0x00030003u);
+    ck_assert_uint_eq(be_base32(&log, 2), 0x0002800au);
+    ck_assert_uint_eq(be_base32(&log, 3), 0x800f800fu);
+    ck_assert(cq_net.ctrl_vq.packed && cq_net.ctrl_vq.avail_wrap && cq_net.ctrl_vq.used_wrap);
+    state_buf_free(&mg_blob);
+}
+END_TEST
+
+/* A base naming an entry past the ring is the backend's protocol error. */
+START_TEST(packed_base_outside_the_ring_is_a_lost_backend)
+{
+    be_reply_base(0, 0x8000 | MG_QSIZE);
+    ck_assert_int_eq(cq_net.vdev.ops->stop(&cq_net.vdev), 0);
+    ck_assert(!cq_net.connected);
+}
+END_TEST
+
+/* Lays ring q out as a driver and an in-order device left it: `used` one-entry buffers
+ * used in lap 1 (AVAIL = USED = 1), then `avail` available (AVAIL 1, USED 0). */
+static void mg_packed_ring(unsigned q, unsigned used, unsigned avail, uint16_t extra_flags)
+{
+    uint64_t desc = cq_net.vdev.queues[q].desc;
+
+    for (unsigned i = 0; i < used; i++)
+        cq_put16(desc + 16 * i + 14, VIRTQ_DESC_F_AVAIL | VIRTQ_DESC_F_USED);
+    for (unsigned i = used; i < used + avail; i++)
+        cq_put16(desc + 16 * i + 14, VIRTQ_DESC_F_AVAIL | extra_flags);
+}
+
+START_TEST(packed_dead_backend_reads_where_each_ring_stopped)
+{
+    mg_packed_ring(0, 3, 2, 0);
+    mg_packed_ring(1, 0, 16, 0); /* a full ring, nothing used */
+    mg_packed_ring(2, 16, 0, 0); /* a whole lap used: the next entry is 0 in lap 0 */
+    mg_packed_ring(3, 7, 0, 0);
+    close(mg_be);
+    mg_be = -1;
+    ck_assert_int_eq(cq_net.vdev.ops->stop(&cq_net.vdev), 0);
+    ck_assert(!cq_net.connected);
+    ck_assert_uint_eq(cq_net.ring_base[0], 0x80038003u);
+    ck_assert_uint_eq(cq_net.ring_base[1], PACKED_START);
+    ck_assert_uint_eq(cq_net.ring_base[2], 0x00000000u);
+    ck_assert_uint_eq(cq_net.ring_base[3], 0x80078007u);
+    ck_assert_uint_eq(cq_net.rings_unknown, 0);
+    mg_save();
+    state_buf_free(&mg_blob);
+}
+END_TEST
+
+/* A ring that does not read one way stays stopped, and the NIC refuses to be saved. */
+START_TEST(packed_dead_backend_unreadable_ring_is_refused)
+{
+    struct state_buf out = {0};
+
+    mg_packed_ring(1, 2, 2, VIRTQ_DESC_F_NEXT);
+    close(mg_be);
+    mg_be = -1;
+    ck_assert_int_eq(cq_net.vdev.ops->stop(&cq_net.vdev), 0);
+    ck_assert_uint_eq(cq_net.rings_unknown, 1u << 1);
+    ck_assert_int_eq(cq_net.vdev.ops->save(&cq_net.vdev, &out), -EINVAL);
+    state_buf_free(&out);
+}
+END_TEST
+
+/* With IN_ORDER a used descriptor may stand for a batch: no packed ring is read. */
+START_TEST(packed_dead_backend_with_in_order_is_refused)
+{
+    cq_net.vdev.acked_features |= BIT(VIRTIO_F_IN_ORDER);
+    mg_packed_ring(0, 3, 2, 0);
+    close(mg_be);
+    mg_be = -1;
+    ck_assert_int_eq(cq_net.vdev.ops->stop(&cq_net.vdev), 0);
+    ck_assert_uint_eq(cq_net.rings_unknown, (1u << MG_RINGS) - 1);
+}
+END_TEST
+
+/* Split rings: the saved 32-bit base must be a 16-bit index. */
+START_TEST(split_state_with_a_wide_base_is_refused)
+{
+    static const uint16_t bases[MG_RINGS] = {1, 2, 3, 4};
+
+    mg_stop_at(bases);
+    mg_save();
+    mg_new_destination("vhost-user,socket=/x,queues=2", 0);
+    mg_blob.data[36 + 4 * 2 + 2] = 1; /* ring 2's base: 0x10003 */
+    ck_assert_int_eq(mg_load_logged(mg_blob.len), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(mg_err, "split queue 2"));
+    state_buf_free(&mg_blob);
+}
+END_TEST
+
 static Suite *virtio_net_suite(void)
 {
     Suite *s = suite_create("virtio_net");
     TCase *options = tcase_create("options");
     TCase *offered = tcase_create("offered");
+    TCase *packed = tcase_create("packed");
     TCase *backend = tcase_create("backend");
     TCase *ctrlq = tcase_create("ctrl_queue");
     TCase *lifecycle = tcase_create("lifecycle");
@@ -2523,7 +2675,16 @@ static Suite *virtio_net_suite(void)
     tcase_add_test(mig, mig_load_refuses_another_queue_pair_count);
     tcase_add_test(mig, mig_load_refuses_features_the_backend_here_lacks);
     tcase_add_test(mig, mig_load_refuses_truncated_and_corrupt_state);
+    tcase_add_test(mig, split_state_with_a_wide_base_is_refused);
     suite_add_tcase(s, mig);
+    tcase_add_checked_fixture(packed, mg_setup_packed, mg_teardown);
+    tcase_add_test(packed, packed_rings_start_with_both_wrap_counters_set);
+    tcase_add_test(packed, packed_bases_stop_save_load_and_start_the_destination);
+    tcase_add_test(packed, packed_base_outside_the_ring_is_a_lost_backend);
+    tcase_add_test(packed, packed_dead_backend_reads_where_each_ring_stopped);
+    tcase_add_test(packed, packed_dead_backend_unreadable_ring_is_refused);
+    tcase_add_test(packed, packed_dead_backend_with_in_order_is_refused);
+    suite_add_tcase(s, packed);
     return s;
 }
 
