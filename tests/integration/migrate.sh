@@ -108,10 +108,14 @@ start_testpmd_two_ports
 [ "$mode" != ignore-log ] || export VMM_TEST_MIGRATION_IGNORE_BACKEND_LOG=1
 boot=(--kernel "$GUEST_DIR/bzImage" --initrd "$GUEST_DIR/initramfs.cpio.gz"
     --cmdline "$GUEST_CMDLINE_BASE init_on_alloc=0 vmm.run=\"$guest\"")
-start_vmm "$src_log" "$api0" "$sock0" "${boot[@]}"
+src_trace=() dst_boot=()
+if [ "$packed" = 1 ]; then
+    # The trace decodes packed bases; QEMU's habit: the destination gets the boot options.
+    src_trace=(--vhost-trace "$dir/src.trace")
+    dst_boot=("${boot[@]}" --vhost-trace "$dir/dst.trace")
+fi
+start_vmm "$src_log" "$api0" "$sock0" "${boot[@]}" "${src_trace[@]}"
 src=$BG_PID
-dst_boot=() # QEMU's habit, in the packed runs: the destination gets the same boot options
-[ "$packed" = 0 ] || dst_boot=("${boot[@]}")
 wait_for 300 "$src_log" '[ "$(last_beat "$src_log")" -ge 3 ] 2>/dev/null && [ "$(last_value "$src_log" RX)" -ge 1000 ] 2>/dev/null'
 echo "ok: source guest up: heartbeat $(last_beat "$src_log"), rx $(last_value "$src_log" RX)"
 features=$(last_value "$src_log" FEATURES)
@@ -138,6 +142,25 @@ check_continues() {
         "$(grep -a '^MEMTEST-HEARTBEAT' "$log" | tail -n 1 | sed 's/.* errors=\([0-9]*\).*/\1/')" 0
     wait_for 120 "$log" '[ "$(last_value "$log" RX)" -ge $((rx + 1000)) ] 2>/dev/null'
     echo "ok: rx $rx before, $(last_value "$log" RX) now: the NIC passes traffic"
+}
+
+# The packed rings' bases in the traces: the source started ring 0 at entry 0 with both
+# wrap counters 1, stopped it with GET_VRING_BASE (testpmd answers bits 0-15), and the
+# destination started it where the source stopped, used position = avail position.
+check_packed_trace() {
+    local start stop dst_set idx wrap
+    start=$(grep -a -m1 -- '-> SET_VRING_BASE .* index=0 ' "$dir/src.trace")
+    echo "source:      ${start#* net0 }"
+    case $start in *' idx=0 wrap=1 used_idx=0 used_wrap=1 '*) ;; *) fail "ring 0 did not start at (0,1,0,1)" ;; esac
+    stop=$(grep -a -- '<- GET_VRING_BASE .* index=0 ' "$dir/src.trace" | tail -n 1)
+    dst_set=$(grep -a -- '-> SET_VRING_BASE .* index=0 ' "$dir/dst.trace" | tail -n 1)
+    echo "source stop: ${stop#* net0 }"
+    echo "destination: ${dst_set#* net0 }"
+    idx=$(sed 's/.* idx=\([0-9]*\) wrap=\([01]\).*/\1/' <<<"$stop")
+    wrap=$(sed 's/.* idx=\([0-9]*\) wrap=\([01]\).*/\2/' <<<"$stop")
+    case $dst_set in *" idx=$idx wrap=$wrap used_idx=$idx used_wrap=$wrap "*) ;;
+    *) fail "the destination did not start ring 0 at the source's (idx $idx, wrap $wrap)" ;; esac
+    echo "ok: ring 0 went from (0,1) through the source's stop at ($idx,$wrap) to the destination"
 }
 
 stop_vmm() { # PID API NAME
@@ -172,6 +195,7 @@ verify | ignore-log)
         stop_vmm "$dst" "$api1" destination
         if [ "$packed" = 1 ]; then
             grep -a 'are not loaded' "$dst_log" || fail "the destination did not say what it did with --kernel"
+            check_packed_trace
             pass "packed rings of 1024 entries, $pairs queue pair(s), the destination on the source's command line plus --incoming: verify found 0 differing pages, the guest went on"
         else
             pass "migrated under traffic: verify found 0 differing pages, the guest went on"

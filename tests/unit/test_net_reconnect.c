@@ -794,8 +794,8 @@ static void net_start(void)
     ck_assert(net.connected);
 }
 
-/* The guest's driver: rings in guest memory, features acked, DRIVER_OK. */
-static void guest_start(void)
+/* The guest's driver: rings in guest memory, features acked (and extra), DRIVER_OK. */
+static void guest_start_with(uint64_t extra)
 {
     for (int q = 0; q < NQ; q++) {
         struct virtio_queue *vq = &net.vdev.queues[q];
@@ -808,9 +808,14 @@ static void guest_start(void)
         vq->kick_fd = kick[q];
         vq->call_fd = call[q];
     }
-    net.vdev.acked_features = GUEST_FEATURES;
+    net.vdev.acked_features = GUEST_FEATURES | extra;
     ck_assert_int_eq(net.vdev.ops->activate(&net.vdev), 0);
     ck_assert_int_eq(net.phase, NET_RUNNING);
+}
+
+static void guest_start(void)
+{
+    guest_start_with(0);
 }
 
 /* The guest's driver consuming used entries: the used index it has reached. */
@@ -1027,6 +1032,97 @@ START_TEST(idle_hangup_restarts_rings_where_the_guest_left_them)
     lose_backend(b);
     ck_assert_uint_eq(net.ring_base[0], 1234);
     expect_logged(0, "error:");
+}
+END_TEST
+
+/* --- packed rings: where each ring restarts comes from the descriptor ring -------------- */
+
+#define PACKED_BITS (BIT(VIRTIO_F_RING_PACKED) | BIT(VIRTIO_F_RING_INDIRECT_DESC))
+
+/* The SET_VRING_BASE session s of be gave ring q, or -1 when it gave none. */
+static int64_t packed_base_sent(struct backend *be, int s, unsigned q)
+{
+    for (int k = 0; k < be_nmsgs(be, s); k++) {
+        struct be_msg m = be_get(be, s, k);
+
+        if (m.request == VHOST_USER_SET_VRING_BASE && u32_at(&m, 0) == q)
+            return u32_at(&m, 4);
+    }
+    return -1;
+}
+
+/* Ring q as a driver and an in-order device left it: `used` one-entry buffers used in
+ * lap 1, then `avail` available ones, with extra flags on those. */
+static void lay_packed_ring(int q, unsigned used, unsigned avail, uint16_t extra)
+{
+    for (unsigned i = 0; i < used + avail; i++) {
+        uint16_t f = 0x80 /* AVAIL */ | (i < used ? 0x8000 /* USED */ : extra);
+
+        memcpy(ram + DESC(q) + 16 * i + 14, &f, 2);
+    }
+}
+
+/* The guest runs packed rings on the first back-end, which dies; the next one starts
+ * each ring where the descriptor ring says the dead one stopped. */
+START_TEST(packed_rings_restart_where_the_descriptor_ring_says)
+{
+    struct backend *a = &bes[0], *b = &bes[1];
+
+    be_listen(a);
+    be_add(a, BE_WELL, 0, BACKEND_FEATURES | PACKED_BITS);
+    be_start(a);
+    net_start();
+    guest_start_with(PACKED_BITS);
+    pump_until(packed_base_sent(a, 0, 1) >= 0, WAIT_MS);
+    ck_assert_int_eq(packed_base_sent(a, 0, 0), 0x80008000);
+    ck_assert_int_eq(packed_base_sent(a, 0, 1), 0x80008000);
+    lay_packed_ring(0, 5, 2, 0);
+    lay_packed_ring(1, QSIZE, 0, 0); /* a whole lap used: entry 0 of lap 0 is next */
+    lose_backend(a);
+    ck_assert_uint_eq(net.ring_base[0], 0x80058005u);
+    ck_assert_uint_eq(net.ring_base[1], 0);
+    drain_kicks();
+    be_listen(b);
+    be_add(b, BE_WELL, 0, BACKEND_FEATURES | PACKED_BITS);
+    be_start(b);
+    expect_back(1);
+    pump_until(packed_base_sent(b, 0, 1) >= 0, WAIT_MS);
+    ck_assert_int_eq(packed_base_sent(b, 0, 0), 0x80058005);
+    ck_assert_int_eq(packed_base_sent(b, 0, 1), 0);
+    expect_logged(0, "error:");
+}
+END_TEST
+
+/* A ring that reads two ways (here a chain) is not started: the next back-end is
+ * attached, the link stays down with one line, until the guest resets the NIC. */
+START_TEST(packed_ring_that_memory_cannot_place_keeps_the_link_down)
+{
+    struct backend *a = &bes[0], *b = &bes[1];
+
+    be_listen(a);
+    be_add(a, BE_WELL, 0, BACKEND_FEATURES | PACKED_BITS);
+    be_start(a);
+    net_start();
+    guest_start_with(PACKED_BITS);
+    pump_until(packed_base_sent(a, 0, 1) >= 0, WAIT_MS);
+    lay_packed_ring(0, 2, 3, 0x1 /* NEXT */);
+    lose_backend(a);
+    ck_assert_uint_eq(net.rings_unknown, 1);
+    be_listen(b);
+    be_add(b, BE_WELL, 0, BACKEND_FEATURES | PACKED_BITS);
+    be_start(b);
+    pump_until(net.connected, WAIT_MS);
+    pump_for(4 * RECONNECT_MS);
+    ck_assert(!link_up());
+    ck_assert(!be_saw(b, 0, VHOST_USER_SET_VRING_BASE));
+    expect_logged(1, "net0: queue 0: where the packed ring stopped cannot be read from guest "
+                     "memory (the driver chains descriptors");
+    net.vdev.ops->reset(&net.vdev); /* the guest's reset: its rings start from 0 again */
+    ck_assert_int_eq(net.phase, NET_IDLE);
+    guest_start_with(PACKED_BITS);
+    ck_assert_uint_eq(net.rings_unknown, 0);
+    pump_until(packed_base_sent(b, 0, 1) >= 0, WAIT_MS);
+    ck_assert_int_eq(packed_base_sent(b, 0, 0), 0x80008000);
 }
 END_TEST
 
@@ -1842,6 +1938,8 @@ static Suite *net_reconnect_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 30); /* a bound for a hung test; each takes well under a second */
     tcase_add_test(tc, idle_hangup_restarts_rings_where_the_guest_left_them);
+    tcase_add_test(tc, packed_rings_restart_where_the_descriptor_ring_says);
+    tcase_add_test(tc, packed_ring_that_memory_cannot_place_keeps_the_link_down);
     tcase_add_loop_test(tc, stalled_backend_is_abandoned_after_the_reply_timeout, 0, 2);
     tcase_add_loop_test(tc, wrong_reply_type_fails_the_attempt_cleanly, 0, 2);
     tcase_add_loop_test(tc, close_after_set_mem_table_during_activation, 0, 2);
