@@ -2561,6 +2561,34 @@ START_TEST(packed_dead_backend_with_in_order_is_refused)
 }
 END_TEST
 
+/* The control queue on a packed ring: vmm walks the chain the driver made available,
+ * writes one used descriptor in its first entry (the buffer ID, the ack's length, flags
+ * AVAIL = USED = 1) and raises the queue's interrupt; its position skips the chain. */
+START_TEST(packed_control_queue_acks_a_command)
+{
+    static const uint8_t promisc[3] = {CLASS_RX, RX_PROMISC, 1};
+    const uint64_t cmd = CQ_BUFS + 0x800, ack = CQ_BUFS + 0x900;
+    const uint16_t avail = VIRTQ_DESC_F_AVAIL;
+
+    memcpy(cq_host(cmd, 3), promisc, 3);
+    *cq_host(ack, 1) = ACK_UNWRITTEN;
+    cq_calls();
+    /* Packed layout (id at 12, flags at 14); the first entry's flags written last. */
+    cq_set_desc_at(CQ_DESC, 1, ack, 1, 7, avail | VIRTQ_DESC_F_WRITE);
+    cq_set_desc_at(CQ_DESC, 0, cmd, 3, 7, avail | VIRTQ_DESC_F_NEXT);
+    virtio_net_ctrl_process(&cq_net);
+    ck_assert_uint_eq(*cq_host(ack, 1), ACK_OK);
+    ck_assert_uint_eq(cq_get16(CQ_DESC + 14),
+                      VIRTQ_DESC_F_AVAIL | VIRTQ_DESC_F_USED | VIRTQ_DESC_F_WRITE);
+    ck_assert_uint_eq(cq_get16(CQ_DESC + 12), 7);
+    ck_assert_uint_eq(cq_get32(CQ_DESC + 8), 1);
+    ck_assert_uint_eq(cq_net.ctrl_vq.last_avail, 2);
+    ck_assert_uint_eq(cq_net.ctrl_vq.used_idx, 2);
+    ck_assert_uint_eq(cq_calls(), 1);
+    ck_assert(cq_net.ctrl_vq.avail_wrap && cq_net.ctrl_vq.used_wrap);
+}
+END_TEST
+
 /* Split rings: the saved 32-bit base must be a 16-bit index. */
 START_TEST(split_state_with_a_wide_base_is_refused)
 {
@@ -2679,6 +2707,7 @@ static Suite *virtio_net_suite(void)
     suite_add_tcase(s, mig);
     tcase_add_checked_fixture(packed, mg_setup_packed, mg_teardown);
     tcase_add_test(packed, packed_rings_start_with_both_wrap_counters_set);
+    tcase_add_test(packed, packed_control_queue_acks_a_command);
     tcase_add_test(packed, packed_bases_stop_save_load_and_start_the_destination);
     tcase_add_test(packed, packed_base_outside_the_ring_is_a_lost_backend);
     tcase_add_test(packed, packed_dead_backend_reads_where_each_ring_stopped);
