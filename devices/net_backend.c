@@ -47,26 +47,92 @@ static uint64_t host_addr(struct virtio_net *net, uint64_t gpa, uint64_t len)
 }
 
 /* A ring's addresses in vmm's mapping; while migrating, the backend also logs its
- * used-ring writes (by guest-physical address) in the dirty log. */
+ * used-ring writes (by guest-physical address) in the dirty log. A packed ring's driver
+ * and device areas are the two 4-byte event suppression structures, and its device
+ * writes used elements into the descriptor ring itself: that is what it logs, from the
+ * log address on (DPDK logs log_guest_addr + entry * 16 for a packed ring). */
 int net_vring_addr(struct virtio_net *net, unsigned q, struct vhost_user_vring_addr *addr)
 {
     const struct virtio_queue *vq = &net->vdev.queues[q];
+    bool packed = net_packed(net);
 
     *addr = (struct vhost_user_vring_addr){
         .index = q,
         .desc_user_addr = host_addr(net, vq->desc, 16ULL * vq->size),
-        .avail_user_addr = host_addr(net, vq->avail, 6 + 2ULL * vq->size),
-        .used_user_addr = host_addr(net, vq->used, 6 + 8ULL * vq->size),
+        .avail_user_addr = host_addr(net, vq->avail, packed ? 4 : 6 + 2ULL * vq->size),
+        .used_user_addr = host_addr(net, vq->used, packed ? 4 : 6 + 8ULL * vq->size),
     };
     if (net->logging && !net->log_lost) {
         addr->flags = VHOST_USER_VRING_F_LOG;
-        addr->log_guest_addr = vq->used;
+        addr->log_guest_addr = packed ? vq->desc : vq->used;
     }
     if (!addr->desc_user_addr || !addr->avail_user_addr || !addr->used_user_addr) {
         pr_err("%s: queue %u: rings outside guest RAM", net->vdev.id, q);
         return -EINVAL;
     }
     return 0;
+}
+
+/* Where a new ring starts: index 0, and for a packed ring both wrap counters 1. */
+uint32_t net_ring_start_base(const struct virtio_net *net)
+{
+    struct vhost_user_vring_pos pos = {.avail_wrap = true, .used_wrap = true};
+
+    return net_packed(net) ? vhost_user_vring_pos_encode(&pos) : 0;
+}
+
+/* A packed base must name entries inside the ring: anything else came from a corrupt
+ * state blob or a backend's reply, and the backend must not get it. */
+bool net_ring_base_valid(const struct virtio_net *net, unsigned q, uint32_t base)
+{
+    struct vhost_user_vring_pos pos;
+
+    if (!net_packed(net))
+        return base <= 0xffff;
+    vhost_user_vring_pos_decode(base, &pos);
+    return pos.avail_idx < net->vdev.queues[q].size && pos.used_idx < net->vdev.queues[q].size;
+}
+
+static int send_ring_base(struct virtio_net *net, unsigned q)
+{
+    struct vhost_user_vring_pos pos;
+
+    if (!net_packed(net))
+        return vhost_user_set_vring_base(&net->conn, q, net->ring_base[q] & 0xffff);
+    vhost_user_vring_pos_decode(net->ring_base[q], &pos);
+    return vhost_user_set_vring_base_packed(&net->conn, q, &pos);
+}
+
+/* GET_VRING_BASE as SET_VRING_BASE takes it back. DPDK's lib/vhost answers a packed ring
+ * with bits 0-15 only (the used half 0) and, once stopped, has its used position equal
+ * to its avail one: a zero used half is read that way. A base outside the ring is the
+ * backend's error. */
+int net_get_ring_base(struct virtio_net *net, unsigned q, uint32_t *base)
+{
+    struct vhost_user_vring_pos pos;
+    unsigned num;
+    int ret;
+
+    if (!net_packed(net)) {
+        ret = vhost_user_get_vring_base(&net->conn, q, &num);
+        if (!ret)
+            *base = num & 0xffff;
+        return ret;
+    }
+    ret = vhost_user_get_vring_base_packed(&net->conn, q, &pos);
+    if (ret)
+        return ret;
+    if (!pos.used_idx && !pos.used_wrap) {
+        pos.used_idx = pos.avail_idx;
+        pos.used_wrap = pos.avail_wrap;
+    }
+    *base = vhost_user_vring_pos_encode(&pos);
+    if (net_ring_base_valid(net, q, *base))
+        return 0;
+    pr_err("%s: queue %u: the backend's GET_VRING_BASE names entry %u or %u of a %u-entry ring",
+           net->vdev.id, q, pos.avail_idx, pos.used_idx, net->vdev.queues[q].size);
+    net->conn.broken = true; /* a protocol error: the backend is treated as lost */
+    return -EPROTO;
 }
 
 /* One data queue's rings, base and eventfds to the backend. */
@@ -83,7 +149,7 @@ static int start_vring(struct virtio_net *net, unsigned q)
     if (!ret)
         ret = vhost_user_set_vring_addr(&net->conn, &addr);
     if (!ret)
-        ret = vhost_user_set_vring_base(&net->conn, q, net->ring_base[q]);
+        ret = send_ring_base(net, q);
     if (!ret)
         ret = vhost_user_set_vring_kick(&net->conn, q, vq->kick_fd);
     if (!ret)
@@ -148,8 +214,9 @@ int net_start_backend(struct virtio_net *net)
         ret = vhost_user_net_set_mtu(&net->conn, net->opts.mtu);
     if (!ret)
         ret = send_mem_table(net);
+    /* A ring whose position was lost with its backend stays stopped (net_recover_packed). */
     for (unsigned q = 0; !ret && q < net_ctrl_index(net); q++)
-        if (net->vdev.queues[q].enabled)
+        if (net->vdev.queues[q].enabled && !(net->rings_unknown & (1u << q)))
             ret = start_vring(net, q);
     if (!ret)
         ret = send_enable(net);
@@ -171,11 +238,10 @@ void net_reset_status(struct virtio_net *net)
 void net_stop_rings(struct virtio_net *net)
 {
     for (unsigned q = 0; !net->conn.broken && q < net_ctrl_index(net); q++) {
-        unsigned base;
+        uint32_t base;
 
-        if ((net->rings_started & (1u << q)) &&
-            vhost_user_get_vring_base(&net->conn, q, &base) == 0)
-            pr_debug("%s: queue %u stopped at %u", net->vdev.id, q, base);
+        if ((net->rings_started & (1u << q)) && net_get_ring_base(net, q, &base) == 0)
+            pr_debug("%s: queue %u stopped at 0x%x", net->vdev.id, q, base);
     }
     net->rings_started = 0;
 }

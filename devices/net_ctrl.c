@@ -169,7 +169,8 @@ static void ctrl_handle_chain(struct virtio_net *net, const struct virtq_chain *
     if (ack != VIRTIO_NET_OK)
         pr_debug("%s: control command class %u cmd %u refused", net->vdev.id, len ? cmd[0] : 0,
                  len > 1 ? cmd[1] : 0);
-    virtq_push(&net->ctrl_vq, chain->head, virtq_chain_write(chain, &ack, 1));
+    if (virtq_push_chain(&net->ctrl_vq, chain, virtq_chain_write(chain, &ack, 1)))
+        pr_warn("%s: the guest's control queue is malformed; the ack is lost", net->vdev.id);
 }
 
 static void ctrl_interrupt(struct virtio_net *net, uint16_t old_used)
@@ -177,7 +178,11 @@ static void ctrl_interrupt(struct virtio_net *net, uint16_t old_used)
     uint64_t one = 1;
     int fd = net->vdev.queues[net_ctrl_index(net)].call_fd;
 
-    if (net->ctrl_vq.used_idx == old_used || !virtq_needs_interrupt(&net->ctrl_vq, old_used))
+    /* A packed position can come back to where it was (a whole lap): count instead. */
+    bool none =
+        net->ctrl_vq.packed ? !net->ctrl_vq.used_unsignalled : net->ctrl_vq.used_idx == old_used;
+
+    if (none || !virtq_needs_interrupt(&net->ctrl_vq, old_used))
         return;
     if (fd >= 0 && write(fd, &one, sizeof(one)) < 0)
         pr_debug("%s: control queue interrupt: %s", net->vdev.id, strerror(errno));
@@ -237,8 +242,10 @@ int net_ctrl_start(struct virtio_net *net)
         .avail_gpa = vq->avail,
         .used_gpa = vq->used,
         .event_idx = virtio_has_feature(&net->vdev, VIRTIO_F_RING_EVENT_IDX),
+        .packed = net_packed(net),
         .mem = net->vdev.mem,
     };
+    virtq_reset_position(&net->ctrl_vq);
     pr_debug("%s: control queue %u: size %u enabled %d", net->vdev.id, net_ctrl_index(net),
              vq->size, vq->enabled);
     if (!vq->enabled)
@@ -257,4 +264,27 @@ int net_ctrl_watch(struct virtio_net *net, bool on)
     if (!vq->enabled && on)
         return 0;
     return net_watch(net, vq->kick_fd, ctrl_on_kick, &net->ctrl_watched, on);
+}
+
+uint32_t net_ctrl_position_encode(const struct virtq *q)
+{
+    struct virtq_position pos;
+
+    virtq_get_position(q, &pos);
+    if (q->packed)
+        return virtq_position_encode(&pos);
+    return pos.last_avail | (uint32_t)pos.used_idx << 16;
+}
+
+int net_ctrl_position_decode(struct virtio_net *net, uint32_t value)
+{
+    struct virtq_position pos = {.last_avail = value & 0xffff, .used_idx = value >> 16};
+
+    if (net->ctrl_vq.packed)
+        virtq_position_decode(value, &pos);
+    if (virtq_set_position(&net->ctrl_vq, &pos) == 0)
+        return 0;
+    pr_err("%s: saved NIC state is corrupt (control queue at 0x%x, a %u-entry ring)", net->vdev.id,
+           value, net->ctrl_vq.size);
+    return -EINVAL;
 }

@@ -106,12 +106,13 @@ static int net_handshake(struct virtio_net *net)
     if (ret)
         return ret;
     if (!(net->conn.features & (1ULL << VIRTIO_F_VERSION_1))) {
-        pr_err("%s: the backend does not offer VIRTIO_F_VERSION_1", net->vdev.id);
+        vhost_user_say(&net->conn, VHOST_USER_ERR, "the backend does not offer VIRTIO_F_VERSION_1");
         return -ENOTSUP;
     }
     if (net->opts.queue_pairs > 1 && net->conn.max_queues < net->opts.queue_pairs) {
-        pr_err("%s: queues=%u, but the backend offers %llu queue pair(s)", net->vdev.id,
-               net->opts.queue_pairs, (unsigned long long)net->conn.max_queues);
+        vhost_user_say(&net->conn, VHOST_USER_ERR,
+                       "queues=%u, but the backend offers %llu queue pair(s)",
+                       net->opts.queue_pairs, (unsigned long long)net->conn.max_queues);
         return -ENOTSUP;
     }
     return 0;
@@ -158,16 +159,82 @@ void net_set_connected(struct virtio_net *net, bool connected)
     pthread_mutex_unlock(&net->lock);
 }
 
-/* A dead backend cannot answer GET_VRING_BASE: each ring resumes from its used
- * index in guest memory, as QEMU does for in-order devices. */
+/* A split ring resumes at its used index in guest memory: everything before it was used,
+ * everything after it is used again. With VIRTIO_F_IN_ORDER that is exact (the device
+ * used buffers in the order they were made available: Cloud Hypervisor's rule); without,
+ * it is QEMU's rule, exact for a device that uses buffers in order anyway (DPDK's
+ * synchronous datapath, which testpmd's and OVS's vhost ports run). */
+static uint32_t net_recover_split(struct virtio_net *net, unsigned q)
+{
+    const uint8_t *idx = guest_mem_ptr(net->vdev.mem, net->vdev.queues[q].used + 2, 2);
+
+    return idx ? (uint32_t)(idx[0] | idx[1] << 8) : 0;
+}
+
+/* A packed ring keeps no used index: virtq_recover_packed reads the position from the
+ * descriptor ring when the ring shows only one reading. With IN_ORDER a device may mark
+ * a batch used with one descriptor, and memory does not say where the batch ends; without
+ * INDIRECT_DESC the driver chains, and the end of a two-entry chain is not seen. A ring
+ * it cannot read is marked unknown (it stays stopped until the guest resets the NIC);
+ * loud says so now (else at the retry). */
+static int net_recover_packed(struct virtio_net *net, unsigned q, bool loud)
+{
+    const struct virtio_queue *vq = &net->vdev.queues[q];
+    struct virtq ring = {
+        .size = vq->size, .desc_gpa = vq->desc, .packed = true, .mem = net->vdev.mem};
+    struct virtq_position pos;
+    const char *why = "VIRTIO_F_IN_ORDER: a used descriptor may stand for a batch of buffers";
+    int ret = -EINVAL;
+
+    /* Without indirect descriptors a driver chains every buffer of several parts (Linux's
+     * transmit): a two-entry chain used last reads like two one-entry buffers. */
+    if (!virtio_has_feature(&net->vdev, VIRTIO_F_RING_INDIRECT_DESC))
+        why = "no VIRTIO_F_RING_INDIRECT_DESC: the driver chains descriptors";
+    else if (!virtio_has_feature(&net->vdev, VIRTIO_F_IN_ORDER))
+        ret = virtq_recover_packed(&ring, &pos, &why);
+    if (!ret) {
+        struct vhost_user_vring_pos p = {pos.last_avail, pos.avail_wrap, pos.used_idx,
+                                         pos.used_wrap};
+
+        net->ring_base[q] = vhost_user_vring_pos_encode(&p);
+        net->rings_unknown &= ~(1u << q);
+        pr_debug("%s: queue %u: the packed ring stopped at entry %u (wrap %d)", net->vdev.id, q,
+                 pos.last_avail, pos.avail_wrap);
+        return 0;
+    }
+    net->rings_unknown |= 1u << q;
+    if (loud)
+        pr_err("%s: queue %u: where the packed ring stopped cannot be read from guest memory "
+               "(%s): its rings stay stopped and the link down until the guest resets the NIC",
+               net->vdev.id, q, why);
+    else
+        pr_debug("%s: queue %u: packed ring position not readable yet: %s", net->vdev.id, q, why);
+    return ret;
+}
+
+/* A dead backend cannot answer GET_VRING_BASE: each ring's position comes from guest
+ * memory. */
 static void net_recover_ring_bases(struct virtio_net *net)
 {
     for (unsigned q = 0; q < net_ctrl_index(net); q++) {
-        const struct virtio_queue *vq = &net->vdev.queues[q];
-        const uint8_t *idx = vq->enabled ? guest_mem_ptr(net->vdev.mem, vq->used + 2, 2) : NULL;
-
-        net->ring_base[q] = idx ? (uint16_t)(idx[0] | idx[1] << 8) : 0;
+        if (!net->vdev.queues[q].enabled)
+            net->ring_base[q] = net_ring_start_base(net);
+        else if (net_packed(net))
+            net_recover_packed(net, q, false);
+        else
+            net->ring_base[q] = net_recover_split(net, q);
     }
+}
+
+/* The packed rings not read when the backend died, read again now that the guest has
+ * seen its link down for a while (it may have been writing a descriptor then). true when
+ * one is still unknown: it was said why. */
+static bool net_rings_still_unknown(struct virtio_net *net)
+{
+    for (unsigned q = 0; q < net_ctrl_index(net); q++)
+        if (net->rings_unknown & (1u << q))
+            net_recover_packed(net, q, true);
+    return net->rings_unknown != 0;
 }
 
 /* Arms the retry timer every `reconnect-ms` (periodic) or once, or disarms it. */
@@ -299,6 +366,16 @@ static void net_reconnect(struct virtio_net *net, int fd)
     }
     if (!ret)
         ret = net_log_resume(net); /* says for itself when the log is lost */
+    if (!ret && net_running(net) && net_rings_still_unknown(net)) {
+        /* Attached, its rings not started: the guest's reset starts them from 0. */
+        ret = net_watch_conn(net);
+        if (!ret) {
+            net_set_connected(net, true);
+            net_wait_for_backend(net, false);
+            net->reconnects++;
+            return;
+        }
+    }
     if (!ret) {
         vhost_user_hold(&net->conn, true); /* what went wrong goes into the one line below */
         if (net_running(net))              /* stopped: restart() starts them */

@@ -50,6 +50,29 @@ static void net_option_defaults(struct virtio_net_options *o)
     o->connect_timeout_ms = 30000;
     o->reply_timeout_ms = 30000; /* DPDK maps and walks all of guest RAM in SET_MEM_TABLE */
     o->reconnect_ms = 1000;
+    o->queue_size = VIRTIO_NET_QUEUE_SIZE_DEFAULT;
+}
+
+/* QEMU's spelling: on or off. */
+static int parse_on_off(const char *s, bool *out)
+{
+    if (!strcmp(s, "on") || !strcmp(s, "off")) {
+        *out = !strcmp(s, "on");
+        return 0;
+    }
+    return -EINVAL;
+}
+
+/* A power of two (the guest may negotiate split rings, which need one) from 64 to the
+ * spec's 32768; Linux's virtio_net takes the device's maximum as it is. */
+static int parse_queue_size(const char *s, uint16_t *out)
+{
+    unsigned long n;
+
+    if (parse_uint(s, 64, VIRTIO_QUEUE_SIZE_MAX, &n) || (n & (n - 1)))
+        return -EINVAL;
+    *out = (uint16_t)n;
+    return 0;
 }
 
 static int net_parse_kv(struct virtio_net_options *o, const char *key, const char *val, char *err,
@@ -72,6 +95,8 @@ static int net_parse_kv(struct virtio_net_options *o, const char *key, const cha
         o->reply_timeout_ms = (unsigned)n;
     } else if (!strcmp(key, "reconnect-ms") && val && !parse_uint(val, 1, 3600000, &n)) {
         o->reconnect_ms = (unsigned)n;
+    } else if (!strcmp(key, "packed") && val && !parse_on_off(val, &o->packed)) {
+    } else if (!strcmp(key, "queue-size") && val && !parse_queue_size(val, &o->queue_size)) {
     } else {
         snprintf(err, errlen, "--net: bad or unknown setting '%s%s%s'", key, val ? "=" : "",
                  val ? val : "");

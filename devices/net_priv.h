@@ -34,6 +34,12 @@ static inline bool net_running(const struct virtio_net *net)
     return net->phase == NET_RUNNING;
 }
 
+/* The guest negotiated packed rings: every ring of the NIC is packed. */
+static inline bool net_packed(const struct virtio_net *net)
+{
+    return virtio_has_feature(&net->vdev, VIRTIO_F_RING_PACKED);
+}
+
 /* virtio_net.c */
 const char *net_feature_name(int bit);
 uint64_t net_offered_features(const struct virtio_net *net);
@@ -41,6 +47,11 @@ uint64_t net_offered_features(const struct virtio_net *net);
 /* net_ctrl.c */
 int net_ctrl_start(struct virtio_net *net);
 int net_ctrl_watch(struct virtio_net *net, bool on);
+/* The control queue's position in 32 bits for the state blob: split, last_avail and
+ * used_idx (16 bits each); packed, vhost-user's encoding with the wrap counters. Decode
+ * applies it to the started queue: -EINVAL for a packed position outside the ring. */
+uint32_t net_ctrl_position_encode(const struct virtq *q);
+int net_ctrl_position_decode(struct virtio_net *net, uint32_t value);
 
 /* net_backend.c: each returns 0 or -errno; a backend that broke is left to net_failed. */
 int net_start_backend(struct virtio_net *net);
@@ -48,6 +59,9 @@ void net_stop_rings(struct virtio_net *net);
 void net_reset_status(struct virtio_net *net);
 int net_enable_pairs(struct virtio_net *net, unsigned pairs);
 int net_vring_addr(struct virtio_net *net, unsigned q, struct vhost_user_vring_addr *addr);
+uint32_t net_ring_start_base(const struct virtio_net *net);
+bool net_ring_base_valid(const struct virtio_net *net, unsigned q, uint32_t base);
+int net_get_ring_base(struct virtio_net *net, unsigned q, uint32_t *base);
 int net_log_check(struct virtio_device *vdev, char *why, size_t len);
 int net_log_start(struct virtio_device *vdev, int log_fd, uint64_t log_size);
 int net_log_stop(struct virtio_device *vdev);

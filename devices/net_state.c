@@ -10,10 +10,14 @@
 #include <unistd.h>
 
 #define NET_STATE_MAGIC 0x54454e56u /* "VNET" */
-#define NET_STATE_VERSION 1
+/* Version 2: each data ring's base is 32 bits (a packed ring's two positions and wrap
+ * counters) and the control queue's position carries its wrap counters. Version 1 (16-bit
+ * bases) is refused, and a vmm that reads only version 1 refuses this one. */
+#define NET_STATE_VERSION 2
 #define NET_STATUS_BITS (VIRTIO_NET_S_LINK_UP | VIRTIO_NET_S_ANNOUNCE)
 
-/* Followed by the ring base of each data queue (2 * queue_pairs uint16_t). */
+/* Followed by the ring base of each data queue (2 * queue_pairs uint32_t, as
+ * SET_VRING_BASE carries them). */
 struct net_state {
     uint32_t magic;
     uint16_t version;
@@ -23,8 +27,7 @@ struct net_state {
     uint16_t status;
     uint16_t mtu;
     uint16_t active_pairs;
-    uint16_t ctrl_last_avail;
-    uint16_t ctrl_used_idx;
+    uint32_t ctrl_position; /* net_ctrl_position_encode */
     uint8_t started;
     uint8_t reserved[3];
 } __attribute__((packed));
@@ -39,8 +42,7 @@ int net_save(struct virtio_device *vdev, struct state_buf *out)
         .queue_pairs = (uint16_t)net->opts.queue_pairs,
         .acked_features = vdev->acked_features,
         .active_pairs = (uint16_t)net->active_pairs,
-        .ctrl_last_avail = net->ctrl_vq.last_avail,
-        .ctrl_used_idx = net->ctrl_vq.used_idx,
+        .ctrl_position = net_ctrl_position_encode(&net->ctrl_vq),
         .started = net->phase != NET_IDLE,
     };
     int ret;
@@ -48,6 +50,12 @@ int net_save(struct virtio_device *vdev, struct state_buf *out)
     if (net->phase == NET_RUNNING) {
         pr_err("%s: cannot save the NIC while its rings run: stop it first", vdev->id);
         return -EBUSY;
+    }
+    if (net->rings_unknown) {
+        pr_err("%s: cannot save the NIC: where packed queue %d stopped is unknown (its backend "
+               "died; see the earlier line)",
+               vdev->id, __builtin_ctz(net->rings_unknown));
+        return -EINVAL;
     }
     pthread_mutex_lock(&net->lock);
     memcpy(st.mac, net->config.mac, 6);
@@ -87,10 +95,15 @@ static int net_check_loaded_features(struct virtio_net *net, const struct net_st
 static int net_check_loaded(struct virtio_net *net, const struct net_state *st, size_t len)
 {
     const char *id = net->vdev.id;
-    size_t want = sizeof(*st) + 4 * (size_t)st->queue_pairs;
+    size_t want = sizeof(*st) + 2 * sizeof(uint32_t) * (size_t)st->queue_pairs;
 
-    if (st->magic != NET_STATE_MAGIC || st->version != NET_STATE_VERSION) {
-        pr_err("%s: saved state is not virtio-net state version %d", id, NET_STATE_VERSION);
+    if (st->magic != NET_STATE_MAGIC) {
+        pr_err("%s: saved state is not virtio-net state", id);
+        return -EINVAL;
+    }
+    if (st->version != NET_STATE_VERSION) {
+        pr_err("%s: saved state is virtio-net state version %u; this vmm reads version %d only", id,
+               st->version, NET_STATE_VERSION);
         return -EINVAL;
     }
     if (st->queue_pairs != net->opts.queue_pairs) {
@@ -111,11 +124,29 @@ static int net_check_loaded(struct virtio_net *net, const struct net_state *st, 
     return net_check_loaded_features(net, st);
 }
 
+/* A split ring's base is a 16-bit index; a packed one's two positions are checked
+ * against the ring's size when it starts (net_start_loaded: the transport's queues are
+ * loaded after the model). */
+static int net_check_loaded_bases(struct virtio_net *net, const struct net_state *st,
+                                  const uint32_t *bases)
+{
+    if (st->acked_features & BIT(VIRTIO_F_RING_PACKED))
+        return 0;
+    for (unsigned q = 0; q < 2 * (unsigned)st->queue_pairs; q++) {
+        if (bases[q] > 0xffff) {
+            pr_err("%s: saved NIC state is corrupt (split queue %u at 0x%x)", net->vdev.id, q,
+                   bases[q]);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
 int net_load(struct virtio_device *vdev, const uint8_t *data, size_t len)
 {
     struct virtio_net *net = to_net(vdev);
     struct state_reader r = state_reader_init(data, len);
-    uint16_t bases[VIRTIO_MAX_QUEUES] = {0};
+    uint32_t bases[VIRTIO_MAX_QUEUES] = {0};
     struct net_state st;
     int ret;
 
@@ -126,8 +157,11 @@ int net_load(struct virtio_device *vdev, const uint8_t *data, size_t len)
     }
     ret = net_check_loaded(net, &st, len);
     /* The ring bases follow, one per data queue: what the header announced, no more. */
-    if (!ret && (state_get(&r, bases, 4 * (size_t)st.queue_pairs) || !state_reader_done(&r)))
+    if (!ret && (state_get(&r, bases, 2 * sizeof(uint32_t) * (size_t)st.queue_pairs) ||
+                 !state_reader_done(&r)))
         ret = -EINVAL;
+    if (!ret)
+        ret = net_check_loaded_bases(net, &st, bases);
     if (ret)
         return ret;
     if (net->phase == NET_RUNNING || net->phase == NET_STOPPED) {
@@ -145,9 +179,9 @@ int net_load(struct virtio_device *vdev, const uint8_t *data, size_t len)
     pthread_mutex_unlock(&net->lock);
     vdev->acked_features = st.acked_features;
     net->active_pairs = st.active_pairs;
-    net->ctrl_vq.last_avail = st.ctrl_last_avail;
-    net->ctrl_vq.used_idx = st.ctrl_used_idx;
+    net->ctrl_loaded = st.ctrl_position;
     memcpy(net->ring_base, bases, sizeof(net->ring_base));
+    net->rings_unknown = 0;
     net->phase = st.started ? NET_LOADED : NET_IDLE;
     return 0;
 }
@@ -172,11 +206,10 @@ int net_stop(struct virtio_device *vdev)
         return 0;
     net_ctrl_watch(net, false);
     for (unsigned q = 0; net->connected && !net->conn.broken && q < net_ctrl_index(net); q++) {
-        unsigned base;
+        uint32_t base;
 
-        if ((net->rings_started & (1u << q)) &&
-            vhost_user_get_vring_base(&net->conn, q, &base) == 0)
-            net->ring_base[q] = (uint16_t)base;
+        if ((net->rings_started & (1u << q)) && net_get_ring_base(net, q, &base) == 0)
+            net->ring_base[q] = base;
     }
     if (!net->conn.broken)
         net->rings_started = 0;
@@ -249,13 +282,19 @@ static void net_announce(struct virtio_net *net)
 int net_start_loaded(struct virtio_device *vdev)
 {
     struct virtio_net *net = to_net(vdev);
-    uint16_t last_avail = net->ctrl_vq.last_avail, used_idx = net->ctrl_vq.used_idx;
     bool lost = false;
     int ret = 0;
 
     if (net->phase != NET_LOADED) {
         pr_err("%s: the loaded NIC was not started by its guest", vdev->id);
         return -EINVAL;
+    }
+    for (unsigned q = 0; q < net_ctrl_index(net); q++) {
+        if (net->vdev.queues[q].enabled && !net_ring_base_valid(net, q, net->ring_base[q])) {
+            pr_err("%s: saved NIC state is corrupt (queue %u at 0x%x, a %u-entry ring)", vdev->id,
+                   q, net->ring_base[q], net->vdev.queues[q].size);
+            return -EINVAL;
+        }
     }
     if (net->connected) {
         ret = net_start_backend(net);
@@ -265,12 +304,12 @@ int net_start_loaded(struct virtio_device *vdev)
     }
     if (!ret)
         ret = net_ctrl_start(net);
+    if (!ret)
+        ret = net_ctrl_position_decode(net, net->ctrl_loaded);
     if (ret) {
         pr_err("%s: cannot start the migrated NIC: %s", vdev->id, strerror(-ret));
         return ret;
     }
-    net->ctrl_vq.last_avail = last_avail;
-    net->ctrl_vq.used_idx = used_idx;
     net->phase = NET_RUNNING;
     if (lost)
         net_lost_backend(net, "it failed while the rings started");

@@ -13,6 +13,9 @@
 #define VIRTIO_F_RING_INDIRECT_DESC 28
 #define VIRTIO_F_RING_EVENT_IDX 29
 #define VIRTIO_F_VERSION_1 32
+#define VIRTIO_F_RING_PACKED 34
+#define VIRTIO_F_IN_ORDER 35
+#define VIRTIO_F_NOTIFICATION_DATA 38
 
 #define VIRTIO_STATUS_ACKNOWLEDGE 0x01
 #define VIRTIO_STATUS_DRIVER 0x02
@@ -23,6 +26,7 @@
 
 #define VIRTIO_MAX_QUEUES 17 /* 8 queue pairs and a control queue */
 #define VIRTIO_NO_VECTOR 0xffff
+#define VIRTIO_QUEUE_SIZE_MAX 32768 /* the spec's limit for both ring formats */
 
 struct virtio_queue {
     uint16_t max_size;
@@ -128,6 +132,13 @@ struct virtio_device {
 static inline bool virtio_has_feature(const struct virtio_device *vdev, unsigned bit)
 {
     return vdev->acked_features & (1ULL << bit);
+}
+
+/* A queue size the driver may set: 1 to max, a power of two for a split ring; any size
+ * for a packed one (virtio 1.2, "Packed Virtqueues": Queue Size need not be one). */
+static inline bool virtio_queue_size_ok(uint32_t size, uint32_t max, bool packed)
+{
+    return size && size <= max && size <= VIRTIO_QUEUE_SIZE_MAX && (packed || !(size & (size - 1)));
 }
 
 static inline void virtio_notify_config(struct virtio_device *vdev)

@@ -14,7 +14,8 @@ static const uint64_t backend_feature_mask =
     BIT(VIRTIO_NET_F_GUEST_TSO6) | BIT(VIRTIO_NET_F_GUEST_ECN) | BIT(VIRTIO_NET_F_GUEST_UFO) |
     BIT(VIRTIO_NET_F_HOST_TSO4) | BIT(VIRTIO_NET_F_HOST_TSO6) | BIT(VIRTIO_NET_F_HOST_ECN) |
     BIT(VIRTIO_NET_F_HOST_UFO) | BIT(VIRTIO_NET_F_MRG_RXBUF) | BIT(VIRTIO_F_RING_INDIRECT_DESC) |
-    BIT(VIRTIO_F_RING_EVENT_IDX) | BIT(VIRTIO_F_VERSION_1);
+    BIT(VIRTIO_F_RING_EVENT_IDX) | BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_F_RING_PACKED) |
+    BIT(VIRTIO_F_IN_ORDER) | BIT(VIRTIO_F_NOTIFICATION_DATA);
 
 uint64_t virtio_net_offered_features(uint64_t backend, const struct virtio_net_options *opts)
 {
@@ -26,6 +27,12 @@ uint64_t virtio_net_offered_features(uint64_t backend, const struct virtio_net_o
                  BIT(VIRTIO_NET_F_CTRL_MAC_ADDR) | BIT(VIRTIO_NET_F_GUEST_ANNOUNCE) |
                  BIT(VIRTIO_NET_F_CTRL_VLAN) | BIT(VIRTIO_NET_F_CTRL_GUEST_OFFLOADS);
 
+    /* Packed rings only when asked for (QEMU's packed=off default): the backend's offer
+     * alone does not change the ring format a guest gets. IN_ORDER and NOTIFICATION_DATA
+     * pass through as QEMU's vhost-user net passes them: vmm's control queue uses its
+     * buffers in order, and the transport's doorbell takes the 32-bit notification. */
+    if (!opts->packed)
+        f &= ~BIT(VIRTIO_F_RING_PACKED);
     if (opts->queue_pairs > 1)
         f |= BIT(VIRTIO_NET_F_MQ);
     if (opts->mtu)
@@ -97,7 +104,9 @@ static int net_activate(struct virtio_device *vdev)
     bool lost = false;
     int ret = 0;
 
-    memset(net->ring_base, 0, sizeof(net->ring_base));
+    for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
+        net->ring_base[q] = net_ring_start_base(net);
+    net->rings_unknown = 0;
     net->active_pairs = 1;
     /* Checked with the backend away too: bad rings fail DRIVER_OK, not every reconnect. */
     for (unsigned q = 0; !ret && q < net_ctrl_index(net); q++)
@@ -185,6 +194,9 @@ static const char *const feature_names[64] = {
     [VIRTIO_F_RING_INDIRECT_DESC] = "RING_INDIRECT_DESC",
     [VIRTIO_F_RING_EVENT_IDX] = "RING_EVENT_IDX",
     [VIRTIO_F_VERSION_1] = "VERSION_1",
+    [VIRTIO_F_RING_PACKED] = "RING_PACKED",
+    [VIRTIO_F_IN_ORDER] = "IN_ORDER",
+    [VIRTIO_F_NOTIFICATION_DATA] = "NOTIFICATION_DATA",
 };
 
 const char *net_feature_name(int bit)
@@ -206,6 +218,8 @@ void virtio_net_setup(struct virtio_net *net, const char *id, const struct virti
 {
     memset(net, 0, sizeof(*net));
     net->opts = *opts;
+    if (!net->opts.queue_size) /* options built by hand (tests): the default */
+        net->opts.queue_size = VIRTIO_NET_QUEUE_SIZE_DEFAULT;
     net->vdev = (struct virtio_device){.id = id,
                                        .device_id = VIRTIO_ID_NET,
                                        .num_queues = 2 * opts->queue_pairs + 1,
@@ -214,7 +228,8 @@ void virtio_net_setup(struct virtio_net *net, const char *id, const struct virti
                                        .platform = platform,
                                        .loop = loop};
     for (unsigned q = 0; q < net->vdev.num_queues; q++)
-        net->vdev.queues[q].max_size = 256;
+        net->vdev.queues[q].max_size = net->opts.queue_size;
+    net->vdev.queues[2 * opts->queue_pairs].max_size = VIRTIO_NET_CTRL_QUEUE_SIZE;
     net->conn.fd = net->conn.backend_fd = net->listen_fd = net->retry_fd = -1;
     net->chan_timer_fd = net->log_fd = -1;
     net->phase = NET_IDLE;

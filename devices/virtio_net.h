@@ -55,7 +55,12 @@ struct virtio_net_options {
     unsigned connect_timeout_ms;
     unsigned reply_timeout_ms;
     unsigned reconnect_ms; /* client: the pace of reconnect attempts */
+    bool packed;           /* packed=on: offer VIRTIO_F_RING_PACKED when the backend does */
+    uint16_t queue_size;   /* queue-size=N: each data queue's maximum size (the guest's) */
 };
+
+#define VIRTIO_NET_QUEUE_SIZE_DEFAULT 256
+#define VIRTIO_NET_CTRL_QUEUE_SIZE 256
 
 /* Where the NIC is in its life (the guest's side; the link is the backend's). */
 enum virtio_net_phase {
@@ -96,11 +101,17 @@ struct virtio_net {
     int listen_fd;     /* server: kept for the next backend */
     int retry_fd;      /* client: timerfd pacing reconnects */
     int chan_timer_fd; /* a backend request left half-sent: when to give up on it */
-    uint16_t ring_base[VIRTIO_MAX_QUEUES]; /* where each ring (re)starts */
+    /* Where each data ring (re)starts, as SET_VRING_BASE carries it: split, the next
+     * available index; packed, both positions and wrap counters (vhost-user's encoding). */
+    uint32_t ring_base[VIRTIO_MAX_QUEUES];
+    /* Packed rings whose position a dead backend took with it and guest memory does not
+     * tell for sure (net_recover_packed): they cannot start until the guest resets the NIC. */
+    uint32_t rings_unknown;
     unsigned reconnects;
     uint32_t rings_started; /* data queues handed to the current backend, one bit each */
     struct virtq ctrl_vq;
-    bool ctrl_pending; /* a bounded batch left commands: the rest is posted */
+    uint32_t ctrl_loaded; /* destination: the control queue's saved position, until it starts */
+    bool ctrl_pending;    /* a bounded batch left commands: the rest is posted */
     /* What is registered on the loop (each removed before its fd closes). */
     bool conn_watched, backend_watched, listen_watched, ctrl_watched, retry_watched;
     bool chan_timer_watched;
@@ -146,7 +157,8 @@ void virtio_net_setup(struct virtio_net *net, const char *id, const struct virti
 void virtio_net_ctrl_process(struct virtio_net *net);
 
 /* Parses "vhost-user,socket=PATH[,server][,queues=N][,mac=..][,mtu=N]
- * [,connect-timeout-ms=N]"; on error returns -EINVAL with the reason in err. */
+ * [,connect-timeout-ms=N][,packed=on|off][,queue-size=N]..."; on error returns -EINVAL
+ * with the reason in err. */
 int virtio_net_parse_options(const char *arg, struct virtio_net_options *opts, char *err,
                              size_t errlen);
 

@@ -143,11 +143,22 @@ static void detach_call(struct virtio_pci *vp, unsigned q)
     vp->queue_irqfd[q] = vp->queue_watched[q] = false;
 }
 
+/* The width of the guest's doorbell write: the queue index (16 bits), or with
+ * NOTIFICATION_DATA that and where the driver's next available buffer is (32 bits, the
+ * spec's "Notification Data"). A KVM ioeventfd without datamatch catches writes of its
+ * own length only: any other reaches notify_write and still kicks. The features do not
+ * change while the doorbells are wired (set at DRIVER_OK, cleared by reset after
+ * unwiring), so assign and deassign agree. */
+static uint32_t doorbell_len(const struct virtio_pci *vp)
+{
+    return virtio_has_feature(vp->vdev, VIRTIO_F_NOTIFICATION_DATA) ? 4 : 2;
+}
+
 static int set_doorbell(struct virtio_pci *vp, uint64_t base, unsigned q, bool assign)
 {
     const struct virtio_platform *p = vp->platform;
 
-    return p->ioeventfd(p->opaque, base + q * VIRTIO_PCI_NOTIFY_MULTIPLIER, 2,
+    return p->ioeventfd(p->opaque, base + q * VIRTIO_PCI_NOTIFY_MULTIPLIER, doorbell_len(vp),
                         vp->vdev->queues[q].kick_fd, assign);
 }
 
@@ -388,7 +399,9 @@ static void write_queue_field(struct virtio_pci *vp, unsigned off, uint32_t v)
         return; /* an enabled queue's set-up is frozen */
     switch (off) {
     case COMMON_Q_SIZE:
-        if (v && v <= q->max_size && !(v & (v - 1)))
+        /* Set after FEATURES_OK (the spec's order): the ring format is known. */
+        if (virtio_queue_size_ok(v, q->max_size,
+                                 virtio_has_feature(vp->vdev, VIRTIO_F_RING_PACKED)))
             q->size = (uint16_t)v;
         break;
     case COMMON_Q_MSIX:

@@ -204,10 +204,12 @@ static bool loaded_vector_ok(struct virtio_pci *vp, uint16_t v)
 
 static int check_loaded_queues(struct virtio_pci *vp, const struct vp_loaded *l)
 {
+    bool packed = l->t.acked_features & (1ULL << VIRTIO_F_RING_PACKED);
+
     for (unsigned q = 0; q < l->hdr.num_queues; q++) {
         const struct vp_queue_state *s = &l->q[q];
 
-        if (!s->size || s->size > vp->vdev->queues[q].max_size || (s->size & (s->size - 1)) ||
+        if (!virtio_queue_size_ok(s->size, vp->vdev->queues[q].max_size, packed) ||
             !loaded_vector_ok(vp, s->msix_vector) || s->enabled > 1) {
             pr_err("%s: saved queue %u is corrupt (size %u, vector %u, enabled %u)", vp->vdev->id,
                    q, s->size, s->msix_vector, s->enabled);

@@ -383,6 +383,97 @@ static bool packed_needs_interrupt(struct virtq *q)
     return true; /* ENABLE; DESC without EVENT_IDX or the reserved value: not to be trusted */
 }
 
+/* ---- a dead device's packed ring position ---- */
+
+static int recover_flags(const struct virtq *q, uint16_t i, uint16_t *flags)
+{
+    const volatile uint16_t *f = guest_mem_ptr(q->mem, q->desc_gpa + 16ULL * i + 14, 2);
+
+    if (!f)
+        return -EINVAL;
+    *flags = *f;
+    return 0;
+}
+
+static bool flag_set(uint16_t flags, uint16_t bit)
+{
+    return (flags & bit) != 0;
+}
+
+/* The driver's next entry: slots it wrote in this lap carry AVAIL = its wrap counter,
+ * the rest the previous lap's, so AVAIL changes at most once along the ring. */
+static int recover_driver_position(const struct virtq *q, uint16_t *idx, bool *wrap,
+                                   const char **why)
+{
+    uint16_t f0, f, a = 0;
+    bool changed = false;
+
+    if (recover_flags(q, 0, &f0))
+        return -EINVAL;
+    for (uint32_t i = 1; i < q->size; i++) {
+        if (recover_flags(q, (uint16_t)i, &f))
+            return -EINVAL;
+        if (flag_set(f, VIRTQ_DESC_F_AVAIL) != flag_set(f0, VIRTQ_DESC_F_AVAIL) && !changed) {
+            changed = true;
+            a = (uint16_t)i;
+        } else if (flag_set(f, VIRTQ_DESC_F_AVAIL) == flag_set(f0, VIRTQ_DESC_F_AVAIL) && changed) {
+            *why = "the AVAIL flags change lap more than once along the ring";
+            return -EINVAL;
+        }
+    }
+    *idx = a;
+    /* Without a change the driver just finished a lap: it goes on at 0 in the next. */
+    *wrap = changed ? flag_set(f0, VIRTQ_DESC_F_AVAIL) : !flag_set(f0, VIRTQ_DESC_F_AVAIL);
+    return 0;
+}
+
+static void ring_back(const struct virtq *q, uint16_t *idx, bool *wrap)
+{
+    if (*idx == 0) {
+        *idx = q->size;
+        *wrap = !*wrap;
+    }
+    (*idx)--;
+}
+
+int virtq_recover_packed(const struct virtq *q, struct virtq_position *pos, const char **why)
+{
+    uint16_t idx, flags;
+    bool wrap, used, seen_used = false;
+    int ret;
+
+    *why = "the ring is outside guest memory";
+    if (!q->packed || !q->size || q->size > VIRTQ_MAX_SIZE)
+        return -EINVAL;
+    ret = recover_driver_position(q, &idx, &wrap, why);
+    if (ret)
+        return ret;
+    *pos = (struct virtq_position){.last_avail = idx, .avail_wrap = wrap};
+    /* Backwards from the driver's next entry, one ring's length: available, then used. */
+    for (uint32_t n = 0; n < q->size; n++) {
+        ring_back(q, &idx, &wrap);
+        if (recover_flags(q, idx, &flags))
+            return -EINVAL;
+        if (flag_set(flags, VIRTQ_DESC_F_NEXT)) {
+            *why = "the driver chains descriptors (NEXT): a used chain's end is not in memory";
+            return -EINVAL;
+        }
+        used = flag_set(flags, VIRTQ_DESC_F_AVAIL) == flag_set(flags, VIRTQ_DESC_F_USED);
+        if (!used && seen_used) {
+            *why = "an available entry lies before a used one (a batch half published, or "
+                   "buffers used out of order)";
+            return -EINVAL;
+        }
+        if (!used)
+            *pos = (struct virtq_position){.last_avail = idx, .avail_wrap = wrap};
+        seen_used |= used;
+    }
+    pos->used_idx = pos->last_avail;
+    pos->used_wrap = pos->avail_wrap;
+    *why = NULL;
+    return 0;
+}
+
 /* ---- both formats ---- */
 
 int virtq_check_layout(const struct virtq *q)

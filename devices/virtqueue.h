@@ -88,6 +88,26 @@ int virtq_set_position(struct virtq *q, const struct virtq_position *pos);
 uint32_t virtq_position_encode(const struct virtq_position *pos);
 void virtq_position_decode(uint32_t value, struct virtq_position *pos);
 
+/*
+ * Where the device of a packed ring stood when it died without saying (a vhost-user
+ * backend that crashed: no GET_VRING_BASE), read from the descriptor ring alone: the
+ * position to restart it from, avail and used equal (in-flight buffers are used again).
+ * A packed ring keeps no used index; the driver writes each descriptor with AVAIL = its
+ * lap's wrap counter and USED the opposite, the device overwrites a used buffer's first
+ * entry with AVAIL = USED = its lap's. For a device that uses buffers in order, one used
+ * descriptor per buffer, and buffers of one descriptor each, the ring then reads, from
+ * the driver's next entry backwards: the available buffers, then used entries for a
+ * whole ring's length. That reading is taken only when the ring shows exactly it; -EINVAL
+ * with *why saying what else it shows: a used entry before an available one (the backend
+ * died publishing a batch, or used buffers out of order), a NEXT flag anywhere (the
+ * driver chains descriptors: a used chain's later entries keep the driver's flags and
+ * look available, so where the last used buffer ends is not in memory), or more than one
+ * lap boundary. With VIRTIO_F_IN_ORDER a device may write one used descriptor for a
+ * batch of buffers: the ring does not say where a batch ends, so the caller refuses.
+ * Reads q->size entries at q->desc_gpa; q->packed must be set.
+ */
+int virtq_recover_packed(const struct virtq *q, struct virtq_position *pos, const char **why);
+
 /* Takes the next available chain: 1 when one was taken, 0 when the queue is
  * empty, -EINVAL when the guest's ring or descriptors are bad (the caller should
  * flag the device as broken rather than crash). */

@@ -83,6 +83,7 @@ void options_usage(FILE *out)
                  "      --group NAME|GID   run as this group once /dev/kvm is open\n"
                  "      --net vhost-user,socket=PATH[,server][,queues=N][,mac=MAC][,mtu=N]\n"
                  "            [,connect-timeout-ms=N][,reply-timeout-ms=N][,reconnect-ms=N]\n"
+                 "            [,packed=on|off][,queue-size=N]\n"
                  "                         a virtio-net NIC whose data path is a vhost-user\n"
                  "                         backend; repeat for more NICs (at most 4)\n"
                  "      --on-reboot exit|restart\n"
@@ -100,7 +101,9 @@ void options_usage(FILE *out)
                  "                         its last console lines on stderr, exit 124\n"
                  "      --incoming unix:PATH|tcp:HOST:PORT\n"
                  "                         receive a migrating guest there instead of booting\n"
-                 "                         a kernel (same --memory, --cpus, --net as the source)\n"
+                 "                         a kernel (same --memory, --cpus, --net as the source;\n"
+                 "                         the source's --kernel, --initrd, --cmdline may stay:\n"
+                 "                         checked and kept for a reboot, not loaded)\n"
                  "      --restore DIR      start from a snapshot written by vmmctl snapshot DIR\n"
                  "      --api-socket PATH  a control socket at PATH (JSON lines: status, pause,\n"
                  "                         resume, shutdown, migrate, ...; see vmmctl)\n"
@@ -366,9 +369,9 @@ static enum options_result parse_args(int argc, char **argv, struct vmm_options 
         return opt_error(err, errlen, "--incoming and --restore exclude each other");
     if (!opts->kernel && !opts->incoming && !opts->restore)
         return opt_error(err, errlen, "--kernel is required (see --help)");
-    if (opts->kernel && (opts->incoming || opts->restore))
-        return opt_error(err, errlen, "--kernel cannot go with %s: the guest comes from there",
-                         opts->incoming ? "--incoming" : "--restore");
+    /* QEMU's habit: the destination runs the source's command line plus --incoming. The
+     * boot options are accepted there (vm_create checks the kernel and keeps it for a
+     * reboot, but loads nothing: the guest's RAM comes from the stream). */
     return OPTIONS_OK;
 }
 

@@ -45,7 +45,8 @@ static void check_net(const struct virtio_net_options *n)
         fuzz_fail("--net accepted with a socket path of %zu bytes", path);
     if (n->queue_pairs < 1 || n->queue_pairs > VIRTIO_NET_MAX_PAIRS || (n->mac[0] & 1) ||
         (n->mtu && n->mtu < 68) || n->reply_timeout_ms < 1 || n->reconnect_ms < 1 ||
-        n->connect_timeout_ms > 3600000)
+        n->connect_timeout_ms > 3600000 || n->queue_size < 64 ||
+        (n->queue_size & (n->queue_size - 1)))
         fuzz_fail("--net accepted with %u queue pairs, MAC %02x:..., MTU %u, timeouts %u/%u/%u",
                   n->queue_pairs, n->mac[0], n->mtu, n->connect_timeout_ms, n->reply_timeout_ms,
                   n->reconnect_ms);
@@ -53,14 +54,17 @@ static void check_net(const struct virtio_net_options *n)
 
 static void check_options(const struct vmm_options *o)
 {
-    int sources = !!o->kernel + !!o->incoming + !!o->restore;
+    /* --kernel may go with either (QEMU's destination command line); those two exclude
+     * each other, and one of the three is needed. */
+    int received = !!o->incoming + !!o->restore;
 
     if (o->memory < GUEST_MEM_MIN_SIZE || o->memory % (2ULL << 20))
         fuzz_fail("accepted --memory of %llu bytes", (unsigned long long)o->memory);
     if (o->cpus < 1 || o->cpus > VMM_MAX_CPUS)
         fuzz_fail("accepted %u vCPUs", o->cpus);
-    if (sources != 1)
-        fuzz_fail("accepted with %d of --kernel, --incoming, --restore", sources);
+    if (received > 1 || (!received && !o->kernel))
+        fuzz_fail("accepted with %d of --incoming, --restore and %s --kernel", received,
+                  o->kernel ? "a" : "no");
     if (o->incoming && strncmp(o->incoming, "unix:", 5) && strncmp(o->incoming, "tcp:", 4))
         fuzz_fail("accepted --incoming '%s'", o->incoming);
     if (o->nnets > VMM_MAX_NETS)

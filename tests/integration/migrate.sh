@@ -18,7 +18,13 @@
 #   kill-dest   the destination is killed mid-migration: vmmctl reports the failure,
 #               the source keeps running and its guest keeps receiving;
 #   snapshot    vmmctl snapshot DIR, the source is shut down, a new vmm --restore DIR
-#               continues: the heartbeat goes on and the NIC passes traffic.
+#               continues: the heartbeat goes on and the NIC passes traffic;
+#   verify-packed [PAIRS]
+#               verify with packed rings of 1024 entries (--net ...,packed=on,
+#               queue-size=1024) and PAIRS queue pairs (default 1; as many vCPUs): the
+#               guest must have negotiated VIRTIO_F_RING_PACKED (bit 34 of its
+#               device/features), and the destination is started as QEMU's are, with the
+#               source's command line (--kernel, --initrd, --cmdline) plus --incoming.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/testpmd.sh"
@@ -26,7 +32,12 @@ need_testpmd
 export RIG_TIMEOUT=${RIG_TIMEOUT:-880}
 guest_test_begin "$0" "$@"
 
-mode=${1:?usage: migrate.sh verify|ignore-log|kill-dest|snapshot}
+mode=${1:?usage: migrate.sh verify|ignore-log|kill-dest|snapshot|verify-packed [PAIRS]}
+net_extra= pairs=1 packed=0
+if [ "$mode" = verify-packed ]; then
+    mode=verify packed=1 pairs=${2:-1} net_extra=,packed=on,queue-size=1024
+    [ "$pairs" = 1 ] || net_extra="$net_extra,queues=$pairs"
+fi
 VMMCTL=${VMMCTL_BIN:-$(dirname "$VMM_BIN")/vmmctl}
 [ -x "$VMMCTL" ] || fail "vmmctl not found at $VMMCTL"
 mem=${VMM_MIGRATE_MEMORY:-512M}
@@ -36,21 +47,22 @@ sock0=$dir/port0.sock sock1=$dir/port1.sock api0=$dir/src.api api1=$dir/dst.api
 src_log=$dir/src.log dst_log=$dir/dst.log mig_uri=unix:$dir/mig.sock
 n=/sys/class/net/eth0
 # shellcheck disable=SC2016 # $(...) runs in the guest
-guest='ip link set eth0 up; vmm-memtest 64 & while :; do echo RX=$(cat '$n'/statistics/rx_packets); sleep 1; done'
+guest='ip link set eth0 up; echo FEATURES=$(cat '$n'/device/features); vmm-memtest 64 & while :; do echo RX=$(cat '$n'/statistics/rx_packets); sleep 1; done'
 
 # One testpmd, two vhost-user ports, both transmitting into their guest. Multi-flow:
 # each packet differs (its source address), so a receive buffer the backend rewrites
 # changes content; with one fixed packet a rewrite leaves the page as it was, and a
 # page only the backend wrote could not show up in --verify.
 start_testpmd_two_ports() {
-    local prefix=vmm-migrate-$$
+    local prefix=vmm-migrate-$$ qargs=()
+    [ "$pairs" = 1 ] || qargs=(--rxq="$pairs" --txq="$pairs")
     TESTPMD_LOG=$dir/testpmd.log
     at_exit "rm -rf '/var/run/dpdk/$prefix'"
     start_bg "$(dirname "$0")/testpmd-lean" "$TESTPMD_BIN" --no-huge -m 512 --no-pci -l 0-1 \
-        --file-prefix="$prefix" --vdev "net_vhost0,iface=$sock0,queues=1" \
-        --vdev "net_vhost1,iface=$sock1,queues=1" -- --total-num-mbufs=16384 \
+        --file-prefix="$prefix" --vdev "net_vhost0,iface=$sock0,queues=$pairs" \
+        --vdev "net_vhost1,iface=$sock1,queues=$pairs" -- --total-num-mbufs=16384 \
         --forward-mode=txonly --txonly-multi-flow --auto-start --stats-period 5 --nb-cores=1 \
-        </dev/null >"$TESTPMD_LOG" 2>&1
+        "${qargs[@]}" </dev/null >"$TESTPMD_LOG" 2>&1
     TESTPMD_PID=$BG_PID
     local end=$((SECONDS + TESTPMD_START_TIMEOUT))
     until [ -S "$sock0" ] && [ -S "$sock1" ]; do
@@ -85,18 +97,29 @@ guest_pages() {
 start_vmm() { # LOG API SOCK [EXTRA...]
     local log=$1 api=$2 sock=$3
     shift 3
-    start_bg "$VMM_BIN" --memory "$mem" --cpus 1 --api-socket "$api" \
-        --net "vhost-user,socket=$sock" "$@" </dev/null >"$log" 2>&1
+    start_bg "$VMM_BIN" --memory "$mem" --cpus "$pairs" --api-socket "$api" \
+        --net "vhost-user,socket=$sock$net_extra" "$@" </dev/null >"$log" 2>&1
 }
 
 start_testpmd_two_ports
 [ "$mode" != ignore-log ] || export VMM_TEST_MIGRATION_IGNORE_BACKEND_LOG=1
-start_vmm "$src_log" "$api0" "$sock0" --kernel "$GUEST_DIR/bzImage" \
-    --initrd "$GUEST_DIR/initramfs.cpio.gz" \
-    --cmdline "$GUEST_CMDLINE_BASE init_on_alloc=0 vmm.run=\"$guest\""
+boot=(--kernel "$GUEST_DIR/bzImage" --initrd "$GUEST_DIR/initramfs.cpio.gz"
+    --cmdline "$GUEST_CMDLINE_BASE init_on_alloc=0 vmm.run=\"$guest\"")
+src_trace=() dst_boot=()
+if [ "$packed" = 1 ]; then
+    # The trace decodes packed bases; QEMU's habit: the destination gets the boot options.
+    src_trace=(--vhost-trace "$dir/src.trace")
+    dst_boot=("${boot[@]}" --vhost-trace "$dir/dst.trace")
+fi
+start_vmm "$src_log" "$api0" "$sock0" "${boot[@]}" "${src_trace[@]}"
 src=$BG_PID
 wait_for 300 "$src_log" '[ "$(last_beat "$src_log")" -ge 3 ] 2>/dev/null && [ "$(last_value "$src_log" RX)" -ge 1000 ] 2>/dev/null'
 echo "ok: source guest up: heartbeat $(last_beat "$src_log"), rx $(last_value "$src_log" RX)"
+features=$(last_value "$src_log" FEATURES)
+echo "guest eth0 features: $features"
+if [ "$packed" = 1 ]; then
+    check_eq "VIRTIO_F_RING_PACKED (bit 34) negotiated by the guest" "${features:34:1}" 1
+fi
 
 unset VMM_TEST_MIGRATION_IGNORE_BACKEND_LOG
 
@@ -118,6 +141,25 @@ check_continues() {
     echo "ok: rx $rx before, $(last_value "$log" RX) now: the NIC passes traffic"
 }
 
+# The packed rings' bases in the traces: the source started ring 0 at entry 0 with both
+# wrap counters 1, stopped it with GET_VRING_BASE (testpmd answers bits 0-15), and the
+# destination started it where the source stopped, used position = avail position.
+check_packed_trace() {
+    local start stop dst_set idx wrap
+    start=$(grep -a -m1 -- '-> SET_VRING_BASE .* index=0 ' "$dir/src.trace")
+    echo "source:      ${start#* net0 }"
+    case $start in *' idx=0 wrap=1 used_idx=0 used_wrap=1 '*) ;; *) fail "ring 0 did not start at (0,1,0,1)" ;; esac
+    stop=$(grep -a -- '<- GET_VRING_BASE .* index=0 ' "$dir/src.trace" | tail -n 1)
+    dst_set=$(grep -a -- '-> SET_VRING_BASE .* index=0 ' "$dir/dst.trace" | tail -n 1)
+    echo "source stop: ${stop#* net0 }"
+    echo "destination: ${dst_set#* net0 }"
+    idx=$(sed 's/.* idx=\([0-9]*\) wrap=\([01]\).*/\1/' <<<"$stop")
+    wrap=$(sed 's/.* idx=\([0-9]*\) wrap=\([01]\).*/\2/' <<<"$stop")
+    case $dst_set in *" idx=$idx wrap=$wrap used_idx=$idx used_wrap=$wrap "*) ;;
+    *) fail "the destination did not start ring 0 at the source's (idx $idx, wrap $wrap)" ;; esac
+    echo "ok: ring 0 went from (0,1) through the source's stop at ($idx,$wrap) to the destination"
+}
+
 stop_vmm() { # PID API NAME
     local rc=0
     "$VMMCTL" --api-socket "$2" shutdown >/dev/null || fail "vmmctl shutdown of the $3 failed"
@@ -127,7 +169,7 @@ stop_vmm() { # PID API NAME
 
 case $mode in
 verify | ignore-log)
-    start_vmm "$dst_log" "$api1" "$sock1" --incoming "$mig_uri"
+    start_vmm "$dst_log" "$api1" "$sock1" "${dst_boot[@]}" --incoming "$mig_uri"
     dst=$BG_PID
     wait_for 120 "$dst_log" "grep -aq 'waiting for a migration on' '$dst_log'" # after listen(); the socket file exists from bind()
     rc=0
@@ -148,7 +190,13 @@ verify | ignore-log)
         stop_vmm "$src" "$api0" source
         check_continues "$dst_log" "$beat" "$rx"
         stop_vmm "$dst" "$api1" destination
-        pass "migrated under traffic: verify found 0 differing pages, the guest went on"
+        if [ "$packed" = 1 ]; then
+            grep -a 'are not loaded' "$dst_log" || fail "the destination did not say what it did with --kernel"
+            check_packed_trace
+            pass "packed rings of 1024 entries, $pairs queue pair(s), the destination on the source's command line plus --incoming: verify found 0 differing pages, the guest went on"
+        else
+            pass "migrated under traffic: verify found 0 differing pages, the guest went on"
+        fi
     else
         [ "$rc" -ne 0 ] || fail "vmmctl exited 0 although pages differ"
         [ "$differ" -gt 0 ] || fail "without the backend's log, verify found no differing page"

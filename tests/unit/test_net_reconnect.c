@@ -518,6 +518,97 @@ START_TEST(idle_hangup_restarts_rings_where_the_guest_left_them)
 }
 END_TEST
 
+/* --- packed rings: where each ring restarts comes from the descriptor ring -------------- */
+
+#define PACKED_BITS (BIT(VIRTIO_F_RING_PACKED) | BIT(VIRTIO_F_RING_INDIRECT_DESC))
+
+/* The SET_VRING_BASE session s of be gave ring q, or -1 when it gave none. */
+static int64_t packed_base_sent(struct vu_backend *be, int s, unsigned q)
+{
+    for (int k = 0; k < vu_backend_nrecords(be, s); k++) {
+        struct vu_record m = vu_backend_record(be, s, k);
+
+        if (m.request == VHOST_USER_SET_VRING_BASE && vu_record_u32(&m, 0) == q)
+            return vu_record_u32(&m, 4);
+    }
+    return -1;
+}
+
+/* Ring q as a driver and an in-order device left it: `used` one-entry buffers used in
+ * lap 1, then `avail` available ones, with extra flags on those. */
+static void lay_packed_ring(int q, unsigned used, unsigned avail, uint16_t extra)
+{
+    for (unsigned i = 0; i < used + avail; i++) {
+        uint16_t f = 0x80 /* AVAIL */ | (i < used ? 0x8000 /* USED */ : extra);
+
+        guest_put16(&ram, DESC(q) + 16 * i + 14, f);
+    }
+}
+
+/* The guest runs packed rings on the first back-end, which dies; the next one starts
+ * each ring where the descriptor ring says the dead one stopped. */
+START_TEST(packed_rings_restart_where_the_descriptor_ring_says)
+{
+    struct vu_backend *a = &bes[0], *b = &bes[1];
+
+    be_listen(a);
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES | PACKED_BITS);
+    vu_backend_start(a);
+    net_start();
+    guest_start_queues(NQ, GUEST_FEATURES | PACKED_BITS);
+    pump_until(packed_base_sent(a, 0, 1) >= 0, WAIT_MS);
+    ck_assert_int_eq(packed_base_sent(a, 0, 0), 0x80008000);
+    ck_assert_int_eq(packed_base_sent(a, 0, 1), 0x80008000);
+    lay_packed_ring(0, 5, 2, 0);
+    lay_packed_ring(1, QSIZE, 0, 0); /* a whole lap used: entry 0 of lap 0 is next */
+    lose_backend(a);
+    ck_assert_uint_eq(net.ring_base[0], 0x80058005u);
+    ck_assert_uint_eq(net.ring_base[1], 0);
+    drain_kicks();
+    be_listen(b);
+    be_add(b, VU_WELL, 0, BACKEND_FEATURES | PACKED_BITS);
+    vu_backend_start(b);
+    expect_back(1);
+    pump_until(packed_base_sent(b, 0, 1) >= 0, WAIT_MS);
+    ck_assert_int_eq(packed_base_sent(b, 0, 0), 0x80058005);
+    ck_assert_int_eq(packed_base_sent(b, 0, 1), 0);
+    expect_logged(0, "error:");
+}
+END_TEST
+
+/* A ring that reads two ways (here a chain) is not started: the next back-end is
+ * attached, the link stays down with one line, until the guest resets the NIC. */
+START_TEST(packed_ring_that_memory_cannot_place_keeps_the_link_down)
+{
+    struct vu_backend *a = &bes[0], *b = &bes[1];
+
+    be_listen(a);
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES | PACKED_BITS);
+    vu_backend_start(a);
+    net_start();
+    guest_start_queues(NQ, GUEST_FEATURES | PACKED_BITS);
+    pump_until(packed_base_sent(a, 0, 1) >= 0, WAIT_MS);
+    lay_packed_ring(0, 2, 3, 0x1 /* NEXT */);
+    lose_backend(a);
+    ck_assert_uint_eq(net.rings_unknown, 1);
+    be_listen(b);
+    be_add(b, VU_WELL, 0, BACKEND_FEATURES | PACKED_BITS);
+    vu_backend_start(b);
+    pump_until(net.connected, WAIT_MS);
+    pump_for(4 * RECONNECT_MS);
+    ck_assert(!link_up());
+    ck_assert(!vu_backend_saw(b, 0, VHOST_USER_SET_VRING_BASE));
+    expect_logged(1, "net0: queue 0: where the packed ring stopped cannot be read from guest "
+                     "memory (the driver chains descriptors");
+    net.vdev.ops->reset(&net.vdev); /* the guest's reset: its rings start from 0 again */
+    ck_assert_int_eq(net.phase, NET_IDLE);
+    guest_start_queues(NQ, GUEST_FEATURES | PACKED_BITS);
+    ck_assert_uint_eq(net.rings_unknown, 0);
+    pump_until(packed_base_sent(b, 0, 1) >= 0, WAIT_MS);
+    ck_assert_int_eq(packed_base_sent(b, 0, 0), 0x80008000);
+}
+END_TEST
+
 /* Stops answering at a request of the handshake, or at an ack while the rings start. */
 static const uint32_t stall_at[] = {VHOST_USER_GET_PROTOCOL_FEATURES, VHOST_USER_SET_VRING_ADDR};
 
@@ -1574,6 +1665,8 @@ static Suite *net_reconnect_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 30); /* a bound for a hung test; each takes well under a second */
     tcase_add_test(tc, idle_hangup_restarts_rings_where_the_guest_left_them);
+    tcase_add_test(tc, packed_rings_restart_where_the_descriptor_ring_says);
+    tcase_add_test(tc, packed_ring_that_memory_cannot_place_keeps_the_link_down);
     tcase_add_loop_test(tc, stalled_backend_is_abandoned_after_the_reply_timeout, 0, 2);
     tcase_add_loop_test(tc, wrong_reply_type_fails_the_attempt_cleanly, 0, 2);
     tcase_add_loop_test(tc, close_after_set_mem_table_during_activation, 0, 2);

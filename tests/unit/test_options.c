@@ -419,8 +419,24 @@ START_TEST(incoming_and_restore)
     ck_assert_str_eq(o.restore, "/tmp/snap");
     assert_error(PARSE(&o, "--incoming", "udp:x"), "--incoming 'udp:x'", "unix:PATH");
     assert_error(PARSE(&o, "--incoming", "unix:a", "--restore", "b"), "--incoming", "exclude");
-    assert_error(PARSE(&o, "-k", "k", "--restore", "b"), "--kernel", "--restore");
     assert_error(PARSE(&o, "--memory", "1G"), "--kernel", "required");
+}
+END_TEST
+
+/* QEMU's habit: the destination is the source's command line plus --incoming. */
+START_TEST(boot_options_go_with_incoming_and_restore)
+{
+    struct vmm_options o;
+
+    ck_assert_int_eq(
+        PARSE(&o, "-k", "bz", "-i", "rd", "-c", "console=ttyS0", "--incoming", "unix:/tmp/m.sock"),
+        OPTIONS_OK);
+    ck_assert_str_eq(o.kernel, "bz");
+    ck_assert_str_eq(o.initrd, "rd");
+    ck_assert_str_eq(o.cmdline, "console=ttyS0");
+    ck_assert_str_eq(o.incoming, "unix:/tmp/m.sock");
+    ck_assert_int_eq(PARSE(&o, "-k", "k", "--restore", "b"), OPTIONS_OK);
+    ck_assert_str_eq(o.restore, "b");
 }
 END_TEST
 
@@ -479,6 +495,7 @@ static Suite *options_suite(void)
     tcase_add_test(size, size_accepts_suffixes);
     tcase_add_test(size, on_reboot_values);
     tcase_add_test(size, incoming_and_restore);
+    tcase_add_test(size, boot_options_go_with_incoming_and_restore);
     tcase_add_test(size, size_accepts_ib_and_b_forms);
     tcase_add_test(size, size_plain_number_is_bytes);
     tcase_add_test(size, size_rejects_malformed);

@@ -26,7 +26,8 @@
      BIT(VIRTIO_NET_F_GUEST_TSO6) | BIT(VIRTIO_NET_F_GUEST_ECN) | BIT(VIRTIO_NET_F_GUEST_UFO) |    \
      BIT(VIRTIO_NET_F_HOST_TSO4) | BIT(VIRTIO_NET_F_HOST_TSO6) | BIT(VIRTIO_NET_F_HOST_ECN) |      \
      BIT(VIRTIO_NET_F_HOST_UFO) | BIT(VIRTIO_NET_F_MRG_RXBUF) | BIT(VIRTIO_F_RING_INDIRECT_DESC) | \
-     BIT(VIRTIO_F_RING_EVENT_IDX) | BIT(VIRTIO_F_VERSION_1))
+     BIT(VIRTIO_F_RING_EVENT_IDX) | BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_F_IN_ORDER) |             \
+     BIT(VIRTIO_F_NOTIFICATION_DATA))
 
 /* What vmm provides itself: config space, the control queue, announcements. */
 #define VMM_BITS                                                                                   \
@@ -175,6 +176,28 @@ START_TEST(bad_numbers)
 }
 END_TEST
 
+START_TEST(packed_and_queue_size_options)
+{
+    ck_assert_int_eq(parse("vhost-user,socket=/s"), 0);
+    ck_assert(!opts.packed);
+    ck_assert_uint_eq(opts.queue_size, 256);
+    ck_assert_int_eq(parse("vhost-user,socket=/s,packed=on,queue-size=1024"), 0);
+    ck_assert(opts.packed);
+    ck_assert_uint_eq(opts.queue_size, 1024);
+    ck_assert_int_eq(parse("vhost-user,socket=/s,packed=off,queue-size=64"), 0);
+    ck_assert(!opts.packed);
+    ck_assert_uint_eq(opts.queue_size, 64);
+    ck_assert_int_eq(parse("vhost-user,socket=/s,queue-size=32768"), 0);
+    ck_assert_uint_eq(opts.queue_size, 32768);
+    expect_error("vhost-user,socket=/s,packed=yes", "'packed=yes'");
+    expect_error("vhost-user,socket=/s,packed", "'packed'");
+    expect_error("vhost-user,socket=/s,queue-size=1000", "'queue-size=1000'");
+    expect_error("vhost-user,socket=/s,queue-size=32", "'queue-size=32'");
+    expect_error("vhost-user,socket=/s,queue-size=65536", "'queue-size=65536'");
+    expect_error("vhost-user,socket=/s,queue-size=0", "'queue-size=0'");
+}
+END_TEST
+
 START_TEST(reconnect_ms_option)
 {
     ck_assert_int_eq(parse("vhost-user,socket=/s"), 0);
@@ -285,11 +308,45 @@ START_TEST(offered_passes_data_path_bits_through)
 }
 END_TEST
 
+/* Packed rings: only with packed=on and the backend offering them (QEMU: packed=off). */
+START_TEST(offered_packed_only_when_asked_and_offered)
+{
+    struct virtio_net_options o = with(1, 0);
+
+    ck_assert_uint_eq(virtio_net_offered_features(BIT(VIRTIO_F_RING_PACKED), &o), VMM_BITS);
+    o.packed = true;
+    ck_assert_uint_eq(virtio_net_offered_features(BIT(VIRTIO_F_RING_PACKED), &o),
+                      VMM_BITS | BIT(VIRTIO_F_RING_PACKED));
+    ck_assert_uint_eq(virtio_net_offered_features(0, &o), VMM_BITS);
+    ck_assert_uint_eq(virtio_net_offered_features(~0ULL, &o),
+                      DATA_PATH_BITS | VMM_BITS | BIT(VIRTIO_F_RING_PACKED));
+    /* The backend gets it back when the guest acked it, as any data-path bit. */
+    ck_assert_uint_eq(
+        virtio_net_backend_features(BIT(VIRTIO_F_RING_PACKED) | BIT(VIRTIO_F_IN_ORDER),
+                                    BIT(VIRTIO_F_RING_PACKED) | BIT(VIRTIO_F_IN_ORDER)),
+        BIT(VIRTIO_F_RING_PACKED) | BIT(VIRTIO_F_IN_ORDER));
+    ck_assert_int_eq(virtio_net_missing_feature(BIT(VIRTIO_F_RING_PACKED), 0),
+                     VIRTIO_F_RING_PACKED);
+}
+END_TEST
+
+START_TEST(offered_in_order_and_notification_data_pass_through)
+{
+    struct virtio_net_options o = with(1, 0);
+
+    ck_assert_uint_eq(virtio_net_offered_features(BIT(VIRTIO_F_IN_ORDER), &o),
+                      VMM_BITS | BIT(VIRTIO_F_IN_ORDER));
+    ck_assert_uint_eq(virtio_net_offered_features(BIT(VIRTIO_F_NOTIFICATION_DATA), &o),
+                      VMM_BITS | BIT(VIRTIO_F_NOTIFICATION_DATA));
+}
+END_TEST
+
 START_TEST(offered_drops_unknown_backend_bits)
 {
     struct virtio_net_options o = with(1, 0);
     const uint64_t unknown = BIT(VHOST_USER_F_PROTOCOL_FEATURES) | BIT(VHOST_USER_F_LOG_ALL) |
-                             BIT(33) /* ACCESS_PLATFORM */ | BIT(34) /* RING_PACKED */ | BIT(63);
+                             BIT(33) /* ACCESS_PLATFORM */ | BIT(34) /* RING_PACKED, packed=off */ |
+                             BIT(63);
 
     ck_assert_uint_eq(virtio_net_offered_features(unknown, &o), VMM_BITS);
     ck_assert_uint_eq(virtio_net_offered_features(~0ULL, &o), DATA_PATH_BITS | VMM_BITS);
@@ -360,7 +417,8 @@ START_TEST(backend_never_gets_vmm_bits)
 
     ck_assert_uint_eq(virtio_net_backend_features(vmm_only, vmm_only), 0);
     ck_assert_uint_eq(virtio_net_backend_features(~0ULL, ~0ULL),
-                      DATA_PATH_BITS | BIT(VHOST_USER_F_PROTOCOL_FEATURES));
+                      DATA_PATH_BITS | BIT(VIRTIO_F_RING_PACKED) |
+                          BIT(VHOST_USER_F_PROTOCOL_FEATURES));
     ck_assert_uint_eq(virtio_net_backend_features(~0ULL, ~0ULL) &
                           (BIT(VIRTIO_NET_F_CTRL_VQ) | BIT(VIRTIO_NET_F_MQ) |
                            BIT(VIRTIO_NET_F_MAC) | BIT(VIRTIO_NET_F_STATUS)),
@@ -399,7 +457,7 @@ END_TEST
 START_TEST(missing_feature_only_data_path_bits)
 {
     for (unsigned bit = 0; bit < 64; bit++) {
-        int want = (DATA_PATH_BITS & BIT(bit)) ? (int)bit : -1;
+        int want = ((DATA_PATH_BITS | BIT(VIRTIO_F_RING_PACKED)) & BIT(bit)) ? (int)bit : -1;
 
         ck_assert_msg(virtio_net_missing_feature(BIT(bit), 0) == want,
                       "bit %u in use, not offered: %d, expected %d", bit,
@@ -1604,6 +1662,10 @@ static uint64_t efd_take(int fd)
     return v;
 }
 
+/* Features the fake backend offers (and the guest acks) beyond MG_BACKEND: the packed
+ * tests add VIRTIO_F_RING_PACKED and INDIRECT_DESC. */
+static uint64_t mg_extra;
+
 /* A fresh backend connection for cq_net, as virtio_net_init leaves it. */
 static void mg_connect(uint64_t protocol_features)
 {
@@ -1612,15 +1674,18 @@ static void mg_connect(uint64_t protocol_features)
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     vhost_user_conn_init(&cq_net.conn, sv[0]);
     cq_net.conn.timeout_ms = 500;
-    cq_net.conn.features = MG_BACKEND;
+    cq_net.conn.features = MG_BACKEND | mg_extra;
     cq_net.conn.protocol_features = protocol_features;
-    cq_net.backend_features = MG_BACKEND;
+    cq_net.backend_features = MG_BACKEND | mg_extra;
     cq_net.connected = true;
-    cq_net.link_features = MG_BACKEND;
+    cq_net.link_features = MG_BACKEND | mg_extra;
     cq_net.link_protocol = protocol_features;
     cq_net.backend_protocol = protocol_features; /* as if this were the first backend */
     mg_be = sv[1];
 }
+
+/* What the backend got when the guest started the NIC. */
+static struct be_log mg_start_log;
 
 /* The guest set up every ring and started the NIC (DRIVER_OK). */
 static void mg_setup(void)
@@ -1644,7 +1709,7 @@ static void mg_setup(void)
     }
     cq_net.vdev.queues[CQ_INDEX].kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     cq_net.phase = NET_IDLE;
-    cq_net.vdev.acked_features = MG_ACKED;
+    cq_net.vdev.acked_features = MG_ACKED | mg_extra;
     mg_connect(0);
     be_reply_barriers(MG_RINGS);
     ck_assert_int_eq(cq_net.vdev.ops->activate(&cq_net.vdev), 0);
@@ -1652,6 +1717,14 @@ static void mg_setup(void)
     ck_assert(mg_watched(cq_net.vdev.queues[CQ_INDEX].kick_fd));
     be_collect(&log);
     ck_assert_int_eq(be_count(&log, VHOST_USER_SET_VRING_BASE), MG_RINGS);
+    mg_start_log = log;
+}
+
+/* The same with packed rings (the guest acked RING_PACKED and INDIRECT_DESC). */
+static void mg_setup_packed(void)
+{
+    mg_extra = BIT(VIRTIO_F_RING_PACKED) | BIT(VIRTIO_F_RING_INDIRECT_DESC);
+    mg_setup();
 }
 
 static void mg_teardown(void)
@@ -1664,6 +1737,7 @@ static void mg_teardown(void)
         close(mg_be);
     close(mg_memfd);
     mg_be = mg_memfd = -1;
+    mg_extra = 0;
     cq_teardown(); /* closes the connection */
 }
 
@@ -2136,8 +2210,12 @@ START_TEST(mig_load_refuses_truncated_and_corrupt_state)
         uint8_t value;
         const char *says;
     } bad[] = {
-        {0, 'X', "not virtio-net state"}, {4, 2, "not virtio-net state"}, {26, 0, "active pairs 0"},
-        {26, 3, "active pairs 3"},        {32, 2, "started 2"},           {22, 0x04, "status 0x4"},
+        {0, 'X', "not virtio-net state"},
+        {4, 1, "version 1; this vmm reads version 2"},
+        {26, 0, "active pairs 0"},
+        {26, 3, "active pairs 3"},
+        {32, 2, "started 2"},
+        {22, 0x04, "status 0x4"},
     };
 
     mg_busy_source(bases);
@@ -2163,11 +2241,187 @@ START_TEST(mig_load_refuses_truncated_and_corrupt_state)
 }
 END_TEST
 
+/* ---- packed rings: the 32-bit bases through start, stop, migration, a dead backend ---- */
+
+#define PACKED_START 0x80008000u /* (0, wrap 1, 0, wrap 1) */
+
+static uint32_t be_base32(const struct be_log *log, unsigned q)
+{
+    for (int i = 0; i < log->n; i++)
+        if (log->m[i].request == VHOST_USER_SET_VRING_BASE && vu_wire_u32(&log->m[i], 0) == q)
+            return vu_wire_u32(&log->m[i], 4);
+    ck_abort_msg("no SET_VRING_BASE for ring %u", q);
+    return 0;
+}
+
+START_TEST(packed_rings_start_with_both_wrap_counters_set)
+{
+    for (unsigned q = 0; q < MG_RINGS; q++)
+        ck_assert_uint_eq(be_base32(&mg_start_log, q), PACKED_START);
+    ck_assert(cq_net.ctrl_vq.packed);
+    ck_assert(cq_net.ctrl_vq.avail_wrap && cq_net.ctrl_vq.used_wrap);
+}
+END_TEST
+
+/* DPDK answers GET_VRING_BASE of a packed ring with bits 0-15 (its used half 0): used
+ * is avail once stopped. The destination starts each ring from the whole position. */
+START_TEST(packed_bases_stop_save_load_and_start_the_destination)
+{
+    struct be_log log;
+
+    be_reply_base(0, 0x8005);      /* avail 5, wrap 1 (DPDK) */
+    be_reply_base(1, 0x0003);      /* avail 3, wrap 0 (DPDK) */
+    be_reply_base(2, 0x0002800au); /* avail 10 wrap 1, used 2 wrap 0 */
+    be_reply_base(3, 0x800f800fu); /* a backend that says both */
+    ck_assert_int_eq(cq_net.vdev.ops->stop(&cq_net.vdev), 0);
+    ck_assert_uint_eq(cq_net.ring_base[0], 0x80058005u);
+    ck_assert_uint_eq(cq_net.ring_base[1], 0x00030003u);
+    ck_assert_uint_eq(cq_net.ring_base[2], 0x0002800au);
+    ck_assert_uint_eq(cq_net.ring_base[3], 0x800f800fu);
+    mg_save();
+    mg_new_destination("vhost-user,socket=/x,queues=2,packed=on", 0);
+    ck_assert_int_eq(mg_load(mg_blob.len), 0);
+    be_reply_barriers(MG_RINGS);
+    ck_assert_int_eq(cq_net.vdev.ops->start_loaded(&cq_net.vdev), 0);
+    be_collect(&log);
+    ck_assert_uint_eq(be_base32(&log, 0), 0x80058005u);
+    ck_assert_uint_eq(be_base32(&log, 1), 0x00030003u);
+    ck_assert_uint_eq(be_base32(&log, 2), 0x0002800au);
+    ck_assert_uint_eq(be_base32(&log, 3), 0x800f800fu);
+    ck_assert(cq_net.ctrl_vq.packed && cq_net.ctrl_vq.avail_wrap && cq_net.ctrl_vq.used_wrap);
+    state_buf_free(&mg_blob);
+}
+END_TEST
+
+/* A base naming an entry past the ring is the backend's protocol error. */
+START_TEST(packed_base_outside_the_ring_is_a_lost_backend)
+{
+    be_reply_base(0, 0x8000 | MG_QSIZE);
+    ck_assert_int_eq(cq_net.vdev.ops->stop(&cq_net.vdev), 0);
+    ck_assert(!cq_net.connected);
+}
+END_TEST
+
+/* Lays ring q out as a driver and an in-order device left it: `used` one-entry buffers
+ * used in lap 1 (AVAIL = USED = 1), then `avail` available (AVAIL 1, USED 0). */
+static void mg_packed_ring(unsigned q, unsigned used, unsigned avail, uint16_t extra_flags)
+{
+    uint64_t desc = cq_net.vdev.queues[q].desc;
+
+    for (unsigned i = 0; i < used; i++)
+        guest_put16(&cq_ram, desc + 16 * i + 14, VIRTQ_DESC_F_AVAIL | VIRTQ_DESC_F_USED);
+    for (unsigned i = used; i < used + avail; i++)
+        guest_put16(&cq_ram, desc + 16 * i + 14, VIRTQ_DESC_F_AVAIL | extra_flags);
+}
+
+START_TEST(packed_dead_backend_reads_where_each_ring_stopped)
+{
+    mg_packed_ring(0, 3, 2, 0);
+    mg_packed_ring(1, 0, 16, 0); /* a full ring, nothing used */
+    mg_packed_ring(2, 16, 0, 0); /* a whole lap used: the next entry is 0 in lap 0 */
+    mg_packed_ring(3, 7, 0, 0);
+    close(mg_be);
+    mg_be = -1;
+    ck_assert_int_eq(cq_net.vdev.ops->stop(&cq_net.vdev), 0);
+    ck_assert(!cq_net.connected);
+    ck_assert_uint_eq(cq_net.ring_base[0], 0x80038003u);
+    ck_assert_uint_eq(cq_net.ring_base[1], PACKED_START);
+    ck_assert_uint_eq(cq_net.ring_base[2], 0x00000000u);
+    ck_assert_uint_eq(cq_net.ring_base[3], 0x80078007u);
+    ck_assert_uint_eq(cq_net.rings_unknown, 0);
+    mg_save();
+    state_buf_free(&mg_blob);
+}
+END_TEST
+
+/* A ring that does not read one way stays stopped, and the NIC refuses to be saved. */
+START_TEST(packed_dead_backend_unreadable_ring_is_refused)
+{
+    struct state_buf out = {0};
+
+    mg_packed_ring(1, 2, 2, VIRTQ_DESC_F_NEXT);
+    close(mg_be);
+    mg_be = -1;
+    ck_assert_int_eq(cq_net.vdev.ops->stop(&cq_net.vdev), 0);
+    ck_assert_uint_eq(cq_net.rings_unknown, 1u << 1);
+    ck_assert_int_eq(cq_net.vdev.ops->save(&cq_net.vdev, &out), -EINVAL);
+    state_buf_free(&out);
+}
+END_TEST
+
+/* With IN_ORDER a used descriptor may stand for a batch: no packed ring is read. */
+START_TEST(packed_dead_backend_with_in_order_is_refused)
+{
+    cq_net.vdev.acked_features |= BIT(VIRTIO_F_IN_ORDER);
+    mg_packed_ring(0, 3, 2, 0);
+    close(mg_be);
+    mg_be = -1;
+    ck_assert_int_eq(cq_net.vdev.ops->stop(&cq_net.vdev), 0);
+    ck_assert_uint_eq(cq_net.rings_unknown, (1u << MG_RINGS) - 1);
+}
+END_TEST
+
+/* Packed descriptor i (virtio 1.2, 2.8.13): address, length, buffer ID, flags. */
+static void packed_desc_put(uint64_t table_gpa, unsigned i, uint64_t addr, uint32_t len,
+                            uint16_t id, uint16_t flags)
+{
+    uint64_t d = table_gpa + 16ULL * i;
+
+    guest_put64(&cq_ram, d, addr);
+    guest_put32(&cq_ram, d + 8, len);
+    guest_put16(&cq_ram, d + 12, id);
+    guest_put16(&cq_ram, d + 14, flags);
+}
+
+/* The control queue on a packed ring: vmm walks the chain the driver made available,
+ * writes one used descriptor in its first entry (the buffer ID, the ack's length, flags
+ * AVAIL = USED = 1) and raises the queue's interrupt; its position skips the chain. */
+START_TEST(packed_control_queue_acks_a_command)
+{
+    static const uint8_t promisc[3] = {CLASS_RX, RX_PROMISC, 1};
+    const uint64_t cmd = CQ_BUFS + 0x800, ack = CQ_BUFS + 0x900;
+    const uint16_t avail = VIRTQ_DESC_F_AVAIL;
+
+    guest_write(&cq_ram, cmd, promisc, 3);
+    guest_put8(&cq_ram, ack, ACK_UNWRITTEN);
+    cq_calls();
+    /* The first entry's flags written last, as a driver does. */
+    packed_desc_put(CQ_DESC, 1, ack, 1, 7, avail | VIRTQ_DESC_F_WRITE);
+    packed_desc_put(CQ_DESC, 0, cmd, 3, 7, avail | VIRTQ_DESC_F_NEXT);
+    virtio_net_ctrl_process(&cq_net);
+    ck_assert_uint_eq(guest_get8(&cq_ram, ack), ACK_OK);
+    ck_assert_uint_eq(guest_get16(&cq_ram, CQ_DESC + 14),
+                      VIRTQ_DESC_F_AVAIL | VIRTQ_DESC_F_USED | VIRTQ_DESC_F_WRITE);
+    ck_assert_uint_eq(guest_get16(&cq_ram, CQ_DESC + 12), 7);
+    ck_assert_uint_eq(guest_get32(&cq_ram, CQ_DESC + 8), 1);
+    ck_assert_uint_eq(cq_net.ctrl_vq.last_avail, 2);
+    ck_assert_uint_eq(cq_net.ctrl_vq.used_idx, 2);
+    ck_assert_uint_eq(cq_calls(), 1);
+    ck_assert(cq_net.ctrl_vq.avail_wrap && cq_net.ctrl_vq.used_wrap);
+}
+END_TEST
+
+/* Split rings: the saved 32-bit base must be a 16-bit index. */
+START_TEST(split_state_with_a_wide_base_is_refused)
+{
+    static const uint16_t bases[MG_RINGS] = {1, 2, 3, 4};
+
+    mg_stop_at(bases);
+    mg_save();
+    mg_new_destination("vhost-user,socket=/x,queues=2", 0);
+    mg_blob.data[36 + 4 * 2 + 2] = 1; /* ring 2's base: 0x10003 */
+    ck_assert_int_eq(mg_load_logged(mg_blob.len), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(mg_err, "split queue 2"));
+    state_buf_free(&mg_blob);
+}
+END_TEST
+
 static Suite *virtio_net_suite(void)
 {
     Suite *s = suite_create("virtio_net");
     TCase *options = tcase_create("options");
     TCase *offered = tcase_create("offered");
+    TCase *packed = tcase_create("packed");
     TCase *backend = tcase_create("backend");
     TCase *ctrlq = tcase_create("ctrl_queue");
     TCase *lifecycle = tcase_create("lifecycle");
@@ -2182,6 +2436,7 @@ static Suite *virtio_net_suite(void)
     tcase_add_test(options, mac_takes_hex_digits_only);
     tcase_add_test(options, bad_numbers);
     tcase_add_test(options, reconnect_ms_option);
+    tcase_add_test(options, packed_and_queue_size_options);
     tcase_add_test(options, bad_socket);
     tcase_add_test(options, bad_backend_type);
     tcase_add_test(options, too_long);
@@ -2191,6 +2446,8 @@ static Suite *virtio_net_suite(void)
     tcase_add_test(offered, offered_vmm_bits_always);
     tcase_add_test(offered, offered_passes_data_path_bits_through);
     tcase_add_test(offered, offered_drops_unknown_backend_bits);
+    tcase_add_test(offered, offered_packed_only_when_asked_and_offered);
+    tcase_add_test(offered, offered_in_order_and_notification_data_pass_through);
     tcase_add_test(offered, offered_mq_only_with_several_pairs);
     tcase_add_test(offered, offered_mtu_only_with_mtu_set);
     suite_add_tcase(s, offered);
@@ -2258,7 +2515,17 @@ static Suite *virtio_net_suite(void)
     tcase_add_test(mig, mig_load_refuses_another_queue_pair_count);
     tcase_add_test(mig, mig_load_refuses_features_the_backend_here_lacks);
     tcase_add_test(mig, mig_load_refuses_truncated_and_corrupt_state);
+    tcase_add_test(mig, split_state_with_a_wide_base_is_refused);
     suite_add_tcase(s, mig);
+    tcase_add_checked_fixture(packed, mg_setup_packed, mg_teardown);
+    tcase_add_test(packed, packed_rings_start_with_both_wrap_counters_set);
+    tcase_add_test(packed, packed_control_queue_acks_a_command);
+    tcase_add_test(packed, packed_bases_stop_save_load_and_start_the_destination);
+    tcase_add_test(packed, packed_base_outside_the_ring_is_a_lost_backend);
+    tcase_add_test(packed, packed_dead_backend_reads_where_each_ring_stopped);
+    tcase_add_test(packed, packed_dead_backend_unreadable_ring_is_refused);
+    tcase_add_test(packed, packed_dead_backend_with_in_order_is_refused);
+    suite_add_tcase(s, packed);
     return s;
 }
 

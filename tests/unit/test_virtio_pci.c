@@ -416,11 +416,11 @@ static uint64_t pba(void)
 
 /* virtio_pci's probe: features, queues q -> vector q, config -> vector NQ, MSI-X
  * on with the vectors in `unmasked` unmasked, then DRIVER_OK. */
-static void bring_up(unsigned unmasked)
+static void bring_up_with(unsigned unmasked, uint64_t extra_features)
 {
     set_status(S_ACK);
     set_status(S_ACK | S_DRIVER);
-    driver_features(DEV_FEATURES | VERSION_1);
+    driver_features(DEV_FEATURES | VERSION_1 | extra_features);
     set_status(S_ACK | S_DRIVER | S_FEATURES_OK);
     ck_assert_uint_eq(status(), S_ACK | S_DRIVER | S_FEATURES_OK);
     wr(COMMON_MSIX, 2, CONFIG_VECTOR);
@@ -430,6 +430,11 @@ static void bring_up(unsigned unmasked)
         program_vector(v, !(unmasked & (1u << v)));
     msix_control(MSIX_CTRL_ENABLE);
     set_status(S_LIVE);
+}
+
+static void bring_up(unsigned unmasked)
+{
+    bring_up_with(unmasked, 0);
 }
 
 static int kick_fd(unsigned q)
@@ -659,6 +664,34 @@ START_TEST(queue_size_power_of_two_up_to_max)
 }
 END_TEST
 
+/* Packed rings: any size up to the maximum (the spec drops the power of two), once the
+ * driver accepted VIRTIO_F_RING_PACKED; a split ring still needs one. */
+START_TEST(queue_size_any_for_packed_rings_only)
+{
+    dev.features |= 1ULL << VIRTIO_F_RING_PACKED;
+    set_status(S_ACK | S_DRIVER);
+    driver_features(DEV_FEATURES | VERSION_1);
+    set_status(S_ACK | S_DRIVER | S_FEATURES_OK);
+    wr(COMMON_Q_SELECT, 2, 1);
+    wr(COMMON_Q_SIZE, 2, 100);
+    ck_assert_uint_eq(rd(COMMON_Q_SIZE, 2), QMAX); /* split: refused */
+    set_status(0);
+    set_status(S_ACK | S_DRIVER);
+    driver_features(DEV_FEATURES | VERSION_1 | (1ULL << VIRTIO_F_RING_PACKED));
+    set_status(S_ACK | S_DRIVER | S_FEATURES_OK);
+    ck_assert_uint_eq(status(), S_ACK | S_DRIVER | S_FEATURES_OK);
+    wr(COMMON_Q_SELECT, 2, 1);
+    wr(COMMON_Q_SIZE, 2, 100);
+    ck_assert_uint_eq(rd(COMMON_Q_SIZE, 2), 100);
+    ck_assert_uint_eq(dev.vdev.queues[1].size, 100);
+    wr(COMMON_Q_SIZE, 2, QMAX + 1);
+    wr(COMMON_Q_SIZE, 2, 0);
+    ck_assert_uint_eq(rd(COMMON_Q_SIZE, 2), 100);
+    wr(COMMON_Q_SIZE, 2, 3);
+    ck_assert_uint_eq(rd(COMMON_Q_SIZE, 2), 3);
+}
+END_TEST
+
 START_TEST(vectors_validated)
 {
     wr(COMMON_Q_SELECT, 2, 2);
@@ -815,6 +848,26 @@ START_TEST(driver_ok_activates_and_wires)
     ck_assert_int_eq(fp.ioev_assigns, NQ);
     ck_assert_int_eq(fp.irqfd_assigns, 2);
     assert_no_bad_calls();
+}
+END_TEST
+
+/* With NOTIFICATION_DATA the driver writes 32 bits to the doorbell (the queue index and
+ * its next available position): the ioeventfds are 4 bytes wide, and come off as such. */
+START_TEST(notification_data_doorbells_are_four_bytes)
+{
+    dev.features |= 1ULL << VIRTIO_F_NOTIFICATION_DATA;
+    bring_up_with(0xb, 1ULL << VIRTIO_F_NOTIFICATION_DATA);
+    ck_assert_uint_eq(status(), S_LIVE);
+    ck_assert_int_eq(fp.nioev, NQ);
+    for (int i = 0; i < fp.nioev; i++)
+        ck_assert_uint_eq(fp.ioev[i].len, 4);
+    set_status(0);
+    ck_assert_uint_eq(status(), 0);
+    ck_assert_int_eq(fp.nioev, 0);
+    assert_no_bad_calls();
+    bring_up(0xb); /* and without it, 2 bytes again */
+    for (unsigned q = 0; q < NQ; q++)
+        ck_assert(ioev_live(bar4 + NOTIFY + 4 * q, kick_fd(q)));
 }
 END_TEST
 
@@ -1799,6 +1852,7 @@ static Suite *virtio_pci_suite(void)
     tcase_add_test(common, driver_feature_windows);
     tcase_add_test(common, num_queues_and_queue_select);
     tcase_add_test(common, queue_size_power_of_two_up_to_max);
+    tcase_add_test(common, queue_size_any_for_packed_rings_only);
     tcase_add_test(common, vectors_validated);
     tcase_add_test(common, queue_addresses_in_halves);
     tcase_add_test(common, enabled_queue_is_frozen_but_its_vector_is_not);
@@ -1813,6 +1867,7 @@ static Suite *virtio_pci_suite(void)
 
     tcase_add_checked_fixture(live, setup, teardown);
     tcase_add_test(live, driver_ok_activates_and_wires);
+    tcase_add_test(live, notification_data_doorbells_are_four_bytes);
     tcase_add_test(live, driver_ok_returns_before_the_model_starts);
     tcase_add_test(live, reset_completes_after_the_model_stopped);
     tcase_add_test(live, reset_queued_behind_activation_cancels_it);
