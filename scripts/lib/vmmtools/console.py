@@ -1,10 +1,14 @@
 """Console lines with host timestamps.
 
 One reader thread watches every attached pipe (a VMM's stdout: the guest's console)
-with a selector, stamps each line with time.monotonic() when the read that completed
-it returns, keeps the lines, and copies the bytes to a log file as they come. The
-stamps do not depend on what the main thread is doing (a blocking QMP call, a
+with a selector, stamps each line with time.monotonic() when the read that brought its
+first byte returns, keeps the lines, and copies the bytes to a log file as they come.
+The stamps do not depend on what the main thread is doing (a blocking QMP call, a
 subprocess): the migration gap is a difference of two of them.
+
+A line's first byte, not its end: a guest paused mid-line (a migration's source) ends
+that line only on the destination, or at the end of the stream; and every byte of a
+slow console (a VM exit each) arrives on its own.
 """
 
 import os
@@ -23,19 +27,26 @@ class Stream:
         self.lines = []
         self.eof = False
         self._partial = b""
+        self._partial_stamp = None
         self._log = open(log_path, "ab", buffering=0) if log_path else None
 
     def _take(self, data, stamp):
         if self._log:
             self._log.write(data)
         chunks = (self._partial + data).split(b"\n")
+        first_stamp = self._partial_stamp if self._partial else stamp
         self._partial = chunks.pop()
-        for raw in chunks:
-            self.lines.append((stamp, raw.decode("utf-8", "replace").rstrip("\r")))
+        self._partial_stamp = stamp
+        for i, raw in enumerate(chunks):
+            self.lines.append((first_stamp if i == 0 else stamp,
+                               raw.decode("utf-8", "replace").rstrip("\r")))
+        if self._partial and not chunks:
+            self._partial_stamp = first_stamp
 
     def _close(self, stamp):
         if self._partial:
-            self.lines.append((stamp, self._partial.decode("utf-8", "replace").rstrip("\r")))
+            self.lines.append((self._partial_stamp or stamp,
+                               self._partial.decode("utf-8", "replace").rstrip("\r")))
             self._partial = b""
         self.eof = True
         if self._log:

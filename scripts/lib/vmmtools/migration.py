@@ -24,14 +24,19 @@ TICK_MS = 50
 TICKER = "vmm-tick %d" % TICK_MS
 
 
-def gap_ms(source, destination):
-    """The guest-visible gap in ms between two console.Streams, or None when either
-    side has no tick (the destination's first, the source's last)."""
+def gap(source, destination):
+    """(gap in ms, the source's last tick, the destination's first) between two
+    console.Streams; (None, ...) when either side has no tick."""
     last = source.find_last(TICK)
     first = destination.find(TICK)
     if not last or not first:
-        return None
-    return (first[1] - last[1]) * 1000.0
+        return None, last and last[2].string, first and first[2].string
+    return (first[1] - last[1]) * 1000.0, last[2].string, first[2].string
+
+
+def gap_ms(source, destination):
+    """The guest-visible gap in ms, or None."""
+    return gap(source, destination)[0]
 
 
 def vmmctl_result(output):

@@ -11,6 +11,7 @@ import subprocess
 import time
 
 _running = []
+_PF_EXITING = 0x4  # include/linux/sched.h
 
 
 def shell_status(returncode):
@@ -35,6 +36,23 @@ class Proc:
     def alive(self):
         """Running; an exited child is reaped here, so a zombie counts as gone."""
         return self.popen.poll() is None
+
+    def dying(self):
+        """A process of the group is exiting (PF_EXITING) or exited unreaped. A killed
+        process can take seconds to tear its memory down under emulation, and a shell
+        that did not exec its command (dash's sh -c) waits for it all that time."""
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            # fields[0] is the state, [2] the process group, [6] the flags.
+            if int(fields[2]) == self.pid and (fields[0] in "ZX" or int(fields[6]) & _PF_EXITING):
+                return True
+        return False
 
     @property
     def status(self):
