@@ -68,10 +68,12 @@ def qmp_migrate(qmp_path, uri, timeout, downtime_limit_ms=300):
         while True:
             m = qmp.call("query-migrate")
             status = m.get("status")
-            if status == "completed":
+            # QEMU 7.2 says completed a moment before it fills in total-time and
+            # downtime (0 until then): ask again.
+            if status == "completed" and (m.get("total-time") or time.monotonic() > end):
                 return m
             if status in ("failed", "cancelled"):
                 raise jsonlines.CommandError("migration %s: %s" % (status, m.get("error-desc", "")))
-            if time.monotonic() > end:
+            if time.monotonic() > end and status != "completed":
                 raise jsonlines.CommandError("migration still %s after %d s" % (status, timeout))
             time.sleep(0.05)
