@@ -6,7 +6,8 @@
 #   initramfs.cpio.gz     L2 test guest: busybox + virtio modules, /init = guest-init,
 #                         pktgen.ko (not loaded at boot), /bin/vmm-pktgen,
 #                         /bin/vmm-memtest (the migration tests' workload) and
-#                         /bin/vmm-smoke-guest (scripts/vhost-user-smoke's guest side)
+#                         /bin/vmm-smoke-guest (scripts/vhost-user-smoke's guest side),
+#                         /bin/vmm-tick (a console line every 50 ms: the migration gap)
 #   rig-initramfs.cpio.gz L1 rig: busybox + kvm/kvm-amd/9p modules, /init = rig-init
 # Usage: guest-images/build.sh [OUTDIR]   (default: <repo>/build/guest)
 # Downloaded .deb files are cached in ${VMM_CACHE_DIR:-$HOME/.cache/vmm-guest}.
@@ -45,7 +46,8 @@ fi
 # Up to date: every output newer than every input.
 outputs=("$out/bzImage" "$out/vmlinux" "$out/initramfs.cpio.gz" "$out/rig-initramfs.cpio.gz")
 inputs=("$deb" "$(readlink -f "$busybox")" "${BASH_SOURCE[0]}" "$here/guest-init" "$here/rig-init"
-        "$here/vmm-pktgen" "$here/vmm-memtest.c" "$here/vmm-smoke-guest" "$here/rig-kvm-holder.c")
+        "$here/vmm-pktgen" "$here/vmm-memtest.c" "$here/vmm-smoke-guest" "$here/vmm-tick"
+        "$here/rig-kvm-holder.c")
 uptodate() {
     local o i
     for o in "${outputs[@]}"; do
@@ -94,6 +96,8 @@ mkroot "$work/l2" "$here/guest-init" \
 install -m 0755 "$here/vmm-pktgen" "$work/l2/bin/vmm-pktgen"
 # The guest side of scripts/vhost-user-smoke: commands it sends over the console.
 install -m 0755 "$here/vmm-smoke-guest" "$work/l2/bin/vmm-smoke-guest"
+# Ticks on the console, stamped by the host on both sides of a live migration.
+install -m 0755 "$here/vmm-tick" "$work/l2/bin/vmm-tick"
 # The migration tests' workload: a pattern it rewrites and checks, and a heartbeat.
 gcc -static -O2 -Wall -Wextra -Werror -o "$work/l2/bin/vmm-memtest" "$here/vmm-memtest.c" ||
     die "cannot build vmm-memtest (gcc and the static glibc from libc6-dev are needed)"

@@ -65,16 +65,36 @@ rc=0
 smoke=("$VMM_REPO_ROOT/scripts/vhost-user-smoke" --vmm "$VMM_BIN" --out "$dir/out"
     --junit "$dir/junit.xml" --backend-cmd "$cmd" "${args[@]}")
 if [ "$1" = backend_killed ]; then
-    # The smoke in the background; testpmd (found by its unique --file-prefix) is
-    # killed once the traffic check has begun.
+    # The smoke in the background, its output followed line by line as it comes (tail
+    # -f): testpmd (found by its unique --file-prefix once its sockets are up) is
+    # killed the moment the traffic check begins. The receive window is 3 s: polling
+    # the output with grep and looking testpmd up only then (forks, a second each on a
+    # busy emulated L1) once killed it after that check had passed.
     start_bg "${smoke[@]}" >"$dir/smoke.out" 2>&1
     smoke_pid=$BG_PID
-    wait_grep "$dir/smoke.out" '^smoke: \[traffic\]' 600 "$smoke_pid" ||
-        { cat "$dir/smoke.out"; fail "the smoke never began its traffic check"; }
-    # testpmd itself, not the smoke or the wrappers whose command lines name it too.
-    backend=$(pgrep -f -- "^[^ ]*${TESTPMD_BIN##*/} .*--file-prefix=$prefix( |\$)" | head -n 1)
-    [ -n "$backend" ] || { cat "$dir/smoke.out"; fail "no testpmd with --file-prefix=$prefix to kill"; }
-    kill -KILL "$backend"
+    # A coprocess: the rig has no /dev/fd for a process substitution.
+    coproc FOLLOW { exec tail -n +1 -f "$dir/smoke.out"; }
+    follow=${FOLLOW[0]} follow_pid=$FOLLOW_PID
+    at_exit "kill $follow_pid 2>/dev/null"
+    backend='' killed=''
+    until [ -n "$killed" ] || [ $((SECONDS - start)) -ge 1500 ]; do
+        if ! IFS= read -r -t 2 -u "$follow" line; then
+            # Nothing for 2 s: has the smoke ended (a zombie until waited for)?
+            case "$(awk '{print $3}' "/proc/$smoke_pid/stat" 2>/dev/null)" in "" | Z | X) break ;; esac
+            continue
+        fi
+        case $line in
+        "smoke: backend up"*)
+            # testpmd itself, not the smoke or the wrappers whose command lines name it too.
+            backend=$(pgrep -f -- "^[^ ]*${TESTPMD_BIN##*/} .*--file-prefix=$prefix( |\$)" | head -n 1) ;;
+        "smoke: [traffic]"*)
+            [ -n "$backend" ] || { cat "$dir/smoke.out"; fail "no testpmd with --file-prefix=$prefix to kill"; }
+            kill -KILL "$backend"
+            killed=1 ;;
+        esac
+    done
+    kill "$follow_pid" 2>/dev/null || true
+    [ -n "$killed" ] || { cat "$dir/smoke.out"; fail "the smoke never began its traffic check"; }
     echo "ok: killed testpmd (pid $backend) as the traffic check began"
     wait "$smoke_pid" || rc=$?
     cat "$dir/smoke.out"
