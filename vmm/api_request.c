@@ -435,6 +435,17 @@ static struct json_object *verify_info(const struct migration_info *m)
     return o;
 }
 
+/* Each phase of the final stop in ms, in order (verify only when it ran). */
+static struct json_object *downtime_breakdown(const struct migration_info *m)
+{
+    struct json_object *o = json_object_new_object();
+
+    for (int p = 0; p < MIGRATION_PHASES; p++)
+        if (p != MIGRATION_PHASE_VERIFY || m->verify_done)
+            add_u64(o, migration_phase_names[p], m->phase_ms[p]);
+    return o;
+}
+
 static struct json_object *cmd_query_migrate(struct api *api, struct json_object *args,
                                              struct api_error *e)
 {
@@ -455,6 +466,8 @@ static struct json_object *cmd_query_migrate(struct api *api, struct json_object
     add_u64(ret, "expected-downtime-ms", m.expected_downtime_ms);
     add_u64(ret, "total-time-ms", m.total_time_ms);
     add_u64(ret, "downtime-ms", m.downtime_ms);
+    if (m.downtime_known)
+        json_object_object_add(ret, "downtime-breakdown", downtime_breakdown(&m));
     add_u64(ret, "downtime-limit", m.downtime_limit_ms);
     add_u64(ret, "max-bandwidth", m.max_bandwidth);
     if (m.verify_done)

@@ -15,12 +15,26 @@
 
 void *migration_source_thread(void *arg); /* migration_source.c */
 
-uint64_t mig_now_ms(void)
+const char *const migration_phase_names[MIGRATION_PHASES] = {
+    [MIGRATION_PHASE_PAUSE] = "pause",
+    [MIGRATION_PHASE_STOP_DEVICES] = "stop-devices",
+    [MIGRATION_PHASE_FINAL_PAGES] = "final-pages",
+    [MIGRATION_PHASE_VERIFY] = "verify",
+    [MIGRATION_PHASE_STATE] = "state",
+    [MIGRATION_PHASE_DESTINATION] = "destination",
+};
+
+uint64_t mig_now_us(void)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+uint64_t mig_now_ms(void)
+{
+    return mig_now_us() / 1000;
 }
 
 struct migration *migration_create(const struct migration_host *host)

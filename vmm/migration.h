@@ -35,6 +35,22 @@ struct migration_params {
     struct migration_tunables tune; /* set for this and later migrations */
 };
 
+/* Where the final stop of a completed migration went, in ms, as the source timed it
+ * (query-migrate's "downtime-breakdown"): the phases of complete() in order. The
+ * destination's share is one figure here; its own log line splits it. */
+enum migration_phase {
+    MIGRATION_PHASE_PAUSE,        /* the vCPUs out of the guest */
+    MIGRATION_PHASE_STOP_DEVICES, /* each device stopped: a NIC's rings (GET_VRING_BASE) */
+    MIGRATION_PHASE_FINAL_PAGES,  /* the last harvest of the dirty logs, its pages sent */
+    MIGRATION_PHASE_VERIFY,       /* --verify: every page hashed, the hashes sent */
+    MIGRATION_PHASE_STATE,        /* vCPU, VM and device state sent */
+    MIGRATION_PHASE_DESTINATION,  /* END sent to the destination's answer: its loads, its
+                                     NICs started on their backends, its verify */
+    MIGRATION_PHASES
+};
+/* QEMU-style names, for the reply and the log. */
+extern const char *const migration_phase_names[MIGRATION_PHASES];
+
 struct migration_info {
     const char *status; /* "none" "setup" "active" "completed" "failed" "cancelled" */
     bool snapshot;      /* the job is a snapshot (snapshot_start), not a migration */
@@ -42,6 +58,8 @@ struct migration_info {
     uint64_t pages_dirtied_last_round, pages_sent, total_pages;
     double mbps;
     uint64_t expected_downtime_ms, total_time_ms, downtime_ms;
+    bool downtime_known;                       /* a completed migration: phase_ms is set */
+    uint64_t phase_ms[MIGRATION_PHASES];       /* the downtime's breakdown */
     uint64_t downtime_limit_ms, max_bandwidth; /* the tunables in force */
     bool verify_done;
     uint64_t verify_pages_compared, verify_pages_differ;

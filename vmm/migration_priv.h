@@ -59,10 +59,12 @@ struct mig_run {
     bool throttled; /* precopy: max-bandwidth applies (not to the final stop) */
     bool slot_logging, devices_logging, own_logging, paused;
     uint64_t bytes, pages_sent, start_ms, down_ms;
+    uint64_t phase_us[MIGRATION_PHASES]; /* the final stop's, as it went */
     char err[256];
 };
 
 uint64_t mig_now_ms(void);
+uint64_t mig_now_us(void);
 
 /* The machine's memory map, devices and description into r. */
 void mig_run_init(struct mig_run *r, struct migration *m, int fd);

@@ -264,11 +264,34 @@ static int read_reply(struct mig_run *r)
     return 0;
 }
 
-/* Pause, stop the devices, the last pages, the state, the verdict. The final
- * stop is not throttled: max-bandwidth bounds the precopy (as QEMU's does). */
+/* Ends phase p, begun at *t (µs), and begins the next one now. */
+static void phase_end(struct mig_run *r, enum migration_phase p, uint64_t *t)
+{
+    uint64_t now = mig_now_us();
+
+    r->phase_us[p] += now - *t;
+    *t = now;
+}
+
+/* The last pages: every log harvested once more, checked whole, the pages sent. */
+static int final_pages(struct mig_run *r)
+{
+    int ret;
+
+    if (harvest(r) == UINT64_MAX)
+        return mig_run_fail(r, -EIO, "%s", "KVM's dirty log could not be read");
+    ret = devices_log_intact(r);
+    if (!ret)
+        ret = mig_send_dirty(r, false);
+    return ret;
+}
+
+/* Pause, stop the devices, the last pages, the state, the verdict, each phase timed
+ * (query-migrate's downtime-breakdown). The final stop is not throttled:
+ * max-bandwidth bounds the precopy (as QEMU's does). */
 static int complete(struct mig_run *r)
 {
-    uint64_t t0 = mig_now_ms();
+    uint64_t t0 = mig_now_us(), t = t0;
     int ret = r->ops->pause(r->opaque);
 
     r->throttled = false;
@@ -277,36 +300,53 @@ static int complete(struct mig_run *r)
      * cannot touch those pages for a second, so only its log could report them. */
     if (!ret && r->m->ignore_backend_log)
         sleep(1);
+    phase_end(r, MIGRATION_PHASE_PAUSE, &t);
     /* Here, not on the main loop: each device waits for its own thread, which may
      * be waiting for a slow backend. */
     if (!ret)
         ret = mig_pause_devices(r);
+    phase_end(r, MIGRATION_PHASE_STOP_DEVICES, &t);
     if (ret)
         return mig_run_fail(r, ret, "%s", "the VM could not be paused");
-    if (harvest(r) == UINT64_MAX)
-        return mig_run_fail(r, -EIO, "%s", "KVM's dirty log could not be read");
-    ret = devices_log_intact(r);
-    if (!ret)
-        ret = mig_send_dirty(r, false);
+    ret = final_pages(r);
+    phase_end(r, MIGRATION_PHASE_FINAL_PAGES, &t);
     /* The hashes before the state: the destination compares its RAM before its
      * NICs start and its backend writes into the guest again. */
     if (!ret && r->m->params.verify)
         ret = mig_send_hashes(r);
+    phase_end(r, MIGRATION_PHASE_VERIFY, &t);
     if (!ret)
         ret = mig_send_machine_state(r);
     if (!ret)
         ret = mig_send_rec(r, MIG_REC_END, 0, 0, NULL, 0);
+    phase_end(r, MIGRATION_PHASE_STATE, &t);
     if (ret)
         return mig_run_fail(r, ret, "%s", "sending the final state failed");
     ret = read_reply(r);
-    r->down_ms = mig_now_ms() - t0;
+    phase_end(r, MIGRATION_PHASE_DESTINATION, &t);
+    r->down_ms = (t - t0) / 1000;
     return ret;
+}
+
+/* "pause 1 ms, stop-devices 12 ms, ..." (verify only when it ran). */
+static void breakdown_text(const struct migration_info *info, bool verify, char *buf, size_t len)
+{
+    size_t n = 0;
+
+    buf[0] = '\0';
+    for (int p = 0; p < MIGRATION_PHASES && n < len; p++) {
+        if (p == MIGRATION_PHASE_VERIFY && !verify)
+            continue;
+        n += (size_t)snprintf(buf + n, len - n, "%s%s %llu ms", n ? ", " : "",
+                              migration_phase_names[p], (unsigned long long)info->phase_ms[p]);
+    }
 }
 
 static void finish(struct mig_run *r, int ret)
 {
     struct migration *m = r->m;
     bool cancelled = atomic_load(&m->cancel);
+    char phases[200] = "";
 
     stop_tracking(r);
     if (ret && r->paused) {
@@ -319,6 +359,10 @@ static void finish(struct mig_run *r, int ret)
     m->info.pages_sent = r->pages_sent;
     if (!ret) {
         m->info.status = "completed";
+        m->info.downtime_known = true;
+        for (int p = 0; p < MIGRATION_PHASES; p++)
+            m->info.phase_ms[p] = (r->phase_us[p] + 500) / 1000;
+        breakdown_text(&m->info, m->params.verify, phases, sizeof(phases));
     } else {
         m->info.status = cancelled ? "cancelled" : "failed";
         snprintf(m->info.error, sizeof(m->info.error), "%s", r->err);
@@ -328,8 +372,8 @@ static void finish(struct mig_run *r, int ret)
         pr_err("migration %s: %s; the VM keeps running here", cancelled ? "cancelled" : "failed",
                r->err);
     else
-        pr_info("migration completed in %llu ms, downtime %llu ms; the VM stays paused here",
-                (unsigned long long)m->info.total_time_ms, (unsigned long long)r->down_ms);
+        pr_info("migration completed in %llu ms, downtime %llu ms (%s); the VM stays paused here",
+                (unsigned long long)m->info.total_time_ms, (unsigned long long)r->down_ms, phases);
 }
 
 static void set_fd(struct migration *m, int fd)

@@ -290,6 +290,47 @@ static const struct member migration_members[] = {
 
 static const struct member verify_member = {"verify", M_OBJECT};
 static const struct member error_member = {"error", M_STR};
+static const struct member breakdown_member = {"downtime-breakdown", M_OBJECT};
+
+/* The downtime's breakdown, when vmm gave one: phases in vmm's order, whole ms each. */
+static bool check_breakdown(const char *cmd, struct json_object *m)
+{
+    struct json_object *b;
+
+    if (!json_object_object_get_ex(m, breakdown_member.key, &b))
+        return true;
+    if (!check_members(cmd, "", m, &breakdown_member, 1))
+        return false;
+    json_object_object_foreach(b, phase, ms)
+    {
+        if (!member_is(ms, M_U64)) {
+            vmmctl_fail(VMMCTL_EXIT_FAIL,
+                        "%s: 'downtime-breakdown.%s' in vmm's reply is %s, "
+                        "expected %s",
+                        cmd, clean(phase), plain(ms), member_words[M_U64]);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* "downtime breakdown: pause 0 ms, stop-devices 4 ms, ..." (checked before). */
+static void print_breakdown(FILE *out, struct json_object *m)
+{
+    struct json_object *b;
+    const char *sep = "";
+
+    if (!json_object_object_get_ex(m, breakdown_member.key, &b))
+        return;
+    fprintf(out, "downtime breakdown:");
+    json_object_object_foreach(b, phase, ms)
+    {
+        fprintf(out, "%s %s %llu ms", sep, clean(phase),
+                (unsigned long long)json_object_get_int64(ms));
+        sep = ",";
+    }
+    fprintf(out, "\n");
+}
 
 /* The verify object, when there is one: its counts and addresses (strings). */
 static bool check_verify(const char *cmd, struct json_object *m)
@@ -335,7 +376,7 @@ int vmmctl_print_migration(FILE *out, struct json_object *m)
     const char *cmd = "query-migrate";
 
     if (!check_members(cmd, "", m, migration_members, NMEMBERS(migration_members)) ||
-        !check_verify(cmd, m) || !check_optional(cmd, m, &error_member))
+        !check_verify(cmd, m) || !check_breakdown(cmd, m) || !check_optional(cmd, m, &error_member))
         return VMMCTL_EXIT_FAIL;
     fprintf(out, "status: %s\n", get_str(m, "status"));
     fprintf(out, "round: %llu\n", (unsigned long long)get_u64(m, "round"));
@@ -348,6 +389,7 @@ int vmmctl_print_migration(FILE *out, struct json_object *m)
             (unsigned long long)get_u64(m, "expected-downtime-ms"));
     fprintf(out, "total time: %llu ms\n", (unsigned long long)get_u64(m, "total-time-ms"));
     fprintf(out, "downtime: %llu ms\n", (unsigned long long)get_u64(m, "downtime-ms"));
+    print_breakdown(out, m);
     if (json_object_object_get_ex(m, "verify", NULL))
         print_verify(out, get(m, "verify"));
     if (json_object_object_get_ex(m, "error", NULL))
@@ -428,7 +470,7 @@ int vmmctl_migration_result(FILE *out, struct json_object *m, bool verify)
     if (strcmp(status, "completed"))
         return vmmctl_fail(VMMCTL_EXIT_FAIL, "migration %s%s%s", status, *err ? ": " : "", err);
     if (!check_members("migrate", "", m, completed_members, NMEMBERS(completed_members)) ||
-        !check_verify("migrate", m))
+        !check_verify("migrate", m) || !check_breakdown("migrate", m))
         return VMMCTL_EXIT_FAIL;
     fprintf(out, "migration completed in %llu ms, downtime %llu ms, %llu rounds, %llu pages sent",
             (unsigned long long)get_u64(m, "total-time-ms"),
@@ -440,6 +482,7 @@ int vmmctl_migration_result(FILE *out, struct json_object *m, bool verify)
                 (unsigned long long)get_u64(v, "pages-compared"), (unsigned long long)differ);
     }
     fprintf(out, "\n");
+    print_breakdown(out, m);
     if (verify && !v)
         return vmmctl_fail(VMMCTL_EXIT_FAIL, "--verify: vmm reported no verify result");
     if (differ) {

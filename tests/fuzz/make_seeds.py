@@ -616,6 +616,8 @@ STATUS = {"state": "running", "vcpus": 2, "memory-bytes": 1 << 30, "uptime-ms": 
 MIGRATION = {"status": "completed", "round": 3, "pages-dirtied-last-round": 12,
              "pages-sent": 140000, "total-pages": 131072, "mbps": 812.5,
              "expected-downtime-ms": 9, "total-time-ms": 2140, "downtime-ms": 11,
+             "downtime-breakdown": {"pause": 0, "stop-devices": 3, "final-pages": 2, "verify": 1,
+                                    "state": 1, "destination": 4},
              "verify": {"pages-compared": 131072, "pages-differ": 2,
                         "first-differing": ["0x1000", "0x2000"]}}
 
@@ -638,6 +640,8 @@ def vmmctl_seeds():
                  "mbps": 800.5, "expected-downtime-ms": 25}]
     lines = b"\n".join(reply(p) for p in progress)
     write("vmmctl", "migrate_verified", bytes([3]) + lines + b"\n" + reply(MIGRATION))
+    write("vmmctl", "query_migrate_breakdown_not_an_object", bytes([1]) + reply(dict(
+        MIGRATION, **{"downtime-breakdown": [3]})))
     write("vmmctl", "migrate_failed", bytes([2]) + lines + b"\n" + reply(
         {"status": "failed", "round": 2, "error": "the destination closed the connection"}))
     write("vmmctl", "migrate_verify_first_differing_object", bytes([3]) + reply(dict(

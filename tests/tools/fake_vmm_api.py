@@ -20,9 +20,12 @@ PROGRESS = [
 ]
 DONE = {"status": "completed", "round": 3, "pages-sent": 140000, "total-time-ms": 2140,
         "downtime-ms": 11}
+BREAKDOWN = {"pause": 0, "stop-devices": 3, "final-pages": 2, "verify": 1, "state": 1,
+             "destination": 4}
 SCENARIOS = {
     "completed": PROGRESS + [dict(DONE, verify={"pages-compared": 131072, "pages-differ": 0,
-                                                "first-differing": []})],
+                                                "first-differing": []},
+                                  **{"downtime-breakdown": BREAKDOWN})],
     "differ": PROGRESS + [dict(DONE, verify={"pages-compared": 131072, "pages-differ": 2,
                                              "first-differing": ["0x1000", "0x2000"]})],
     "no-verify": PROGRESS + [DONE],
@@ -34,7 +37,7 @@ STATUS = {"state": "running", "vcpus": 2, "memory-bytes": 1 << 30, "uptime-ms": 
           "nets": [{"id": "net0", "socket": "/tmp/vhost0.sock", "connected": True,
                     "link-up": True, "queue-pairs": 1}], "reboots": 0}
 QUERY = dict(DONE, **{"pages-dirtied-last-round": 0, "total-pages": 131072, "mbps": 812.5,
-                      "expected-downtime-ms": 9},
+                      "expected-downtime-ms": 9, "downtime-breakdown": BREAKDOWN},
              verify={"pages-compared": 131072, "pages-differ": 2,
                      "first-differing": ["0x1000", "0x2000"]})
 SCENARIOS.update({
@@ -53,6 +56,9 @@ SCENARIOS.update({
         "pages-compared": 131072, "pages-differ": 2, "first-differing": {}})],
     "bad-migrate-status-missing": PROGRESS[:2] + [{"round": 2}],
     "bad-progress-round-string": PROGRESS[:1] + [dict(PROGRESS[1], round="1")],
+    "bad-breakdown-array": [dict(QUERY, **{"downtime-breakdown": [1, 2]})],
+    "bad-migrate-breakdown-phase": PROGRESS + [dict(DONE, **{"downtime-breakdown": {
+        "pause": 0, "stop-devices": -3}})],
 })
 
 

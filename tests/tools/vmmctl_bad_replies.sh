@@ -31,6 +31,8 @@ vmmctl_run query query-migrate
 check_eq "good query-migrate: exit status" "$rc" 0
 check_eq "good query-migrate: verify line" "$(grep '^verify' <<<"$out")" \
     "verify: 131072 pages compared, 2 differ (first: 0x1000, 0x2000)"
+check_eq "good query-migrate: breakdown line" "$(grep '^downtime breakdown' <<<"$out")" \
+    "downtime breakdown: pause 0 ms, stop-devices 3 ms, final-pages 2 ms, verify 1 ms, state 1 ms, destination 4 ms"
 
 bad bad-nets-missing "vmm's reply has no 'nets'" status
 bad bad-nets-string "'nets' in vmm's reply is \"net0\", expected an array" status
@@ -43,4 +45,7 @@ bad bad-migrate-first-differing-object "'verify.first-differing' in vmm's reply 
     migrate unix:/tmp/mig.sock --verify
 bad bad-migrate-status-missing "vmm's reply has no 'status'" migrate unix:/tmp/mig.sock
 bad bad-progress-round-string "'round' in vmm's reply is \"1\"" migrate unix:/tmp/mig.sock
+bad bad-breakdown-array "'downtime-breakdown' in vmm's reply is [1,2], expected an object" query-migrate
+bad bad-migrate-breakdown-phase "'downtime-breakdown.stop-devices' in vmm's reply is -3, expected a non-negative integer" \
+    migrate unix:/tmp/mig.sock
 pass "vmmctl: each malformed reply is one error line and exit status 1"

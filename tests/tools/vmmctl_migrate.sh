@@ -21,7 +21,8 @@ check_eq "completed, clean verify: exit status" "$rc" 0
 check_eq "progress and summary" "$out" "migration: setup
 migration: round 1, 0 pages dirtied in the last round, 700.0 MiB/s, expected downtime 300 ms
 migration: round 2, 5000 pages dirtied in the last round, 800.5 MiB/s, expected downtime 25 ms
-$summary, verify: 131072 pages compared, 0 differ"
+$summary, verify: 131072 pages compared, 0 differ
+downtime breakdown: pause 0 ms, stop-devices 3 ms, final-pages 2 ms, verify 1 ms, state 1 ms, destination 4 ms"
 
 run differ --verify
 check_eq "completed, 2 pages differ: exit status" "$rc" 1

@@ -201,12 +201,14 @@ static int fd_load(struct device *d, const uint8_t *data, size_t len)
         return -EINVAL;
     memcpy(f->loaded, data, len);
     f->load_calls++;
+    usleep(f->load_ms * 1000);
     return 0;
 }
 
 static int fd_pause(struct device *d)
 {
     dev_of(d)->pause_calls++;
+    usleep(dev_of(d)->pause_ms * 1000);
     return 0;
 }
 

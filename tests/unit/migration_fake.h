@@ -25,6 +25,7 @@ struct fake_dev {
     uint64_t *log; /* the shared log, mapped from log_fd as a backend would */
     bool log_fd_ok;
     int log_start_calls, log_stop_calls, pause_calls, resume_calls, load_calls;
+    unsigned pause_ms, load_ms; /* how long pause and load take (a backend's stop, a start) */
     char loaded[64];
 };
 

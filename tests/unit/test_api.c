@@ -569,6 +569,15 @@ START_TEST(snapshot_checks_dir)
 }
 END_TEST
 
+/* The breakdown's phases, in order, as JSON text. */
+static void expect_breakdown(struct json_object *ret, const char *want)
+{
+    struct json_object *b;
+
+    ck_assert(json_object_object_get_ex(ret, "downtime-breakdown", &b));
+    ck_assert_str_eq(json_object_to_json_string_ext(b, JSON_C_TO_STRING_SPACED), want);
+}
+
 START_TEST(query_migrate_reply_shape)
 {
     struct json_object *reply, *ret, *v, *first;
@@ -578,6 +587,7 @@ START_TEST(query_migrate_reply_shape)
     ck_assert_str_eq(get_string(ret, "status"), "none");
     ck_assert(!json_object_object_get_ex(ret, "verify", NULL));
     ck_assert(!json_object_object_get_ex(ret, "error", NULL));
+    ck_assert(!json_object_object_get_ex(ret, "downtime-breakdown", NULL));
     json_object_put(reply);
 
     fake.info = (struct migration_info){
@@ -590,6 +600,8 @@ START_TEST(query_migrate_reply_shape)
         .expected_downtime_ms = 9,
         .total_time_ms = 2100,
         .downtime_ms = 11,
+        .downtime_known = true,
+        .phase_ms = {1, 2, 3, 4, 5, 6},
         .downtime_limit_ms = 300,
         .max_bandwidth = 33554432,
         .verify_done = true,
@@ -621,6 +633,14 @@ START_TEST(query_migrate_reply_shape)
     ck_assert_int_eq(json_object_array_length(first), 2);
     ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(first, 0)), "0x1000");
     ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(first, 1)), "0xfee00000");
+    expect_breakdown(ret, "{ \"pause\": 1, \"stop-devices\": 2, \"final-pages\": 3, \"verify\": 4, "
+                          "\"state\": 5, \"destination\": 6 }");
+    json_object_put(reply);
+    /* Without verify, no verify phase. */
+    fake.info.verify_done = false;
+    reply = ask("{\"execute\": \"query-migrate\"}");
+    expect_breakdown(returned(reply), "{ \"pause\": 1, \"stop-devices\": 2, \"final-pages\": 3, "
+                                      "\"state\": 5, \"destination\": 6 }");
     json_object_put(reply);
 }
 END_TEST
