@@ -47,7 +47,7 @@ sock0=$dir/port0.sock sock1=$dir/port1.sock api0=$dir/src.api api1=$dir/dst.api
 src_log=$dir/src.log dst_log=$dir/dst.log mig_uri=unix:$dir/mig.sock
 n=/sys/class/net/eth0
 # shellcheck disable=SC2016 # $(...) runs in the guest
-guest='ip link set eth0 up; echo FEATURES=$(cat '$n'/device/features); vmm-memtest 64 & while :; do echo RX=$(cat '$n'/statistics/rx_packets); sleep 1; done'
+guest='ip link set eth0 up; echo FEATURES=$(cat '$n'/device/features); vmm-tick 50 & vmm-memtest 64 & while :; do echo RX=$(cat '$n'/statistics/rx_packets); sleep 1; done'
 
 # One testpmd, two vhost-user ports, both transmitting into their guest. Multi-flow:
 # each packet differs (its source address), so a receive buffer the backend rewrites
@@ -94,11 +94,22 @@ guest_pages() {
     esac
 }
 
-start_vmm() { # LOG API SOCK [EXTRA...]
+# start_vmm LOG API SOCK [EXTRA...]: vmm's output into LOG through stamp-ticks (each
+# VMM-TICK line also into LOG.ticks, stamped as it arrives: the migration's gap).
+start_vmm() {
     local log=$1 api=$2 sock=$3
     shift 3
+    mkfifo "$log.fifo"
+    start_bg "$(dirname "$0")/../tools/stamp-ticks" "$log.ticks" <"$log.fifo" >"$log"
     start_bg "$VMM_BIN" --memory "$mem" --cpus "$pairs" --api-socket "$api" \
-        --net "vhost-user,socket=$sock$net_extra" "$@" </dev/null >"$log" 2>&1
+        --net "vhost-user,socket=$sock$net_extra" "$@" </dev/null >"$log.fifo" 2>&1
+}
+
+# The gap the guest saw, in ms: its first tick on the destination minus its last on the
+# source, both stamped as they arrived; empty when a side has none.
+tick_gap() {
+    awk 'FNR == 1 { f++ } f == 1 { last = $1 } f == 2 && !first { first = $1 }
+        END { if (last && first) printf "%.0f", (first - last) * 1000 }' "$src_log.ticks" "$dst_log.ticks"
 }
 
 start_testpmd_two_ports
@@ -160,6 +171,17 @@ check_packed_trace() {
     echo "ok: ring 0 went from (0,1) through the source's stop at ($idx,$wrap) to the destination"
 }
 
+# The guest-visible gap and where vmm's downtime went (the source's phases, the
+# destination's share); figures only: a loaded machine stretches them.
+print_gap() {
+    local gap
+    gap=$(tick_gap)
+    [ -n "$gap" ] || fail "no VMM-TICK on the source or the destination: the guest's ticker did not run"
+    echo "guest-visible gap: $gap ms, from the guest's last tick on the source to its first on the destination"
+    grep -a '^downtime breakdown' "$dir/vmmctl.out" || fail "vmmctl printed no downtime breakdown"
+    grep -a 'incoming migration complete' "$dst_log" | tr -d '\r'
+}
+
 stop_vmm() { # PID API NAME
     local rc=0
     "$VMMCTL" --api-socket "$2" shutdown >/dev/null || fail "vmmctl shutdown of the $3 failed"
@@ -189,6 +211,7 @@ verify | ignore-log)
         check_eq "pages that differ after the migration" "$differ" 0
         stop_vmm "$src" "$api0" source
         check_continues "$dst_log" "$beat" "$rx"
+        print_gap
         stop_vmm "$dst" "$api1" destination
         if [ "$packed" = 1 ]; then
             grep -a 'are not loaded' "$dst_log" || fail "the destination did not say what it did with --kernel"
