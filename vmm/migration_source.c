@@ -296,10 +296,6 @@ static int complete(struct mig_run *r)
 
     r->throttled = false;
     r->paused = !ret;
-    /* Test-only (the backend's log is ignored): the backend keeps filling a guest that
-     * cannot touch those pages for a second, so only its log could report them. */
-    if (!ret && r->m->ignore_backend_log)
-        sleep(1);
     phase_end(r, MIGRATION_PHASE_PAUSE, &t);
     /* Here, not on the main loop: each device waits for its own thread, which may
      * be waiting for a slow backend. */
