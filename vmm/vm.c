@@ -131,6 +131,11 @@ static int vm_keep_boot_files(struct vm *vm, const struct boot_files *files)
     return 0;
 }
 
+/* The kernel loaded into guest memory and kept for reboots; with --incoming or
+ * --restore (QEMU's destination takes the source's command line) main checked that it
+ * parses, and nothing is loaded: the guest's RAM comes from the stream, which skips zero
+ * pages (a kernel loaded here would stay where the source has zeroes). It is kept for a
+ * reboot with --on-reboot restart, as QEMU's destination boots its own -kernel then. */
 static int vm_setup_boot(struct vm *vm, const uint8_t *kernel, size_t kernel_size,
                          const uint8_t *initrd, size_t initrd_size)
 {
@@ -141,33 +146,17 @@ static int vm_setup_boot(struct vm *vm, const uint8_t *kernel, size_t kernel_siz
         .initrd_size = initrd_size,
         .cmdline = vm->opts->cmdline,
     };
-    int ret = vm_load_guest(vm, &files);
+    int ret = 0;
 
+    if (vm->opts->incoming || vm->opts->restore)
+        pr_info("--kernel, --initrd and --cmdline are not loaded: the guest's memory comes from "
+                "%s; they are %s",
+                vm->opts->incoming ? "the migration stream" : "the snapshot",
+                vm->opts->on_reboot == VMM_ON_REBOOT_RESTART ? "kept for a guest reboot"
+                                                             : "checked and otherwise ignored");
+    else
+        ret = vm_load_guest(vm, &files);
     return ret ? ret : vm_keep_boot_files(vm, &files);
-}
-
-/* --kernel with --incoming or --restore (QEMU's destination takes the source's command
- * line): main checked that the kernel parses; its RAM image comes from the stream, so
- * nothing is loaded now (the stream skips zero pages: a kernel loaded here would stay
- * where the source has zeroes). It is kept for a reboot with --on-reboot restart, as
- * QEMU's destination boots its own -kernel then. */
-static int vm_keep_boot_for_incoming(struct vm *vm, const uint8_t *kernel, size_t kernel_size,
-                                     const uint8_t *initrd, size_t initrd_size)
-{
-    struct boot_files files = {
-        .kernel = kernel,
-        .kernel_size = kernel_size,
-        .initrd = initrd,
-        .initrd_size = initrd_size,
-        .cmdline = vm->opts->cmdline,
-    };
-
-    pr_info("--kernel, --initrd and --cmdline are not loaded: the guest's memory comes from %s; "
-            "they are %s",
-            vm->opts->incoming ? "the migration stream" : "the snapshot",
-            vm->opts->on_reboot == VMM_ON_REBOOT_RESTART ? "kept for a guest reboot"
-                                                         : "checked and otherwise ignored");
-    return vm_keep_boot_files(vm, &files);
 }
 
 static int vm_setup_vcpu(struct vm *vm, unsigned i, const struct kvm_cpuid2 *cpuid)
@@ -467,9 +456,7 @@ int vm_create(struct vm *vm, const struct vmm_options *opts, struct trace_file *
     ret = vm_setup_kvm(vm);
     if (!ret)
         ret = vm_setup_memory(vm);
-    if (!ret && kernel && (opts->incoming || opts->restore))
-        ret = vm_keep_boot_for_incoming(vm, kernel, kernel_size, initrd, initrd_size);
-    else if (!ret && kernel)
+    if (!ret && kernel)
         ret = vm_setup_boot(vm, kernel, kernel_size, initrd, initrd_size);
     if (!ret)
         ret = vm_setup_vcpus(vm);

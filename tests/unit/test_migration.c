@@ -21,6 +21,14 @@
 
 /* ---- full migrations ---- */
 
+/* Both sides' hosts and the source's migration freed, once the destination joined. */
+static void end_run(struct migration *m, struct dest *d, struct fake_host *src)
+{
+    migration_destroy(m);
+    host_destroy(&d->host);
+    host_destroy(src);
+}
+
 START_TEST(every_writers_pages_arrive)
 {
     struct fake_host src;
@@ -60,9 +68,7 @@ START_TEST(every_writers_pages_arrive)
     ck_assert(src.clears > 0); /* manual protection re-armed each harvest */
     ck_assert_int_eq(src.own_on, 1);
     ck_assert_ptr_null(src.own);
-    migration_destroy(m);
-    host_destroy(&d.host);
-    host_destroy(&src);
+    end_run(m, &d, &src);
 }
 END_TEST
 
@@ -99,9 +105,7 @@ START_TEST(the_downtime_is_broken_down_by_phase)
     /* Each phase is rounded to the ms on its own. */
     ck_assert_uint_le(sum, info.downtime_ms + MIGRATION_PHASES);
     ck_assert_uint_ge(sum + MIGRATION_PHASES, info.downtime_ms);
-    migration_destroy(m);
-    host_destroy(&d.host);
-    host_destroy(&src);
+    end_run(m, &d, &src);
 }
 END_TEST
 
@@ -182,9 +186,7 @@ START_TEST(verify_counts_every_page_and_names_a_corrupted_one)
     ck_assert_uint_eq(info.verify_nfirst, 1);
     ck_assert_msg(info.verify_first_differ[0] == corrupted_gpa, "verify named 0x%llx",
                   (unsigned long long)info.verify_first_differ[0]);
-    migration_destroy(m);
-    host_destroy(&d.host);
-    host_destroy(&src);
+    end_run(m, &d, &src);
 }
 END_TEST
 
@@ -250,9 +252,7 @@ START_TEST(cancel_mid_precopy_leaves_the_source_running)
     ck_assert_int_ne(d.ret, 0);
     ck_assert_int_eq(src.pauses, 0);
     assert_source_running(&src);
-    migration_destroy(m);
-    host_destroy(&d.host);
-    host_destroy(&src);
+    end_run(m, &d, &src);
 }
 END_TEST
 
@@ -303,9 +303,7 @@ START_TEST(a_gap_in_a_devices_log_fails_the_migration)
         if (!at_pause)              /* found at once, not at the final stop */
             ck_assert_int_eq(src.pauses, 0);
         assert_source_running(&src);
-        migration_destroy(m);
-        host_destroy(&d.host);
-        host_destroy(&src);
+        end_run(m, &d, &src);
     }
 }
 END_TEST
@@ -374,9 +372,7 @@ START_TEST(max_bandwidth_throttles_the_precopy)
     assert_same_ram(&src, &d.host);
     printf("64 MiB at max-bandwidth 32 MiB/s: %llu ms, %.1f MiB/s\n", (unsigned long long)took,
            info.mbps);
-    migration_destroy(m);
-    host_destroy(&d.host);
-    host_destroy(&src);
+    end_run(m, &d, &src);
 }
 END_TEST
 
