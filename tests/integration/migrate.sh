@@ -25,6 +25,12 @@
 #               guest must have negotiated VIRTIO_F_RING_PACKED (bit 34 of its
 #               device/features), and the destination is started as QEMU's are, with the
 #               source's command line (--kernel, --initrd, --cmdline) plus --incoming.
+#   backend-restart client|server
+#               verify, with testpmd SIGKILLed and restarted in the middle of the
+#               precopy (throttled to 1 MiB/s until it is back): both NICs reconnect,
+#               the source's backend logs again (SET_LOG_BASE on the new connection),
+#               the migration completes with 0 differing pages and the guest receives
+#               on the destination. server: vmm listens, testpmd connects (client=1).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/testpmd.sh"
@@ -32,8 +38,15 @@ need_testpmd
 export RIG_TIMEOUT=${RIG_TIMEOUT:-880}
 guest_test_begin "$0" "$@"
 
-mode=${1:?usage: migrate.sh verify|ignore-log|kill-dest|snapshot|verify-packed [PAIRS]}
-net_extra= pairs=1 packed=0
+mode=${1:?usage: migrate.sh verify|ignore-log|kill-dest|snapshot|verify-packed [PAIRS]|backend-restart client|server}
+net_extra= pairs=1 packed=0 vu_client=0
+if [ "$mode" = backend-restart ]; then
+    case ${2:-client} in
+    client) ;;
+    server) vu_client=1 net_extra=",server,connect-timeout-ms=$((TESTPMD_START_TIMEOUT * 1000))" ;;
+    *) fail "backend-restart takes client or server, not '$2'" ;;
+    esac
+fi
 if [ "$mode" = verify-packed ]; then
     mode=verify packed=1 pairs=${2:-1} net_extra=,packed=on,queue-size=1024
     [ "$pairs" = 1 ] || net_extra="$net_extra,queues=$pairs"
@@ -53,17 +66,24 @@ guest='ip link set eth0 up; echo FEATURES=$(cat '$n'/device/features); vmm-tick 
 # each packet differs (its source address), so a receive buffer the backend rewrites
 # changes content; with one fixed packet a rewrite leaves the page as it was, and a
 # page only the backend wrote could not show up in --verify.
+# With vu_client=1 testpmd is the vhost-user client (client=1): it retries until vmm
+# listens, and this returns at once.
 start_testpmd_two_ports() {
-    local prefix=vmm-migrate-$$ qargs=()
+    local prefix=vmm-migrate-$$ qargs=() client=
     [ "$pairs" = 1 ] || qargs=(--rxq="$pairs" --txq="$pairs")
+    [ "$vu_client" = 0 ] || client=,client=1
     TESTPMD_LOG=$dir/testpmd.log
     at_exit "rm -rf '/var/run/dpdk/$prefix'"
     start_bg "$(dirname "$0")/testpmd-lean" "$TESTPMD_BIN" --no-huge -m 512 --no-pci -l 0-1 \
-        --file-prefix="$prefix" --vdev "net_vhost0,iface=$sock0,queues=$pairs" \
-        --vdev "net_vhost1,iface=$sock1,queues=$pairs" -- --total-num-mbufs=16384 \
+        --file-prefix="$prefix" --vdev "net_vhost0,iface=$sock0,queues=$pairs$client" \
+        --vdev "net_vhost1,iface=$sock1,queues=$pairs$client" -- --total-num-mbufs=16384 \
         --forward-mode=txonly --txonly-multi-flow --auto-start --stats-period 5 --nb-cores=1 \
-        "${qargs[@]}" </dev/null >"$TESTPMD_LOG" 2>&1
+        "${qargs[@]}" </dev/null >>"$TESTPMD_LOG" 2>&1
     TESTPMD_PID=$BG_PID
+    if [ "$vu_client" = 1 ]; then
+        echo "ok: testpmd started, connecting to $sock0 and $sock1"
+        return
+    fi
     local end=$((SECONDS + TESTPMD_START_TIMEOUT))
     until [ -S "$sock0" ] && [ -S "$sock1" ]; do
         kill -0 "$TESTPMD_PID" 2>/dev/null || { tail -n 20 "$TESTPMD_LOG"; fail "testpmd exited"; }
@@ -71,6 +91,16 @@ start_testpmd_two_ports() {
         sleep 0.2
     done
     echo "ok: testpmd serving $sock0 and $sock1"
+}
+
+# restart_testpmd: SIGKILL (a crash: no goodbye to either vmm), then the same testpmd
+# again; its stale sockets go first, so that the wait above sees the new ones.
+restart_testpmd() {
+    kill -KILL "$TESTPMD_PID"
+    wait "$TESTPMD_PID" 2>/dev/null || true
+    echo "ok: testpmd killed"
+    [ "$vu_client" = 1 ] || rm -f "$sock0" "$sock1"
+    start_testpmd_two_ports
 }
 
 # last_value LOG KEY: the last KEY=value the guest printed in LOG.
@@ -238,6 +268,35 @@ verify | ignore-log)
         echo "ok: without the backend's dirty log, $differ pages differ"
         pass "verify catches an incomplete dirty log"
     fi
+    ;;
+backend-restart)
+    wait_for 120 "$dst_log" "grep -aq 'waiting for a migration on' '$dst_log'"
+    rc=0
+    # 1 MiB/s: the precopy cannot end before testpmd is back (its start takes a minute
+    # in the rig); the bandwidth is lifted then, as an operator would.
+    "$VMMCTL" --api-socket "$api0" migrate "$mig_uri" --verify --max-bandwidth 1 >"$dir/vmmctl.out" 2>&1 &
+    ctl=$!
+    wait_for 120 "$src_log" "\"$VMMCTL\" --api-socket '$api0' query-migrate | grep -q 'status: active'"
+    restart_testpmd
+    wait_for 300 "$src_log" "grep -aq 'vhost-user backend back on' '$src_log'"
+    wait_for 300 "$dst_log" "grep -aq 'vhost-user backend back on' '$dst_log'"
+    grep -a 'lost\|back on' "$src_log" "$dst_log" | tr -d '\r'
+    "$VMMCTL" --api-socket "$api0" query-migrate | grep -q 'status: active' ||
+        fail "the migration did not go on while the backend was away"
+    "$VMMCTL" --api-socket "$api0" raw '{"execute": "migrate-set-parameters", "arguments": {"max-bandwidth": 0}}'
+    wait "$ctl" || rc=$?
+    cat "$dir/vmmctl.out"
+    beat=$(last_beat "$src_log") rx=$(last_value "$src_log" RX)
+    compared=$(grep -ao '[0-9]* pages compared' "$dir/vmmctl.out" | tail -n 1 | cut -d' ' -f1)
+    differ=$(grep -ao '[0-9]* differ' "$dir/vmmctl.out" | tail -n 1 | cut -d' ' -f1)
+    check_eq "vmmctl migrate --verify exit status" "$rc" 0
+    check_eq "pages compared by verify (the guest's RAM / 4 KiB)" "$compared" "$(guest_pages "$mem")"
+    check_eq "pages that differ after the migration" "$differ" 0
+    stop_vmm "$src" "$api0" source
+    check_continues "$dst_log" "$beat" "$rx"
+    print_gap
+    stop_vmm "$dst" "$api1" destination
+    pass "testpmd killed and restarted mid-migration ($([ "$vu_client" = 1 ] && echo "vmm the server" || echo "vmm the client")): the migration completed, verify found 0 differing pages, the guest receives on the destination"
     ;;
 kill-dest)
     wait_for 120 "$dst_log" "grep -aq 'waiting for a migration on' '$dst_log'" # after listen(); the socket file exists from bind()
