@@ -300,6 +300,21 @@ static bool vm_wait_nets_stopped(struct vm *vm, int timeout_ms)
     return poll(&p, 1, timeout_ms) > 0;
 }
 
+/* A NIC with no backend attached has no rings to stop: its thread may be waiting
+ * in a handshake (for a backend that stalls), which only the sockets' shutdown ends. */
+static void vm_abort_unattached_nets(struct vm *vm)
+{
+    bool connected, link_up;
+
+    for (unsigned i = 0; i < VMM_MAX_NETS; i++) {
+        if (!vm->nets[i].net_ready)
+            continue;
+        virtio_net_link_status(&vm->nets[i].net, &connected, &link_up);
+        if (!connected)
+            virtio_net_abort(&vm->nets[i].net);
+    }
+}
+
 /* Each NIC stops its rings on its own thread; one whose backend does not answer
  * within the grace period has its sockets shut down, which ends every wait there. */
 void vm_stop_pci_devices(struct vm *vm)
@@ -310,6 +325,7 @@ void vm_stop_pci_devices(struct vm *vm)
         return;
     if (read(vm->nets_stop_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
         pr_debug("NIC stop eventfd: %s", strerror(errno));
+    vm_abort_unattached_nets(vm);
     vm_start_net_resets(vm, NULL);
     vm_release_net_resets(vm);
     if (!vm_wait_nets_stopped(vm, VM_NET_STOP_GRACE_MS)) {
