@@ -6,9 +6,6 @@
 #include "../common/unix_sock.h"
 
 #include <errno.h>
-#include <json-c/json.h>
-#include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -264,7 +264,7 @@ static int read_reply(struct mig_run *r)
     return 0;
 }
 
-/* Ends phase p, begun at *t (µs), and begins the next one now. */
+/* Ends phase p, begun at *t (us), and begins the next one now. */
 static void phase_end(struct mig_run *r, enum migration_phase p, uint64_t *t)
 {
     uint64_t now = mig_now_us();

@@ -155,6 +155,8 @@ if [ "$packed" = 1 ]; then
     src_trace=(--vhost-trace "$dir/src.trace")
     dst_boot=("${boot[@]}" --vhost-trace "$dir/dst.trace")
 fi
+# backend-restart: the trace shows the new backend given the log (SET_LOG_BASE).
+[ "$mode" != backend-restart ] || src_trace=(--vhost-trace "$dir/src.trace")
 start_vmm "$src_log" "$api0" "$sock0" "${boot[@]}" "${src_trace[@]}"
 src=$BG_PID
 unset VMM_TEST_MIGRATION_IGNORE_BACKEND_LOG
@@ -214,11 +216,31 @@ check_packed_trace() {
 # destination's share); figures only: a loaded machine stretches them.
 print_gap() {
     local gap
-    gap=$(tick_gap)
+    gap=$(tick_gap) || fail "the ticks' files are missing"
     [ -n "$gap" ] || fail "no VMM-TICK on the source or the destination: the guest's ticker did not run"
     echo "guest-visible gap: $gap ms, from the guest's last tick on the source to its first on the destination"
     grep -a '^downtime breakdown' "$dir/vmmctl.out" || fail "vmmctl printed no downtime breakdown"
-    grep -a 'incoming migration complete' "$dst_log" | tr -d '\r'
+    grep -a 'incoming migration complete' "$dst_log" | tr -d '\r' ||
+        fail "the destination did not say it completed"
+}
+
+# migrate_bg ARGS...: vmmctl migrate in the background (its PID in ctl, killed with the
+# test's other processes on every path); wait_migrate: its exit status into rc, within
+# SECS (default 600).
+migrate_bg() {
+    start_bg "$VMMCTL" --api-socket "$api0" migrate "$mig_uri" "$@" >"$dir/vmmctl.out" 2>&1
+    ctl=$BG_PID
+}
+wait_migrate() {
+    wait_for "${1:-600}" "$dir/vmmctl.out" "! kill -0 $ctl 2>/dev/null"
+    rc=0
+    wait "$ctl" || rc=$?
+}
+
+# The SET_LOG_BASE lines after the source's last handshake (its SET_OWNER): the
+# backend that came back mid-migration was given the log.
+log_base_after_reconnect() {
+    awk '/ -> SET_OWNER/ { n = 0 } / -> SET_LOG_BASE/ { n++ } END { print n + 0 }' "$dir/src.trace"
 }
 
 stop_vmm() { # PID API NAME
@@ -274,8 +296,7 @@ backend-restart)
     rc=0
     # 1 MiB/s: the precopy cannot end before testpmd is back (its start takes a minute
     # in the rig); the bandwidth is lifted then, as an operator would.
-    "$VMMCTL" --api-socket "$api0" migrate "$mig_uri" --verify --max-bandwidth 1 >"$dir/vmmctl.out" 2>&1 &
-    ctl=$!
+    migrate_bg --verify --max-bandwidth 1
     wait_for 120 "$src_log" "\"$VMMCTL\" --api-socket '$api0' query-migrate | grep -q 'status: active'"
     restart_testpmd
     wait_for 300 "$src_log" "grep -aq 'vhost-user backend back on' '$src_log'"
@@ -283,8 +304,13 @@ backend-restart)
     grep -a 'lost\|back on' "$src_log" "$dst_log" | tr -d '\r'
     "$VMMCTL" --api-socket "$api0" query-migrate | grep -q 'status: active' ||
         fail "the migration did not go on while the backend was away"
-    "$VMMCTL" --api-socket "$api0" raw '{"execute": "migrate-set-parameters", "arguments": {"max-bandwidth": 0}}'
-    wait "$ctl" || rc=$?
+    [ "$(grep -ac ' -> SET_OWNER' "$dir/src.trace")" -ge 2 ] || fail "the source's trace shows no second handshake"
+    n=$(log_base_after_reconnect)
+    [ "$n" -ge 1 ] || fail "the backend that came back mid-migration got no SET_LOG_BASE"
+    echo "ok: the backend that came back got SET_LOG_BASE ($n)"
+    "$VMMCTL" --api-socket "$api0" migrate-set-parameters --max-bandwidth 0 ||
+        fail "vmmctl migrate-set-parameters failed"
+    wait_migrate
     cat "$dir/vmmctl.out"
     beat=$(last_beat "$src_log") rx=$(last_value "$src_log" RX)
     compared=$(grep -ao '[0-9]* pages compared' "$dir/vmmctl.out" | tail -n 1 | cut -d' ' -f1)
@@ -302,12 +328,10 @@ kill-dest)
     wait_for 120 "$dst_log" "grep -aq 'waiting for a migration on' '$dst_log'" # after listen(); the socket file exists from bind()
     # Throttled (as QEMU's tests keep a migration in progress): unthrottled, the
     # precopy can end between two polls of a busy L1, and the kill comes too late.
-    "$VMMCTL" --api-socket "$api0" migrate "$mig_uri" --max-bandwidth 8 >"$dir/vmmctl.out" 2>&1 &
-    ctl=$!
+    migrate_bg --max-bandwidth 8
     wait_for 120 "$src_log" "\"$VMMCTL\" --api-socket '$api0' query-migrate | grep -q 'status: active'"
     kill -KILL "$dst"
-    rc=0
-    wait "$ctl" || rc=$?
+    wait_migrate
     cat "$dir/vmmctl.out"
     [ "$rc" -ne 0 ] || fail "vmmctl migrate exited 0 although the destination died"
     "$VMMCTL" --api-socket "$api0" status | tee "$dir/status.out"

@@ -429,7 +429,14 @@ static void wait_listening(const char *uri)
 void dest_start_bounded(struct dest *d, const char *name, int stop_fd, unsigned header_ms,
                         unsigned idle_ms)
 {
+    dest_start_slow(d, name, stop_fd, header_ms, idle_ms, 0);
+}
+
+void dest_start_slow(struct dest *d, const char *name, int stop_fd, unsigned header_ms,
+                     unsigned idle_ms, unsigned load_ms)
+{
     host_init(&d->host);
+    d->host.dev[1].load_ms = load_ms; /* before its thread reads it */
     if (!strncmp(name, "tcp:", 4))
         snprintf(d->uri, sizeof(d->uri), "%s", name);
     else

@@ -85,6 +85,9 @@ uint64_t now_ms(void);
 void dest_start_bounded(struct dest *d, const char *name, int stop_fd, unsigned header_ms,
                         unsigned idle_ms);
 void dest_start(struct dest *d, const char *name, int stop_fd);
+/* The same, its second device taking load_ms to load (a NIC starting on its backend). */
+void dest_start_slow(struct dest *d, const char *name, int stop_fd, unsigned header_ms,
+                     unsigned idle_ms, unsigned load_ms);
 void dest_join(struct dest *d);
 void wait_done(struct migration *m, struct migration_info *info, unsigned max_ms);
 /* The status is "completed", or the test fails with the migration's error. */
