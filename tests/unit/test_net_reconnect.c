@@ -545,18 +545,25 @@ static void lay_packed_ring(int q, unsigned used, unsigned avail, uint16_t extra
     }
 }
 
+/* The guest's driver starts packed rings on be, a well-behaved back-end, and each ring's
+ * base has gone to it. */
+static void packed_guest_running_on(struct vu_backend *be)
+{
+    be_listen(be);
+    be_add(be, VU_WELL, 0, BACKEND_FEATURES | PACKED_BITS);
+    vu_backend_start(be);
+    net_start();
+    guest_start_queues(NQ, GUEST_FEATURES | PACKED_BITS);
+    pump_until(packed_base_sent(be, 0, 1) >= 0, WAIT_MS);
+}
+
 /* The guest runs packed rings on the first back-end, which dies; the next one starts
  * each ring where the descriptor ring says the dead one stopped. */
 START_TEST(packed_rings_restart_where_the_descriptor_ring_says)
 {
     struct vu_backend *a = &bes[0], *b = &bes[1];
 
-    be_listen(a);
-    be_add(a, VU_WELL, 0, BACKEND_FEATURES | PACKED_BITS);
-    vu_backend_start(a);
-    net_start();
-    guest_start_queues(NQ, GUEST_FEATURES | PACKED_BITS);
-    pump_until(packed_base_sent(a, 0, 1) >= 0, WAIT_MS);
+    packed_guest_running_on(a);
     ck_assert_int_eq(packed_base_sent(a, 0, 0), 0x80008000);
     ck_assert_int_eq(packed_base_sent(a, 0, 1), 0x80008000);
     lay_packed_ring(0, 5, 2, 0);
@@ -582,12 +589,7 @@ START_TEST(packed_ring_that_memory_cannot_place_keeps_the_link_down)
 {
     struct vu_backend *a = &bes[0], *b = &bes[1];
 
-    be_listen(a);
-    be_add(a, VU_WELL, 0, BACKEND_FEATURES | PACKED_BITS);
-    vu_backend_start(a);
-    net_start();
-    guest_start_queues(NQ, GUEST_FEATURES | PACKED_BITS);
-    pump_until(packed_base_sent(a, 0, 1) >= 0, WAIT_MS);
+    packed_guest_running_on(a);
     lay_packed_ring(0, 2, 3, 0x1 /* NEXT */);
     lose_backend(a);
     ck_assert_uint_eq(net.rings_unknown, 1);
