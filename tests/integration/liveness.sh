@@ -15,6 +15,10 @@
 #                VM keeps running (before: the sandbox killed vmm), and one that does
 #                (from /etc/hosts) is connected to. In a mount namespace of its own whose
 #                resolv.conf names 127.0.0.1 (nothing listens): no query leaves the host.
+#   sealed       a backend tries to shrink guest RAM's memfd as SET_MEM_TABLE hands it
+#                over (on a migration's destination, before any stream): the seals
+#                refuse it (EPERM) and vmm answers on (unsealed, the next guest-RAM
+#                access would kill vmm with SIGBUS)
 #   sandbox      every thread of a running vmm (main, vCPUs, NIC, worker) is under a
 #                seccomp filter (/proc/PID/task/*/status: Seccomp: 2), and the NIC's
 #                --vhost-trace lines are written within its filter
@@ -29,7 +33,7 @@ if [ "${1:-}" = dns ] && [ -z "${LIVENESS_NS:-}" ]; then
     exec env LIVENESS_NS=1 unshare --mount --propagation private bash "$0" "$@"
 fi
 . "$(dirname "$0")/lib.sh"
-case "${1:-}" in stray-byte | stall | dns | sandbox) ;; *) fail "usage: liveness.sh stray-byte|stall|dns|sandbox" ;; esac
+case "${1:-}" in stray-byte | stall | dns | sandbox | sealed) ;; *) fail "usage: liveness.sh stray-byte|stall|dns|sandbox|sealed" ;; esac
 ensure_guest_image
 need_kvm
 VMM_BIN=${VMM_BIN:-$VMM_REPO_ROOT/build/vmm}
@@ -149,6 +153,19 @@ c, _ = s.accept(); print("connected", flush=True); c.close()' >"$dir/listener.lo
     grep -q '"running"\|running' "$dir/status" || fail "the VM is not running"
     sigterm_within 2000
     pass "migrate to an unresolvable name failed cleanly and the VM ran on"
+    ;;
+sealed)
+    start_backend --truncate-memfd
+    # A destination hands its memory table to the backend before the stream arrives.
+    start_vmm --net "vhost-user,socket=$dir/port.sock" --incoming "unix:$dir/mig.sock"
+    wait_grep "$dir/backend.log" "^ftruncate: " 30 "$VMM_PID" ||
+        fail "the backend got no memory table; vmm said: $(tail -n 1 "$dir/vmm.log")"
+    grep "^ftruncate: " "$dir/backend.log"
+    grep -q "^ftruncate: EPERM" "$dir/backend.log" ||
+        fail "the backend could resize guest RAM: its memfd is not sealed"
+    status_within 1000 3
+    sigterm_within 1000
+    pass "a backend cannot resize guest RAM (sealed), and vmm answers on"
     ;;
 sandbox)
     start_backend
