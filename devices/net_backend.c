@@ -175,7 +175,13 @@ static void prepare_memory_job(void *arg)
 {
     struct virtio_net *net = arg;
 
-    if (net->connected)
+    net->memory_ahead = true;
+    net_send_memory_ahead(net);
+}
+
+void net_send_memory_ahead(struct virtio_net *net)
+{
+    if (net->memory_ahead && net->connected)
         net_failed(net, send_mem_table(net), "SET_MEM_TABLE ahead of the migrated guest");
 }
 

@@ -402,6 +402,8 @@ static void net_reconnect(struct virtio_net *net, int fd)
     net_set_link(net, true);
     pr_info("%s: vhost-user backend back on %s (reconnect %u): link up", net->vdev.id,
             net->opts.socket_path, net->reconnects);
+    if (!net_running(net)) /* running: its start sent the table */
+        net_send_memory_ahead(net);
 }
 
 /* vmm asks for no feature a backend request needs (CONFIG, HOST_NOTIFIER, IOTLB): each

@@ -55,6 +55,8 @@ int net_ctrl_position_decode(struct virtio_net *net, uint32_t value);
 
 /* net_backend.c: each returns 0 or -errno; a backend that broke is left to net_failed. */
 int net_start_backend(struct virtio_net *net);
+/* A destination's backend (a new one too) gets the memory table before the start. */
+void net_send_memory_ahead(struct virtio_net *net);
 void net_stop_rings(struct virtio_net *net);
 void net_reset_status(struct virtio_net *net);
 int net_enable_pairs(struct virtio_net *net, unsigned pairs);

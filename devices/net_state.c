@@ -311,6 +311,7 @@ int net_start_loaded(struct virtio_device *vdev)
         return ret;
     }
     net->phase = NET_RUNNING;
+    net->memory_ahead = false; /* from now on a backend gets the table as its rings start */
     if (lost)
         net_lost_backend(net, "it failed while the rings started");
     resume_io(net);

@@ -98,6 +98,9 @@ struct virtio_net {
     bool log_lost; /* ... but a backend that came back meanwhile could not: say so */
     int log_fd;    /* the shared log, kept for a backend that comes back while migrating */
     uint64_t log_size;
+    /* A migration's destination before its start: each backend that attaches gets the
+     * memory table at once (virtio_net_prepare_memory), not after the source stopped. */
+    bool memory_ahead;
     int listen_fd;     /* server: kept for the next backend */
     int retry_fd;      /* client: timerfd pacing reconnects */
     int chan_timer_fd; /* a backend request left half-sent: when to give up on it */

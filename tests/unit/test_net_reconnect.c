@@ -611,6 +611,32 @@ START_TEST(packed_ring_that_memory_cannot_place_keeps_the_link_down)
 }
 END_TEST
 
+/* A migration's destination hands guest RAM's table to its backend while the stream
+ * arrives (virtio_net_prepare_memory); a backend that comes back before the start gets
+ * it at once too, not when the NIC starts after the source stopped. */
+START_TEST(destination_backend_back_gets_the_memory_table_at_once)
+{
+    struct vu_backend *a = &bes[0], *b = &bes[1];
+
+    be_listen(a);
+    be_add(a, VU_WELL, 0, BACKEND_FEATURES);
+    vu_backend_start(a);
+    net_start();
+    ck_assert_int_eq(virtio_net_prepare_memory(&net), 0);
+    pump_until(vu_backend_saw(a, 0, VHOST_USER_SET_MEM_TABLE), WAIT_MS);
+    vu_backend_hangup(a);
+    pump_until(!net.connected, WAIT_MS);
+    vu_backend_stop(a);
+    be_listen(b);
+    be_add(b, VU_WELL, 0, BACKEND_FEATURES);
+    vu_backend_start(b);
+    pump_until(net.connected, WAIT_MS);
+    pump_until(vu_backend_saw(b, 0, VHOST_USER_SET_MEM_TABLE), WAIT_MS);
+    ck_assert_int_eq(net.phase, NET_IDLE); /* no guest start: the table went ahead */
+    expect_logged(0, "error:");
+}
+END_TEST
+
 /* Stops answering at a request of the handshake, or at an ack while the rings start. */
 static const uint32_t stall_at[] = {VHOST_USER_GET_PROTOCOL_FEATURES, VHOST_USER_SET_VRING_ADDR};
 
@@ -1683,6 +1709,7 @@ static Suite *net_reconnect_suite(void)
     tcase_add_test(tc, mem_slots_add_each_region_once_per_connection);
     tcase_add_test(tc, mem_slots_too_few_are_refused);
     tcase_add_test(tc, backend_back_while_migrating_gets_the_log_again);
+    tcase_add_test(tc, destination_backend_back_gets_the_memory_table_at_once);
     tcase_add_test(tc, guest_starts_after_a_reconnect_while_migrating);
     tcase_add_test(tc, backend_back_unable_to_log_fails_the_log_check);
     tcase_add_test(tc, backend_channel_answers_survives_its_close_and_reopens);
