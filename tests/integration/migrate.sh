@@ -8,10 +8,15 @@
 # before the backend filled it, and a page that only the backend wrote never existed;
 # without it the receive pages are written by the backend alone, and only its dirty
 # log can report them. MODEs:
-#   verify      migrate with --verify: every guest page compared (pages-compared is
+#   verify [PAIRS]
+#               migrate with --verify: every guest page compared (pages-compared is
 #               the guest's RAM / 4 KiB) and 0 differing; on the destination the
 #               heartbeat continues from where it was, memtest finds no error, and
-#               the guest keeps receiving packets;
+#               the guest keeps receiving packets; with PAIRS queue pairs (and as many
+#               vCPUs: Linux uses one pair per CPU), every ring logged and restarted;
+#               Then (split rings) the guest goes on once more, from the destination,
+#               started with VMM_TEST_MIGRATION_IGNORE_BACKEND_LOG=1, to a third vmm:
+#               verify must report differing pages, so the check can fail;
 #   ignore-log  the same with VMM_TEST_MIGRATION_IGNORE_BACKEND_LOG=1 on the source
 #               (a test-only switch: the source ignores the backend's dirty log):
 #               verify must report differing pages, so the check can fail;
@@ -38,8 +43,11 @@ need_testpmd
 export RIG_TIMEOUT=${RIG_TIMEOUT:-880}
 guest_test_begin "$0" "$@"
 
-mode=${1:?usage: migrate.sh verify|ignore-log|kill-dest|snapshot|verify-packed [PAIRS]|backend-restart client|server}
+mode=${1:?usage: migrate.sh verify [PAIRS]|ignore-log|kill-dest|snapshot|verify-packed [PAIRS]|backend-restart client|server}
 net_extra= pairs=1 packed=0 vu_client=0
+if [ "$mode" = verify ] && [ "${2:-1}" != 1 ]; then
+    pairs=$2 net_extra=",queues=$2"
+fi
 if [ "$mode" = backend-restart ]; then
     case ${2:-client} in
     client) ;;
@@ -162,9 +170,13 @@ src=$BG_PID
 unset VMM_TEST_MIGRATION_IGNORE_BACKEND_LOG
 # A migration's destination starts now: it connects to its backend and waits for the
 # stream while the source's guest boots (a minute in the rig), not after.
+# In verify mode (split rings) the destination ignores its backend's log when it
+# migrates the guest on (catch_missing_log); the log plays no part in receiving.
 if [ "$mode" != snapshot ]; then
+    [ "$mode" != verify ] || [ "$packed" = 1 ] || export VMM_TEST_MIGRATION_IGNORE_BACKEND_LOG=1
     start_vmm "$dst_log" "$api1" "$sock1" "${dst_boot[@]}" --incoming "$mig_uri"
     dst=$BG_PID
+    unset VMM_TEST_MIGRATION_IGNORE_BACKEND_LOG
 fi
 wait_for 300 "$src_log" '[ "$(last_beat "$src_log")" -ge 3 ] 2>/dev/null && [ "$(last_value "$src_log" RX)" -ge 1000 ] 2>/dev/null'
 echo "ok: source guest up: heartbeat $(last_beat "$src_log"), rx $(last_value "$src_log" RX)"
@@ -224,11 +236,17 @@ print_gap() {
         fail "the destination did not say it completed"
 }
 
-# migrate_bg ARGS...: vmmctl migrate in the background (its PID in ctl, killed with the
-# test's other processes on every path); wait_migrate: its exit status into rc, within
-# SECS (default 600).
+# migrate_bg [--from API URI] ARGS...: vmmctl migrate of the source (or of the VM at
+# API, to URI) in the background, its output in $dir/vmmctl.out (its PID in ctl, killed
+# with the test's other processes on every path); wait_migrate [SECS]: its exit status
+# into rc, within SECS (default 600).
 migrate_bg() {
-    start_bg "$VMMCTL" --api-socket "$api0" migrate "$mig_uri" "$@" >"$dir/vmmctl.out" 2>&1
+    local api=$api0 uri=$mig_uri
+    if [ "$1" = --from ]; then
+        api=$2 uri=$3
+        shift 3
+    fi
+    start_bg "$VMMCTL" --api-socket "$api" migrate "$uri" "$@" >"$dir/vmmctl.out" 2>&1
     ctl=$BG_PID
 }
 wait_migrate() {
@@ -241,6 +259,28 @@ wait_migrate() {
 # backend that came back mid-migration was given the log.
 log_base_after_reconnect() {
     awk '/ -> SET_OWNER/ { n = 0 } / -> SET_LOG_BASE/ { n++ } END { print n + 0 }' "$dir/src.trace"
+}
+
+# The guest once more, from the destination (started with the test-only
+# VMM_TEST_MIGRATION_IGNORE_BACKEND_LOG=1: it ignores its backend's log) to a third vmm
+# on port 0, the precopy throttled to seconds under testpmd's traffic: verify must find
+# the pages testpmd wrote after they were sent (no wait inside vmm). The check can fail.
+catch_missing_log() {
+    local log2=$dir/dst2.log api2=$dir/dst2.api dst2
+    start_vmm "$log2" "$api2" "$sock0" --incoming "unix:$dir/mig2.sock"
+    dst2=$BG_PID
+    wait_for 120 "$log2" "grep -aq 'waiting for a migration on' '$log2'"
+    migrate_bg --from "$api1" "unix:$dir/mig2.sock" --verify --max-bandwidth 32
+    wait_migrate
+    cat "$dir/vmmctl.out"
+    missing_differ=$(grep -ao '[0-9]* differ' "$dir/vmmctl.out" | tail -n 1 | cut -d' ' -f1)
+    [ "$rc" -ne 0 ] || fail "vmmctl exited 0 although the backend's log was ignored"
+    [ -n "$missing_differ" ] && [ "$missing_differ" -gt 0 ] ||
+        fail "without the backend's log, verify found no differing page"
+    echo "ok: without the backend's dirty log, $missing_differ pages differ"
+    # It runs a guest whose pages differ: stopped, its exit status not asked.
+    kill -TERM "$dst2"
+    wait "$dst2" || true
 }
 
 stop_vmm() { # PID API NAME
@@ -275,13 +315,14 @@ verify | ignore-log)
         stop_vmm "$src" "$api0" source
         check_continues "$dst_log" "$beat" "$rx"
         print_gap
+        [ "$packed" = 1 ] || catch_missing_log
         stop_vmm "$dst" "$api1" destination
         if [ "$packed" = 1 ]; then
             grep -a 'are not loaded' "$dst_log" || fail "the destination did not say what it did with --kernel"
             check_packed_trace
             pass "packed rings of 1024 entries, $pairs queue pair(s), the destination on the source's command line plus --incoming: verify found 0 differing pages, the guest went on"
         else
-            pass "migrated under traffic: verify found 0 differing pages, the guest went on"
+            pass "migrated under traffic on $pairs queue pair(s): verify found 0 differing pages, the guest went on; ignoring the backend's log, verify found $missing_differ"
         fi
     else
         [ "$rc" -ne 0 ] || fail "vmmctl exited 0 although pages differ"
