@@ -21,6 +21,18 @@
 
 /* ---- full migrations ---- */
 
+/* src migrating to a new destination d ("mig.sock"), started as start() does. */
+static struct migration *run_begin(struct fake_host *src, struct dest *d, bool verify,
+                                   uint64_t max_bw)
+{
+    struct migration_host h = host_iface(src);
+    struct migration *m = migration_create(&h);
+
+    dest_start(d, "mig.sock", -1);
+    start(m, d->uri, verify, max_bw);
+    return m;
+}
+
 /* Both sides' hosts and the source's migration freed, once the destination joined. */
 static void end_run(struct migration *m, struct dest *d, struct fake_host *src)
 {
@@ -33,7 +45,6 @@ START_TEST(every_writers_pages_arrive)
 {
     struct fake_host src;
     struct dest d;
-    struct migration_host h;
     struct migration_info info;
     struct migration *m;
 
@@ -41,10 +52,7 @@ START_TEST(every_writers_pages_arrive)
     guest_wrote(&src, 8 << 20);
     src.at_harvest = writers_after_first_pass;
     src.at_pause = writers_at_pause;
-    h = host_iface(&src);
-    m = migration_create(&h);
-    dest_start(&d, "mig.sock", -1);
-    start(m, d.uri, true, 0);
+    m = run_begin(&src, &d, true, 0);
     wait_done(m, &info, 30000);
     assert_completed(&info);
     dest_join(&d);
@@ -121,10 +129,7 @@ START_TEST(log_start_gets_a_log_and_log_stop_always_runs)
 
     host_init(&src);
     src.at_harvest = writers_after_first_pass;
-    h = host_iface(&src);
-    m = migration_create(&h);
-    dest_start(&d, "mig.sock", -1);
-    start(m, d.uri, false, 0);
+    m = run_begin(&src, &d, false, 0);
     wait_done(m, &info, 30000);
     assert_completed(&info);
     dest_join(&d);
@@ -148,6 +153,7 @@ START_TEST(log_start_gets_a_log_and_log_stop_always_runs)
         pthread_create(&peer.thread, NULL, closing_thread, &peer);
         src.at_harvest = NULL;
         guest_wrote(&src, 8 << 20);
+        h = host_iface(&src);
         m = migration_create(&h);
         start(m, uri, false, 0);
         wait_done(m, &info, 10000);
@@ -167,7 +173,6 @@ START_TEST(verify_counts_every_page_and_names_a_corrupted_one)
 {
     struct fake_host src;
     struct dest d;
-    struct migration_host h;
     struct migration_info info;
     struct migration *m;
 
@@ -175,10 +180,7 @@ START_TEST(verify_counts_every_page_and_names_a_corrupted_one)
     guest_wrote(&src, 16 << 20);
     src.at_harvest = writers_after_first_pass;
     src.at_pause = unlogged_write_at_pause;
-    h = host_iface(&src);
-    m = migration_create(&h);
-    dest_start(&d, "mig.sock", -1);
-    start(m, d.uri, true, 0);
+    m = run_begin(&src, &d, true, 0);
     wait_done(m, &info, 30000);
     assert_completed(&info);
     dest_join(&d);
@@ -229,7 +231,6 @@ START_TEST(cancel_mid_precopy_leaves_the_source_running)
 {
     struct fake_host src;
     struct dest d;
-    struct migration_host h;
     struct migration_info info;
     struct migration *m;
     char err[128];
@@ -237,10 +238,7 @@ START_TEST(cancel_mid_precopy_leaves_the_source_running)
 
     host_init(&src);
     guest_wrote(&src, RAM); /* 64 MiB at 8 MiB/s: 8 s of precopy */
-    h = host_iface(&src);
-    m = migration_create(&h);
-    dest_start(&d, "mig.sock", -1);
-    start(m, d.uri, false, 8 << 20);
+    m = run_begin(&src, &d, false, 8 << 20);
     /* Bounded, not a fixed sleep: a loaded machine may take longer to get going. */
     for (int i = 0; i < 2000; i++) {
         migration_query(m, &info);
@@ -285,7 +283,6 @@ START_TEST(a_gap_in_a_devices_log_fails_the_migration)
     for (int at_pause = 0; at_pause < 2; at_pause++) {
         struct fake_host src;
         struct dest d;
-        struct migration_host h;
         struct migration_info info;
         struct migration *m;
         char want[160];
@@ -296,10 +293,7 @@ START_TEST(a_gap_in_a_devices_log_fails_the_migration)
             src.at_pause = gap_at_pause;
         else
             src.at_harvest = gap_after_first_pass;
-        h = host_iface(&src);
-        m = migration_create(&h);
-        dest_start(&d, "mig.sock", -1);
-        start(m, d.uri, false, 0);
+        m = run_begin(&src, &d, false, 0);
         wait_done(m, &info, 30000);
         dest_join(&d);
         ck_assert_msg(!strcmp(info.status, "failed"), "gap %s: %s",
