@@ -236,6 +236,12 @@ print_gap() {
         fail "the destination did not say it completed"
 }
 
+# verify_count WORDS: the number before WORDS ("differ", "pages compared") in the last
+# verify result vmmctl printed to $dir/vmmctl.out; empty when there is none.
+verify_count() {
+    grep -ao "[0-9]* $1" "$dir/vmmctl.out" | tail -n 1 | cut -d' ' -f1 || true
+}
+
 # migrate_bg [--from API URI] ARGS...: vmmctl migrate of the source (or of the VM at
 # API, to URI) in the background, its output in $dir/vmmctl.out (its PID in ctl, killed
 # with the test's other processes on every path); wait_migrate [SECS]: its exit status
@@ -273,7 +279,7 @@ catch_missing_log() {
     migrate_bg --from "$api1" "unix:$dir/mig2.sock" --verify --max-bandwidth 32
     wait_migrate
     cat "$dir/vmmctl.out"
-    missing_differ=$(grep -ao '[0-9]* differ' "$dir/vmmctl.out" | tail -n 1 | cut -d' ' -f1)
+    missing_differ=$(verify_count differ)
     [ "$rc" -ne 0 ] || fail "vmmctl exited 0 although the backend's log was ignored"
     [ -n "$missing_differ" ] && [ "$missing_differ" -gt 0 ] ||
         fail "without the backend's log, verify found no differing page"
@@ -303,8 +309,8 @@ verify | ignore-log)
     cat "$dir/vmmctl.out"
     echo "migration took $((SECONDS - start)) s (vmmctl exit $rc)"
     beat=$(last_beat "$src_log") rx=$(last_value "$src_log" RX)
-    differ=$(grep -ao '[0-9]* differ' "$dir/vmmctl.out" | tail -n 1 | cut -d' ' -f1)
-    compared=$(grep -ao '[0-9]* pages compared' "$dir/vmmctl.out" | tail -n 1 | cut -d' ' -f1)
+    differ=$(verify_count differ)
+    compared=$(verify_count 'pages compared')
     [ -n "$differ" ] && [ -n "$compared" ] ||
         { tail -n 20 "$src_log" "$dst_log"; fail "vmmctl printed no verify result"; }
     # A verify that compared fewer pages than the guest has proves nothing of the rest.
@@ -354,8 +360,8 @@ backend-restart)
     wait_migrate
     cat "$dir/vmmctl.out"
     beat=$(last_beat "$src_log") rx=$(last_value "$src_log" RX)
-    compared=$(grep -ao '[0-9]* pages compared' "$dir/vmmctl.out" | tail -n 1 | cut -d' ' -f1)
-    differ=$(grep -ao '[0-9]* differ' "$dir/vmmctl.out" | tail -n 1 | cut -d' ' -f1)
+    compared=$(verify_count 'pages compared')
+    differ=$(verify_count differ)
     check_eq "vmmctl migrate --verify exit status" "$rc" 0
     check_eq "pages compared by verify (the guest's RAM / 4 KiB)" "$compared" "$(guest_pages "$mem")"
     check_eq "pages that differ after the migration" "$differ" 0
